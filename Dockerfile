@@ -1,0 +1,26 @@
+# syntax=docker/dockerfile:1
+# Production image: `docker build -t omnitron-capture .` (see docker-compose.yml).
+
+FROM python:3.11-slim AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+RUN python -m venv /opt/venv
+COPY requirements.lock /tmp/requirements.lock
+RUN /opt/venv/bin/pip install -r /tmp/requirements.lock
+
+FROM python:3.11-slim
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    DJANGO_SETTINGS_MODULE=omnitron.settings.production \
+    HOST=0.0.0.0 \
+    PORT=8000
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin app
+WORKDIR /app
+COPY --from=build /opt/venv /opt/venv
+COPY . .
+# Static files are collected at build time; the key and hosts here serve only this step.
+RUN DJANGO_SECRET_KEY=build-only DJANGO_ALLOWED_HOSTS=localhost \
+    python manage.py collectstatic --noinput -v 0
+USER app
+EXPOSE 8000
+ENTRYPOINT ["scripts/docker-entrypoint.sh"]

@@ -1,0 +1,53 @@
+# The two commands: `make run` serves the app, `make test` checks it.
+# Both create .venv and install requirements-dev.lock on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test lint format lock db-start db-stop db-status db-destroy clean help
+
+help:
+	@echo "make run      serve the app on http://127.0.0.1:8000 (local PostgreSQL unless DATABASE_URL)"
+	@echo "make test     ruff + the whole test suite against a throwaway PostgreSQL"
+	@echo "make lint     ruff check and format check only"
+	@echo "make format   ruff format and fix"
+	@echo "make lock     regenerate requirements*.lock from pyproject.toml"
+	@echo "make db-start|db-stop|db-status|db-destroy   the local PostgreSQL of make run"
+	@echo "make clean    remove .venv and caches (the database stays)"
+
+$(INSTALLED): requirements-dev.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
+	  echo "Could not create a virtualenv: install Python 3.11+ with venv (Debian: apt-get install python3-venv)"; exit 1; }
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.lock
+	@touch $@
+
+run: $(INSTALLED)
+	@scripts/run.sh
+
+test: $(INSTALLED)
+	@scripts/test.sh $(ARGS)
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(INSTALLED)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+lock: $(INSTALLED)
+	$(BIN)/python scripts/lock.py
+
+db-start:
+	@scripts/pg.sh start
+db-stop:
+	@scripts/pg.sh stop
+db-status:
+	@scripts/pg.sh status
+db-destroy:
+	@scripts/pg.sh destroy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles test-artifacts

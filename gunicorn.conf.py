@@ -1,0 +1,14 @@
+"""gunicorn settings, read by `make run` and the Docker image (gunicorn loads this
+file from the working directory). HOST, PORT and WEB_CONCURRENCY override."""
+
+import multiprocessing
+import os
+
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
+# A request never needs this long: the database's own timeouts answer first.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = 20
+keepalive = 5
+# Access lines come from the app's own JSON request log.
+accesslog = None

@@ -1,0 +1,114 @@
+"""One error shape for the whole API, as Omnitron answers:
+
+    {"<field>": ["message"], "code": "..."}
+    {"non_field_errors": ["message"], "code": "..."}
+    {"detail": "message", "code": "..."}
+
+`exception_handler` extends DRF's handler: DRF builds the response, this module
+reshapes the body and turns database failures and unexpected errors into coded
+answers (never an HTML page or a traceback). The capture codes live in
+capture/exceptions.py; the README lists every code."""
+
+import logging
+
+import psycopg2.errors
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+NON_FIELD_ERRORS = api_settings.NON_FIELD_ERRORS_KEY
+
+
+class CodedError(exceptions.APIException):
+    """An API error with a code. `field` picks the body's shape: None answers
+    {"detail": ..., "code": ...}; a field name (or "non_field_errors") answers
+    {field: [...], "code": ...}."""
+
+    field: str | None = None
+
+
+class RequestTooLarge(CodedError):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "request_too_large"
+    default_detail = "The request body is larger than this API accepts."
+
+
+class DatabaseUnavailable(CodedError):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "database_unavailable"
+    default_detail = "The database is not reachable. Retry later."
+
+
+class DatabaseTimeout(CodedError):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "database_timeout"
+    default_detail = "The database did not answer in time. Retry later."
+
+
+class ServerError(CodedError):
+    status_code = status.HTTP_500_INTERNAL_SERVER_ERROR
+    default_code = "server_error"
+    default_detail = "A server error occurred."
+
+
+def first_code(codes) -> str:
+    """The code of the first error, in field order, for the top-level `code`."""
+    if isinstance(codes, dict):
+        for value in codes.values():
+            found = first_code(value)
+            if found:
+                return found
+        return ""
+    if isinstance(codes, list | tuple):
+        for value in codes:
+            found = first_code(value)
+            if found:
+                return found
+        return ""
+    return str(codes)
+
+
+def error_body(exc: exceptions.APIException) -> dict:
+    """The JSON body for an API exception, in one of the three shapes."""
+    if isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail
+        body = dict(detail) if isinstance(detail, dict) else {NON_FIELD_ERRORS: detail}
+        body["code"] = first_code(exc.get_codes()) or "invalid"
+        return body
+    code = first_code(exc.get_codes()) or "error"
+    field = getattr(exc, "field", None)
+    if field:
+        return {field: [exc.detail], "code": code}
+    return {"detail": exc.detail, "code": code}
+
+
+def translate(exc: Exception) -> Exception:
+    """Map non-API exceptions that have a meaning for a client to coded errors."""
+    if isinstance(exc, Http404):
+        return exceptions.NotFound()
+    if isinstance(exc, DjangoPermissionDenied):
+        return exceptions.PermissionDenied()
+    if isinstance(exc, OperationalError | InterfaceError):
+        if isinstance(exc.__cause__, psycopg2.errors.QueryCanceled):
+            return DatabaseTimeout()
+        return DatabaseUnavailable()
+    return exc
+
+
+def exception_handler(exc, context):
+    original, exc = exc, translate(exc)
+    if isinstance(original, DatabaseError) and exc is not original:
+        logger.warning("Database error answered as %s: %s", exc.default_code, original)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        logger.error("Unhandled error in %s", context.get("view"), exc_info=original)
+        exc = ServerError()
+        response = Response(status=exc.status_code)
+    response.data = error_body(exc)
+    return response

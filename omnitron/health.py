@@ -1,0 +1,40 @@
+"""Liveness and readiness, answered before any other middleware (like Sentry's
+health middleware) so load balancer probes skip host checks, sessions and auth."""
+
+from django.db import connection
+from django.http import JsonResponse
+
+LIVENESS_PATH = "/healthz"
+READINESS_PATH = "/readyz"
+
+
+def database_ready() -> bool:
+    try:
+        connection.ensure_connection()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception:  # any failure means "not ready"; the body says why in general terms
+        connection.close()
+        return False
+    return True
+
+
+class HealthCheckMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path == LIVENESS_PATH:
+            return JsonResponse({"status": "ok"})
+        if request.path == READINESS_PATH:
+            if database_ready():
+                return JsonResponse({"status": "ok", "database": "ok"})
+            return JsonResponse(
+                {
+                    "status": "unavailable",
+                    "detail": "The database is not reachable.",
+                    "code": "database_unavailable",
+                },
+                status=503,
+            )
+        return self.get_response(request)

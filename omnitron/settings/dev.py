@@ -1,0 +1,15 @@
+"""Local development: `make run`. DEBUG stays off unless DJANGO_DEBUG=1, so the
+admin's static files are served by whitenoise exactly as in production."""
+
+from .base import *  # noqa: F403
+from .base import env
+
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="dev-only-insecure-key-do-not-use-in-production")
+
+# Serve static files straight from the apps: no collectstatic needed locally.
+WHITENOISE_USE_FINDERS = True
+STATIC_ROOT = None  # nothing collected locally
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

@@ -1,0 +1,25 @@
+"""The test suite: a throwaway PostgreSQL from scripts/test.sh (DATABASE_URL)."""
+
+from .base import *  # noqa: F403
+from .base import env
+
+SECRET_KEY = "test-only-insecure-key"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+
+WHITENOISE_USE_FINDERS = True
+STATIC_ROOT = None  # nothing collected locally
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# Fast hashing: tests create many users.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=0)  # noqa: F405
+# Shorter lock waits keep the lock-timeout tests quick.
+DATABASES["default"]["OPTIONS"] = database_options(  # noqa: F405
+    lock_timeout_ms=env.int("DB_LOCK_TIMEOUT_MS", default=2000),
+    statement_timeout_ms=env.int("DB_STATEMENT_TIMEOUT_MS", default=15000),
+)

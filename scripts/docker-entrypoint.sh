@@ -1,0 +1,11 @@
+#!/bin/sh
+# Container entry point: optional migrations (DJANGO_MIGRATE=1, for a single
+# replica or a one-off job), then gunicorn as PID 1 (gunicorn.conf.py).
+set -e
+if [ "${DJANGO_MIGRATE:-0}" = "1" ]; then
+  python manage.py migrate --noinput
+fi
+if [ "$#" -gt 0 ]; then
+  exec "$@"
+fi
+exec gunicorn omnitron.wsgi

@@ -1,0 +1,221 @@
+"""The ground every issue stands on: health, settings, error shapes, the lock file,
+and `make run` itself (scripts/run.sh) against real PostgreSQL."""
+
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import tomllib
+from pathlib import Path
+
+import psycopg2
+import pytest
+import requests
+from packaging.requirements import Requirement
+
+from tests.live import (
+    ROOT,
+    VENV_BIN,
+    Process,
+    database_url,
+    free_port,
+    gunicorn,
+    server_env,
+    wait_until_ready,
+)
+
+MANAGE = [str(VENV_BIN / "python"), "manage.py"]
+
+
+def test_liveness_answers_without_the_database(client):
+    # No django_db mark: pytest-django fails any database access in this test.
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.django_db
+def test_readiness_checks_the_database(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["database"] == "ok"
+
+
+def test_readiness_is_503_json_when_the_database_is_unreachable():
+    dead = f"postgres://postgres@127.0.0.1:{free_port()}/nothing"
+    with gunicorn(workers=1, env=server_env(DATABASE_URL=dead)) as (base, _):
+        response = requests.get(f"{base}/readyz", timeout=10)
+        assert response.status_code == 503
+        assert response.json()["code"] == "database_unavailable"
+        assert requests.get(f"{base}/healthz", timeout=5).status_code == 200
+
+
+def _manage(*args, **env):
+    return subprocess.run(
+        [*MANAGE, *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, **env},
+    )  # fmt: skip
+
+
+def test_production_settings_pass_the_deploy_check():
+    result = _manage(
+        "check", "--deploy", "--fail-level", "WARNING",
+        DJANGO_SETTINGS_MODULE="omnitron.settings.production",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        DJANGO_ALLOWED_HOSTS="capture.example.com",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    env = {"DJANGO_SETTINGS_MODULE": "omnitron.settings.production"}
+    result = subprocess.run(
+        [*MANAGE, "check"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={k: v for k, v in {**os.environ, **env}.items() if k != "DJANGO_SECRET_KEY"},
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_every_dependency_is_pinned_in_the_lock_files():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for lock, declared in [
+        ("requirements.lock", project["dependencies"]),
+        (
+            "requirements-dev.lock",
+            project["dependencies"] + project["optional-dependencies"]["dev"],
+        ),
+    ]:
+        pins = dict(
+            line.lower().split("==")
+            for line in (ROOT / lock).read_text().splitlines()
+            if "==" in line
+        )
+        for spec in declared:
+            requirement = Requirement(spec)
+            name = requirement.name.lower()
+            pinned = pins.get(name) or pins.get(name.replace("-", "_"))
+            assert pinned, f"{name} is not pinned in {lock}"
+            assert requirement.specifier.contains(pinned), f"{name}=={pinned} breaks {spec}"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("get", "/api/v1/no-such-endpoint/", 404, "not_found"),
+        ("post", "/api/v1/capture-order", 404, "not_found"),  # no redirect that drops the body
+        ("get", "/api/v1/capture-order/", 401, "not_authenticated"),
+    ],
+)
+def test_api_errors_are_json_with_a_code(client, method, path, status, code):
+    response = getattr(client, method)(path)
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["code"] == code
+
+
+@pytest.mark.django_db
+def test_admin_keeps_its_html_pages(client):
+    response = client.get("/admin/no-such-page/")
+    assert response.status_code in (302, 404)
+    assert "application/json" not in response["Content-Type"]
+
+
+# `make run` is scripts/run.sh once the virtualenv exists.
+
+
+def _run_script(**env):
+    return Process(["scripts/run.sh"], env={**os.environ, **{k: str(v) for k, v in env.items()}})
+
+
+def _interrupt(process: Process) -> str:
+    return process.stop(sig=signal.SIGINT, timeout=30)
+
+
+def test_make_run_uses_the_database_of_database_url(transactional_db):
+    name = f"run_check_{secrets.token_hex(4)}"
+    admin = psycopg2.connect(database_url("postgres"))
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    port = free_port()
+    process = _run_script(DATABASE_URL=database_url(name), PORT=port, WEB_CONCURRENCY=1)
+    try:
+        wait_until_ready(f"http://127.0.0.1:{port}/readyz", timeout=60, process=process.popen)
+    finally:
+        output = _interrupt(process)
+    assert "curl" in output, output
+    with psycopg2.connect(database_url(name)) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM orders_order WHERE number LIKE 'DEMO-%%'")
+        assert cursor.fetchone()[0] > 0
+    conn.close()
+    admin.cursor().execute(f"DROP DATABASE {name} WITH (FORCE)")
+    admin.close()
+
+
+def test_make_run_starts_its_own_postgresql_and_keeps_the_data():
+    # Under /tmp itself: as root, the postgres user must reach the data directory.
+    data_dir = Path(tempfile.mkdtemp(prefix="omnitron-run-check-")) / "pgdata"
+    data_dir.parent.chmod(0o755)
+    env = {"PG_DATA_DIR": str(data_dir), "PG_PORT": str(free_port()), "WEB_CONCURRENCY": "1"}
+    clean_env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    try:
+        runs = [
+            (1, r"Demo data: \d+ order\(s\) loaded, 0 already"),
+            (2, r"Demo data: 0 order\(s\) loaded, \d+ already there"),
+        ]
+        for run, expected in runs:
+            port = free_port()
+            process = Process(["scripts/run.sh"], env={**clean_env, **env, "PORT": str(port)})
+            try:
+                wait_until_ready(
+                    f"http://127.0.0.1:{port}/readyz", timeout=60, process=process.popen
+                )
+                assert requests.get(f"http://127.0.0.1:{port}/admin/login/", timeout=5).ok
+                css = requests.get(f"http://127.0.0.1:{port}/static/admin/css/base.css", timeout=5)
+                assert css.status_code == 200
+            finally:
+                output = _interrupt(process)
+            assert re.search(expected, output), f"run {run}: {output}"
+            status = subprocess.run(
+                ["scripts/pg.sh", "status"], cwd=ROOT, env={**clean_env, **env},
+                capture_output=True, text=True,
+            )  # fmt: skip
+            assert status.returncode == 3, f"the database of run {run} is still running"
+    finally:
+        subprocess.run(["scripts/pg.sh", "destroy"], cwd=ROOT, env={**clean_env, **env})
+        shutil.rmtree(data_dir.parent, ignore_errors=True)
+
+
+def test_the_production_image_path_serves_admin_static_files(tmp_path, transactional_db):
+    """What the Dockerfile does, minus Docker: collectstatic, then gunicorn with the
+    production settings and DEBUG off."""
+    env = server_env(
+        DJANGO_SETTINGS_MODULE="omnitron.settings.production",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        DJANGO_ALLOWED_HOSTS="127.0.0.1",
+        DJANGO_SECURE_SSL_REDIRECT="0",
+        DJANGO_STATIC_ROOT=tmp_path / "static",
+    )
+    collected = subprocess.run(
+        [*MANAGE, "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert collected.returncode == 0, collected.stderr
+    with gunicorn(workers=1, env=env) as (base, _):
+        login = requests.get(f"{base}/admin/login/", timeout=5)
+        assert login.status_code == 200
+        stylesheet = re.search(r'href="(/static/admin/css/base\.[0-9a-f]+\.css)"', login.text)
+        assert stylesheet, "the admin should link hashed static files"
+        css = requests.get(base + stylesheet.group(1), timeout=5)
+        assert css.status_code == 200
+        assert "max-age" in css.headers["Cache-Control"]
+        # Behind a TLS-terminating load balancer, responses carry HSTS.
+        proxied = requests.get(
+            f"{base}/admin/login/", headers={"X-Forwarded-Proto": "https"}, timeout=5
+        )
+        assert proxied.headers["Strict-Transport-Security"].startswith("max-age=31536000")
