@@ -1,0 +1,193 @@
+"""The operators' view of orders. Staff see the orders of their channels only
+(superusers see all); what the capture flow owns is read-only."""
+
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.db.models import Count, Q
+
+from capture.admin import CaptureInline
+
+from .models import Channel, ChannelMembership, Customer, Order, OrderItem
+from .selectors import order_item_list_for_user, order_list_for_user
+
+CAPTURE_OWNED = ("captured_at", "attributes", "created_date", "modified_date")
+
+
+@admin.register(Channel)
+class ChannelAdmin(admin.ModelAdmin):
+    list_display = ("id", "name")
+    search_fields = ("name",)
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ("id", "email", "first_name", "last_name")
+    search_fields = ("email", "first_name", "last_name")
+
+
+@admin.register(ChannelMembership)
+class ChannelMembershipAdmin(admin.ModelAdmin):
+    list_display = ("user", "channel")
+    list_filter = ("channel",)
+    list_select_related = ("user", "channel")
+    search_fields = ("user__username",)
+    autocomplete_fields = ("channel",)
+
+
+class ChannelMembershipInline(admin.TabularInline):
+    model = ChannelMembership
+    extra = 0
+    autocomplete_fields = ("channel",)
+
+
+class OperatorUserAdmin(UserAdmin):
+    inlines = [*UserAdmin.inlines, ChannelMembershipInline]
+
+
+User = get_user_model()
+admin.site.unregister(User)
+admin.site.register(User, OperatorUserAdmin)
+
+
+class OrderItemInline(admin.TabularInline):
+    model = OrderItem
+    extra = 0
+    can_delete = False
+    fields = (
+        "id", "product_sku", "status", "price", "retail_price", "price_currency",
+        "attributes", "captured_at",
+    )  # fmt: skip
+    readonly_fields = (
+        "id",
+        "product_sku",
+        "price",
+        "retail_price",
+        "price_currency",
+        *CAPTURE_OWNED,
+    )
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = (
+        "number", "channel", "customer", "status_name", "amount_with_currency",
+        "date_placed", "captured_items",
+    )  # fmt: skip
+    list_filter = ("status", "channel", "currency", "date_placed")
+    search_fields = ("number", "customer__email")
+    list_select_related = ("channel", "customer")
+    date_hierarchy = "date_placed"
+    readonly_fields = ("created_date", "modified_date")
+    raw_id_fields = ("customer",)
+    inlines = [OrderItemInline, CaptureInline]
+    fieldsets = [
+        (None, {"fields": ("number", "channel", "customer", "status", "date_placed")}),
+        (
+            "Amounts",
+            {
+                "fields": (
+                    ("amount", "currency"),
+                    "discount_amount",
+                    "shipping_amount",
+                    "shipping_tax_rate",
+                    "installment_interest_amount",
+                    "shipping_interest_amount",
+                    "refund_amount",
+                    "discount_refund_amount",
+                    "shipping_refund_amount",
+                )  # fmt: skip
+            },
+        ),
+        (
+            "Payment",
+            {
+                "fields": (
+                    "payment_option",
+                    "payment_option_slug",
+                    "bin_number",
+                    "installment",
+                    "installment_count",
+                    "checkout_provider_id",
+                )  # fmt: skip
+            },
+        ),
+        (
+            "Shipping",
+            {
+                "fields": (
+                    "delivery_type",
+                    "shipping_company",
+                    "cargo_company",
+                    "is_send",
+                    "tracking_number",
+                    "defined_tracking_url",
+                    "carrier_shipping_code",
+                    "shipping_option_slug",
+                    "delivery_range",
+                )  # fmt: skip
+            },
+        ),
+        ("Invoice", {"fields": ("invoice_number", "invoice_date", "e_archive_url")}),
+        (
+            "Cancellation",
+            {"fields": ("cancel_status", "cancellation_info"), "classes": ("collapse",)},
+        ),
+        (
+            "Other",
+            {
+                "fields": (
+                    "client_type",
+                    "external_status",
+                    "segment",
+                    "remote_addr",
+                    "language_code",
+                    "has_gift_box",
+                    "gift_box_note",
+                    "notes",
+                    "extra_field",
+                    "created_date",
+                    "modified_date",
+                )  # fmt: skip
+            },
+        ),
+    ]
+
+    def get_queryset(self, request):
+        return (
+            order_list_for_user(user=request.user)
+            .select_related(*self.list_select_related)
+            .annotate(
+                items_total=Count("items"),
+                items_captured=Count("items", filter=Q(items__captured_at__isnull=False)),
+            )
+        )
+
+    @admin.display(description="status", ordering="status")
+    def status_name(self, order):
+        return f"{order.get_status_display()} ({order.status})"
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_with_currency(self, order):
+        return f"{order.amount} {order.currency.upper()}"
+
+    @admin.display(description="captured")
+    def captured_items(self, order):
+        return f"{order.items_captured} / {order.items_total}"
+
+
+@admin.register(OrderItem)
+class OrderItemAdmin(admin.ModelAdmin):
+    list_display = ("id", "order", "product_sku", "status", "price", "captured_at")
+    list_filter = ("status", ("captured_at", admin.EmptyFieldListFilter))
+    search_fields = ("order__number", "product_sku")
+    list_select_related = ("order",)
+    raw_id_fields = ("order",)
+    readonly_fields = CAPTURE_OWNED
+
+    def get_queryset(self, request):
+        return order_item_list_for_user(user=request.user).select_related("order")

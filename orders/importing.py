@@ -1,0 +1,114 @@
+"""Validation of the import format (see orders_import): DRF serializers built from
+the models, strict about unknown keys, with errors named by their path
+(`orders[3].items[1].price: ...`)."""
+
+from rest_framework import serializers
+
+from .models import Order, OrderItem
+
+ORDER_IMPORT_EXCLUDE = {"id", "channel", "customer", "created_date", "modified_date"}
+
+
+class StrictKeysMixin:
+    """Refuse keys the format does not know, instead of silently dropping them."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {key: ["Unknown field."] for key in unknown}, code="unknown_field"
+                )
+        return super().to_internal_value(data)
+
+
+class ChannelImportSerializer(StrictKeysMixin, serializers.Serializer):
+    pk = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+    name = serializers.CharField(max_length=255)
+
+
+class CustomerImportSerializer(StrictKeysMixin, serializers.Serializer):
+    pk = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+    email = serializers.EmailField(max_length=254)
+    first_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+    last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+
+
+class OrderItemImportSerializer(StrictKeysMixin, serializers.ModelSerializer):
+    class Meta:
+        model = OrderItem
+        fields = [
+            "product_sku",
+            "price",
+            "retail_price",
+            "tax_rate",
+            "discount_amount",
+            "price_currency",
+            "status",
+            "attributes",
+            "extra_field",
+        ]
+        # Default to the order's currency and status.
+        extra_kwargs = {"price_currency": {"required": False}, "status": {"required": False}}
+
+    def validate_attributes(self, value):
+        return _json_object(value)
+
+    def validate_extra_field(self, value):
+        return _json_object(value)
+
+
+class OrderImportSerializer(StrictKeysMixin, serializers.ModelSerializer):
+    channel = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+    customer = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+    items = OrderItemImportSerializer(many=True, required=False)
+
+    class Meta:
+        model = Order
+        fields = [
+            "channel",
+            "customer",
+            "items",
+            *(f.name for f in Order._meta.concrete_fields if f.name not in ORDER_IMPORT_EXCLUDE),
+        ]
+        # (channel, number) duplicates are skipped by the import, not refused one query at a time.
+        validators: list = []
+
+    def validate_extra_field(self, value):
+        return _json_object(value)
+
+    def validate_cancellation_info(self, value):
+        return _json_object(value)
+
+    def validate_delivery_range(self, value):
+        return _json_object(value)
+
+
+def _json_object(value):
+    if not isinstance(value, dict):
+        raise serializers.ValidationError("Must be a JSON object.", code="not_an_object")
+    return value
+
+
+def error_lines(errors, path: str = "") -> list[str]:
+    """Flatten DRF's nested errors into `path: message` lines."""
+    if isinstance(errors, dict):
+        lines = []
+        for key, value in errors.items():
+            if isinstance(key, int):  # DRF keys list errors by index
+                child = f"{path}[{key}]"
+            elif key == "non_field_errors":
+                child = path
+            else:
+                child = f"{path}.{key}" if path else key
+            lines += error_lines(value, child)
+        return lines
+    if isinstance(errors, list):
+        if all(isinstance(value, str) for value in errors):
+            return [f"{path}: {value}" for value in errors]
+        lines = []
+        for index, value in enumerate(errors):
+            if value:
+                lines += error_lines(value, f"{path}[{index}]")
+        return lines
+    return [f"{path}: {errors}"]

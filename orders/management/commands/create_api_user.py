@@ -1,0 +1,48 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from orders.services import api_user_create_or_update
+
+
+class Command(BaseCommand):
+    help = (
+        "Create or update an API user and print their token key (alone on stdout). "
+        "Safe to re-run: the user's channels and permissions become what the options say."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("username")
+        channels = parser.add_mutually_exclusive_group()
+        channels.add_argument(
+            "--channel",
+            type=int,
+            action="append",
+            dest="channels",
+            metavar="ID",
+            help="grant the orders of this channel (repeatable)",
+        )
+        channels.add_argument(
+            "--all-channels", action="store_true", help="grant every existing channel"
+        )
+        parser.add_argument(
+            "--no-capture", action="store_true", help="omit the orders.capture_order permission"
+        )
+        parser.add_argument("--password", help="set a password (for login and the admin)")
+        parser.add_argument(
+            "--staff", action="store_true", help="admin access, viewing orders of its channels"
+        )
+        parser.add_argument("--superuser", action="store_true", help="every permission, all orders")
+
+    def handle(self, *args, **options):
+        try:
+            token = api_user_create_or_update(
+                username=options["username"],
+                channel_ids=options["channels"],
+                all_channels=options["all_channels"],
+                can_capture=not options["no_capture"],
+                password=options["password"],
+                staff=options["staff"],
+                superuser=options["superuser"],
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(token.key)

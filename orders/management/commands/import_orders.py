@@ -1,0 +1,47 @@
+import json
+import sys
+from decimal import Decimal
+
+from django.core.management.base import BaseCommand, CommandError
+
+from orders.services import ImportInvalid, orders_import
+
+
+class Command(BaseCommand):
+    help = (
+        "Import channels, customers and orders from a JSON file ('-' reads stdin), all or "
+        "nothing. Prints {created, skipped} as JSON on stdout; messages go to stderr."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", help="path of the JSON file, or - for stdin")
+
+    def handle(self, *args, **options):
+        data = self._read(options["file"])
+        show_progress = self.stderr.isatty()
+        try:
+            result = orders_import(data=data, progress=self._progress if show_progress else None)
+        except ImportInvalid as exc:
+            for line in exc.errors:
+                self.stderr.write(line)
+            raise CommandError(f"Import refused: {len(exc.errors)} invalid record(s).") from exc
+        if show_progress:
+            self.stderr.write("")
+        self.stdout.write(json.dumps(result.as_dict()))
+        self.stderr.write(
+            f"Imported {len(result.created)} order(s), skipped {len(result.skipped)} existing."
+        )
+
+    def _read(self, path):
+        try:
+            if path == "-":
+                return json.load(sys.stdin, parse_float=Decimal)
+            with open(path, encoding="utf-8") as handle:
+                return json.load(handle, parse_float=Decimal)
+        except OSError as exc:
+            raise CommandError(f"Cannot read {path}: {exc}") from exc
+        except ValueError as exc:
+            raise CommandError(f"{path} is not valid JSON: {exc}") from exc
+
+    def _progress(self, stage, done, total):
+        self.stderr.write(f"\r{stage}: {done}/{total}", ending="")

@@ -1,0 +1,155 @@
+"""Orders as Omnitron keeps them: one row per order, one row per unit ordered."""
+
+from django.conf import settings
+from django.db import models
+
+from .enums import CancelStatus, ClientType, Currency, DeliveryType, OrderStatus, ShippingCompany
+
+MONEY = {"max_digits": 12, "decimal_places": 2}
+RATE = {"max_digits": 5, "decimal_places": 2}
+
+
+class Channel(models.Model):
+    """A sales channel (web shop, marketplace, store). Its pk is Omnitron's channel id."""
+
+    id = models.IntegerField(primary_key=True)
+    name = models.CharField(max_length=255)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.name} ({self.pk})"
+
+
+class Customer(models.Model):
+    id = models.IntegerField(primary_key=True)
+    email = models.EmailField(max_length=254, db_index=True)
+    first_name = models.CharField(max_length=150, blank=True)
+    last_name = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return self.email
+
+
+class ChannelMembership(models.Model):
+    """Grants a user the orders of one channel. A user sees only the orders of their
+    channels; a superuser sees all."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="channel_memberships"
+    )
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="memberships")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "channel"], name="uniq_membership_user_channel")
+        ]
+
+    def __str__(self):
+        return f"{self.user} in {self.channel}"
+
+
+class Order(models.Model):
+    """Every property of the seed's `Order`, as a column."""
+
+    number = models.CharField(max_length=128)
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="orders")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
+    date_placed = models.DateTimeField()
+    status = models.CharField(max_length=8, choices=OrderStatus.choices, db_index=True)
+    currency = models.CharField(max_length=3, choices=Currency.choices)
+    amount = models.DecimalField(**MONEY)
+    discount_amount = models.DecimalField(**MONEY, default=0)
+    shipping_amount = models.DecimalField(**MONEY, default=0)
+    shipping_tax_rate = models.DecimalField(**RATE, null=True, blank=True)
+    refund_amount = models.DecimalField(**MONEY, default=0)
+    discount_refund_amount = models.DecimalField(**MONEY, default=0)
+    shipping_refund_amount = models.DecimalField(**MONEY, default=0)
+    installment_interest_amount = models.DecimalField(**MONEY, default=0)
+    shipping_interest_amount = models.DecimalField(**MONEY, default=0)
+
+    # References to Omnitron objects this service does not model: plain ids.
+    payment_option = models.IntegerField(null=True, blank=True)
+    installment = models.IntegerField(null=True, blank=True)
+    cargo_company = models.IntegerField(null=True, blank=True)
+    external_status = models.IntegerField(null=True, blank=True)
+    checkout_provider_id = models.IntegerField(null=True, blank=True)
+
+    payment_option_slug = models.CharField(max_length=128, null=True, blank=True)
+    bin_number = models.CharField(max_length=8, null=True, blank=True)
+    installment_count = models.IntegerField(null=True, blank=True)
+    is_send = models.BooleanField(default=False)
+    delivery_type = models.CharField(
+        max_length=16, choices=DeliveryType.choices, null=True, blank=True
+    )
+    cancel_status = models.CharField(
+        max_length=32, choices=CancelStatus.choices, null=True, blank=True
+    )
+    cancellation_info = models.JSONField(default=dict, blank=True)
+    client_type = models.CharField(
+        max_length=16, choices=ClientType.choices, default=ClientType.DEFAULT
+    )
+    carrier_shipping_code = models.CharField(max_length=255, null=True, blank=True)
+    segment = models.CharField(max_length=255, null=True, blank=True)
+    invoice_number = models.CharField(max_length=255, null=True, blank=True)
+    invoice_date = models.DateTimeField(null=True, blank=True)
+    e_archive_url = models.URLField(max_length=1024, null=True, blank=True)
+    tracking_number = models.CharField(max_length=255, null=True, blank=True)
+    defined_tracking_url = models.URLField(max_length=1024, null=True, blank=True)
+    shipping_company = models.CharField(
+        max_length=32, choices=ShippingCompany.choices, null=True, blank=True
+    )
+    remote_addr = models.GenericIPAddressField(protocol="IPv4", null=True, blank=True)
+    has_gift_box = models.BooleanField(default=False)
+    gift_box_note = models.TextField(null=True, blank=True)
+    language_code = models.CharField(max_length=16, null=True, blank=True)
+    notes = models.TextField(null=True, blank=True)
+    delivery_range = models.JSONField(default=dict, blank=True)
+    shipping_option_slug = models.CharField(max_length=128, null=True, blank=True)
+    extra_field = models.JSONField(default=dict, blank=True)
+
+    created_date = models.DateTimeField(auto_now_add=True)
+    modified_date = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-date_placed", "-id"]
+        # (number, channel): the unique index also serves lookups by number alone.
+        constraints = [
+            models.UniqueConstraint(fields=["number", "channel"], name="uniq_order_number_channel")
+        ]
+        permissions = [("capture_order", "Can capture order items")]
+
+    def __str__(self):
+        return self.number
+
+
+class OrderItem(models.Model):
+    """One unit of a product in an order (quantity 2 is two items), as in Omnitron."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
+    product_sku = models.CharField(max_length=128)
+    price = models.DecimalField(**MONEY, help_text="What the customer pays for this unit.")
+    retail_price = models.DecimalField(**MONEY, default=0)
+    tax_rate = models.DecimalField(**RATE, default=0)
+    discount_amount = models.DecimalField(**MONEY, default=0)
+    price_currency = models.CharField(max_length=3, choices=Currency.choices)
+    status = models.CharField(max_length=8, choices=OrderStatus.choices)
+    attributes = models.JSONField(default=dict, blank=True)
+    extra_field = models.JSONField(default=dict, blank=True)
+    captured_at = models.DateTimeField(null=True, blank=True)
+    created_date = models.DateTimeField(auto_now_add=True)
+    modified_date = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.product_sku} (#{self.pk})"
+
+    @property
+    def is_captured(self) -> bool:
+        return self.captured_at is not None

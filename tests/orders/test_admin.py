@@ -1,0 +1,85 @@
+"""The admin: staff only, channel-scoped, constant queries on the orders list."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from capture.models import Capture
+from tests.factories import ChannelFactory, OrderItemFactory, make_api_user, make_order
+
+
+@pytest.fixture
+def operator(channel):
+    user = make_api_user(channels=[channel], is_staff=True)
+    from django.contrib.auth.models import Permission
+
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_order", "view_orderitem", "view_capture"])
+    )
+    return user
+
+
+def changelist_queries(client, url="/admin/orders/order/"):
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(queries), response
+
+
+def test_orders_list_query_count_does_not_grow_with_rows(client, operator, channel):
+    client.force_login(operator)
+    make_order(channel=channel, items=2)
+    few, _ = changelist_queries(client)
+    for _ in range(15):
+        make_order(channel=channel, items=3)
+    many, response = changelist_queries(client)
+    assert many == few
+    assert response.content.count(b"/ 3") == 15  # captured column: 0 / 3
+
+
+def test_staff_see_only_orders_of_their_channels(client, operator, channel):
+    mine = make_order(channel=channel, number="MINE-1")
+    theirs = make_order(channel=ChannelFactory(), number="THEIRS-1")
+    client.force_login(operator)
+
+    listing = client.get("/admin/orders/order/").content.decode()
+    assert "MINE-1" in listing
+    assert "THEIRS-1" not in listing
+    assert client.get(f"/admin/orders/order/{mine.pk}/change/").status_code == 200
+    assert client.get(f"/admin/orders/order/{theirs.pk}/change/").status_code == 302
+
+
+def test_order_page_shows_items_and_read_only_captures(client, operator, channel):
+    order = make_order(channel=channel, number="SHOW-1", items=0)
+    item = OrderItemFactory(order=order, product_sku="SKU-SHOWN")
+    Capture.objects.create(order=order, user=operator, created_at=order.date_placed,
+                           amount=item.price, currency="try")  # fmt: skip
+    client.force_login(operator)
+
+    page = client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+    assert "SKU-SHOWN" in page
+    assert "50.00" in page
+    assert operator.username in page
+    assert (
+        client.post(f"/admin/capture/capture/{order.captures.get().pk}/delete/").status_code == 403
+    )
+
+
+def test_search_by_number_and_customer_email(client, channel):
+    admin = make_api_user(is_superuser=True, is_staff=True)
+    a = make_order(channel=channel, number="FIND-ME", items=1)
+    make_order(channel=channel, number="OTHER", items=1)
+    client.force_login(admin)
+    assert "FIND-ME" in client.get("/admin/orders/order/?q=FIND").content.decode()
+    by_email = client.get(f"/admin/orders/order/?q={a.customer.email}").content.decode()
+    assert "FIND-ME" in by_email
+    assert "OTHER" not in by_email
+
+
+def test_admin_is_for_staff_only(client, channel):
+    make_order(channel=channel, number="HIDDEN-1")
+    user = make_api_user(channels=[channel], is_staff=False)
+    client.force_login(user)
+    response = client.get("/admin/orders/order/")
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]

@@ -1,0 +1,130 @@
+"""`manage.py import_orders FILE`: the contract every scenario is built with."""
+
+import json
+import subprocess
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from orders.models import Channel, Customer, Order, OrderItem
+from tests.live import ROOT, VENV_BIN, server_env
+
+
+def document(**overrides):
+    data = {
+        "channels": [{"pk": 1, "name": "Web"}],
+        "customers": [
+            {"pk": 10, "email": "ada@example.com", "first_name": "Ada", "last_name": "Lovelace"}
+        ],
+        "orders": [
+            {
+                "number": "ORD-1", "channel": 1, "customer": 10,
+                "date_placed": "2026-11-20T10:00:00Z", "amount": "150.00", "status": "400",
+                "currency": "try", "shipping_company": "aras", "remote_addr": "10.1.2.3",
+                "items": [
+                    {"product_sku": "SKU-1", "price": "50.00", "status": "400",
+                     "attributes": {"color": "red"}},
+                    {"product_sku": "SKU-2", "price": "100.00"},
+                ],
+            },
+            {
+                "number": "ORD-2", "channel": 1, "customer": 10,
+                "date_placed": "2026-11-21T10:00:00+03:00", "amount": "9.99", "status": "500",
+                "currency": "eur", "items": [{"product_sku": "SKU-3", "price": "9.99"}],
+            },
+        ],
+    }  # fmt: skip
+    data.update(overrides)
+    return data
+
+
+def run_import(tmp_path, data):
+    path = tmp_path / "orders.json"
+    path.write_text(json.dumps(data))
+    out, err = StringIO(), StringIO()
+    call_command("import_orders", str(path), stdout=out, stderr=err)
+    return json.loads(out.getvalue()), err.getvalue()
+
+
+def test_import_creates_orders_with_items_and_reports_their_pks(db, tmp_path):
+    result, messages = run_import(tmp_path, document())
+
+    order = Order.objects.get(number="ORD-1")
+    items = list(order.items.order_by("pk"))
+    assert result["skipped"] == []
+    assert result["created"][0] == {
+        "pk": order.pk,
+        "number": "ORD-1",
+        "channel": 1,
+        "items": [{"pk": items[0].pk, "product_sku": "SKU-1"},
+                  {"pk": items[1].pk, "product_sku": "SKU-2"}],
+    }  # fmt: skip
+    assert order.amount == Decimal("150.00")
+    assert order.shipping_company == "aras"
+    assert order.customer.email == "ada@example.com"
+    assert items[0].attributes == {"color": "red"}
+    # Items default to the order's currency and status.
+    assert (items[1].price_currency, items[1].status) == ("try", "400")
+    assert Order.objects.get(number="ORD-2").items.get().price_currency == "eur"
+    assert "Imported 2 order(s)" in messages
+
+
+def test_existing_orders_are_skipped_never_changed(db, tmp_path):
+    run_import(tmp_path, document())
+    changed = document()
+    changed["orders"][0]["amount"] = "999.00"
+    changed["channels"][0]["name"] = "Web Shop"
+
+    result, _ = run_import(tmp_path, changed)
+
+    assert result["created"] == []
+    assert result["skipped"] == [{"number": "ORD-1", "channel": 1},
+                                 {"number": "ORD-2", "channel": 1}]  # fmt: skip
+    assert Order.objects.get(number="ORD-1").amount == Decimal("150.00")
+    assert OrderItem.objects.count() == 3
+    assert Channel.objects.get(pk=1).name == "Web Shop"  # channels are upserted
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda d: d["orders"][1]["items"][0].update(price="abc"),
+         "orders[1].items[0].price: A valid number is required."),
+        (lambda d: d["orders"][0].update(status="999"),
+         'orders[0].status: "999" is not a valid choice.'),
+        (lambda d: d["orders"][0].update(colour="red"), "orders[0].colour: Unknown field."),
+        (lambda d: d["orders"][1].update(channel=7), "orders[1].channel: Unknown channel 7."),
+        (lambda d: d["orders"][1].update(number="ORD-1"),
+         "orders[1].number: Order ORD-1 of channel 1 is also orders[0]."),
+        (lambda d: d["customers"][0].update(email="nope"),
+         "customers[0].email: Enter a valid email address."),
+        (lambda d: d["orders"][0]["items"][0].update(attributes=["red"]),
+         "orders[0].items[0].attributes: Must be a JSON object."),
+    ],
+)  # fmt: skip
+def test_an_invalid_record_refuses_the_whole_file_and_is_named(db, tmp_path, mutate, expected):
+    data = document()
+    mutate(data)
+    path = tmp_path / "orders.json"
+    path.write_text(json.dumps(data))
+    err = StringIO()
+
+    with pytest.raises(CommandError, match="Import refused"):
+        call_command("import_orders", str(path), stdout=StringIO(), stderr=err)
+
+    assert expected in err.getvalue().splitlines()
+    assert (Order.objects.count(), Channel.objects.count(), Customer.objects.count()) == (0, 0, 0)
+
+
+def test_import_reads_stdin_in_a_real_process(transactional_db):
+    result = subprocess.run(
+        [str(VENV_BIN / "python"), "manage.py", "import_orders", "-"],
+        input=json.dumps(document()), cwd=ROOT, env=server_env(),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    created = json.loads(result.stdout)["created"]
+    assert [order["number"] for order in created] == ["ORD-1", "ORD-2"]
+    assert Order.objects.count() == 2

@@ -1,0 +1,77 @@
+"""`manage.py create_api_user`: users, channels, permission, token."""
+
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+
+from orders.models import ChannelMembership
+from tests.factories import ChannelFactory
+
+User = get_user_model()
+
+
+def create(*args):
+    out = StringIO()
+    call_command("create_api_user", *args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def channels_of(username):
+    return set(
+        ChannelMembership.objects.filter(user__username=username).values_list(
+            "channel_id", flat=True
+        )
+    )
+
+
+def test_prints_the_token_alone_and_grants_channels_and_capture(db):
+    a, b = ChannelFactory(), ChannelFactory()
+    out = create("wms", "--channel", str(a.pk), "--channel", str(b.pk))
+
+    user = User.objects.get(username="wms")
+    assert out == f"{user.auth_token.key}\n"
+    assert channels_of("wms") == {a.pk, b.pk}
+    assert user.has_perm("orders.capture_order")
+    assert not user.is_staff
+    assert not user.has_usable_password()
+
+
+def test_rerunning_is_safe_and_makes_the_user_what_the_options_say(db):
+    a, b = ChannelFactory(), ChannelFactory()
+    first = create("wms", "--channel", str(a.pk), "--channel", str(b.pk))
+    second = create("wms", "--channel", str(b.pk), "--no-capture", "--password", "s3cret-pass")
+
+    user = User.objects.get(username="wms")
+    assert first == second  # the same token
+    assert channels_of("wms") == {b.pk}
+    assert not user.has_perm("orders.capture_order")
+    assert user.check_password("s3cret-pass")
+    assert User.objects.filter(username="wms").count() == 1
+
+
+def test_all_channels_and_superuser(db):
+    channels = {ChannelFactory().pk for _ in range(3)}
+    create("ops", "--all-channels", "--superuser")
+
+    user = User.objects.get(username="ops")
+    assert channels_of("ops") == channels
+    assert user.is_superuser
+    assert user.is_staff
+
+
+def test_staff_may_view_orders_in_the_admin(db):
+    create("operator", "--staff", "--password", "pw-operator-1")
+    user = User.objects.get(username="operator")
+    assert user.is_staff
+    assert not user.is_superuser
+    assert user.has_perm("orders.view_order")
+    assert user.has_perm("capture.view_capture")
+    assert not user.has_perm("orders.change_order")
+
+
+def test_unknown_channel_is_refused(db):
+    with pytest.raises(CommandError, match="Unknown channel"):
+        create("wms", "--channel", "424242")
+    assert not User.objects.filter(username="wms").exists()
