@@ -1,0 +1,71 @@
+"""The capture audit in the admin: shown, never added, edited or deleted."""
+
+from django.contrib import admin
+from django.db.models import Prefetch
+
+from orders.selectors import channel_ids_for_user
+
+from .models import Capture, CaptureItem
+
+
+class ReadOnlyMixin:
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class CaptureInline(ReadOnlyMixin, admin.TabularInline):
+    """On the order page: each capture with its user, time, amount and items."""
+
+    model = Capture
+    extra = 0
+    fields = ("id", "user", "created_at", "amount", "currency", "captured_items",
+              "idempotency_key", "request_id")  # fmt: skip
+    readonly_fields = fields
+    show_change_link = True
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("user")
+            .prefetch_related(
+                Prefetch(
+                    "items", queryset=CaptureItem.objects.only("id", "capture_id", "order_item_id")
+                )
+            )
+        )
+
+    @admin.display(description="items")
+    def captured_items(self, capture):
+        return ", ".join(f"#{item.order_item_id}" for item in capture.items.all())
+
+
+class CaptureItemInline(ReadOnlyMixin, admin.TabularInline):
+    model = CaptureItem
+    extra = 0
+    fields = ("order_item", "price", "attributes_before", "attributes_after")
+    readonly_fields = fields
+
+
+@admin.register(Capture)
+class CaptureAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("id", "order", "user", "created_at", "amount", "currency", "idempotency_key")
+    list_select_related = ("order", "user")
+    search_fields = ("order__number", "idempotency_key", "request_id")
+    list_filter = ("created_at",)
+    readonly_fields = ("order", "user", "created_at", "amount", "currency", "idempotency_key",
+                       "request_id")  # fmt: skip
+    fields = readonly_fields
+    inlines = [CaptureItemInline]
+
+    def get_queryset(self, request):
+        captures = super().get_queryset(request)
+        if request.user.is_superuser:
+            return captures
+        return captures.filter(order__channel_id__in=channel_ids_for_user(request.user))

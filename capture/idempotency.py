@@ -1,0 +1,88 @@
+"""Idempotency-Key: the first request with a key that reaches the capture rules
+stores its answer; a retry with the same key and body gets that answer again.
+
+Everything happens inside the capture's own transaction, so a stored answer and
+the capture it describes are committed together or not at all. A transaction-level
+advisory lock on (user, key) tells a concurrent duplicate that the first request is
+still running, without making it wait."""
+
+import hashlib
+import json
+from datetime import timedelta
+
+from django.db import connection
+from django.utils import timezone
+
+from .exceptions import IdempotencyKeyInUse, IdempotencyKeyReused, InvalidIdempotencyKey
+from .models import IdempotencyRecord
+from .rules import IDEMPOTENCY_KEY_TTL_HOURS, MAX_IDEMPOTENCY_KEY_LENGTH
+
+TTL = timedelta(hours=IDEMPOTENCY_KEY_TTL_HOURS)
+
+
+def idempotency_key_parse(raw: str | None) -> str | None:
+    """The header's value, or None when absent. Visible ASCII only, 1 to 255 characters."""
+    if raw is None:
+        return None
+    if not 0 < len(raw) <= MAX_IDEMPOTENCY_KEY_LENGTH or not all(
+        "\x21" <= char <= "\x7e" for char in raw
+    ):
+        raise InvalidIdempotencyKey()
+    return raw
+
+
+def request_fingerprint(payload: dict) -> str:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def _advisory_lock_id(user_id: int, key: str) -> int:
+    digest = hashlib.sha256(f"idempotency:{user_id}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def idempotency_claim(*, user, key: str, fingerprint: str) -> IdempotencyRecord | None:
+    """Within the caller's transaction: the stored answer for this key, or None when the
+    caller goes on to run the capture (and then calls `idempotency_store`).
+
+    Raises IdempotencyKeyReused when the key was used with another body, and
+    IdempotencyKeyInUse when a request with this key is still running."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_advisory_lock_id(user.pk, key)])
+        (locked,) = cursor.fetchone()
+    # A separate statement, so its snapshot sees whatever the lock holder committed.
+    record = IdempotencyRecord.objects.filter(
+        user_id=user.pk, key=key, created_at__gt=timezone.now() - TTL
+    ).first()
+    if record is not None:
+        if record.request_fingerprint != fingerprint:
+            raise IdempotencyKeyReused()
+        return record
+    if not locked:
+        raise IdempotencyKeyInUse()
+    return None
+
+
+def idempotency_store(*, user, key: str, fingerprint: str, status_code: int, body: bytes) -> None:
+    """Store the answer, replacing an expired record of the same key."""
+    record = IdempotencyRecord(
+        user_id=user.pk,
+        key=key,
+        request_fingerprint=fingerprint,
+        status_code=status_code,
+        response_body=body.decode("utf-8"),
+        created_at=timezone.now(),
+    )
+    IdempotencyRecord.objects.bulk_create(
+        [record],
+        update_conflicts=True,
+        unique_fields=["user", "key"],
+        update_fields=["request_fingerprint", "status_code", "response_body", "created_at"],
+    )
+
+
+def idempotency_prune(*, now=None) -> int:
+    """Delete the records older than the TTL; returns how many."""
+    cutoff = (now or timezone.now()) - TTL
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lte=cutoff).delete()
+    return deleted

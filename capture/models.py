@@ -1,0 +1,68 @@
+"""What a capture leaves behind: an audit row per capture, one row per captured
+item, and the stored answers that make retries with an Idempotency-Key safe."""
+
+from django.conf import settings
+from django.db import models
+
+from orders.models import MONEY, Order, OrderItem
+
+
+class Capture(models.Model):
+    """One successful capture request: who captured which items of an order, when,
+    and for how much. Written once, never edited."""
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="captures")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="captures"
+    )
+    created_at = models.DateTimeField()
+    amount = models.DecimalField(**MONEY, help_text="Sum of the captured items' price.")
+    currency = models.CharField(max_length=3)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    request_id = models.CharField(max_length=128, blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"Capture #{self.pk} of {self.order_id}"
+
+
+class CaptureItem(models.Model):
+    """An item captured by a capture. The unique order_item is the database's own
+    guarantee that no item is ever captured twice."""
+
+    capture = models.ForeignKey(Capture, on_delete=models.PROTECT, related_name="items")
+    order_item = models.OneToOneField(
+        OrderItem, on_delete=models.PROTECT, related_name="capture_item"
+    )
+    price = models.DecimalField(**MONEY)
+    attributes_before = models.JSONField(default=dict)
+    attributes_after = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"Item #{self.order_item_id} in capture #{self.capture_id}"
+
+
+class IdempotencyRecord(models.Model):
+    """The stored answer of the first capture request made with a key, per user."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    key = models.CharField(max_length=255)
+    request_fingerprint = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    # The rendered JSON, byte for byte: a replay answers exactly what the first request got.
+    response_body = models.TextField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="uniq_idempotency_user_key")
+        ]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created_idx")]
+
+    def __str__(self):
+        return f"{self.key} ({self.user_id})"

@@ -1,0 +1,29 @@
+"""The capture rules as data: read by the code, quoted by the README and the schema."""
+
+from orders.enums import OrderStatus
+
+# An order can be captured only in these statuses (Omnitron's capturable states).
+CAPTURABLE_ORDER_STATUSES = frozenset(
+    {
+        OrderStatus.APPROVED,
+        OrderStatus.PREPARING,
+        OrderStatus.SHIPPED,
+        OrderStatus.SHIPPED_AND_INFORMED,
+        OrderStatus.READY_FOR_PICKUP,
+        OrderStatus.ATTEMPTED_DELIVERY,
+        OrderStatus.DELIVERED,
+    }
+)
+
+# An item in one of these statuses is never captured, whatever its order's status.
+NON_CAPTURABLE_ITEM_STATUSES = frozenset(
+    {OrderStatus.CANCELLATION_WAITING, OrderStatus.CANCELED, OrderStatus.REFUNDED}
+)
+
+MAX_ITEMS_PER_CAPTURE = 1000
+MAX_ATTRIBUTES_BYTES = 16 * 1024
+MAX_ATTRIBUTES_DEPTH = 32
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+IDEMPOTENCY_KEY_TTL_HOURS = 24
+# Ids are PostgreSQL bigints; anything larger cannot name a row.
+MAX_DB_ID = 2**63 - 1

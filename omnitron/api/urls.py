@@ -1,0 +1,8 @@
+from django.urls import path
+
+from .account_views import ActiveUserView, LoginView
+
+urlpatterns = [
+    path("auth/login/", LoginView.as_view(), name="login"),
+    path("active_user/", ActiveUserView.as_view(), name="active-user"),
+]

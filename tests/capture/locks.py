@@ -1,0 +1,46 @@
+"""Hold PostgreSQL row locks from a connection of the test's own, to make a capture
+wait exactly where a concurrent one would."""
+
+import contextlib
+import time
+
+import psycopg2
+from django.db import connection
+
+
+def _connect():
+    s = connection.settings_dict
+    return psycopg2.connect(host=s["HOST"], port=s["PORT"], user=s["USER"], dbname=s["NAME"])
+
+
+@contextlib.contextmanager
+def holding_order_lock(order):
+    """Lock the order's row FOR UPDATE until the block ends."""
+    conn = _connect()
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT id FROM orders_order WHERE id = %s FOR UPDATE", [order.pk])
+        yield
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+def wait_for_lock_waiters(count: int, timeout: float = 10) -> None:
+    """Wait until `count` backends are waiting for a row lock."""
+    conn = _connect()
+    conn.autocommit = True
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            with conn.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+                if cursor.fetchone()[0] >= count:
+                    return
+            time.sleep(0.02)
+    finally:
+        conn.close()
+    raise TimeoutError(f"{count} lock waiter(s) never appeared")

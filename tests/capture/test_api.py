@@ -1,0 +1,271 @@
+"""The capture endpoint over the Django test client: the answer, authentication and
+access, and one error shape everywhere."""
+
+import json
+import re
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.test import override_settings
+
+from capture.models import Capture, CaptureItem
+from orders.enums import OrderStatus
+from orders.models import OrderItem
+from orders.serializers import ORDER_FIELDS
+from tests.conftest import CAPTURE_URL, capture, client_for
+from tests.factories import ChannelFactory, OrderItemFactory, make_api_user, make_order
+
+
+def test_capture_marks_exactly_the_given_items_and_answers_the_order(api_client, api_user, order):
+    first, second, third = order.items.order_by("pk")
+    before = order.modified_date
+    OrderItem.objects.filter(pk=first.pk).update(attributes={"color": "red", "size": "M"})
+
+    response = api_client.post(
+        CAPTURE_URL,
+        {"order": order.number, "order_items": [
+            {"pk": first.pk, "attributes": {"size": "L", "weight_kg": 1.25}},
+            {"pk": second.pk},
+        ]},
+        format="json",
+    )  # fmt: skip
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert list(body) == ORDER_FIELDS
+    assert len(body) == 47
+    assert body["pk"] == order.pk
+    assert body["number"] == order.number
+    assert body["status"] == "400"
+    first.refresh_from_db()
+    second.refresh_from_db()
+    third.refresh_from_db()
+    assert first.captured_at is not None
+    assert second.captured_at == first.captured_at
+    assert third.captured_at is None
+    assert first.attributes == {"color": "red", "size": "L", "weight_kg": 1.25}
+    assert second.attributes == {}
+    order.refresh_from_db()
+    assert order.status == OrderStatus.APPROVED
+    assert order.modified_date > before
+    assert body["modified_date"] == order.modified_date.isoformat().replace("+00:00", "Z")
+
+
+def test_capture_writes_one_audit_record_with_amount_and_attribute_history(
+    api_client, api_user, order
+):
+    items = list(order.items.order_by("pk"))
+    OrderItem.objects.filter(pk=items[1].pk).update(price=Decimal("19.99"))
+    response = api_client.post(
+        CAPTURE_URL,
+        {"order": order.number, "order_items": [
+            {"pk": items[0].pk, "attributes": {"picked": True}}, {"pk": items[1].pk}]},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="audit-1",
+    )  # fmt: skip
+    assert response.status_code == 200
+
+    record = Capture.objects.get()
+    assert record.order == order
+    assert record.user == api_user
+    assert record.amount == Decimal("69.99")
+    assert record.idempotency_key == "audit-1"
+    captured = {ci.order_item_id: ci for ci in CaptureItem.objects.filter(capture=record)}
+    assert set(captured) == {items[0].pk, items[1].pk}
+    assert captured[items[0].pk].attributes_before == {}
+    assert captured[items[0].pk].attributes_after == {"picked": True}
+    assert captured[items[1].pk].price == Decimal("19.99")
+
+
+def test_answer_types_match_the_seed(api_client, channel):
+    order = make_order(
+        channel=channel, items=1, amount=Decimal("149.99"), shipping_tax_rate=None,
+        discount_amount=Decimal("1234567890.12"), shipping_company="yurtici",
+        remote_addr="10.0.0.1", delivery_range={"start": "2026-11-20T10:00:00Z"},
+    )  # fmt: skip
+    response = capture(api_client, order, [order.items.get().pk])
+    text = response.content.decode()
+    body = response.json()
+
+    # Decimals are JSON numbers whose text is the stored decimal.
+    assert re.search(r'"amount":149\.99[,}]', text)
+    assert re.search(r'"discount_amount":1234567890\.12[,}]', text)
+    assert re.search(r'"shipping_amount":0(\.0+)?[,}]', text)
+    assert body["shipping_tax_rate"] is None
+    # Integer references the order does not have are null.
+    for name in ("payment_option", "installment", "cargo_company", "external_status"):
+        assert body[name] is None
+    assert body["channel"] == channel.pk
+    assert isinstance(body["customer"], int)
+    assert body["shipping_company"] == "yurtici"
+    assert body["remote_addr"] == "10.0.0.1"
+    assert body["client_type"] == "default"
+    assert body["delivery_range"] == {"start": "2026-11-20T10:00:00Z"}
+    assert body["is_send"] is False
+    # Date-times in ISO 8601 with an offset.
+    for name in ("date_placed", "created_date", "modified_date"):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)", body[name])
+
+
+# Authentication and access
+
+
+@pytest.mark.django_db
+def test_no_token_is_401_not_authenticated(client, order):
+    response = client.post(CAPTURE_URL, {}, content_type="application/json")
+    assert response.status_code == 401
+    assert response.json() == {
+        "detail": "Authentication credentials were not provided.",
+        "code": "not_authenticated",
+    }
+    assert response["WWW-Authenticate"] == "Token"
+
+
+@pytest.mark.parametrize("header", ["Token nope", "Token ", "Token a b", "Bearer x"])
+def test_bad_token_is_401(client, order, header):
+    response = client.post(
+        CAPTURE_URL, {}, content_type="application/json", HTTP_AUTHORIZATION=header
+    )
+    assert response.status_code == 401
+    assert response.json()["code"] in {"authentication_failed", "not_authenticated"}
+    assert response["WWW-Authenticate"] == "Token"
+
+
+def test_an_inactive_users_token_stops_working_at_once(api_client, api_user, order):
+    api_user.is_active = False
+    api_user.save()
+    response = capture(api_client, order, [order.items.first().pk])
+    assert response.status_code == 401
+    assert response.json()["code"] == "authentication_failed"
+
+
+def test_without_the_capture_permission_is_403(channel, order):
+    user = make_api_user(channels=[channel], can_capture=False)
+    response = capture(client_for(user), order, [order.items.first().pk])
+    assert response.status_code == 403
+    assert response.json() == {
+        "detail": "You do not have permission to capture orders.",
+        "code": "permission_denied",
+    }
+    assert not OrderItem.objects.filter(captured_at__isnull=False).exists()
+
+
+def test_the_permission_can_come_from_a_group(channel, order):
+    from django.contrib.auth.models import Group
+
+    user = make_api_user(channels=[channel], can_capture=False)
+    group = Group.objects.create(name="warehouse")
+    group.permissions.add(Permission.objects.get(codename="capture_order"))
+    user.groups.add(group)
+    assert capture(client_for(user), order, [order.items.first().pk]).status_code == 200
+
+
+def test_an_order_of_another_channel_is_not_found_never_forbidden(api_client, order):
+    other = make_order(channel=ChannelFactory(), items=1)
+    hidden = capture(api_client, other, [other.items.get().pk])
+    missing = capture(api_client, "NO-SUCH-ORDER", [other.items.get().pk])
+
+    assert hidden.status_code == missing.status_code == 400
+    assert (
+        hidden.json()
+        == missing.json()
+        == {"order": ["Order not found."], "code": "order_not_found"}
+    )
+    assert other.items.get().captured_at is None
+
+
+def test_a_superuser_sees_every_channel(order):
+    admin = make_api_user(is_superuser=True)
+    assert capture(client_for(admin), order, [order.items.first().pk]).status_code == 200
+
+
+# One error shape everywhere
+
+
+def test_malformed_json_is_parse_error(api_client):
+    response = api_client.post(CAPTURE_URL, '{"order": ', content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "parse_error"
+    assert "detail" in response.json()
+
+
+def test_duplicate_json_keys_are_refused(api_client, order):
+    pk = order.items.first().pk
+    body = f'{{"order": "{order.number}", "order": "X", "order_items": [{{"pk": {pk}}}]}}'
+    response = api_client.post(CAPTURE_URL, body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "parse_error"
+
+
+def test_wrong_content_type_is_415(api_client):
+    response = api_client.post(
+        CAPTURE_URL, "order=1", content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 415
+    assert response.json()["code"] == "unsupported_media_type"
+
+
+def test_wrong_method_is_405(api_client):
+    response = api_client.get(CAPTURE_URL)
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+
+
+@override_settings(API_MAX_BODY_BYTES=1024)
+def test_oversized_body_is_413(api_client, order):
+    body = json.dumps(
+        {"order": order.number, "order_items": [{"pk": 1, "attributes": {"x": "y" * 2000}}]}
+    )
+    response = api_client.post(CAPTURE_URL, body, content_type="application/json")
+    assert response.status_code == 413
+    assert response.json()["code"] == "request_too_large"
+
+
+@pytest.mark.urls("tests.capture.failing_urls")
+def test_unexpected_failures_are_500_json_without_a_traceback(api_client):
+    response = api_client.post("/api/v1/boom/", {}, format="json")
+    assert response.status_code == 500
+    assert response.json() == {"detail": "A server error occurred.", "code": "server_error"}
+    assert b"Traceback" not in response.content
+
+
+def test_active_user_answers_the_token_owner(api_client, api_user):
+    response = api_client.get("/api/v1/active_user/")
+    assert response.status_code == 200
+    assert response.json()["username"] == api_user.username
+    assert response.json()["pk"] == api_user.pk
+
+
+def test_login_answers_the_token_and_refuses_bad_credentials(client, api_user):
+    ok = client.post(
+        "/api/v1/auth/login/", {"username": api_user.username, "password": "pw-123456"},
+        content_type="application/json",
+    )  # fmt: skip
+    assert ok.status_code == 200
+    assert ok.json() == {"key": api_user.auth_token.key}
+    for username, password in [(api_user.username, "wrong"), ("nobody", "pw-123456")]:
+        bad = client.post(
+            "/api/v1/auth/login/", {"username": username, "password": password},
+            content_type="application/json",
+        )  # fmt: skip
+        assert bad.status_code == 400
+        assert bad.json() == {
+            "non_field_errors": ["Unable to log in with provided credentials."],
+            "code": "invalid_credentials",
+        }
+
+
+def test_a_capture_after_login_works_with_the_returned_token(client, api_user, order):
+    key = client.post(
+        "/api/v1/auth/login/", {"username": api_user.username, "password": "pw-123456"},
+        content_type="application/json",
+    ).json()["key"]  # fmt: skip
+    response = client.post(
+        CAPTURE_URL,
+        {"order": order.number, "order_items": [{"pk": order.items.first().pk}]},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Token {key}",
+    )
+    assert response.status_code == 200
+    assert OrderItemFactory._meta.model.objects.filter(captured_at__isnull=False).count() == 1

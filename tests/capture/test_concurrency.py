@@ -1,0 +1,73 @@
+"""Concurrent captures on the same and overlapping items: each item is captured
+exactly once, every loser gets already_captured, nobody gets a 5xx or a deadlock."""
+
+import threading
+from collections import Counter
+
+import pytest
+from django.db import connection
+
+from capture.models import CaptureItem
+from orders.models import OrderItem
+from tests.conftest import capture, client_for
+from tests.factories import make_order
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def race(user, requests):
+    """Run (order, pks, key) captures at once from threads; return the responses."""
+    barrier = threading.Barrier(len(requests))
+    responses = [None] * len(requests)
+
+    def run(index, order, pks, key):
+        client = client_for(user)
+        barrier.wait()
+        try:
+            responses[index] = capture(client, order, pks, key=key)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, *r)) for i, r in enumerate(requests)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return responses
+
+
+def test_the_same_items_from_many_requests_are_captured_once(api_user, channel):
+    order = make_order(channel=channel, items=5)
+    pks = list(order.items.values_list("pk", flat=True))
+
+    responses = race(api_user, [(order, pks, None)] * 8)
+
+    codes = Counter(r.status_code for r in responses)
+    assert codes == {200: 1, 400: 7}
+    assert {r.json()["code"] for r in responses if r.status_code == 400} == {"already_captured"}
+    assert CaptureItem.objects.count() == 5
+    assert OrderItem.objects.filter(captured_at__isnull=False).count() == 5
+
+
+def test_overlapping_items_across_orders_are_each_captured_once(api_user, channel):
+    orders = [make_order(channel=channel, items=6) for _ in range(3)]
+    requests = []
+    for order in orders:
+        pks = sorted(order.items.values_list("pk", flat=True))
+        for start in range(0, 5):  # [0,1], [1,2], ... overlapping windows
+            requests.append((order, pks[start : start + 2], None))
+            requests.append((order, pks[start : start + 2], f"key-{order.pk}-{start}"))
+
+    responses = race(api_user, requests)
+
+    assert all(r.status_code < 500 for r in responses)
+    losers = [r for r in responses if r.status_code != 200]
+    assert {r.json()["code"] for r in losers} <= {"already_captured", "order_locked"}
+    won = Counter()
+    for (_order, pks, _key), response in zip(requests, responses, strict=True):
+        if response.status_code == 200:
+            won.update(pks)
+    captured = set(OrderItem.objects.filter(captured_at__isnull=False).values_list("pk", flat=True))
+    assert set(won) == captured
+    assert all(count == 1 for count in won.values())  # no item in two successful answers
+    assert CaptureItem.objects.count() == len(captured)

@@ -1,0 +1,124 @@
+"""Idempotency-Key: replay, reuse with another body, in use, expiry."""
+
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from capture.models import Capture, IdempotencyRecord
+from orders.models import OrderItem
+from tests.capture.locks import holding_order_lock, wait_for_lock_waiters
+from tests.conftest import CAPTURE_URL, capture, client_for
+
+
+def test_a_retry_replays_the_first_answer_exactly(api_client, order):
+    pks = list(order.items.values_list("pk", flat=True))[:2]
+    first = capture(api_client, order, pks, key="retry-1")
+    retry = capture(api_client, order, pks, key="retry-1")
+
+    assert first.status_code == retry.status_code == 200
+    assert retry.content == first.content
+    assert retry["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first
+    assert Capture.objects.count() == 1
+
+
+def test_a_stored_refusal_is_replayed_too(api_client, order):
+    pk = order.items.first().pk
+    assert capture(api_client, order, [pk]).status_code == 200
+    first = capture(api_client, order, [pk], key="late-retry")
+    retry = capture(api_client, order, [pk], key="late-retry")
+    assert first.json()["code"] == "already_captured"
+    assert (retry.status_code, retry.content) == (400, first.content)
+    assert retry["Idempotent-Replayed"] == "true"
+
+
+def test_the_same_key_with_another_body_is_422(api_client, order):
+    first_pk, second_pk, _ = order.items.values_list("pk", flat=True)
+    assert capture(api_client, order, [first_pk], key="k").status_code == 200
+    response = capture(api_client, order, [second_pk], key="k")
+    assert response.status_code == 422
+    assert response.json()["code"] == "idempotency_key_reused"
+    assert OrderItem.objects.get(pk=second_pk).captured_at is None
+
+
+def test_keys_are_per_user(api_client, order, channel):
+    from tests.factories import make_api_user
+
+    other = client_for(make_api_user(channels=[channel]))
+    first_pk, second_pk, _ = order.items.values_list("pk", flat=True)
+    assert capture(api_client, order, [first_pk], key="shared").status_code == 200
+    assert capture(other, order, [second_pk], key="shared").status_code == 200
+
+
+def test_validation_errors_are_not_stored(api_client, order):
+    bad = api_client.post(CAPTURE_URL, {"order": order.number, "order_items": []},
+                          format="json", HTTP_IDEMPOTENCY_KEY="v")  # fmt: skip
+    assert bad.status_code == 400
+    assert not IdempotencyRecord.objects.exists()
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "has space", "tab\there", "ключ"])
+def test_a_malformed_key_is_refused(api_client, order, key):
+    response = capture(api_client, order, [order.items.first().pk], key=key)
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_idempotency_key"
+    assert "detail" in response.json()
+    assert not Capture.objects.exists()
+
+
+def test_expired_keys_are_forgotten_and_pruned(api_client, order):
+    first_pk, second_pk, _ = order.items.values_list("pk", flat=True)
+    capture(api_client, order, [first_pk], key="old")
+    IdempotencyRecord.objects.update(
+        created_at=IdempotencyRecord.objects.get().created_at - timedelta(hours=25)
+    )
+
+    # After 24 hours the key is new again: a different body is no longer "reused".
+    assert capture(api_client, order, [second_pk], key="old").status_code == 200
+    assert IdempotencyRecord.objects.get(key="old").request_fingerprint
+
+    IdempotencyRecord.objects.update(
+        created_at=IdempotencyRecord.objects.get().created_at - timedelta(hours=25)
+    )
+    call_command("prune_idempotency_keys")
+    assert not IdempotencyRecord.objects.exists()
+
+
+def test_a_key_whose_first_request_is_running_is_409_in_use(api_user, order, transactional_db):
+    pk = order.items.first().pk
+    results = {}
+
+    def first_request():
+        results["first"] = capture(client_for(api_user), order, [pk], key="busy")
+        connection.close()
+
+    with holding_order_lock(order):
+        thread = threading.Thread(target=first_request)
+        thread.start()
+        wait_for_lock_waiters(1)
+        second = capture(client_for(api_user), order, [pk], key="busy")
+    thread.join(timeout=30)
+
+    assert second.status_code == 409
+    assert second.json()["code"] == "idempotency_key_in_use"
+    assert results["first"].status_code == 200
+    third = capture(client_for(api_user), order, [pk], key="busy")
+    assert (third.status_code, third.content) == (200, results["first"].content)
+    assert Capture.objects.count() == 1
+
+
+def test_a_lock_held_too_long_is_409_order_locked_and_retryable(api_user, order, transactional_db):
+    pk = order.items.first().pk
+    client = client_for(api_user)
+    with holding_order_lock(order):
+        response = capture(client, order, [pk], key="slow")
+    assert response.status_code == 409
+    assert response.json()["code"] == "order_locked"
+    assert not IdempotencyRecord.objects.exists()  # nothing stored: a retry runs again
+    retry = capture(client, order, [pk], key="slow")
+    assert retry.status_code == 200
+    assert json.loads(retry.content)["number"] == order.number

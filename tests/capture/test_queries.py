@@ -1,0 +1,38 @@
+"""A capture costs a fixed number of SQL statements whatever the item count."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from orders.models import OrderItem
+from tests.conftest import capture
+from tests.factories import OrderItemFactory, make_order
+
+QUERY_BUDGET = 12  # auth included
+
+# Outside a test transaction, as in production: no wrapping savepoints to count.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def order_with(channel, count):
+    order = make_order(channel=channel, items=0)
+    OrderItem.objects.bulk_create(OrderItemFactory.build_batch(count, order=order))
+    return order
+
+
+@pytest.mark.parametrize("key", [None, "with-key"])
+def test_query_count_is_the_same_at_1_10_100_and_1000_items(
+    api_client, channel, key, django_assert_max_num_queries
+):
+    counts = {}
+    for size in (1, 10, 100, 1000):
+        order = order_with(channel, size)
+        pks = list(order.items.values_list("pk", flat=True))
+        with django_assert_max_num_queries(QUERY_BUDGET), CaptureQueriesContext(connection) as q:
+            response = capture(api_client, order, pks, key=f"{key}-{size}" if key else None)
+        assert response.status_code == 200
+        assert OrderItem.objects.filter(order=order, captured_at__isnull=True).count() == 0
+        counts[size] = len(q)
+    assert len(set(counts.values())) == 1, counts
+    # The README states these (BEGIN and COMMIT included).
+    assert counts[1] == (12 if key else 9)

@@ -1,0 +1,196 @@
+"""Every capture rule: 400 with the documented code, and nothing changes."""
+
+import json
+
+import pytest
+
+from capture.models import Capture
+from capture.rules import CAPTURABLE_ORDER_STATUSES
+from orders.enums import OrderStatus
+from orders.models import ChannelMembership, OrderItem
+from tests.conftest import CAPTURE_URL, capture, client_for
+from tests.factories import ChannelFactory, OrderItemFactory, make_api_user, make_order
+
+
+def assert_nothing_captured():
+    assert not OrderItem.objects.filter(captured_at__isnull=False).exists()
+    assert not Capture.objects.exists()
+
+
+def post(client, body):
+    return client.post(CAPTURE_URL, json.dumps(body), content_type="application/json")
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "code"),
+    [
+        ({"order_items": [{"pk": 1}]}, "order", "required"),
+        ({"order": "", "order_items": [{"pk": 1}]}, "order", "blank"),
+        ({"order": None, "order_items": [{"pk": 1}]}, "order", "null"),
+        ({"order": ["A"], "order_items": [{"pk": 1}]}, "order", "invalid"),
+        ({"order": "x" * 129, "order_items": [{"pk": 1}]}, "order", "max_length"),
+        ({"order": "A"}, "order_items", "required"),
+        ({"order": "A", "order_items": []}, "order_items", "empty"),
+        ({"order": "A", "order_items": {"pk": 1}}, "order_items", "not_a_list"),
+        ({"order": "A", "order_items": [{"pk": n} for n in range(1, 1002)]},
+         "order_items", "too_many_items"),
+        ({"order": "A", "order_items": [{"pk": 0}]}, "order_items", "min_value"),
+        ({"order": "A", "order_items": [{"pk": -5}]}, "order_items", "min_value"),
+        ({"order": "A", "order_items": [{"pk": "x"}]}, "order_items", "invalid"),
+        ({"order": "A", "order_items": [{"pk": 2**63}]}, "order_items", "max_value"),
+        ({"order": "A", "order_items": [{}]}, "order_items", "required"),
+        ({"order": "A", "order_items": [5]}, "order_items", "invalid"),
+        ({"order": "A", "order_items": [{"pk": 1, "attributes": ["a"]}]}, "order_items", "not_a_dict"),
+        ({"order": "A", "order_items": [{"pk": 1, "attributes": None}]}, "order_items", "null"),
+        ({"order": "A", "order_items": [{"pk": 1, "attributes": {"k": "v" * 16400}}]},
+         "order_items", "attributes_too_large"),
+        ({"order": "A", "order_items": [{"pk": 1, "attributes": {"k": "a\x00b"}}]},
+         "order_items", "null_characters_not_allowed"),
+        ({"order": "A", "order_items": [{"pk": 1}, {"pk": 2}, {"pk": 1}]},
+         "order_items", "duplicate_order_items"),
+        ({"order": "A", "order_items": [{"pk": 1}], "channel": "web"}, "channel", "invalid"),
+        ({"order": "A", "order_items": [{"pk": 1}], "channel": 0}, "channel", "min_value"),
+    ],
+)  # fmt: skip
+def test_invalid_input_is_a_field_error_with_a_code(api_client, order, body, field, code):
+    response = post(api_client, body)
+    assert response.status_code == 400, response.content
+    data = response.json()
+    assert data["code"] == code
+    assert field in data
+    assert set(data) == {field, "code"}
+    assert_nothing_captured()
+
+
+def test_unknown_order_number_is_order_not_found(api_client, order):
+    response = capture(api_client, "NOPE", [order.items.first().pk])
+    assert response.json() == {"order": ["Order not found."], "code": "order_not_found"}
+
+
+def test_a_number_in_several_of_my_channels_needs_channel(api_client, api_user, channel):
+    second = ChannelFactory()
+    ChannelMembership.objects.create(user=api_user, channel=second)
+    here = make_order(channel=channel, number="TWIN", items=1)
+    there = make_order(channel=second, number="TWIN", items=1)
+
+    ambiguous = capture(api_client, "TWIN", [there.items.get().pk])
+    assert ambiguous.status_code == 400
+    assert ambiguous.json()["code"] == "order_ambiguous"
+    assert list(ambiguous.json()) == ["order", "code"]
+    assert_nothing_captured()
+
+    response = capture(api_client, "TWIN", [there.items.get().pk], channel=second.pk)
+    assert response.status_code == 200
+    assert response.json()["channel"] == second.pk
+    assert here.items.get().captured_at is None
+
+
+def test_channel_narrows_but_never_widens(api_client, order):
+    other = ChannelFactory()
+    make_order(channel=other, number=order.number, items=1)
+    response = capture(api_client, order, [order.items.first().pk], channel=other.pk)
+    assert response.json()["code"] == "order_not_found"
+
+
+@pytest.mark.parametrize(
+    "status", sorted(set(OrderStatus.values) - set(CAPTURABLE_ORDER_STATUSES), key=int)
+)
+def test_an_order_outside_the_capturable_statuses_is_refused(api_client, channel, status):
+    order = make_order(channel=channel, status=status, items=1)
+    response = capture(api_client, order, [order.items.get().pk])
+    assert response.status_code == 400
+    assert response.json() == {
+        "non_field_errors": [f"Order in status {status} cannot be captured."],
+        "code": "order_not_capturable",
+    }
+    assert_nothing_captured()
+
+
+@pytest.mark.parametrize("status", sorted(CAPTURABLE_ORDER_STATUSES, key=int))
+def test_every_capturable_order_status_captures(api_client, channel, status):
+    order = make_order(channel=channel, status=status, items=1)
+    assert capture(api_client, order, [order.items.get().pk]).status_code == 200
+
+
+@pytest.mark.parametrize("status", ["50", "100", "600"])
+def test_items_cancelled_or_refunded_are_refused(api_client, order, status):
+    good, bad, _ = order.items.order_by("pk")
+    OrderItem.objects.filter(pk=bad.pk).update(status=status)
+    response = capture(api_client, order, [good.pk, bad.pk])
+    assert response.status_code == 400
+    assert response.json() == {
+        "order_items": [f"Order items cannot be captured in their status: {bad.pk}."],
+        "code": "order_item_not_capturable",
+    }
+    assert_nothing_captured()
+
+
+def test_an_item_of_another_order_is_not_found_and_named(api_client, channel, order):
+    stranger = make_order(channel=channel, items=2)
+    mine = order.items.first()
+    theirs = sorted(stranger.items.values_list("pk", flat=True))
+    response = capture(api_client, order, [mine.pk, *theirs, 987654321])
+    assert response.status_code == 400
+    named = ", ".join(str(pk) for pk in sorted([*theirs, 987654321]))
+    assert response.json() == {
+        "order_items": [f"Order items not found in this order: {named}."],
+        "code": "order_item_not_found",
+    }
+    assert_nothing_captured()
+
+
+def test_a_second_capture_is_already_captured_never_a_silent_success(api_client, order):
+    first, second, third = order.items.order_by("pk")
+    assert capture(api_client, order, [first.pk, second.pk]).status_code == 200
+
+    response = capture(api_client, order, [third.pk, second.pk, first.pk])
+    assert response.status_code == 400
+    assert response.json() == {
+        "order_items": [f"Order items already captured: {first.pk}, {second.pk}."],
+        "code": "already_captured",
+    }
+    # All or nothing: the capturable third item was not captured either.
+    third.refresh_from_db()
+    assert third.captured_at is None
+    assert Capture.objects.count() == 1
+
+
+def test_checks_run_in_the_documented_order(api_client, channel):
+    """order found > order status > items exist > item status > already captured."""
+    order = make_order(channel=channel, items=3)
+    missing = 987654321
+    cancelled, captured, fine = order.items.order_by("pk")
+    OrderItem.objects.filter(pk=cancelled.pk).update(status="100")
+    assert capture(api_client, order, [captured.pk]).status_code == 200
+    everything_wrong = [fine.pk, captured.pk, cancelled.pk, missing]
+
+    assert capture(api_client, "NOPE", everything_wrong).json()["code"] == "order_not_found"
+    order.status = "100"
+    order.save()
+    assert capture(api_client, order, everything_wrong).json()["code"] == "order_not_capturable"
+    order.status = "400"
+    order.save()
+    assert capture(api_client, order, everything_wrong).json()["code"] == "order_item_not_found"
+    everything_wrong.remove(missing)
+    assert (
+        capture(api_client, order, everything_wrong).json()["code"] == "order_item_not_capturable"
+    )
+    everything_wrong.remove(cancelled.pk)
+    assert capture(api_client, order, everything_wrong).json()["code"] == "already_captured"
+    # Field errors come before any rule, in field order.
+    response = post(api_client, {"order": "", "order_items": [{"pk": 1}, {"pk": 1}]})
+    assert response.json()["code"] == "blank"
+    assert set(response.json()) == {"order", "order_items", "code"}
+
+
+def test_an_item_of_an_order_in_another_channel_stays_hidden(api_client, order):
+    other = make_order(channel=ChannelFactory(), items=1)
+    OrderItemFactory(order=other)
+    response = capture(api_client, order, [other.items.first().pk])
+    assert response.json()["code"] == "order_item_not_found"
+
+
+def test_a_user_without_channels_finds_nothing(order):
+    user = make_api_user()
+    response = capture(client_for(user), order, [order.items.first().pk])
+    assert response.json()["code"] == "order_not_found"
