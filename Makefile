@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint format lock db-start db-stop db-status db-destroy clean help
+.PHONY: run test lint format lock schema db-start db-stop db-status db-destroy clean help
 
 help:
 	@echo "make run      serve the app on http://127.0.0.1:8000 (local PostgreSQL unless DATABASE_URL)"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint     ruff check and format check only"
 	@echo "make format   ruff format and fix"
 	@echo "make lock     regenerate requirements*.lock from pyproject.toml"
+	@echo "make schema  regenerate openapi.yaml from the code"
 	@echo "make db-start|db-stop|db-status|db-destroy   the local PostgreSQL of make run"
 	@echo "make clean    remove .venv and caches (the database stays)"
 
@@ -51,3 +52,7 @@ db-destroy:
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles test-artifacts
+
+schema: $(INSTALLED)
+	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file openapi.yaml
+	@echo "openapi.yaml regenerated"

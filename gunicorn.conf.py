@@ -10,5 +10,14 @@ workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 keepalive = 5
+# gunicorn's largest request line (long filter query strings); headers keep 8190 bytes.
+limit_request_line = 8190
 # Access lines come from the app's own JSON request log.
 accesslog = None
+
+
+def on_starting(server):
+    """Errors gunicorn answers itself are JSON too (workers inherit this)."""
+    from omnitron.gunicorn_errors import install
+
+    install()

@@ -1,11 +1,16 @@
-"""Input serializers of the capture endpoint, mirroring Omnitron's
-CaptureOrderSerializer and CaptureOrderItemSerializer. Field-level checks only;
-the rules that need the database live in capture/services.py."""
+"""Serializers of the capture app: the input of the capture endpoint, mirroring
+Omnitron's CaptureOrderSerializer and CaptureOrderItemSerializer (field-level checks
+only; the rules that need the database live in capture/services.py), and the audit
+records as the read endpoints answer them."""
 
 import json
 
 from rest_framework import serializers
 
+from omnitron.api.serializers import ModelSerializer
+from orders.serializers import JSONObjectField
+
+from .models import Capture, CaptureItem
 from .rules import (
     MAX_ATTRIBUTES_BYTES,
     MAX_ATTRIBUTES_DEPTH,
@@ -101,3 +106,33 @@ class CaptureOrderSerializer(serializers.Serializer):
                 f"Order items listed more than once: {listed}.", code="duplicate_order_items"
             )
         return items
+
+
+# The audit, as the read endpoints answer it.
+
+
+class CaptureItemSerializer(ModelSerializer):
+    order_item = serializers.IntegerField(source="order_item_id", read_only=True)
+    attributes_before = JSONObjectField(read_only=True)
+    attributes_after = JSONObjectField(read_only=True)
+
+    class Meta:
+        model = CaptureItem
+        fields = ["order_item", "price", "attributes_before", "attributes_after"]
+        read_only_fields = fields
+
+
+class CaptureSerializer(ModelSerializer):
+    order = serializers.IntegerField(source="order_id", read_only=True)
+    order_number = serializers.CharField(source="order.number", read_only=True)
+    user = serializers.IntegerField(source="user_id", read_only=True)
+    username = serializers.CharField(source="user.username", read_only=True)
+    items = CaptureItemSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Capture
+        fields = [
+            "pk", "order", "order_number", "user", "username", "created_at", "amount",
+            "currency", "idempotency_key", "request_id", "items",
+        ]  # fmt: skip
+        read_only_fields = fields

@@ -2,7 +2,7 @@
 
 from django.db.models import QuerySet
 
-from .models import Channel, ChannelMembership, Order, OrderItem
+from .models import ChannelMembership, Order, OrderItem
 
 
 def channel_ids_for_user(user) -> QuerySet:
@@ -10,23 +10,26 @@ def channel_ids_for_user(user) -> QuerySet:
     return ChannelMembership.objects.filter(user_id=user.pk).values("channel_id")
 
 
-def order_list_for_user(*, user) -> QuerySet[Order]:
-    """Orders the user may see: those of their channels; every order for a superuser."""
+def order_list_for_user(*, user, filters: dict | None = None) -> QuerySet[Order]:
+    """Orders the user may see: those of their channels; every order for a superuser.
+    Filters: number, channel, status, date_placed__gte, date_placed__lte."""
     orders = Order.objects.all()
-    if user.is_superuser:
-        return orders
-    return orders.filter(channel_id__in=channel_ids_for_user(user))
+    if not user.is_superuser:
+        orders = orders.filter(channel_id__in=channel_ids_for_user(user))
+    filters = dict(filters or {})
+    if "channel" in filters:
+        filters["channel_id"] = filters.pop("channel")
+    return orders.filter(**filters)
 
 
-def order_item_list_for_user(*, user) -> QuerySet[OrderItem]:
+def order_item_list_for_user(*, user, filters: dict | None = None) -> QuerySet[OrderItem]:
+    """Items of the orders the user may see. Filters: order, status, is_captured."""
     items = OrderItem.objects.all()
-    if user.is_superuser:
-        return items
-    return items.filter(order__channel_id__in=channel_ids_for_user(user))
-
-
-def channel_list_for_user(*, user) -> QuerySet[Channel]:
-    channels = Channel.objects.all()
-    if user.is_superuser:
-        return channels
-    return channels.filter(id__in=channel_ids_for_user(user))
+    if not user.is_superuser:
+        items = items.filter(order__channel_id__in=channel_ids_for_user(user))
+    filters = dict(filters or {})
+    if "is_captured" in filters:
+        items = items.filter(captured_at__isnull=not filters.pop("is_captured"))
+    if "order" in filters:
+        filters["order_id"] = filters.pop("order")
+    return items.filter(**filters)

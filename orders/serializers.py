@@ -1,9 +1,13 @@
-"""The seed's `Order`: the one representation of an order on the API (the capture
-answer and the read endpoints)."""
+"""Output serializers of the orders domain. `OrderSerializer` is the seed's `Order`:
+the one representation of an order on the API (the capture answer and the read
+endpoints)."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .models import Order
+from omnitron.api.serializers import ModelSerializer
+
+from .models import Order, OrderItem
 
 # The seed's property order.
 ORDER_FIELDS = [
@@ -19,12 +23,48 @@ ORDER_FIELDS = [
     "notes", "delivery_range", "shipping_option_slug", "created_date", "modified_date",
 ]  # fmt: skip
 
+DATE_TIME = {"type": "string", "format": "date-time"}
 
-class OrderSerializer(serializers.ModelSerializer):
+
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class JSONObjectField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field({"type": "object"})
+class CancellationInfoField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field({"type": "object", "properties": {"start": DATE_TIME, "end": DATE_TIME}})
+class DeliveryRangeField(serializers.JSONField):
+    pass
+
+
+class OrderSerializer(ModelSerializer):
     channel = serializers.IntegerField(source="channel_id", read_only=True)
     customer = serializers.IntegerField(source="customer_id", read_only=True)
+    extra_field = JSONObjectField(read_only=True)
+    cancellation_info = CancellationInfoField(read_only=True)
+    delivery_range = DeliveryRangeField(read_only=True)
 
     class Meta:
         model = Order
         fields = ORDER_FIELDS
         read_only_fields = ORDER_FIELDS
+
+
+class OrderItemSerializer(ModelSerializer):
+    order = serializers.IntegerField(source="order_id", read_only=True)
+    attributes = JSONObjectField(read_only=True)
+    extra_field = JSONObjectField(read_only=True)
+    is_captured = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = OrderItem
+        fields = [
+            "pk", "order", "product_sku", "price", "retail_price", "tax_rate",
+            "discount_amount", "price_currency", "status", "attributes", "extra_field",
+            "is_captured", "captured_at", "created_date", "modified_date",
+        ]  # fmt: skip
+        read_only_fields = fields

@@ -1,7 +1,43 @@
+from urllib.parse import urlsplit
+
 import pytest
+import requests
+from django.test.client import Client
 from rest_framework.test import APIClient
 
+from tests.contract import check_response
 from tests.factories import ChannelFactory, make_api_user, make_order
+
+
+@pytest.fixture(autouse=True)
+def responses_match_the_schema(monkeypatch):
+    """Every API answer in the suite is checked against the generated OpenAPI schema:
+    the Django test client's, and those of live servers on loopback (requests)."""
+    client_request = Client.request
+
+    def checked_client_request(self, **request):
+        response = client_request(self, **request)
+        if not response.streaming:  # static files stream; the API never does
+            check_response(
+                response.request["REQUEST_METHOD"], response.request["PATH_INFO"],
+                response.status_code, response.get("Content-Type", ""), response.content,
+            )  # fmt: skip
+        return response
+
+    session_send = requests.Session.send
+
+    def checked_send(self, prepared, **kwargs):
+        response = session_send(self, prepared, **kwargs)
+        url = urlsplit(prepared.url)
+        if url.hostname == "127.0.0.1" and not kwargs.get("stream"):
+            check_response(
+                prepared.method, url.path, response.status_code,
+                response.headers.get("Content-Type", ""), response.content,
+            )  # fmt: skip
+        return response
+
+    monkeypatch.setattr(Client, "request", checked_client_request)
+    monkeypatch.setattr(requests.Session, "send", checked_send)
 
 
 @pytest.fixture

@@ -219,3 +219,15 @@ def test_the_production_image_path_serves_admin_static_files(tmp_path, transacti
             f"{base}/admin/login/", headers={"X-Forwarded-Proto": "https"}, timeout=5
         )
         assert proxied.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+
+
+def test_errors_gunicorn_answers_itself_are_json_with_a_code(transactional_db):
+    with gunicorn(workers=1) as (base, _):
+        long_url = requests.get(f"{base}/api/v1/orders/?number={'x' * 9000}", timeout=10)
+        big_header = requests.post(
+            f"{base}/api/v1/capture-order/", json={}, timeout=10,
+            headers={"Idempotency-Key": "k" * 10_000},
+        )  # fmt: skip
+    assert (long_url.status_code, long_url.json()["code"]) == (414, "uri_too_long")
+    assert (big_header.status_code, big_header.json()["code"]) == (431, "header_too_large")
+    assert big_header.headers["Content-Type"] == "application/json"

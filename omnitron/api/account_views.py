@@ -9,6 +9,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from .schema import UNAUTHORIZED, UNAVAILABLE, WRITE_ERRORS, field_errors
+
 
 class LoginSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150, trim_whitespace=False)
@@ -38,7 +40,7 @@ class TokenSerializer(serializers.Serializer):
 class ActiveUserSerializer(serializers.Serializer):
     pk = serializers.IntegerField()
     username = serializers.CharField()
-    email = serializers.EmailField(allow_blank=True)
+    email = serializers.CharField(allow_blank=True)
     first_name = serializers.CharField(allow_blank=True)
     last_name = serializers.CharField(allow_blank=True)
     is_staff = serializers.BooleanField()
@@ -54,7 +56,14 @@ class LoginView(APIView):
         description="Exchange a username and password for the user's API token.",
         tags=["Auth"],
         request=LoginSerializer,
-        responses={200: TokenSerializer},
+        responses={
+            200: TokenSerializer,
+            400: field_errors(
+                "Wrong username or password (`code`: `invalid_credentials`, the same answer "
+                "for both), or a missing field."
+            ),
+            **WRITE_ERRORS,
+        },
         auth=[],
     )
     def post(self, request):
@@ -69,7 +78,7 @@ class ActiveUserView(APIView):
         summary="Current user",
         description="The user the token belongs to (omnisdk calls it to validate a token).",
         tags=["Auth"],
-        responses={200: ActiveUserSerializer},
+        responses={200: ActiveUserSerializer, 401: UNAUTHORIZED, 503: UNAVAILABLE},
     )
     def get(self, request):
         return Response(ActiveUserSerializer(request.user).data)

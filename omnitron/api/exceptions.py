@@ -74,11 +74,34 @@ def first_code(codes) -> str:
     return str(codes)
 
 
+def _as_lists(detail):
+    """DRF keys the errors of list entries by index ({"1": {...}}); answer them as
+    Omnitron does, one entry per list item ([{}, {...}])."""
+    if isinstance(detail, dict):
+        if detail and all(isinstance(key, int) for key in detail):
+            return [_as_lists(detail.get(index, {})) for index in range(max(detail) + 1)]
+        return {key: _as_lists(value) for key, value in detail.items()}
+    if isinstance(detail, list):
+        return [_as_lists(value) for value in detail]
+    return detail
+
+
+def _own_errors(errors):
+    """A nested serializer's errors about itself ({"non_field_errors": [...]}, e.g. "not a
+    list") are the field's own messages: {"order_items": ["..."]}."""
+    if isinstance(errors, dict) and list(errors) == [NON_FIELD_ERRORS]:
+        return errors[NON_FIELD_ERRORS]
+    return errors
+
+
 def error_body(exc: exceptions.APIException) -> dict:
     """The JSON body for an API exception, in one of the three shapes."""
     if isinstance(exc, exceptions.ValidationError):
-        detail = exc.detail
-        body = dict(detail) if isinstance(detail, dict) else {NON_FIELD_ERRORS: detail}
+        detail = _as_lists(exc.detail)
+        if isinstance(detail, dict):
+            body = {field: _own_errors(errors) for field, errors in detail.items()}
+        else:
+            body = {NON_FIELD_ERRORS: detail}
         body["code"] = first_code(exc.get_codes()) or "invalid"
         return body
     code = first_code(exc.get_codes()) or "error"

@@ -45,7 +45,7 @@ WSGI_APPLICATION = "omnitron.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "omnitron" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -124,4 +124,32 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Omnitron API",
+    "DESCRIPTION": (
+        "Order capture of Omnitron, Akinon's back office: capture the items of a "
+        "pre-authorised order that were really shipped, picked or weighed. "
+        "Authorize with `Token <key>`; get a key from `POST /api/v1/auth/login/`."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The docs need no login and work offline: Swagger UI and Redoc are served
+    # from this app (drf-spectacular-sidecar), never from a CDN.
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"persistAuthorization": True, "displayOperationId": False},
+    "ENUM_NAME_OVERRIDES": {
+        "ShippingCompany": "orders.enums.ShippingCompany",
+        "OrderStatus": "orders.enums.OrderStatus",
+        "Currency": "orders.enums.Currency",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "omnitron.api.schema.seed_component_names",
+    ],
 }

@@ -1,0 +1,30 @@
+"""Query parameters of the read endpoints, validated like any input: a bad value is
+a 400 field error with a code, never silently ignored. Selectors apply them."""
+
+from rest_framework import serializers
+from rest_framework.fields import empty
+
+from .enums import OrderStatus
+
+MAX_ID = 2**63 - 1
+
+
+class QueryBooleanField(serializers.BooleanField):
+    """A boolean query parameter. DRF reads a missing boolean in form-like input (a
+    query string) as False, like an unticked checkbox; here missing means "no filter"."""
+
+    default_empty_html = empty
+
+
+class OrderFilterSerializer(serializers.Serializer):
+    number = serializers.CharField(required=False, max_length=128)
+    channel = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    status = serializers.ChoiceField(required=False, choices=OrderStatus.choices)
+    date_placed__gte = serializers.DateTimeField(required=False)
+    date_placed__lte = serializers.DateTimeField(required=False)
+
+
+class OrderItemFilterSerializer(serializers.Serializer):
+    order = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    status = serializers.ChoiceField(required=False, choices=OrderStatus.choices)
+    is_captured = QueryBooleanField(required=False)

@@ -1,0 +1,165 @@
+"""Read endpoints: channel-scoped, paginated, filtered, constant query counts."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from orders.models import OrderItem
+from tests.conftest import capture, client_for
+from tests.factories import ChannelFactory, make_api_user, make_order
+
+
+def count_queries(client, url):
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200, response.content
+    return len(queries), response.json()
+
+
+@pytest.fixture
+def foreign(db):
+    """An order with a capture in a channel the api user does not have."""
+    channel = ChannelFactory()
+    order = make_order(channel=channel, number="FOREIGN-1", items=2)
+    owner = make_api_user(channels=[channel])
+    assert capture(client_for(owner), order, [order.items.first().pk]).status_code == 200
+    return order
+
+
+def test_orders_list_is_paginated_and_scoped(api_client, channel, foreign):
+    orders = [make_order(channel=channel, items=1) for _ in range(3)]
+    body = api_client.get("/api/v1/orders/?page_size=2").json()
+    assert body["count"] == 3
+    assert len(body["results"]) == 2
+    assert body["next"].endswith("page=2&page_size=2")
+    assert body["previous"] is None
+    second = api_client.get(body["next"]).json()
+    listed = {o["pk"] for o in body["results"] + second["results"]}
+    assert listed == {o.pk for o in orders}
+    assert api_client.get("/api/v1/orders/?page=9").json()["code"] == "not_found"
+
+
+def test_order_detail_is_the_capture_answer_and_hides_other_channels(api_client, order, foreign):
+    captured = capture(api_client, order, [order.items.first().pk]).json()
+    assert api_client.get(f"/api/v1/orders/{order.pk}/").json() == captured
+    hidden = api_client.get(f"/api/v1/orders/{foreign.pk}/")
+    assert hidden.status_code == 404
+    assert hidden.json() == {"detail": "Not found.", "code": "not_found"}
+    assert api_client.get("/api/v1/orders/99999999/").status_code == 404
+
+
+def test_order_filters(channel):
+    other_channel = ChannelFactory()
+    user = make_api_user(channels=[channel, other_channel])
+    client = client_for(user)
+    now = timezone.now()
+    old = make_order(
+        channel=channel, number="OLD", status="500", date_placed=now - timedelta(days=10)
+    )
+    new = make_order(channel=channel, number="NEW", status="400", date_placed=now)
+    elsewhere = make_order(channel=other_channel, number="NEW", status="400", date_placed=now)
+
+    def numbers(query):
+        return sorted(o["pk"] for o in client.get(f"/api/v1/orders/?{query}").json()["results"])
+
+    assert numbers("number=NEW") == sorted([new.pk, elsewhere.pk])
+    assert numbers(f"number=NEW&channel={other_channel.pk}") == [elsewhere.pk]
+    assert numbers("status=500") == [old.pk]
+    since = (now - timedelta(days=1)).isoformat().replace("+00:00", "Z")
+    assert numbers(f"date_placed__gte={since}") == sorted([new.pk, elsewhere.pk])
+    assert numbers(f"date_placed__lte={since}") == [old.pk]
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "code"),
+    [("status=999", "status", "invalid_choice"), ("channel=abc", "channel", "invalid"),
+     ("date_placed__gte=yesterday", "date_placed__gte", "invalid")],
+)  # fmt: skip
+def test_a_bad_filter_is_a_coded_400(api_client, query, field, code):
+    response = api_client.get(f"/api/v1/orders/?{query}")
+    assert response.status_code == 400
+    assert response.json()["code"] == code
+    assert field in response.json()
+
+
+@pytest.mark.parametrize(
+    ("url", "make_rows"),
+    [
+        ("/api/v1/orders/", lambda channel: make_order(channel=channel, items=2)),
+        ("/api/v1/order_items/", lambda channel: make_order(channel=channel, items=2)),
+    ],
+)
+def test_list_query_counts_do_not_grow_with_the_page_size(api_client, channel, url, make_rows):
+    for _ in range(12):
+        make_rows(channel)
+    small, body = count_queries(api_client, f"{url}?page_size=1")
+    large, body_large = count_queries(api_client, f"{url}?page_size=500")
+    assert len(body["results"]) == 1
+    assert len(body_large["results"]) == body_large["count"] > 10
+    assert small == large
+
+
+def test_order_items_filters_and_fields(api_client, order, foreign):
+    first, second, third = order.items.order_by("pk")
+    OrderItem.objects.filter(pk=third.pk).update(status="100")
+    assert capture(api_client, order, [first.pk]).status_code == 200
+
+    def pks(query):
+        return [i["pk"] for i in api_client.get(f"/api/v1/order_items/?{query}").json()["results"]]
+
+    assert pks(f"order={order.pk}") == [first.pk, second.pk, third.pk]
+    assert pks("is_captured=true") == [first.pk]
+    assert pks("is_captured=false") == [second.pk, third.pk]
+    assert pks("status=100") == [third.pk]
+    assert pks(f"order={foreign.pk}") == []
+    item = api_client.get(f"/api/v1/order_items/{first.pk}/").json()
+    assert item["order"] == order.pk
+    assert item["is_captured"] is True
+    assert item["captured_at"]
+    assert item["price"] == 50.0
+    foreign_item = foreign.items.first().pk
+    assert api_client.get(f"/api/v1/order_items/{foreign_item}/").status_code == 404
+
+
+def test_captures_list_the_audit_with_items(api_client, api_user, order, foreign):
+    first, second, _ = order.items.order_by("pk")
+    capture(api_client, order, [first.pk], key="cap-1")
+    capture(api_client, order, [second.pk])
+
+    body = api_client.get(f"/api/v1/captures/?order={order.pk}").json()
+    assert body["count"] == 2
+    newest, oldest = body["results"]
+    assert oldest["idempotency_key"] == "cap-1"
+    assert oldest["items"] == [
+        {"order_item": first.pk, "price": 50.0, "attributes_before": {}, "attributes_after": {}}
+    ]
+    assert newest["user"] == api_user.pk
+    assert newest["username"] == api_user.username
+    assert newest["amount"] == 50.0
+    assert newest["order_number"] == order.number
+    detail = api_client.get(f"/api/v1/captures/{oldest['pk']}/")
+    assert detail.json() == oldest
+    # The foreign channel's capture is neither listed nor retrievable.
+    assert api_client.get("/api/v1/captures/").json()["count"] == 2
+    foreign_capture = foreign.captures.get().pk
+    assert api_client.get(f"/api/v1/captures/{foreign_capture}/").status_code == 404
+
+
+def test_captures_list_query_count_does_not_grow_with_the_page_size(api_client, channel):
+    for _ in range(6):
+        order = make_order(channel=channel, items=3)
+        capture(api_client, order, list(order.items.values_list("pk", flat=True)))
+    small, _ = count_queries(api_client, "/api/v1/captures/?page_size=1")
+    large, body = count_queries(api_client, "/api/v1/captures/?page_size=100")
+    assert len(body["results"]) == 6
+    assert small == large
+
+
+@pytest.mark.parametrize("url", ["/api/v1/orders/", "/api/v1/order_items/", "/api/v1/captures/"])
+def test_read_endpoints_need_a_token(client, db, url):
+    response = client.get(url)
+    assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"

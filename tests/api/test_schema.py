@@ -1,0 +1,145 @@
+"""The generated OpenAPI schema: committed, valid, faithful to the seed, served offline."""
+
+import json
+import re
+from io import StringIO
+
+import pytest
+import yaml
+from django.core.management import call_command
+
+from tests.api.seed import differences, load_seed, normalize
+from tests.contract import ContractError, check_response, generated_schema
+from tests.live import ROOT
+
+STATUS_CODES = ["50", "100", "200", "300", "350", "400", "450", "500", "510", "520", "540",
+                "544", "545", "546", "547", "550", "600"]  # fmt: skip
+NULL_WHEN_ABSENT = "null when the order has none: this service does not model the object"
+
+# Every way the generated schema may differ from the seed, each with its reason.
+ALLOWED_DIFFERENCES = {
+    ("Order", "status", "enum"): (
+        "the status codes as strings: the seed declares type string but lists integers",
+        STATUS_CODES,
+    ),
+    ("Order", "payment_option", "nullable"): (NULL_WHEN_ABSENT, True),
+    ("Order", "installment", "nullable"): (NULL_WHEN_ABSENT, True),
+    ("Order", "cargo_company", "nullable"): (NULL_WHEN_ABSENT, True),
+    ("Order", "external_status", "nullable"): (NULL_WHEN_ABSENT, True),
+    ("Order", "shipping_company", "nullable"): ("null when no shipping company is set", True),
+    ("Order", "", "required"): (
+        "every property is always present in an answer, so all 47 are required",
+        None,  # checked below: a superset of the seed's six
+    ),
+    ("CaptureOrderSerializer", "", "type"): ("the seed omits `type: object`", "object"),
+    ("CaptureOrderSerializer", "", "required"): (
+        "order and order_items are required (the seed lists no required properties)",
+        ["order", "order_items"],
+    ),
+    ("CaptureOrderSerializer", "channel", "property"): (
+        "extension: picks the order when its number is in several of your channels",
+        "present",
+    ),
+    ("CaptureOrderItemSerializer", "", "type"): ("the seed omits `type: object`", "object"),
+    ("CaptureOrderItemSerializer", "", "required"): ("pk is required", ["pk"]),
+    ("CaptureOrderItemSerializer", "pk", "format"): (
+        "item ids are PostgreSQL bigints: at most 2**63 - 1",
+        "int64",
+    ),
+}
+
+
+def test_the_committed_openapi_yaml_is_what_the_code_generates(tmp_path):
+    generated = tmp_path / "openapi.yaml"
+    call_command("spectacular", "--file", str(generated), "--validate", "--fail-on-warn")
+    committed = (ROOT / "openapi.yaml").read_text()
+    assert generated.read_text() == committed, "openapi.yaml is stale: run `make schema`"
+
+
+def test_the_schema_matches_the_seed_except_for_the_allowed_differences():
+    found = differences(generated_schema(), load_seed())
+    unexpected = {key: value for key, value in found.items() if key not in ALLOWED_DIFFERENCES}
+    assert unexpected == {}
+    for key, (reason, ours) in ALLOWED_DIFFERENCES.items():
+        assert reason
+        assert key in found, f"{key} no longer differs: drop it from the allow-list"
+        if ours is not None:
+            assert found[key][0] == ours, key
+
+
+def test_order_requires_all_that_the_seed_requires_and_has_all_47_properties():
+    order = generated_schema()["components"]["schemas"]["Order"]
+    seed_order = load_seed()["components"]["schemas"]["Order"]
+    assert set(seed_order["required"]) <= set(order["required"])
+    assert list(order["properties"]) == list(seed_order["properties"])
+
+
+def test_the_comparison_notices_a_difference():
+    schema = json.loads(json.dumps(generated_schema()))
+    schema["components"]["schemas"]["Order"]["properties"]["amount"]["type"] = "string"
+    assert ("Order", "amount", "type") in differences(schema, load_seed())
+    assert normalize({"type": "integer", "nullable": True}, {})["nullable"] is True
+
+
+def test_the_capture_operation_documents_what_the_service_adds():
+    operation = generated_schema()["paths"]["/api/v1/capture-order/"]["post"]
+    assert set(operation["responses"]) >= {
+        "200",
+        "400",
+        "401",
+        "403",
+        "409",
+        "413",
+        "415",
+        "422",
+        "503",
+    }
+    assert operation["responses"]["409"]["content"]["application/json"]["schema"]["properties"][
+        "code"]["enum"] == ["order_locked", "idempotency_key_in_use"]  # fmt: skip
+    header = [p for p in operation["parameters"] if p["in"] == "header"]
+    assert header[0]["name"] == "Idempotency-Key"
+    paths = generated_schema()["paths"]
+    for path in ["/api/v1/auth/login/", "/api/v1/orders/", "/api/v1/orders/{id}/",
+                 "/api/v1/order_items/", "/api/v1/captures/{id}/"]:  # fmt: skip
+        assert path in paths
+
+
+def test_the_contract_check_fails_an_answer_that_breaks_the_schema():
+    body = json.dumps({"pk": 1, "status": 400}).encode()
+    with pytest.raises(ContractError, match="breaks the schema"):
+        check_response("GET", "/api/v1/orders/1/", 200, "application/json", body)
+    with pytest.raises(ContractError, match="not documented"):
+        check_response("GET", "/api/v1/orders/1/", 418, "application/json", b"{}")
+    with pytest.raises(ContractError, match="not JSON"):
+        check_response("GET", "/api/v1/orders/", 500, "text/html", b"<h1>oops</h1>")
+
+
+@pytest.mark.django_db
+def test_schema_is_served_as_yaml_and_json_without_auth(client):
+    as_yaml = client.get("/api/schema/", HTTP_AUTHORIZATION="Token not-a-real-token")
+    assert as_yaml.status_code == 200
+    assert yaml.safe_load(as_yaml.content)["info"]["title"] == "Omnitron API"
+    as_json = client.get("/api/schema/?format=json")
+    assert as_json.status_code == 200
+    assert json.loads(as_json.content)["paths"]["/api/v1/capture-order/"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("page", ["/api/docs/", "/api/redoc/"])
+def test_docs_pages_load_only_from_this_service(client, page):
+    response = client.get(page)
+    assert response.status_code == 200
+    html = response.content.decode()
+    # No CDN: every script, stylesheet and icon comes from this app's static files.
+    external = re.findall(r'(?:src|href)="(https?://[^"]+)"', html)
+    assert external == []
+    assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
+    assert assets
+    for asset in assets:
+        assert client.get(asset).status_code == 200, asset
+
+
+def test_spectacular_validation_is_clean():
+    out = StringIO()
+    call_command("spectacular", "--validate", "--fail-on-warn", stdout=out)
+    assert "openapi: 3.0.3" in out.getvalue()
