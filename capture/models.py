@@ -25,7 +25,7 @@ class Capture(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self):
-        return f"Capture #{self.pk} of {self.order_id}"
+        return f"Capture #{self.pk}"
 
 
 class CaptureItem(models.Model):

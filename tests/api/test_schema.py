@@ -129,6 +129,7 @@ def test_schema_is_served_as_yaml_and_json_without_auth(client):
 def test_docs_pages_load_only_from_this_service(client, page):
     response = client.get(page)
     assert response.status_code == 200
+    assert "default-src 'self'" in response["Content-Security-Policy"]
     html = response.content.decode()
     # No CDN: every script, stylesheet and icon comes from this app's static files.
     external = re.findall(r'(?:src|href)="(https?://[^"]+)"', html)
