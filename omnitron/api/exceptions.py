@@ -18,7 +18,6 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
-from rest_framework.views import exception_handler as drf_exception_handler
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +124,10 @@ def translate(exc: Exception) -> Exception:
 
 
 def exception_handler(exc, context):
+    # Imported here: rest_framework.views loads the API settings, whose parser is
+    # omnitron.api.parsers, which needs this module.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     original, exc = exc, translate(exc)
     if isinstance(original, DatabaseError) and exc is not original:
         logger.warning("Database error answered as %s: %s", exc.default_code, original)

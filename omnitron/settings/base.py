@@ -84,6 +84,9 @@ DATABASES["default"].update(
     }
 )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Plan the hot statements once per connection (omnitron/prepared.py). Set 0 behind a
+# pooler in transaction mode (PgBouncer), where sessions are not the app's own.
+DB_PREPARED_STATEMENTS = env.bool("DB_PREPARED_STATEMENTS", default=True)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
