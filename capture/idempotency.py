@@ -8,10 +8,13 @@ still running, without making it wait."""
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import connection
 from django.utils import timezone
+
+from omnitron.prepared import PreparedStatement
 
 from .exceptions import IdempotencyKeyInUse, IdempotencyKeyReused, InvalidIdempotencyKey
 from .models import IdempotencyRecord
@@ -41,23 +44,56 @@ def _advisory_lock_id(user_id: int, key: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def idempotency_claim(*, user, key: str, fingerprint: str) -> IdempotencyRecord | None:
+RECORDS = IdempotencyRecord._meta.db_table
+
+TRY_LOCK = PreparedStatement(
+    "omnitron_idempotency_lock", "SELECT pg_try_advisory_xact_lock(%(id)s)"
+)
+READ = PreparedStatement(
+    "omnitron_idempotency_read",
+    f"""
+    SELECT request_fingerprint, status_code, response_body FROM {RECORDS}
+     WHERE user_id = %(user)s AND key = %(key)s AND created_at > %(since)s
+    """,
+)
+STORE = PreparedStatement(
+    "omnitron_idempotency_store",
+    f"""
+    INSERT INTO {RECORDS}
+           (user_id, key, request_fingerprint, status_code, response_body, created_at)
+    VALUES (%(user)s, %(key)s, %(fingerprint)s, %(status)s, %(body)s, %(now)s)
+    ON CONFLICT (user_id, key) DO UPDATE
+       SET request_fingerprint = EXCLUDED.request_fingerprint,
+           status_code = EXCLUDED.status_code,
+           response_body = EXCLUDED.response_body,
+           created_at = EXCLUDED.created_at
+    """,
+)
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    status_code: int
+    body: bytes
+
+
+def idempotency_claim(*, user, key: str, fingerprint: str) -> StoredAnswer | None:
     """Within the caller's transaction: the stored answer for this key, or None when the
     caller goes on to run the capture (and then calls `idempotency_store`).
 
     Raises IdempotencyKeyReused when the key was used with another body, and
     IdempotencyKeyInUse when a request with this key is still running."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_advisory_lock_id(user.pk, key)])
+        TRY_LOCK.execute(cursor, {"id": _advisory_lock_id(user.pk, key)})
         (locked,) = cursor.fetchone()
-    # A separate statement, so its snapshot sees whatever the lock holder committed.
-    record = IdempotencyRecord.objects.filter(
-        user_id=user.pk, key=key, created_at__gt=timezone.now() - TTL
-    ).first()
-    if record is not None:
-        if record.request_fingerprint != fingerprint:
+        # A separate statement, so its snapshot sees whatever the lock holder committed.
+        READ.execute(cursor, {"user": user.pk, "key": key, "since": timezone.now() - TTL})
+        row = cursor.fetchone()
+    if row is not None:
+        stored_fingerprint, status_code, body = row
+        if stored_fingerprint != fingerprint:
             raise IdempotencyKeyReused()
-        return record
+        return StoredAnswer(status_code, body.encode("utf-8"))
     if not locked:
         raise IdempotencyKeyInUse()
     return None
@@ -65,20 +101,18 @@ def idempotency_claim(*, user, key: str, fingerprint: str) -> IdempotencyRecord 
 
 def idempotency_store(*, user, key: str, fingerprint: str, status_code: int, body: bytes) -> None:
     """Store the answer, replacing an expired record of the same key."""
-    record = IdempotencyRecord(
-        user_id=user.pk,
-        key=key,
-        request_fingerprint=fingerprint,
-        status_code=status_code,
-        response_body=body.decode("utf-8"),
-        created_at=timezone.now(),
-    )
-    IdempotencyRecord.objects.bulk_create(
-        [record],
-        update_conflicts=True,
-        unique_fields=["user", "key"],
-        update_fields=["request_fingerprint", "status_code", "response_body", "created_at"],
-    )
+    with connection.cursor() as cursor:
+        STORE.execute(
+            cursor,
+            {
+                "user": user.pk,
+                "key": key,
+                "fingerprint": fingerprint,
+                "status": status_code,
+                "body": body.decode("utf-8"),
+                "now": timezone.now(),
+            },
+        )
 
 
 def idempotency_prune(*, now=None) -> int:

@@ -1,25 +1,24 @@
 """Capture: the rules and the transaction that marks order items captured.
 
-One transaction per request, in this order (Saleor's actions): lock the order row,
-lock the items by pk, check every rule under the locks, write the items, the audit
-rows and the order's modified_date with bulk statements, read the order back. The
-number of SQL statements does not depend on the number of items."""
+One transaction per request, in this order (Saleor's actions): lock the order row
+then the items by pk, check every rule under the locks, then write the items, the
+audit rows and the order's modified_date and read the order back. Two statements
+(capture/sql.py), whatever the number of items."""
 
-import json
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
 import psycopg2.errors
-from django.db import OperationalError, connection, transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 
 from omnitron.api.exceptions import error_body
-from orders.models import Order, OrderItem
-from orders.selectors import order_list_for_user
+from orders.models import Order
 from orders.serializers import OrderSerializer
 
+from . import sql
 from .exceptions import (
     AlreadyCaptured,
     CaptureError,
@@ -31,7 +30,6 @@ from .exceptions import (
     OrderNotFound,
 )
 from .idempotency import idempotency_claim, idempotency_store, request_fingerprint
-from .models import Capture, CaptureItem
 from .rules import CAPTURABLE_ORDER_STATUSES, NON_CAPTURABLE_ITEM_STATUSES
 
 _renderer = JSONRenderer()
@@ -97,9 +95,7 @@ def _order_capture_idempotent(*, user, idempotency_key: str, **capture_args) -> 
     with transaction.atomic():
         stored = idempotency_claim(**store)
         if stored is not None:
-            return CaptureResult(
-                stored.status_code, stored.response_body.encode("utf-8"), replayed=True
-            )
+            return CaptureResult(stored.status_code, stored.body, replayed=True)
         try:
             order = _capture_items(user=user, idempotency_key=idempotency_key, **capture_args)
         except CaptureError as exc:
@@ -114,17 +110,18 @@ def _order_capture_idempotent(*, user, idempotency_key: str, **capture_args) -> 
 
 
 def _capture_items(*, user, order_number, items, channel, idempotency_key, request_id) -> Order:
-    order = _lock_order(user=user, order_number=order_number, channel=channel)
+    given = {item.pk: item for item in items}
+    orders, locked = sql.lock_order_and_items(
+        user=user, number=order_number, channel=channel, pks=list(given)
+    )
+    if not orders:
+        # Orders of other channels are not found: the answer never tells they exist.
+        raise OrderNotFound()
+    if len(orders) > 1:
+        raise OrderAmbiguous()
+    order = orders[0]
     if order.status not in CAPTURABLE_ORDER_STATUSES:
         raise OrderNotCapturable(order.status)
-
-    given = {item.pk: item for item in items}
-    locked = list(
-        OrderItem.objects.select_for_update()
-        .filter(order_id=order.pk, pk__in=list(given))
-        .order_by("pk")
-        .only("pk", "status", "price", "attributes", "captured_at")
-    )
     if missing := given.keys() - {item.pk for item in locked}:
         raise OrderItemNotFound(missing)
     if refused := [item.pk for item in locked if item.status in NON_CAPTURABLE_ITEM_STATUSES]:
@@ -132,77 +129,15 @@ def _capture_items(*, user, order_number, items, channel, idempotency_key, reque
     if captured := [item.pk for item in locked if item.captured_at is not None]:
         raise AlreadyCaptured(captured)
 
-    now = timezone.now()
-    audit = []
-    for item in locked:
-        before = item.attributes
-        changes = given[item.pk].attributes
-        after = {**before, **changes} if changes else before
-        audit.append((item, before, after))
-        item.attributes = after
-    _mark_captured(locked, now)
-    capture = Capture.objects.create(
+    return sql.write_capture(
         order=order,
-        user=user,
-        created_at=now,
+        user_id=user.pk,
+        now=timezone.now(),
         amount=sum((item.price for item in locked), Decimal("0.00")),
-        currency=order.currency,
         idempotency_key=idempotency_key,
         request_id=request_id,
+        changes={item.pk: given[item.pk].attributes for item in locked},
     )
-    CaptureItem.objects.bulk_create(
-        CaptureItem(
-            capture=capture,
-            order_item_id=item.pk,
-            price=item.price,
-            attributes_before=before,
-            attributes_after=after,
-        )
-        for item, before, after in audit
-    )
-    return _touch_and_read_back(order, now)
-
-
-def _lock_order(*, user, order_number: str, channel: int | None) -> Order:
-    """Find the order among the user's channels and lock its row. Orders of other
-    channels are not found, so the answer never tells that they exist."""
-    orders = order_list_for_user(user=user).filter(number=order_number)
-    if channel is not None:
-        orders = orders.filter(channel_id=channel)
-    # At most two rows, locked in pk order like every other order lock.
-    found = list(orders.select_for_update().order_by("pk").only("pk", "status", "currency")[:2])
-    if not found:
-        raise OrderNotFound()
-    if len(found) > 1:
-        raise OrderAmbiguous()
-    return found[0]
-
-
-def _touch_and_read_back(order: Order, now) -> Order:
-    """Bump modified_date and read the whole row back, in one statement."""
-    table = Order._meta.db_table
-    query = f"UPDATE {table} SET modified_date = %s WHERE id = %s RETURNING *"
-    (updated,) = Order.objects.raw(query, [now, order.pk])
-    return updated
-
-
-def _mark_captured(items: list[OrderItem], now) -> None:
-    """One UPDATE for all items, whatever their number."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            UPDATE {OrderItem._meta.db_table} AS item
-               SET captured_at = %s, modified_date = %s, attributes = given.attributes
-              FROM unnest(%s::bigint[], %s::jsonb[]) AS given(id, attributes)
-             WHERE item.id = given.id
-            """,
-            [
-                now,
-                now,
-                [item.pk for item in items],
-                [json.dumps(item.attributes) for item in items],
-            ],
-        )
 
 
 def _render(data) -> bytes:

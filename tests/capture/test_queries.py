@@ -35,4 +35,4 @@ def test_query_count_is_the_same_at_1_10_100_and_1000_items(
         counts[size] = len(q)
     assert len(set(counts.values())) == 1, counts
     # The README states these (BEGIN and COMMIT included).
-    assert counts[1] == (12 if key else 9)
+    assert counts[1] == (8 if key else 5)
