@@ -7,7 +7,7 @@ import json
 
 from rest_framework import serializers
 
-from omnitron.api.serializers import ModelSerializer
+from omnitron.api.serializers import OutputModelSerializer, SharedFieldsMixin
 from orders.serializers import JSONObjectField
 
 from .models import Capture, CaptureItem
@@ -46,6 +46,48 @@ def _check_json_value(value, depth: int = 0) -> None:
             _check_json_value(item, depth + 1)
 
 
+def check_attributes(value: dict) -> dict:
+    """The rules of an item's `attributes` beyond being an object: storable in jsonb,
+    at most MAX_ATTRIBUTES_DEPTH deep and MAX_ATTRIBUTES_BYTES serialized."""
+    _check_json_value(value)
+    size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    if size > MAX_ATTRIBUTES_BYTES:
+        raise serializers.ValidationError(
+            f"Attributes are {size} bytes; at most {MAX_ATTRIBUTES_BYTES} are allowed.",
+            code="attributes_too_large",
+        )
+    return value
+
+
+def _plain_items(data) -> list[dict] | None:
+    """The common, valid shape of `order_items`, validated without DRF's per-item
+    machinery (about 35 µs an item on the benchmark machine, 36 ms for 1,000): a
+    non-empty list of {"pk": <int in range>, "attributes": <valid object>?}. Anything
+    else returns None and takes DRF's path, which words every error. Both paths give
+    the same result (tests/capture/test_input_properties.py)."""
+    if not isinstance(data, list) or not data:
+        return None
+    items = []
+    for entry in data:
+        if type(entry) is not dict or not entry.keys() <= {"pk", "attributes"}:
+            return None
+        pk = entry.get("pk")
+        if type(pk) is not int or not 1 <= pk <= MAX_DB_ID:
+            return None
+        if "attributes" not in entry:
+            items.append({"pk": pk})
+            continue
+        attributes = entry["attributes"]
+        if type(attributes) is not dict:
+            return None
+        try:
+            check_attributes(attributes)
+        except serializers.ValidationError:
+            return None
+        items.append({"pk": pk, "attributes": attributes})
+    return items
+
+
 class CaptureOrderItemListSerializer(serializers.ListSerializer):
     def to_internal_value(self, data):
         # Count before validating each entry: a huge list is refused at once.
@@ -54,10 +96,13 @@ class CaptureOrderItemListSerializer(serializers.ListSerializer):
                 f"At most {MAX_ITEMS_PER_CAPTURE} order items can be captured at once.",
                 code="too_many_items",
             )
+        plain = _plain_items(data)
+        if plain is not None:
+            return plain
         return super().to_internal_value(data)
 
 
-class CaptureOrderItemSerializer(serializers.Serializer):
+class CaptureOrderItemSerializer(SharedFieldsMixin, serializers.Serializer):
     pk = serializers.IntegerField(min_value=1, max_value=MAX_DB_ID, help_text="Order Item ID")
     attributes = serializers.DictField(
         required=False,
@@ -71,17 +116,10 @@ class CaptureOrderItemSerializer(serializers.Serializer):
         list_serializer_class = CaptureOrderItemListSerializer
 
     def validate_attributes(self, value):
-        _check_json_value(value)
-        size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-        if size > MAX_ATTRIBUTES_BYTES:
-            raise serializers.ValidationError(
-                f"Attributes are {size} bytes; at most {MAX_ATTRIBUTES_BYTES} are allowed.",
-                code="attributes_too_large",
-            )
-        return value
+        return check_attributes(value)
 
 
-class CaptureOrderSerializer(serializers.Serializer):
+class CaptureOrderSerializer(SharedFieldsMixin, serializers.Serializer):
     order = serializers.CharField(max_length=128, help_text="Order Number")
     order_items = CaptureOrderItemSerializer(
         many=True, allow_empty=False, help_text="List of order items"
@@ -111,7 +149,7 @@ class CaptureOrderSerializer(serializers.Serializer):
 # The audit, as the read endpoints answer it.
 
 
-class CaptureItemSerializer(ModelSerializer):
+class CaptureItemSerializer(OutputModelSerializer):
     order_item = serializers.IntegerField(source="order_item_id", read_only=True)
     attributes_before = JSONObjectField(read_only=True)
     attributes_after = JSONObjectField(read_only=True)
@@ -122,7 +160,7 @@ class CaptureItemSerializer(ModelSerializer):
         read_only_fields = fields
 
 
-class CaptureSerializer(ModelSerializer):
+class CaptureSerializer(OutputModelSerializer):
     order = serializers.IntegerField(source="order_id", read_only=True)
     order_number = serializers.CharField(source="order.number", read_only=True)
     user = serializers.IntegerField(source="user_id", read_only=True)

@@ -5,7 +5,7 @@ endpoints)."""
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from omnitron.api.serializers import ModelSerializer
+from omnitron.api.serializers import OutputModelSerializer
 
 from .models import Order, OrderItem
 
@@ -41,7 +41,7 @@ class DeliveryRangeField(serializers.JSONField):
     pass
 
 
-class OrderSerializer(ModelSerializer):
+class OrderSerializer(OutputModelSerializer):
     channel = serializers.IntegerField(source="channel_id", read_only=True)
     customer = serializers.IntegerField(source="customer_id", read_only=True)
     extra_field = JSONObjectField(read_only=True)
@@ -54,7 +54,7 @@ class OrderSerializer(ModelSerializer):
         read_only_fields = ORDER_FIELDS
 
 
-class OrderItemSerializer(ModelSerializer):
+class OrderItemSerializer(OutputModelSerializer):
     order = serializers.IntegerField(source="order_id", read_only=True)
     attributes = JSONObjectField(read_only=True)
     extra_field = JSONObjectField(read_only=True)

@@ -1,0 +1,99 @@
+"""Property tests of the capture input serializer (hypothesis).
+
+The serializer validates the common shape of `order_items` without DRF's per-item
+machinery (capture/serializers.py, _plain_items). For any input whatsoever, it must
+answer exactly as DRF's own path does: the same validity, the same validated data,
+the same errors and codes."""
+
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from capture import serializers as capture_serializers
+from capture.serializers import CaptureOrderSerializer
+
+json_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20),
+)  # fmt: skip
+json_values = st.recursive(
+    json_scalars,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+attributes = st.one_of(
+    st.dictionaries(st.text(max_size=8), json_values, max_size=5),
+    json_values,
+    st.just({"big": "x" * 17000}),
+    st.just({"nul": "a\x00b"}),
+)
+pks = st.one_of(
+    st.integers(min_value=-3, max_value=2**63 + 2), st.just(True), st.just("7"), st.just(7.0),
+    st.just(7.5), st.none(), st.text(max_size=3),
+)  # fmt: skip
+item = st.one_of(
+    st.fixed_dictionaries({"pk": pks}, optional={"attributes": attributes}),
+    st.fixed_dictionaries({"pk": pks}, optional={"attributes": attributes, "extra": json_values}),
+    json_values,
+)
+order_items = st.one_of(st.lists(item, max_size=6), json_values)
+bodies = st.fixed_dictionaries(
+    {"order": st.one_of(st.text(min_size=0, max_size=10), json_scalars)},
+    optional={"order_items": order_items, "channel": st.one_of(st.integers(), json_scalars)},
+)
+
+
+def with_codes(errors):
+    """Errors as plain data, each message with its code."""
+    if isinstance(errors, dict):
+        return {str(key): with_codes(value) for key, value in errors.items()}
+    if isinstance(errors, list):
+        return [with_codes(value) for value in errors]
+    return (str(errors), errors.code)
+
+
+def outcome(data, *, plain_path: bool):
+    """(valid, validated data or errors with codes) through one path or the other."""
+    original = capture_serializers._plain_items
+    if not plain_path:
+        capture_serializers._plain_items = lambda data: None
+    try:
+        serializer = CaptureOrderSerializer(data=data)
+        if serializer.is_valid():
+            return True, json.dumps(serializer.validated_data, sort_keys=True, default=str)
+        return False, with_codes(serializer.errors)
+    finally:
+        capture_serializers._plain_items = original
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bodies)
+def test_the_fast_path_answers_exactly_as_drf(body):
+    assert outcome(body, plain_path=True) == outcome(body, plain_path=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(min_value=1, max_value=2**63 - 1), min_size=1, max_size=20, unique=True)
+)
+def test_distinct_positive_pks_are_always_valid(pk_list):
+    serializer = CaptureOrderSerializer(
+        data={"order": "ORD-1", "order_items": [{"pk": pk} for pk in pk_list]}
+    )
+    assert serializer.is_valid(), serializer.errors
+    assert [i["pk"] for i in serializer.validated_data["order_items"]] == pk_list
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=50), min_size=2, max_size=10))
+def test_a_repeated_pk_is_always_duplicate_order_items(pk_list):
+    serializer = CaptureOrderSerializer(
+        data={"order": "ORD-1", "order_items": [{"pk": pk} for pk in pk_list]}
+    )
+    valid = serializer.is_valid()
+    assert valid == (len(set(pk_list)) == len(pk_list))
+    if not valid:
+        assert serializer.errors["order_items"][0].code == "duplicate_order_items"
