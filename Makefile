@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint format lock schema db-start db-stop db-status db-destroy clean help
+.PHONY: run test lint format lock schema bench bench-smoke db-start db-stop db-status db-destroy clean help
 
 help:
 	@echo "make run      serve the app on http://127.0.0.1:8000 (local PostgreSQL unless DATABASE_URL)"
@@ -15,6 +15,8 @@ help:
 	@echo "make format   ruff format and fix"
 	@echo "make lock     regenerate requirements*.lock from pyproject.toml"
 	@echo "make schema  regenerate openapi.yaml from the code"
+	@echo "make bench   load benchmark, report in bench/results/ (about 5 minutes)"
+	@echo "make bench-smoke  the short benchmark CI runs (about a minute)"
 	@echo "make db-start|db-stop|db-status|db-destroy   the local PostgreSQL of make run"
 	@echo "make clean    remove .venv and caches (the database stays)"
 
@@ -56,3 +58,11 @@ clean:
 schema: $(INSTALLED)
 	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file openapi.yaml
 	@echo "openapi.yaml regenerated"
+
+bench: $(INSTALLED)
+	@scripts/ensure-package.sh wrk wrk
+	$(BIN)/python bench/run.py
+
+bench-smoke: $(INSTALLED)
+	@scripts/ensure-package.sh wrk wrk
+	$(BIN)/python bench/run.py --smoke

@@ -7,16 +7,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 
-# The browser tests drive Debian's Chromium (never a downloaded browser).
-if ! command -v chromium >/dev/null 2>&1; then
-  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "test.sh: installing Debian's chromium for the browser tests" >&2
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >&2 \
-      || echo "test.sh: could not install chromium" >&2
-  else
-    echo "test.sh: no chromium: the browser tests will skip (install it: sudo apt-get install chromium)" >&2
-  fi
-fi
+# Browser tests drive Debian's Chromium (never a downloaded browser); the benchmark
+# smoke test drives wrk. Both are installed when missing (as root), else skipped.
+scripts/ensure-package.sh chromium chromium || true
+scripts/ensure-package.sh wrk wrk || true
 
 if [ -z "${DATABASE_URL:-}" ]; then
   PG_DATA_DIR=$(mktemp -d "${TMPDIR:-/tmp}/omnitron-test-pg.XXXXXX")

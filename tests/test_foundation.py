@@ -231,3 +231,8 @@ def test_errors_gunicorn_answers_itself_are_json_with_a_code(transactional_db):
     assert (long_url.status_code, long_url.json()["code"]) == (414, "uri_too_long")
     assert (big_header.status_code, big_header.json()["code"]) == (431, "header_too_large")
     assert big_header.headers["Content-Type"] == "application/json"
+
+
+def test_models_and_migrations_agree():
+    result = _manage("makemigrations", "--check", "--dry-run")
+    assert result.returncode == 0, result.stdout + result.stderr
