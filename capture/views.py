@@ -11,7 +11,9 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.views import APIView
 
 from omnitron.api.schema import READ_ERRORS, UNAUTHORIZED, WRITE_ERRORS, detail_error, field_errors
+from omnitron.api.throttling import CaptureUserThrottle
 from omnitron.api.viewsets import ScopedReadOnlyViewSet
+from omnitron.observability import note
 from orders.serializers import OrderSerializer
 
 from .filters import CaptureFilterSerializer
@@ -52,6 +54,7 @@ class CaptureOrderView(APIView):
     """POST /api/v1/capture-order/: authenticate, validate, capture, answer the Order."""
 
     permission_classes = [IsAuthenticated, CanCaptureOrders]
+    throttle_classes = [CaptureUserThrottle]
 
     @extend_schema(
         summary="Capture Order",
@@ -92,6 +95,7 @@ class CaptureOrderView(APIView):
         serializer = CaptureOrderSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        note(request, order=data["order"])
         result = order_capture(
             user=request.user,
             order_number=data["order"],

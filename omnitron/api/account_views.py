@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .schema import UNAUTHORIZED, UNAVAILABLE, WRITE_ERRORS, field_errors
+from .throttling import LoginAddressThrottle, LoginUsernameThrottle
 
 
 class LoginSerializer(serializers.Serializer):
@@ -50,6 +51,7 @@ class ActiveUserSerializer(serializers.Serializer):
 class LoginView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    throttle_classes = [LoginAddressThrottle, LoginUsernameThrottle]
 
     @extend_schema(
         summary="Log in",

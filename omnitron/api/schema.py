@@ -117,7 +117,13 @@ BAD_QUERY = field_errors("An invalid query parameter; each one named with its me
 URI_TOO_LONG = detail_error("The request line is over 8190 bytes.", ["uri_too_long"])
 HEADER_TOO_LARGE = detail_error("A header is over 8190 bytes.", ["header_too_large"])
 
+THROTTLED = detail_error(
+    "Too many requests: retry after the Retry-After header's seconds.", ["throttled"]
+)
+
 READ_ERRORS = {
     400: BAD_QUERY, 401: UNAUTHORIZED, 404: NOT_FOUND, 414: URI_TOO_LONG, 503: UNAVAILABLE,
 }  # fmt: skip
-WRITE_ERRORS = {413: TOO_LARGE, 415: UNSUPPORTED, 431: HEADER_TOO_LARGE, 503: UNAVAILABLE}
+WRITE_ERRORS = {
+    413: TOO_LARGE, 415: UNSUPPORTED, 429: THROTTLED, 431: HEADER_TOO_LARGE, 503: UNAVAILABLE,
+}  # fmt: skip

@@ -23,11 +23,13 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "omnitron.api",
     "orders",
     "capture",
 ]
 
 MIDDLEWARE = [
+    "omnitron.observability.RequestLogMiddleware",
     "omnitron.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -119,14 +121,30 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 
+# Rate limits, shared by every process through PostgreSQL ("<count>/<s|min|hour>" or
+# "off"). Login is limited per client address and per username, capture per user.
+API_THROTTLE_RATES = {
+    "login_address": env.str("THROTTLE_LOGIN_ADDRESS_RATE", default="30/min"),
+    "login_username": env.str("THROTTLE_LOGIN_USERNAME_RATE", default="10/min"),
+    "capture_user": env.str("THROTTLE_CAPTURE_RATE", default="6000/min"),
+}
+# Proxies in front of the app that append to X-Forwarded-For (for the client address).
+REST_FRAMEWORK["NUM_PROXIES"] = env.int("API_NUM_PROXIES", default=None)
+
 # Largest request body the API parses; larger bodies get 413 request_too_large.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=4 * 1024 * 1024)
 
+# Everything the app logs is JSON, one object per line on stderr (omnitron/observability.py).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"json": {"()": "omnitron.observability.JSONFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+    "loggers": {
+        # Requests are logged once, by omnitron.request: Django keeps only its errors.
+        "django.request": {"level": "ERROR"},
+    },
 }
 
 SPECTACULAR_SETTINGS = {

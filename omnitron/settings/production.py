@@ -4,6 +4,7 @@ Passes `manage.py check --deploy` given DJANGO_SECRET_KEY and DJANGO_ALLOWED_HOS
 from .base import *  # noqa: F403
 from .base import env
 
+DEBUG = False  # whatever DJANGO_DEBUG says
 SECRET_KEY = env("DJANGO_SECRET_KEY")  # required: fails fast when missing
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 

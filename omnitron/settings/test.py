@@ -23,3 +23,13 @@ DATABASES["default"]["OPTIONS"] = database_options(  # noqa: F405
     lock_timeout_ms=env.int("DB_LOCK_TIMEOUT_MS", default=2000),
     statement_timeout_ms=env.int("DB_STATEMENT_TIMEOUT_MS", default=15000),
 )
+
+# No rate limits unless a test asks for them (tests send bursts on purpose).
+API_THROTTLE_RATES = {
+    scope: env.str(f"THROTTLE_{name}_RATE", default="off")
+    for scope, name in [
+        ("login_address", "LOGIN_ADDRESS"),
+        ("login_username", "LOGIN_USERNAME"),
+        ("capture_user", "CAPTURE"),
+    ]
+}

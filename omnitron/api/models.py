@@ -1,0 +1,21 @@
+from django.db import models
+
+
+class RateCounter(models.Model):
+    """Requests counted per throttle key and fixed time window, shared by every app
+    process (so limits hold across replicas). The table is UNLOGGED (migration
+    0002): counters are not worth a disk flush per request, and losing them in a
+    database crash only resets the current windows."""
+
+    key = models.CharField(max_length=128)
+    window_start = models.BigIntegerField(help_text="Unix time the window began.")
+    hits = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["key", "window_start"], name="uniq_rate_key_window")
+        ]
+        indexes = [models.Index(fields=["window_start"], name="rate_window_idx")]
+
+    def __str__(self):
+        return f"{self.key} @ {self.window_start}: {self.hits}"
