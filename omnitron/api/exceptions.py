@@ -137,4 +137,5 @@ def exception_handler(exc, context):
         exc = ServerError()
         response = Response(status=exc.status_code)
     response.data = error_body(exc)
+    response.error_code = response.data["code"]  # for the request log line
     return response

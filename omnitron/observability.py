@@ -1,0 +1,90 @@
+"""One JSON log line per request, and a request id that follows the request.
+
+The id comes from the client's X-Request-ID (1 to 128 visible ASCII characters) or
+is generated; it is echoed in the response, stored with a capture's audit record,
+and added to every log line written while the request runs. A request line holds
+time, id, method, path, status, duration, user id, and the order number and error
+code where there are ones: never a token, a password or a body."""
+
+import json
+import logging
+import re
+import time
+import uuid
+from contextvars import ContextVar
+from datetime import UTC, datetime
+
+request_id_var: ContextVar[str] = ContextVar("request_id", default="")
+
+_VALID_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+_QUIET_PATHS = ("/healthz", "/readyz")  # probes: logged at DEBUG, not INFO
+
+logger = logging.getLogger("omnitron.request")
+
+
+def note(request, **fields) -> None:
+    """Add fields (e.g. order=...) to the request's log line."""
+    django_request = getattr(request, "_request", request)
+    django_request.log_fields = {**getattr(django_request, "log_fields", {}), **fields}
+
+
+class RequestLogMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        given = request.headers.get("X-Request-ID", "")
+        request_id = given if _VALID_ID.match(given) else uuid.uuid4().hex
+        request.request_id = request_id
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        try:
+            response = self.get_response(request)
+            response["X-Request-ID"] = request_id
+            self._log(request, response, time.perf_counter() - started)
+            return response
+        finally:
+            request_id_var.reset(token)
+
+    def _log(self, request, response, seconds):
+        user = getattr(request, "user", None)
+        fields = {
+            "request_id": request.request_id,
+            "method": request.method,
+            "path": request.path,
+            "status": response.status_code,
+            "duration_ms": round(seconds * 1000, 2),
+            "user_id": user.pk if user is not None and user.is_authenticated else None,
+            **getattr(request, "log_fields", {}),
+        }
+        if response.status_code >= 400:
+            fields["code"] = _error_code(response)
+        level = logging.DEBUG if request.path in _QUIET_PATHS else logging.INFO
+        logger.log(level, "request", extra={"fields": fields})
+
+
+def _error_code(response) -> str | None:
+    code = getattr(response, "error_code", None)
+    if code is None and response.get("Content-Type", "").startswith("application/json"):
+        try:
+            code = json.loads(response.content).get("code")
+        except (ValueError, AttributeError):
+            code = None
+    return code
+
+
+class JSONFormatter(logging.Formatter):
+    """Log records as one JSON object per line, with the current request id."""
+
+    def format(self, record):
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": request_id_var.get() or None,
+            **getattr(record, "fields", {}),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
