@@ -7,6 +7,7 @@ status code; anything else under /api/ must at least be JSON with a `code`."""
 
 import json
 import re
+import threading
 from functools import cache
 
 import jsonschema
@@ -20,9 +21,19 @@ class ContractError(AssertionError):
     pass
 
 
+_generation = threading.RLock()
+
+
 @cache
-def generated_schema() -> dict:
+def _generate() -> dict:
     return SchemaGenerator().get_schema(request=None, public=True)
+
+
+def generated_schema() -> dict:
+    # Tests check answers from many threads at once; drf-spectacular's generator is
+    # not safe to run concurrently, so it runs once, under a lock.
+    with _generation:
+        return _generate()
 
 
 def to_json_schema(node, components: dict, seen: tuple = ()):
@@ -64,7 +75,9 @@ def _operations():
 
 
 def find_operation(method: str, path: str):
-    for op_method, pattern, responses in _operations():
+    with _generation:
+        operations = _operations()
+    for op_method, pattern, responses in operations:
         if op_method == method.upper() and pattern.match(path):
             return responses
     return None

@@ -1,0 +1,38 @@
+"""Helpers for the reliability tests: data through the project's own import and
+user commands, and a fingerprint of every table a request could change."""
+
+import hashlib
+
+from django.db import connection
+
+from orders.services import api_user_create_or_update, orders_import
+from scripts.gen_orders import document
+
+FINGERPRINT_TABLES = [
+    "orders_channel", "orders_customer", "orders_channelmembership", "orders_order",
+    "orders_orderitem", "capture_capture", "capture_captureitem",
+    "capture_idempotencyrecord", "auth_user", "authtoken_token",
+]  # fmt: skip
+
+
+def seed(*, orders: int, items: int, prefix: str, channels: int = 1) -> list[dict]:
+    """Import orders; returns the import's `created` records (numbers and item pks)."""
+    return orders_import(
+        data=document(orders=orders, items=items, prefix=prefix, channels=channels)
+    ).created
+
+
+def token_for(username: str, **options) -> str:
+    return api_user_create_or_update(username=username, **options).key
+
+
+def fingerprint() -> str:
+    """A digest of every row of every table the API could write."""
+    digest = hashlib.sha256()
+    with connection.cursor() as cursor:
+        for table in FINGERPRINT_TABLES:
+            cursor.execute(
+                f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t"
+            )  # noqa: S608
+            digest.update(cursor.fetchone()[0].encode())
+    return digest.hexdigest()

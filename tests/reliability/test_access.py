@@ -1,0 +1,213 @@
+"""Access: rate limits, login that reveals nothing, channel isolation on every
+endpoint, token rotation, and production settings."""
+
+import os
+import statistics
+import subprocess
+import time
+from io import StringIO
+
+import pytest
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.core.management import call_command
+from django.test import override_settings
+
+from capture.models import Capture
+from orders.models import Order, OrderItem
+from tests.conftest import capture, client_for
+from tests.factories import ChannelFactory, make_api_user, make_order
+from tests.live import ROOT, VENV_BIN
+
+LOGIN = "/api/v1/auth/login/"
+
+
+def login(client, username, password, address="10.0.0.1"):
+    return client.post(LOGIN, {"username": username, "password": password},
+                       content_type="application/json", REMOTE_ADDR=address)  # fmt: skip
+
+
+def rates(**overrides):
+    base = {"login_address": "off", "login_username": "off", "capture_user": "off"}
+    return override_settings(API_THROTTLE_RATES={**base, **overrides})
+
+
+# Rate limits
+
+
+@pytest.mark.django_db
+def test_login_is_limited_per_client_address(client):
+    make_api_user(username="wms")
+    with rates(login_address="3/min"):
+        answers = [login(client, f"user{n}", "x") for n in range(4)]
+        other_address = login(client, "user9", "x", address="10.0.0.2")
+    assert [a.status_code for a in answers] == [400, 400, 400, 429]
+    assert answers[-1].json()["code"] == "throttled"
+    assert 1 <= int(answers[-1]["Retry-After"]) <= 60
+    assert other_address.status_code == 400
+
+
+@pytest.mark.django_db
+def test_login_is_limited_per_username_whatever_the_address(client):
+    make_api_user(username="wms")
+    with rates(login_username="2/min"):
+        answers = [login(client, "wms", "wrong", address=f"10.0.1.{n}") for n in range(3)]
+        other_user = login(client, "ops", "wrong", address="10.0.1.9")
+    assert [a.status_code for a in answers] == [400, 400, 429]
+    assert other_user.status_code == 400
+
+
+def test_capture_is_limited_per_user(api_client, order, channel):
+    other = client_for(make_api_user(channels=[channel]))
+    first, second, third = order.items.values_list("pk", flat=True)
+    with rates(capture_user="2/min"):
+        ok = capture(api_client, order, [first])
+        refused_rule = capture(api_client, order, [first])  # counted too
+        throttled = capture(api_client, order, [second])
+        other_user = capture(other, order, [third])
+    assert (ok.status_code, refused_rule.status_code) == (200, 400)
+    assert throttled.status_code == 429
+    assert throttled.json()["code"] == "throttled"
+    assert int(throttled["Retry-After"]) >= 1
+    assert OrderItem.objects.get(pk=second).captured_at is None
+    assert other_user.status_code == 200
+
+
+# Login reveals nothing
+
+
+class FastPBKDF2(PBKDF2PasswordHasher):
+    """PBKDF2 as in production, with fewer rounds to keep the test short."""
+
+    iterations = 30_000
+
+
+@pytest.mark.django_db
+@override_settings(PASSWORD_HASHERS=["tests.reliability.test_access.FastPBKDF2"])
+def test_login_takes_as_long_for_an_unknown_user_as_for_a_wrong_password(client):
+    make_api_user(username="wms", password="the-right-password")
+
+    def timed(username):
+        started = time.perf_counter()
+        response = login(client, username, "wrong-password")
+        return time.perf_counter() - started, response
+
+    timings = {"wrong password": [], "unknown user": []}
+    answers = set()
+    for _ in range(7):
+        for label, username in (("wrong password", "wms"), ("unknown user", "nobody-here")):
+            seconds, response = timed(username)
+            timings[label].append(seconds)
+            answers.add((response.status_code, response.content))
+    assert len(answers) == 1  # the very same answer
+    ratio = statistics.median(timings["unknown user"]) / statistics.median(
+        timings["wrong password"]
+    )
+    assert 0.5 < ratio < 2, timings
+
+
+# Channel isolation on every endpoint
+
+
+@pytest.fixture
+def two_channels(db):
+    a, b = ChannelFactory(), ChannelFactory()
+    mine = make_order(channel=a, number="SHARED-NO", items=2)
+    theirs = make_order(channel=b, number="SHARED-NO", items=2)
+    theirs_only = make_order(channel=b, number="B-ONLY", items=1)
+    owner_b = make_api_user(channels=[b])
+    assert capture(client_for(owner_b), theirs, [theirs.items.first().pk]).status_code == 200
+    return a, b, mine, theirs, theirs_only, make_api_user(channels=[a])
+
+
+def test_a_channel_a_token_touches_nothing_of_channel_b(two_channels):
+    a, b, mine, theirs, theirs_only, user_a = two_channels
+    client = client_for(user_a)
+    their_items = list(OrderItem.objects.filter(order__channel=b).values_list("pk", flat=True))
+    their_capture = Capture.objects.get().pk
+    before = (OrderItem.objects.filter(captured_at__isnull=False).count(), Capture.objects.count())
+
+    # Capture: B's orders do not exist, by number, by number and channel, or by item pk.
+    assert (
+        capture(client, "B-ONLY", [theirs_only.items.get().pk]).json()["code"] == "order_not_found"
+    )
+    assert (
+        capture(client, "SHARED-NO", their_items, channel=b.pk).json()["code"] == "order_not_found"
+    )
+    stolen = capture(client, mine, [*their_items])
+    assert stolen.json()["code"] == "order_item_not_found"
+    # Reads: 404 for every B pk, and nothing of B in any list or filter.
+    for pk in [theirs.pk, theirs_only.pk]:
+        assert client.get(f"/api/v1/orders/{pk}/").status_code == 404
+    for pk in their_items:
+        assert client.get(f"/api/v1/order_items/{pk}/").status_code == 404
+    assert client.get(f"/api/v1/captures/{their_capture}/").status_code == 404
+    # Guessing: every pk around B's answers the same 404 as one that does not exist.
+    for pk in range(1, max(their_items) + 5):
+        response = client.get(f"/api/v1/order_items/{pk}/")
+        assert response.status_code == (
+            200 if pk in mine.items.values_list("pk", flat=True) else 404
+        )
+    assert [o["pk"] for o in client.get("/api/v1/orders/").json()["results"]] == [mine.pk]
+    assert client.get(f"/api/v1/orders/?channel={b.pk}").json()["count"] == 0
+    assert client.get("/api/v1/orders/?number=B-ONLY").json()["count"] == 0
+    assert client.get(f"/api/v1/order_items/?order={theirs.pk}").json()["count"] == 0
+    assert client.get(f"/api/v1/captures/?order={theirs.pk}").json()["count"] == 0
+    assert client.get("/api/v1/captures/").json()["count"] == 0
+    assert before == (
+        OrderItem.objects.filter(captured_at__isnull=False).count(),
+        Capture.objects.count(),
+    )
+    assert Order.objects.count() == 3
+
+
+# Tokens
+
+
+def test_rotating_a_token_retires_the_old_one_at_once(api_client, api_user, order):
+    old = api_user.auth_token.key
+    out = StringIO()
+    call_command("rotate_token", api_user.username, stdout=out)
+    new = out.getvalue().strip()
+    assert new != old
+    assert len(new) == 40
+    assert capture(api_client, order, [order.items.first().pk]).status_code == 401
+    fresh = client_for(None)
+    fresh.credentials(HTTP_AUTHORIZATION=f"Token {new}")
+    assert capture(fresh, order, [order.items.first().pk]).status_code == 200
+
+
+# Production settings
+
+
+def production(*code: str, **env) -> str:
+    result = subprocess.run(
+        [str(VENV_BIN / "python"), "-c", "import django; django.setup(); from django.conf import settings; " + "; ".join(code)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "omnitron.settings.production",
+             "DJANGO_SECRET_KEY": "s" * 50, "DJANGO_ALLOWED_HOSTS": "capture.example.com", **env},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_production_settings_are_locked_down():
+    out = production(
+        "print(settings.DEBUG, settings.SECURE_HSTS_SECONDS, settings.SESSION_COOKIE_SECURE, "
+        "settings.CSRF_COOKIE_SECURE, settings.SECURE_SSL_REDIRECT, "
+        "settings.REST_FRAMEWORK['DEFAULT_RENDERER_CLASSES'])",
+        DJANGO_DEBUG="1",
+    )
+    assert out == ("False 31536000 True True True ['rest_framework.renderers.JSONRenderer']")
+    source = (ROOT / "omnitron" / "settings" / "production.py").read_text()
+    assert 'env("DJANGO_SECRET_KEY")' in source  # no default: the key lives outside the repo
+
+
+@pytest.mark.django_db
+def test_old_rate_counters_are_pruned():
+    from omnitron.api.models import RateCounter
+
+    now = int(time.time())
+    RateCounter.objects.create(key="capture_user:x", window_start=now - 2 * 86400, hits=3)
+    RateCounter.objects.create(key="capture_user:x", window_start=now - 60, hits=1)
+    call_command("prune_rate_counters", stderr=StringIO())
+    assert list(RateCounter.objects.values_list("window_start", flat=True)) == [now - 60]

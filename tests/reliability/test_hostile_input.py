@@ -1,0 +1,229 @@
+"""Hostile and broken input to every write endpoint, over real HTTP: each request
+gets a 4xx JSON answer with a `code`, never a 5xx, and the database is unchanged."""
+
+import contextlib
+import json
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from tests.live import gunicorn, server_env
+from tests.reliability.helpers import fingerprint, seed, token_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+J = "application/json"
+
+
+def nested(depth: int) -> str:
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+def capture_cases(order: str, pk: int) -> list[tuple[str, dict, bytes]]:
+    """(name, headers, raw body): every one must be refused. A header set to None is
+    left out of the request."""
+    ok_item = f'[{{"pk": {pk}}}]'
+
+    def body(order_json=None, items=ok_item, extra=""):
+        order_json = json.dumps(order) if order_json is None else order_json
+        return f'{{"order": {order_json}, "order_items": {items}{extra}}}'.encode()
+
+    return [
+        ("empty body", {}, b""),
+        ("truncated object", {}, b'{"order": "A", "order_items": ['),
+        ("just a brace", {}, b"{"),
+        ("json null", {}, b"null"),
+        ("json array", {}, b"[]"),
+        ("json string", {}, b'"order"'),
+        ("json number", {}, b"42"),
+        ("order as list", {}, body(order_json='["A"]')),
+        ("order as object", {}, body(order_json='{"n": 1}')),
+        ("order null", {}, body(order_json="null")),
+        ("order empty", {}, body(order_json='""')),
+        ("order 100 KB", {}, body(order_json=json.dumps("x" * 100_000))),
+        ("order with NUL", {}, body(order_json='"ORD\\u0000"')),
+        ("order lone surrogate", {}, body(order_json='"\\ud800"')),
+        ("order SQL injection", {}, body(order_json='"x\'; DROP TABLE orders_order; --"')),
+        ("order HTML", {}, body(order_json='"<script>alert(1)</script>"')),
+        ("order_items missing", {}, json.dumps({"order": order}).encode()),
+        ("order_items string", {}, body(items='"1,2"')),
+        ("order_items object", {}, body(items=f'{{"pk": {pk}}}')),
+        ("order_items empty", {}, body(items="[]")),
+        ("order_items of strings", {}, body(items='["a", "b"]')),
+        ("order_items of nulls", {}, body(items="[null]")),
+        ("1,001 items", {}, body(items=json.dumps([{"pk": n} for n in range(1, 1002)]))),
+        ("pk string", {}, body(items='[{"pk": "abc"}]')),
+        ("pk float", {}, body(items='[{"pk": 1.5}]')),
+        ("pk negative", {}, body(items='[{"pk": -7}]')),
+        ("pk zero", {}, body(items='[{"pk": 0}]')),
+        ("pk enormous", {}, body(items='[{"pk": 100000000000000000000000000000}]')),
+        ("pk 2**63", {}, body(items=f'[{{"pk": {2**63}}}]')),
+        ("pk infinity by exponent", {}, body(items='[{"pk": 1e400}]')),
+        ("pk true", {}, body(items='[{"pk": true}]')),
+        ("pk null", {}, body(items='[{"pk": null}]')),
+        ("pk missing", {}, body(items='[{"attributes": {}}]')),
+        ("duplicate pks", {}, body(items=f'[{{"pk": {pk}}}, {{"pk": {pk}}}]')),
+        ("attributes string", {}, body(items=f'[{{"pk": {pk}, "attributes": "red"}}]')),
+        ("attributes list", {}, body(items=f'[{{"pk": {pk}, "attributes": [1]}}]')),
+        (
+            "attributes nested 100 deep",
+            {},
+            body(items=f'[{{"pk": {pk}, "attributes": {nested(100)}}}]'),
+        ),
+        (
+            "attributes nested 100,000 deep",
+            {},
+            body(items=f'[{{"pk": {pk}, "attributes": {nested(100_000)}}}]'),
+        ),
+        (
+            "attributes 20 KB",
+            {},
+            body(items=json.dumps([{"pk": pk, "attributes": {"k": "v" * 20_000}}])),
+        ),
+        ("attributes NUL", {}, body(items=f'[{{"pk": {pk}, "attributes": {{"k": "a\\u0000"}}}}]')),
+        ("channel string", {}, body(extra=', "channel": "web"')),
+        ("channel negative", {}, body(extra=', "channel": -1')),
+        ("channel enormous", {}, body(extra=', "channel": 99999999999999999999999')),
+        ("NaN", {}, body(items='[{"pk": NaN}]')),
+        ("Infinity", {}, body(items='[{"pk": Infinity}]')),
+        (
+            "duplicate keys",
+            {},
+            f'{{"order": {json.dumps(order)}, "order": "x", "order_items": {ok_item}}}'.encode(),
+        ),
+        ("invalid UTF-8", {}, b'{"order": "\xff\xfe", "order_items": []}'),
+        ("UTF-16 body", {}, body().decode().encode("utf-16")),
+        ("body over the size limit", {}, body(order_json=json.dumps("x" * 5_000_000))),
+        ("text/plain", {"Content-Type": "text/plain"}, body()),
+        ("form encoded", {"Content-Type": "application/x-www-form-urlencoded"}, b"order=A"),
+        ("multipart", {"Content-Type": "multipart/form-data; boundary=x"}, b"--x--"),
+        ("no content type", {"Content-Type": None}, body()),
+        ("idempotency key 10 KB", {"Idempotency-Key": "k" * 10_000}, body()),
+        ("idempotency key with spaces", {"Idempotency-Key": "a b"}, body()),
+        ("idempotency key empty", {"Idempotency-Key": ""}, body()),
+        ("bad token", {"Authorization": "Token nope"}, body()),
+        ("no token", {"Authorization": None}, body()),
+    ]
+
+
+def login_cases() -> list[tuple[str, dict, bytes]]:
+    def body(username='"wms"', password='"wrong"', extra=""):
+        return f'{{"username": {username}, "password": {password}{extra}}}'.encode()
+
+    return [
+        ("empty body", {}, b""),
+        ("truncated", {}, b'{"username": "wms", "pass'),
+        ("json null", {}, b"null"),
+        ("json array", {}, b"[]"),
+        ("json string", {}, b'"wms"'),
+        ("username missing", {}, b'{"password": "x"}'),
+        ("password missing", {}, b'{"username": "wms"}'),
+        ("username null", {}, body(username="null")),
+        ("username list", {}, body(username='["wms"]')),
+        ("username object", {}, body(username='{"u": 1}')),
+        ("username number", {}, body(username="42")),
+        ("username empty", {}, body(username='""')),
+        ("username 10 KB", {}, body(username=json.dumps("u" * 10_000))),
+        ("password 10 KB", {}, body(password=json.dumps("p" * 10_000))),
+        ("password null", {}, body(password="null")),
+        ("password list", {}, body(password='["x"]')),
+        ("password object", {}, body(password='{"p": 1}')),
+        ("password bool", {}, body(password="true")),
+        ("username NUL", {}, body(username='"wm\\u0000s"')),
+        ("password NUL", {}, body(password='"pa\\u0000ss"')),
+        ("username surrogate", {}, body(username='"\\udc00"')),
+        ("username SQL", {}, body(username='"\' OR 1=1 --"')),
+        ("password SQL", {}, body(password="\"' OR '1'='1\"")),
+        ("username HTML", {}, body(username='"<img src=x onerror=alert(1)>"')),
+        ("wrong password", {}, body()),
+        ("unknown user", {}, body(username='"nobody"')),
+        ("deep nesting", {}, body(password=nested(100_000))),
+        ("NaN", {}, body(password="NaN")),
+        ("duplicate keys", {}, b'{"username": "wms", "username": "x", "password": "p"}'),
+        ("invalid UTF-8", {}, b'{"username": "\xc3\x28", "password": "p"}'),
+        ("UTF-16", {}, body().decode().encode("utf-16")),
+        ("over the size limit", {}, body(password=json.dumps("p" * 5_000_000))),
+        ("text/plain", {"Content-Type": "text/plain"}, body()),
+        (
+            "form encoded",
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            b"username=wms&password=x",
+        ),
+        ("multipart", {"Content-Type": "multipart/form-data; boundary=x"}, b"--x--"),
+        ("no content type", {"Content-Type": None}, body()),
+        ("header 10 KB", {"X-Filler": "f" * 10_000}, body()),
+        ("extra fields", {}, body(extra=', "is_superuser": true')),
+        ("huge array", {}, json.dumps({"username": ["u"] * 100_000, "password": "p"}).encode()),
+        ("number overflow", {}, body(password="1" * 5000)),
+    ]
+
+
+def send_raw(base: str, path: str, headers: dict, body: bytes) -> tuple[int, dict, bytes]:
+    """One HTTP/1.1 request over a plain socket, so any bytes can be sent."""
+    host, port = urlsplit(base).hostname, urlsplit(base).port
+    lines = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close",
+             f"Content-Length: {len(body)}"]  # fmt: skip
+    merged = {"Content-Type": J, **headers}
+    # None leaves a header out; "" sends it empty.
+    lines += [f"{name}: {value}" for name, value in merged.items() if value is not None]
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    with socket.create_connection((host, port), timeout=60) as sock:
+        # The server may answer (413) and close before reading everything.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    raw = b"".join(chunks)
+    head, _, content = raw.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    response_headers = {
+        k.strip().lower(): v.strip() for k, v in (h.split(":", 1) for h in header_lines)
+    }
+    return int(status_line.split()[1]), response_headers, content
+
+
+def assert_refused(base, path, cases, token=None):
+    problems = []
+    for name, headers, body in cases:
+        if token and "Authorization" not in headers:
+            headers = {"Authorization": f"Token {token}", **headers}
+        status, response_headers, content = send_raw(base, path, headers, body)
+        answer = None
+        if response_headers.get("content-type", "").startswith(J):
+            answer = json.loads(content)
+        if not (400 <= status < 500 and isinstance(answer, dict) and answer.get("code")):
+            problems.append((name, status, content[:200]))
+    assert problems == []
+
+
+def test_capture_refuses_every_hostile_request_and_changes_nothing():
+    order = seed(orders=1, items=2, prefix="HOSTILE")[0]
+    token = token_for("wms", all_channels=True)
+    cases = capture_cases(order["number"], order["items"][0]["pk"])
+    assert len(cases) >= 40
+    before = fingerprint()
+    with gunicorn(workers=2) as (base, _):
+        assert_refused(base, "/api/v1/capture-order/", cases, token=token)
+        assert fingerprint() == before
+        # The server is fine afterwards: a real capture still works.
+        ok = requests.post(
+            f"{base}/api/v1/capture-order/",
+            json={"order": order["number"], "order_items": [{"pk": order["items"][1]["pk"]}]},
+            headers={"Authorization": f"Token {token}"},
+            timeout=10,
+        )
+    assert ok.status_code == 200
+
+
+def test_login_refuses_every_hostile_request_and_changes_nothing():
+    token_for("wms", all_channels=True, password="the-right-password")
+    cases = login_cases()
+    assert len(cases) >= 40
+    before = fingerprint()
+    env = server_env(THROTTLE_LOGIN_ADDRESS_RATE="off", THROTTLE_LOGIN_USERNAME_RATE="off")
+    with gunicorn(workers=2, env=env) as (base, _):
+        assert_refused(base, "/api/v1/auth/login/", cases)
+    assert fingerprint() == before

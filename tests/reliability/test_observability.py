@@ -1,0 +1,79 @@
+"""One JSON log line per request, and a request id from the client to the audit."""
+
+import json
+import logging
+import re
+
+import pytest
+
+from capture.models import Capture
+from omnitron.observability import JSONFormatter
+from tests.conftest import CAPTURE_URL, capture
+
+
+@pytest.fixture
+def request_lines(caplog):
+    caplog.set_level(logging.INFO, logger="omnitron.request")
+    formatter = JSONFormatter()
+
+    def lines():
+        return [
+            json.loads(formatter.format(record))
+            for record in caplog.records
+            if record.name == "omnitron.request"
+        ]
+
+    return lines
+
+
+def test_a_given_request_id_is_echoed_logged_and_kept_in_the_audit(
+    api_client, order, request_lines
+):
+    pk = order.items.first().pk
+    response = api_client.post(CAPTURE_URL, {"order": order.number, "order_items": [{"pk": pk}]},
+                               format="json", HTTP_X_REQUEST_ID="wms-batch-17/3")  # fmt: skip
+    assert response.status_code == 200
+    assert response["X-Request-ID"] == "wms-batch-17/3"
+    assert Capture.objects.get().request_id == "wms-batch-17/3"
+    (line,) = request_lines()
+    assert line["request_id"] == "wms-batch-17/3"
+    assert line["method"] == "POST"
+    assert line["path"] == CAPTURE_URL
+    assert line["status"] == 200
+    assert line["duration_ms"] > 0
+    assert line["user_id"] == order.items.first().order.channel.memberships.get().user_id
+    assert line["order"] == order.number
+    assert re.match(r"\d{4}-\d\d-\d\dT", line["time"])
+
+
+def test_an_error_line_has_the_code_and_a_generated_id(api_client, order, request_lines):
+    capture(api_client, order, [order.items.first().pk])
+    response = capture(api_client, order, [order.items.first().pk])
+    line = request_lines()[-1]
+    assert line["status"] == 400
+    assert line["code"] == "already_captured"
+    assert re.fullmatch(r"[0-9a-f]{32}", response["X-Request-ID"])
+    assert line["request_id"] == response["X-Request-ID"]
+
+
+@pytest.mark.parametrize("bad", ["x" * 200, "with space", "ümlaut"])
+def test_an_unusable_request_id_is_replaced(client, db, bad):
+    response = client.get("/api/v1/orders/", HTTP_X_REQUEST_ID=bad)
+    assert re.fullmatch(r"[0-9a-f]{32}", response["X-Request-ID"])
+
+
+def test_logs_never_hold_a_token_a_password_or_a_body(api_client, api_user, order, caplog, client):
+    caplog.set_level(logging.DEBUG)
+    secret_attribute = "do-not-log-this-attribute"
+    api_client.post(CAPTURE_URL, {"order": order.number,
+                                  "order_items": [{"pk": order.items.first().pk,
+                                                   "attributes": {"note": secret_attribute}}]},
+                    format="json")  # fmt: skip
+    client.post("/api/v1/auth/login/", {"username": api_user.username, "password": "pw-123456"},
+                content_type="application/json")  # fmt: skip
+    formatter = JSONFormatter()
+    everything = "\n".join(formatter.format(record) for record in caplog.records)
+    assert api_user.auth_token.key not in everything
+    assert "pw-123456" not in everything
+    assert secret_attribute not in everything
+    assert '"path": "/api/v1/auth/login/"' in everything
