@@ -5,8 +5,9 @@
 -- BODIES: a file of one JSON body per line, or "-" for none (GET).
 -- KEY: an Idempotency-Key sent with every request, or "-".
 -- MODE "once": threads take interleaved lines, so no two requests share a body; a
--- thread that runs out repeats its last body and counts it as `exhausted` (the
--- capture then fails: seed more). MODE "repeat": every thread cycles through all lines.
+-- thread that runs out sends GET /healthz instead and counts it as `exhausted` (not
+-- a capture, and not an error: the report says to seed more). MODE "repeat": every
+-- thread cycles through all lines.
 
 local threads = {}
 local count = 0
@@ -47,12 +48,11 @@ function request()
   end
   index = index + 1
   if index > #bodies then
-    if repeat_mode then
-      index = 1
-    else
+    if not repeat_mode then
       exhausted = exhausted + 1
-      index = #bodies
+      return wrk.format("GET", "/healthz", {}, "")
     end
+    index = 1
   end
   return wrk.format(nil, nil, nil, bodies[index])
 end

@@ -77,7 +77,8 @@ def order_capture(
         if idempotency_key is None:
             with transaction.atomic():
                 order = _capture_items(**capture_args)
-                return CaptureResult(200, _render(OrderSerializer(order).data))
+            # Rendered after COMMIT: the row locks are released as soon as possible.
+            return CaptureResult(200, _render(OrderSerializer(order).data))
         return _order_capture_idempotent(**capture_args)
 
 

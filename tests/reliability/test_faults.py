@@ -26,9 +26,15 @@ from tests.reliability.helpers import seed, token_for
 PG = str(ROOT / "scripts" / "pg.sh")
 
 
-def worker_pids(master_pid: int) -> set[int]:
-    out = subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True, text=True)
-    return {int(pid) for pid in out.stdout.split()}
+def worker_pids(master_pid: int, expect: int | None = None) -> set[int]:
+    """The gunicorn master's workers (waiting until `expect` of them have started)."""
+    deadline = time.monotonic() + 20
+    while True:
+        out = subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True, text=True)
+        pids = {int(pid) for pid in out.stdout.split()}
+        if expect is None or len(pids) >= expect or time.monotonic() > deadline:
+            return pids
+        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -65,7 +71,7 @@ def test_database_restart_under_traffic_fails_fast_and_recovers(own_cluster):
     outcomes, stop = [], threading.Event()
 
     with gunicorn(workers=2, env=env) as (base, server):
-        workers_before = worker_pids(server.popen.pid)
+        workers_before = worker_pids(server.popen.pid, expect=2)
 
         def traffic():
             session = requests.Session()
@@ -153,7 +159,7 @@ def test_a_worker_killed_mid_capture_commits_nothing():
         thread = threading.Thread(target=doomed)
         thread.start()
         wait_for_lock_waiters(1)
-        (worker,) = worker_pids(server.popen.pid)
+        (worker,) = worker_pids(server.popen.pid, expect=1)
         os.kill(worker, signal.SIGKILL)
         thread.join(timeout=30)
         blocker.rollback()
