@@ -53,6 +53,8 @@ CAPTURE_REFUSED = field_errors(
 class CaptureOrderView(APIView):
     """POST /api/v1/capture-order/: authenticate, validate, capture, answer the Order."""
 
+    # The token statement also counts the request for the per-user rate limit.
+    authentication_rate_scope = CaptureUserThrottle.scope
     permission_classes = [IsAuthenticated, CanCaptureOrders]
     throttle_classes = [CaptureUserThrottle]
 
