@@ -3,12 +3,11 @@
 import json
 from pathlib import Path
 
-SEED_PATH = (
-    Path(__file__).resolve().parents[2].parent
-    / "shared"
-    / "seed"
-    / "omnitron-capture-order.openapi.json"
-)
+ROOT = Path(__file__).resolve().parents[2]
+# The contract, copied into the repository so the tests run wherever it is cloned;
+# the shared original next to the repository, when there is one, must not differ.
+SEED_PATH = ROOT / "docs" / "seed" / "omnitron-capture-order.openapi.json"
+SHARED_SEED_PATH = ROOT.parent / "shared" / "seed" / "omnitron-capture-order.openapi.json"
 SEED_COMPONENTS = [
     "CaptureOrderSerializer",
     "CaptureOrderItemSerializer",

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from django.core.management import call_command
 
-from tests.api.seed import differences, load_seed, normalize
+from tests.api.seed import SEED_PATH, SHARED_SEED_PATH, differences, load_seed, normalize
 from tests.contract import ContractError, check_response, generated_schema
 from tests.live import ROOT
 
@@ -47,6 +47,12 @@ ALLOWED_DIFFERENCES = {
         "int64",
     ),
 }
+
+
+def test_the_seed_copy_is_the_shared_seed():
+    if not SHARED_SEED_PATH.exists():
+        pytest.skip(f"no shared seed next to the repository ({SHARED_SEED_PATH})")
+    assert SEED_PATH.read_bytes() == SHARED_SEED_PATH.read_bytes()
 
 
 def test_the_committed_openapi_yaml_is_what_the_code_generates(tmp_path):
