@@ -14,7 +14,7 @@ help:
 	@echo "make lint     ruff check and format check only"
 	@echo "make format   ruff format and fix"
 	@echo "make lock     regenerate requirements*.lock from pyproject.toml"
-	@echo "make schema  regenerate openapi.yaml from the code"
+	@echo "make schema   regenerate openapi.yaml and docs/api.md's error table from the code"
 	@echo "make bench   load benchmark, report in bench/results/ (about 5 minutes)"
 	@echo "make bench-smoke  the short benchmark CI runs (about a minute)"
 	@echo "make db-start|db-stop|db-status|db-destroy   the local PostgreSQL of make run"
@@ -57,7 +57,8 @@ clean:
 
 schema: $(INSTALLED)
 	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file openapi.yaml
-	@echo "openapi.yaml regenerated"
+	$(BIN)/python manage.py error_table
+	@echo "openapi.yaml and the error table of docs/api.md regenerated"
 
 bench: $(INSTALLED)
 	@scripts/ensure-package.sh wrk wrk

@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.db.models import Prefetch
 
+from orders.models import Order
 from orders.selectors import channel_ids_for_user
 
 from .models import Capture, CaptureItem
@@ -69,3 +70,8 @@ class CaptureAdmin(ReadOnlyMixin, admin.ModelAdmin):
         if request.user.is_superuser:
             return captures
         return captures.filter(order__channel_id__in=channel_ids_for_user(request.user))
+
+
+# The order's page lists its captures too.
+order_admin = admin.site.get_model_admin(Order)
+order_admin.inlines = [*order_admin.inlines, CaptureInline]

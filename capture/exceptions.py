@@ -1,87 +1,61 @@
-"""Every code the capture endpoint answers besides DRF's own (see the README's table).
-The shapes come from omnitron.api.exceptions.CodedError: `field` names the key the
-message goes under; no field means {"detail": ..., "code": ...}."""
+"""The capture's errors, one class per code of capture/error_codes.py (which holds
+their status, shape and message)."""
 
-from rest_framework import status
+from omnitron.api.exceptions import CodedError
 
-from omnitron.api.exceptions import NON_FIELD_ERRORS, CodedError
-
-
-def _pks(pks) -> str:
-    return ", ".join(str(pk) for pk in sorted(pks))
+from .error_codes import CaptureErrorCode
 
 
 class CaptureError(CodedError):
-    """A capture rule refused the request; nothing was changed."""
-
-    status_code = status.HTTP_400_BAD_REQUEST
+    """A capture rule refused the request before anything was written."""
 
 
 class OrderNotFound(CaptureError):
-    field = "order"
-    default_code = "order_not_found"
-    default_detail = "Order not found."
+    error = CaptureErrorCode.ORDER_NOT_FOUND
 
 
 class OrderAmbiguous(CaptureError):
-    field = "order"
-    default_code = "order_ambiguous"
-    default_detail = "This order number exists in several of your channels; send `channel` too."
+    error = CaptureErrorCode.ORDER_AMBIGUOUS
 
 
 class OrderNotCapturable(CaptureError):
-    field = NON_FIELD_ERRORS
-    default_code = "order_not_capturable"
+    error = CaptureErrorCode.ORDER_NOT_CAPTURABLE
 
     def __init__(self, order_status: str):
-        super().__init__(f"Order in status {order_status} cannot be captured.")
+        super().__init__(status=order_status)
 
 
 class ItemsError(CaptureError):
     """A rule that fails for some of the given items, named in the message."""
 
-    field = "order_items"
-    message = ""
-
     def __init__(self, pks):
         self.pks = sorted(pks)
-        super().__init__(self.message.format(pks=_pks(self.pks)))
+        super().__init__(pks=", ".join(str(pk) for pk in self.pks))
 
 
 class OrderItemNotFound(ItemsError):
-    default_code = "order_item_not_found"
-    message = "Order items not found in this order: {pks}."
+    error = CaptureErrorCode.ORDER_ITEM_NOT_FOUND
 
 
 class OrderItemNotCapturable(ItemsError):
-    default_code = "order_item_not_capturable"
-    message = "Order items cannot be captured in their status: {pks}."
+    error = CaptureErrorCode.ORDER_ITEM_NOT_CAPTURABLE
 
 
 class AlreadyCaptured(ItemsError):
-    default_code = "already_captured"
-    message = "Order items already captured: {pks}."
+    error = CaptureErrorCode.ALREADY_CAPTURED
 
 
 class OrderLocked(CodedError):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "order_locked"
-    default_detail = "The order is being changed by another request. Retry shortly."
+    error = CaptureErrorCode.ORDER_LOCKED
 
 
 class InvalidIdempotencyKey(CodedError):
-    status_code = status.HTTP_400_BAD_REQUEST
-    default_code = "invalid_idempotency_key"
-    default_detail = "Idempotency-Key must be 1 to 255 visible ASCII characters."
+    error = CaptureErrorCode.INVALID_IDEMPOTENCY_KEY
 
 
 class IdempotencyKeyInUse(CodedError):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "idempotency_key_in_use"
-    default_detail = "A request with this Idempotency-Key is still being processed. Retry shortly."
+    error = CaptureErrorCode.IDEMPOTENCY_KEY_IN_USE
 
 
 class IdempotencyKeyReused(CodedError):
-    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
-    default_code = "idempotency_key_reused"
-    default_detail = "This Idempotency-Key was used with a different request body."
+    error = CaptureErrorCode.IDEMPOTENCY_KEY_REUSED

@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
-from orders.filters import MAX_ID
+from omnitron.limits import MAX_BIGINT
 
 
 class CaptureFilterSerializer(serializers.Serializer):
-    order = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    order = serializers.IntegerField(required=False, min_value=1, max_value=MAX_BIGINT)

@@ -1,26 +1,74 @@
 """Idempotency-Key: the first request with a key that reaches the capture rules
 stores its answer; a retry with the same key and body gets that answer again.
 
-Everything happens inside the capture's own transaction, so a stored answer and
-the capture it describes are committed together or not at all. A transaction-level
-advisory lock on (user, key) tells a concurrent duplicate that the first request is
-still running, without making it wait."""
+`idempotent_answer` is the whole flow, called by the view: claim the key, produce
+the answer (run the capture and render it), store it. Everything happens inside the
+capture's own transaction, so a stored answer and the capture it describes are
+committed together or not at all. A transaction-level advisory lock on (user, key)
+tells a concurrent duplicate that the first request is still running, without
+making it wait."""
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
+from rest_framework import status
+from rest_framework.renderers import JSONRenderer
 
+from omnitron.api.exceptions import error_body
 from omnitron.prepared import PreparedStatement
 
-from .exceptions import IdempotencyKeyInUse, IdempotencyKeyReused, InvalidIdempotencyKey
+from .exceptions import (
+    CaptureError,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    InvalidIdempotencyKey,
+)
 from .models import IdempotencyRecord
 from .rules import IDEMPOTENCY_KEY_TTL_HOURS, MAX_IDEMPOTENCY_KEY_LENGTH
 
 TTL = timedelta(hours=IDEMPOTENCY_KEY_TTL_HOURS)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A rendered answer, byte for byte what a replay with the same key answers."""
+
+    status_code: int
+    body: bytes
+    replayed: bool = False
+
+
+def idempotent_answer(*, user, key: str, fingerprint: str, produce: Callable[[], bytes]) -> Answer:
+    """The answer to a request with an Idempotency-Key, in one transaction: the stored
+    answer when this user sent this key with the same request before; otherwise the
+    200 body `produce` returns, stored. A CaptureError that `produce` raises is
+    stored as its error answer, then raised; any other error stores nothing.
+
+    Raises IdempotencyKeyReused when the key was used with another request, and
+    IdempotencyKeyInUse when a request with this key is still running."""
+    record = {"user": user, "key": key, "fingerprint": fingerprint}
+    with transaction.atomic():
+        stored = _claim(**record)
+        if stored is not None:
+            return stored
+        try:
+            answer = Answer(status.HTTP_200_OK, produce())
+        except CaptureError as exc:
+            refusal = exc
+            _store(**record, answer=Answer(exc.status_code, _render(error_body(exc))))
+        else:
+            _store(**record, answer=answer)
+            return answer
+    raise refusal
+
+
+def _render(data) -> bytes:
+    return JSONRenderer().render(data)
 
 
 def idempotency_key_parse(raw: str | None) -> str | None:
@@ -34,7 +82,16 @@ def idempotency_key_parse(raw: str | None) -> str | None:
     return raw
 
 
-def request_fingerprint(payload: dict) -> str:
+def request_fingerprint(data: dict) -> str:
+    """A hash of a validated capture request: equal for the same order, channel and
+    items, whatever the JSON's whitespace and key order."""
+    payload = {
+        "order": data["order"],
+        "channel": data.get("channel"),
+        "order_items": [
+            {"pk": item["pk"], "attributes": item.get("attributes")} for item in data["order_items"]
+        ],
+    }
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
@@ -71,15 +128,9 @@ STORE = PreparedStatement(
 )
 
 
-@dataclass(frozen=True)
-class StoredAnswer:
-    status_code: int
-    body: bytes
-
-
-def idempotency_claim(*, user, key: str, fingerprint: str) -> StoredAnswer | None:
+def _claim(*, user, key: str, fingerprint: str) -> Answer | None:
     """Within the caller's transaction: the stored answer for this key, or None when the
-    caller goes on to run the capture (and then calls `idempotency_store`).
+    caller goes on to produce the answer (and then calls `_store`).
 
     Raises IdempotencyKeyReused when the key was used with another body, and
     IdempotencyKeyInUse when a request with this key is still running."""
@@ -93,13 +144,13 @@ def idempotency_claim(*, user, key: str, fingerprint: str) -> StoredAnswer | Non
         stored_fingerprint, status_code, body = row
         if stored_fingerprint != fingerprint:
             raise IdempotencyKeyReused()
-        return StoredAnswer(status_code, body.encode("utf-8"))
+        return Answer(status_code, body.encode("utf-8"), replayed=True)
     if not locked:
         raise IdempotencyKeyInUse()
     return None
 
 
-def idempotency_store(*, user, key: str, fingerprint: str, status_code: int, body: bytes) -> None:
+def _store(*, user, key: str, fingerprint: str, answer: Answer) -> None:
     """Store the answer, replacing an expired record of the same key."""
     with connection.cursor() as cursor:
         STORE.execute(
@@ -108,8 +159,8 @@ def idempotency_store(*, user, key: str, fingerprint: str, status_code: int, bod
                 "user": user.pk,
                 "key": key,
                 "fingerprint": fingerprint,
-                "status": status_code,
-                "body": body.decode("utf-8"),
+                "status": answer.status_code,
+                "body": answer.body.decode("utf-8"),
                 "now": timezone.now(),
             },
         )

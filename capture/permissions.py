@@ -1,14 +1,7 @@
-from rest_framework.permissions import BasePermission
+from omnitron.api.permissions import HasRequiredPermission
 
 
-class CanCaptureOrders(BasePermission):
-    """The `orders.capture_order` permission (superusers have every permission)."""
+class CanCaptureOrders(HasRequiredPermission):
+    """The capture view's `required_permission`, orders.capture_order."""
 
     message = "You do not have permission to capture orders."
-
-    def has_permission(self, request, view):
-        user = request.user
-        known = getattr(user, "can_capture", None)  # loaded with the token
-        if known is not None:
-            return known
-        return bool(user and user.has_perm("orders.capture_order"))

@@ -1,4 +1,4 @@
-"""The capture rules as data: read by the code, quoted by the README and the schema."""
+"""The capture rules as data: read by the code, quoted by docs/api.md and the schema."""
 
 from orders.enums import OrderStatus
 
@@ -25,5 +25,3 @@ MAX_ATTRIBUTES_BYTES = 16 * 1024
 MAX_ATTRIBUTES_DEPTH = 32
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 IDEMPOTENCY_KEY_TTL_HOURS = 24
-# Ids are PostgreSQL bigints; anything larger cannot name a row.
-MAX_DB_ID = 2**63 - 1

@@ -7,35 +7,29 @@ import json
 
 from rest_framework import serializers
 
+from omnitron.api.error_codes import FieldErrorCode
 from omnitron.api.serializers import OutputModelSerializer, SharedFieldsMixin
+from omnitron.limits import MAX_BIGINT
 from orders.serializers import JSONObjectField
 
+from .error_codes import CaptureErrorCode
 from .models import Capture, CaptureItem
-from .rules import (
-    MAX_ATTRIBUTES_BYTES,
-    MAX_ATTRIBUTES_DEPTH,
-    MAX_DB_ID,
-    MAX_ITEMS_PER_CAPTURE,
-)
+from .rules import MAX_ATTRIBUTES_BYTES, MAX_ATTRIBUTES_DEPTH, MAX_ITEMS_PER_CAPTURE
 
 
 def _check_json_value(value, depth: int = 0) -> None:
     """PostgreSQL's jsonb cannot store NUL characters or lone surrogates; refuse them
     (and absurd nesting) here instead of failing in the database."""
     if depth > MAX_ATTRIBUTES_DEPTH:
-        raise serializers.ValidationError(
-            f"Attributes are nested deeper than {MAX_ATTRIBUTES_DEPTH} levels.", code="too_deep"
-        )
+        raise CaptureErrorCode.TOO_DEEP.validation_error()
     if isinstance(value, str):
         if "\x00" in value:
-            raise serializers.ValidationError(
-                "Null characters are not allowed.", code="null_characters_not_allowed"
-            )
+            raise FieldErrorCode.NULL_CHARACTERS_NOT_ALLOWED.validation_error()
         try:
             value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise serializers.ValidationError(
-                "Surrogate characters are not allowed.", code="surrogate_characters_not_allowed"
+        except UnicodeEncodeError as exc:
+            raise FieldErrorCode.SURROGATE_CHARACTERS_NOT_ALLOWED.validation_error(
+                code_point=ord(value[exc.start])
             ) from None
     elif isinstance(value, dict):
         for key, item in value.items():
@@ -52,19 +46,16 @@ def check_attributes(value: dict) -> dict:
     _check_json_value(value)
     size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
     if size > MAX_ATTRIBUTES_BYTES:
-        raise serializers.ValidationError(
-            f"Attributes are {size} bytes; at most {MAX_ATTRIBUTES_BYTES} are allowed.",
-            code="attributes_too_large",
-        )
+        raise CaptureErrorCode.ATTRIBUTES_TOO_LARGE.validation_error(size=size)
     return value
 
 
 def _plain_items(data) -> list[dict] | None:
     """The common, valid shape of `order_items`, validated without DRF's per-item
-    machinery (about 35 µs an item on the benchmark machine, 36 ms for 1,000): a
-    non-empty list of {"pk": <int in range>, "attributes": <valid object>?}. Anything
-    else returns None and takes DRF's path, which words every error. Both paths give
-    the same result (tests/capture/test_input_properties.py)."""
+    machinery (docs/performance.md has what it saves at 1,000 items): a non-empty
+    list of {"pk": <int in range>, "attributes": <valid object>?}. Anything else
+    returns None and takes DRF's path, which words every error. Both paths give the
+    same result (tests/capture/test_input_properties.py)."""
     if not isinstance(data, list) or not data:
         return None
     items = []
@@ -72,7 +63,7 @@ def _plain_items(data) -> list[dict] | None:
         if type(entry) is not dict or not entry.keys() <= {"pk", "attributes"}:
             return None
         pk = entry.get("pk")
-        if type(pk) is not int or not 1 <= pk <= MAX_DB_ID:
+        if type(pk) is not int or not 1 <= pk <= MAX_BIGINT:
             return None
         if "attributes" not in entry:
             items.append({"pk": pk})
@@ -92,10 +83,7 @@ class CaptureOrderItemListSerializer(serializers.ListSerializer):
     def to_internal_value(self, data):
         # Count before validating each entry: a huge list is refused at once.
         if isinstance(data, list) and len(data) > MAX_ITEMS_PER_CAPTURE:
-            raise serializers.ValidationError(
-                f"At most {MAX_ITEMS_PER_CAPTURE} order items can be captured at once.",
-                code="too_many_items",
-            )
+            raise CaptureErrorCode.TOO_MANY_ITEMS.validation_error()
         plain = _plain_items(data)
         if plain is not None:
             return plain
@@ -103,7 +91,7 @@ class CaptureOrderItemListSerializer(serializers.ListSerializer):
 
 
 class CaptureOrderItemSerializer(SharedFieldsMixin, serializers.Serializer):
-    pk = serializers.IntegerField(min_value=1, max_value=MAX_DB_ID, help_text="Order Item ID")
+    pk = serializers.IntegerField(min_value=1, max_value=MAX_BIGINT, help_text="Order Item ID")
     attributes = serializers.DictField(
         required=False,
         help_text=(
@@ -127,7 +115,7 @@ class CaptureOrderSerializer(SharedFieldsMixin, serializers.Serializer):
     channel = serializers.IntegerField(
         required=False,
         min_value=1,
-        max_value=MAX_DB_ID,
+        max_value=MAX_BIGINT,
         help_text=(
             "Extension: the channel id of the order. Needed only when the number "
             "exists in several of your channels."
@@ -140,9 +128,7 @@ class CaptureOrderSerializer(SharedFieldsMixin, serializers.Serializer):
             (duplicates if item["pk"] in seen else seen).add(item["pk"])
         if duplicates:
             listed = ", ".join(str(pk) for pk in sorted(duplicates))
-            raise serializers.ValidationError(
-                f"Order items listed more than once: {listed}.", code="duplicate_order_items"
-            )
+            raise CaptureErrorCode.DUPLICATE_ORDER_ITEMS.validation_error(pks=listed)
         return items
 
 

@@ -1,10 +1,31 @@
-"""Capture: the rules and the transaction that marks order items captured.
+"""Capture: mark exactly the given items of an order captured, or none of them.
 
-One transaction per request, in this order (Saleor's actions): lock the order row
-then the items by pk, check every rule under the locks, then write the items, the
-audit rows and the order's modified_date and read the order back. Two statements
-(capture/sql.py), whatever the number of items."""
+`order_capture` runs one transaction, in this order (Saleor's order actions):
 
+1. lock the order row, then the given items in pk order (`sql.lock_order_and_items`:
+   one statement; every capture locks in the same order, so captures never deadlock);
+2. check the rules under the locks; the first that fails is raised, nothing written:
+   - no order with this number in the user's channels (and in `channel`, when
+     given) is `OrderNotFound`, whether it does not exist or is another channel's;
+     the number in several of the user's channels is `OrderAmbiguous`;
+   - an order whose status is not in `CAPTURABLE_ORDER_STATUSES` is
+     `OrderNotCapturable`;
+   - a pk that is not an item of this order is `OrderItemNotFound`;
+   - an item whose status is in `NON_CAPTURABLE_ITEM_STATUSES` is
+     `OrderItemNotCapturable`;
+   - an item captured already is `AlreadyCaptured`: a second capture is an error,
+     never a silent success;
+3. write, in one statement (`sql.write_capture`): the items' `captured_at` and their
+   merged attributes, the audit record (`Capture`, amount = the sum of the items'
+   prices, and a `CaptureItem` per item with its attributes before and after), the
+   order's `modified_date`; and read the order back.
+
+Waiting for another request's lock longer than `lock_timeout` is `OrderLocked`.
+The unique `CaptureItem.order_item` is the database's own guarantee that no item is
+ever captured twice. The errors' codes, statuses and messages are in
+capture/error_codes.py; docs/api.md lists them with the rules."""
+
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -12,11 +33,8 @@ from decimal import Decimal
 import psycopg2.errors
 from django.db import OperationalError, transaction
 from django.utils import timezone
-from rest_framework.renderers import JSONRenderer
 
-from omnitron.api.exceptions import error_body
 from orders.models import Order
-from orders.serializers import OrderSerializer
 
 from . import sql
 from .exceptions import (
@@ -29,26 +47,13 @@ from .exceptions import (
     OrderNotCapturable,
     OrderNotFound,
 )
-from .idempotency import idempotency_claim, idempotency_store, request_fingerprint
 from .rules import CAPTURABLE_ORDER_STATUSES, NON_CAPTURABLE_ITEM_STATUSES
-
-_renderer = JSONRenderer()
 
 
 @dataclass(frozen=True)
 class ItemInput:
     pk: int
     attributes: dict | None = None  # None: leave the stored attributes as they are
-
-
-@dataclass(frozen=True)
-class CaptureResult:
-    """The answer of a capture: the rendered JSON body, byte for byte what a replay
-    with the same Idempotency-Key answers."""
-
-    status_code: int
-    body: bytes
-    replayed: bool = False
 
 
 def order_capture(
@@ -59,95 +64,54 @@ def order_capture(
     channel: int | None = None,
     idempotency_key: str | None = None,
     request_id: str = "",
-) -> CaptureResult:
-    """Capture exactly the given items of the order, or none of them.
-
-    Raises a CaptureError (400) when a rule refuses, OrderLocked (409) when the order
-    stays locked by another request past the lock timeout, and with a key,
-    IdempotencyKeyInUse (409) or IdempotencyKeyReused (422)."""
-    capture_args = {
-        "user": user,
-        "order_number": order_number,
-        "items": items,
-        "channel": channel,
-        "idempotency_key": idempotency_key,
-        "request_id": request_id,
-    }
-    with _locks_time_out_as_conflict():
-        if idempotency_key is None:
-            with transaction.atomic():
-                order = _capture_items(**capture_args)
-            # Rendered after COMMIT: the row locks are released as soon as possible.
-            return CaptureResult(200, _render(OrderSerializer(order).data))
-        return _order_capture_idempotent(**capture_args)
-
-
-def _order_capture_idempotent(*, user, idempotency_key: str, **capture_args) -> CaptureResult:
-    fingerprint = request_fingerprint(
-        {
-            "order": capture_args["order_number"],
-            "channel": capture_args["channel"],
-            "order_items": [
-                {"pk": item.pk, "attributes": item.attributes} for item in capture_args["items"]
-            ],
-        }
-    )
-    store = {"user": user, "key": idempotency_key, "fingerprint": fingerprint}
-    with transaction.atomic():
-        stored = idempotency_claim(**store)
-        if stored is not None:
-            return CaptureResult(stored.status_code, stored.body, replayed=True)
-        try:
-            order = _capture_items(user=user, idempotency_key=idempotency_key, **capture_args)
-        except CaptureError as exc:
-            # Nothing was written before the rule failed; commit the stored refusal.
-            refusal = exc
-            idempotency_store(**store, status_code=exc.status_code, body=_render(error_body(exc)))
-        else:
-            body = _render(OrderSerializer(order).data)
-            idempotency_store(**store, status_code=200, body=body)
-            return CaptureResult(200, body)
-    raise refusal
-
-
-def _capture_items(*, user, order_number, items, channel, idempotency_key, request_id) -> Order:
+) -> Order:
+    """Capture exactly the given items of the order, or none of them, and return the
+    order as it is after the capture. Raises a CaptureError when a rule refuses and
+    OrderLocked when the order stays locked by another request."""
     given = {item.pk: item for item in items}
-    orders, locked = sql.lock_order_and_items(
-        user=user, number=order_number, channel=channel, pks=list(given)
-    )
+    with _lock_waits_raise_order_locked():
+        # No savepoint inside an enclosing transaction (the Idempotency-Key's): a
+        # refusal is raised only after the block, and nothing was written before it.
+        with transaction.atomic(savepoint=False):
+            orders, locked = sql.lock_order_and_items(
+                user=user, number=order_number, channel=channel, pks=list(given)
+            )
+            refusal = _first_broken_rule(orders, given.keys(), locked)
+            if refusal is None:
+                return sql.write_capture(
+                    order=orders[0],
+                    user_id=user.pk,
+                    now=timezone.now(),
+                    amount=sum((item.price for item in locked), Decimal("0.00")),
+                    idempotency_key=idempotency_key,
+                    request_id=request_id,
+                    changes={item.pk: given[item.pk].attributes for item in locked},
+                )
+        raise refusal
+
+
+def _first_broken_rule(
+    orders: list[sql.LockedOrder], given_pks, items: list[sql.LockedItem]
+) -> CaptureError | None:
+    """The first rule the capture breaks, in the order of the module docstring."""
     if not orders:
-        # Orders of other channels are not found: the answer never tells they exist.
-        raise OrderNotFound()
+        return OrderNotFound()
     if len(orders) > 1:
-        raise OrderAmbiguous()
-    order = orders[0]
-    if order.status not in CAPTURABLE_ORDER_STATUSES:
-        raise OrderNotCapturable(order.status)
-    if missing := given.keys() - {item.pk for item in locked}:
-        raise OrderItemNotFound(missing)
-    if refused := [item.pk for item in locked if item.status in NON_CAPTURABLE_ITEM_STATUSES]:
-        raise OrderItemNotCapturable(refused)
-    if captured := [item.pk for item in locked if item.captured_at is not None]:
-        raise AlreadyCaptured(captured)
-
-    return sql.write_capture(
-        order=order,
-        user_id=user.pk,
-        now=timezone.now(),
-        amount=sum((item.price for item in locked), Decimal("0.00")),
-        idempotency_key=idempotency_key,
-        request_id=request_id,
-        changes={item.pk: given[item.pk].attributes for item in locked},
-    )
-
-
-def _render(data) -> bytes:
-    return _renderer.render(data)
+        return OrderAmbiguous()
+    if orders[0].status not in CAPTURABLE_ORDER_STATUSES:
+        return OrderNotCapturable(orders[0].status)
+    if missing := given_pks - {item.pk for item in items}:
+        return OrderItemNotFound(missing)
+    if refused := [item.pk for item in items if item.status in NON_CAPTURABLE_ITEM_STATUSES]:
+        return OrderItemNotCapturable(refused)
+    if captured := [item.pk for item in items if item.captured_at is not None]:
+        return AlreadyCaptured(captured)
+    return None
 
 
 @contextmanager
-def _locks_time_out_as_conflict():
-    """A lock wait past lock_timeout (or a deadlock) becomes a retryable 409 order_locked."""
+def _lock_waits_raise_order_locked() -> Iterator[None]:
+    """A lock wait past lock_timeout (or a deadlock) becomes OrderLocked: retryable."""
     try:
         yield
     except OperationalError as exc:

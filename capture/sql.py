@@ -2,9 +2,9 @@
 order and its items, the other does every write and reads the order back.
 
 Plain SQL rather than the ORM because this is the hot path: the same work through
-querysets cost 7 statements and about 20 ms of Python per capture on the benchmark
-machine (see the README's Performance section). The rules that run between the two
-statements live in capture/services.py."""
+querysets costs 7 statements and much more Python per capture (docs/performance.md
+has the figures). The rules that run between the two statements live in
+capture/services.py."""
 
 import json
 from dataclasses import dataclass

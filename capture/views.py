@@ -1,23 +1,34 @@
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
-    OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
-    extend_schema_view,
 )
 from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from omnitron.api.schema import READ_ERRORS, UNAUTHORIZED, WRITE_ERRORS, detail_error, field_errors
-from omnitron.api.throttling import CaptureUserThrottle
-from omnitron.api.viewsets import ScopedReadOnlyViewSet
+from omnitron.api.error_codes import ApiErrorCode
+from omnitron.api.error_codes import FieldErrorCode as F
+from omnitron.api.schema import (
+    AUTHENTICATION,
+    BODY_CODES,
+    NUMBER_CODES,
+    STRING_CODES,
+    UNAVAILABLE,
+)
+from omnitron.api.schema import error_responses as errors
+from omnitron.api.throttling import UserScopedRateThrottle
+from omnitron.api.viewsets import ScopedReadOnlyViewSet, documented
 from omnitron.observability import note
+from orders.models import Order
 from orders.serializers import OrderSerializer
 
+from .error_codes import CaptureErrorCode
 from .filters import CaptureFilterSerializer
-from .idempotency import idempotency_key_parse
+from .idempotency import idempotency_key_parse, idempotent_answer, request_fingerprint
 from .models import Capture
 from .permissions import CanCaptureOrders
 from .rules import MAX_IDEMPOTENCY_KEY_LENGTH
@@ -25,38 +36,19 @@ from .selectors import capture_list_for_user
 from .serializers import CaptureOrderSerializer, CaptureSerializer
 from .services import ItemInput, order_capture
 
-CAPTURE_REFUSED = field_errors(
-    "A field or a capture rule refused the request; nothing changed. Rule codes: "
-    "`order_not_found`, `order_ambiguous` (on `order`); `order_not_capturable` "
-    "(`non_field_errors`); `order_item_not_found`, `order_item_not_capturable`, "
-    "`already_captured`, `duplicate_order_items`, `too_many_items` (on `order_items`, "
-    "naming the pks); field codes such as `required`, `blank`, `invalid`, `min_value`, "
-    "`attributes_too_large`; `parse_error` and `invalid_idempotency_key` (`detail`).",
-    examples=[
-        OpenApiExample(
-            "Already captured",
-            value={
-                "order_items": ["Order items already captured: 3, 5."],
-                "code": "already_captured",
-            },
-            response_only=True,
-        ),
-        OpenApiExample(
-            "Order not found",
-            value={"order": ["Order not found."], "code": "order_not_found"},
-            response_only=True,
-        ),
-    ],
-)
+CAPTURE_FIELD_CODES = (
+    F.REQUIRED, F.NULL, F.INVALID, F.NOT_A_LIST, F.EMPTY, F.NOT_A_DICT,
+    *NUMBER_CODES, *STRING_CODES,
+)  # fmt: skip
 
 
 class CaptureOrderView(APIView):
     """POST /api/v1/capture-order/: authenticate, validate, capture, answer the Order."""
 
-    # The token statement also counts the request for the per-user rate limit.
-    authentication_rate_scope = CaptureUserThrottle.scope
+    required_permission = "orders.capture_order"
     permission_classes = [IsAuthenticated, CanCaptureOrders]
-    throttle_classes = [CaptureUserThrottle]
+    throttle_classes = [UserScopedRateThrottle]
+    throttle_scope = "capture"
 
     @extend_schema(
         summary="Capture Order",
@@ -78,54 +70,57 @@ class CaptureOrderView(APIView):
         ],
         responses={
             200: OpenApiResponse(OrderSerializer, description="Order captured successfully"),
-            400: CAPTURE_REFUSED,
-            401: UNAUTHORIZED,
-            403: detail_error("No `orders.capture_order` permission.", ["permission_denied"]),
-            409: detail_error(
-                "Retry shortly: the order is locked by another capture, or the first request "
-                "with this Idempotency-Key is still running.",
-                ["order_locked", "idempotency_key_in_use"],
-            ),
-            422: detail_error(
-                "This Idempotency-Key was used with another body.", ["idempotency_key_reused"]
-            ),
-            **WRITE_ERRORS,
+            **errors(
+                *CaptureErrorCode,
+                *CAPTURE_FIELD_CODES,
+                *AUTHENTICATION,
+                ApiErrorCode.PERMISSION_DENIED,
+                *BODY_CODES,
+                *UNAVAILABLE,
+            ),  # fmt: skip
         },
     )
     def post(self, request):
-        idempotency_key = idempotency_key_parse(request.headers.get("Idempotency-Key"))
+        key = idempotency_key_parse(request.headers.get("Idempotency-Key"))
         serializer = CaptureOrderSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         note(request, order=data["order"])
-        result = order_capture(
+
+        def capture() -> Order:
+            return order_capture(
+                user=request.user,
+                order_number=data["order"],
+                items=[
+                    ItemInput(item["pk"], item.get("attributes")) for item in data["order_items"]
+                ],
+                channel=data.get("channel"),
+                idempotency_key=key,
+                request_id=getattr(request, "request_id", ""),
+            )
+
+        if key is None:
+            return Response(OrderSerializer(capture()).data)
+        answer = idempotent_answer(
             user=request.user,
-            order_number=data["order"],
-            items=[ItemInput(item["pk"], item.get("attributes")) for item in data["order_items"]],
-            channel=data.get("channel"),
-            idempotency_key=idempotency_key,
-            request_id=getattr(request, "request_id", ""),
+            key=key,
+            fingerprint=request_fingerprint(data),
+            produce=lambda: JSONRenderer().render(OrderSerializer(capture()).data),
         )
         response = HttpResponse(
-            result.body, status=result.status_code, content_type="application/json"
+            answer.body, status=answer.status_code, content_type="application/json"
         )
-        if result.replayed:
+        if answer.replayed:
             response["Idempotent-Replayed"] = "true"
         return response
 
 
-@extend_schema_view(
-    list=extend_schema(
-        summary="List captures",
-        description="The capture audit of your channels' orders, newest first, with items.",
-        parameters=[CaptureFilterSerializer],
-        responses={200: CaptureSerializer(many=True), **READ_ERRORS},
-    ),
-    retrieve=extend_schema(
-        summary="Retrieve a capture", responses={200: CaptureSerializer, **READ_ERRORS}
-    ),
+@documented(
+    tag="Captures",
+    list_summary="List captures",
+    list_description="The capture audit of your channels' orders, newest first, with items.",
+    retrieve_summary="Retrieve a capture",
 )
-@extend_schema(tags=["Captures"])
 class CaptureViewSet(ScopedReadOnlyViewSet):
     queryset = Capture.objects.none()  # for the schema; rows come from select()
     serializer_class = CaptureSerializer

@@ -1,6 +1,8 @@
 """JSON for the errors gunicorn answers itself, before the app sees a request (a
 request line or a header over gunicorn's limits, a malformed request): the API's
-one error shape, {"detail": ..., "code": ...}, instead of gunicorn's HTML page."""
+one error shape, {"detail": ..., "code": ...}, instead of gunicorn's HTML page.
+The codes are those of omnitron/api/error_codes.py (a test checks they agree); this
+module runs in gunicorn's master before Django is set up, so it cannot import them."""
 
 import json
 
@@ -8,7 +10,7 @@ from gunicorn import util
 
 CODES = {
     400: "bad_request",
-    403: "forbidden",
+    403: "permission_denied",
     414: "uri_too_long",
     417: "expectation_failed",
     431: "header_too_large",

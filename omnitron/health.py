@@ -4,6 +4,8 @@ health middleware) so load balancer probes skip host checks, sessions and auth."
 from django.db import connection
 from django.http import JsonResponse
 
+from omnitron.api.error_codes import ApiErrorCode
+
 LIVENESS_PATH = "/healthz"
 READINESS_PATH = "/readyz"
 
@@ -29,12 +31,9 @@ class HealthCheckMiddleware:
         if request.path == READINESS_PATH:
             if database_ready():
                 return JsonResponse({"status": "ok", "database": "ok"})
+            unavailable = ApiErrorCode.DATABASE_UNAVAILABLE
             return JsonResponse(
-                {
-                    "status": "unavailable",
-                    "detail": "The database is not reachable.",
-                    "code": "database_unavailable",
-                },
-                status=503,
+                {"status": "unavailable", **unavailable.example()},
+                status=unavailable.status_code,
             )
         return self.get_response(request)

@@ -1,8 +1,8 @@
 """Server-side prepared statements for the few statements every request runs.
 
 PostgreSQL plans a statement each time it receives its text; for the token lookup
-and the capture's two statements, planning cost more than running them (about
-0.3 to 3 ms each on the benchmark machine). A PreparedStatement is planned once per
+and the capture's two statements, planning cost more than running them
+(docs/performance.md has what preparing saves). A PreparedStatement is planned once per
 database connection (PREPARE, sent with the first EXECUTE in one round trip) and
 only executed after that.
 

@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView
 from omnitron.api.docs import RedocView, SwaggerView
 
 api_v1 = [
-    path("", include("omnitron.api.urls")),
+    path("", include("accounts.urls")),
     path("", include("capture.urls")),
     path("", include("orders.urls")),
 ]

@@ -3,10 +3,7 @@
 
 from django.contrib import admin
 from django.contrib.auth import get_user_model
-from django.contrib.auth.admin import UserAdmin
 from django.db.models import Count, Q
-
-from capture.admin import CaptureInline
 
 from .models import Channel, ChannelMembership, Customer, Order, OrderItem
 from .selectors import order_item_list_for_user, order_list_for_user
@@ -41,13 +38,9 @@ class ChannelMembershipInline(admin.TabularInline):
     autocomplete_fields = ("channel",)
 
 
-class OperatorUserAdmin(UserAdmin):
-    inlines = [*UserAdmin.inlines, ChannelMembershipInline]
-
-
-User = get_user_model()
-admin.site.unregister(User)
-admin.site.register(User, OperatorUserAdmin)
+# A user's page lists the channels whose orders they see.
+user_admin = admin.site.get_model_admin(get_user_model())
+user_admin.inlines = [*user_admin.inlines, ChannelMembershipInline]
 
 
 class OrderItemInline(admin.TabularInline):
@@ -84,7 +77,7 @@ class OrderAdmin(admin.ModelAdmin):
     date_hierarchy = "date_placed"
     readonly_fields = ("created_date", "modified_date")
     raw_id_fields = ("customer",)
-    inlines = [OrderItemInline, CaptureInline]
+    inlines = [OrderItemInline]  # the capture app adds its captures
     fieldsets = [
         (None, {"fields": ("number", "channel", "customer", "status", "date_placed")}),
         (

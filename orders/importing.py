@@ -4,6 +4,8 @@ the models, strict about unknown keys, with errors named by their path
 
 from rest_framework import serializers
 
+from omnitron.limits import MAX_INTEGER
+
 from .models import Order, OrderItem
 
 ORDER_IMPORT_EXCLUDE = {"id", "channel", "customer", "created_date", "modified_date"}
@@ -23,12 +25,12 @@ class StrictKeysMixin:
 
 
 class ChannelImportSerializer(StrictKeysMixin, serializers.Serializer):
-    pk = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+    pk = serializers.IntegerField(min_value=1, max_value=MAX_INTEGER)
     name = serializers.CharField(max_length=255)
 
 
 class CustomerImportSerializer(StrictKeysMixin, serializers.Serializer):
-    pk = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+    pk = serializers.IntegerField(min_value=1, max_value=MAX_INTEGER)
     email = serializers.EmailField(max_length=254)
     first_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
     last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
@@ -59,8 +61,8 @@ class OrderItemImportSerializer(StrictKeysMixin, serializers.ModelSerializer):
 
 
 class OrderImportSerializer(StrictKeysMixin, serializers.ModelSerializer):
-    channel = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
-    customer = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+    channel = serializers.IntegerField(min_value=1, max_value=MAX_INTEGER)
+    customer = serializers.IntegerField(min_value=1, max_value=MAX_INTEGER)
     items = OrderItemImportSerializer(many=True, required=False)
 
     class Meta:

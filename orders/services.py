@@ -222,15 +222,3 @@ def api_user_create_or_update(
             )
         token, _ = Token.objects.get_or_create(user=user)
     return token
-
-
-def api_token_rotate(*, username: str) -> Token:
-    """Replace the user's token with a new one; the old key stops working at once."""
-    User = get_user_model()
-    with transaction.atomic():
-        try:
-            user = User.objects.select_for_update().get(username=username)
-        except User.DoesNotExist:
-            raise LookupError(f"No user {username!r}.") from None
-        Token.objects.filter(user=user).delete()
-        return Token.objects.create(user=user)

@@ -3,7 +3,8 @@
 conftest.py routes every response of the test suite through `check_response`: the
 Django test client's and those of `requests` sessions talking to a live server on
 loopback. A documented operation's answer must match the schema documented for its
-status code; anything else under /api/ must at least be JSON with a `code`."""
+status code; anything else under /api/ must at least be JSON with a `code`. Every
+error's `code` must be in the error code registry with the answer's status."""
 
 import json
 import re
@@ -12,6 +13,8 @@ from functools import cache
 
 import jsonschema
 from drf_spectacular.generators import SchemaGenerator
+
+from omnitron.api.error_codes import registries
 
 # Pages (HTML) and the schema itself are not JSON answers of the API.
 NOT_JSON_PATHS = ("/api/docs/", "/api/redoc/", "/api/schema/")
@@ -83,6 +86,20 @@ def find_operation(method: str, path: str):
     return None
 
 
+@cache
+def registered_statuses() -> dict[str, int]:
+    """Every registered error code and its status."""
+    return {error.code: error.status_code for registry in registries() for error in registry}
+
+
+def _check_registered(where: str, status: int, body) -> None:
+    if status < 400:
+        return
+    code = body.get("code") if isinstance(body, dict) else None
+    if registered_statuses().get(code) != status:
+        raise ContractError(f"{where}: code {code!r} is not registered with this status")
+
+
 def check_response(method: str, path: str, status: int, content_type: str, content: bytes):
     if not path.startswith("/api/") or path.startswith(NOT_JSON_PATHS) or method == "OPTIONS":
         return
@@ -97,10 +114,12 @@ def check_response(method: str, path: str, status: int, content_type: str, conte
         # No such operation: an error, in the one error shape.
         if status < 400 or not isinstance(body, dict) or "code" not in body:
             raise ContractError(f"{where}: undocumented answer {body!r}")
+        _check_registered(where, status, body)
         return
     schema = responses.get(str(status))
     if schema is None:
         raise ContractError(f"{where}: status {status} is not documented for this operation")
+    _check_registered(where, status, body)
     try:
         jsonschema.validate(body, schema)
     except jsonschema.ValidationError as exc:

@@ -1,59 +1,65 @@
-"""One error shape for the whole API, as Omnitron answers:
-
-    {"<field>": ["message"], "code": "..."}
-    {"non_field_errors": ["message"], "code": "..."}
-    {"detail": "message", "code": "..."}
+"""One error shape for the whole API (see error_codes.py), and the exceptions that
+carry a registered code.
 
 `exception_handler` extends DRF's handler: DRF builds the response, this module
 reshapes the body and turns database failures and unexpected errors into coded
-answers (never an HTML page or a traceback). The capture codes live in
-capture/exceptions.py; the README lists every code."""
+answers (never an HTML page or a traceback)."""
 
 import logging
 
 import psycopg2.errors
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
+
+from .error_codes import NON_FIELD_ERRORS, ApiErrorCode, ErrorCode
 
 logger = logging.getLogger(__name__)
 
-NON_FIELD_ERRORS = api_settings.NON_FIELD_ERRORS_KEY
-
 
 class CodedError(exceptions.APIException):
-    """An API error with a code. `field` picks the body's shape: None answers
-    {"detail": ..., "code": ...}; a field name (or "non_field_errors") answers
-    {field: [...], "code": ...}."""
+    """An API exception whose status, code, shape and message come from one registry
+    member, set as `error` on the class:
 
+        class OrderNotFound(CaptureError):
+            error = CaptureErrorCode.ORDER_NOT_FOUND
+
+    Raise it bare for the registry's message, or with the message's placeholders as
+    keyword arguments."""
+
+    error: ErrorCode
     field: str | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        error = cls.__dict__.get("error")
+        if error is not None:
+            cls.status_code = error.status_code
+            cls.default_code = error.code
+            cls.default_detail = error.message
+            cls.field = error.field
+
+    def __init__(self, **params):
+        super().__init__(self.error.message.format(**params) if params else None)
 
 
 class RequestTooLarge(CodedError):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_code = "request_too_large"
-    default_detail = "The request body is larger than this API accepts."
+    error = ApiErrorCode.REQUEST_TOO_LARGE
 
 
 class DatabaseUnavailable(CodedError):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_code = "database_unavailable"
-    default_detail = "The database is not reachable. Retry later."
+    error = ApiErrorCode.DATABASE_UNAVAILABLE
 
 
 class DatabaseTimeout(CodedError):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_code = "database_timeout"
-    default_detail = "The database did not answer in time. Retry later."
+    error = ApiErrorCode.DATABASE_TIMEOUT
 
 
 class ServerError(CodedError):
-    status_code = status.HTTP_500_INTERNAL_SERVER_ERROR
-    default_code = "server_error"
-    default_detail = "A server error occurred."
+    error = ApiErrorCode.SERVER_ERROR
 
 
 def first_code(codes) -> str:
@@ -114,6 +120,8 @@ def translate(exc: Exception) -> Exception:
     """Map non-API exceptions that have a meaning for a client to coded errors."""
     if isinstance(exc, Http404):
         return exceptions.NotFound()
+    if isinstance(exc, RequestDataTooBig):
+        return RequestTooLarge()
     if isinstance(exc, DjangoPermissionDenied):
         return exceptions.PermissionDenied()
     if isinstance(exc, OperationalError | InterfaceError):

@@ -1,14 +1,17 @@
 """OpenAPI pieces shared by the views (drf-spectacular): the `Token` security
-scheme of the seed and the documented error answers with their codes."""
+scheme of the seed, and the documented error answers, built from the error code
+registry (error_codes.py)."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
+
+from .error_codes import ANY_FIELD, FIELD_CODES_WHEN, ApiErrorCode, ErrorCode, FieldErrorCode
 
 
 class TokenScheme(OpenApiAuthenticationExtension):
     """The seed's security scheme: `Token`, an API key in the Authorization header."""
 
-    target_class = "omnitron.api.authentication.TokenAuthentication"
+    target_class = "accounts.authentication.TokenAuthentication"
     name = "Token"
 
     def get_security_definition(self, auto_schema):
@@ -50,80 +53,108 @@ def _rename_refs(node):
     return node
 
 
-def detail_error(description: str, codes: list[str]) -> OpenApiResponse:
-    """An error answered as {"detail": "...", "code": "..."}."""
+# Values for the placeholders of the registry's messages in the documented examples.
+_EXAMPLE_PARAMS = {
+    "pks": "3, 5", "status": "200", "size": 20480, "reason": "Expecting value: line 1 "
+    "column 1 (char 0)", "method": "PUT", "media_type": "text/plain", "wait": 12,
+    "max_length": 128, "min_value": 1, "max_value": 9223372036854775807,
+    "input_type": "str", "input": "999", "code_point": 0xD800,
+}  # fmt: skip
+
+
+def error_responses(*codes: ErrorCode) -> dict[int, OpenApiResponse]:
+    """The documented error answers of an operation, built from the registry: per
+    status, a description listing each code and when it is answered, the body's
+    schema with `code` as an enum of those codes, and one example per code."""
+    by_status: dict[int, list[ErrorCode]] = {}
+    for error in codes:
+        by_status.setdefault(error.status_code, []).append(error)
+    return {status_code: _response(errors) for status_code, errors in sorted(by_status.items())}
+
+
+def _response(errors: list[ErrorCode]) -> OpenApiResponse:
+    own = [error for error in errors if error.field != ANY_FIELD]
+    lines = [f"- `{error.code}` ({_where(error)}): {error.when}" for error in own]
+    if field_codes := [f"`{error.code}`" for error in errors if error.field == ANY_FIELD]:
+        lines.append(f"- {', '.join(field_codes)} (on the invalid field): {FIELD_CODES_WHEN}")
+    enum = [error.code for error in errors]
+    fields = {error.field for error in errors}
     return OpenApiResponse(
-        description=f"{description} `code`: {', '.join(f'`{c}`' for c in codes)}.",
-        response={
-            "type": "object",
-            "required": ["detail", "code"],
-            "properties": {
-                "detail": {
-                    "type": "string",
-                    "description": "Contains a detailed description of the error.",
-                },
-                "code": {
-                    "type": "string",
-                    "enum": codes,
-                    "description": "Represents the server-side error code.",
-                },
-            },
-        },
+        description="\n".join(lines),
+        response=_detail_schema(enum) if fields == {None} else _fields_schema(enum),
+        examples=[
+            OpenApiExample(error.code, value=error.example(**_EXAMPLE_PARAMS), response_only=True)
+            for error in own
+        ],
     )
 
 
-def field_errors(description: str, examples: list[OpenApiExample] | None = None):
-    """An error answered as {"<field>": [...], "code": "..."} or, for errors that are
-    not a field's, {"non_field_errors": [...], "code": "..."} or {"detail", "code"}."""
-    return OpenApiResponse(
-        description=description,
-        response={
-            "type": "object",
-            "required": ["code"],
-            "properties": {
-                "code": {"type": "string", "description": "The first error's code."},
-                "detail": {"type": "string"},
-                "non_field_errors": {"type": "array", "items": {"type": "string"}},
+def _where(error: ErrorCode) -> str:
+    return "`detail`" if error.field is None else f"on `{error.field}`"
+
+
+def _code_property(enum: list[str]) -> dict:
+    return {"type": "string", "enum": enum, "description": "Represents the server-side error code."}
+
+
+def _detail_schema(enum: list[str]) -> dict:
+    """{"detail": "...", "code": "..."}"""
+    return {
+        "type": "object",
+        "required": ["detail", "code"],
+        "properties": {
+            "detail": {
+                "type": "string",
+                "description": "Contains a detailed description of the error.",
             },
-            # Each invalid field: its messages, or one entry per list item (the item's
-            # field errors, or its own messages).
-            "additionalProperties": {
-                "type": "array",
-                "items": {
-                    "anyOf": [
-                        {"type": "string"},
-                        {"type": "object"},
-                        {"type": "array", "items": {"type": "string"}},
-                    ]
-                },
+            "code": _code_property(enum),
+        },
+    }
+
+
+def _fields_schema(enum: list[str]) -> dict:
+    """{"<field>": [...], "code": "..."}, {"non_field_errors": [...], "code": "..."} or
+    {"detail": "...", "code": "..."}: the first error's code, every invalid field."""
+    return {
+        "type": "object",
+        "required": ["code"],
+        "properties": {
+            "code": {**_code_property(enum), "description": "The first error's code."},
+            "detail": {"type": "string"},
+            "non_field_errors": {"type": "array", "items": {"type": "string"}},
+        },
+        # Each invalid field: its messages, or one entry per list item (the item's
+        # field errors, or its own messages).
+        "additionalProperties": {
+            "type": "array",
+            "items": {
+                "anyOf": [
+                    {"type": "string"},
+                    {"type": "object"},
+                    {"type": "array", "items": {"type": "string"}},
+                ]
             },
         },
-        examples=examples,
-    )
+    }
 
 
-UNAUTHORIZED = detail_error(
-    "Unauthorized Access: no token, an unknown token, or an inactive user.",
-    ["not_authenticated", "authentication_failed"],
+_A = ApiErrorCode
+_F = FieldErrorCode
+AUTHENTICATION = (_A.NOT_AUTHENTICATED, _A.AUTHENTICATION_FAILED)
+UNAVAILABLE = (_A.DATABASE_UNAVAILABLE, _A.DATABASE_TIMEOUT)
+# Answered by gunicorn before the app sees the request, on any path.
+OVERSIZED_REQUEST = (_A.URI_TOO_LONG, _A.HEADER_TOO_LARGE)
+# A JSON body: refused before its fields are read.
+BODY_CODES = (
+    _A.PARSE_ERROR, _A.REQUEST_TOO_LARGE, _A.UNSUPPORTED_MEDIA_TYPE, _A.THROTTLED,
+    *OVERSIZED_REQUEST,
+)  # fmt: skip
+STRING_CODES = (_F.BLANK, _F.MAX_LENGTH, _F.NULL_CHARACTERS_NOT_ALLOWED,
+                _F.SURROGATE_CHARACTERS_NOT_ALLOWED)  # fmt: skip
+NUMBER_CODES = (_F.MIN_VALUE, _F.MAX_VALUE, _F.MAX_STRING_LENGTH)
+LOGIN_FIELD_CODES = (_F.REQUIRED, _F.NULL, _F.INVALID, *STRING_CODES)
+QUERY_FIELD_CODES = (_F.INVALID, _F.INVALID_CHOICE, *NUMBER_CODES, *STRING_CODES)
+
+READ_ERRORS = error_responses(
+    *QUERY_FIELD_CODES, *AUTHENTICATION, _A.NOT_FOUND, *OVERSIZED_REQUEST, *UNAVAILABLE
 )
-NOT_FOUND = detail_error("Not found, or not in your channels.", ["not_found"])
-TOO_LARGE = detail_error("The body is larger than the API accepts.", ["request_too_large"])
-UNSUPPORTED = detail_error("The body is not JSON.", ["unsupported_media_type"])
-UNAVAILABLE = detail_error(
-    "The database is unreachable or too slow; retry later.",
-    ["database_unavailable", "database_timeout"],
-)
-BAD_QUERY = field_errors("An invalid query parameter; each one named with its messages.")
-URI_TOO_LONG = detail_error("The request line is over 8190 bytes.", ["uri_too_long"])
-HEADER_TOO_LARGE = detail_error("A header is over 8190 bytes.", ["header_too_large"])
-
-THROTTLED = detail_error(
-    "Too many requests: retry after the Retry-After header's seconds.", ["throttled"]
-)
-
-READ_ERRORS = {
-    400: BAD_QUERY, 401: UNAUTHORIZED, 404: NOT_FOUND, 414: URI_TOO_LONG, 503: UNAVAILABLE,
-}  # fmt: skip
-WRITE_ERRORS = {
-    413: TOO_LARGE, 415: UNSUPPORTED, 429: THROTTLED, 431: HEADER_TOO_LARGE, 503: UNAVAILABLE,
-}  # fmt: skip

@@ -1,22 +1,20 @@
-"""Rate limits shared by every app process and node: one upsert per check into an
-unlogged PostgreSQL table (fixed windows). DRF answers a refusal with 429, code
-`throttled` and a Retry-After header.
+"""Rate limits shared by every app process and node.
 
-Rates come from settings.API_THROTTLE_RATES ("<count>/<second|minute|hour>", or
-None for no limit), overridable by environment variables (see the README)."""
+DRF's SimpleRateThrottle keeps its history in Django's cache, which is per process
+unless a shared cache server is added. These throttles keep DRF's parts (`scope`,
+rates from DEFAULT_THROTTLE_RATES as "<count>/<s|m|h|d>", `get_cache_key`,
+`wait`, the 429 `throttled` answer with Retry-After) and count instead in an
+unlogged PostgreSQL table, one atomic upsert per check (fixed windows)."""
 
-import hashlib
 import time
 
-from django.conf import settings
 from django.db import connection
-from rest_framework.throttling import BaseThrottle
+from rest_framework.settings import api_settings
+from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 
 from omnitron.prepared import PreparedStatement
 
 from .models import RateCounter
-
-PERIODS = {"s": 1, "m": 60, "h": 3600}
 
 COUNTERS = RateCounter._meta.db_table
 
@@ -34,91 +32,63 @@ def rate_hit_sql(key_sql: str) -> str:
 HIT = PreparedStatement("omnitron_rate_hit", rate_hit_sql("%(key)s::text"))
 
 
-def parse_rate(rate: str | None) -> tuple[int, int] | None:
-    """'20/min' -> (20, 60); None, '' or 'off' -> None (no limit)."""
-    if not rate or rate.lower() in ("off", "none"):
-        return None
-    count, period = rate.split("/")
-    return int(count), PERIODS[period.strip()[0].lower()]
-
-
-def rate_limit(scope: str) -> tuple[int, int] | None:
-    """The (count, period) of a scope's limit, or None when it is off."""
-    return parse_rate(settings.API_THROTTLE_RATES.get(scope))
-
-
-def rate_window(period: int, now: float | None = None) -> tuple[int, float]:
+def rate_window(duration: int, now: float | None = None) -> tuple[int, float]:
     """(start of the current window, seconds left in it)."""
     now = time.time() if now is None else now
-    window = int(now // period * period)
-    return window, window + period - now
+    window = int(now // duration * duration)
+    return window, window + duration - now
 
 
-def rate_hit(key: str, period: int) -> tuple[int, float]:
-    """Count one request for `key` in the current window: (hits so far, seconds left)."""
-    window, seconds_left = rate_window(period)
-    with connection.cursor() as cursor:
-        HIT.execute(cursor, {"key": key, "window": window})
-        (hits,) = cursor.fetchone()
-    return hits, seconds_left
-
-
-class PostgresRateThrottle(BaseThrottle):
-    scope = ""
-
-    def identity(self, request) -> str | None:
-        """What to count requests by; None: not counted."""
-        raise NotImplementedError
-
-    def counter_key(self, ident: str) -> str:
-        # Hashed: addresses and usernames are not stored, and keys stay short.
-        digest = hashlib.sha256(ident.encode("utf-8", "surrogatepass")).hexdigest()
-        return f"{self.scope}:{digest[:40]}"
+class PostgresRateThrottle(SimpleRateThrottle):
+    def get_rate(self):
+        # Read at each request (DRF reads its class attribute once, at import).
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
 
     def allow_request(self, request, view):
-        limit = rate_limit(self.scope)
-        if limit is None:
+        if self.rate is None:
             return True
-        counted = getattr(request.user, "rate_hits", {}).get(self.scope)
-        if counted is None:
-            ident = self.identity(request)
-            if ident is None:
-                return True
-            counted = rate_hit(self.counter_key(ident), limit[1])
-        hits, self.seconds_left = counted
-        return hits <= limit[0]
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        counted = getattr(request.user, "rate_hits", None)
+        if counted is None or counted[0] != self.key:
+            counted = (self.key, *self.hit())
+        _, hits, self.seconds_left = counted
+        return hits <= self.num_requests
+
+    def hit(self) -> tuple[int, float]:
+        """Count this request in the current window: (hits so far, seconds left)."""
+        window, seconds_left = rate_window(self.duration)
+        with connection.cursor() as cursor:
+            HIT.execute(cursor, {"key": self.key, "window": window})
+            (hits,) = cursor.fetchone()
+        return hits, seconds_left
 
     def wait(self):
         return max(1, round(self.seconds_left))
 
 
-class CaptureUserThrottle(PostgresRateThrottle):
-    """Captures per user. CaptureTokenAuthentication counts the request in its own
-    statement; this reads the count (or counts itself for other authentication)."""
+class UserScopedRateThrottle(PostgresRateThrottle, ScopedRateThrottle):
+    """DRF's ScopedRateThrottle: the view's `throttle_scope`, per authenticated user
+    (per address for anonymous requests). accounts' TokenAuthentication counts the
+    request in its own statement on such views, and this reads that count."""
 
-    scope = "capture_user"
+    def allow_request(self, request, view):
+        # ScopedRateThrottle sets its scope and rate from the view here.
+        self.scope = getattr(view, self.scope_attr, None)
+        if not self.scope:
+            return True
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return PostgresRateThrottle.allow_request(self, request, view)
 
-    def identity(self, request):
-        return str(request.user.pk) if request.user and request.user.is_authenticated else None
+    @classmethod
+    def window_seconds(cls, scope: str) -> int | None:
+        """The scope's window length, or None when its rate is off."""
+        rate = api_settings.DEFAULT_THROTTLE_RATES.get(scope)
+        return None if rate is None else cls().parse_rate(rate)[1]
 
-    def counter_key(self, ident: str) -> str:
-        return f"{self.scope}:{ident}"  # the user id, as the authentication statement keys it
-
-
-class LoginAddressThrottle(PostgresRateThrottle):
-    """Login attempts per client address (X-Forwarded-For behind API_NUM_PROXIES)."""
-
-    scope = "login_address"
-
-    def identity(self, request):
-        return self.get_ident(request)
-
-
-class LoginUsernameThrottle(PostgresRateThrottle):
-    """Login attempts per username, whatever the address (slows password guessing)."""
-
-    scope = "login_username"
-
-    def identity(self, request):
-        username = request.data.get("username") if isinstance(request.data, dict) else None
-        return username if isinstance(username, str) and username else None
+    @classmethod
+    def user_key_prefix(cls, scope: str) -> str:
+        """get_cache_key's key for a user, less the user id at its end."""
+        return cls.cache_format % {"scope": scope, "ident": ""}

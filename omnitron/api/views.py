@@ -5,13 +5,14 @@ and failures in middleware."""
 from django.http import JsonResponse
 from django.views import defaults
 
+from .error_codes import ApiErrorCode
 from .middleware import API_PREFIX
 
 
-def _json_or(default_view, status, code, detail):
+def _json_or(default_view, error: ApiErrorCode):
     def view(request, exception=None):
         if request.path.startswith(API_PREFIX):
-            return JsonResponse({"detail": detail, "code": code}, status=status)
+            return JsonResponse(error.example(), status=error.status_code)
         if exception is None:
             return default_view(request)
         return default_view(request, exception)
@@ -19,9 +20,7 @@ def _json_or(default_view, status, code, detail):
     return view
 
 
-bad_request = _json_or(defaults.bad_request, 400, "bad_request", "Bad request.")
-permission_denied = _json_or(
-    defaults.permission_denied, 403, "permission_denied", "You do not have permission."
-)
-not_found = _json_or(defaults.page_not_found, 404, "not_found", "Not found.")
-server_error = _json_or(defaults.server_error, 500, "server_error", "A server error occurred.")
+bad_request = _json_or(defaults.bad_request, ApiErrorCode.BAD_REQUEST)
+permission_denied = _json_or(defaults.permission_denied, ApiErrorCode.PERMISSION_DENIED)
+not_found = _json_or(defaults.page_not_found, ApiErrorCode.NOT_FOUND)
+server_error = _json_or(defaults.server_error, ApiErrorCode.SERVER_ERROR)

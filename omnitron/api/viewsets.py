@@ -1,6 +1,8 @@
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import viewsets
 
 from .pagination import Pagination
+from .schema import READ_ERRORS
 
 
 class ScopedReadOnlyViewSet(viewsets.ReadOnlyModelViewSet):
@@ -22,3 +24,25 @@ class ScopedReadOnlyViewSet(viewsets.ReadOnlyModelViewSet):
             params.is_valid(raise_exception=True)
             filters = params.validated_data
         return self.select(user=self.request.user, filters=filters)
+
+
+def documented(*, tag: str, list_summary: str, list_description: str, retrieve_summary: str,
+               retrieve_description: str | None = None):  # fmt: skip
+    """The OpenAPI documentation of a ScopedReadOnlyViewSet, as a class decorator: its
+    filters, its serializer and the read endpoints' errors."""
+
+    def decorate(viewset):
+        serializer = viewset.serializer_class
+        retrieve = {"summary": retrieve_summary}
+        if retrieve_description:
+            retrieve["description"] = retrieve_description
+        listing = extend_schema(
+            summary=list_summary,
+            description=list_description,
+            parameters=[viewset.filter_serializer_class],
+            responses={200: serializer(many=True), **READ_ERRORS},
+        )
+        one = extend_schema(**retrieve, responses={200: serializer, **READ_ERRORS})
+        return extend_schema(tags=[tag])(extend_schema_view(list=listing, retrieve=one)(viewset))
+
+    return decorate

@@ -1,5 +1,5 @@
 """Settings shared by every environment. Anything that differs between machines
-comes from the environment (see the README's configuration table)."""
+comes from the environment (see docs/configuration.md)."""
 
 from pathlib import Path
 
@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "omnitron.api",
+    "accounts",
     "orders",
     "capture",
 ]
@@ -110,7 +111,7 @@ STORAGES = {
 }
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["omnitron.api.authentication.TokenAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.TokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["omnitron.api.parsers.StrictJSONParser"],
@@ -121,18 +122,27 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 
-# Rate limits, shared by every process through PostgreSQL ("<count>/<s|min|hour>" or
-# "off"). Login is limited per client address and per username, capture per user.
-API_THROTTLE_RATES = {
-    "login_address": env.str("THROTTLE_LOGIN_ADDRESS_RATE", default="30/min"),
-    "login_username": env.str("THROTTLE_LOGIN_USERNAME_RATE", default="10/min"),
-    "capture_user": env.str("THROTTLE_CAPTURE_RATE", default="6000/min"),
-}
+
+def throttle_rates(defaults: dict[str, str]) -> dict[str, str | None]:
+    """DRF's rates ("<count>/<s|min|hour|day>"), each from its THROTTLE_<SCOPE>_RATE
+    variable; "off" is no limit. Counted in PostgreSQL by every process and node
+    (omnitron/api/throttling.py)."""
+    rates = {}
+    for scope, default in defaults.items():
+        rate = env.str(f"THROTTLE_{scope.upper()}_RATE", default=default)
+        rates[scope] = None if rate.lower() in ("off", "none", "") else rate
+    return rates
+
+
+# Login per client address and per username, capture per user.
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = throttle_rates(
+    {"login_address": "30/min", "login_username": "10/min", "capture": "6000/min"}
+)
 # Proxies in front of the app that append to X-Forwarded-For (for the client address).
 REST_FRAMEWORK["NUM_PROXIES"] = env.int("API_NUM_PROXIES", default=None)
 
-# Largest request body the API parses; larger bodies get 413 request_too_large.
-API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=4 * 1024 * 1024)
+# Largest request body read (Django's own limit); larger is 413 request_too_large.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("API_MAX_BODY_BYTES", default=4 * 1024 * 1024)
 
 # Everything the app logs is JSON, one object per line on stderr (omnitron/observability.py).
 LOGGING = {

@@ -8,8 +8,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from orders.models import OrderItem
-from tests.conftest import capture, client_for
 from tests.factories import ChannelFactory, make_api_user, make_order
+from tests.helpers import capture, client_for
 
 
 def count_queries(client, url):

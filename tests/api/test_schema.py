@@ -116,6 +116,9 @@ def test_the_contract_check_fails_an_answer_that_breaks_the_schema():
         check_response("GET", "/api/v1/orders/1/", 200, "application/json", body)
     with pytest.raises(ContractError, match="not documented"):
         check_response("GET", "/api/v1/orders/1/", 418, "application/json", b"{}")
+    unregistered = json.dumps({"detail": "x", "code": "made_up"}).encode()
+    with pytest.raises(ContractError, match="not registered"):
+        check_response("GET", "/api/v1/orders/1/", 404, "application/json", unregistered)
     with pytest.raises(ContractError, match="not JSON"):
         check_response("GET", "/api/v1/orders/", 500, "text/html", b"<h1>oops</h1>")
 

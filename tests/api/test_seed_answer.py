@@ -9,9 +9,9 @@ import pytest
 
 from tests.api.seed import load_seed
 from tests.api.test_schema import ALLOWED_DIFFERENCES, STATUS_CODES
-from tests.conftest import capture
 from tests.contract import to_json_schema
 from tests.factories import make_order
+from tests.helpers import capture
 
 
 def seed_order_schema(*, nullable=()):

@@ -97,7 +97,7 @@ def page(browser, request):
 
 
 def save_docs_image(page, name: str) -> None:
-    """Screenshots for the README: written to docs/img/ when UPDATE_SCREENSHOTS=1."""
+    """Screenshots for the docs: written to docs/img/ when UPDATE_SCREENSHOTS=1."""
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / name), full_page=False)
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":

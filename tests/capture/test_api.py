@@ -13,8 +13,8 @@ from capture.models import Capture, CaptureItem
 from orders.enums import OrderStatus
 from orders.models import OrderItem
 from orders.serializers import ORDER_FIELDS
-from tests.conftest import CAPTURE_URL, capture, client_for
 from tests.factories import ChannelFactory, OrderItemFactory, make_api_user, make_order
+from tests.helpers import CAPTURE_URL, capture, client_for
 
 
 def test_capture_marks_exactly_the_given_items_and_answers_the_order(api_client, api_user, order):
@@ -212,7 +212,7 @@ def test_wrong_method_is_405(api_client):
     assert response.json()["code"] == "method_not_allowed"
 
 
-@override_settings(API_MAX_BODY_BYTES=1024)
+@override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1024)  # API_MAX_BODY_BYTES
 def test_oversized_body_is_413(api_client, order):
     body = json.dumps(
         {"order": order.number, "order_items": [{"pk": 1, "attributes": {"x": "y" * 2000}}]}

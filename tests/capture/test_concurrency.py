@@ -9,8 +9,8 @@ from django.db import connection
 
 from capture.models import CaptureItem
 from orders.models import OrderItem
-from tests.conftest import capture, client_for
 from tests.factories import make_order
+from tests.helpers import capture, client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

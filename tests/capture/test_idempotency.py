@@ -11,7 +11,7 @@ from django.db import connection
 from capture.models import Capture, IdempotencyRecord
 from orders.models import OrderItem
 from tests.capture.locks import holding_order_lock, wait_for_lock_waiters
-from tests.conftest import CAPTURE_URL, capture, client_for
+from tests.helpers import CAPTURE_URL, capture, client_for
 
 
 def test_a_retry_replays_the_first_answer_exactly(api_client, order):

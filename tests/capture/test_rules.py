@@ -8,8 +8,8 @@ from capture.models import Capture
 from capture.rules import CAPTURABLE_ORDER_STATUSES
 from orders.enums import OrderStatus
 from orders.models import ChannelMembership, OrderItem
-from tests.conftest import CAPTURE_URL, capture, client_for
 from tests.factories import ChannelFactory, OrderItemFactory, make_api_user, make_order
+from tests.helpers import CAPTURE_URL, capture, client_for
 
 
 def assert_nothing_captured():

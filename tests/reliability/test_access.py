@@ -14,8 +14,8 @@ from django.test import override_settings
 
 from capture.models import Capture
 from orders.models import Order, OrderItem
-from tests.conftest import capture, client_for
 from tests.factories import ChannelFactory, make_api_user, make_order
+from tests.helpers import capture, client_for, throttle_rates
 from tests.live import ROOT, VENV_BIN
 
 LOGIN = "/api/v1/auth/login/"
@@ -26,18 +26,13 @@ def login(client, username, password, address="10.0.0.1"):
                        content_type="application/json", REMOTE_ADDR=address)  # fmt: skip
 
 
-def rates(**overrides):
-    base = {"login_address": "off", "login_username": "off", "capture_user": "off"}
-    return override_settings(API_THROTTLE_RATES={**base, **overrides})
-
-
 # Rate limits
 
 
 @pytest.mark.django_db
 def test_login_is_limited_per_client_address(client):
     make_api_user(username="wms")
-    with rates(login_address="3/min"):
+    with throttle_rates(login_address="3/min"):
         answers = [login(client, f"user{n}", "x") for n in range(4)]
         other_address = login(client, "user9", "x", address="10.0.0.2")
     assert [a.status_code for a in answers] == [400, 400, 400, 429]
@@ -49,7 +44,7 @@ def test_login_is_limited_per_client_address(client):
 @pytest.mark.django_db
 def test_login_is_limited_per_username_whatever_the_address(client):
     make_api_user(username="wms")
-    with rates(login_username="2/min"):
+    with throttle_rates(login_username="2/min"):
         answers = [login(client, "wms", "wrong", address=f"10.0.1.{n}") for n in range(3)]
         other_user = login(client, "ops", "wrong", address="10.0.1.9")
     assert [a.status_code for a in answers] == [400, 400, 429]
@@ -59,7 +54,7 @@ def test_login_is_limited_per_username_whatever_the_address(client):
 def test_capture_is_limited_per_user(api_client, order, channel):
     other = client_for(make_api_user(channels=[channel]))
     first, second, third = order.items.values_list("pk", flat=True)
-    with rates(capture_user="2/min"):
+    with throttle_rates(capture="2/min"):
         ok = capture(api_client, order, [first])
         refused_rule = capture(api_client, order, [first])  # counted too
         throttled = capture(api_client, order, [second])
@@ -207,7 +202,7 @@ def test_old_rate_counters_are_pruned():
     from omnitron.api.models import RateCounter
 
     now = int(time.time())
-    RateCounter.objects.create(key="capture_user:x", window_start=now - 2 * 86400, hits=3)
-    RateCounter.objects.create(key="capture_user:x", window_start=now - 60, hits=1)
+    RateCounter.objects.create(key="throttle_capture_x", window_start=now - 2 * 86400, hits=3)
+    RateCounter.objects.create(key="throttle_capture_x", window_start=now - 60, hits=1)
     call_command("prune_rate_counters", stderr=StringIO())
     assert list(RateCounter.objects.values_list("window_start", flat=True)) == [now - 60]

@@ -8,7 +8,7 @@ import pytest
 
 from capture.models import Capture
 from omnitron.observability import JSONFormatter
-from tests.conftest import CAPTURE_URL, capture
+from tests.helpers import CAPTURE_URL, capture
 
 
 @pytest.fixture

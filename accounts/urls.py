@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .account_views import ActiveUserView, LoginView
+from .views import ActiveUserView, LoginView
 
 urlpatterns = [
     path("auth/login/", LoginView.as_view(), name="login"),

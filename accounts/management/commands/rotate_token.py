@@ -1,13 +1,10 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from orders.services import api_token_rotate
+from accounts.services import api_token_rotate
 
 
 class Command(BaseCommand):
-    help = (
-        "Replace a user's API token: the old one stops working at once. Prints the new "
-        "key alone on stdout."
-    )
+    help = "Replace a user's API token (the old one stops at once); print the new key."
 
     def add_arguments(self, parser):
         parser.add_argument("username")

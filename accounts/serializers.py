@@ -1,0 +1,36 @@
+from django.contrib.auth import authenticate
+from rest_framework import serializers
+
+from .error_codes import AccountErrorCode
+
+
+class LoginSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150, trim_whitespace=False)
+    password = serializers.CharField(
+        max_length=1024, trim_whitespace=False, style={"input_type": "password"}, write_only=True
+    )
+
+    def validate(self, attrs):
+        user = authenticate(
+            request=self.context.get("request"),
+            username=attrs["username"],
+            password=attrs["password"],
+        )
+        if user is None:
+            raise AccountErrorCode.INVALID_CREDENTIALS.validation_error()
+        attrs["user"] = user
+        return attrs
+
+
+class TokenSerializer(serializers.Serializer):
+    key = serializers.CharField(help_text="Send it as `Authorization: Token <key>`.")
+
+
+class ActiveUserSerializer(serializers.Serializer):
+    pk = serializers.IntegerField()
+    username = serializers.CharField()
+    email = serializers.CharField(allow_blank=True)
+    first_name = serializers.CharField(allow_blank=True)
+    last_name = serializers.CharField(allow_blank=True)
+    is_staff = serializers.BooleanField()
+    is_superuser = serializers.BooleanField()

@@ -1,0 +1,49 @@
+"""Login and the current user, as Omnitron answers them, so Akinon's SDK (omnisdk)
+can log in, validate its token and re-login on a 401."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from omnitron.api.schema import AUTHENTICATION, BODY_CODES, LOGIN_FIELD_CODES, UNAVAILABLE
+from omnitron.api.schema import error_responses as errors
+
+from .error_codes import AccountErrorCode
+from .serializers import ActiveUserSerializer, LoginSerializer, TokenSerializer
+from .services import api_token_get_or_create
+from .throttling import LoginAddressThrottle, LoginUsernameThrottle
+
+
+class LoginView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [LoginAddressThrottle, LoginUsernameThrottle]
+
+    @extend_schema(
+        summary="Log in",
+        description="Exchange a username and password for the user's API token.",
+        tags=["Auth"],
+        request=LoginSerializer,
+        responses={
+            200: TokenSerializer,
+            **errors(*AccountErrorCode, *LOGIN_FIELD_CODES, *BODY_CODES, *UNAVAILABLE),
+        },
+        auth=[],
+    )
+    def post(self, request):
+        serializer = LoginSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        token = api_token_get_or_create(user=serializer.validated_data["user"])
+        return Response(TokenSerializer(token).data)
+
+
+class ActiveUserView(APIView):
+    @extend_schema(
+        summary="Current user",
+        description="The user the token belongs to (omnisdk calls it to validate a token).",
+        tags=["Auth"],
+        responses={200: ActiveUserSerializer, **errors(*AUTHENTICATION, *UNAVAILABLE)},
+    )
+    def get(self, request):
+        return Response(ActiveUserSerializer(request.user).data)

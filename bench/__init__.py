@@ -1,0 +1,1 @@
+"""The load benchmark: `python bench/run.py` (see bench/run.py)."""

@@ -1,0 +1,203 @@
+"""Load from wrk in a separate process: the scenarios of the report's table, and the
+alternating ratio rounds.
+
+bench/requests.lua gives each request its own body from a bodies file, and prints
+one `WRK_JSON {...}` line that `wrk()` turns into the figures of one run."""
+
+import json
+import subprocess
+from dataclasses import dataclass
+from functools import partial
+
+import psycopg2
+import requests
+
+from bench.infra import ROOT, log
+from bench.seeding import CONCURRENCY, Plan, capture_body
+
+LUA = str(ROOT / "bench" / "requests.lua")
+RATIO_CONCURRENCY = 16
+
+
+@dataclass(frozen=True)
+class Server:
+    """The running app and the token every request sends."""
+
+    base: str
+    token: str
+
+    @property
+    def baseline_url(self) -> str:
+        """GET: an authenticated request that touches no order, the yardstick."""
+        return f"{self.base}/api/v1/active_user/"
+
+    @property
+    def capture_url(self) -> str:
+        return f"{self.base}/api/v1/capture-order/"
+
+
+def ratio(a, b):
+    return round(a / b, 3) if b else None
+
+
+# One wrk run
+
+
+def wrk(
+    url: str,
+    *,
+    connections: int,
+    seconds: int,
+    token: str,
+    bodies: str = "-",
+    method: str = "POST",
+    key: str = "-",
+) -> dict:
+    threads = min(connections, 2)
+    mode = "repeat" if key != "-" else "once"  # replays send the same body again
+    options = ["-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s"]
+    script = ["-s", LUA, url, "--", bodies, str(threads), token, key, method, mode]
+    result = subprocess.run(
+        ["wrk", *options, *script], capture_output=True, text=True, timeout=seconds + 60
+    )
+    line = next((x for x in result.stdout.splitlines() if x.startswith("WRK_JSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk failed:\n{result.stdout}\n{result.stderr}")
+    return wrk_figures(json.loads(line.removeprefix("WRK_JSON ")))
+
+
+def wrk_figures(raw: dict) -> dict:
+    # A thread out of seeded bodies sends GET /healthz instead: not a capture.
+    requests_ = max(0, raw["requests"] - raw["exhausted"])
+    return {
+        "requests": requests_,
+        "rps": round(requests_ / (raw["duration_us"] / 1e6), 1),
+        "p50_ms": raw["latency_us"]["p50"] / 1000,
+        "p95_ms": raw["latency_us"]["p95"] / 1000,
+        "p99_ms": raw["latency_us"]["p99"] / 1000,
+        "errors": sum(raw["errors"].values()),
+        "error_detail": {**raw["errors"], "bodies_exhausted": raw["exhausted"]},
+    }
+
+
+# The scenarios of the table
+
+
+def run_scenario(name, url, *, concurrency, warmup, seconds, token, method="POST",
+                 warm_bodies="-", bodies="-", key="-") -> dict:  # fmt: skip
+    """A warm-up run (not reported), then the measured run."""
+    log(f"{name} at concurrency {concurrency}: {warmup}s warm-up, {seconds}s measured")
+    send = partial(wrk, url, connections=concurrency, token=token, method=method, key=key)
+    send(seconds=warmup, bodies=warm_bodies)
+    return {"scenario": name, "concurrency": concurrency, **send(seconds=seconds, bodies=bodies)}
+
+
+def prime_replay(server: Server, plan: Plan) -> None:
+    """The first capture under the replay scenario's Idempotency-Key: what it replays."""
+    first = requests.post(
+        server.capture_url,
+        json=capture_body(plan.replay_order),
+        timeout=10,
+        headers={"Authorization": f"Token {server.token}", "Idempotency-Key": plan.replay_key},
+    )
+    if first.status_code != 200:
+        raise RuntimeError(f"replay setup failed: {first.text[:300]}")
+
+
+def run_scenarios(server: Server, plan: Plan, database_url: str, *, warmup: int,
+                  seconds: int) -> tuple[list[dict], dict]:  # fmt: skip
+    """baseline, capture-1, capture-10, replay and contended at each concurrency.
+    Returns their rows and, per concurrency, what the contended run left in the database."""
+    prime_replay(server, plan)
+    results, contended = [], {}
+    for concurrency in CONCURRENCY:
+        run = partial(run_scenario, concurrency=concurrency, warmup=warmup, seconds=seconds,
+                      token=server.token)  # fmt: skip
+        results.append(run("baseline", server.baseline_url, method="GET"))
+        for label in ("capture-1", "capture-10"):
+            results.append(run(label, server.capture_url, **plan.wrk_bodies(label, concurrency)))
+        results.append(run("replay", server.capture_url, warm_bodies=plan.replay_bodies,
+                           bodies=plan.replay_bodies, key=plan.replay_key))  # fmt: skip
+        results.append(
+            run("contended", server.capture_url, **plan.wrk_bodies("contended", concurrency))
+        )
+        check = contended_check(database_url, plan.contended_prefix[concurrency])
+        contended[f"c{concurrency}"] = {
+            **check,
+            "concurrency": concurrency,
+            "successes": results[-1]["requests"] - results[-1]["errors"],
+        }
+    return results, contended
+
+
+def contended_check(database_url: str, prefix: str) -> dict:
+    """Audit rows, distinct items among them, and items marked captured, for the orders
+    numbered `prefix-…`: all three equal when every item was captured exactly once."""
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT count(ci.id), count(DISTINCT ci.order_item_id),
+                   count(i.id) FILTER (WHERE i.captured_at IS NOT NULL)
+              FROM orders_orderitem i
+              JOIN orders_order o ON o.id = i.order_id
+              LEFT JOIN capture_captureitem ci ON ci.order_item_id = i.id
+             WHERE o.number LIKE %s
+            """,
+            [f"{prefix}-%"],
+        )
+        audit_rows, distinct_items, captured_items = cursor.fetchone()
+    conn.close()
+    return {
+        "audit_rows": audit_rows,
+        "distinct_items": distinct_items,
+        "captured_items": captured_items,
+    }
+
+
+# The ratio rounds: capture-1 / baseline throughput at concurrency 16, the two runs back
+# to back, the order alternating (baseline first in odd rounds, capture-1 first in even
+# ones) so that drift of this shared machine favours neither side.
+
+
+def ratio_sides(server: Server, bodies: str) -> dict:
+    """The two runs of a round, each waiting for its duration in seconds."""
+    common = {"connections": RATIO_CONCURRENCY, "token": server.token}
+    return {
+        "baseline": partial(wrk, server.baseline_url, method="GET", **common),
+        "capture-1": partial(wrk, server.capture_url, bodies=bodies, **common),
+    }
+
+
+def round_order(number: int) -> list[str]:
+    return ["baseline", "capture-1"] if number % 2 else ["capture-1", "baseline"]
+
+
+def ratio_round(server: Server, number: int, bodies: str, seconds: int) -> dict:
+    sides = ratio_sides(server, bodies)
+    order = round_order(number)
+    log(f"ratio round {number}: {' then '.join(order)}, concurrency {RATIO_CONCURRENCY}")
+    runs = {side: sides[side](seconds=seconds) for side in order}
+    baseline, capture = runs["baseline"], runs["capture-1"]
+    result = {
+        "baseline_rps": baseline["rps"],
+        "capture_1_rps": capture["rps"],
+        "errors": baseline["errors"] + capture["errors"],
+        "ratio": ratio(capture["rps"], baseline["rps"]),
+    }
+    log(f"ratio round {number}: baseline {baseline['rps']} rps, "
+        f"capture-1 {capture['rps']} rps, ratio {result['ratio']}")  # fmt: skip
+    return result
+
+
+def ratio_rounds(server: Server, bodies_per_round: list[str], seconds: int) -> list[dict]:
+    return [
+        ratio_round(server, number, bodies, seconds)
+        for number, bodies in enumerate(bodies_per_round, start=1)
+    ]
+
+
+def warm_ratio_sides(server: Server, bodies: str, seconds: int) -> None:
+    """Both sides of a round, unmeasured: a fresh server's first requests are slow."""
+    log(f"ratio warm-up: {seconds}s of each side")
+    for run in ratio_sides(server, bodies).values():
+        run(seconds=seconds)

@@ -1,0 +1,134 @@
+"""The orders every scenario captures, seeded before the server starts.
+
+Orders go in through the project's own `manage.py import_orders`. A scenario reads its
+capture requests from a bodies file: one JSON request body per line, each used once
+(bench/requests.lua)."""
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.infra import manage
+from scripts.gen_orders import document
+
+CONCURRENCY = (1, 16)
+# Orders seeded per second of load, per scenario and concurrency: about twice what
+# this 2-core machine serves, so no request runs out of fresh items.
+SEED_RATE = {
+    "C1warm": {1: 200, 16: 450},
+    "C1run": {1: 200, 16: 450},
+    "C10warm": {1: 170, 16: 380},
+    "C10run": {1: 170, 16: 380},
+    "CT": {1: 200, 16: 450},
+    "RATIO": {16: 450},
+}
+# The wrk scenarios that capture fresh orders: label, SEED_RATE prefix, items per order.
+FRESH_CAPTURES = (("capture-1", "C1", 1), ("capture-10", "C10", 10))
+CONTENDED_ORDERS = 16
+
+
+def capture_body(order: dict, items=None) -> dict:
+    return {
+        "order": order["number"],
+        "order_items": [{"pk": i["pk"]} for i in items or order["items"]],
+    }
+
+
+class Seeds:
+    """Orders imported through `manage.py import_orders`, and bodies files for wrk.
+    Every order number carries this run's id, so runs on one database never collide."""
+
+    def __init__(self, env: dict, workdir: Path):
+        self.env, self.workdir = env, workdir
+        self.run_id = secrets.token_hex(3).upper()
+
+    def orders(self, prefix: str, orders: int, items: int) -> list[dict]:
+        doc = document(orders=orders, items=items, prefix=prefix)
+        created = json.loads(manage(self.env, "import_orders", "-", stdin=json.dumps(doc)))
+        return created["created"]
+
+    def bodies_file(self, name: str, bodies: list[dict]) -> str:
+        path = self.workdir / f"{name}.jsonl"
+        path.write_text("".join(json.dumps(body) + "\n" for body in bodies))
+        return str(path)
+
+    def capture_bodies(self, name: str, concurrency: int, items: int, secs: int, tag="") -> str:
+        """A bodies file of fresh orders for `secs` seconds of load (SEED_RATE[name])."""
+        count = SEED_RATE[name][concurrency] * secs
+        orders = self.orders(f"{name}{tag}{concurrency}{self.run_id}", count, items)
+        return self.bodies_file(f"{name}{tag}-{concurrency}", [capture_body(o) for o in orders])
+
+    def contended_bodies(self, phase: str, concurrency: int, secs: int) -> tuple[str, str]:
+        """16 orders; each request captures one item of one of them, never the same
+        item twice. Returns the bodies file and the order numbers' prefix."""
+        n = CONTENDED_ORDERS
+        per_order = max(1, SEED_RATE["CT"][concurrency] * secs // n)
+        prefix = f"CT{phase}{concurrency}{self.run_id}"
+        orders = self.orders(prefix, n, per_order)
+        bodies = []
+        for k in range(n * per_order):
+            order = orders[k % n]
+            bodies.append(capture_body(order, [order["items"][k // n]]))
+        return self.bodies_file(f"ct-{phase}-{concurrency}", bodies), prefix
+
+    def ratio_bodies(self, rounds: int, secs: int) -> list[str]:
+        """One bodies file of 1-item orders per ratio round (concurrency 16)."""
+        return [self.capture_bodies("RATIO", 16, 1, secs, tag=str(n)) for n in range(rounds)]
+
+
+@dataclass
+class Plan:
+    """Every bodies file of a full run. `bodies` is keyed by (scenario, concurrency,
+    phase), phase "warm" or "run"; `contended_prefix` by concurrency, for the measured
+    contended orders."""
+
+    bodies: dict[tuple[str, int, str], str] = field(default_factory=dict)
+    contended_prefix: dict[int, str] = field(default_factory=dict)
+    ratio: list[str] = field(default_factory=list)
+    replay_order: dict | None = None
+    replay_bodies: str = ""
+    replay_key: str = ""
+    profile_bodies: str = ""
+    fast_path_bodies: tuple[str, str] = ("", "")  # 1-item and 1,000-item bodies
+
+    def wrk_bodies(self, scenario: str, concurrency: int) -> dict:
+        """run_scenario's warm_bodies and bodies for a scenario of fresh orders."""
+        return {
+            "warm_bodies": self.bodies[(scenario, concurrency, "warm")],
+            "bodies": self.bodies[(scenario, concurrency, "run")],
+        }
+
+
+def seed_plan(seeds: Seeds, *, seconds: int, warmup: int, ratio_rounds: int,
+              ratio_seconds: int, profile_orders: int) -> Plan:  # fmt: skip
+    plan = Plan()
+    for concurrency in CONCURRENCY:
+        for phase, secs in (("warm", warmup), ("run", seconds)):
+            for label, name, items in FRESH_CAPTURES:
+                plan.bodies[(label, concurrency, phase)] = seeds.capture_bodies(
+                    f"{name}{phase}", concurrency, items, secs
+                )
+            bodies, prefix = seeds.contended_bodies(phase, concurrency, secs)
+            plan.bodies[("contended", concurrency, phase)] = bodies
+            if phase == "run":
+                plan.contended_prefix[concurrency] = prefix
+    plan.ratio = seeds.ratio_bodies(ratio_rounds, ratio_seconds)
+    plan.replay_order = seeds.orders(f"REPLAY{seeds.run_id}", 1, 1)[0]
+    plan.replay_bodies = seeds.bodies_file("replay", [capture_body(plan.replay_order)])
+    plan.replay_key = f"bench-replay-{seeds.run_id}"
+    orders = seeds.orders(f"PROF{seeds.run_id}", profile_orders, 1)
+    plan.profile_bodies = seeds.bodies_file("profile", [capture_body(o) for o in orders])
+    return plan
+
+
+def fast_path_bodies(seeds: Seeds) -> tuple[str, str]:
+    """Bodies files for bench/fast_paths.py: 1-item and 1,000-item captures."""
+    from bench.fast_paths import BIG_PATHS, PER_BIG_BLOCK, PER_BLOCK, SMALL_PATHS, needed
+
+    files = []
+    for name, paths, per_block, items in (("FPS", SMALL_PATHS, PER_BLOCK, 1),
+                                          ("FPB", BIG_PATHS, PER_BIG_BLOCK, 1000)):  # fmt: skip
+        orders = seeds.orders(f"{name}{seeds.run_id}", needed(paths, per_block), items)
+        files.append(seeds.bodies_file(name, [capture_body(o) for o in orders]))
+    return files[0], files[1]

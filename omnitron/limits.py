@@ -1,0 +1,5 @@
+"""Limits of PostgreSQL's column types: input is checked against them before it
+reaches a column, so an out-of-range number is a 400, never a database error."""
+
+MAX_INTEGER = 2**31 - 1  # integer columns (channel and customer ids, Omnitron's references)
+MAX_BIGINT = 2**63 - 1  # bigint columns (the ids of orders, items and captures)

@@ -1,0 +1,71 @@
+"""The error code registries agree with everything built from them or beside them:
+the exceptions, DRF's own exceptions, gunicorn's answers, the schema, the docs."""
+
+import re
+
+import pytest
+import yaml
+
+from capture import exceptions as capture_exceptions
+from omnitron import gunicorn_errors
+from omnitron.api.error_codes import DRF_EXCEPTIONS, ApiErrorCode, registries
+from omnitron.api.exceptions import CodedError
+from omnitron.api.management.commands.error_table import DOC, with_table
+from tests.live import ROOT
+
+
+def all_codes():
+    return [error for registry in registries() for error in registry]
+
+
+def test_every_code_is_registered_once():
+    codes = [error.code for error in all_codes()]
+    assert len(codes) == len(set(codes))
+    assert {"already_captured", "invalid_credentials", "database_unavailable"} <= set(codes)
+
+
+def test_the_docs_error_table_is_what_the_registry_generates():
+    text = DOC.read_text()
+    assert with_table(text) == text, "docs/api.md's error table is stale: run `make schema`"
+    for error in all_codes():
+        assert f"`{error.code}`" in text
+
+
+def test_coded_exceptions_take_status_code_and_message_from_the_registry():
+    classes = [c for c in vars(capture_exceptions).values()
+               if isinstance(c, type) and issubclass(c, CodedError) and "error" in c.__dict__]  # fmt: skip
+    assert len(classes) >= 10
+    for cls in classes:
+        assert (cls.status_code, cls.default_code, cls.field) == (
+            cls.error.status_code, cls.error.code, cls.error.field)  # fmt: skip
+    assert str(capture_exceptions.AlreadyCaptured([5, 3]).detail) == (
+        "Order items already captured: 3, 5."
+    )
+
+
+@pytest.mark.parametrize(("exception", "error"), DRF_EXCEPTIONS.items())
+def test_drfs_own_exceptions_agree_with_the_registry(exception, error):
+    assert (exception.status_code, exception.default_code) == (error.status_code, error.code)
+
+
+def test_gunicorns_answers_use_registered_codes():
+    registered = {error.code: error.status_code for error in all_codes()}
+    for status, code in gunicorn_errors.CODES.items():
+        assert registered[code] == status, code
+    assert ApiErrorCode.URI_TOO_LONG.code in gunicorn_errors.CODES.values()
+
+
+def test_every_code_the_schema_documents_is_registered():
+    schema = yaml.safe_load((ROOT / "openapi.yaml").read_text())
+    registered = {error.code: error.status_code for error in all_codes()}
+    documented = 0
+    for methods in schema["paths"].values():
+        for operation in methods.values():
+            for status, response in operation["responses"].items():
+                content = response.get("content", {}).get("application/json", {})
+                enum = content.get("schema", {}).get("properties", {}).get("code", {}).get("enum")
+                for code in enum or []:
+                    assert registered.get(code) == int(status), (code, status)
+                    assert re.search(rf"`{code}`", response["description"])
+                    documented += 1
+    assert documented > 50
