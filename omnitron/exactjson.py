@@ -1,0 +1,61 @@
+"""JSON whose numbers keep every digit.
+
+Python's json reads 0.1000000000000000055511151231257827 as the float 0.1 and 1e400
+as Infinity. Here numbers with a fraction or an exponent are decoded as Decimal and
+encoded from a Decimal unchanged (simplejson's `use_decimal`), so the number a
+client sends is the number PostgreSQL keeps in jsonb (a numeric, exact) and the
+number the API answers. Integers stay Python ints, which are exact already."""
+
+import json
+from decimal import Decimal
+
+import simplejson
+from rest_framework.utils.encoders import JSONEncoder as DRFJSONEncoder
+
+# PostgreSQL's numeric (the numbers of jsonb): digits before and after the point.
+MAX_NUMERIC_INTEGER_DIGITS = 131072
+MAX_NUMERIC_FRACTION_DIGITS = 16383
+
+
+def loads(text: str | bytes, **kwargs):
+    return json.loads(text, parse_float=Decimal, **kwargs)
+
+
+def dumps(value, **kwargs) -> str:
+    return simplejson.dumps(value, use_decimal=True, **kwargs)
+
+
+def fits_numeric(number: Decimal) -> bool:
+    """Whether PostgreSQL's numeric can hold the number (jsonb refuses it otherwise)."""
+    if not number.is_finite():
+        return False
+    _, digits, exponent = number.as_tuple()
+    integer_digits = len(digits) + exponent
+    return integer_digits <= MAX_NUMERIC_INTEGER_DIGITS and -exponent <= (
+        MAX_NUMERIC_FRACTION_DIGITS
+    )
+
+
+class ExactJSONDecoder(json.JSONDecoder):
+    """For Django's JSONField(decoder=...): fractions and exponents as Decimal."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("parse_float", Decimal)
+        super().__init__(**kwargs)
+
+
+class ExactJSONEncoder(DRFJSONEncoder):
+    """For Django's JSONField(encoder=...) and DRF's renderer: a Decimal is written
+    as its own digits; other types as DRF writes them (dates, UUIDs, ...)."""
+
+    def encode(self, o) -> str:
+        return simplejson.dumps(
+            o,
+            use_decimal=True,
+            default=self.default,
+            ensure_ascii=self.ensure_ascii,
+            allow_nan=self.allow_nan,
+            indent=self.indent,
+            separators=(self.item_separator, self.key_separator),
+            sort_keys=self.sort_keys,
+        )
