@@ -1,5 +1,6 @@
 """Login attempts, limited per client address and per username (the rates are
-DEFAULT_THROTTLE_RATES' `login_address` and `login_username`)."""
+DEFAULT_THROTTLE_RATES' `login_address` and `login_username`), counted together for
+the API's login and the admin's: the same counters in PostgreSQL, on every node."""
 
 import hashlib
 
@@ -35,5 +36,21 @@ class LoginUsernameThrottle(LoginThrottle):
     scope = "login_username"
 
     def identity(self, request):
-        username = request.data.get("username") if isinstance(request.data, dict) else None
+        # DRF's parsed body, or the admin login form's.
+        data = request.data if hasattr(request, "data") else request.POST
+        username = data.get("username") if hasattr(data, "get") else None
         return username if isinstance(username, str) and username else None
+
+
+LOGIN_THROTTLES = [LoginAddressThrottle, LoginUsernameThrottle]
+
+
+def login_wait(request) -> int | None:
+    """Count a login attempt made outside DRF (the admin's) against every login
+    limit; the seconds to wait when one is exceeded, else None."""
+    waits = []
+    for throttle_class in LOGIN_THROTTLES:
+        throttle = throttle_class()
+        if not throttle.allow_request(request, None):
+            waits.append(throttle.wait())
+    return max(waits) if waits else None

@@ -12,13 +12,13 @@ from omnitron.api.schema import error_responses as errors
 from .error_codes import AccountErrorCode
 from .serializers import ActiveUserSerializer, LoginSerializer, TokenSerializer
 from .services import api_token_get_or_create
-from .throttling import LoginAddressThrottle, LoginUsernameThrottle
+from .throttling import LOGIN_THROTTLES
 
 
 class LoginView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    throttle_classes = [LoginAddressThrottle, LoginUsernameThrottle]
+    throttle_classes = LOGIN_THROTTLES
 
     @extend_schema(
         summary="Log in",

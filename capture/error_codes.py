@@ -24,8 +24,10 @@ class CaptureErrorCode(ErrorCode):
     INVALID_IDEMPOTENCY_KEY = (
         status.HTTP_400_BAD_REQUEST,
         None,
-        f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII characters.",
-        "Rule 4: the `Idempotency-Key` header is empty, too long or not visible ASCII.",
+        f"Idempotency-Key must be one header of 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII "
+        "characters other than a comma.",
+        "Rule 4: the `Idempotency-Key` header is empty, too long, not visible ASCII, holds a "
+        "comma, or is sent twice.",
     )
     TOO_MANY_ITEMS = (
         status.HTTP_400_BAD_REQUEST,
@@ -50,6 +52,12 @@ class CaptureErrorCode(ErrorCode):
         ATTRIBUTES,
         f"Attributes are nested deeper than {MAX_ATTRIBUTES_DEPTH} levels.",
         f"Rule 6: an item's `attributes` nested over {MAX_ATTRIBUTES_DEPTH} levels.",
+    )
+    NUMBER_OUT_OF_RANGE = (
+        status.HTTP_400_BAD_REQUEST,
+        ATTRIBUTES,
+        "Numbers must have at most 131072 digits before the decimal point and 16383 after it.",
+        "Rule 6: a number in `attributes` that PostgreSQL's numeric cannot hold (e.g. `1e200000`).",
     )
     ORDER_NOT_FOUND = (
         status.HTTP_400_BAD_REQUEST,

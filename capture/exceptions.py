@@ -7,7 +7,10 @@ from .error_codes import CaptureErrorCode
 
 
 class CaptureError(CodedError):
-    """A capture rule refused the request before anything was written."""
+    """A capture rule refused the request before anything was written. `order_id`:
+    the order the refusal is about, when the rules found it."""
+
+    order_id: int | None = None
 
 
 class OrderNotFound(CaptureError):

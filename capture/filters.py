@@ -1,7 +1,8 @@
 from rest_framework import serializers
 
+from omnitron.api.serializers import StrictIntegerField
 from omnitron.limits import MAX_BIGINT
 
 
 class CaptureFilterSerializer(serializers.Serializer):
-    order = serializers.IntegerField(required=False, min_value=1, max_value=MAX_BIGINT)
+    order = StrictIntegerField(required=False, min_value=1, max_value=MAX_BIGINT)

@@ -9,7 +9,7 @@ tells a concurrent duplicate that the first request is still running, without
 making it wait."""
 
 import hashlib
-import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,16 +17,20 @@ from datetime import timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework import status
-from rest_framework.renderers import JSONRenderer
 
+from omnitron import exactjson
 from omnitron.api.exceptions import error_body
+from omnitron.api.renderers import render_json
 from omnitron.prepared import PreparedStatement
+from orders.models import ChannelMembership, Order
+from orders.serializers import OrderSerializer
 
 from .exceptions import (
     CaptureError,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
     InvalidIdempotencyKey,
+    OrderNotFound,
 )
 from .models import IdempotencyRecord
 from .rules import IDEMPOTENCY_KEY_TTL_HOURS, MAX_IDEMPOTENCY_KEY_LENGTH
@@ -43,41 +47,42 @@ class Answer:
     replayed: bool = False
 
 
-def idempotent_answer(*, user, key: str, fingerprint: str, produce: Callable[[], bytes]) -> Answer:
+def idempotent_answer(*, user, key: str, fingerprint: str, capture: Callable[[], Order]) -> Answer:
     """The answer to a request with an Idempotency-Key, in one transaction: the stored
-    answer when this user sent this key with the same request before; otherwise the
-    200 body `produce` returns, stored. A CaptureError that `produce` raises is
-    stored as its error answer, then raised; any other error stores nothing.
+    answer when this user sent this key with the same request before; otherwise
+    `capture()`'s order, rendered and stored. A CaptureError that `capture` raises
+    is stored as its error answer, then raised; any other error stores nothing.
 
-    Raises IdempotencyKeyReused when the key was used with another request, and
-    IdempotencyKeyInUse when a request with this key is still running."""
+    Raises IdempotencyKeyReused when the key was used with another request,
+    IdempotencyKeyInUse when a request with this key is still running, and
+    OrderNotFound when the stored answer shows an order the user may no longer see."""
     record = {"user": user, "key": key, "fingerprint": fingerprint}
     with transaction.atomic():
         stored = _claim(**record)
         if stored is not None:
             return stored
         try:
-            answer = Answer(status.HTTP_200_OK, produce())
+            order = capture()
         except CaptureError as exc:
             refusal = exc
-            _store(**record, answer=Answer(exc.status_code, _render(error_body(exc))))
+            body = render_json(error_body(exc))
+            _store(**record, answer=Answer(exc.status_code, body), order_id=exc.order_id)
         else:
-            _store(**record, answer=answer)
+            answer = Answer(status.HTTP_200_OK, render_json(OrderSerializer(order).data))
+            _store(**record, answer=answer, order_id=order.pk)
             return answer
     raise refusal
 
 
-def _render(data) -> bytes:
-    return JSONRenderer().render(data)
+# Visible ASCII but the comma: two Idempotency-Key headers arrive joined by one.
+IDEMPOTENCY_KEY = re.compile(rf"[\x21-\x2b\x2d-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}")
 
 
 def idempotency_key_parse(raw: str | None) -> str | None:
-    """The header's value, or None when absent. Visible ASCII only, 1 to 255 characters."""
+    """The header's value, or None when absent."""
     if raw is None:
         return None
-    if not 0 < len(raw) <= MAX_IDEMPOTENCY_KEY_LENGTH or not all(
-        "\x21" <= char <= "\x7e" for char in raw
-    ):
+    if not IDEMPOTENCY_KEY.fullmatch(raw):
         raise InvalidIdempotencyKey()
     return raw
 
@@ -92,7 +97,7 @@ def request_fingerprint(data: dict) -> str:
             {"pk": item["pk"], "attributes": item.get("attributes")} for item in data["order_items"]
         ],
     }
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    canonical = exactjson.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
 
@@ -102,6 +107,8 @@ def _advisory_lock_id(user_id: int, key: str) -> int:
 
 
 RECORDS = IdempotencyRecord._meta.db_table
+ORDERS = Order._meta.db_table
+MEMBERSHIPS = ChannelMembership._meta.db_table
 
 TRY_LOCK = PreparedStatement(
     "omnitron_idempotency_lock", "SELECT pg_try_advisory_xact_lock(%(id)s)"
@@ -109,20 +116,26 @@ TRY_LOCK = PreparedStatement(
 READ = PreparedStatement(
     "omnitron_idempotency_read",
     f"""
-    SELECT request_fingerprint, status_code, response_body FROM {RECORDS}
-     WHERE user_id = %(user)s AND key = %(key)s AND created_at > %(since)s
+    SELECT r.request_fingerprint, r.status_code, r.response_body,
+           r.order_id IS NULL OR %(superuser)s OR EXISTS (
+               SELECT 1 FROM {ORDERS} o JOIN {MEMBERSHIPS} m ON m.channel_id = o.channel_id
+                WHERE o.id = r.order_id AND m.user_id = r.user_id) AS visible
+      FROM {RECORDS} r
+     WHERE r.user_id = %(user)s AND r.key = %(key)s AND r.created_at > %(since)s
     """,
 )
 STORE = PreparedStatement(
     "omnitron_idempotency_store",
     f"""
     INSERT INTO {RECORDS}
-           (user_id, key, request_fingerprint, status_code, response_body, created_at)
-    VALUES (%(user)s, %(key)s, %(fingerprint)s, %(status)s, %(body)s, %(now)s)
+           (user_id, key, request_fingerprint, status_code, response_body, order_id,
+            created_at)
+    VALUES (%(user)s, %(key)s, %(fingerprint)s, %(status)s, %(body)s, %(order)s, %(now)s)
     ON CONFLICT (user_id, key) DO UPDATE
        SET request_fingerprint = EXCLUDED.request_fingerprint,
            status_code = EXCLUDED.status_code,
            response_body = EXCLUDED.response_body,
+           order_id = EXCLUDED.order_id,
            created_at = EXCLUDED.created_at
     """,
 )
@@ -138,19 +151,25 @@ def _claim(*, user, key: str, fingerprint: str) -> Answer | None:
         TRY_LOCK.execute(cursor, {"id": _advisory_lock_id(user.pk, key)})
         (locked,) = cursor.fetchone()
         # A separate statement, so its snapshot sees whatever the lock holder committed.
-        READ.execute(cursor, {"user": user.pk, "key": key, "since": timezone.now() - TTL})
+        since = timezone.now() - TTL
+        READ.execute(
+            cursor,
+            {"user": user.pk, "key": key, "since": since, "superuser": user.is_superuser},
+        )
         row = cursor.fetchone()
     if row is not None:
-        stored_fingerprint, status_code, body = row
+        stored_fingerprint, status_code, body, visible = row
         if stored_fingerprint != fingerprint:
             raise IdempotencyKeyReused()
+        if not visible:
+            raise OrderNotFound()  # the user lost the order's channel since
         return Answer(status_code, body.encode("utf-8"), replayed=True)
     if not locked:
         raise IdempotencyKeyInUse()
     return None
 
 
-def _store(*, user, key: str, fingerprint: str, answer: Answer) -> None:
+def _store(*, user, key: str, fingerprint: str, answer: Answer, order_id: int | None) -> None:
     """Store the answer, replacing an expired record of the same key."""
     with connection.cursor() as cursor:
         STORE.execute(
@@ -161,6 +180,7 @@ def _store(*, user, key: str, fingerprint: str, answer: Answer) -> None:
                 "fingerprint": fingerprint,
                 "status": answer.status_code,
                 "body": answer.body.decode("utf-8"),
+                "order": order_id,
                 "now": timezone.now(),
             },
         )

@@ -4,7 +4,17 @@ item, and the stored answers that make retries with an Idempotency-Key safe."""
 from django.conf import settings
 from django.db import models
 
+from omnitron.exactjson import EXACT_JSON
 from orders.models import MONEY, Order, OrderItem
+
+from .rules import MAX_ITEMS_PER_CAPTURE
+
+# The largest capture: MAX_ITEMS_PER_CAPTURE items at the largest price an item can
+# have (MONEY) fits, so nothing the import accepts can overflow a capture's amount.
+CAPTURE_AMOUNT = {
+    "max_digits": MONEY["max_digits"] + len(str(MAX_ITEMS_PER_CAPTURE)) - 1,
+    "decimal_places": MONEY["decimal_places"],
+}
 
 
 class Capture(models.Model):
@@ -16,7 +26,7 @@ class Capture(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="captures"
     )
     created_at = models.DateTimeField()
-    amount = models.DecimalField(**MONEY, help_text="Sum of the captured items' price.")
+    amount = models.DecimalField(**CAPTURE_AMOUNT, help_text="Sum of the captured items' price.")
     currency = models.CharField(max_length=3)
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     request_id = models.CharField(max_length=128, blank=True, default="")
@@ -37,8 +47,8 @@ class CaptureItem(models.Model):
         OrderItem, on_delete=models.PROTECT, related_name="capture_item"
     )
     price = models.DecimalField(**MONEY)
-    attributes_before = models.JSONField(default=dict)
-    attributes_after = models.JSONField(default=dict)
+    attributes_before = models.JSONField(default=dict, **EXACT_JSON)
+    attributes_after = models.JSONField(default=dict, **EXACT_JSON)
 
     class Meta:
         ordering = ["id"]
@@ -52,6 +62,16 @@ class IdempotencyRecord(models.Model):
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
     key = models.CharField(max_length=255)
+    # The order the answer shows, if any: it is replayed only while the user may see
+    # it. No foreign key constraint: a record is a cache of an answer, kept a day.
+    order = models.ForeignKey(
+        Order,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
     request_fingerprint = models.CharField(max_length=64)
     status_code = models.PositiveSmallIntegerField()
     # The rendered JSON, byte for byte: a replay answers exactly what the first request got.

@@ -1,5 +1,6 @@
 """Reads of the capture audit, through the user's channels."""
 
+from django.db import connection
 from django.db.models import Prefetch, QuerySet
 
 from orders.selectors import channel_ids_for_user
@@ -17,3 +18,40 @@ def capture_list_for_user(*, user, filters: dict | None = None) -> QuerySet[Capt
     if filters and "order" in filters:
         captures = captures.filter(order_id=filters["order"])
     return captures
+
+
+# The audit adds up: each query lists what breaks one invariant, at most 20 rows.
+AUDIT_CHECKS = {
+    "capture amount is not the sum of its items' prices": """
+        SELECT c.id FROM capture_capture c
+          LEFT JOIN capture_captureitem ci ON ci.capture_id = c.id
+         GROUP BY c.id, c.amount HAVING c.amount IS DISTINCT FROM coalesce(sum(ci.price), -1)
+         LIMIT 20""",
+    "capture item's price or currency is not its order item's": """
+        SELECT ci.id FROM capture_captureitem ci
+          JOIN capture_capture c ON c.id = ci.capture_id
+          JOIN orders_orderitem i ON i.id = ci.order_item_id
+         WHERE ci.price <> i.price OR c.currency <> i.price_currency LIMIT 20""",
+    "capture item belongs to another order than its capture": """
+        SELECT ci.id FROM capture_captureitem ci
+          JOIN capture_capture c ON c.id = ci.capture_id
+          JOIN orders_orderitem i ON i.id = ci.order_item_id
+         WHERE i.order_id <> c.order_id LIMIT 20""",
+    "captured item without a capture item, or the other way round": """
+        SELECT i.id FROM orders_orderitem i
+          LEFT JOIN capture_captureitem ci ON ci.order_item_id = i.id
+         WHERE (i.captured_at IS NULL) <> (ci.id IS NULL) LIMIT 20""",
+}
+
+
+def capture_audit_problems() -> list[str]:
+    """Every broken invariant of the capture audit, one line each (ids, at most 20 per
+    kind); an empty list when the captures add up."""
+    problems = []
+    with connection.cursor() as cursor:
+        for name, sql in AUDIT_CHECKS.items():
+            cursor.execute(sql)
+            ids = [row[0] for row in cursor.fetchall()]
+            if ids:
+                problems.append(f"{name}: {', '.join(map(str, ids))}")
+    return problems

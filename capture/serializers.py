@@ -3,12 +3,13 @@ Omnitron's CaptureOrderSerializer and CaptureOrderItemSerializer (field-level ch
 only; the rules that need the database live in capture/services.py), and the audit
 records as the read endpoints answer them."""
 
-import json
+from decimal import Decimal
 
 from rest_framework import serializers
 
+from omnitron import exactjson
 from omnitron.api.error_codes import FieldErrorCode
-from omnitron.api.serializers import OutputModelSerializer, SharedFieldsMixin
+from omnitron.api.serializers import OutputModelSerializer, SharedFieldsMixin, StrictIntegerField
 from omnitron.limits import MAX_BIGINT
 from orders.serializers import JSONObjectField
 
@@ -17,9 +18,11 @@ from .models import Capture, CaptureItem
 from .rules import MAX_ATTRIBUTES_BYTES, MAX_ATTRIBUTES_DEPTH, MAX_ITEMS_PER_CAPTURE
 
 
-def _check_json_value(value, depth: int = 0) -> None:
-    """PostgreSQL's jsonb cannot store NUL characters or lone surrogates; refuse them
-    (and absurd nesting) here instead of failing in the database."""
+def _check_json_value(value, depth: int = 0) -> int:
+    """Refuse what PostgreSQL's jsonb cannot store (NUL characters, lone surrogates,
+    numbers beyond numeric's range) and absurd nesting, here instead of failing in the
+    database. Returns how many characters longer the value's numbers are in the plain
+    notation PostgreSQL answers them in (1E+3 is 1000)."""
     if depth > MAX_ATTRIBUTES_DEPTH:
         raise CaptureErrorCode.TOO_DEEP.validation_error()
     if isinstance(value, str):
@@ -31,20 +34,27 @@ def _check_json_value(value, depth: int = 0) -> None:
             raise FieldErrorCode.SURROGATE_CHARACTERS_NOT_ALLOWED.validation_error(
                 code_point=ord(value[exc.start])
             ) from None
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_json_value(key, depth + 1)
-            _check_json_value(item, depth + 1)
+        return 0
+    if isinstance(value, Decimal):
+        if not exactjson.fits_numeric(value):
+            raise CaptureErrorCode.NUMBER_OUT_OF_RANGE.validation_error()
+        return len(format(value, "f")) - len(str(value))
+    if isinstance(value, dict):
+        children = [part for pair in value.items() for part in pair]
     elif isinstance(value, list):
-        for item in value:
-            _check_json_value(item, depth + 1)
+        children = value
+    else:
+        return 0
+    return sum(_check_json_value(child, depth + 1) for child in children)
 
 
 def check_attributes(value: dict) -> dict:
     """The rules of an item's `attributes` beyond being an object: storable in jsonb,
-    at most MAX_ATTRIBUTES_DEPTH deep and MAX_ATTRIBUTES_BYTES serialized."""
-    _check_json_value(value)
-    size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    at most MAX_ATTRIBUTES_DEPTH deep and MAX_ATTRIBUTES_BYTES serialized (numbers in
+    plain notation, as PostgreSQL keeps them)."""
+    growth = _check_json_value(value)
+    text = exactjson.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    size = len(text.encode("utf-8")) + growth
     if size > MAX_ATTRIBUTES_BYTES:
         raise CaptureErrorCode.ATTRIBUTES_TOO_LARGE.validation_error(size=size)
     return value
@@ -91,7 +101,7 @@ class CaptureOrderItemListSerializer(serializers.ListSerializer):
 
 
 class CaptureOrderItemSerializer(SharedFieldsMixin, serializers.Serializer):
-    pk = serializers.IntegerField(min_value=1, max_value=MAX_BIGINT, help_text="Order Item ID")
+    pk = StrictIntegerField(min_value=1, max_value=MAX_BIGINT, help_text="Order Item ID")
     attributes = serializers.DictField(
         required=False,
         help_text=(
@@ -112,7 +122,7 @@ class CaptureOrderSerializer(SharedFieldsMixin, serializers.Serializer):
     order_items = CaptureOrderItemSerializer(
         many=True, allow_empty=False, help_text="List of order items"
     )
-    channel = serializers.IntegerField(
+    channel = StrictIntegerField(
         required=False,
         min_value=1,
         max_value=MAX_BIGINT,

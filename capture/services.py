@@ -77,6 +77,8 @@ def order_capture(
                 user=user, number=order_number, channel=channel, pks=list(given)
             )
             refusal = _first_broken_rule(orders, given.keys(), locked)
+            if refusal is not None and len(orders) == 1:
+                refusal.order_id = orders[0].pk
             if refusal is None:
                 return sql.write_capture(
                     order=orders[0],

@@ -6,13 +6,13 @@ querysets costs 7 statements and much more Python per capture (docs/performance.
 has the figures). The rules that run between the two statements live in
 capture/services.py."""
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from django.db import connection, models
 
+from omnitron import exactjson
 from omnitron.prepared import PreparedStatement
 from orders.models import ChannelMembership, Order, OrderItem
 
@@ -159,7 +159,7 @@ def write_capture(
                 "key": idempotency_key,
                 "request_id": request_id,
                 "ids": list(changes),
-                "changes": [json.dumps(c) if c else None for c in changes.values()],
+                "changes": [exactjson.dumps(c) if c else None for c in changes.values()],
             },
         )
         row = cursor.fetchone()
@@ -169,4 +169,4 @@ def write_capture(
 
 def _json(value):
     # Django has psycopg2 return jsonb as text, and decodes it itself.
-    return None if value is None else json.loads(value)
+    return None if value is None else exactjson.loads(value)

@@ -6,7 +6,6 @@ from drf_spectacular.utils import (
     extend_schema,
 )
 from rest_framework.permissions import IsAuthenticated
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -28,7 +27,12 @@ from orders.serializers import OrderSerializer
 
 from .error_codes import CaptureErrorCode
 from .filters import CaptureFilterSerializer
-from .idempotency import idempotency_key_parse, idempotent_answer, request_fingerprint
+from .idempotency import (
+    IDEMPOTENCY_KEY,
+    idempotency_key_parse,
+    idempotent_answer,
+    request_fingerprint,
+)
 from .models import Capture
 from .permissions import CanCaptureOrders
 from .rules import MAX_IDEMPOTENCY_KEY_LENGTH
@@ -61,11 +65,12 @@ class CaptureOrderView(APIView):
                 OpenApiTypes.STR,
                 OpenApiParameter.HEADER,
                 description=(
-                    f"Optional, 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII characters. "
-                    "A retry with the same key and body within 24 hours replays the first "
-                    "answer (header `Idempotent-Replayed: true`) and changes nothing."
+                    f"Optional, one header of 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII "
+                    "characters other than a comma. A retry with the same key and body "
+                    "within 24 hours replays the first answer (header "
+                    "`Idempotent-Replayed: true`) and changes nothing."
                 ),
-                pattern=rf"^[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}$",
+                pattern=f"^{IDEMPOTENCY_KEY.pattern}$",
             )
         ],
         responses={
@@ -105,7 +110,7 @@ class CaptureOrderView(APIView):
             user=request.user,
             key=key,
             fingerprint=request_fingerprint(data),
-            produce=lambda: JSONRenderer().render(OrderSerializer(capture()).data),
+            capture=capture,
         )
         response = HttpResponse(
             answer.body, status=answer.status_code, content_type="application/json"

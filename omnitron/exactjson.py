@@ -4,7 +4,8 @@ Python's json reads 0.1000000000000000055511151231257827 as the float 0.1 and 1e
 as Infinity. Here numbers with a fraction or an exponent are decoded as Decimal and
 encoded from a Decimal unchanged (simplejson's `use_decimal`), so the number a
 client sends is the number PostgreSQL keeps in jsonb (a numeric, exact) and the
-number the API answers. Integers stay Python ints, which are exact already."""
+number the API answers. Integers stay Python ints, which are exact already, up to
+the length Python converts; longer ones are Decimals too."""
 
 import json
 from decimal import Decimal
@@ -17,8 +18,14 @@ MAX_NUMERIC_INTEGER_DIGITS = 131072
 MAX_NUMERIC_FRACTION_DIGITS = 16383
 
 
+def _integer(text: str) -> int | Decimal:
+    # Python refuses to convert integers of over 4300 digits (sys.int_info); PostgreSQL
+    # answers 1e4300 as such a one.
+    return int(text) if len(text) <= 4000 else Decimal(text)
+
+
 def loads(text: str | bytes, **kwargs):
-    return json.loads(text, parse_float=Decimal, **kwargs)
+    return json.loads(text, parse_float=Decimal, parse_int=_integer, **kwargs)
 
 
 def dumps(value, **kwargs) -> str:
@@ -41,6 +48,7 @@ class ExactJSONDecoder(json.JSONDecoder):
 
     def __init__(self, **kwargs):
         kwargs.setdefault("parse_float", Decimal)
+        kwargs.setdefault("parse_int", _integer)
         super().__init__(**kwargs)
 
 
@@ -59,3 +67,7 @@ class ExactJSONEncoder(DRFJSONEncoder):
             separators=(self.item_separator, self.key_separator),
             sort_keys=self.sort_keys,
         )
+
+
+# For a model's JSONField: models.JSONField(default=dict, **EXACT_JSON).
+EXACT_JSON = {"encoder": ExactJSONEncoder, "decoder": ExactJSONDecoder}

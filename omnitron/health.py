@@ -26,14 +26,20 @@ class HealthCheckMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        if request.path not in (LIVENESS_PATH, READINESS_PATH):
+            return self.get_response(request)
+        if request.method not in ("GET", "HEAD"):
+            not_allowed = ApiErrorCode.METHOD_NOT_ALLOWED
+            response = JsonResponse(
+                not_allowed.example(method=request.method), status=not_allowed.status_code
+            )
+            response["Allow"] = "GET, HEAD"
+            return response
         if request.path == LIVENESS_PATH:
             return JsonResponse({"status": "ok"})
-        if request.path == READINESS_PATH:
-            if database_ready():
-                return JsonResponse({"status": "ok", "database": "ok"})
-            unavailable = ApiErrorCode.DATABASE_UNAVAILABLE
-            return JsonResponse(
-                {"status": "unavailable", **unavailable.example()},
-                status=unavailable.status_code,
-            )
-        return self.get_response(request)
+        if database_ready():
+            return JsonResponse({"status": "ok", "database": "ok"})
+        unavailable = ApiErrorCode.DATABASE_UNAVAILABLE
+        return JsonResponse(
+            {"status": "unavailable", **unavailable.example()}, status=unavailable.status_code
+        )

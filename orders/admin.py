@@ -1,6 +1,7 @@
 """The operators' view of orders. Staff see the orders of their channels only
 (superusers see all); what the capture flow owns is read-only."""
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
@@ -9,6 +10,21 @@ from .models import Channel, ChannelMembership, Customer, Order, OrderItem
 from .selectors import order_item_list_for_user, order_list_for_user
 
 CAPTURE_OWNED = ("captured_at", "attributes", "created_date", "modified_date")
+# What a capture's audit record relies on: once an item is captured, no one changes
+# these through the admin, superusers included (the database refuses it too).
+CAPTURED_ITEM_FROZEN = ("order", "price", "price_currency", "status", "captured_at")
+
+
+class OrderItemForm(forms.ModelForm):
+    """A captured item's frozen fields are shown disabled: Django ignores whatever a
+    disabled field posts, so even a forged form changes nothing."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.captured_at is not None:
+            for name in CAPTURED_ITEM_FROZEN:
+                if name in self.fields:
+                    self.fields[name].disabled = True
 
 
 @admin.register(Channel)
@@ -45,6 +61,7 @@ user_admin.inlines = [*user_admin.inlines, ChannelMembershipInline]
 
 class OrderItemInline(admin.TabularInline):
     model = OrderItem
+    form = OrderItemForm
     extra = 0
     can_delete = False
     fields = (
@@ -175,6 +192,7 @@ class OrderAdmin(admin.ModelAdmin):
 
 @admin.register(OrderItem)
 class OrderItemAdmin(admin.ModelAdmin):
+    form = OrderItemForm
     list_display = ("id", "order", "product_sku", "status", "price", "captured_at")
     list_filter = ("status", ("captured_at", admin.EmptyFieldListFilter))
     search_fields = ("order__number", "product_sku")

@@ -4,6 +4,7 @@ a 400 field error with a code, never silently ignored. Selectors apply them."""
 from rest_framework import serializers
 from rest_framework.fields import empty
 
+from omnitron.api.serializers import StrictIntegerField
 from omnitron.limits import MAX_BIGINT
 
 from .enums import OrderStatus
@@ -18,13 +19,13 @@ class QueryBooleanField(serializers.BooleanField):
 
 class OrderFilterSerializer(serializers.Serializer):
     number = serializers.CharField(required=False, max_length=128)
-    channel = serializers.IntegerField(required=False, min_value=1, max_value=MAX_BIGINT)
+    channel = StrictIntegerField(required=False, min_value=1, max_value=MAX_BIGINT)
     status = serializers.ChoiceField(required=False, choices=OrderStatus.choices)
     date_placed__gte = serializers.DateTimeField(required=False)
     date_placed__lte = serializers.DateTimeField(required=False)
 
 
 class OrderItemFilterSerializer(serializers.Serializer):
-    order = serializers.IntegerField(required=False, min_value=1, max_value=MAX_BIGINT)
+    order = StrictIntegerField(required=False, min_value=1, max_value=MAX_BIGINT)
     status = serializers.ChoiceField(required=False, choices=OrderStatus.choices)
     is_captured = QueryBooleanField(required=False)

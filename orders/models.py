@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.db import models
 
+from omnitron.exactjson import EXACT_JSON
+
 from .enums import CancelStatus, ClientType, Currency, DeliveryType, OrderStatus, ShippingCompany
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
@@ -89,7 +91,7 @@ class Order(models.Model):
     cancel_status = models.CharField(
         max_length=32, choices=CancelStatus.choices, null=True, blank=True
     )
-    cancellation_info = models.JSONField(default=dict, blank=True)
+    cancellation_info = models.JSONField(default=dict, blank=True, **EXACT_JSON)
     client_type = models.CharField(
         max_length=16, choices=ClientType.choices, default=ClientType.DEFAULT
     )
@@ -108,9 +110,9 @@ class Order(models.Model):
     gift_box_note = models.TextField(null=True, blank=True)
     language_code = models.CharField(max_length=16, null=True, blank=True)
     notes = models.TextField(null=True, blank=True)
-    delivery_range = models.JSONField(default=dict, blank=True)
+    delivery_range = models.JSONField(default=dict, blank=True, **EXACT_JSON)
     shipping_option_slug = models.CharField(max_length=128, null=True, blank=True)
-    extra_field = models.JSONField(default=dict, blank=True)
+    extra_field = models.JSONField(default=dict, blank=True, **EXACT_JSON)
 
     created_date = models.DateTimeField(auto_now_add=True)
     modified_date = models.DateTimeField(auto_now=True)
@@ -138,8 +140,8 @@ class OrderItem(models.Model):
     discount_amount = models.DecimalField(**MONEY, default=0)
     price_currency = models.CharField(max_length=3, choices=Currency.choices)
     status = models.CharField(max_length=8, choices=OrderStatus.choices)
-    attributes = models.JSONField(default=dict, blank=True)
-    extra_field = models.JSONField(default=dict, blank=True)
+    attributes = models.JSONField(default=dict, blank=True, **EXACT_JSON)
+    extra_field = models.JSONField(default=dict, blank=True, **EXACT_JSON)
     captured_at = models.DateTimeField(null=True, blank=True)
     created_date = models.DateTimeField(auto_now_add=True)
     modified_date = models.DateTimeField(auto_now=True)

@@ -6,7 +6,6 @@ loopback. A documented operation's answer must match the schema documented for i
 status code; anything else under /api/ must at least be JSON with a `code`. Every
 error's `code` must be in the error code registry with the answer's status."""
 
-import json
 import re
 import threading
 from functools import cache
@@ -14,6 +13,7 @@ from functools import cache
 import jsonschema
 from drf_spectacular.generators import SchemaGenerator
 
+from omnitron import exactjson
 from omnitron.api.error_codes import registries
 
 # Pages (HTML) and the schema itself are not JSON answers of the API.
@@ -108,7 +108,7 @@ def check_response(method: str, path: str, status: int, content_type: str, conte
     where = f"{method} {path} -> {status}"
     if not content_type.startswith("application/json"):
         raise ContractError(f"{where}: answered {content_type!r}, not JSON")
-    body = json.loads(content)
+    body = exactjson.loads(content)  # numbers of any size, as clients may receive them
     responses = find_operation(method, path)
     if responses is None:
         # No such operation: an error, in the one error shape.

@@ -4,9 +4,13 @@ shared with the benchmark, and are importable from here as before."""
 
 import contextlib
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
+from string import Template
 
+import pytest
 from django.db import connection
 
 from scripts.live import Process, free_port, wait_until_ready
@@ -18,6 +22,8 @@ __all__ = [
     "database_url",
     "free_port",
     "gunicorn",
+    "nginx",
+    "require_program",
     "server_env",
     "wait_until_ready",
 ]
@@ -59,3 +65,60 @@ def gunicorn(*, workers: int = 2, env: dict | None = None, wait: bool = True):
         yield base, process
     finally:
         process.stop()
+
+
+def require_program(name: str, package: str) -> str:
+    """The path of a program a test needs (`make test` installs Debian's package when
+    it runs as root). Missing, the test skips, except under CI, where it fails."""
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
+    if path is None:
+        reason = f"{name} is missing: install Debian's {package} package"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI requires it")
+        pytest.skip(reason)
+    return path
+
+
+NGINX_TEMPLATE = ROOT / "deploy" / "nginx" / "omnitron.conf.template"
+NGINX_MAIN = """
+daemon off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    include {dir}/omnitron.conf;
+}}
+"""
+
+
+@contextlib.contextmanager
+def nginx(upstream_base: str, *, max_body_bytes: int = 4 * 1024 * 1024):
+    """deploy/nginx's configuration, as the Docker image runs it, in front of an app
+    server, on a free loopback port; yields (base URL, Process)."""
+    binary = require_program("nginx", "nginx")
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="omnitron-nginx-"))
+    workdir.chmod(0o777)  # nginx's workers may run as another user than root
+    server = Template(NGINX_TEMPLATE.read_text()).safe_substitute(
+        APP_UPSTREAM=upstream_base.removeprefix("http://"),
+        LISTEN=f"127.0.0.1:{port}",
+        MAX_BODY_BYTES=str(max_body_bytes),
+    )
+    (workdir / "omnitron.conf").write_text(server)
+    (workdir / "nginx.conf").write_text(NGINX_MAIN.format(dir=workdir))
+    process = Process([binary, "-p", str(workdir), "-c", str(workdir / "nginx.conf")],
+                      env=dict(os.environ))  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(f"{base}/healthz", process=process.popen)
+        yield base, process
+    finally:
+        process.stop()
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -12,6 +12,7 @@ import psycopg2
 import pytest
 
 from tests.live import ROOT, VENV_BIN, database_url
+from tests.reliability.helpers import assert_captures_add_up
 
 
 @pytest.fixture
@@ -48,3 +49,4 @@ def test_bench_smoke_runs_clean(bench_database, tmp_path, transactional_db):
     assert set(counts) == {1, 10, 100, 1000}
     assert counts[1000] == counts[1]
     assert report["summary"]["contended_exactly_once"]
+    assert_captures_add_up(bench_database)

@@ -236,3 +236,28 @@ def test_errors_gunicorn_answers_itself_are_json_with_a_code(transactional_db):
 def test_models_and_migrations_agree():
     result = _manage("makemigrations", "--check", "--dry-run")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+@pytest.mark.parametrize("method", ["post", "put", "delete", "patch", "trace"])
+def test_health_checks_answer_only_get_and_head(client, path, method):
+    response = getattr(client, method)(path)
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+    assert response["Allow"] == "GET, HEAD"
+    assert client.head(path).status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("method", "url", "headers", "status"),
+    [("get", "/api/schema/?format=xml", {}, 404),
+     ("get", "/api/schema/", {"HTTP_ACCEPT": "text/html"}, 406),
+     ("post", "/api/schema/", {}, 405)],
+)  # fmt: skip
+def test_schema_errors_are_json_with_a_string_detail(client, method, url, headers, status):
+    response = getattr(client, method)(url, **headers)
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/json"
+    assert isinstance(response.json()["detail"], str)

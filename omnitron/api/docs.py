@@ -3,7 +3,9 @@ drf-spectacular-sidecar's static files, and a Content-Security-Policy stops the
 browser from fetching anything elsewhere (Redoc's bundle links Redocly's logo on a
 CDN)."""
 
-from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from .renderers import JSONRenderer
 
 DOCS_CSP = "; ".join([
     "default-src 'self'",
@@ -30,3 +32,15 @@ class SwaggerView(OfflineDocsMixin, SpectacularSwaggerView):
 
 class RedocView(OfflineDocsMixin, SpectacularRedocView):
     pass
+
+
+class SchemaView(SpectacularAPIView):
+    """The schema as YAML or JSON; its errors as every other error of the API: JSON,
+    `detail` a string (DRF would render them in the schema's format)."""
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if response.status_code >= 400:
+            response.accepted_renderer = JSONRenderer()
+            response.accepted_media_type = JSONRenderer.media_type
+        return response

@@ -133,6 +133,12 @@ class ApiErrorCode(ErrorCode):
         'Unsupported media type "{media_type}" in request.',
         "The body is not `application/json`.",
     )
+    UNSUPPORTED_CONTENT_ENCODING = (
+        status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+        None,
+        'Unsupported Content-Encoding "{encoding}": send the body uncompressed.',
+        "A `Content-Encoding` other than `identity` (a compressed body is not read).",
+    )
     THROTTLED = (
         status.HTTP_429_TOO_MANY_REQUESTS,
         None,
@@ -163,6 +169,18 @@ class ApiErrorCode(ErrorCode):
         None,
         "Not Implemented.",
         "A transfer encoding gunicorn does not implement (answered by gunicorn, as JSON).",
+    )
+    APP_UNAVAILABLE = (
+        status.HTTP_502_BAD_GATEWAY,
+        None,
+        "The app is not reachable. Retry later.",
+        "The proxy in front of the app (deploy/nginx) reached no app server. Retry.",
+    )
+    APP_TIMEOUT = (
+        status.HTTP_504_GATEWAY_TIMEOUT,
+        None,
+        "The app did not answer in time. Retry later.",
+        "The proxy waited for the app longer than its read timeout. Retry.",
     )
     DATABASE_UNAVAILABLE = (
         status.HTTP_503_SERVICE_UNAVAILABLE,

@@ -50,6 +50,10 @@ class RequestTooLarge(CodedError):
     error = ApiErrorCode.REQUEST_TOO_LARGE
 
 
+class UnsupportedContentEncoding(CodedError):
+    error = ApiErrorCode.UNSUPPORTED_CONTENT_ENCODING
+
+
 class DatabaseUnavailable(CodedError):
     error = ApiErrorCode.DATABASE_UNAVAILABLE
 

@@ -1,14 +1,17 @@
-"""The API's only parser: DRF's JSONParser, stricter.
+"""The API's only parser: DRF's JSONParser, stricter and exact.
 
 Stricter because capture moves money: a body that could be read two ways
 (duplicate keys), a body too deep to walk, NaN/Infinity or invalid UTF-8 is refused
-with 400 parse_error rather than guessed at."""
-
-import json
+with 400 parse_error rather than guessed at. Exact because numbers keep every digit
+(omnitron/exactjson.py)."""
 
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser, get_encoding
 from rest_framework.utils.json import strict_constant
+
+from omnitron import exactjson
+
+from .exceptions import UnsupportedContentEncoding
 
 
 def _reject_duplicate_keys(pairs):
@@ -26,8 +29,12 @@ class StrictJSONParser(JSONParser):
     exception handler answers that 413 request_too_large."""
 
     def parse(self, stream, media_type=None, parser_context=None):
+        request = (parser_context or {}).get("request")
+        encoding = request.META.get("HTTP_CONTENT_ENCODING", "") if request else ""
+        if encoding.strip().lower() not in ("", "identity"):
+            raise UnsupportedContentEncoding(encoding=encoding[:64])
         try:
-            return json.loads(
+            return exactjson.loads(
                 stream.read().decode(get_encoding(parser_context or {})),
                 object_pairs_hook=_reject_duplicate_keys,
                 parse_constant=strict_constant,

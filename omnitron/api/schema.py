@@ -58,7 +58,7 @@ _EXAMPLE_PARAMS = {
     "pks": "3, 5", "status": "200", "size": 20480, "reason": "Expecting value: line 1 "
     "column 1 (char 0)", "method": "PUT", "media_type": "text/plain", "wait": 12,
     "max_length": 128, "min_value": 1, "max_value": 9223372036854775807,
-    "input_type": "str", "input": "999", "code_point": 0xD800,
+    "input_type": "str", "input": "999", "code_point": 0xD800, "encoding": "gzip",
 }  # fmt: skip
 
 
@@ -141,12 +141,14 @@ def _fields_schema(enum: list[str]) -> dict:
 _A = ApiErrorCode
 _F = FieldErrorCode
 AUTHENTICATION = (_A.NOT_AUTHENTICATED, _A.AUTHENTICATION_FAILED)
-UNAVAILABLE = (_A.DATABASE_UNAVAILABLE, _A.DATABASE_TIMEOUT)
+# The database, or (through the proxy) the app itself, unreachable or too slow.
+UNAVAILABLE = (_A.DATABASE_UNAVAILABLE, _A.DATABASE_TIMEOUT, _A.APP_UNAVAILABLE, _A.APP_TIMEOUT)
 # Answered by gunicorn before the app sees the request, on any path.
 OVERSIZED_REQUEST = (_A.URI_TOO_LONG, _A.HEADER_TOO_LARGE)
 # A JSON body: refused before its fields are read.
 BODY_CODES = (
-    _A.PARSE_ERROR, _A.REQUEST_TOO_LARGE, _A.UNSUPPORTED_MEDIA_TYPE, _A.THROTTLED,
+    _A.PARSE_ERROR, _A.REQUEST_TOO_LARGE, _A.UNSUPPORTED_MEDIA_TYPE,
+    _A.UNSUPPORTED_CONTENT_ENCODING, _A.THROTTLED,
     *OVERSIZED_REQUEST,
 )  # fmt: skip
 STRING_CODES = (_F.BLANK, _F.MAX_LENGTH, _F.NULL_CHARACTERS_NOT_ALLOWED,

@@ -1,5 +1,7 @@
 """Serializer building blocks that render and document values as the seed does."""
 
+import re
+
 from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -13,6 +15,22 @@ class DecimalNumberField(serializers.DecimalField):
 @extend_schema_field({"type": "string", "format": "url"})
 class SeedURLField(serializers.URLField):
     """The seed documents URLs with format "url"."""
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """An integer given as a JSON integer or a string of ASCII digits, nothing else.
+    DRF's IntegerField also takes "1124.00", " 1118 ", "13_187", "+1123", other
+    scripts' digits ("١٣١٨٢") and decimals with a zero fraction."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and len(data) > self.MAX_STRING_LENGTH:
+            self.fail("max_string_length")
+        if type(data) is not int and not (isinstance(data, str) and _ASCII_DIGITS.fullmatch(data)):
+            self.fail("invalid")
+        return int(data)
+
+
+_ASCII_DIGITS = re.compile("[0-9]+")
 
 
 class ModelSerializer(serializers.ModelSerializer):

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from capture.models import Capture, IdempotencyRecord
-from orders.models import OrderItem
+from orders.models import ChannelMembership, OrderItem
 from tests.capture.locks import holding_order_lock, wait_for_lock_waiters
 from tests.helpers import CAPTURE_URL, capture, client_for
 
@@ -122,3 +122,20 @@ def test_a_lock_held_too_long_is_409_order_locked_and_retryable(api_user, order,
     retry = capture(client, order, [pk], key="slow")
     assert retry.status_code == 200
     assert json.loads(retry.content)["number"] == order.number
+
+
+def test_a_replay_after_losing_the_channel_is_order_not_found(api_client, api_user, order):
+    pk = order.items.first().pk
+    assert capture(api_client, order, [pk], key="lost").status_code == 200
+    ChannelMembership.objects.filter(user=api_user).delete()
+    replay = capture(api_client, order, [pk], key="lost")
+    assert (replay.status_code, replay.json()["code"]) == (400, "order_not_found")
+    assert "Idempotent-Replayed" not in replay
+    assert api_client.get(f"/api/v1/orders/{order.pk}/").status_code == 404
+
+
+def test_two_idempotency_key_headers_are_refused(api_client, order):
+    """WSGI servers join repeated headers with a comma."""
+    response = capture(api_client, order, [order.items.first().pk], key="first,second")
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_idempotency_key")
+    assert not Capture.objects.exists()

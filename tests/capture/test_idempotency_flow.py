@@ -1,36 +1,52 @@
-"""idempotent_answer called directly: claim, produce, store, in one transaction."""
+"""idempotent_answer called directly: claim, capture, render, store, in one transaction."""
 
+import json
 import threading
 
 import pytest
 from django.db import connection, transaction
 
-from capture.exceptions import AlreadyCaptured, IdempotencyKeyInUse, IdempotencyKeyReused
+from capture.exceptions import (
+    AlreadyCaptured,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    OrderNotFound,
+)
 from capture.idempotency import idempotent_answer, request_fingerprint
 from capture.models import Capture, IdempotencyRecord
 from capture.services import ItemInput, order_capture
+from orders.models import ChannelMembership
 
 BODY = {"order": "A-1", "order_items": [{"pk": 1}]}
 
 
-def answer(user, produce, *, key="k", body=BODY):
+def answer(user, capture, *, key="k", body=BODY):
     return idempotent_answer(
-        user=user, key=key, fingerprint=request_fingerprint(body), produce=produce
+        user=user, key=key, fingerprint=request_fingerprint(body), capture=capture
     )
 
 
-def test_the_first_answer_is_stored_and_replayed_without_producing_again(api_user):
+def capturing(user, order, calls=None):
+    """A capture callable of the order's first item, counting its calls."""
+
+    def capture():
+        if calls is not None:
+            calls.append(1)
+        pk = order.items.order_by("pk").first().pk
+        return order_capture(user=user, order_number=order.number, items=[ItemInput(pk)])
+
+    return capture
+
+
+def test_the_first_answer_is_stored_and_replayed_without_capturing_again(api_user, order):
     calls = []
-
-    def produce():
-        calls.append(1)
-        return b'{"ok": 1}'
-
-    first = answer(api_user, produce)
-    again = answer(api_user, produce)
-    assert (first.status_code, first.body, first.replayed) == (200, b'{"ok": 1}', False)
-    assert (again.status_code, again.body, again.replayed) == (200, b'{"ok": 1}', True)
+    first = answer(api_user, capturing(api_user, order, calls))
+    again = answer(api_user, capturing(api_user, order, calls))
+    assert (first.status_code, first.replayed) == (200, False)
+    assert json.loads(first.body)["number"] == order.number
+    assert (again.status_code, again.body, again.replayed) == (200, first.body, True)
     assert calls == [1]
+    assert Capture.objects.count() == 1
 
 
 def test_the_fingerprint_ignores_key_order_and_absent_attributes():
@@ -52,28 +68,27 @@ def test_a_refusal_is_stored_then_raised_and_replayed(api_user):
     )
 
 
-def test_an_unexpected_error_stores_nothing(api_user):
+def test_an_unexpected_error_stores_nothing(api_user, order):
     def crash():
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError):
         answer(api_user, crash)
     assert not IdempotencyRecord.objects.exists()
-    assert answer(api_user, lambda: b"{}").replayed is False
+    assert answer(api_user, capturing(api_user, order)).replayed is False
 
 
-def test_the_same_key_with_another_request_is_refused(api_user):
-    answer(api_user, lambda: b"{}")
+def test_the_same_key_with_another_request_is_refused(api_user, order):
+    answer(api_user, capturing(api_user, order))
     with pytest.raises(IdempotencyKeyReused):
-        answer(api_user, lambda: b"{}", body={**BODY, "order": "A-2"})
+        answer(api_user, capturing(api_user, order), body={**BODY, "order": "A-2"})
 
 
 def test_the_answer_and_the_capture_commit_together_or_not_at_all(api_user, order):
     """If anything fails after the capture ran, neither the capture nor the answer stays."""
-    pk = order.items.first().pk
 
     def capture_then_crash():
-        order_capture(user=api_user, order_number=order.number, items=[ItemInput(pk)])
+        capturing(api_user, order)()
         raise RuntimeError("after the capture, before the answer is stored")
 
     with pytest.raises(RuntimeError):
@@ -82,14 +97,23 @@ def test_the_answer_and_the_capture_commit_together_or_not_at_all(api_user, orde
     assert not IdempotencyRecord.objects.exists()
 
 
+def test_a_replay_shows_nothing_of_a_channel_the_user_lost(api_user, order):
+    assert answer(api_user, capturing(api_user, order)).status_code == 200
+    ChannelMembership.objects.filter(user=api_user).delete()
+    with pytest.raises(OrderNotFound):
+        answer(api_user, lambda: pytest.fail("must not run"))
+    ChannelMembership.objects.create(user=api_user, channel=order.channel)
+    assert answer(api_user, lambda: pytest.fail("must not run")).replayed
+
+
 @pytest.mark.django_db(transaction=True)
-def test_a_key_still_running_elsewhere_is_in_use(api_user):
+def test_a_key_still_running_elsewhere_is_in_use(api_user, order):
     started, release = threading.Event(), threading.Event()
 
     def slow():
         started.set()
         release.wait(10)
-        return b"{}"
+        return capturing(api_user, order)()
 
     def first_request():
         try:

@@ -6,6 +6,7 @@ answer exactly as DRF's own path does: the same validity, the same validated dat
 the same errors and codes."""
 
 import json
+from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -13,9 +14,16 @@ from hypothesis import strategies as st
 from capture import serializers as capture_serializers
 from capture.serializers import CaptureOrderSerializer
 
+# Numbers as the parser gives them: ints, and Decimals for fractions and exponents,
+# from everyday ones to ones PostgreSQL's numeric cannot hold.
+decimals = st.one_of(
+    st.decimals(allow_nan=False, allow_infinity=False),
+    st.builds(lambda digits, exponent: Decimal(f"{digits}E{exponent}"),
+              st.integers(-(10**40), 10**40), st.integers(-40000, 300000)),
+)  # fmt: skip
 json_scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20),
+    decimals, st.text(max_size=20),
 )  # fmt: skip
 json_values = st.recursive(
     json_scalars,
@@ -31,8 +39,9 @@ attributes = st.one_of(
     st.just({"nul": "a\x00b"}),
 )
 pks = st.one_of(
-    st.integers(min_value=-3, max_value=2**63 + 2), st.just(True), st.just("7"), st.just(7.0),
-    st.just(7.5), st.none(), st.text(max_size=3),
+    st.integers(min_value=-3, max_value=2**63 + 2), st.just(True), st.just("7"),
+    st.just(Decimal("7.0")), st.just(Decimal("7.5")), st.none(), st.text(max_size=3),
+    st.sampled_from(["١٣١٨٢", "１３２０５", "13_187", " 1118 ", "+1123", "1124.00", "-5"]),
 )  # fmt: skip
 item = st.one_of(
     st.fixed_dictionaries({"pk": pks}, optional={"attributes": attributes}),

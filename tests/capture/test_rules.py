@@ -38,6 +38,9 @@ def post(client, body):
         ({"order": "A", "order_items": [{"pk": -5}]}, "order_items", "min_value"),
         ({"order": "A", "order_items": [{"pk": "x"}]}, "order_items", "invalid"),
         ({"order": "A", "order_items": [{"pk": 2**63}]}, "order_items", "max_value"),
+        *[({"order": "A", "order_items": [{"pk": pk}]}, "order_items", "invalid")
+          for pk in ["١٣١٨٢", "１３２０５", "13_187", " 1118 ", "+1123", "1124.00", "-5", "7.0", True]],
+        ({"order": "A", "order_items": [{"pk": 1}], "channel": "١"}, "channel", "invalid"),
         ({"order": "A", "order_items": [{}]}, "order_items", "required"),
         ({"order": "A", "order_items": [5]}, "order_items", "invalid"),
         ({"order": "A", "order_items": [{"pk": 1, "attributes": ["a"]}]}, "order_items", "not_a_dict"),
@@ -194,3 +197,19 @@ def test_a_user_without_channels_finds_nothing(order):
     user = make_api_user()
     response = capture(client_for(user), order, [order.items.first().pk])
     assert response.json()["code"] == "order_not_found"
+
+
+@pytest.mark.parametrize("text", ["13185.0000000000000001", "1124.00", "1.0", "1e3"])
+def test_a_pk_must_be_a_json_integer_not_a_number_with_a_fraction(api_client, order, text):
+    pk = order.items.first().pk
+    body = json.dumps({"order": order.number, "order_items": [{"pk": "X"}]})
+    response = api_client.post(CAPTURE_URL, body.replace('"X"', text),
+                               content_type="application/json")  # fmt: skip
+    assert (response.status_code, response.json()["code"]) == (400, "invalid")
+    assert not OrderItem.objects.filter(pk=pk, captured_at__isnull=False).exists()
+
+
+def test_a_pk_as_a_string_of_ascii_digits_is_still_accepted(api_client, order):
+    pk = order.items.first().pk
+    response = post(api_client, {"order": order.number, "order_items": [{"pk": str(pk)}]})
+    assert response.status_code == 200, response.content

@@ -2,11 +2,15 @@
 user commands, and a fingerprint of every table a request could change."""
 
 import hashlib
+import subprocess
+from io import StringIO
 
+from django.core.management import call_command
 from django.db import connection
 
 from orders.services import api_user_create_or_update, orders_import
 from scripts.gen_orders import document
+from tests.live import ROOT, VENV_BIN, server_env
 
 FINGERPRINT_TABLES = [
     "orders_channel", "orders_customer", "orders_channelmembership", "orders_order",
@@ -36,3 +40,16 @@ def fingerprint() -> str:
             )  # noqa: S608
             digest.update(cursor.fetchone()[0].encode())
     return digest.hexdigest()
+
+
+def assert_captures_add_up(database_url: str | None = None) -> None:
+    """`manage.py check_captures`, on the test database or another one: every capture
+    adds up after what the test put the service through."""
+    if database_url is None:
+        call_command("check_captures", stdout=StringIO())
+        return
+    result = subprocess.run(
+        [str(VENV_BIN / "python"), "manage.py", "check_captures"], cwd=ROOT,
+        env=server_env(DATABASE_URL=database_url), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr

@@ -192,7 +192,7 @@ def test_production_settings_are_locked_down():
         "settings.REST_FRAMEWORK['DEFAULT_RENDERER_CLASSES'])",
         DJANGO_DEBUG="1",
     )
-    assert out == ("False 31536000 True True True ['rest_framework.renderers.JSONRenderer']")
+    assert out == ("False 31536000 True True True ['omnitron.api.renderers.JSONRenderer']")
     source = (ROOT / "omnitron" / "settings" / "production.py").read_text()
     assert 'env("DJANGO_SECRET_KEY")' in source  # no default: the key lives outside the repo
 
@@ -206,3 +206,39 @@ def test_old_rate_counters_are_pruned():
     RateCounter.objects.create(key="throttle_capture_x", window_start=now - 60, hits=1)
     call_command("prune_rate_counters", stderr=StringIO())
     assert list(RateCounter.objects.values_list("window_start", flat=True)) == [now - 60]
+
+
+# The admin's login
+
+
+def admin_login(client, username, password, address="10.0.2.1"):
+    return client.post("/admin/login/?next=/admin/", {"username": username, "password": password},
+                       REMOTE_ADDR=address)  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_the_admin_login_is_limited_per_username_and_address(client):
+    make_api_user(username="ops", is_staff=True, password="right-password-1")
+    with throttle_rates(login_username="3/min", login_address="5/min"):
+        wrong = [admin_login(client, "ops", "wrong", address=f"10.0.3.{n}") for n in range(3)]
+        refused = admin_login(client, "ops", "right-password-1", address="10.0.3.9")
+        unknown = [admin_login(client, "nobody", "x", address="10.0.4.1") for _ in range(4)]
+    assert all(r.status_code == 200 and b"Please enter the correct" in r.content for r in wrong)
+    # Over the limit even the right password is refused, with a clear message...
+    assert refused.status_code == 200
+    assert b"Too many login attempts. Try again in" in refused.content
+    assert "_auth_user_id" not in client.session
+    # ...and an unknown username gets the same answers: nothing tells who exists.
+    assert [b"Too many" in r.content for r in unknown] == [False, False, False, True]
+
+
+@pytest.mark.django_db
+def test_admin_and_api_logins_share_their_counters(client):
+    make_api_user(username="ops", is_staff=True, password="right-password-1")
+    with throttle_rates(login_username="2/min"):
+        assert login(client, "ops", "wrong").status_code == 400
+        assert admin_login(client, "ops", "wrong").status_code == 200
+        api_after = login(client, "ops", "right-password-1")
+        admin_after = admin_login(client, "ops", "right-password-1")
+    assert api_after.status_code == 429
+    assert b"Too many login attempts" in admin_after.content

@@ -21,7 +21,7 @@ from orders.models import OrderItem
 from scripts.gen_orders import document
 from tests.capture.locks import wait_for_lock_waiters
 from tests.live import ROOT, VENV_BIN, free_port, gunicorn, server_env, wait_until_ready
-from tests.reliability.helpers import seed, token_for
+from tests.reliability.helpers import assert_captures_add_up, seed, token_for
 
 PG = str(ROOT / "scripts" / "pg.sh")
 
@@ -124,6 +124,7 @@ def test_database_restart_under_traffic_fails_fast_and_recovers(own_cluster):
         captured = {row[0] for row in cursor.fetchall()}
     conn.close()
     assert captured == {pk for _, status, _, pk in outcomes if status == 200}
+    assert_captures_add_up(url)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -187,6 +188,7 @@ def test_a_worker_killed_mid_capture_commits_nothing():
         assert retry.status_code == 200
         assert "Idempotent-Replayed" not in retry.headers
     assert Capture.objects.count() == 1
+    assert_captures_add_up()
 
 
 @pytest.mark.django_db

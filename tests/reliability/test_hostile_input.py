@@ -2,15 +2,17 @@
 gets a 4xx JSON answer with a `code`, never a 5xx, and the database is unchanged."""
 
 import contextlib
+import gzip
 import json
 import socket
+import zlib
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from tests.live import gunicorn, server_env
-from tests.reliability.helpers import fingerprint, seed, token_for
+from tests.reliability.helpers import assert_captures_add_up, fingerprint, seed, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -62,6 +64,12 @@ def capture_cases(order: str, pk: int) -> list[tuple[str, dict, bytes]]:
         ("pk 2**63", {}, body(items=f'[{{"pk": {2**63}}}]')),
         ("pk infinity by exponent", {}, body(items='[{"pk": 1e400}]')),
         ("pk true", {}, body(items='[{"pk": true}]')),
+        ("pk with a tiny fraction", {}, body(items='[{"pk": 13185.0000000000000001}]')),
+        ("pk with a zero fraction", {}, body(items=f'[{{"pk": {pk}.00}}]')),
+        *[
+            (f"pk string {text!r}", {}, body(items=json.dumps([{"pk": text}])))
+            for text in ["١٣١٨٢", "１３２０５", "13_187", f" {pk} ", f"+{pk}", f"{pk}.00"]
+        ],
         ("pk null", {}, body(items='[{"pk": null}]')),
         ("pk missing", {}, body(items='[{"attributes": {}}]')),
         ("duplicate pks", {}, body(items=f'[{{"pk": {pk}}}, {{"pk": {pk}}}]')),
@@ -83,6 +91,14 @@ def capture_cases(order: str, pk: int) -> list[tuple[str, dict, bytes]]:
             body(items=json.dumps([{"pk": pk, "attributes": {"k": "v" * 20_000}}])),
         ),
         ("attributes NUL", {}, body(items=f'[{{"pk": {pk}, "attributes": {{"k": "a\\u0000"}}}}]')),
+        *[
+            (
+                f"attributes number {n}",
+                {},
+                body(items=f'[{{"pk": {pk}, "attributes": {{"x": {n}}}}}]'),
+            )
+            for n in ["1e200000", "-1e200000", "1e-20000", "1e20000"]
+        ],
         ("channel string", {}, body(extra=', "channel": "web"')),
         ("channel negative", {}, body(extra=', "channel": -1')),
         ("channel enormous", {}, body(extra=', "channel": 99999999999999999999999')),
@@ -103,6 +119,10 @@ def capture_cases(order: str, pk: int) -> list[tuple[str, dict, bytes]]:
         ("idempotency key 10 KB", {"Idempotency-Key": "k" * 10_000}, body()),
         ("idempotency key with spaces", {"Idempotency-Key": "a b"}, body()),
         ("idempotency key empty", {"Idempotency-Key": ""}, body()),
+        ("two idempotency keys", {"Idempotency-Key": ["first", "second"]}, body()),
+        ("gzip body", {"Content-Encoding": "gzip"}, gzip.compress(body())),
+        ("plain body said to be gzip", {"Content-Encoding": "gzip"}, body()),
+        ("deflate body", {"Content-Encoding": "deflate"}, zlib.compress(body())),
         ("bad token", {"Authorization": "Token nope"}, body()),
         ("no token", {"Authorization": None}, body()),
     ]
@@ -166,8 +186,10 @@ def send_raw(base: str, path: str, headers: dict, body: bytes) -> tuple[int, dic
     lines = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close",
              f"Content-Length: {len(body)}"]  # fmt: skip
     merged = {"Content-Type": J, **headers}
-    # None leaves a header out; "" sends it empty.
-    lines += [f"{name}: {value}" for name, value in merged.items() if value is not None]
+    # None leaves a header out; "" sends it empty; a list sends the header once a value.
+    for name, value in merged.items():
+        lines += [f"{name}: {one}" for one in (value if isinstance(value, list) else [value])
+                  if one is not None]  # fmt: skip
     request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
     with socket.create_connection((host, port), timeout=60) as sock:
         # The server may answer (413) and close before reading everything.
@@ -208,7 +230,7 @@ def test_capture_refuses_every_hostile_request_and_changes_nothing():
     with gunicorn(workers=2) as (base, _):
         assert_refused(base, "/api/v1/capture-order/", cases, token=token)
         assert fingerprint() == before
-        # The server is fine afterwards: a real capture still works.
+        # The server is fine afterwards: a real capture still works, and adds up.
         ok = requests.post(
             f"{base}/api/v1/capture-order/",
             json={"order": order["number"], "order_items": [{"pk": order["items"][1]["pk"]}]},
@@ -216,6 +238,7 @@ def test_capture_refuses_every_hostile_request_and_changes_nothing():
             timeout=10,
         )
     assert ok.status_code == 200
+    assert_captures_add_up()
 
 
 def test_login_refuses_every_hostile_request_and_changes_nothing():
@@ -227,3 +250,34 @@ def test_login_refuses_every_hostile_request_and_changes_nothing():
     with gunicorn(workers=2, env=env) as (base, _):
         assert_refused(base, "/api/v1/auth/login/", cases)
     assert fingerprint() == before
+
+
+def send_chunked(base: str, path: str, headers: dict, chunks: list[bytes]) -> tuple[int, bytes]:
+    """A request whose body is sent with Transfer-Encoding: chunked, no Content-Length."""
+    host, port = urlsplit(base).hostname, urlsplit(base).port
+    lines = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close",
+             "Transfer-Encoding: chunked", f"Content-Type: {J}"]  # fmt: skip
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for chunk in chunks) + b"0\r\n\r\n"
+    with socket.create_connection((host, port), timeout=60) as sock:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        raw = b"".join(iter(lambda: sock.recv(65536), b""))
+    head, _, content = raw.partition(b"\r\n\r\n")
+    return int(head.split()[1]), content
+
+
+def test_a_chunked_body_is_read_whole_or_refused_as_too_large():
+    order = seed(orders=1, items=2, prefix="CHUNKED")[0]
+    token = token_for("wms", all_channels=True)
+    auth = {"Authorization": f"Token {token}"}
+    body = json.dumps({"order": order["number"], "order_items": [{"pk": order["items"][0]["pk"]}]})
+    with gunicorn(workers=1) as (base, _):
+        status, content = send_chunked(base, "/api/v1/capture-order/", auth,
+                                       [body[:10].encode(), body[10:].encode()])  # fmt: skip
+        assert status == 200, content[:300]
+        assert json.loads(content)["number"] == order["number"]
+        huge = [b'{"order": "' + b"x" * 1_000_000] * 5 + [b'"}']
+        status, content = send_chunked(base, "/api/v1/capture-order/", auth, huge)
+        assert (status, json.loads(content)["code"]) == (413, "request_too_large")
+    assert_captures_add_up()

@@ -12,7 +12,7 @@ import requests
 from capture.models import CaptureItem
 from orders.models import OrderItem
 from tests.live import gunicorn
-from tests.reliability.helpers import seed, token_for
+from tests.reliability.helpers import assert_captures_add_up, seed, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -84,3 +84,4 @@ def test_three_servers_capture_every_item_exactly_once():
     assert set(captured_by) == in_database
     assert CaptureItem.objects.count() == len(in_database)
     assert len(in_database) > 30  # the race really captured things
+    assert_captures_add_up()

@@ -1,0 +1,20 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from capture.selectors import capture_audit_problems
+
+
+class Command(BaseCommand):
+    help = (
+        "Check that the capture audit adds up: every capture's amount is the sum of its "
+        "items' prices, every capture item is an item of its capture's order at the "
+        "same price and currency, and an item is captured exactly when it has a capture "
+        "item. Exits 1, naming the rows, when one does not."
+    )
+
+    def handle(self, *args, **options):
+        problems = capture_audit_problems()
+        for line in problems:
+            self.stderr.write(line)
+        if problems:
+            raise CommandError(f"{len(problems)} kind(s) of capture records do not add up.")
+        self.stdout.write("Every capture adds up.")

@@ -1,0 +1,22 @@
+"""Request bodies sent with `Transfer-Encoding: chunked`.
+
+gunicorn de-chunks such a body, but it has no Content-Length, and Django reads a
+body without one as empty: a chunked capture would be answered 400 `required`, as
+if the client had sent nothing. This WSGI middleware reads the body first, at most
+one byte past Django's DATA_UPLOAD_MAX_MEMORY_SIZE, and hands it on with its
+length: Django then parses it, or refuses it as too large (413 request_too_large)."""
+
+import io
+
+
+class ChunkedBodyMiddleware:
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    def __call__(self, environ, start_response):
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if chunked and not environ.get("CONTENT_LENGTH"):
+            body = environ["wsgi.input"].read(self.limit + 1)
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+        return self.app(environ, start_response)

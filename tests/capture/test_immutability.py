@@ -1,0 +1,95 @@
+"""Once captured, an item's order, price, currency, status and capture time are the
+capture's: the admin shows them but saves no change to them, superusers included;
+the capture records never change; the database refuses either whatever asks; and
+`check_captures` proves the audit adds up."""
+
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import DatabaseError, connection, transaction
+
+from capture.models import Capture, CaptureItem
+from orders.models import OrderItem
+from tests.factories import ChannelFactory, make_api_user, make_order
+from tests.helpers import capture
+
+
+@pytest.fixture
+def superuser(db):
+    return make_api_user(is_superuser=True, is_staff=True)
+
+
+@pytest.fixture
+def captured(api_client, order):
+    item = order.items.order_by("pk").first()
+    assert capture(api_client, order, [item.pk]).status_code == 200
+    item.refresh_from_db()
+    return item
+
+
+def admin_form_data(client, url):
+    """The change form's current values, as the browser would post them back."""
+    form = client.get(url).context["adminform"].form
+    data = {}
+    for name, field in form.fields.items():
+        value = form.initial.get(name, field.initial)
+        data[name] = "" if value is None else getattr(value, "pk", value)
+    return data
+
+
+def test_a_superuser_cannot_move_or_reprice_a_captured_item(client, superuser, captured):
+    other_order = make_order(channel=ChannelFactory(), items=0)
+    client.force_login(superuser)
+    url = f"/admin/orders/orderitem/{captured.pk}/change/"
+    data = admin_form_data(client, url)
+    data.update(order=other_order.pk, price="0.01", price_currency="usd", status="600",
+                product_sku="STILL-EDITABLE")  # fmt: skip
+    response = client.post(url, data)
+    assert response.status_code == 302, response.content[:500]
+    after = OrderItem.objects.get(pk=captured.pk)
+    assert (after.order_id, after.price, after.price_currency, after.status, after.captured_at) == (
+        captured.order_id, captured.price, captured.price_currency, captured.status,
+        captured.captured_at)  # fmt: skip
+    assert after.product_sku == "STILL-EDITABLE"  # what the capture does not own stays editable
+
+
+def test_an_uncaptured_item_can_still_be_edited(client, superuser, order):
+    item = order.items.order_by("pk").last()
+    client.force_login(superuser)
+    url = f"/admin/orders/orderitem/{item.pk}/change/"
+    data = admin_form_data(client, url)
+    data.update(price="12.34", status="500")
+    assert client.post(url, data).status_code == 302
+    item.refresh_from_db()
+    assert (item.price, item.status) == (Decimal("12.34"), "500")
+
+
+def test_the_database_refuses_to_change_a_captured_item_or_a_capture(captured):
+    for change in (
+        lambda: OrderItem.objects.filter(pk=captured.pk).update(price=Decimal("1.00")),
+        lambda: OrderItem.objects.filter(pk=captured.pk).update(captured_at=None),
+        lambda: Capture.objects.update(amount=Decimal("1.00")),
+        lambda: CaptureItem.objects.all().delete(),
+    ):
+        with pytest.raises(DatabaseError, match="captured|immutable"), transaction.atomic():
+            change()
+    OrderItem.objects.filter(pk=captured.pk).update(product_sku="FINE")  # not the audit's
+
+
+def test_check_captures_passes_when_the_audit_adds_up_and_names_what_does_not(captured):
+    out = StringIO()
+    call_command("check_captures", stdout=out)
+    assert "Every capture adds up." in out.getvalue()
+
+    record = Capture.objects.get()
+    with connection.cursor() as cursor:  # what only a bypass of the triggers could do
+        cursor.execute("SET LOCAL session_replication_role = replica")  # triggers off
+        cursor.execute("UPDATE capture_capture SET amount = amount + 1 WHERE id = %s",
+                       [record.pk])  # fmt: skip
+        cursor.execute("SET LOCAL session_replication_role = DEFAULT")
+    err = StringIO()
+    with pytest.raises(CommandError):
+        call_command("check_captures", stdout=StringIO(), stderr=err)
+    assert f"capture amount is not the sum of its items' prices: {record.pk}" in err.getvalue()

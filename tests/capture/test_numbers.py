@@ -1,0 +1,91 @@
+"""Numbers in `attributes` are stored and answered exactly: the same value (PostgreSQL
+answers it in plain notation), never a float's approximation, and a number
+PostgreSQL cannot hold is a 400 with a code, never a 500 (hypothesis)."""
+
+import json
+from decimal import Decimal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from omnitron import exactjson
+from tests.factories import make_order
+from tests.helpers import CAPTURE_URL
+
+digits = st.text("0123456789", min_size=1, max_size=60)
+number_texts = st.one_of(
+    st.integers(min_value=-(10**50), max_value=10**50).map(str),
+    st.builds(lambda sign, whole, fraction: f"{sign}{int(whole)}.{fraction}",
+              st.sampled_from(["", "-"]), digits, digits),
+    st.builds(lambda sign, whole, exp_sign, exponent: f"{sign}{int(whole)}e{exp_sign}{exponent}",
+              st.sampled_from(["", "-"]), digits, st.sampled_from(["", "+", "-"]),
+              st.integers(0, 250000)),
+    st.sampled_from(["0", "-0", "0.0", "-0.0", "1e400", "-1e400", "1E-400", "1e131071",
+                     "1e131072", "1e-16383", "1e-16384", "0.1000000000000000055511151231257827", "1e4300",
+     "9" * 4400,
+                     "123456789012345678901234567890.000000000000000000001"]),
+)  # fmt: skip
+
+
+def post_raw(client, text: str):
+    return client.post(CAPTURE_URL, text, content_type="application/json")
+
+
+def stored_attributes(client, pk: int) -> dict:
+    response = client.get(f"/api/v1/order_items/{pk}/")
+    assert response.status_code == 200, (pk, response.content)
+    return exactjson.loads(response.content)["attributes"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+          HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(text=number_texts)
+def test_a_number_is_stored_exactly_or_refused_with_a_code(api_client, channel, text):
+    order = make_order(channel=channel, items=1)
+    pk = order.items.get().pk
+    body = f'{{"order": "{order.number}", "order_items": [{{"pk": {pk}, "attributes": {{"n": {text}}}}}]}}'
+    response = post_raw(api_client, body)
+    sent = Decimal(text)
+    plain_size = len(format(sent, "f")) + len('{"n":}')
+    if not exactjson.fits_numeric(sent):
+        assert (response.status_code, response.json()["code"]) == (400, "number_out_of_range")
+    elif plain_size > 16 * 1024:
+        assert (response.status_code, response.json()["code"]) == (400, "attributes_too_large")
+    else:
+        assert response.status_code == 200, response.content
+        stored = stored_attributes(api_client, pk)["n"]
+        assert Decimal(stored) == sent  # the same number, every digit kept
+
+
+@pytest.mark.parametrize(
+    ("text", "answered"),
+    [("1e400", None), ("-1e400", None),
+     ("0.1000000000000000055511151231257827", "0.1000000000000000055511151231257827"),
+     ("123456789012345678901234567890", "123456789012345678901234567890"),
+     ("1.50", "1.50")],
+)  # fmt: skip
+def test_what_floats_lose_is_kept(api_client, order, text, answered):
+    pk = order.items.first().pk
+    body = {"order": order.number, "order_items": [{"pk": pk, "attributes": {"n": "X"}}]}
+    response = post_raw(api_client, json.dumps(body).replace('"X"', text))
+    assert response.status_code == 200, response.content
+    stored = stored_attributes(api_client, pk)["n"]
+    assert Decimal(stored) == Decimal(text)
+    if answered is not None:
+        raw = api_client.get(f"/api/v1/order_items/{pk}/").content.decode()
+        assert f'"n":{answered}' in raw  # the digits themselves, not a float's rounding
+
+
+def test_a_number_postgresql_cannot_hold_is_400_and_changes_nothing(api_client, order):
+    pk = order.items.first().pk
+    body = f'{{"order": "{order.number}", "order_items": [{{"pk": {pk}, "attributes": {{"n": 1e200000}}}}]}}'
+    response = post_raw(api_client, body)
+    assert response.status_code == 400
+    assert response.json() == {
+        "order_items": [{"attributes": [
+            "Numbers must have at most 131072 digits before the decimal point and 16383 after it."
+        ]}],
+        "code": "number_out_of_range",
+    }  # fmt: skip
+    assert order.items.filter(captured_at__isnull=False).count() == 0

@@ -1,0 +1,134 @@
+"""Slow and idle clients cannot take the service down behind the proxy that ships
+with it (deploy/nginx, Debian's nginx with the same configuration as the Docker
+image): gunicorn's sync workers only ever see whole requests. Without the proxy a
+handful of idle sockets is enough to stall gunicorn, which is why it must not face
+clients directly."""
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from tests.live import gunicorn, nginx
+from tests.reliability.helpers import seed, token_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def address(base: str) -> tuple[str, int]:
+    url = urlsplit(base)
+    return url.hostname, url.port
+
+
+class SlowClients:
+    """Idle sockets that send nothing, clients sending a header line every 2 s, and
+    uploaders sending a declared 4 MB body at about 20 KB/s, until stopped."""
+
+    def __init__(self, base: str, *, idle: int, slow_headers: int, uploaders: int):
+        self.target = address(base)
+        self.idle = [self._connect() for _ in range(idle)]
+        self.headers = [self._connect(b"GET /readyz HTTP/1.1\r\n") for _ in range(slow_headers)]
+        head = (b"POST /api/v1/capture-order/ HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 4000000\r\n\r\n")  # fmt: skip
+        self.uploaders = [self._connect(head) for _ in range(uploaders)]
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._trickle, daemon=True)
+        self.thread.start()
+
+    def _connect(self, first: bytes = b"") -> socket.socket:
+        sock = socket.create_connection(self.target, timeout=5)
+        if first:
+            sock.sendall(first)
+        return sock
+
+    def _trickle(self):
+        tick = 0
+        while not self.stopped.wait(0.05):
+            tick += 1
+            for sock in self.uploaders:
+                with contextlib.suppress(OSError):
+                    sock.send(b" " * 1024)  # 1 KB every 50 ms
+            if tick % 40 == 0:  # every 2 s
+                for sock in self.headers:
+                    with contextlib.suppress(OSError):
+                        sock.send(b"X-Slow: 1\r\n")
+
+    def close(self):
+        self.stopped.set()
+        self.thread.join()
+        for sock in self.idle + self.headers + self.uploaders:
+            sock.close()
+
+
+def timed(method, url, **kwargs) -> tuple[float, requests.Response]:
+    started = time.monotonic()
+    response = requests.request(method, url, timeout=5, **kwargs)
+    return time.monotonic() - started, response
+
+
+def test_behind_the_proxy_idle_and_slow_clients_leave_everyone_else_served():
+    orders = seed(orders=20, items=1, prefix="SLOW")
+    token = token_for("wms", all_channels=True)
+    with gunicorn(workers=2) as (app, _), nginx(app) as (proxy, _):
+        crowd = SlowClients(proxy, idle=300, slow_headers=50, uploaders=50)
+        try:
+            time.sleep(1)  # every slow client is connected and sending
+            answers = []
+            for order in orders:
+                body = {"order": order["number"], "order_items": [{"pk": order["items"][0]["pk"]}]}
+                answers.append(timed("POST", f"{proxy}/api/v1/capture-order/", json=body,
+                                     headers={"Authorization": f"Token {token}"}))  # fmt: skip
+                answers.append(timed("GET", f"{proxy}/readyz"))
+        finally:
+            crowd.close()
+    assert [r.status_code for _, r in answers] == [200] * 40
+    slowest = max(seconds for seconds, _ in answers)
+    assert slowest < 1.0, f"slowest answer took {slowest:.2f} s"
+
+
+def test_the_proxy_answers_its_own_errors_as_json():
+    with gunicorn(workers=1) as (app, server), nginx(app, max_body_bytes=1024) as (proxy, _):
+        too_large = requests.post(f"{proxy}/api/v1/capture-order/", data=b"x" * 2048,
+                                  headers={"Content-Type": "application/json"}, timeout=5)  # fmt: skip
+        metrics = requests.get(f"{proxy}/metrics", timeout=5)
+        server.stop()
+        app_down = requests.get(f"{proxy}/healthz", timeout=5)
+    assert (too_large.status_code, too_large.json()["code"]) == (413, "request_too_large")
+    assert (metrics.status_code, metrics.json()["code"]) == (404, "not_found")
+    assert (app_down.status_code, app_down.json()["code"]) == (502, "app_unavailable")
+
+
+def test_without_the_proxy_five_idle_sockets_stall_gunicorn():
+    """Why the proxy is not optional: gunicorn's sync workers wait on idle sockets."""
+    with gunicorn(workers=2) as (app, _):
+        idle = [socket.create_connection(address(app)) for _ in range(5)]
+        try:
+            with pytest.raises(requests.Timeout):
+                requests.get(f"{app}/healthz", timeout=1)
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+def test_the_client_address_reaches_the_app_through_the_proxy():
+    """X-Forwarded-For is set by the proxy; with API_NUM_PROXIES=1 the app reads the
+    client's address from it (the login rate limit counts per address)."""
+    token_for("wms", all_channels=True, password="the-right-password")
+    env_rates = {"THROTTLE_LOGIN_ADDRESS_RATE": "2/min", "API_NUM_PROXIES": "1"}
+    from tests.live import server_env
+
+    with gunicorn(workers=1, env=server_env(**env_rates)) as (app, _), nginx(app) as (proxy, _):
+        login = {"username": "wms", "password": "wrong"}
+        direct = [requests.post(f"{proxy}/api/v1/auth/login/", json=login, timeout=5).status_code
+                  for _ in range(3)]  # fmt: skip
+        spoofed = requests.post(f"{proxy}/api/v1/auth/login/", json=login, timeout=5,
+                                headers={"X-Forwarded-For": "203.0.113.9"})  # fmt: skip
+    assert direct == [400, 400, 429]
+    # A client cannot pick its address: the proxy appends the one it saw.
+    assert spoofed.status_code == 429
+    assert json.loads(spoofed.content)["code"] == "throttled"
