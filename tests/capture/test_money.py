@@ -18,20 +18,25 @@ def test_the_capture_amount_column_holds_the_largest_capture():
     assert largest < 10**integer_digits
 
 
-def test_a_thousand_items_at_the_largest_price_are_captured_to_the_cent(api_client, channel):
+def import_order(number: str, channel, prices: list[Decimal]) -> list[int]:
+    """One order with an item per price, through the import; its item pks."""
     result = orders_import(
         data={
             "customers": [{"pk": 77, "email": "big@example.com"}],
             "orders": [{
-                "number": "BIG-1", "channel": channel.pk, "customer": 77,
-                "date_placed": "2026-11-20T10:00:00Z", "amount": str(LARGEST_PRICE),
-                "status": "400", "currency": "try",
-                "items": [{"product_sku": f"S-{n}", "price": str(LARGEST_PRICE)}
-                          for n in range(MAX_ITEMS_PER_CAPTURE)],
+                "number": number, "channel": channel.pk, "customer": 77,
+                "date_placed": "2026-11-20T10:00:00Z", "amount": "1.00", "status": "400",
+                "currency": "try",
+                "items": [{"product_sku": f"S-{n}", "price": str(price)}
+                          for n, price in enumerate(prices)],
             }],
         }
     )  # fmt: skip
-    pks = [item["pk"] for item in result.created[0]["items"]]
+    return [item["pk"] for item in result.created[0]["items"]]
+
+
+def test_a_thousand_items_at_the_largest_price_are_captured_to_the_cent(api_client, channel):
+    pks = import_order("BIG-1", channel, [LARGEST_PRICE] * MAX_ITEMS_PER_CAPTURE)
     response = capture(api_client, "BIG-1", pks, key="big-1")
     assert response.status_code == 200, response.content[:300]
     assert Capture.objects.get().amount == Decimal("9999999999990.00")
@@ -41,17 +46,6 @@ def test_a_thousand_items_at_the_largest_price_are_captured_to_the_cent(api_clie
 
 def test_eleven_items_at_999999999_99_are_captured(api_client, channel):
     """The case that answered 500 (numeric field overflow) before."""
-    result = orders_import(
-        data={
-            "customers": [{"pk": 78, "email": "eleven@example.com"}],
-            "orders": [{
-                "number": "ELEVEN", "channel": channel.pk, "customer": 78,
-                "date_placed": "2026-11-20T10:00:00Z", "amount": "1.00", "status": "400",
-                "currency": "try",
-                "items": [{"product_sku": f"E-{n}", "price": "999999999.99"} for n in range(11)],
-            }],
-        }
-    )  # fmt: skip
-    pks = [item["pk"] for item in result.created[0]["items"]]
+    pks = import_order("ELEVEN", channel, [Decimal("999999999.99")] * 11)
     assert capture(api_client, "ELEVEN", pks).status_code == 200
     assert Capture.objects.get().amount == Decimal("10999999999.89")
