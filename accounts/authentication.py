@@ -5,7 +5,7 @@ in that rate limit.
 
 DRF's TokenAuthentication, `has_perm` and the throttle ask the same in four
 statements; docs/performance.md has what folding them into one saves. The SQL is
-built once and prepared once per connection (omnitron/prepared.py)."""
+built once; psycopg prepares it on each connection (DB_PREPARED_STATEMENTS)."""
 
 from functools import cache
 
@@ -17,11 +17,10 @@ from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
 from omnitron.api.throttling import UserScopedRateThrottle, rate_hit_sql, rate_window
-from omnitron.prepared import PreparedStatement
 
 
 @cache
-def _token_user_statement(counts_rate: bool) -> tuple[PreparedStatement, list[str]]:
+def _token_user_statement(counts_rate: bool) -> tuple[str, list[str]]:
     """The statement and the user fields it loads, built once per variant."""
     User = get_user_model()
     fields = list(User._meta.concrete_fields)
@@ -47,13 +46,13 @@ def _token_user_statement(counts_rate: bool) -> tuple[PreparedStatement, list[st
     """
     attnames = [field.attname for field in fields]
     if not counts_rate:
-        return PreparedStatement("omnitron_token_user", token_user), attnames
+        return token_user, attnames
     sql = f"""
         WITH token_user AS ({token_user}),
-        hit AS ({rate_hit_sql("(SELECT %(rate_key_prefix)s || id FROM token_user)")})
+        hit AS ({rate_hit_sql("(SELECT %(rate_key_prefix)s::text || id FROM token_user)")})
         SELECT token_user.*, (SELECT hits FROM hit) FROM token_user
     """
-    return PreparedStatement("omnitron_token_user_rate", sql), attnames
+    return sql, attnames
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
@@ -76,7 +75,7 @@ class TokenAuthentication(authentication.TokenAuthentication):
             params.update(rate_key_prefix=prefix, window=window)
         statement, attnames = _token_user_statement(counts_rate=rate is not None)
         with connection.cursor() as cursor:
-            statement.execute(cursor, params)
+            cursor.execute(statement, params)
             row = cursor.fetchone()
         if row is None:
             raise exceptions.AuthenticationFailed("Invalid token.")

@@ -44,9 +44,11 @@ def separate_rate_count():
 
 @contextmanager
 def unprepared_statements():
-    from django.conf import settings
+    """psycopg stops preparing statements on this connection (DB_PREPARED_STATEMENTS=0)."""
+    from django.db import connection
 
-    with _patched(settings, "DB_PREPARED_STATEMENTS", False):
+    connection.ensure_connection()
+    with _patched(connection.connection, "prepare_threshold", None):
         yield
 
 

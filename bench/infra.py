@@ -11,7 +11,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg2
+import psycopg
 
 from scripts.live import Process, free_port, wait_until_ready
 
@@ -83,7 +83,7 @@ def manage(env: dict, *args: str, stdin: str | None = None) -> str:
 def migrate(env: dict) -> None:
     """The app's tables, and pg_stat_statements to count the statements a capture sends."""
     manage(env, "migrate", "--noinput", "-v", "0")
-    with psycopg2.connect(env["DATABASE_URL"]) as conn, conn.cursor() as cursor:
+    with psycopg.connect(env["DATABASE_URL"]) as conn, conn.cursor() as cursor:
         cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     conn.close()
 

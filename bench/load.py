@@ -9,7 +9,7 @@ import subprocess
 from dataclasses import dataclass
 from functools import partial
 
-import psycopg2
+import psycopg
 import requests
 
 from bench.infra import ROOT, log
@@ -133,7 +133,7 @@ def run_scenarios(server: Server, plan: Plan, database_url: str, *, warmup: int,
 def contended_check(database_url: str, prefix: str) -> dict:
     """Audit rows, distinct items among them, and items marked captured, for the orders
     numbered `prefix-…`: all three equal when every item was captured exactly once."""
-    with psycopg2.connect(database_url) as conn, conn.cursor() as cursor:
+    with psycopg.connect(database_url) as conn, conn.cursor() as cursor:
         cursor.execute(
             """
             SELECT count(ci.id), count(DISTINCT ci.order_item_id),

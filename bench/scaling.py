@@ -7,7 +7,7 @@ import statistics
 import subprocess
 import time
 
-import psycopg2
+import psycopg
 import requests
 
 from bench.infra import PYTHON, ROOT, log
@@ -19,7 +19,7 @@ SCALING_SIZES = (1, 10, 100, 1000)
 
 def count_statements(database_url: str, action) -> int:
     """How many statements the app sent PostgreSQL while `action()` ran."""
-    conn = psycopg2.connect(database_url)
+    conn = psycopg.connect(database_url)
     conn.autocommit = True
     try:
         with conn.cursor() as cursor:

@@ -21,7 +21,6 @@ from rest_framework import status
 from omnitron import exactjson
 from omnitron.api.exceptions import error_body
 from omnitron.api.renderers import render_json
-from omnitron.prepared import PreparedStatement
 from orders.models import ChannelMembership, Order
 from orders.serializers import OrderSerializer
 
@@ -110,23 +109,16 @@ RECORDS = IdempotencyRecord._meta.db_table
 ORDERS = Order._meta.db_table
 MEMBERSHIPS = ChannelMembership._meta.db_table
 
-TRY_LOCK = PreparedStatement(
-    "omnitron_idempotency_lock", "SELECT pg_try_advisory_xact_lock(%(id)s)"
-)
-READ = PreparedStatement(
-    "omnitron_idempotency_read",
-    f"""
+TRY_LOCK = "SELECT pg_try_advisory_xact_lock(%(id)s)"
+READ = f"""
     SELECT r.request_fingerprint, r.status_code, r.response_body,
            r.order_id IS NULL OR %(superuser)s OR EXISTS (
                SELECT 1 FROM {ORDERS} o JOIN {MEMBERSHIPS} m ON m.channel_id = o.channel_id
                 WHERE o.id = r.order_id AND m.user_id = r.user_id) AS visible
       FROM {RECORDS} r
      WHERE r.user_id = %(user)s AND r.key = %(key)s AND r.created_at > %(since)s
-    """,
-)
-STORE = PreparedStatement(
-    "omnitron_idempotency_store",
-    f"""
+    """
+STORE = f"""
     INSERT INTO {RECORDS}
            (user_id, key, request_fingerprint, status_code, response_body, order_id,
             created_at)
@@ -137,8 +129,7 @@ STORE = PreparedStatement(
            response_body = EXCLUDED.response_body,
            order_id = EXCLUDED.order_id,
            created_at = EXCLUDED.created_at
-    """,
-)
+    """
 
 
 def _claim(*, user, key: str, fingerprint: str) -> Answer | None:
@@ -148,12 +139,12 @@ def _claim(*, user, key: str, fingerprint: str) -> Answer | None:
     Raises IdempotencyKeyReused when the key was used with another body, and
     IdempotencyKeyInUse when a request with this key is still running."""
     with connection.cursor() as cursor:
-        TRY_LOCK.execute(cursor, {"id": _advisory_lock_id(user.pk, key)})
+        cursor.execute(TRY_LOCK, {"id": _advisory_lock_id(user.pk, key)})
         (locked,) = cursor.fetchone()
         # A separate statement, so its snapshot sees whatever the lock holder committed.
         since = timezone.now() - TTL
-        READ.execute(
-            cursor,
+        cursor.execute(
+            READ,
             {"user": user.pk, "key": key, "since": since, "superuser": user.is_superuser},
         )
         row = cursor.fetchone()
@@ -172,8 +163,8 @@ def _claim(*, user, key: str, fingerprint: str) -> Answer | None:
 def _store(*, user, key: str, fingerprint: str, answer: Answer, order_id: int | None) -> None:
     """Store the answer, replacing an expired record of the same key."""
     with connection.cursor() as cursor:
-        STORE.execute(
-            cursor,
+        cursor.execute(
+            STORE,
             {
                 "user": user.pk,
                 "key": key,

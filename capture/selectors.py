@@ -8,11 +8,16 @@ from orders.selectors import channel_ids_for_user
 from .models import Capture, CaptureItem
 
 
-def capture_list_for_user(*, user, filters: dict | None = None) -> QuerySet[Capture]:
-    """Captures of the orders the user may see, with their items. Filters: order."""
-    captures = Capture.objects.select_related("order", "user").prefetch_related(
+def captures_with_items() -> QuerySet[Capture]:
+    """Captures with what their representation needs: order, user, items by item pk."""
+    return Capture.objects.select_related("order", "user").prefetch_related(
         Prefetch("items", queryset=CaptureItem.objects.order_by("order_item_id"))
     )
+
+
+def capture_list_for_user(*, user, filters: dict | None = None) -> QuerySet[Capture]:
+    """Captures of the orders the user may see, with their items. Filters: order."""
+    captures = captures_with_items()
     if not user.is_superuser:
         captures = captures.filter(order__channel_id__in=channel_ids_for_user(user))
     if filters and "order" in filters:

@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
-import psycopg2.errors
+import psycopg.errors
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
@@ -118,7 +118,7 @@ def _lock_waits_raise_order_locked() -> Iterator[None]:
         yield
     except OperationalError as exc:
         if isinstance(
-            exc.__cause__, psycopg2.errors.LockNotAvailable | psycopg2.errors.DeadlockDetected
+            exc.__cause__, psycopg.errors.LockNotAvailable | psycopg.errors.DeadlockDetected
         ):
             raise OrderLocked() from exc
         raise

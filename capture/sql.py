@@ -12,8 +12,9 @@ from decimal import Decimal
 
 from django.db import connection, models
 
+from events.sql import JOB_COUNT, record_event_ctes
+from events.tasks import WEBHOOK_QUEUE, deliver
 from omnitron import exactjson
-from omnitron.prepared import PreparedStatement
 from orders.models import ChannelMembership, Order, OrderItem
 
 from .models import Capture, CaptureItem
@@ -29,10 +30,11 @@ _ORDER_FIELDS = Order._meta.concrete_fields
 _ORDER_COLUMNS = ", ".join(f'"{field.column}"' for field in _ORDER_FIELDS)
 _ORDER_JSON = [isinstance(field, models.JSONField) for field in _ORDER_FIELDS]
 
+ORDER_CAPTURED = "order.captured"
+ORDER_CAPTURED_EVENT = {"event_type": ORDER_CAPTURED, "queue": WEBHOOK_QUEUE, "task": deliver.name}
 
-LOCK_ORDER_AND_ITEMS = PreparedStatement(
-    "omnitron_capture_lock",
-    f"""
+
+LOCK_ORDER_AND_ITEMS = f"""
     WITH found AS (
         SELECT id, status, currency FROM {ORDERS}
          WHERE number = %(number)s
@@ -53,12 +55,9 @@ LOCK_ORDER_AND_ITEMS = PreparedStatement(
               FOR UPDATE
       ) AS item ON true
      ORDER BY found.id, item.id
-    """,
-)
+    """
 
-WRITE_CAPTURE = PreparedStatement(
-    "omnitron_capture_write",
-    f"""
+WRITE_CAPTURE = f"""
     WITH given AS (
         SELECT * FROM unnest(%(ids)s::bigint[], %(changes)s::jsonb[]) AS given(id, changes)
     ),
@@ -85,12 +84,20 @@ WRITE_CAPTURE = PreparedStatement(
                item.attributes || coalesce(given.changes, '{{}}')
           FROM capture, given
           JOIN {ITEMS} AS item ON item.id = given.id AND item.order_id = %(order)s
-    )
-    UPDATE {ORDERS} SET modified_date = %(now)s
-     WHERE id = %(order)s
-    RETURNING {_ORDER_COLUMNS}
-    """,
-)
+    ),
+    updated AS (
+        UPDATE {ORDERS} SET modified_date = %(now)s
+         WHERE id = %(order)s
+        RETURNING *
+    ),
+    -- The order.captured event: about the capture, with the order as answered.
+    captured AS (
+        SELECT updated.channel_id, capture.id AS object_id, to_jsonb(updated) AS snapshot
+          FROM updated, capture
+    ),
+    {record_event_ctes("captured")}
+    SELECT {_ORDER_COLUMNS}, {JOB_COUNT} FROM updated
+    """
 
 
 @dataclass(frozen=True)
@@ -116,8 +123,8 @@ def lock_order_and_items(
     order, then each order's given items, in pk order. Items of other orders are not
     returned."""
     with connection.cursor() as cursor:
-        LOCK_ORDER_AND_ITEMS.execute(
-            cursor,
+        cursor.execute(
+            LOCK_ORDER_AND_ITEMS,
             {
                 "number": number,
                 "superuser": user.is_superuser,
@@ -145,11 +152,12 @@ def write_capture(
     """One statement for every write of a capture: mark the items captured, merging
     the given attribute changes into their stored attributes (keys given replace,
     others stay: jsonb's `||`), insert the audit record and its items with the
-    attributes before and after, bump the order's modified_date, and read the whole
-    order row back."""
+    attributes before and after, bump the order's modified_date, record the
+    order.captured event with its webhook deliveries and their jobs, and read the
+    whole order row back."""
     with connection.cursor() as cursor:
-        WRITE_CAPTURE.execute(
-            cursor,
+        cursor.execute(
+            WRITE_CAPTURE,
             {
                 "now": now,
                 "order": order.pk,
@@ -160,13 +168,14 @@ def write_capture(
                 "request_id": request_id,
                 "ids": list(changes),
                 "changes": [exactjson.dumps(c) if c else None for c in changes.values()],
+                **ORDER_CAPTURED_EVENT,
             },
         )
-        row = cursor.fetchone()
+        *row, _jobs = cursor.fetchone()
     values = [_json(v) if is_json else v for v, is_json in zip(row, _ORDER_JSON, strict=True)]
     return Order.from_db(connection.alias, [field.attname for field in _ORDER_FIELDS], values)
 
 
 def _json(value):
-    # Django has psycopg2 return jsonb as text, and decodes it itself.
+    # Django has psycopg return jsonb as text, and decodes it itself.
     return None if value is None else exactjson.loads(value)

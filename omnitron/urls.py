@@ -7,6 +7,7 @@ api_v1 = [
     path("", include("accounts.urls")),
     path("", include("capture.urls")),
     path("", include("orders.urls")),
+    path("", include("events.urls")),
 ]
 
 urlpatterns = [

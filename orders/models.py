@@ -155,3 +155,11 @@ class OrderItem(models.Model):
     @property
     def is_captured(self) -> bool:
         return self.captured_at is not None
+
+
+def order_from_snapshot(snapshot: dict) -> Order:
+    """The order a jsonb snapshot of its row (`to_jsonb(orders_order)`) describes, as
+    the ORM would have loaded it from that row."""
+    fields = Order._meta.concrete_fields
+    values = [field.to_python(snapshot[field.column]) for field in fields]
+    return Order.from_db(None, [field.attname for field in fields], values)

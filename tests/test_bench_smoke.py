@@ -8,7 +8,7 @@ import secrets
 import shutil
 import subprocess
 
-import psycopg2
+import psycopg
 import pytest
 
 from tests.live import ROOT, VENV_BIN, database_url
@@ -18,7 +18,7 @@ from tests.reliability.helpers import assert_captures_add_up
 @pytest.fixture
 def bench_database():
     name = f"bench_smoke_{secrets.token_hex(4)}"
-    admin = psycopg2.connect(database_url("postgres"))
+    admin = psycopg.connect(database_url("postgres"))
     admin.autocommit = True
     admin.cursor().execute(f"CREATE DATABASE {name}")
     try:

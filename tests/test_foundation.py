@@ -11,7 +11,7 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-import psycopg2
+import psycopg
 import pytest
 import requests
 from packaging.requirements import Requirement
@@ -139,7 +139,7 @@ def _interrupt(process: Process) -> str:
 
 def test_make_run_uses_the_database_of_database_url(transactional_db):
     name = f"run_check_{secrets.token_hex(4)}"
-    admin = psycopg2.connect(database_url("postgres"))
+    admin = psycopg.connect(database_url("postgres"))
     admin.autocommit = True
     admin.cursor().execute(f"CREATE DATABASE {name}")
     port = free_port()
@@ -149,7 +149,7 @@ def test_make_run_uses_the_database_of_database_url(transactional_db):
     finally:
         output = _interrupt(process)
     assert "curl" in output, output
-    with psycopg2.connect(database_url(name)) as conn, conn.cursor() as cursor:
+    with psycopg.connect(database_url(name)) as conn, conn.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM orders_order WHERE number LIKE 'DEMO-%%'")
         assert cursor.fetchone()[0] > 0
     conn.close()

@@ -7,7 +7,7 @@ answers (never an HTML page or a traceback)."""
 
 import logging
 
-import psycopg2.errors
+import psycopg.errors
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
@@ -129,7 +129,7 @@ def translate(exc: Exception) -> Exception:
     if isinstance(exc, DjangoPermissionDenied):
         return exceptions.PermissionDenied()
     if isinstance(exc, OperationalError | InterfaceError):
-        if isinstance(exc.__cause__, psycopg2.errors.QueryCanceled):
+        if isinstance(exc.__cause__, psycopg.errors.QueryCanceled):
             return DatabaseTimeout()
         return DatabaseUnavailable()
     return exc

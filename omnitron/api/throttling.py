@@ -12,8 +12,6 @@ from django.db import connection
 from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 
-from omnitron.prepared import PreparedStatement
-
 from .models import RateCounter
 
 COUNTERS = RateCounter._meta.db_table
@@ -29,7 +27,18 @@ def rate_hit_sql(key_sql: str) -> str:
     """
 
 
-HIT = PreparedStatement("omnitron_rate_hit", rate_hit_sql("%(key)s::text"))
+HIT = rate_hit_sql("%(key)s::text")
+
+
+# The longest rate window is a day; counters of older windows can go.
+KEEP_SECONDS = 24 * 3600
+
+
+def rate_counters_prune(*, now: float | None = None) -> int:
+    """Delete the counters of windows older than a day; returns how many."""
+    cutoff = (time.time() if now is None else now) - KEEP_SECONDS
+    deleted, _ = RateCounter.objects.filter(window_start__lt=cutoff).delete()
+    return deleted
 
 
 def rate_window(duration: int, now: float | None = None) -> tuple[int, float]:
@@ -60,7 +69,7 @@ class PostgresRateThrottle(SimpleRateThrottle):
         """Count this request in the current window: (hits so far, seconds left)."""
         window, seconds_left = rate_window(self.duration)
         with connection.cursor() as cursor:
-            HIT.execute(cursor, {"key": self.key, "window": window})
+            cursor.execute(HIT, {"key": self.key, "window": window})
             (hits,) = cursor.fetchone()
         return hits, seconds_left
 

@@ -23,9 +23,11 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "procrastinate.contrib.django",
     "omnitron.api",
     "accounts",
     "orders",
+    "events",
     "capture",
 ]
 
@@ -62,11 +64,16 @@ TEMPLATES = [
 
 
 def database_options(*, lock_timeout_ms: int, statement_timeout_ms: int) -> dict:
-    """libpq options: no request waits forever on a lock or a statement."""
+    """Connection options: no request waits forever on a lock or a statement, and
+    psycopg binds parameters on the server and prepares a statement the fifth time a
+    connection runs it, so the hot ones are planned once per connection
+    (DB_PREPARED_STATEMENTS=0 turns that off, for PgBouncer in transaction mode)."""
     return {
         "connect_timeout": env.int("DB_CONNECT_TIMEOUT", default=3),
         "options": f"-c lock_timeout={lock_timeout_ms} -c statement_timeout={statement_timeout_ms}",
         "application_name": "omnitron-capture",
+        "server_side_binding": True,
+        "prepare_threshold": 5 if env.bool("DB_PREPARED_STATEMENTS", default=True) else None,
     }
 
 
@@ -87,9 +94,6 @@ DATABASES["default"].update(
     }
 )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-# Plan the hot statements once per connection (omnitron/prepared.py). Set 0 behind a
-# pooler in transaction mode (PgBouncer), where sessions are not the app's own.
-DB_PREPARED_STATEMENTS = env.bool("DB_PREPARED_STATEMENTS", default=True)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -154,6 +158,8 @@ LOGGING = {
     "loggers": {
         # Requests are logged once, by omnitron.request: Django keeps only its errors.
         "django.request": {"level": "ERROR"},
+        # The task queue says a lot at start-up and per job.
+        "procrastinate": {"level": env.str("PROCRASTINATE_LOG_LEVEL", default="WARNING")},
     },
 }
 
@@ -182,5 +188,27 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "omnitron.api.schema.seed_component_names",
+        "events.schema.webhook_components",
     ],
+}
+
+# Webhooks (events/). Production refuses http:// and targets on non-public addresses;
+# development settings allow both, for a receiver on this machine.
+WEBHOOK_REQUIRE_HTTPS = env.bool("WEBHOOK_REQUIRE_HTTPS", default=True)
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
+# Seconds before each retry; after the last, a delivery has failed (about 31 hours).
+WEBHOOK_RETRY_SCHEDULE = env.list(
+    "WEBHOOK_RETRY_SCHEDULE", cast=int, default=[5, 30, 120, 600, 3600, 21600, 86400]
+)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10)
+# A worker without a heartbeat for this long is dead; its jobs run again elsewhere.
+WEBHOOK_STALLED_SECONDS = env.int("WEBHOOK_STALLED_SECONDS", default=30)
+
+# The worker: `python manage.py procrastinate worker` (make run starts one).
+PROCRASTINATE_WORKER_DEFAULTS = {
+    "concurrency": env.int("WORKER_CONCURRENCY", default=8),
+    "update_heartbeat_interval": max(1, WEBHOOK_STALLED_SECONDS / 3),
+    "stalled_worker_timeout": WEBHOOK_STALLED_SECONDS,
+    # Finished jobs go; every delivery and attempt is kept in events' own tables.
+    "delete_jobs": "successful",
 }

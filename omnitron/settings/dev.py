@@ -6,6 +6,10 @@ from .base import env
 
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="dev-only-insecure-key-do-not-use-in-production")
 
+# A webhook receiver on this machine, over plain HTTP, is fine in development.
+WEBHOOK_REQUIRE_HTTPS = env.bool("WEBHOOK_REQUIRE_HTTPS", default=False)
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=True)
+
 # Serve static files straight from the apps: no collectstatic needed locally.
 WHITENOISE_USE_FINDERS = True
 STATIC_ROOT = None  # nothing collected locally

@@ -4,13 +4,13 @@ wait exactly where a concurrent one would."""
 import contextlib
 import time
 
-import psycopg2
+import psycopg
 from django.db import connection
 
 
 def _connect():
     s = connection.settings_dict
-    return psycopg2.connect(host=s["HOST"], port=s["PORT"], user=s["USER"], dbname=s["NAME"])
+    return psycopg.connect(host=s["HOST"], port=s["PORT"], user=s["USER"], dbname=s["NAME"])
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-import psycopg2
+import psycopg
 import pytest
 import requests
 from django.db import connection
@@ -119,7 +119,7 @@ def test_database_restart_under_traffic_fails_fast_and_recovers(own_cluster):
     assert 200 in statuses[up_since:], "the same processes serve again after the restart"
     assert workers_before == workers_after, "no worker was restarted"
     # Every capture that answered 200 is in the database; no other left a trace.
-    with psycopg2.connect(url) as conn, conn.cursor() as cursor:
+    with psycopg.connect(url) as conn, conn.cursor() as cursor:
         cursor.execute("SELECT id FROM orders_orderitem WHERE captured_at IS NOT NULL")
         captured = {row[0] for row in cursor.fetchall()}
     conn.close()
@@ -141,7 +141,7 @@ def test_a_worker_killed_mid_capture_commits_nothing():
     with gunicorn(workers=1, env=env) as (base, server):
         # An uncommitted row with the capture's own key: the capture does all its
         # writes, then waits on this row to store its answer, just before COMMIT.
-        blocker = psycopg2.connect(host=s["HOST"], port=s["PORT"], user=s["USER"], dbname=s["NAME"])
+        blocker = psycopg.connect(host=s["HOST"], port=s["PORT"], user=s["USER"], dbname=s["NAME"])
         with blocker.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO capture_idempotencyrecord (user_id, key, request_fingerprint, "

@@ -1,0 +1,113 @@
+"""Webhooks in the admin, for superusers only: subscriptions (the secret is shown once,
+when it is made, then masked), events with their deliveries, and deliveries with every
+attempt, filtered by state, with an action that sends failed ones again."""
+
+from django.contrib import admin, messages
+
+from .models import DeliveryAttempt, DeliveryState, Event, WebhookDelivery, WebhookSubscription
+from .services import webhook_deliveries_redeliver
+
+
+class SuperuserOnly:
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_module_permission(request)
+
+
+class ReadOnly(SuperuserOnly):
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WebhookSubscription)
+class WebhookSubscriptionAdmin(SuperuserOnly, admin.ModelAdmin):
+    list_display = ("url", "is_active", "event_types", "channel_ids", "created_at")
+    list_filter = ("is_active",)
+    search_fields = ("url",)
+    fields = ("url", "event_types", "channel_ids", "headers", "retry_schedule", "is_active",
+              "masked_secret")  # fmt: skip
+    readonly_fields = ("masked_secret",)
+
+    def has_add_permission(self, request):
+        return self.has_module_permission(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self.has_module_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # deliveries keep their subscription: deactivate it instead
+
+    @admin.display(description="secret")
+    def masked_secret(self, subscription):
+        if not subscription.pk:
+            return "generated when you save, and shown once"
+        return f"whsec_…{subscription.secret[-4:]}"
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change:
+            messages.warning(
+                request,
+                f"The signing secret of {obj.url} is {obj.secret}. Copy it now: it is not "
+                "shown again.",
+            )
+
+
+class DeliveryAttemptInline(ReadOnly, admin.TabularInline):
+    model = DeliveryAttempt
+    extra = 0
+    fields = ("number", "started_at", "duration_ms", "status_code", "error", "response_excerpt")
+    readonly_fields = fields
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ("id", "event", "subscription", "state", "attempts", "last_outcome",
+                    "next_attempt_at", "delivered_at")  # fmt: skip
+    list_filter = ("state", "subscription")
+    list_select_related = ("subscription",)
+    search_fields = ("event__id",)
+    fields = ("event", "subscription", "state", "attempts", "created_at", "next_attempt_at",
+              "delivered_at", "last_outcome")  # fmt: skip
+    readonly_fields = fields
+    inlines = [DeliveryAttemptInline]
+    actions = ["redeliver"]
+
+    @admin.action(description="Send the selected failed deliveries again (same webhook-id)")
+    def redeliver(self, request, queryset):
+        queued = webhook_deliveries_redeliver(deliveries=queryset)
+        skipped = queryset.exclude(state=DeliveryState.PENDING).count()
+        messages.info(request, f"{queued} delivery(ies) queued again; {skipped} not failed, left.")
+
+    def get_actions(self, request):
+        # The action changes deliveries, which is beyond this read-only admin's rights.
+        actions = super().get_actions(request)
+        if not request.user.is_superuser:
+            actions.pop("redeliver", None)
+        return actions
+
+
+class DeliveryInline(ReadOnly, admin.TabularInline):
+    model = WebhookDelivery
+    extra = 0
+    fields = ("subscription", "state", "attempts", "last_outcome", "delivered_at")
+    readonly_fields = fields
+    show_change_link = True
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ("id", "type", "created_at", "channel", "object_id")
+    list_filter = ("type", "channel")
+    search_fields = ("id",)
+    fields = ("id", "type", "created_at", "channel", "object_id", "payload")
+    readonly_fields = fields
+    inlines = [DeliveryInline]

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class EventsConfig(AppConfig):
+    """What happened, recorded as rows in the transaction that did it (an outbox), and
+    sent on: signed webhooks with retries, and the event feed."""
+
+    name = "events"
+    verbose_name = "Events and webhooks"

@@ -1,0 +1,120 @@
+"""Events and their deliveries. An event is written in the transaction of the change
+it describes, so it exists exactly when that change committed; a worker delivers it
+to each subscription afterwards (events/tasks.py)."""
+
+import secrets
+from base64 import b64encode
+
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+
+from omnitron.exactjson import EXACT_JSON
+from orders.models import Channel
+
+
+class Event(models.Model):
+    """One thing that happened, e.g. an order captured. `id` ("evt_" + the writing
+    transaction's id + a sequence number, in hex) sorts in the order the event feed
+    serves events; `payload` is rendered once, on first use, then never changes."""
+
+    id = models.CharField(primary_key=True, max_length=40)
+    type = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="+")
+    # What the event is about, for its type's renderer (order.captured: the capture).
+    object_id = models.BigIntegerField()
+    # The rows as they were when the event happened (order.captured: the order).
+    snapshot = models.JSONField(**EXACT_JSON)
+    payload = models.TextField(null=True, blank=True)  # noqa: DJ001 - null: not rendered yet
+    txid = models.BigIntegerField(help_text="The writing transaction's id (pg_current_xact_id).")
+    seq = models.BigIntegerField(unique=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["channel", "id"], name="event_channel_id_idx")]
+
+    def __str__(self):
+        return f"{self.type} {self.id}"
+
+
+def new_secret() -> str:
+    """A Standard Webhooks secret: whsec_ + base64 of 32 random bytes."""
+    return "whsec_" + b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
+class WebhookSubscription(models.Model):
+    """Where events are sent: a URL, the types and channels it wants (no channel: all),
+    extra headers for the receiver's own authentication, and a retry schedule (empty:
+    settings.WEBHOOK_RETRY_SCHEDULE)."""
+
+    url = models.URLField(max_length=2048, unique=True)
+    secret = models.CharField(max_length=128, default=new_secret)
+    event_types = ArrayField(models.CharField(max_length=64), default=list)
+    channel_ids = ArrayField(models.IntegerField(), default=list, blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    is_active = models.BooleanField(default=True)
+    retry_schedule = ArrayField(
+        models.PositiveIntegerField(),
+        default=list,
+        blank=True,
+        help_text="Seconds to wait before each retry, e.g. 5,30,120; empty: the default.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return self.url
+
+
+class DeliveryState(models.TextChoices):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class WebhookDelivery(models.Model):
+    """One event sent to one subscription, through as many attempts as it takes."""
+
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="deliveries")
+    subscription = models.ForeignKey(
+        WebhookSubscription, on_delete=models.PROTECT, related_name="deliveries"
+    )
+    state = models.CharField(
+        max_length=16, choices=DeliveryState.choices, default=DeliveryState.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField()
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_outcome = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["event", "subscription"], name="uniq_delivery")
+        ]
+        indexes = [models.Index(fields=["state", "created_at"], name="delivery_state_idx")]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self):
+        return f"{self.event_id} to {self.subscription_id}"
+
+
+class DeliveryAttempt(models.Model):
+    """One HTTP POST of a delivery: when, how long, and what came back."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="tries")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=255, blank=True, default="")
+    response_excerpt = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["delivery", "number"]
+
+    def __str__(self):
+        return f"attempt {self.number} of delivery {self.delivery_id}"

@@ -1,0 +1,26 @@
+"""Reads of the events app: the event feed, through the user's channels."""
+
+from django.db.models import QuerySet
+from django.db.models.expressions import RawSQL
+
+from orders.selectors import channel_ids_for_user
+
+from .models import Event
+from .sql import FINISHED_TRANSACTIONS_BELOW
+
+
+def event_feed_for_user(*, user, after: str | None = None, type: str | None = None) -> QuerySet:
+    """The events of the user's channels after the event `after`, oldest first.
+
+    Only events of finished transactions are served: a transaction still running may
+    commit an event that sorts before one committed already, and a poller that moved
+    past the latter would never see it. So the feed never skips an event, and never
+    serves one twice to a poller that passes the last id it got as `after`."""
+    events = Event.objects.filter(txid__lt=RawSQL(FINISHED_TRANSACTIONS_BELOW, []))
+    if not user.is_superuser:
+        events = events.filter(channel_id__in=channel_ids_for_user(user))
+    if after:
+        events = events.filter(id__gt=after)
+    if type:
+        events = events.filter(type=type)
+    return events.order_by("id")

@@ -1,0 +1,45 @@
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
+from rest_framework import serializers
+
+from omnitron.api.serializers import StrictIntegerField
+
+from .registry import EVENT_TYPES
+
+EVENT_ID = r"^evt_[0-9a-f]{32}$"
+
+
+@extend_schema_field(
+    PolymorphicProxySerializer(
+        component_name="EventData",
+        serializers=[event_type.data_serializer for event_type in EVENT_TYPES.values()],
+        resource_type_field_name=None,
+    )
+)
+class EventDataField(serializers.JSONField):
+    """The `data` of an event, by its type (documented from the registered types)."""
+
+
+class EventFilterSerializer(serializers.Serializer):
+    after = serializers.RegexField(
+        EVENT_ID, required=False, help_text="The last event id you got: the events after it."
+    )
+    type = serializers.ChoiceField(choices=sorted(EVENT_TYPES), required=False)
+    limit = StrictIntegerField(required=False, min_value=1, max_value=500, default=50)
+
+
+class EventSerializer(serializers.Serializer):
+    """An event as the feed answers it: its id and channel, and its payload's type,
+    timestamp and data, as the webhooks send them."""
+
+    id = serializers.CharField(help_text="Unique; the `webhook-id` of every delivery of it.")
+    type = serializers.CharField()
+    timestamp = serializers.DateTimeField()
+    channel = serializers.IntegerField()
+    data = EventDataField()
+
+
+class EventPageSerializer(serializers.Serializer):
+    next = serializers.URLField(
+        allow_null=True, help_text="The events after this page's last one; null on an empty page."
+    )
+    results = EventSerializer(many=True)

@@ -1,0 +1,42 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from omnitron.api.schema import READ_ERRORS
+
+from .payloads import event_payloads, feed_item
+from .selectors import event_feed_for_user
+from .serializers import EventFilterSerializer, EventPageSerializer
+
+
+class EventFeedView(APIView):
+    """GET /api/v1/events/: for systems that cannot receive webhooks."""
+
+    @extend_schema(
+        summary="Event feed",
+        description=(
+            "The events of your channels, oldest first. Poll with `after` set to the last "
+            "event id you got: no event is skipped or served twice. An event's `id` is the "
+            "`webhook-id` of its webhook deliveries, so both can be de-duplicated together."
+        ),
+        tags=["Events"],
+        parameters=[EventFilterSerializer],
+        responses={200: EventPageSerializer, **READ_ERRORS},
+    )
+    def get(self, request):
+        filters = EventFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        options = filters.validated_data
+        events = list(
+            event_feed_for_user(
+                user=request.user, after=options.get("after"), type=options.get("type")
+            )[: options["limit"]]
+        )
+        payloads = event_payloads(events)
+        next_url = None
+        if events:
+            query = request.query_params.copy()
+            query["after"] = events[-1].id
+            next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+        results = [feed_item(event, payloads[event.id]) for event in events]
+        return Response({"next": next_url, "results": results})
