@@ -23,4 +23,5 @@ RUN DJANGO_SECRET_KEY=build-only DJANGO_ALLOWED_HOSTS=localhost \
     python manage.py collectstatic --noinput -v 0
 USER app
 EXPOSE 8000
+# `docker run IMAGE` serves gunicorn; `docker run IMAGE worker` runs the webhook worker.
 ENTRYPOINT ["scripts/docker-entrypoint.sh"]

@@ -62,8 +62,10 @@ schema: $(INSTALLED)
 
 bench: $(INSTALLED)
 	@scripts/ensure-package.sh wrk wrk
+	@scripts/ensure-package.sh nginx nginx
 	$(BIN)/python bench/run.py
 
 bench-smoke: $(INSTALLED)
 	@scripts/ensure-package.sh wrk wrk
+	@scripts/ensure-package.sh nginx nginx
 	$(BIN)/python bench/run.py --smoke

@@ -65,7 +65,8 @@ class TokenAuthentication(authentication.TokenAuthentication):
         return super().authenticate(request)
 
     def authenticate_credentials(self, key):
-        app_label, _, codename = getattr(self.view, "required_permission", ".").partition(".")
+        required = getattr(self.view, "required_permission", None) or "."
+        app_label, _, codename = required.partition(".")
         params = {"key": key, "app_label": app_label, "codename": codename}
         rate = self._rate_counted_here()
         if rate is not None:

@@ -21,9 +21,11 @@ class Measurements:
     scaling: list[dict]  # one capture, by its number of items
     profile: str  # pyinstrument's text, "" when not profiled
     fast_paths: list[dict]  # bench/fast_paths.py's rows, [] when not measured
+    webhooks: dict  # bench/webhooks.py: with/without a subscription, lag, drain
 
 
-def summarize(results: list[dict], scaling: list[dict], contended: dict, rounds: list) -> dict:
+def summarize(results: list[dict], scaling: list[dict], contended: dict, rounds: list,
+              webhooks: dict) -> dict:  # fmt: skip
     by = {(r["scenario"], r["concurrency"]): r for r in results}
     lat = {row["items"]: row for row in scaling}
 
@@ -49,6 +51,10 @@ def summarize(results: list[dict], scaling: list[dict], contended: dict, rounds:
             c["successes"] <= c["captured_items"] <= c["successes"] + c["concurrency"]
             for c in contended.values()
         ),
+        "webhook_with_over_without": webhooks["with_over_without"],
+        "webhook_lag_p99_ms": webhooks["lag"]["p99_ms"],
+        "webhook_drain_s": webhooks["drain_s"],
+        "webhooks_all_delivered": webhooks["all_delivered"],
     }
 
 
@@ -71,6 +77,22 @@ def targets(summary: dict) -> list[tuple[str, bool, str]]:
             summary["contended_exactly_once"] and summary["contended_matches_successes"],
             "",
         ),
+        (
+            "capture-1 with one active webhook subscription >= 0.9 x without",
+            (summary["webhook_with_over_without"] or 0) >= 0.9,
+            str(summary["webhook_with_over_without"]),
+        ),
+        (
+            "webhook delivery lag p99 <= 2 s at the capture-1 concurrency-16 rate",
+            (summary["webhook_lag_p99_ms"] or 1e9) <= 2000,
+            f"{summary['webhook_lag_p99_ms']} ms",
+        ),
+        (
+            "webhook backlog drained within 10 s of the load stopping",
+            summary["webhook_drain_s"] is not None and summary["webhook_drain_s"] <= 10,
+            f"{summary['webhook_drain_s']} s",
+        ),
+        ("every captured event delivered", summary["webhooks_all_delivered"], ""),
     ]
 
 
@@ -80,12 +102,13 @@ def hard_failure(summary: dict) -> bool:
         summary["errors"] != 0
         or not summary["queries_identical"]
         or not summary["contended_exactly_once"]
+        or not summary["webhooks_all_delivered"]
     )
 
 
 def build_report(m: Measurements, *, started: str, smoke: bool, seconds: int,
                  warmup: int, workers: int) -> dict:  # fmt: skip
-    summary = summarize(m.scenarios, m.scaling, m.contended, m.rounds)
+    summary = summarize(m.scenarios, m.scaling, m.contended, m.rounds, m.webhooks)
     return {
         "started": started,
         "command": "make bench-smoke" if smoke else "make bench",
@@ -98,6 +121,7 @@ def build_report(m: Measurements, *, started: str, smoke: bool, seconds: int,
         "targets": targets(summary),
         "profile": m.profile,
         "fast_paths": m.fast_paths,
+        "webhooks": m.webhooks,
         "ratio_rounds": m.rounds,
         "duration_s": round(elapsed()),
     }
@@ -123,6 +147,7 @@ def markdown(report: dict) -> str:
         *scenario_table(report["scenarios"]),
         *scaling_table(report["items_scaling"]),
         *summary_lines(report["summary"], report["contended"]),
+        *webhook_lines(report.get("webhooks")),
         *target_table(report["targets"]),
         *exhausted_note(report["scenarios"]),
         *fast_paths_table(report.get("fast_paths")),
@@ -195,6 +220,26 @@ def exhausted_note(scenarios: list[dict]) -> list[str]:
     if not short:
         return []
     return ["", f"Ran out of seeded orders (requests/s understated): {', '.join(short)}."]
+
+
+def webhook_lines(webhooks: dict | None) -> list[str]:
+    if not webhooks:
+        return []
+    lag = webhooks["lag"]
+    rounds = ", ".join(f"{r['with_rps']}/{r['without_rps']}" for r in webhooks["rounds"])
+    load = webhooks.get("sustained")
+    sustained = (f"; then {load['seconds']} s at {load['rps']} captures/s, subscribed"
+                 if load else "")  # fmt: skip
+    return [
+        "",
+        f"- webhooks (bench/webhooks.py, {lag['events']} events, three workers, nginx as the "
+        f"receiver): capture-1 with / without one active subscription at concurrency 16: "
+        f"**{webhooks['with_over_without']}** (median of rounds, rps {rounds}){sustained}; "
+        f"worker CPU {webhooks.get('worker_cpu_ms_per_event')} ms per event; delivery lag "
+        f"from the capture p50 {lag['p50_ms']} ms, p99 {lag['p99_ms']} ms; backlog drained "
+        f"{webhooks['drain_s']} s after the load stopped; {lag['received']} of "
+        f"{lag['events']} received",
+    ]
 
 
 def fast_paths_table(rows: list[dict] | None) -> list[str]:

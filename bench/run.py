@@ -42,12 +42,15 @@ from bench.report import (  # noqa: E402
 )
 from bench.scaling import fast_paths, items_scaling, profile  # noqa: E402
 from bench.seeding import Seeds, fast_path_bodies, seed_plan  # noqa: E402
+from bench.webhooks import measure_webhooks  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # The capture-1 / baseline throughput ratio at concurrency 16 is also measured in
 # rounds that alternate the two, so drift of this shared machine between two runs
 # cannot masquerade as a difference: the report gives the median round.
 RATIO_ROUNDS = 3
+# A minute of capture-1 at concurrency 16 with a webhook subscription (full runs).
+SUSTAINED_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,12 @@ def full_run(s: Settings) -> int:
             profile_orders=s.profile_orders,
         )
         paths_bodies = None if s.smoke else fast_path_bodies(seeds)
+        webhook_bodies = seeds.webhook_bodies(max(1, s.rounds), s.round_seconds)
+        sustained_bodies = (
+            None
+            if s.smoke
+            else seeds.capture_bodies("RATIO", 16, 1, SUSTAINED_SECONDS, tag="sustained")
+        )
         token = api_token(env)
         with app_server(env) as base:
             server = Server(base, token)
@@ -136,10 +145,12 @@ def full_run(s: Settings) -> int:
                 server, plan, database_url, warmup=s.warmup, seconds=s.seconds
             )
             rounds = ratio_rounds(server, plan.ratio, s.round_seconds)
+            webhooks = measure_webhooks(server, env, webhook_bodies, s.round_seconds,
+                                        sustained_bodies, SUSTAINED_SECONDS)  # fmt: skip
             scaling = items_scaling(server, seeds, database_url, s.repeats)
             profile_text = "" if s.smoke else profile(env, plan.profile_bodies, token)
         paths = [] if s.smoke else fast_paths(env, paths_bodies, token)
-    measured = Measurements(scenarios, contended, rounds, scaling, profile_text, paths)
+    measured = Measurements(scenarios, contended, rounds, scaling, profile_text, paths, webhooks)
     report = build_report(measured, started=started, smoke=s.smoke, seconds=s.seconds,
                           warmup=s.warmup, workers=workers())  # fmt: skip
     write_report(report, s.out, s.smoke)

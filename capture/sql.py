@@ -12,8 +12,8 @@ from decimal import Decimal
 
 from django.db import connection, models
 
-from events.sql import JOB_COUNT, record_event_ctes
-from events.tasks import WEBHOOK_QUEUE, deliver
+from events.sql import record_event_ctes
+from events.tasks import WEBHOOK_QUEUE, deliver_lane
 from omnitron import exactjson
 from orders.models import ChannelMembership, Order, OrderItem
 
@@ -31,7 +31,11 @@ _ORDER_COLUMNS = ", ".join(f'"{field.column}"' for field in _ORDER_FIELDS)
 _ORDER_JSON = [isinstance(field, models.JSONField) for field in _ORDER_FIELDS]
 
 ORDER_CAPTURED = "order.captured"
-ORDER_CAPTURED_EVENT = {"event_type": ORDER_CAPTURED, "queue": WEBHOOK_QUEUE, "task": deliver.name}
+ORDER_CAPTURED_EVENT = {
+    "event_type": ORDER_CAPTURED,
+    "queue": WEBHOOK_QUEUE,
+    "task": deliver_lane.name,
+}
 
 
 LOCK_ORDER_AND_ITEMS = f"""
@@ -96,7 +100,7 @@ WRITE_CAPTURE = f"""
           FROM updated, capture
     ),
     {record_event_ctes("captured")}
-    SELECT {_ORDER_COLUMNS}, {JOB_COUNT} FROM updated
+    SELECT {_ORDER_COLUMNS} FROM updated
     """
 
 
@@ -171,7 +175,7 @@ def write_capture(
                 **ORDER_CAPTURED_EVENT,
             },
         )
-        *row, _jobs = cursor.fetchone()
+        row = cursor.fetchone()
     values = [_json(v) if is_json else v for v, is_json in zip(row, _ORDER_JSON, strict=True)]
     return Order.from_db(connection.alias, [field.attname for field in _ORDER_FIELDS], values)
 

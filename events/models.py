@@ -95,7 +95,15 @@ class WebhookDelivery(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["event", "subscription"], name="uniq_delivery")
         ]
-        indexes = [models.Index(fields=["state", "created_at"], name="delivery_state_idx")]
+        indexes = [
+            models.Index(fields=["state", "created_at"], name="delivery_state_idx"),
+            # What the worker's dispatcher and lane jobs look for: pending, due.
+            models.Index(
+                fields=["subscription", "next_attempt_at"],
+                condition=models.Q(state="pending"),
+                name="delivery_due_idx",
+            ),
+        ]
         verbose_name_plural = "webhook deliveries"
 
     def __str__(self):

@@ -61,48 +61,61 @@ def resolve(host: str, port: int) -> str:
     return addresses[0]
 
 
-def post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
-    started = time.monotonic()
-    try:
-        status, excerpt = _post(url, body, headers)
-    except TargetRefused as exc:
-        return _outcome(started, error=f"refused: {exc}")
-    except urllib3.exceptions.HTTPError as exc:
-        return _outcome(started, error=_describe(exc))
-    except OSError as exc:
-        return _outcome(started, error=f"{type(exc).__name__}: {exc}")
-    return _outcome(started, status_code=status, excerpt=excerpt)
+class Target:
+    """A subscriber's URL, checked and resolved once, then POSTed to as often as
+    needed over one kept-alive connection (a batch of deliveries to one receiver)."""
 
-
-def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
-    check_url(url)
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    address = resolve(parts.hostname, port)
-    timeout = urllib3.Timeout(connect=settings.WEBHOOK_TIMEOUT_SECONDS,
-                              read=settings.WEBHOOK_TIMEOUT_SECONDS)  # fmt: skip
-    options = {"port": port, "timeout": timeout, "retries": False, "maxsize": 1}
-    if parts.scheme == "https":
-        pool = urllib3.HTTPSConnectionPool(
-            address, server_hostname=parts.hostname, assert_hostname=parts.hostname, **options
-        )
-    else:
-        pool = urllib3.HTTPConnectionPool(address, **options)
-    path = parts.path or "/"
-    if parts.query:
-        path += f"?{parts.query}"
-    host_header = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
-    with pool:
-        response = pool.urlopen(
-            "POST", path, body=body, redirect=False, preload_content=False,
-            headers={**headers, "Host": host_header, "Content-Type": "application/json",
-                     "User-Agent": "omnitron-capture-webhooks/1"},
-        )  # fmt: skip
+    def __init__(self, url: str):
+        self.url = url
+        self.pool = None
+        self.refused = ""
         try:
-            excerpt = response.read(RESPONSE_EXCERPT_BYTES, decode_content=False)
-        finally:
-            response.release_conn()
-    return response.status, excerpt.decode("utf-8", "replace")
+            self._open()
+        except TargetRefused as exc:
+            self.refused = f"refused: {exc}"
+
+    def _open(self) -> None:
+        check_url(self.url)
+        parts = urlsplit(self.url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        address = resolve(parts.hostname, port)
+        seconds = settings.WEBHOOK_TIMEOUT_SECONDS
+        options = {"port": port, "retries": False, "maxsize": 1,
+                   "timeout": urllib3.Timeout(connect=seconds, read=seconds)}  # fmt: skip
+        if parts.scheme == "https":
+            self.pool = urllib3.HTTPSConnectionPool(
+                address, server_hostname=parts.hostname, assert_hostname=parts.hostname, **options
+            )
+        else:
+            self.pool = urllib3.HTTPConnectionPool(address, **options)
+        self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+
+    def post(self, body: bytes, headers: dict[str, str]) -> Outcome:
+        started = time.monotonic()
+        if self.pool is None:
+            return _outcome(started, error=self.refused)
+        try:
+            response = self.pool.urlopen(
+                "POST", self.path, body=body, redirect=False, preload_content=False,
+                headers={**headers, "Host": self.host, "Content-Type": "application/json",
+                         "User-Agent": "omnitron-capture-webhooks/1"},
+            )  # fmt: skip
+            try:
+                excerpt = response.read(RESPONSE_EXCERPT_BYTES, decode_content=False)
+            finally:
+                response.release_conn()
+        except urllib3.exceptions.HTTPError as exc:
+            return _outcome(started, error=_describe(exc))
+        except OSError as exc:
+            return _outcome(started, error=f"{type(exc).__name__}: {exc}")
+        return _outcome(
+            started, status_code=response.status, excerpt=excerpt.decode("utf-8", "replace")
+        )
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
 
 
 def _describe(exc: Exception) -> str:

@@ -18,19 +18,22 @@ from .sql import EVENTS
 
 def event_payloads(events: list[Event]) -> dict[str, str]:
     """{event id: payload}, rendering and storing those not rendered yet."""
-    payloads = {event.id: event.payload for event in events if event.payload is not None}
+    stored = {event.id: event.payload for event in events if event.payload is not None}
+    return {**stored, **store_payloads(render_payloads(events))}
+
+
+def render_payloads(events: list[Event]) -> dict[str, str]:
+    """{event id: payload} of the events not rendered yet (nothing is stored)."""
+    rendered = {}
     missing = [event for event in events if event.payload is None]
     for type_name in {event.type for event in missing}:
         batch = [event for event in missing if event.type == type_name]
         data = EVENT_TYPES[type_name].render(batch)
-        rendered = {
-            event.id: render_json(
-                {"type": event.type, "timestamp": _utc(event.created_at), "data": data[event.id]}
-            ).decode()
-            for event in batch
-        }
-        payloads.update(_store(rendered))
-    return payloads
+        for event in batch:
+            payload = {"type": event.type, "timestamp": _utc(event.created_at),
+                       "data": data[event.id]}  # fmt: skip
+            rendered[event.id] = render_json(payload).decode()
+    return rendered
 
 
 def event_payload(event: Event) -> str:
@@ -44,8 +47,11 @@ def feed_item(event: Event, payload: str) -> dict:
             "channel": event.channel_id, "data": body["data"]}  # fmt: skip
 
 
-def _store(rendered: dict[str, str]) -> dict[str, str]:
-    """Store payloads; one another process stored first wins, so all send the same."""
+def store_payloads(rendered: dict[str, str]) -> dict[str, str]:
+    """Store payloads; one another process stored first wins, so all send the same.
+    Returns {event id: the stored payload}."""
+    if not rendered:
+        return {}
     with connection.cursor() as cursor:
         cursor.execute(
             f"""

@@ -1,12 +1,12 @@
 """Reads of the events app: the event feed, through the user's channels."""
 
-from django.db.models import QuerySet
+from django.db.models import BooleanField, QuerySet
 from django.db.models.expressions import RawSQL
 
 from orders.selectors import channel_ids_for_user
 
 from .models import Event
-from .sql import FINISHED_TRANSACTIONS_BELOW
+from .sql import SETTLED
 
 
 def event_feed_for_user(*, user, after: str | None = None, type: str | None = None) -> QuerySet:
@@ -16,7 +16,8 @@ def event_feed_for_user(*, user, after: str | None = None, type: str | None = No
     commit an event that sorts before one committed already, and a poller that moved
     past the latter would never see it. So the feed never skips an event, and never
     serves one twice to a poller that passes the last id it got as `after`."""
-    events = Event.objects.filter(txid__lt=RawSQL(FINISHED_TRANSACTIONS_BELOW, []))
+    settled = RawSQL(SETTLED, [], output_field=BooleanField())
+    events = Event.objects.alias(settled=settled).filter(settled=True)
     if not user.is_superuser:
         events = events.filter(channel_id__in=channel_ids_for_user(user))
     if after:

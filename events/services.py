@@ -5,15 +5,19 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from . import outbound, signing
 from .models import DeliveryAttempt, DeliveryState, WebhookDelivery, WebhookSubscription
-from .payloads import event_payload
-from .sql import delivery_lock
+from .payloads import render_payloads, store_payloads
+from .sql import LANES_PER_SUBSCRIPTION, RECORD_OUTCOMES
 
 JITTER = 0.2  # a retry waits its scheduled delay, give or take 20%
+BATCH = 100  # deliveries claimed, rendered and recorded together
+LANE_IDLE_SECONDS = 2  # a lane's job ends after this long without a due delivery
+LANE_POLL_SECONDS = 0.2
 
 
 def webhook_subscription_create_or_update(
@@ -47,44 +51,79 @@ def retry_schedule(subscription: WebhookSubscription) -> list[int]:
     return subscription.retry_schedule or settings.WEBHOOK_RETRY_SCHEDULE
 
 
-def webhook_delivery_attempt(*, delivery_id: int) -> DeliveryState | None:
-    """Send a pending delivery once and record the attempt. A 2xx answer delivers it;
-    anything else schedules the next attempt from the retry schedule, or, after the
-    last, marks it failed. Returns the delivery's state, or None when it was not
-    pending (delivered or failed meanwhile: nothing is sent)."""
-    delivery = (
-        WebhookDelivery.objects.select_related("event", "subscription")
-        .filter(pk=delivery_id, state=DeliveryState.PENDING)
-        .first()
+def webhook_lane_flush(*, subscription_id: int, lane: int) -> int:
+    """Send every due delivery of one lane of a subscription, oldest first, in batches
+    over one kept-alive connection, and record each attempt. A 2xx answer delivers a
+    delivery; anything else schedules its next attempt from the retry schedule (the
+    worker's dispatcher queues the lane again when it is due), or, after the last,
+    fails it. Only one job per lane runs at a time (its procrastinate lock), so no
+    delivery is ever sent twice at once. Returns how many attempts were made."""
+    subscription = WebhookSubscription.objects.get(pk=subscription_id)
+    attempts = 0
+    while batch := _next_batch(subscription, lane):
+        events = [delivery.event for delivery in batch]
+        rendered = render_payloads(events)
+        payloads = {event.id: event.payload or rendered[event.id] for event in events}
+        target = outbound.Target(subscription.url)
+        try:
+            outcomes = []
+            for delivery in batch:
+                body = payloads[delivery.event_id].encode()
+                signed = signing.headers(
+                    subscription.secret, delivery.event_id, int(time.time()), body
+                )
+                started_at = timezone.now()
+                outcomes.append(
+                    (delivery, started_at, target.post(body, {**subscription.headers, **signed}))
+                )
+        finally:
+            target.close()
+        _record(subscription, outcomes, rendered)
+        attempts += len(outcomes)
+    return attempts
+
+
+def _next_batch(subscription: WebhookSubscription, lane: int) -> list[WebhookDelivery]:
+    """The lane's due deliveries; waiting up to LANE_IDLE_SECONDS for new ones, since
+    no job is queued for a lane while its job runs."""
+    deadline = time.monotonic() + LANE_IDLE_SECONDS
+    while not (batch := _due(subscription, lane)) and time.monotonic() < deadline:
+        time.sleep(LANE_POLL_SECONDS)
+    return batch
+
+
+def _due(subscription: WebhookSubscription, lane: int) -> list[WebhookDelivery]:
+    return list(
+        WebhookDelivery.objects.select_related("event")
+        .alias(lane=F("id") % LANES_PER_SUBSCRIPTION)
+        .filter(
+            subscription=subscription,
+            state=DeliveryState.PENDING,
+            next_attempt_at__lte=timezone.now(),
+            lane=lane,
+        )  # fmt: skip
+        .order_by("id")[:BATCH]
     )
-    if delivery is None:
-        return None
-    subscription, event = delivery.subscription, delivery.event
-    body = event_payload(event).encode()
-    headers = {
-        **subscription.headers,
-        **signing.headers(subscription.secret, event.id, int(time.time()), body),
-    }
-    started_at = timezone.now()
-    outcome = outbound.post(subscription.url, body, headers)
-    return _record(delivery, started_at, outcome)
 
 
-def _record(delivery: WebhookDelivery, started_at, outcome: outbound.Outcome) -> DeliveryState:
-    from .tasks import deliver  # the task module imports this one
-
-    with transaction.atomic():
-        delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery.pk)
+def _record(subscription: WebhookSubscription, outcomes, rendered: dict[str, str]) -> None:
+    """The batch's payloads (first rendering), attempts and outcomes, in one
+    transaction committed without waiting for its WAL flush: a database crash may lose
+    the last of these records, and those deliveries are sent again, with the same
+    webhook-id (at least once, as promised). Events themselves are written, durably,
+    by the capture."""
+    schedule = retry_schedule(subscription)
+    attempts = []
+    for delivery, started_at, outcome in outcomes:
         delivery.attempts += 1
-        DeliveryAttempt.objects.create(
+        attempts.append(DeliveryAttempt(
             delivery=delivery, number=delivery.attempts, started_at=started_at,
             duration_ms=outcome.duration_ms, status_code=outcome.status_code,
             error=outcome.error, response_excerpt=outcome.response_excerpt,
-        )  # fmt: skip
+        ))  # fmt: skip
         delivery.last_outcome = (
             f"HTTP {outcome.status_code}" if outcome.status_code else outcome.error
         )[:255]
-        schedule = retry_schedule(delivery.subscription)
         if outcome.delivered:
             delivery.state, delivery.delivered_at = DeliveryState.DELIVERED, timezone.now()
             delivery.next_attempt_at = None
@@ -93,27 +132,24 @@ def _record(delivery: WebhookDelivery, started_at, outcome: outbound.Outcome) ->
         else:
             delay = schedule[delivery.attempts - 1] * random.uniform(1 - JITTER, 1 + JITTER)
             delivery.next_attempt_at = timezone.now() + timedelta(seconds=delay)
-            deliver.configure(schedule_at=delivery.next_attempt_at, lock=_lock(delivery)).defer(
-                delivery_id=delivery.pk
-            )
-        delivery.save()
-    return delivery.state
+    deliveries = [delivery for delivery, _, _ in outcomes]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit = off")
+        store_payloads(rendered)
+        DeliveryAttempt.objects.bulk_create(attempts)
+        cursor.execute(RECORD_OUTCOMES, {
+            "ids": [d.pk for d in deliveries], "attempts": [d.attempts for d in deliveries],
+            "states": [d.state for d in deliveries],
+            "delivered_at": [d.delivered_at for d in deliveries],
+            "next_attempt_at": [d.next_attempt_at for d in deliveries],
+            "outcomes": [d.last_outcome for d in deliveries],
+        })  # fmt: skip
 
 
 def webhook_deliveries_redeliver(*, deliveries) -> int:
-    """Send failed deliveries again, now, with the same webhook-id; the attempt
-    count goes on from where it stopped. Returns how many were queued."""
-    from .tasks import deliver
-
-    queued = 0
-    with transaction.atomic():
-        for delivery in deliveries.select_for_update().filter(state=DeliveryState.FAILED):
-            delivery.state, delivery.next_attempt_at = DeliveryState.PENDING, timezone.now()
-            delivery.save(update_fields=["state", "next_attempt_at"])
-            deliver.configure(lock=_lock(delivery)).defer(delivery_id=delivery.pk)
-            queued += 1
-    return queued
-
-
-def _lock(delivery: WebhookDelivery) -> str:
-    return delivery_lock(delivery.subscription_id, delivery.pk)
+    """Send failed deliveries again, with the same webhook-id, within a second (the
+    worker's dispatcher); the attempt count goes on from where it stopped and one more
+    failure fails them again. Returns how many were queued."""
+    return deliveries.filter(state=DeliveryState.FAILED).update(
+        state=DeliveryState.PENDING, next_attempt_at=timezone.now()
+    )

@@ -7,19 +7,42 @@ from .models import Event, WebhookDelivery, WebhookSubscription
 EVENTS = Event._meta.db_table
 DELIVERIES = WebhookDelivery._meta.db_table
 SUBSCRIPTIONS = WebhookSubscription._meta.db_table
-EVENT_SEQUENCE = f"{EVENTS}_seq"  # created by migration 0001
+EVENT_SEQUENCE = f"{EVENTS}_seq"  # created by migration 0002
 # Deliveries of one subscription run in at most this many parallel lanes: a slow or
 # failing receiver holds a few worker slots at most, never all of them.
 LANES_PER_SUBSCRIPTION = 4
 
 
+PROCRASTINATE_JOBS = "procrastinate_jobs"
+
+
+def lane_jobs_sql(source: str) -> str:
+    """Queue a delivery job (queue %(queue)s, task %(task)s) for each lane in `source`
+    (rows of subscription_id, lane) that has no job queued or running. A lane's job
+    sends every due delivery of its lane and keeps looking for more while they come
+    (events/services.py), so under load a lane has one long job, and a capture queues
+    nothing. Procrastinate's `lock` lets one job per lane run at a time, so no delivery
+    is ever sent twice at once. A delivery written just as its lane's job ends is
+    picked up by the dispatcher a second later. Written against procrastinate's table
+    (`ON CONFLICT DO NOTHING` on its unique queueing lock), which its defer function
+    cannot do."""
+    name = "'webhook:' || subscription_id || ':' || lane"
+    return f"""
+        INSERT INTO {PROCRASTINATE_JOBS} (queue_name, task_name, lock, queueing_lock, args)
+        SELECT DISTINCT %(queue)s, %(task)s, {name}, {name},
+               jsonb_build_object('subscription_id', subscription_id, 'lane', lane)
+          FROM {source}
+         WHERE NOT EXISTS (SELECT 1 FROM {PROCRASTINATE_JOBS} job
+                            WHERE job.lock = {name} AND job.status = 'doing')
+        ON CONFLICT (queueing_lock) WHERE status = 'todo' DO NOTHING"""
+
+
 def record_event_ctes(source: str) -> str:
     """CTEs (to follow a `WITH`) that record an event of type %(event_type)s at
     %(now)s for each row of the CTE `source` (columns channel_id, object_id,
-    snapshot), a pending delivery for each active subscription that wants it, and a
-    procrastinate job (queue %(queue)s, task %(task)s) for each delivery, through
-    procrastinate's own SQL API. The statement must select from `delivery_job`
-    (JOB_COUNT), or PostgreSQL skips it."""
+    snapshot), a delivery due now for each active subscription that wants it, and a
+    job for each lane of those deliveries that has none queued: the change, its event
+    and their delivery commit together or not at all, in the caller's round trip."""
     return f"""
     event AS (
         INSERT INTO {EVENTS} (id, seq, txid, type, created_at, channel_id, object_id, snapshot)
@@ -32,33 +55,45 @@ def record_event_ctes(source: str) -> str:
     ),
     delivery AS (
         INSERT INTO {DELIVERIES} (event_id, subscription_id, state, attempts, created_at,
-                                  last_outcome)
-        SELECT event.id, sub.id, 'pending', 0, %(now)s, ''
+                                  next_attempt_at, last_outcome)
+        SELECT event.id, sub.id, 'pending', 0, %(now)s, %(now)s, ''
           FROM event
           JOIN {SUBSCRIPTIONS} sub
             ON sub.is_active AND %(event_type)s = ANY(sub.event_types)
            AND (cardinality(sub.channel_ids) = 0 OR event.channel_id = ANY(sub.channel_ids))
-        RETURNING id, subscription_id
+        RETURNING subscription_id, mod(id, {LANES_PER_SUBSCRIPTION}) AS lane
     ),
-    delivery_job AS (
-        SELECT procrastinate_defer_jobs_v1(array_agg(ROW(
-                   %(queue)s, %(task)s, 0,
-                   'webhook:' || subscription_id || ':' || mod(id, {LANES_PER_SUBSCRIPTION}),
-                   NULL, jsonb_build_object('delivery_id', id), NULL
-               )::procrastinate_job_to_defer_v1)) AS ids
-          FROM delivery
-        HAVING count(*) > 0
-    )"""
+    lane_job AS ({lane_jobs_sql("delivery")})"""
 
 
-JOB_COUNT = "(SELECT count(*) FROM delivery_job)"
+# The lanes with deliveries due now, for the worker's dispatcher (retries, and lanes
+# whose job a dead worker held).
+QUEUE_DUE_LANES = f"""
+    WITH due AS (
+        SELECT subscription_id, mod(id, {LANES_PER_SUBSCRIPTION}) AS lane FROM {DELIVERIES}
+         WHERE state = 'pending' AND next_attempt_at <= now()
+    )
+    {lane_jobs_sql("due")}"""
 
 
-def delivery_lock(subscription_id: int, delivery_id: int) -> str:
-    """The procrastinate lock of a delivery's jobs, as record_event_ctes writes it."""
-    return f"webhook:{subscription_id}:{delivery_id % LANES_PER_SUBSCRIPTION}"
+# A batch of attempts' outcomes, in one statement.
+RECORD_OUTCOMES = f"""
+    UPDATE {DELIVERIES} d
+       SET attempts = o.attempts, state = o.state, delivered_at = o.delivered_at,
+           next_attempt_at = o.next_attempt_at, last_outcome = o.outcome
+      FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(states)s::text[],
+                  %(delivered_at)s::timestamptz[], %(next_attempt_at)s::timestamptz[],
+                  %(outcomes)s::text[])
+           AS o(id, attempts, state, delivered_at, next_attempt_at, outcome)
+     WHERE d.id = o.id"""
 
 
-# Every transaction with a smaller id has finished: the events those wrote are final,
-# and no event the feed has not served yet can sort before them.
-FINISHED_TRANSACTIONS_BELOW = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+def lane_of(delivery_id: int) -> int:
+    return delivery_id % LANES_PER_SUBSCRIPTION
+
+
+# Events of finished transactions (every transaction with a smaller id than the
+# oldest one running has finished: the events those wrote are final, and no event the
+# feed has not served yet can sort before them), and the reader's own.
+SETTLED = """(txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+              OR txid = pg_current_xact_id_if_assigned()::text::bigint)"""

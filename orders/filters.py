@@ -23,6 +23,9 @@ class OrderFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(required=False, choices=OrderStatus.choices)
     date_placed__gte = serializers.DateTimeField(required=False)
     date_placed__lte = serializers.DateTimeField(required=False)
+    is_send = QueryBooleanField(
+        required=False, help_text="false: not yet sent to the ERP (Omnitron's ERP pull)."
+    )
 
 
 class OrderItemFilterSerializer(serializers.Serializer):

@@ -123,7 +123,10 @@ class Order(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["number", "channel"], name="uniq_order_number_channel")
         ]
-        permissions = [("capture_order", "Can capture order items")]
+        permissions = [
+            ("capture_order", "Can capture order items"),
+            ("mark_order_sent", "Can mark orders sent to the ERP (is_send)"),
+        ]
 
     def __str__(self):
         return self.number

@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from omnitron.api.serializers import OutputModelSerializer
 
+from .error_codes import OrderErrorCode
 from .models import Order, OrderItem
 
 # The seed's property order.
@@ -68,3 +69,26 @@ class OrderItemSerializer(OutputModelSerializer):
             "is_captured", "captured_at", "created_date", "modified_date",
         ]  # fmt: skip
         read_only_fields = fields
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON true or false, nothing else ("true", 1, "yes" are `invalid`)."""
+
+    def to_internal_value(self, data):
+        if type(data) is not bool:
+            self.fail("invalid")
+        return data
+
+
+class OrderSentSerializer(serializers.Serializer):
+    """What the ERP may change on an order: whether it has taken it (`is_send`)."""
+
+    is_send = StrictBooleanField(help_text="true once the ERP has taken the order.")
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and (others := sorted(set(data) - {"is_send"})):
+            raise serializers.ValidationError(
+                {name: [OrderErrorCode.NOT_WRITABLE.message] for name in others},
+                code=OrderErrorCode.NOT_WRITABLE.code,
+            )
+        return super().to_internal_value(data)

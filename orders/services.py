@@ -179,6 +179,7 @@ def api_user_create_or_update(
     channel_ids: list[int] | None = None,
     all_channels: bool = False,
     can_capture: bool = True,
+    can_mark_sent: bool = False,
     password: str | None = None,
     staff: bool = False,
     superuser: bool = False,
@@ -199,8 +200,12 @@ def api_user_create_or_update(
         user.is_active = True
         user.save()
 
-        capture = Permission.objects.get(content_type__app_label="orders", codename="capture_order")
-        (user.user_permissions.add if can_capture else user.user_permissions.remove)(capture)
+        for codename, granted in (
+            ("capture_order", can_capture),
+            ("mark_order_sent", can_mark_sent),
+        ):
+            permission = Permission.objects.get(content_type__app_label="orders", codename=codename)
+            (user.user_permissions.add if granted else user.user_permissions.remove)(permission)
         views = Permission.objects.filter(
             content_type__app_label__in=["orders", "capture"], codename__in=STAFF_VIEW_PERMISSIONS
         )
@@ -222,3 +227,10 @@ def api_user_create_or_update(
             )
         token, _ = Token.objects.get_or_create(user=user)
     return token
+
+
+def order_mark_sent(*, order: Order, is_send: bool) -> Order:
+    """Record whether the ERP has taken the order (Omnitron's `is_send`)."""
+    order.is_send = is_send
+    order.save(update_fields=["is_send", "modified_date"])
+    return order

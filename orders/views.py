@@ -1,9 +1,20 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+
+from omnitron.api.error_codes import ApiErrorCode, FieldErrorCode
+from omnitron.api.permissions import HasRequiredPermission
+from omnitron.api.schema import AUTHENTICATION, BODY_CODES, UNAVAILABLE, error_responses
 from omnitron.api.viewsets import ScopedReadOnlyViewSet, documented
 
+from .error_codes import OrderErrorCode
 from .filters import OrderFilterSerializer, OrderItemFilterSerializer
 from .models import Order, OrderItem
 from .selectors import order_item_list_for_user, order_list_for_user
-from .serializers import OrderItemSerializer, OrderSerializer
+from .serializers import OrderItemSerializer, OrderSentSerializer, OrderSerializer
+from .services import order_mark_sent
+
+ORDER_SENT_FIELD_CODES = (FieldErrorCode.REQUIRED, FieldErrorCode.NULL, FieldErrorCode.INVALID)
 
 
 @documented(
@@ -22,6 +33,43 @@ class OrderViewSet(ScopedReadOnlyViewSet):
 
     def select(self, *, user, filters):
         return order_list_for_user(user=user, filters=filters)
+
+    @property
+    def required_permission(self) -> str | None:
+        return "orders.mark_order_sent" if self.action == "partial_update" else None
+
+    def get_permissions(self):
+        if self.action == "partial_update":
+            return [IsAuthenticated(), HasRequiredPermission()]
+        return super().get_permissions()
+
+    @extend_schema(
+        summary="Mark an order sent to the ERP",
+        description=(
+            "Omnitron's ERP flow: pull `GET /api/v1/orders/?is_send=false`, take the orders, "
+            'then mark each `{"is_send": true}`. Only `is_send` can be changed. Needs the '
+            "`orders.mark_order_sent` permission. Orders of other channels are 404."
+        ),
+        request=OrderSentSerializer,
+        responses={
+            200: OrderSerializer,
+            **error_responses(
+                OrderErrorCode.NOT_WRITABLE,
+                *ORDER_SENT_FIELD_CODES,
+                *AUTHENTICATION,
+                ApiErrorCode.PERMISSION_DENIED,
+                ApiErrorCode.NOT_FOUND,
+                *BODY_CODES,
+                *UNAVAILABLE,
+            ),  # fmt: skip
+        },
+    )
+    def partial_update(self, request, pk=None):
+        order = self.get_object()
+        serializer = OrderSentSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        order = order_mark_sent(order=order, is_send=serializer.validated_data["is_send"])
+        return Response(OrderSerializer(order).data)
 
 
 @documented(

@@ -1,9 +1,13 @@
 #!/bin/sh
 # Container entry point: optional migrations (DJANGO_MIGRATE=1, for a single
-# replica or a one-off job), then gunicorn as PID 1 (gunicorn.conf.py).
+# replica or a one-off job), then gunicorn as PID 1 (gunicorn.conf.py), or, with the
+# argument `worker`, the webhook worker; any other arguments run as a command.
 set -e
 if [ "${DJANGO_MIGRATE:-0}" = "1" ]; then
   python manage.py migrate --noinput
+fi
+if [ "${1:-}" = "worker" ]; then
+  exec python manage.py procrastinate worker
 fi
 if [ "$#" -gt 0 ]; then
   exec "$@"

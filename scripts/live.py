@@ -22,16 +22,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until_ready(url: str, timeout: float = 30, process=None) -> None:
+def wait_until_ready(url: str, timeout: float = 30, process=None, status: int = 200) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"exited with {process.returncode} before {url} answered")
         with contextlib.suppress(requests.RequestException):
-            if requests.get(url, timeout=1).status_code == 200:
+            if requests.get(url, timeout=1).status_code == status:
                 return
         time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer 200 within {timeout}s")
+    raise TimeoutError(f"{url} did not answer {status} within {timeout}s")
 
 
 class Process:

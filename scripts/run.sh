@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# make run: local PostgreSQL (unless DATABASE_URL), migrations, demo data, gunicorn.
+# make run: local PostgreSQL (unless DATABASE_URL), migrations, demo data, the webhook
+# worker and gunicorn. Ctrl-C stops the worker, gunicorn, and the database if this run
+# started it (its data stays).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -7,12 +9,20 @@ export HOST=${HOST:-127.0.0.1}
 export PORT=${PORT:-8000}
 export DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE:-omnitron.settings.dev}
 
-if [ -z "${DATABASE_URL:-}" ]; then
-  # Stop the local database on exit only if this run started it; its data stays.
-  if ! scripts/pg.sh status >/dev/null 2>&1; then
-    trap 'scripts/pg.sh stop' EXIT
-    trap 'exit 130' INT TERM
+started_database=0
+worker=""
+cleanup() {
+  if [ -n "$worker" ]; then
+    kill -TERM "$worker" 2>/dev/null || true
+    wait "$worker" 2>/dev/null || true
   fi
+  if [ "$started_database" = 1 ]; then scripts/pg.sh stop; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ -z "${DATABASE_URL:-}" ]; then
+  if ! scripts/pg.sh status >/dev/null 2>&1; then started_database=1; fi
   scripts/pg.sh start
   DATABASE_URL=$(scripts/pg.sh url)
   export DATABASE_URL
@@ -25,5 +35,9 @@ cat <<MSG
 Serving http://$HOST:$PORT/ (Ctrl-C stops it; the database keeps its data)
   API docs:  http://$HOST:$PORT/api/docs/
   Readiness: http://$HOST:$PORT/readyz
+  Webhooks:  python manage.py create_webhook http://127.0.0.1:9000/hook  (a worker is running)
 MSG
+# The webhook worker (events/tasks.py) beside gunicorn.
+.venv/bin/python manage.py procrastinate worker &
+worker=$!
 .venv/bin/gunicorn omnitron.wsgi

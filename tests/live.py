@@ -23,6 +23,7 @@ __all__ = [
     "free_port",
     "gunicorn",
     "nginx",
+    "worker",
     "require_program",
     "server_env",
     "wait_until_ready",
@@ -65,6 +66,31 @@ def gunicorn(*, workers: int = 2, env: dict | None = None, wait: bool = True):
         yield base, process
     finally:
         process.stop()
+
+
+@contextlib.contextmanager
+def worker(*, count: int = 1, env: dict | None = None):
+    """`count` webhook workers (`manage.py procrastinate worker`), each its own process
+    group; yields their Process objects."""
+    processes = [
+        Process(
+            [
+                str(VENV_BIN / "python"),
+                "manage.py",
+                "procrastinate",
+                "worker",
+                "--name",
+                f"test-worker-{n}",
+            ],
+            env=env or server_env(),
+        )  # fmt: skip
+        for n in range(count)
+    ]
+    try:
+        yield processes
+    finally:
+        for process in processes:
+            process.stop()
 
 
 def require_program(name: str, package: str) -> str:

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 import tomllib
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 import requests
 from packaging.requirements import Requirement
 
+from tests.events.helpers import receiving
 from tests.live import (
     ROOT,
     VENV_BIN,
@@ -137,18 +139,36 @@ def _interrupt(process: Process) -> str:
     return process.stop(sig=signal.SIGINT, timeout=30)
 
 
-def test_make_run_uses_the_database_of_database_url(transactional_db):
+def test_make_run_uses_the_database_of_database_url_and_delivers_webhooks(transactional_db):
+    """The README's quick start: make run, create_webhook, the printed curl capture,
+    and the receiver has the capture well within a minute; Ctrl-C stops it all."""
     name = f"run_check_{secrets.token_hex(4)}"
     admin = psycopg.connect(database_url("postgres"))
     admin.autocommit = True
     admin.cursor().execute(f"CREATE DATABASE {name}")
     port = free_port()
-    process = _run_script(DATABASE_URL=database_url(name), PORT=port, WEB_CONCURRENCY=1)
+    env = {"DATABASE_URL": database_url(name), "PORT": port, "WEB_CONCURRENCY": 1}
+    process = _run_script(**env)
     try:
         wait_until_ready(f"http://127.0.0.1:{port}/readyz", timeout=60, process=process.popen)
+        with receiving() as receiver:
+            manage = {**os.environ, "DJANGO_SETTINGS_MODULE": "omnitron.settings.dev",
+                      "DATABASE_URL": database_url(name)}  # fmt: skip
+            subprocess.run([*MANAGE, "create_webhook", receiver.url], cwd=ROOT, env=manage,
+                           check=True, capture_output=True)  # fmt: skip
+            printed = process.output()
+            curl = printed[printed.index("curl -s") :].split("\n\n")[0]
+            started = time.monotonic()
+            answer = subprocess.run(["bash", "-c", curl.replace("\\\n", " ")],
+                                    capture_output=True, text=True, timeout=30)  # fmt: skip
+            assert '"number":"DEMO-' in answer.stdout, answer.stdout + answer.stderr
+            receiver.wait_for(1, timeout=60)
+            assert time.monotonic() - started < 60
     finally:
         output = _interrupt(process)
     assert "curl" in output, output
+    with pytest.raises(ProcessLookupError):  # nothing of make run is left: worker included
+        os.killpg(process.popen.pid, 0)
     with psycopg.connect(database_url(name)) as conn, conn.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM orders_order WHERE number LIKE 'DEMO-%%'")
         assert cursor.fetchone()[0] > 0

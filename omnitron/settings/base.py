@@ -209,6 +209,9 @@ PROCRASTINATE_WORKER_DEFAULTS = {
     "concurrency": env.int("WORKER_CONCURRENCY", default=8),
     "update_heartbeat_interval": max(1, WEBHOOK_STALLED_SECONDS / 3),
     "stalled_worker_timeout": WEBHOOK_STALLED_SECONDS,
+    # New jobs arrive by LISTEN/NOTIFY at once; retries scheduled for later are
+    # found by polling, this often.
+    "fetch_job_polling_interval": 1.0,
     # Finished jobs go; every delivery and attempt is kept in events' own tables.
     "delete_jobs": "successful",
 }

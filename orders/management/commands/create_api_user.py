@@ -26,6 +26,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-capture", action="store_true", help="omit the orders.capture_order permission"
         )
+        parser.add_argument(
+            "--mark-sent",
+            action="store_true",
+            help="grant orders.mark_order_sent (the ERP: PATCH is_send on orders)",
+        )
         parser.add_argument("--password", help="set a password (for login and the admin)")
         parser.add_argument(
             "--staff", action="store_true", help="admin access, viewing orders of its channels"
@@ -39,6 +44,7 @@ class Command(BaseCommand):
                 channel_ids=options["channels"],
                 all_channels=options["all_channels"],
                 can_capture=not options["no_capture"],
+                can_mark_sent=options["mark_sent"],
                 password=options["password"],
                 staff=options["staff"],
                 superuser=options["superuser"],

@@ -1,0 +1,165 @@
+"""Events in-process: one per committed capture, in its transaction; payloads as
+documented; the feed, channel-scoped, never skipping or repeating an event."""
+
+import json
+
+import psycopg
+import pytest
+from django.db import connection, transaction
+
+from capture.idempotency import idempotent_answer, request_fingerprint
+from capture.services import ItemInput, order_capture
+from events.models import DeliveryState, Event, WebhookDelivery
+from events.payloads import event_payload
+from events.services import webhook_subscription_create_or_update
+from tests.events.helpers import assert_valid_payload
+from tests.factories import ChannelFactory, make_api_user, make_order
+from tests.helpers import capture, client_for
+
+FEED = "/api/v1/events/"
+
+
+def test_a_capture_writes_one_event_and_a_refusal_or_a_replay_none(api_client, order):
+    pk = order.items.first().pk
+    first = capture(api_client, order, [pk], key="k1")
+    assert first.status_code == 200
+    assert Event.objects.count() == 1
+    assert capture(api_client, order, [pk], key="k1")["Idempotent-Replayed"] == "true"
+    assert capture(api_client, order, [pk]).status_code == 400  # already captured
+    assert capture(api_client, "NO-SUCH-ORDER", [pk]).status_code == 400
+    event = Event.objects.get()
+    assert (event.type, event.channel_id) == ("order.captured", order.channel_id)
+    assert event.id.startswith("evt_")
+    assert len(event.id) == 36
+
+
+def test_a_rolled_back_capture_leaves_no_event(api_user, order):
+    pk = order.items.first().pk
+
+    def capture_then_fail():
+        order_capture(user=api_user, order_number=order.number, items=[ItemInput(pk)])
+        raise RuntimeError("the transaction rolls back after the capture's statement")
+
+    with pytest.raises(RuntimeError):
+        idempotent_answer(user=api_user, key="r", fingerprint=request_fingerprint(
+            {"order": order.number, "order_items": [{"pk": pk}]}), capture=capture_then_fail)  # fmt: skip
+    assert not Event.objects.exists()
+
+
+def test_the_payload_is_the_capture_as_get_answers_it_and_the_order_as_answered(api_client, order):
+    pk = order.items.first().pk
+    answer = capture(api_client, order, [pk])
+    payload = assert_valid_payload(event_payload(Event.objects.get()).encode())
+    capture_pk = payload["data"]["capture"]["pk"]
+    assert payload["type"] == "order.captured"
+    assert payload["data"]["order"] == answer.json()
+    assert payload["data"]["capture"] == api_client.get(f"/api/v1/captures/{capture_pk}/").json()
+    assert payload["timestamp"] == payload["data"]["capture"]["created_at"]
+
+
+def test_the_payload_is_rendered_once_and_never_changes(api_client, api_user, order):
+    capture(api_client, order, [order.items.first().pk])
+    event = Event.objects.get()
+    first = event_payload(event)
+    api_user.username = "renamed"
+    api_user.save()
+    assert event_payload(Event.objects.get()) == first  # stored, not rendered again
+
+
+def test_deliveries_are_queued_only_for_matching_active_subscriptions(api_client, order):
+    other = ChannelFactory()
+    wanted, _ = webhook_subscription_create_or_update(url="http://127.0.0.1:9/a",
+                                                      event_types=["order.captured"])  # fmt: skip
+    webhook_subscription_create_or_update(url="http://127.0.0.1:9/b",
+                                          event_types=["order.captured"], channel_ids=[other.pk])  # fmt: skip
+    off, _ = webhook_subscription_create_or_update(url="http://127.0.0.1:9/c",
+                                                   event_types=["order.captured"])  # fmt: skip
+    off.is_active = False
+    off.save()
+    capture(api_client, order, [order.items.first().pk])
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.subscription, delivery.state) == (wanted, DeliveryState.PENDING)
+    lane = {"subscription_id": wanted.pk, "lane": delivery.pk % 4}
+    assert queued_lane_jobs() == [lane]
+    # Four more captures, one delivery each, on every lane: one job per lane, never two.
+    for more in [make_order(channel=order.channel, items=1) for _ in range(4)]:
+        capture(api_client, more, [more.items.get().pk])
+    assert WebhookDelivery.objects.count() == 5
+    expected = [{"subscription_id": wanted.pk, "lane": n} for n in range(4)]
+    assert sorted(queued_lane_jobs(), key=str) == sorted(expected, key=str)
+
+
+def queued_lane_jobs() -> list[dict]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT args::text FROM procrastinate_jobs "
+                       "WHERE task_name = 'events.tasks.deliver_lane' AND status = 'todo'")  # fmt: skip
+        return [json.loads(row[0]) for row in cursor.fetchall()]
+
+
+# The feed
+
+
+def test_the_feed_serves_the_callers_channels_oldest_first_by_cursor(api_client, channel):
+    mine = [make_order(channel=channel, items=1) for _ in range(3)]
+    theirs = make_order(channel=ChannelFactory(), items=1)
+    superuser = client_for(make_api_user(is_superuser=True))
+    for order in [mine[0], theirs, mine[1], mine[2]]:
+        assert capture(superuser, order, [order.items.get().pk]).status_code == 200
+
+    page = api_client.get(FEED, {"limit": 2}).json()
+    assert [e["data"]["order"]["number"] for e in page["results"]] == [o.number for o in mine[:2]]
+    rest = api_client.get(page["next"]).json()
+    assert [e["data"]["order"]["number"] for e in rest["results"]] == [mine[2].number]
+    last = api_client.get(rest["next"]).json()
+    assert last == {"next": None, "results": []}
+    ids = [e["id"] for e in page["results"] + rest["results"]]
+    assert ids == sorted(ids)
+    assert all(e["channel"] == channel.pk for e in page["results"] + rest["results"])
+    assert api_client.get(FEED, {"type": "order.captured"}).json()["results"]
+    assert api_client.get(FEED, {"type": "order.nope"}).json()["code"] == "invalid_choice"
+    assert api_client.get(FEED, {"after": "nope"}).json()["code"] == "invalid"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_feed_waits_for_a_running_transaction_rather_than_skip_its_event(api_client, channel):
+    """A transaction that started first may commit an event that sorts before one
+    committed already: the feed serves neither until it ends, so no poller skips it."""
+    first, second = make_order(channel=channel, items=1), make_order(channel=channel, items=1)
+    s = connection.settings_dict
+    slow = psycopg.connect(host=s["HOST"], port=s["PORT"], user=s["USER"], dbname=s["NAME"])
+    try:
+        with slow.cursor() as cursor:  # takes its transaction id first, commits last
+            cursor.execute("SELECT pg_current_xact_id()")
+        assert capture(api_client, second, [second.items.get().pk]).status_code == 200
+        assert api_client.get(FEED).json()["results"] == []
+        slow.commit()
+        served = api_client.get(FEED).json()["results"]
+        assert [e["data"]["order"]["number"] for e in served] == [second.number]
+        assert capture(api_client, first, [first.items.get().pk]).status_code == 200
+        after = api_client.get(FEED, {"after": served[-1]["id"]}).json()["results"]
+        assert [e["data"]["order"]["number"] for e in after] == [first.number]
+    finally:
+        slow.close()
+
+
+def test_every_feed_event_is_valid_against_the_documented_payload(api_client, order):
+    capture(api_client, order, [order.items.first().pk])
+    (event,) = api_client.get(FEED).json()["results"]
+    assert_valid_payload(json.dumps({k: event[k] for k in ("type", "timestamp", "data")}).encode())
+
+
+def test_the_feed_needs_a_token(client, db):
+    assert client.get(FEED).status_code == 401
+
+
+def test_nothing_of_a_rolled_back_transaction_reaches_the_feed(api_client, api_user, order):
+    pk = order.items.first().pk
+
+    def capture_then_fail():
+        with transaction.atomic():
+            order_capture(user=api_user, order_number=order.number, items=[ItemInput(pk)])
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError):
+        capture_then_fail()
+    assert api_client.get(FEED).json()["results"] == []

@@ -1,0 +1,221 @@
+"""Webhooks end to end: real worker processes (`manage.py procrastinate worker`), a
+real receiver on loopback, signatures checked with the `standardwebhooks` library,
+every body checked against the documented payload."""
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+import requests
+from standardwebhooks import Webhook
+
+from events.models import DeliveryState, Event, WebhookDelivery
+from events.services import webhook_subscription_create_or_update
+from tests.events.helpers import Receiver, assert_valid_payload, receiving
+from tests.factories import ChannelFactory, make_order
+from tests.helpers import capture
+from tests.live import VENV_BIN, Process, free_port, gunicorn, server_env, worker
+from tests.reliability.helpers import seed, token_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# Quick retries, so the tests need not wait hours; a dead worker is noticed in 3 s.
+FAST = {"WEBHOOK_RETRY_SCHEDULE": "1,1,2", "WEBHOOK_STALLED_SECONDS": "3"}
+
+
+def subscribe(url: str, **options) -> str:
+    subscription, _ = webhook_subscription_create_or_update(
+        url=url, event_types=["order.captured"], **options
+    )
+    return subscription.secret
+
+
+def capture_orders(client, channel, count: int) -> set[str]:
+    """Capture `count` fresh orders; the ids of the events they wrote."""
+    for _ in range(count):
+        order = make_order(channel=channel, items=1)
+        assert capture(client, order, [order.items.get().pk]).status_code == 200
+    return set(Event.objects.values_list("id", flat=True))
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.1)
+
+
+def delivered(count: int):
+    return lambda: WebhookDelivery.objects.filter(state=DeliveryState.DELIVERED).count() >= count
+
+
+def test_a_capture_is_delivered_once_signed_and_as_documented(api_client, channel):
+    with receiving() as receiver, worker(env=server_env(**FAST)):
+        secret = subscribe(receiver.url)
+        events = capture_orders(api_client, channel, 3)
+        receiver.wait_for(3)
+        wait_until(delivered(3), 10, "deliveries recorded")
+        time.sleep(1)  # nothing more comes
+    assert sorted(receiver.ids()) == sorted(events)  # each once, nothing else
+    verifier = Webhook(secret)
+    for request in receiver.requests:
+        headers = {k.lower(): v for k, v in request["headers"].items()}
+        assert verifier.verify(request["body"], headers)["type"] == "order.captured"
+        payload = assert_valid_payload(request["body"])
+        assert payload["data"]["order"]["channel"] == channel.pk
+        assert headers["content-type"] == "application/json"
+    assert all(d.attempts == 1 for d in WebhookDelivery.objects.all())
+
+
+def test_a_receiver_failing_twice_gets_the_event_on_the_third_attempt(api_client, channel):
+    with (
+        receiving(answer=lambda number, _: 500 if number <= 2 else 200) as receiver,
+        worker(env=server_env(**FAST)),
+    ):
+        subscribe(receiver.url)
+        (event_id,) = capture_orders(api_client, channel, 1)
+        wait_until(delivered(1), 20, "delivered after two failures")
+    assert receiver.ids() == [event_id] * 3  # the same webhook-id every time
+    delivery = WebhookDelivery.objects.get()
+    assert [(t.number, t.status_code) for t in delivery.tries.all()] == [
+        (1, 500), (2, 500), (3, 200)]  # fmt: skip
+    assert delivery.tries.get(number=1).response_excerpt == "ok"
+
+
+def test_a_receiver_down_for_a_minute_gets_everything_when_it_is_back(api_client, channel):
+    receiver = Receiver()
+    # Retries every few seconds through the outage, so the test need not wait long after.
+    env = server_env(WEBHOOK_RETRY_SCHEDULE=",".join(["1", "2", "4"] + ["5"] * 20),
+                     WEBHOOK_STALLED_SECONDS="3")  # fmt: skip
+    with worker(env=env):
+        subscribe(receiver.url)  # nothing listens there yet
+        events = capture_orders(api_client, channel, 5)
+        time.sleep(60)
+        refused = WebhookDelivery.objects.filter(state=DeliveryState.PENDING, attempts__gte=5)
+        assert refused.count() == 5, "every delivery was tried through the outage"
+        receiver.start()
+        try:
+            wait_until(delivered(5), 15, "delivered once the receiver is back")
+        finally:
+            receiver.stop()
+    assert set(receiver.ids()) == events
+    assert all("ConnectionRefused" in t.error or "NewConnectionError" in t.error
+               for t in WebhookDelivery.objects.first().tries.exclude(status_code=200))  # fmt: skip
+
+
+def test_a_worker_killed_mid_delivery_loses_nothing(api_client, channel):
+    hanging = threading.Event()
+    release = threading.Event()
+
+    def answer(number, _):
+        if number == 1:
+            hanging.set()
+            release.wait(30)  # the first attempt hangs until its worker is killed
+        return 200
+
+    env = server_env(**FAST)
+    with receiving(answer=answer) as receiver:
+        subscribe(receiver.url)
+        with worker(env=env) as (doomed,):
+            (event_id,) = capture_orders(api_client, channel, 1)
+            assert hanging.wait(15), "the first worker started the delivery"
+            doomed.stop(signal.SIGKILL)
+        release.set()
+        with worker(env=env):
+            wait_until(delivered(1), 40, "delivered by the next worker")
+    assert receiver.ids() == [event_id, event_id]  # sent again, with the same id
+    assert WebhookDelivery.objects.get().tries.count() == 1  # the killed attempt left no row
+
+
+def test_two_workers_never_send_the_same_delivery_at_once(api_client, channel):
+    def answer(number, webhook_id):
+        return 500 if number % 3 else 200  # many retries, racing for the same deliveries
+
+    with receiving(answer=answer, delay=0.2) as receiver, worker(count=2, env=server_env(**FAST)):
+        subscribe(receiver.url)
+        events = capture_orders(api_client, channel, 12)
+        wait_until(lambda: WebhookDelivery.objects.exclude(state=DeliveryState.PENDING).count()
+                   == 12, 60, "every delivery settled")  # fmt: skip
+    assert receiver.overlaps == []
+    assert set(receiver.ids()) <= events
+
+
+def test_a_subscription_for_one_channel_gets_only_that_channel(api_client, api_user, channel):
+    other = ChannelFactory()
+    api_user.channel_memberships.create(channel=other)
+    with receiving() as receiver, worker(env=server_env(**FAST)):
+        subscribe(receiver.url, channel_ids=[other.pk])
+        capture_orders(api_client, channel, 2)
+        wanted = capture_orders(api_client, other, 1) - set(
+            Event.objects.filter(channel=channel).values_list("id", flat=True))  # fmt: skip
+        receiver.wait_for(1)
+        time.sleep(1.5)
+    assert receiver.ids() == list(wanted)
+
+
+def test_under_load_every_committed_capture_is_received_exactly_once():
+    """16 clients capture for 20 seconds through gunicorn; one subscription; three
+    workers. After de-duplication by webhook-id the receiver has exactly the events
+    of the captures that committed, and nothing else. (`make bench` does the same for a
+    whole minute at full speed, with wrk.)"""
+    orders = seed(orders=6_000, items=1, prefix="LOAD")
+    token = token_for("wms", all_channels=True)
+    bodies = iter([{"order": o["number"], "order_items": [{"pk": o["items"][0]["pk"]}]}
+                   for o in orders])  # fmt: skip
+    lock = threading.Lock()
+    answered = []
+
+    def client(base, until):
+        session = requests.Session()
+        session.headers["Authorization"] = f"Token {token}"
+        while time.monotonic() < until:
+            with lock:
+                body = next(bodies, None)
+            if body is None:
+                return
+            # stream=True: the suite's contract check skips it (thousands of answers
+            # checked against the schema would make the test, not the service, slow).
+            response = session.post(f"{base}/api/v1/capture-order/", json=body, timeout=30,
+                                    stream=True)  # fmt: skip
+            response.close()
+            with lock:
+                answered.append(response.status_code)
+
+    with (
+        receiving() as receiver,
+        worker(count=3, env=server_env(**FAST)),
+        gunicorn(workers=3, env=server_env(DJANGO_CONN_MAX_AGE=60)) as (base, _),
+    ):
+        subscribe(receiver.url)
+        until = time.monotonic() + 20
+        clients = [threading.Thread(target=client, args=(base, until)) for _ in range(16)]
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join()
+        events = set(Event.objects.values_list("id", flat=True))
+        receiver.wait_for(len(events), timeout=120)
+        time.sleep(1)
+    assert answered.count(200) == len(events) > 200
+    assert set(answered) == {200}
+    assert set(receiver.ids()) == events  # every committed capture, and nothing else
+
+
+def test_the_docs_example_receiver_verifies_a_real_delivery(api_client, channel):
+    """docs/examples/webhook_receiver.py, as docs/webhooks.md shows it."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/hook"
+    secret = subscribe(url)
+    example = Process([str(VENV_BIN / "python"), "-u", "docs/examples/webhook_receiver.py",
+                       str(port), secret], env=dict(os.environ))  # fmt: skip
+    try:
+        with worker(env=server_env(**FAST)):
+            time.sleep(1)  # the receiver is listening
+            (event_id,) = capture_orders(api_client, channel, 1)
+            wait_until(delivered(1), 20, "delivered to the example receiver")
+    finally:
+        printed = example.stop()
+    assert f"{event_id} order.captured" in printed

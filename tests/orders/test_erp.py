@@ -1,0 +1,64 @@
+"""Omnitron's ERP pull: list orders not yet sent, mark each sent; only `is_send` can
+change, only with orders.mark_order_sent, only in your channels."""
+
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from orders.models import Order
+from tests.factories import ChannelFactory, make_order
+from tests.helpers import client_for
+
+
+@pytest.fixture
+def erp(channel):
+    """A client of a user made as the docs say: create_api_user --mark-sent."""
+    call_command("create_api_user", "erp", "--channel", str(channel.pk), "--no-capture",
+                 "--mark-sent", stdout=StringIO())  # fmt: skip
+    return client_for(get_user_model().objects.get(username="erp"))
+
+
+def test_pull_the_unsent_orders_then_mark_each_sent(erp, channel):
+    orders = [make_order(channel=channel, items=1) for _ in range(3)]
+    unsent = erp.get("/api/v1/orders/", {"is_send": "false"}).json()
+    assert sorted(o["pk"] for o in unsent["results"]) == sorted(o.pk for o in orders)
+    response = erp.patch(f"/api/v1/orders/{orders[0].pk}/", {"is_send": True}, format="json")
+    assert response.status_code == 200
+    assert response.json()["is_send"] is True
+    assert Order.objects.get(pk=orders[0].pk).is_send is True
+    left = erp.get("/api/v1/orders/", {"is_send": "false"}).json()["results"]
+    assert sorted(o["pk"] for o in left) == sorted(o.pk for o in orders[1:])
+    sent = erp.get("/api/v1/orders/", {"is_send": "true"}).json()["results"]
+    assert [o["pk"] for o in sent] == [orders[0].pk]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "code"),
+    [({"is_send": True, "status": "100"}, "status", "not_writable"),
+     ({"amount": "1.00"}, "amount", "not_writable"),
+     ({}, "is_send", "required"),
+     ({"is_send": "true"}, "is_send", "invalid"),
+     ({"is_send": 1}, "is_send", "invalid"),
+     ({"is_send": None}, "is_send", "null")],
+)  # fmt: skip
+def test_only_is_send_can_change(erp, channel, body, field, code):
+    order = make_order(channel=channel, items=1, status="400")
+    response = erp.patch(f"/api/v1/orders/{order.pk}/", body, format="json")
+    assert response.status_code == 400
+    assert (response.json()["code"], field in response.json()) == (code, True)
+    assert Order.objects.get(pk=order.pk).is_send is False
+
+
+def test_marking_sent_needs_the_permission_and_the_channel(erp, api_client, channel):
+    mine = make_order(channel=channel, items=1)
+    theirs = make_order(channel=ChannelFactory(), items=1)
+    no_permission = api_client.patch(f"/api/v1/orders/{mine.pk}/", {"is_send": True}, format="json")
+    assert (no_permission.status_code, no_permission.json()["code"]) == (403, "permission_denied")
+    other_channel = erp.patch(f"/api/v1/orders/{theirs.pk}/", {"is_send": True}, format="json")
+    assert other_channel.status_code == 404
+    assert (
+        erp.put(f"/api/v1/orders/{mine.pk}/", {"is_send": True}, format="json").status_code == 405
+    )
+    assert not Order.objects.filter(is_send=True).exists()
