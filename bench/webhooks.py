@@ -154,8 +154,14 @@ def sustained(server: Server, bodies: str | None, seconds: int) -> dict | None:
             "errors": run["errors"]}  # fmt: skip
 
 
-def measure_webhooks(server: Server, env: dict, bodies: list[dict], seconds: int,
-                     sustained_bodies: str | None = None, sustained_seconds: int = 0) -> dict:  # fmt: skip
+def measure_webhooks(
+    server: Server,
+    env: dict,
+    bodies: list[dict],
+    seconds: int,
+    sustained_bodies: str | None = None,
+    sustained_seconds: int = 0,
+) -> dict:
     """The whole webhook section of the report: alternating rounds, then (full runs)
     a sustained minute with the subscription; then the drain, the lag of every event
     delivered, and whether each arrived, once at least."""
