@@ -215,3 +215,15 @@ PROCRASTINATE_WORKER_DEFAULTS = {
     # Finished jobs go; every delivery and attempt is kept in events' own tables.
     "delete_jobs": "successful",
 }
+
+# Prometheus metrics (omnitron/metrics.py): GET /metrics on the app's own port, only to
+# these addresses (the proxy never forwards /metrics). With PROMETHEUS_MULTIPROC_DIR
+# set (make run, Docker), every gunicorn worker and the webhook worker are counted.
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+
+# Error tracking (omnitron/error_tracking.py): off unless SENTRY_DSN is set.
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", default="production")
+
+# Read replica (omnitron/db_router.py): set by a helper session working on scaling.
