@@ -13,7 +13,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     DJANGO_SETTINGS_MODULE=omnitron.settings.production \
     HOST=0.0.0.0 \
-    PORT=8000
+    PORT=8000 \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/omnitron-metrics
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin app
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
@@ -21,6 +22,8 @@ COPY . .
 # Static files are collected at build time; the key and hosts here serve only this step.
 RUN DJANGO_SECRET_KEY=build-only DJANGO_ALLOWED_HOSTS=localhost \
     python manage.py collectstatic --noinput -v 0
+# Prometheus' multiprocess files (a volume shared with the worker in docker-compose.yml).
+RUN mkdir -p /tmp/omnitron-metrics && chown app /tmp/omnitron-metrics
 USER app
 EXPOSE 8000
 # `docker run IMAGE` serves gunicorn; `docker run IMAGE worker` runs the webhook worker.

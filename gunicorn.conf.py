@@ -3,6 +3,8 @@ file from the working directory). HOST, PORT and WEB_CONCURRENCY override."""
 
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
@@ -19,9 +21,22 @@ preload_app = True
 # Access lines come from the app's own JSON request log.
 accesslog = None
 
+# Prometheus multiprocess mode (omnitron/metrics.py): every worker writes its samples to
+# this directory and /metrics adds them up. It must be set before the app is loaded.
+# Given (make run, Docker: shared with the webhook worker), or one of gunicorn's own.
+_own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+if _own_metrics_dir:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="omnitron-metrics-")
+os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
 
 def on_starting(server):
     """Errors gunicorn answers itself are JSON too (workers inherit this)."""
     from omnitron.gunicorn_errors import install
 
     install()
+
+
+def on_exit(server):
+    if _own_metrics_dir:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -22,10 +22,11 @@ class Measurements:
     profile: str  # pyinstrument's text, "" when not profiled
     fast_paths: list[dict]  # bench/fast_paths.py's rows, [] when not measured
     webhooks: dict  # bench/webhooks.py: with/without a subscription, lag, drain
+    metrics: dict  # bench/metrics_cost.py: capture-1 with metrics on / off
 
 
 def summarize(results: list[dict], scaling: list[dict], contended: dict, rounds: list,
-              webhooks: dict) -> dict:  # fmt: skip
+              webhooks: dict, metrics: dict) -> dict:  # fmt: skip
     by = {(r["scenario"], r["concurrency"]): r for r in results}
     lat = {row["items"]: row for row in scaling}
 
@@ -55,6 +56,7 @@ def summarize(results: list[dict], scaling: list[dict], contended: dict, rounds:
         "webhook_lag_p99_ms": webhooks["lag"]["p99_ms"],
         "webhook_drain_s": webhooks["drain_s"],
         "webhooks_all_delivered": webhooks["all_delivered"],
+        "metrics_on_over_off": metrics["on_over_off"],
     }
 
 
@@ -93,6 +95,11 @@ def targets(summary: dict) -> list[tuple[str, bool, str]]:
             f"{summary['webhook_drain_s']} s",
         ),
         ("every captured event delivered", summary["webhooks_all_delivered"], ""),
+        (
+            "capture-1 with metrics on >= 0.97 x metrics off",
+            (summary["metrics_on_over_off"] or 0) >= 0.97,
+            str(summary["metrics_on_over_off"]),
+        ),
     ]
 
 
@@ -108,7 +115,7 @@ def hard_failure(summary: dict) -> bool:
 
 def build_report(m: Measurements, *, started: str, smoke: bool, seconds: int,
                  warmup: int, workers: int) -> dict:  # fmt: skip
-    summary = summarize(m.scenarios, m.scaling, m.contended, m.rounds, m.webhooks)
+    summary = summarize(m.scenarios, m.scaling, m.contended, m.rounds, m.webhooks, m.metrics)
     return {
         "started": started,
         "command": "make bench-smoke" if smoke else "make bench",
@@ -122,6 +129,7 @@ def build_report(m: Measurements, *, started: str, smoke: bool, seconds: int,
         "profile": m.profile,
         "fast_paths": m.fast_paths,
         "webhooks": m.webhooks,
+        "metrics": m.metrics,
         "ratio_rounds": m.rounds,
         "duration_s": round(elapsed()),
     }
@@ -148,6 +156,7 @@ def markdown(report: dict) -> str:
         *scaling_table(report["items_scaling"]),
         *summary_lines(report["summary"], report["contended"]),
         *webhook_lines(report.get("webhooks")),
+        *metrics_lines(report.get("metrics")),
         *target_table(report["targets"]),
         *exhausted_note(report["scenarios"]),
         *fast_paths_table(report.get("fast_paths")),
@@ -239,6 +248,16 @@ def webhook_lines(webhooks: dict | None) -> list[str]:
         f"from the capture p50 {lag['p50_ms']} ms, p99 {lag['p99_ms']} ms; backlog drained "
         f"{webhooks['drain_s']} s after the load stopped; {lag['received']} of "
         f"{lag['events']} received",
+    ]
+
+
+def metrics_lines(metrics: dict | None) -> list[str]:
+    if not metrics:
+        return []
+    rounds = ", ".join(f"{r['on_rps']}/{r['off_rps']}" for r in metrics["rounds"])
+    return [
+        f"- metrics (bench/metrics_cost.py): capture-1 with / without metrics at concurrency "
+        f"16: **{metrics['on_over_off']}** (median of rounds, rps {rounds})"
     ]
 
 

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.infra import api_token, app_env, app_server, database, log, migrate, workers  # noqa: E402
 from bench.load import Server, ratio_rounds, run_scenarios, warm_ratio_sides  # noqa: E402
+from bench.metrics_cost import metrics_cost  # noqa: E402
 from bench.report import (  # noqa: E402
     Measurements,
     build_report,
@@ -131,7 +132,8 @@ def full_run(s: Settings) -> int:
             profile_orders=s.profile_orders,
         )
         paths_bodies = None if s.smoke else fast_path_bodies(seeds)
-        webhook_bodies = seeds.webhook_bodies(max(1, s.rounds), s.round_seconds)
+        webhook_bodies = seeds.sided_bodies(max(1, s.rounds), s.round_seconds, ("without", "with"))
+        metrics_bodies = seeds.sided_bodies(max(1, s.rounds), s.round_seconds, ("on", "off"))
         sustained_bodies = (
             None
             if s.smoke
@@ -147,10 +149,13 @@ def full_run(s: Settings) -> int:
             rounds = ratio_rounds(server, plan.ratio, s.round_seconds)
             webhooks = measure_webhooks(server, env, webhook_bodies, s.round_seconds,
                                         sustained_bodies, SUSTAINED_SECONDS)  # fmt: skip
+            metrics = metrics_cost(server, env, metrics_bodies, s.round_seconds)
             scaling = items_scaling(server, seeds, database_url, s.repeats)
             profile_text = "" if s.smoke else profile(env, plan.profile_bodies, token)
         paths = [] if s.smoke else fast_paths(env, paths_bodies, token)
-    measured = Measurements(scenarios, contended, rounds, scaling, profile_text, paths, webhooks)
+    measured = Measurements(
+        scenarios, contended, rounds, scaling, profile_text, paths, webhooks, metrics
+    )
     report = build_report(measured, started=started, smoke=s.smoke, seconds=s.seconds,
                           warmup=s.warmup, workers=workers())  # fmt: skip
     write_report(report, s.out, s.smoke)

@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework import status
 
-from omnitron import exactjson
+from omnitron import exactjson, metrics
 from omnitron.api.exceptions import error_body
 from omnitron.api.renderers import render_json
 from orders.models import ChannelMembership, Order
@@ -59,6 +59,7 @@ def idempotent_answer(*, user, key: str, fingerprint: str, capture: Callable[[],
     with transaction.atomic():
         stored = _claim(**record)
         if stored is not None:
+            metrics.count(metrics.REPLAYS)
             return stored
         try:
             order = capture()

@@ -34,6 +34,7 @@ import psycopg.errors
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
+from omnitron import metrics
 from orders.models import Order
 
 from . import sql
@@ -77,18 +78,23 @@ def order_capture(
                 user=user, number=order_number, channel=channel, pks=list(given)
             )
             refusal = _first_broken_rule(orders, given.keys(), locked)
-            if refusal is not None and len(orders) == 1:
-                refusal.order_id = orders[0].pk
             if refusal is None:
-                return sql.write_capture(
+                amount = sum((item.price for item in locked), Decimal("0.00"))
+                captured = sql.write_capture(
                     order=orders[0],
                     user_id=user.pk,
                     now=timezone.now(),
-                    amount=sum((item.price for item in locked), Decimal("0.00")),
+                    amount=amount,
                     idempotency_key=idempotency_key,
                     request_id=request_id,
                     changes={item.pk: given[item.pk].attributes for item in locked},
                 )
+        if refusal is None:
+            metrics.observe_capture(items=len(locked), amount=amount, currency=captured.currency)
+            return captured
+        if len(orders) == 1:
+            refusal.order_id = orders[0].pk
+        metrics.count(metrics.REFUSALS, refusal.default_code)
         raise refusal
 
 

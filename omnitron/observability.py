@@ -14,6 +14,10 @@ import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
+from django.conf import settings
+
+from omnitron import error_tracking, metrics
+
 request_id_var: ContextVar[str] = ContextVar("request_id", default="")
 
 _VALID_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
@@ -37,6 +41,8 @@ class RequestLogMiddleware:
         request_id = given if _VALID_ID.match(given) else uuid.uuid4().hex
         request.request_id = request_id
         token = request_id_var.set(request_id)
+        if settings.SENTRY_DSN:
+            error_tracking.tag_request(request_id)
         started = time.perf_counter()
         try:
             response = self.get_response(request)
@@ -47,6 +53,11 @@ class RequestLogMiddleware:
             request_id_var.reset(token)
 
     def _log(self, request, response, seconds):
+        code = _error_code(response) if response.status_code >= 400 else None
+        status = response.status_code
+        metrics.observe_request(
+            route=_route(request), method=request.method, status=status, seconds=seconds, code=code
+        )
         user = getattr(request, "user", None)
         fields = {
             "request_id": request.request_id,
@@ -58,9 +69,20 @@ class RequestLogMiddleware:
             **getattr(request, "log_fields", {}),
         }
         if response.status_code >= 400:
-            fields["code"] = _error_code(response)
+            fields["code"] = code
         level = logging.DEBUG if request.path in _QUIET_PATHS else logging.INFO
         logger.log(level, "request", extra={"fields": fields})
+
+
+def _route(request) -> str:
+    """A bounded name for what was asked: the URL pattern's name (no ids), or the path
+    of what answers before URL resolution (/healthz, /readyz), or "unmatched"."""
+    match = getattr(request, "resolver_match", None)
+    if match is not None:
+        return match.view_name or match.route
+    if request.path in _QUIET_PATHS:
+        return request.path
+    return "unmatched"
 
 
 def _error_code(response) -> str | None:

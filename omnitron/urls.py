@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from omnitron.api.docs import RedocView, SchemaView, SwaggerView
+from omnitron.metrics import metrics_view
 
 api_v1 = [
     path("", include("accounts.urls")),
@@ -12,6 +13,7 @@ api_v1 = [
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SchemaView.as_view(), name="schema"),
     path("api/docs/", SwaggerView.as_view(url_name="schema"), name="docs"),

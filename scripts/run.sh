@@ -11,11 +11,16 @@ export DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE:-omnitron.settings.dev}
 
 started_database=0
 worker=""
+# Prometheus multiprocess mode: gunicorn's workers and the webhook worker write their
+# samples here, and /metrics adds them up (omnitron/metrics.py).
+PROMETHEUS_MULTIPROC_DIR=$(mktemp -d "${TMPDIR:-/tmp}/omnitron-metrics.XXXXXX")
+export PROMETHEUS_MULTIPROC_DIR
 cleanup() {
   if [ -n "$worker" ]; then
     kill -TERM "$worker" 2>/dev/null || true
     wait "$worker" 2>/dev/null || true
   fi
+  rm -rf "$PROMETHEUS_MULTIPROC_DIR"
   if [ "$started_database" = 1 ]; then scripts/pg.sh stop; fi
 }
 trap cleanup EXIT
@@ -36,6 +41,7 @@ Serving http://$HOST:$PORT/ (Ctrl-C stops it; the database keeps its data)
   API docs:  http://$HOST:$PORT/api/docs/
   Readiness: http://$HOST:$PORT/readyz
   Webhooks:  python manage.py create_webhook http://127.0.0.1:9000/hook  (a worker is running)
+  Metrics:   http://$HOST:$PORT/metrics
 MSG
 # The webhook worker (events/tasks.py) beside gunicorn.
 .venv/bin/python manage.py procrastinate worker &

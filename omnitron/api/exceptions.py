@@ -15,6 +15,8 @@ from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
 
+from omnitron import metrics
+
 from .error_codes import NON_FIELD_ERRORS, ApiErrorCode, ErrorCode
 
 logger = logging.getLogger(__name__)
@@ -143,6 +145,7 @@ def exception_handler(exc, context):
     original, exc = exc, translate(exc)
     if isinstance(original, DatabaseError) and exc is not original:
         logger.warning("Database error answered as %s: %s", exc.default_code, original)
+        metrics.count(metrics.DATABASE_ERRORS)
     response = drf_exception_handler(exc, context)
     if response is None:
         logger.error("Unhandled error in %s", context.get("view"), exc_info=original)

@@ -224,6 +224,11 @@ METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1
 
 # Error tracking (omnitron/error_tracking.py): off unless SENTRY_DSN is set.
 SENTRY_DSN = env.str("SENTRY_DSN", default="")
-SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", default="production")
+if SENTRY_DSN:
+    from omnitron import error_tracking
+
+    error_tracking.init(
+        dsn=SENTRY_DSN, environment=env.str("SENTRY_ENVIRONMENT", default="production")
+    )
 
 # Read replica (omnitron/db_router.py): set by a helper session working on scaling.

@@ -32,3 +32,6 @@ DATABASES["default"]["OPTIONS"] = database_options(  # noqa: F405
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = throttle_rates(  # noqa: F405
     {"login_address": "off", "login_username": "off", "capture": "off"}
 )
+
+# A live server under test may serve a URLconf of the tests' own (a view that fails).
+ROOT_URLCONF = env.str("DJANGO_ROOT_URLCONF", default=ROOT_URLCONF)  # noqa: F405

@@ -1,0 +1,154 @@
+"""Prometheus metrics, served at GET /metrics on the app's own port.
+
+With PROMETHEUS_MULTIPROC_DIR set before the first import of prometheus_client
+(gunicorn.conf.py sets it; `make run` and the Docker image share it with the webhook
+worker), every process writes its samples to files there and /metrics adds them up:
+every gunicorn worker and every webhook worker on the machine are counted. Labels
+have bounded values only: route names, status classes, error codes (the registry's),
+currencies (the model's choices), delivery outcomes: never an order number, a user
+or a path with an id.
+
+/metrics answers only the addresses in METRICS_ALLOWED_IPS (404 to everyone else);
+the proxy in front of the app never forwards it."""
+
+import os
+import socket
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpResponse, JsonResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    values,
+)
+from prometheus_client.core import GaugeMetricFamily
+
+from omnitron.api.error_codes import ApiErrorCode
+
+ENABLED = settings.METRICS_ENABLED
+MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR" in os.environ
+if MULTIPROCESS:
+    # Files named by host and pid: containers sharing the directory (the app's and the
+    # worker's, docker-compose.yml) may reuse each other's pids.
+    values.ValueClass = values.MultiProcessValue(lambda: f"{socket.gethostname()}-{os.getpid()}")
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+REQUESTS = Counter(
+    "omnitron_http_requests_total", "Answered requests.", ["route", "method", "status_class"]
+)
+LATENCY = Histogram(
+    "omnitron_http_request_duration_seconds",
+    "Time to answer a request.",
+    ["route", "status_class"],
+    buckets=LATENCY_BUCKETS,
+)
+ERRORS = Counter(
+    "omnitron_api_errors_total",
+    "Error answers, by status and code (order_locked, throttled, database_unavailable...).",
+    ["status", "code"],
+)
+CAPTURES = Counter("omnitron_captures_total", "Successful captures.")
+CAPTURED_ITEMS = Counter("omnitron_captured_items_total", "Items captured.")
+CAPTURED_AMOUNT = Counter(
+    "omnitron_captured_amount_total", "Money captured, per currency.", ["currency"]
+)
+REFUSALS = Counter("omnitron_capture_refusals_total", "Captures a rule refused, by code.", ["code"])
+REPLAYS = Counter("omnitron_idempotent_replays_total", "Stored Idempotency-Key answers replayed.")
+DATABASE_ERRORS = Counter(
+    "omnitron_database_connection_errors_total",
+    "Requests answered 503 because PostgreSQL was unreachable or too slow.",
+)
+REPLICA_FALLBACKS = Counter(
+    "omnitron_replica_fallbacks_total",
+    "Reads sent to the primary because the replica was unreachable.",
+)
+DELIVERIES = Counter(
+    "omnitron_webhook_deliveries_total",
+    "Webhook attempts, by outcome (delivered, retry, failed).",
+    ["outcome"],
+)
+DELIVERY_LAG = Histogram(
+    "omnitron_webhook_delivery_lag_seconds",
+    "From an event's time to its delivery.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 15, 60, 300, 3600),
+)
+
+
+def observe_request(*, route: str, method: str, status: int, seconds: float, code: str | None):
+    if not ENABLED:
+        return
+    status_class = f"{status // 100}xx"
+    REQUESTS.labels(route, method, status_class).inc()
+    LATENCY.labels(route, status_class).observe(seconds)
+    if status >= 400 and code:
+        ERRORS.labels(str(status), code).inc()
+
+
+def observe_capture(*, items: int, amount: Decimal, currency: str) -> None:
+    if ENABLED:
+        CAPTURES.inc()
+        CAPTURED_ITEMS.inc(items)
+        CAPTURED_AMOUNT.labels(currency).inc(float(amount))
+
+
+def observe_delivery(outcome: str, lag_seconds: float | None = None) -> None:
+    if ENABLED:
+        DELIVERIES.labels(outcome).inc()
+        if lag_seconds is not None:
+            DELIVERY_LAG.observe(lag_seconds)
+
+
+def count(counter: Counter, *labels: str) -> None:
+    """Count one of something, when metrics are on."""
+    if ENABLED:
+        (counter.labels(*labels) if labels else counter).inc()
+
+
+class BacklogCollector:
+    """At scrape time: the webhook deliveries still pending, and how old the oldest is."""
+
+    def describe(self):
+        # What registering asks for, so that it does not run the query.
+        return [
+            GaugeMetricFamily("omnitron_webhook_backlog", ""),
+            GaugeMetricFamily("omnitron_webhook_backlog_oldest_seconds", ""),
+        ]
+
+    def collect(self):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0) "
+                "FROM events_webhookdelivery WHERE state = 'pending'"
+            )
+            pending, oldest = cursor.fetchone()
+        yield GaugeMetricFamily(
+            "omnitron_webhook_backlog", "Webhook deliveries not delivered yet.", value=pending
+        )
+        yield GaugeMetricFamily(
+            "omnitron_webhook_backlog_oldest_seconds",
+            "Age of the oldest pending webhook delivery.",
+            value=float(oldest),
+        )
+
+
+if not MULTIPROCESS:
+    REGISTRY.register(BacklogCollector())
+
+
+def metrics_view(request):
+    if request.META.get("REMOTE_ADDR") not in settings.METRICS_ALLOWED_IPS:
+        not_found = ApiErrorCode.NOT_FOUND
+        return JsonResponse(not_found.example(), status=not_found.status_code)
+    registry = REGISTRY
+    if MULTIPROCESS:  # every process's samples, from their files
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        registry.register(BacklogCollector())
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,108 @@
+"""Metrics from a live multi-worker gunicorn and a webhook worker, after real traffic:
+the numbers add up; /metrics answers only allowed addresses; labels stay bounded;
+the shipped dashboard and alert rules parse and use metrics that exist."""
+
+import json
+import re
+import time
+from decimal import Decimal
+
+import pytest
+import requests
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from events.services import webhook_subscription_create_or_update
+from tests.events.helpers import receiving
+from tests.live import ROOT, gunicorn, server_env, worker
+from tests.reliability.helpers import seed, token_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def scrape(base: str) -> dict[tuple, float]:
+    """{(sample name, sorted labels): value} of one scrape."""
+    text = requests.get(f"{base}/metrics", timeout=10).text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def total(samples: dict, name: str, **labels) -> float:
+    return sum(value for (sample, sample_labels), value in samples.items()
+               if sample == name and labels.items() <= dict(sample_labels).items())  # fmt: skip
+
+
+def test_the_numbers_add_up_across_workers_and_processes(tmp_path):
+    orders = seed(orders=40, items=2, prefix="METRICS")
+    token = token_for("wms", all_channels=True)
+    env = server_env(PROMETHEUS_MULTIPROC_DIR=str(tmp_path), DJANGO_CONN_MAX_AGE=60,
+                     WEBHOOK_STALLED_SECONDS=3)  # fmt: skip
+    session = requests.Session()
+    session.headers["Authorization"] = f"Token {token}"
+    with receiving() as receiver, worker(env=env), gunicorn(workers=3, env=env) as (base, _):
+        webhook_subscription_create_or_update(url=receiver.url, event_types=["order.captured"])
+        capture = f"{base}/api/v1/capture-order/"
+        bodies = [{"order": o["number"], "order_items": [{"pk": i["pk"]} for i in o["items"]]}
+                  for o in orders]  # fmt: skip
+        for n, body in enumerate(bodies):
+            headers = {"Idempotency-Key": f"m-{n}"} if n < 10 else {}
+            assert session.post(capture, json=body, headers=headers, timeout=10).status_code == 200
+        replays = [session.post(capture, json=bodies[n], headers={"Idempotency-Key": f"m-{n}"})
+                   for n in range(10)]  # fmt: skip
+        refused = [session.post(capture, json=body, timeout=10) for body in bodies[:7]]
+        assert session.get(f"{base}/api/v1/orders/99999999/").status_code == 404
+        receiver.wait_for(40)
+        time.sleep(1)
+        samples = scrape(base)
+    assert all(r.headers["Idempotent-Replayed"] == "true" for r in replays)
+    assert all(r.json()["code"] == "already_captured" for r in refused)
+    assert total(samples, "omnitron_captures_total") == 40
+    assert total(samples, "omnitron_captured_items_total") == 80
+    assert Decimal(str(total(samples, "omnitron_captured_amount_total", currency="try"))) > 0
+    assert total(samples, "omnitron_capture_refusals_total", code="already_captured") == 7
+    assert total(samples, "omnitron_idempotent_replays_total") == 10
+    assert total(samples, "omnitron_api_errors_total", code="already_captured", status="400") == 7
+    assert total(samples, "omnitron_api_errors_total", code="not_found", status="404") == 1
+    captured = total(samples, "omnitron_http_requests_total", route="capture-order",
+                     status_class="2xx")  # fmt: skip
+    assert captured == 50  # 40 captures and 10 replays
+    assert total(samples, "omnitron_http_request_duration_seconds_count",
+                 route="capture-order") == 57  # fmt: skip
+    assert total(samples, "omnitron_webhook_deliveries_total", outcome="delivered") == 40
+    assert total(samples, "omnitron_webhook_delivery_lag_seconds_count") == 40
+    assert total(samples, "omnitron_webhook_backlog") == 0
+    # Bounded labels: route names, status classes, registered codes; no ids, no numbers.
+    routes = {dict(labels).get("route") for (name, labels) in samples
+              if name == "omnitron_http_requests_total"}  # fmt: skip
+    assert routes <= {"capture-order", "order-detail", "/healthz", "/readyz", "metrics"}
+    assert not any(re.search(r"METRICS-|wms", str(labels)) for _, labels in samples)
+
+
+def test_metrics_answer_only_the_allowed_addresses(client, settings):
+    settings.METRICS_ALLOWED_IPS = ["10.9.9.9"]
+    assert client.get("/metrics").status_code == 404  # the test client is 127.0.0.1
+    assert client.get("/metrics", REMOTE_ADDR="10.9.9.9").status_code == 200
+
+
+def test_the_dashboard_and_the_alert_rules_parse_and_use_real_metrics():
+    from omnitron import metrics
+
+    names = {m._name for m in vars(metrics).values() if hasattr(m, "_name")}
+    names |= {"omnitron_webhook_backlog", "omnitron_webhook_backlog_oldest_seconds"}
+    dashboard = json.loads((ROOT / "deploy" / "monitoring" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    rules = yaml.safe_load((ROOT / "deploy" / "monitoring" / "alerts.yml").read_text())
+    alerts = [r for group in rules["groups"] for r in group["rules"]]
+    assert {a["alert"] for a in alerts} >= {"CaptureErrorRateHigh", "CaptureLatencyP99High",
+                                            "WebhookBacklogGrowing"}  # fmt: skip
+    assert all(a["labels"]["severity"] and a["annotations"]["summary"] for a in alerts)
+    used = {re.sub(r"_(bucket|count|sum|total)$", "", n)
+            for expr in exprs + [a["expr"] for a in alerts]
+            for n in re.findall(r"omnitron_[a-z_]+", expr)}  # fmt: skip
+    known = {re.sub(r"_(bucket|count|sum|total)$", "", n) for n in names}
+    assert used
+    assert used <= known, used - known
+    assert len(exprs) >= 8
