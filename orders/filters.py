@@ -4,7 +4,7 @@ a 400 field error with a code, never silently ignored. Selectors apply them."""
 from rest_framework import serializers
 from rest_framework.fields import empty
 
-from omnitron.api.serializers import StrictIntegerField
+from omnitron.api.serializers import QueryDateTimeField, StrictIntegerField
 from omnitron.limits import MAX_BIGINT
 
 from .enums import OrderStatus
@@ -21,8 +21,8 @@ class OrderFilterSerializer(serializers.Serializer):
     number = serializers.CharField(required=False, max_length=128)
     channel = StrictIntegerField(required=False, min_value=1, max_value=MAX_BIGINT)
     status = serializers.ChoiceField(required=False, choices=OrderStatus.choices)
-    date_placed__gte = serializers.DateTimeField(required=False)
-    date_placed__lte = serializers.DateTimeField(required=False)
+    date_placed__gte = QueryDateTimeField(required=False)
+    date_placed__lte = QueryDateTimeField(required=False)
     is_send = QueryBooleanField(
         required=False, help_text="false: not yet sent to the ERP (Omnitron's ERP pull)."
     )

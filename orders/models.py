@@ -118,7 +118,18 @@ class Order(models.Model):
     modified_date = models.DateTimeField(auto_now=True)
 
     class Meta:
+        # The list's order; its indexes let a page (omnitron/api/pagination.py) start
+        # anywhere without reading what comes before, also for the ERP's pull of unsent
+        # orders.
         ordering = ["-date_placed", "-id"]
+        indexes = [
+            models.Index(fields=["-date_placed", "-id"], name="order_placed_idx"),
+            models.Index(
+                fields=["-date_placed", "-id"],
+                condition=models.Q(is_send=False),
+                name="order_unsent_idx",
+            ),
+        ]
         # (number, channel): the unique index also serves lookups by number alone.
         constraints = [
             models.UniqueConstraint(fields=["number", "channel"], name="uniq_order_number_channel")

@@ -33,6 +33,18 @@ class StrictIntegerField(serializers.IntegerField):
 _ASCII_DIGITS = re.compile("[0-9]+")
 
 
+class QueryDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 date-time query parameter; without an offset it is UTC. One that
+    leaves the calendar once in UTC (`0001-01-01T00:00:00+01:00`) is `invalid` too:
+    DRF's own codes for it (`overflow`, `make_aware`) are not in the registry."""
+
+    def fail(self, key, **kwargs):
+        if key in ("overflow", "make_aware"):
+            message = self.error_messages[key].format(**kwargs)
+            raise serializers.ValidationError(message, code="invalid")
+        super().fail(key, **kwargs)
+
+
 class ModelSerializer(serializers.ModelSerializer):
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,

@@ -32,14 +32,38 @@ def foreign(db):
 def test_orders_list_is_paginated_and_scoped(api_client, channel, foreign):
     orders = [make_order(channel=channel, items=1) for _ in range(3)]
     body = api_client.get("/api/v1/orders/?page_size=2").json()
-    assert body["count"] == 3
+    assert set(body) == {"next", "results"}
     assert len(body["results"]) == 2
-    assert body["next"].endswith("page=2&page_size=2")
-    assert body["previous"] is None
+    assert "page_size=2" in body["next"]
+    assert "cursor=" in body["next"]
     second = api_client.get(body["next"]).json()
-    listed = {o["pk"] for o in body["results"] + second["results"]}
-    assert listed == {o.pk for o in orders}
-    assert api_client.get("/api/v1/orders/?page=9").json()["code"] == "not_found"
+    assert second["next"] is None
+    listed = [o["pk"] for o in body["results"] + second["results"]]
+    assert sorted(listed) == sorted(o.pk for o in orders)  # each once, the foreign one never
+
+
+def test_pages_follow_the_list_order_through_ties_and_new_rows(api_client, channel):
+    """Orders placed at the same instant are ordered by pk; an order placed while a
+    client pages sorts first and is neither served nor shifts the rest."""
+    placed = timezone.now() - timedelta(days=1)
+    orders = [make_order(channel=channel, items=1, date_placed=placed) for _ in range(5)]
+    older = make_order(channel=channel, items=1, date_placed=placed - timedelta(hours=1))
+    expected = [o.pk for o in sorted(orders, key=lambda o: -o.pk)] + [older.pk]
+    seen, url = [], "/api/v1/orders/?page_size=2"
+    while url:
+        body = api_client.get(url).json()
+        seen += [o["pk"] for o in body["results"]]
+        make_order(channel=channel, items=1)  # newest: before every cursor
+        url = body["next"]
+    assert seen == expected
+
+
+@pytest.mark.parametrize("cursor", ["nonsense", "W10=", "WyJ4IiwgMV0=", "%00", "WzEsMiwzXQ=="])
+def test_a_cursor_the_list_did_not_give_is_a_field_error(api_client, cursor):
+    response = api_client.get(f"/api/v1/orders/?cursor={cursor}")
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"
+    assert "cursor" in response.json()
 
 
 def test_order_detail_is_the_capture_answer_and_hides_other_channels(api_client, order, foreign):
@@ -76,7 +100,9 @@ def test_order_filters(channel):
 @pytest.mark.parametrize(
     ("query", "field", "code"),
     [("status=999", "status", "invalid_choice"), ("channel=abc", "channel", "invalid"),
-     ("date_placed__gte=yesterday", "date_placed__gte", "invalid")],
+     ("date_placed__gte=yesterday", "date_placed__gte", "invalid"),
+     # a date that leaves the calendar once in UTC: DRF's own code would be `overflow`
+     ("date_placed__gte=0001-01-01T00:00:00%2B01:00", "date_placed__gte", "invalid")],
 )  # fmt: skip
 def test_a_bad_filter_is_a_coded_400(api_client, query, field, code):
     response = api_client.get(f"/api/v1/orders/?{query}")
@@ -98,7 +124,8 @@ def test_list_query_counts_do_not_grow_with_the_page_size(api_client, channel, u
     small, body = count_queries(api_client, f"{url}?page_size=1")
     large, body_large = count_queries(api_client, f"{url}?page_size=500")
     assert len(body["results"]) == 1
-    assert len(body_large["results"]) == body_large["count"] > 10
+    assert len(body_large["results"]) > 10
+    assert body_large["next"] is None
     assert small == large
 
 
@@ -130,7 +157,7 @@ def test_captures_list_the_audit_with_items(api_client, api_user, order, foreign
     capture(api_client, order, [second.pk])
 
     body = api_client.get(f"/api/v1/captures/?order={order.pk}").json()
-    assert body["count"] == 2
+    assert len(body["results"]) == 2
     newest, oldest = body["results"]
     assert oldest["idempotency_key"] == "cap-1"
     assert oldest["items"] == [
@@ -143,7 +170,7 @@ def test_captures_list_the_audit_with_items(api_client, api_user, order, foreign
     detail = api_client.get(f"/api/v1/captures/{oldest['pk']}/")
     assert detail.json() == oldest
     # The foreign channel's capture is neither listed nor retrievable.
-    assert api_client.get("/api/v1/captures/").json()["count"] == 2
+    assert len(api_client.get("/api/v1/captures/").json()["results"]) == 2
     foreign_capture = foreign.captures.get().pk
     assert api_client.get(f"/api/v1/captures/{foreign_capture}/").status_code == 404
 

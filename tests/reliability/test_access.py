@@ -143,11 +143,11 @@ def test_a_channel_a_token_touches_nothing_of_channel_b(two_channels):
             200 if pk in mine.items.values_list("pk", flat=True) else 404
         )
     assert [o["pk"] for o in client.get("/api/v1/orders/").json()["results"]] == [mine.pk]
-    assert client.get(f"/api/v1/orders/?channel={b.pk}").json()["count"] == 0
-    assert client.get("/api/v1/orders/?number=B-ONLY").json()["count"] == 0
-    assert client.get(f"/api/v1/order_items/?order={theirs.pk}").json()["count"] == 0
-    assert client.get(f"/api/v1/captures/?order={theirs.pk}").json()["count"] == 0
-    assert client.get("/api/v1/captures/").json()["count"] == 0
+    assert client.get(f"/api/v1/orders/?channel={b.pk}").json()["results"] == []
+    assert client.get("/api/v1/orders/?number=B-ONLY").json()["results"] == []
+    assert client.get(f"/api/v1/order_items/?order={theirs.pk}").json()["results"] == []
+    assert client.get(f"/api/v1/captures/?order={theirs.pk}").json()["results"] == []
+    assert client.get("/api/v1/captures/").json()["results"] == []
     assert before == (
         OrderItem.objects.filter(captured_at__isnull=False).count(),
         Capture.objects.count(),
