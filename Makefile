@@ -63,9 +63,11 @@ schema: $(INSTALLED)
 bench: $(INSTALLED)
 	@scripts/ensure-package.sh wrk wrk
 	@scripts/ensure-package.sh nginx nginx
+	@scripts/ensure-package.sh pgbouncer pgbouncer
 	$(BIN)/python bench/run.py
 
 bench-smoke: $(INSTALLED)
 	@scripts/ensure-package.sh wrk wrk
 	@scripts/ensure-package.sh nginx nginx
+	@scripts/ensure-package.sh pgbouncer pgbouncer
 	$(BIN)/python bench/run.py --smoke

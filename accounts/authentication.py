@@ -16,12 +16,17 @@ from django.db import connection
 from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
+from omnitron.api.lookups import UserLookup
 from omnitron.api.throttling import UserScopedRateThrottle, rate_hit_sql, rate_window
+from omnitron.db.sql import compact
 
 
 @cache
-def _token_user_statement(counts_rate: bool) -> tuple[str, list[str]]:
-    """The statement and the user fields it loads, built once per variant."""
+def _token_user_statement(
+    counts_rate: bool, lookups: tuple[UserLookup, ...]
+) -> tuple[str, list[str]]:
+    """The statement and the user fields it loads, built once per variant: the user and
+    the permission, then the rate count (when counted here), then each lookup."""
     User = get_user_model()
     fields = list(User._meta.concrete_fields)
     columns = ", ".join(f'u."{field.column}"' for field in fields)
@@ -45,22 +50,26 @@ def _token_user_statement(counts_rate: bool) -> tuple[str, list[str]]:
          WHERE t.key = %(key)s
     """
     attnames = [field.attname for field in fields]
-    if not counts_rate:
-        return token_user, attnames
-    sql = f"""
-        WITH token_user AS ({token_user}),
-        hit AS ({rate_hit_sql("(SELECT %(rate_key_prefix)s::text || id FROM token_user)")})
-        SELECT token_user.*, (SELECT hits FROM hit) FROM token_user
-    """
-    return sql, attnames
+    if not counts_rate and not lookups:
+        return compact(token_user), attnames
+    ctes = [f"token_user AS ({token_user})"]
+    extra = [f"({lookup.sql})" for lookup in lookups]
+    if counts_rate:
+        key = "(SELECT %(rate_key_prefix)s::text || id FROM token_user)"
+        ctes.append(f"hit AS ({rate_hit_sql(key)})")
+        extra.insert(0, "(SELECT hits FROM hit)")
+    sql = f"WITH {', '.join(ctes)} SELECT token_user.*, {', '.join(extra)} FROM token_user"
+    return compact(sql), attnames
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
     """`Authorization: Token <key>`. Leaves on the user `has_required_permission`
-    (for omnitron.api.permissions.HasRequiredPermission) and, when it counted the
-    request for the view's rate limit, `rate_hits` (for UserScopedRateThrottle)."""
+    (for omnitron.api.permissions.HasRequiredPermission), when it counted the request
+    for the view's rate limit `rate_hits` (for UserScopedRateThrottle), and the values
+    of the view's `authentication_lookups` in `lookups`."""
 
     def authenticate(self, request):
+        self.request = request
         self.view = (getattr(request, "parser_context", None) or {}).get("view")
         return super().authenticate(request)
 
@@ -74,7 +83,12 @@ class TokenAuthentication(authentication.TokenAuthentication):
             window, seconds_left = rate_window(duration)
             prefix = UserScopedRateThrottle.user_key_prefix(scope)
             params.update(rate_key_prefix=prefix, window=window)
-        statement, attnames = _token_user_statement(counts_rate=rate is not None)
+        lookups = []
+        for lookup in getattr(self.view, "authentication_lookups", ()):
+            if (lookup_params := lookup.params(self.request)) is not None:
+                lookups.append(lookup)
+                params.update(lookup_params)
+        statement, attnames = _token_user_statement(rate is not None, tuple(lookups))
         with connection.cursor() as cursor:
             cursor.execute(statement, params)
             row = cursor.fetchone()
@@ -83,9 +97,10 @@ class TokenAuthentication(authentication.TokenAuthentication):
         user = get_user_model().from_db(connection.alias, attnames, row[: len(attnames)])
         if not user.is_active:
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
-        user.has_required_permission = row[len(attnames)]
+        user.has_required_permission, *extra = row[len(attnames) :]
         if rate is not None:
-            user.rate_hits = (f"{prefix}{user.pk}", row[-1], seconds_left)
+            user.rate_hits = (f"{prefix}{user.pk}", extra.pop(0), seconds_left)
+        user.lookups = {lookup.name: value for lookup, value in zip(lookups, extra, strict=True)}
         return user, key
 
     def _rate_counted_here(self) -> tuple[str, int] | None:

@@ -6,6 +6,7 @@ from django.db.models import Prefetch
 from orders.models import Order
 from orders.selectors import channel_ids_for_user
 
+from .export import captures_csv_response
 from .models import Capture, CaptureItem
 
 
@@ -60,6 +61,8 @@ class CaptureAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_select_related = ("order", "user")
     search_fields = ("order__number", "idempotency_key", "request_id")
     list_filter = ("created_at",)
+    date_hierarchy = "created_at"
+    actions = ["export_csv"]
     readonly_fields = ("order", "user", "created_at", "amount", "currency", "idempotency_key",
                        "request_id")  # fmt: skip
     fields = readonly_fields
@@ -70,6 +73,11 @@ class CaptureAdmin(ReadOnlyMixin, admin.ModelAdmin):
         if request.user.is_superuser:
             return captures
         return captures.filter(order__channel_id__in=channel_ids_for_user(request.user))
+
+    @admin.action(description="Export selected captures as CSV", permissions=["view"])
+    def export_csv(self, request, queryset):
+        """The API's reconciliation export (capture/export.py) of the selected captures."""
+        return captures_csv_response(queryset)
 
 
 # The order's page lists its captures too.

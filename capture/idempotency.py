@@ -20,6 +20,7 @@ from rest_framework import status
 
 from omnitron import exactjson, metrics
 from omnitron.api.exceptions import error_body
+from omnitron.api.lookups import UserLookup
 from omnitron.api.renderers import render_json
 from orders.models import ChannelMembership, Order
 from orders.serializers import OrderSerializer
@@ -46,21 +47,25 @@ class Answer:
     replayed: bool = False
 
 
-def idempotent_answer(*, user, key: str, fingerprint: str, capture: Callable[[], Order]) -> Answer:
-    """The answer to a request with an Idempotency-Key, in one transaction: the stored
-    answer when this user sent this key with the same request before; otherwise
-    `capture()`'s order, rendered and stored. A CaptureError that `capture` raises
-    is stored as its error answer, then raised; any other error stores nothing.
+def idempotent_answer(
+    *, user, key: str, fingerprint: str, capture: Callable[[], Order], stored=None
+) -> Answer:
+    """The answer to a request with an Idempotency-Key: the stored answer when this
+    user sent this key with the same request before (`stored`, when the caller read it
+    already: StoredAnswerLookup); otherwise, in one transaction, `capture()`'s order,
+    rendered and stored. A CaptureError that `capture` raises is stored as its error
+    answer, then raised; any other error stores nothing.
 
     Raises IdempotencyKeyReused when the key was used with another request,
     IdempotencyKeyInUse when a request with this key is still running, and
     OrderNotFound when the stored answer shows an order the user may no longer see."""
     record = {"user": user, "key": key, "fingerprint": fingerprint}
+    if stored is not None:  # a stored answer is final: no lock needed to replay it
+        return _replay(stored, fingerprint)
     with transaction.atomic():
-        stored = _claim(**record)
-        if stored is not None:
-            metrics.count(metrics.REPLAYS)
-            return stored
+        claimed = _claim(**record)
+        if claimed is not None:
+            return claimed
         try:
             order = capture()
         except CaptureError as exc:
@@ -111,14 +116,38 @@ ORDERS = Order._meta.db_table
 MEMBERSHIPS = ChannelMembership._meta.db_table
 
 TRY_LOCK = "SELECT pg_try_advisory_xact_lock(%(id)s)"
-READ = f"""
-    SELECT r.request_fingerprint, r.status_code, r.response_body,
-           r.order_id IS NULL OR %(superuser)s OR EXISTS (
+
+
+def _stored(user_id: str, superuser: str, key: str, since: str) -> str:
+    """The stored answer of a (user, key) as one JSON array: fingerprint, status, body,
+    and whether the user may still see its order (SQL expressions as arguments)."""
+    return f"""
+    SELECT json_build_array(r.request_fingerprint, r.status_code, r.response_body,
+           r.order_id IS NULL OR {superuser} OR EXISTS (
                SELECT 1 FROM {ORDERS} o JOIN {MEMBERSHIPS} m ON m.channel_id = o.channel_id
-                WHERE o.id = r.order_id AND m.user_id = r.user_id) AS visible
+                WHERE o.id = r.order_id AND m.user_id = r.user_id))
       FROM {RECORDS} r
-     WHERE r.user_id = %(user)s AND r.key = %(key)s AND r.created_at > %(since)s
-    """
+     WHERE r.user_id = {user_id} AND r.key = {key} AND r.created_at > {since}"""
+
+
+READ = _stored("%(user)s", "%(superuser)s", "%(key)s", "%(since)s")
+
+
+class StoredAnswerLookup(UserLookup):
+    """The stored answer of the request's Idempotency-Key, read by the authentication
+    statement itself: a replay then needs no statement of its own."""
+
+    name = "stored_answer"
+    sql = _stored("token_user.id", "token_user.is_superuser", "%(idempotency_key)s",
+                  "%(idempotency_since)s")  # fmt: skip
+
+    def params(self, request) -> dict | None:
+        key = request.headers.get("Idempotency-Key")
+        if key is None or not IDEMPOTENCY_KEY.fullmatch(key):
+            return None
+        return {"idempotency_key": key, "idempotency_since": timezone.now() - TTL}
+
+
 STORE = f"""
     INSERT INTO {RECORDS}
            (user_id, key, request_fingerprint, status_code, response_body, order_id,
@@ -150,15 +179,22 @@ def _claim(*, user, key: str, fingerprint: str) -> Answer | None:
         )
         row = cursor.fetchone()
     if row is not None:
-        stored_fingerprint, status_code, body, visible = row
-        if stored_fingerprint != fingerprint:
-            raise IdempotencyKeyReused()
-        if not visible:
-            raise OrderNotFound()  # the user lost the order's channel since
-        return Answer(status_code, body.encode("utf-8"), replayed=True)
+        return _replay(row[0], fingerprint)
     if not locked:
         raise IdempotencyKeyInUse()
     return None
+
+
+def _replay(stored: list, fingerprint: str) -> Answer:
+    """The stored answer (fingerprint, status, body, visible), if this request may
+    have it."""
+    stored_fingerprint, status_code, body, visible = stored
+    if stored_fingerprint != fingerprint:
+        raise IdempotencyKeyReused()
+    if not visible:
+        raise OrderNotFound()  # the user lost the order's channel since
+    metrics.count(metrics.REPLAYS)
+    return Answer(status_code, body.encode("utf-8"), replayed=True)
 
 
 def _store(*, user, key: str, fingerprint: str, answer: Answer, order_id: int | None) -> None:

@@ -15,6 +15,7 @@ from django.db import connection, models
 from events.sql import record_event_ctes
 from events.tasks import WEBHOOK_QUEUE, deliver_lane
 from omnitron import exactjson
+from omnitron.db.sql import compact
 from orders.models import ChannelMembership, Order, OrderItem
 
 from .models import Capture, CaptureItem
@@ -38,7 +39,7 @@ ORDER_CAPTURED_EVENT = {
 }
 
 
-LOCK_ORDER_AND_ITEMS = f"""
+LOCK_ORDER_AND_ITEMS = compact(f"""
     WITH found AS (
         SELECT id, status, currency FROM {ORDERS}
          WHERE number = %(number)s
@@ -59,9 +60,9 @@ LOCK_ORDER_AND_ITEMS = f"""
               FOR UPDATE
       ) AS item ON true
      ORDER BY found.id, item.id
-    """
+    """)
 
-WRITE_CAPTURE = f"""
+WRITE_CAPTURE = compact(f"""
     WITH given AS (
         SELECT * FROM unnest(%(ids)s::bigint[], %(changes)s::jsonb[]) AS given(id, changes)
     ),
@@ -101,7 +102,7 @@ WRITE_CAPTURE = f"""
     ),
     {record_event_ctes("captured")}
     SELECT {_ORDER_COLUMNS} FROM updated
-    """
+    """)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
+    extend_schema_view,
 )
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -11,10 +12,12 @@ from rest_framework.views import APIView
 
 from omnitron.api.error_codes import ApiErrorCode
 from omnitron.api.error_codes import FieldErrorCode as F
+from omnitron.api.renderers import JSONRenderer
 from omnitron.api.schema import (
     AUTHENTICATION,
     BODY_CODES,
     NUMBER_CODES,
+    READ_ERRORS,
     STRING_CODES,
     UNAVAILABLE,
 )
@@ -26,9 +29,11 @@ from orders.models import Order
 from orders.serializers import OrderSerializer
 
 from .error_codes import CaptureErrorCode
+from .export import CSVRenderer, captures_csv_response
 from .filters import CaptureFilterSerializer
 from .idempotency import (
     IDEMPOTENCY_KEY,
+    StoredAnswerLookup,
     idempotency_key_parse,
     idempotent_answer,
     request_fingerprint,
@@ -36,7 +41,7 @@ from .idempotency import (
 from .models import Capture
 from .permissions import CanCaptureOrders
 from .rules import MAX_IDEMPOTENCY_KEY_LENGTH
-from .selectors import capture_list_for_user
+from .selectors import CAPTURED_ITEM_COLUMNS, capture_list_for_user
 from .serializers import CaptureOrderSerializer, CaptureSerializer
 from .services import ItemInput, order_capture
 
@@ -53,6 +58,8 @@ class CaptureOrderView(APIView):
     permission_classes = [IsAuthenticated, CanCaptureOrders]
     throttle_classes = [UserScopedRateThrottle]
     throttle_scope = "capture"
+    # A replay's stored answer is read by the authentication statement.
+    authentication_lookups = [StoredAnswerLookup()]
 
     @extend_schema(
         summary="Capture Order",
@@ -111,6 +118,7 @@ class CaptureOrderView(APIView):
             key=key,
             fingerprint=request_fingerprint(data),
             capture=capture,
+            stored=getattr(request.user, "lookups", {}).get(StoredAnswerLookup.name),
         )
         response = HttpResponse(
             answer.body, status=answer.status_code, content_type="application/json"
@@ -120,6 +128,22 @@ class CaptureOrderView(APIView):
         return response
 
 
+JSON = JSONRenderer.media_type
+CAPTURE_LIST_RESPONSES = {
+    (200, JSON): OpenApiResponse(
+        CaptureSerializer(many=True),
+        description=(
+            "JSON, paginated; or, for `Accept: text/csv` or `?format=csv`, the "
+            "reconciliation export: CSV, one row per captured item, header row first, "
+            f"not paginated. Columns: {', '.join(CAPTURED_ITEM_COLUMNS)}."
+        ),
+    ),
+    (200, CSVRenderer.media_type): OpenApiResponse(OpenApiTypes.STR),
+    **{(status, JSON): response for status, response in READ_ERRORS.items()},  # errors: JSON
+}
+
+
+@extend_schema_view(list=extend_schema(responses=CAPTURE_LIST_RESPONSES))
 @documented(
     tag="Captures",
     list_summary="List captures",
@@ -133,3 +157,20 @@ class CaptureViewSet(ScopedReadOnlyViewSet):
 
     def select(self, *, user, filters):
         return capture_list_for_user(user=user, filters=filters)
+
+    def get_renderers(self):
+        renderers = super().get_renderers()
+        return [*renderers, CSVRenderer()] if self.action == "list" else renderers
+
+    def list(self, request, *args, **kwargs):
+        if isinstance(request.accepted_renderer, CSVRenderer):
+            return captures_csv_response(self.get_queryset())
+        return super().list(request, *args, **kwargs)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        # An error is JSON in the API's one error shape, even when CSV was asked for.
+        if getattr(response, "exception", False) and isinstance(
+            getattr(request, "accepted_renderer", None), CSVRenderer
+        ):
+            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSON
+        return super().finalize_response(request, response, *args, **kwargs)

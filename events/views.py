@@ -3,14 +3,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from omnitron.api.schema import READ_ERRORS
+from omnitron.db_router import ReplicaReadsMixin
 
 from .payloads import event_payloads, feed_item
 from .selectors import event_feed_for_user
 from .serializers import EventFilterSerializer, EventPageSerializer
 
 
-class EventFeedView(APIView):
-    """GET /api/v1/events/: for systems that cannot receive webhooks."""
+class EventFeedView(ReplicaReadsMixin, APIView):
+    """GET /api/v1/events/: for systems that cannot receive webhooks. Reads from the
+    read replica when there is one; payloads rendered here are stored on the primary
+    (events/payloads.py writes on `django.db.connection`)."""
 
     @extend_schema(
         summary="Event feed",

@@ -30,6 +30,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
+from omnitron import db_router
 from omnitron.api.error_codes import ApiErrorCode
 
 ENABLED = settings.METRICS_ENABLED
@@ -109,6 +110,10 @@ def count(counter: Counter, *labels: str) -> None:
     """Count one of something, when metrics are on."""
     if ENABLED:
         (counter.labels(*labels) if labels else counter).inc()
+
+
+# The read replica's router calls this once per request it sent to the primary instead.
+db_router.on_fallback.append(lambda: count(REPLICA_FALLBACKS))
 
 
 class BacklogCollector:

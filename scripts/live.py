@@ -1,9 +1,10 @@
-"""Real processes on loopback HTTP, for the tests and the benchmark alike: a free
-port, a wait for an answering URL, and a process group whose output is kept.
-Nothing here needs Django."""
+"""Real processes on loopback, for the tests and the benchmark alike: a free port, a
+wait for an answering URL or port, a process group whose output is kept, and
+PgBouncer with the shipped configuration. Nothing here needs Django."""
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psycopg
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,3 +65,98 @@ class Process:
     def output(self) -> str:
         self.log.seek(0)
         return self.log.read()
+
+
+def wait_for_port(port: int, timeout: float = 30, process=None) -> None:
+    """Wait until something accepts TCP connections on 127.0.0.1:port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"exited with {process.returncode} before port {port} opened")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listened on port {port} within {timeout}s")
+
+
+# PgBouncer: deploy/pgbouncer/pgbouncer.ini as shipped, with only where it listens, the
+# server it pools, how clients log in and where it writes replaced (PgBouncer resets a
+# section's settings when the section starts again, so an %include cannot override).
+
+PGBOUNCER_INI = ROOT / "deploy" / "pgbouncer" / "pgbouncer.ini"
+
+
+def pgbouncer_ini(*, databases: dict[str, str], settings: dict[str, object]) -> str:
+    """The shipped file with [databases] replaced by `databases` and each setting of
+    [pgbouncer] in `settings` set to its value (added when the file has none)."""
+    lines, section, pending = [], None, dict(settings)
+    for line in PGBOUNCER_INI.read_text().splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            section = stripped
+            lines.append(line)
+            if section == "[databases]":
+                lines += [f"{name} = {spec}" for name, spec in databases.items()]
+            continue
+        key = stripped.partition("=")[0].strip()
+        if not key or key.startswith(";"):
+            lines.append(line)
+        elif section == "[pgbouncer]" and key in pending:
+            lines.append(f"{key} = {pending.pop(key)}")
+        elif section != "[databases]":
+            lines.append(line)
+    lines += [f"{key} = {value}" for key, value in pending.items()]  # [pgbouncer] is last
+    return "\n".join(lines) + "\n"
+
+
+@contextlib.contextmanager
+def pgbouncer(binary: str, *, server_port: int, users: list[str], pool_size: int | None = None):
+    """PgBouncer on a free loopback port in front of the PostgreSQL on 127.0.0.1:
+    server_port (every database), trusting `users` (a trust-only local cluster) and
+    letting them read its admin console. Yields (port, Process); stops it and removes
+    its directory after."""
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="omnitron-pgbouncer-"))
+    workdir.chmod(0o777)  # run as the postgres user when root
+    (workdir / "userlist.txt").write_text("".join(f'"{user}" ""\n' for user in users))
+    settings = {
+        "listen_addr": "127.0.0.1", "listen_port": port, "auth_type": "trust",
+        "auth_file": workdir / "userlist.txt", "auth_user": "", "auth_query": "",
+        "admin_users": ",".join(users), "stats_users": ",".join(users),
+        "logfile": workdir / "pgbouncer.log", "pidfile": workdir / "pgbouncer.pid",
+    }  # fmt: skip
+    if pool_size is not None:
+        settings["default_pool_size"] = pool_size
+    ini = pgbouncer_ini(databases={"*": f"host=127.0.0.1 port={server_port}"}, settings=settings)
+    (workdir / "pgbouncer.ini").write_text(ini)
+    as_user = ["-u", "postgres"] if os.getuid() == 0 else []  # PgBouncer refuses root
+    process = Process([binary, *as_user, str(workdir / "pgbouncer.ini")], env=dict(os.environ))
+    try:
+        wait_for_port(port, process=process.popen)
+        yield port, process
+    finally:
+        process.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def role_with_timeouts(admin_url: str, name: str, *, member_of: str, lock_timeout_ms: int,
+                       statement_timeout_ms: int):  # fmt: skip
+    """A login role that can do what `member_of` can, with lock_timeout and
+    statement_timeout set on the role, as docs/scaling.md sets them for PgBouncer in
+    transaction mode (the app then sends no `options`). Dropped after."""
+    statements = [
+        f"DROP ROLE IF EXISTS {name}",
+        f"CREATE ROLE {name} LOGIN",
+        f"GRANT {member_of} TO {name}",
+        f"ALTER ROLE {name} SET lock_timeout = '{lock_timeout_ms}ms'",
+        f"ALTER ROLE {name} SET statement_timeout = '{statement_timeout_ms}ms'",
+    ]
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+    try:
+        yield name
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f"DROP ROLE IF EXISTS {name}")

@@ -6,6 +6,8 @@
 #   PG_PORT      TCP port on 127.0.0.1 (default 54329, away from a system server on 5432)
 #   PG_DATABASE  database created on start (default omnitron)
 #   PG_FAST=1    throwaway cluster: fsync and synchronous_commit off (tests only)
+#   PG_PRIMARY_PORT  make the new cluster a streaming replica (hot standby, read-only)
+#                of the local cluster on this port: pg_basebackup -R instead of initdb
 #
 # PostgreSQL refuses to run as root, so as root every server command runs as the
 # `postgres` user. Logs go to $PG_DATA_DIR/server.log.
@@ -92,13 +94,32 @@ init_cluster() {
   } | as_owner tee -a "$PG_DATA_DIR/postgresql.conf" >/dev/null
 }
 
+# A hot standby of the cluster on 127.0.0.1:$PG_PRIMARY_PORT: its base backup, with
+# standby.signal and primary_conninfo (-R), streaming WAL from then on. The primary
+# needs a replication entry in pg_hba.conf (initdb's defaults trust loopback).
+clone_primary() {
+  mkdir -p "$PG_DATA_DIR"
+  if is_root; then chown "$PG_USER": "$PG_DATA_DIR"; fi
+  chmod 700 "$PG_DATA_DIR"
+  as_owner "$BINDIR/pg_basebackup" -h 127.0.0.1 -p "$PG_PRIMARY_PORT" -U "$PG_USER" \
+    -D "$PG_DATA_DIR" -R -X stream -c fast \
+    || die "pg_basebackup from 127.0.0.1:$PG_PRIMARY_PORT failed"
+  rm -f "$PG_DATA_DIR/server.log"
+}
+
 start() {
   ensure_bindir
-  if [ ! -f "$PG_DATA_DIR/PG_VERSION" ]; then init_cluster; fi
+  if [ ! -f "$PG_DATA_DIR/PG_VERSION" ]; then
+    if [ -n "${PG_PRIMARY_PORT:-}" ]; then clone_primary; else init_cluster; fi
+  fi
   if ! is_running; then
     as_owner "$BINDIR/pg_ctl" -D "$PG_DATA_DIR" -l "$PG_DATA_DIR/server.log" \
       -o "-p $PG_PORT" -w -t 30 start >/dev/null \
       || { tail -n 20 "$PG_DATA_DIR/server.log" >&2; die "PostgreSQL did not start (log above)"; }
+  fi
+  if [ -n "${PG_PRIMARY_PORT:-}" ]; then
+    echo "pg.sh: replica of 127.0.0.1:$PG_PRIMARY_PORT running at $(url) (data: $PG_DATA_DIR)" >&2
+    return
   fi
   local exists
   exists=$("$BINDIR/psql" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc \

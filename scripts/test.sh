@@ -8,11 +8,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 .venv/bin/ruff format --check .
 
 # Browser tests drive Debian's Chromium (never a downloaded browser); the benchmark
-# smoke test drives wrk; the slow-client tests put Debian's nginx in front of gunicorn.
+# smoke test drives wrk; the slow-client tests put Debian's nginx in front of gunicorn;
+# the PgBouncer and scale-out tests put Debian's pgbouncer in front of PostgreSQL.
 # Each is installed when missing (as root), else its tests skip.
 scripts/ensure-package.sh chromium chromium || true
 scripts/ensure-package.sh wrk wrk || true
 scripts/ensure-package.sh nginx nginx || true
+scripts/ensure-package.sh pgbouncer pgbouncer || true
 
 if [ -z "${DATABASE_URL:-}" ]; then
   PG_DATA_DIR=$(mktemp -d "${TMPDIR:-/tmp}/omnitron-test-pg.XXXXXX")

@@ -13,7 +13,8 @@ from string import Template
 import pytest
 from django.db import connection
 
-from scripts.live import Process, free_port, wait_until_ready
+from scripts import live
+from scripts.live import Process, free_port, role_with_timeouts, wait_until_ready
 
 __all__ = [
     "ROOT",
@@ -23,6 +24,7 @@ __all__ = [
     "free_port",
     "gunicorn",
     "nginx",
+    "pgbouncer",
     "worker",
     "require_program",
     "server_env",
@@ -148,3 +150,32 @@ def nginx(upstream_base: str, *, max_body_bytes: int = 4 * 1024 * 1024):
     finally:
         process.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+# The role the app logs in as through PgBouncer, with the test settings' timeouts set
+# on it (omnitron/settings/test.py: DB_LOCK_TIMEOUT_MS and DB_STATEMENT_TIMEOUT_MS).
+POOLED_ROLE = "omnitron_pooled"
+POOLED_LOCK_TIMEOUT_MS = 2000
+POOLED_STATEMENT_TIMEOUT_MS = 15000
+
+
+@contextlib.contextmanager
+def pgbouncer(*, pool_size: int | None = None):
+    """deploy/pgbouncer/pgbouncer.ini (transaction mode) in front of the test cluster on
+    a free loopback port, for a role that has the timeouts set on it, as docs/scaling.md
+    deploys it. Yields (the server_env overrides that run the app through it as
+    production would, the PgBouncer Process); stops it and drops the role after."""
+    binary = require_program("pgbouncer", "pgbouncer")
+    s = connection.settings_dict
+    role = role_with_timeouts(
+        database_url("postgres"), POOLED_ROLE, member_of=s["USER"],
+        lock_timeout_ms=POOLED_LOCK_TIMEOUT_MS, statement_timeout_ms=POOLED_STATEMENT_TIMEOUT_MS,
+    )  # fmt: skip
+    with role as user, live.pgbouncer(binary, server_port=int(s["PORT"]), users=[user],
+                                      pool_size=pool_size) as (port, process):  # fmt: skip
+        overrides = {
+            "DATABASE_URL": f"postgres://{user}@127.0.0.1:{port}/{s['NAME']}",
+            "DB_PREPARED_STATEMENTS": "0",
+            "DB_TIMEOUTS_ON_ROLE": "1",
+        }
+        yield overrides, process

@@ -1,14 +1,17 @@
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import viewsets
 
+from omnitron.db_router import ReplicaReadsMixin
+
 from .pagination import Pagination
 from .schema import READ_ERRORS
 
 
-class ScopedReadOnlyViewSet(viewsets.ReadOnlyModelViewSet):
+class ScopedReadOnlyViewSet(ReplicaReadsMixin, viewsets.ReadOnlyModelViewSet):
     """List and retrieve what a selector lets the user see. The list's query
     parameters are validated by `filter_serializer_class` and handed to the selector;
-    rows the selector hides are 404 on retrieve, never 403."""
+    rows the selector hides are 404 on retrieve, never 403. GET requests read from the
+    read replica when there is one (omnitron/db_router.py)."""
 
     pagination_class = Pagination
     filter_serializer_class = None

@@ -67,14 +67,19 @@ def database_options(*, lock_timeout_ms: int, statement_timeout_ms: int) -> dict
     """Connection options: no request waits forever on a lock or a statement, and
     psycopg binds parameters on the server and prepares a statement the fifth time a
     connection runs it, so the hot ones are planned once per connection
-    (DB_PREPARED_STATEMENTS=0 turns that off, for PgBouncer in transaction mode)."""
-    return {
+    (DB_PREPARED_STATEMENTS=0 turns that off, for PgBouncer in transaction mode).
+    DB_TIMEOUTS_ON_ROLE=1 leaves the timeouts to the database role (ALTER ROLE ... SET):
+    PgBouncer refuses the `options` startup parameter that carries them otherwise."""
+    options = {
         "connect_timeout": env.int("DB_CONNECT_TIMEOUT", default=3),
         "options": f"-c lock_timeout={lock_timeout_ms} -c statement_timeout={statement_timeout_ms}",
         "application_name": "omnitron-capture",
         "server_side_binding": True,
         "prepare_threshold": 5 if env.bool("DB_PREPARED_STATEMENTS", default=True) else None,
     }
+    if env.bool("DB_TIMEOUTS_ON_ROLE", default=False):
+        del options["options"]
+    return options
 
 
 # The local cluster of scripts/pg.sh is the default; DATABASE_URL points anywhere else.
@@ -83,10 +88,12 @@ DATABASES = {
 }
 DATABASES["default"].update(
     {
-        # Reuse connections across requests; check them first so a restarted
-        # database costs one failed request at most, not a restart of the app.
+        # Django's PostgreSQL backend, reconnecting once when a request's first statement
+        # finds its reused connection dead (omnitron/db/base.py): no `SELECT 1` health
+        # check round trip per request, and a restarted database costs no failed request.
+        "ENGINE": "omnitron.db",
         "CONN_MAX_AGE": env.int("DJANGO_CONN_MAX_AGE", default=60),
-        "CONN_HEALTH_CHECKS": True,
+        "CONN_HEALTH_CHECKS": False,
         "OPTIONS": database_options(
             lock_timeout_ms=env.int("DB_LOCK_TIMEOUT_MS", default=3000),
             statement_timeout_ms=env.int("DB_STATEMENT_TIMEOUT_MS", default=15000),
@@ -231,4 +238,15 @@ if SENTRY_DSN:
         dsn=SENTRY_DSN, environment=env.str("SENTRY_ENVIRONMENT", default="production")
     )
 
-# Read replica (omnitron/db_router.py): set by a helper session working on scaling.
+# Read replica (omnitron/db_router.py): with DATABASE_REPLICA_URL set, the read endpoints
+# read from it; everything else stays on the primary. After a failure to reach it,
+# reads go to the primary for DB_REPLICA_RETRY_SECONDS (docs/scaling.md).
+DB_REPLICA_RETRY_SECONDS = env.float("DB_REPLICA_RETRY_SECONDS", default=5)
+if env.str("DATABASE_REPLICA_URL", default=""):
+    _replica = env.db("DATABASE_REPLICA_URL")
+    DATABASES["replica"] = {  # the primary's engine and options, the replica's address
+        **DATABASES["default"],
+        **{key: _replica[key] for key in ("NAME", "USER", "PASSWORD", "HOST", "PORT")},
+        "TEST": {"MIRROR": "default"},
+    }
+    DATABASE_ROUTERS = ["omnitron.db_router.ReplicaRouter"]

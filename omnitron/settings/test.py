@@ -21,12 +21,14 @@ WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", defaul
 # Fast hashing: tests create many users.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=0)  # noqa: F405
-# Shorter lock waits keep the lock-timeout tests quick.
-DATABASES["default"]["OPTIONS"] = database_options(  # noqa: F405
-    lock_timeout_ms=env.int("DB_LOCK_TIMEOUT_MS", default=2000),
-    statement_timeout_ms=env.int("DB_STATEMENT_TIMEOUT_MS", default=15000),
-)
+# The primary, and the read replica when DATABASE_REPLICA_URL is set.
+for _database in DATABASES.values():  # noqa: F405
+    _database["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=0)
+    # Shorter lock waits keep the lock-timeout tests quick.
+    _database["OPTIONS"] = database_options(  # noqa: F405
+        lock_timeout_ms=env.int("DB_LOCK_TIMEOUT_MS", default=2000),
+        statement_timeout_ms=env.int("DB_STATEMENT_TIMEOUT_MS", default=15000),
+    )
 
 # No rate limits unless a test asks for them (tests send bursts on purpose).
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = throttle_rates(  # noqa: F405

@@ -42,3 +42,14 @@ def test_query_count_is_the_same_at_1_10_100_and_1000_items(
     assert len(set(counts.values())) == 1, counts
     # docs/api.md states these (BEGIN and COMMIT included).
     assert counts[1] == (8 if key else 5)
+
+
+def test_a_replay_is_one_statement_the_authentication(api_client, channel):
+    """The stored answer is read by the authentication statement: no transaction."""
+    order = order_with(channel, 3)
+    pks = list(order.items.values_list("pk", flat=True))
+    assert capture(api_client, order, pks, key="replay-count").status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        replay = capture(api_client, order, pks, key="replay-count")
+    assert replay["Idempotent-Replayed"] == "true"
+    assert len(queries) == 1, [q["sql"][:80] for q in queries]

@@ -1,16 +1,23 @@
 """Helpers for the reliability tests: data through the project's own import and
 user commands, and a fingerprint of every table a request could change."""
 
+import contextlib
 import hashlib
+import os
+import shutil
 import subprocess
+import tempfile
 from io import StringIO
+from pathlib import Path
 
 from django.core.management import call_command
 from django.db import connection
 
 from orders.services import api_user_create_or_update, orders_import
 from scripts.gen_orders import document
-from tests.live import ROOT, VENV_BIN, server_env
+from tests.live import ROOT, VENV_BIN, free_port, server_env
+
+PG = str(ROOT / "scripts" / "pg.sh")
 
 FINGERPRINT_TABLES = [
     "orders_channel", "orders_customer", "orders_channelmembership", "orders_order",
@@ -53,3 +60,22 @@ def assert_captures_add_up(database_url: str | None = None) -> None:
         env=server_env(DATABASE_URL=database_url), capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+
+
+@contextlib.contextmanager
+def own_cluster(**variables: str):
+    """A PostgreSQL cluster of the test's own, on a free port, to stop and start at will
+    (`scripts/pg.sh` with PG_* `variables`): yields (pg.sh's environment, its URL).
+    Removed after, even on failure."""
+    parent = Path(tempfile.mkdtemp(prefix="omnitron-own-pg-"))
+    parent.chmod(0o755)  # as root, the postgres user must reach it
+    env = {**os.environ, "PG_DATA_DIR": str(parent / "data"), "PG_PORT": str(free_port()),
+           **variables}  # fmt: skip
+    env.pop("DATABASE_URL", None)
+    try:
+        subprocess.run([PG, "start"], env=env, check=True, capture_output=True)
+        url = subprocess.run([PG, "url"], env=env, check=True, capture_output=True, text=True)
+        yield env, url.stdout.strip()
+    finally:
+        subprocess.run([PG, "destroy"], env=env, capture_output=True)
+        shutil.rmtree(parent, ignore_errors=True)

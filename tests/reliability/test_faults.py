@@ -3,13 +3,10 @@ timeouts that keep a request from waiting forever."""
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -20,10 +17,9 @@ from capture.models import Capture, IdempotencyRecord
 from orders.models import OrderItem
 from scripts.gen_orders import document
 from tests.capture.locks import wait_for_lock_waiters
-from tests.live import ROOT, VENV_BIN, free_port, gunicorn, server_env, wait_until_ready
-from tests.reliability.helpers import assert_captures_add_up, seed, token_for
-
-PG = str(ROOT / "scripts" / "pg.sh")
+from tests.live import ROOT, VENV_BIN, gunicorn, server_env, wait_until_ready
+from tests.reliability import helpers
+from tests.reliability.helpers import PG, assert_captures_add_up, seed, token_for
 
 
 def worker_pids(master_pid: int, expect: int | None = None) -> set[int]:
@@ -40,18 +36,8 @@ def worker_pids(master_pid: int, expect: int | None = None) -> set[int]:
 @pytest.fixture
 def own_cluster():
     """A PostgreSQL cluster of this test's own, to stop and start at will."""
-    parent = Path(tempfile.mkdtemp(prefix="omnitron-fault-pg-"))
-    parent.chmod(0o755)
-    env = {**os.environ, "PG_DATA_DIR": str(parent / "data"), "PG_PORT": str(free_port()),
-           "PG_FAST": "1", "PG_DATABASE": "faults"}  # fmt: skip
-    env.pop("DATABASE_URL", None)
-    subprocess.run([PG, "start"], env=env, check=True, capture_output=True)
-    url = subprocess.run([PG, "url"], env=env, check=True, capture_output=True, text=True)
-    try:
-        yield env, url.stdout.strip()
-    finally:
-        subprocess.run([PG, "destroy"], env=env, capture_output=True)
-        shutil.rmtree(parent, ignore_errors=True)
+    with helpers.own_cluster(PG_FAST="1", PG_DATABASE="faults") as cluster:
+        yield cluster
 
 
 def test_database_restart_under_traffic_fails_fast_and_recovers(own_cluster):
@@ -209,3 +195,25 @@ def test_every_app_connection_has_a_lock_and_a_statement_timeout():
              "DJANGO_SECRET_KEY": "x" * 50, "DJANGO_ALLOWED_HOSTS": "example.com"},
     )  # fmt: skip
     assert production.stdout.strip() == "-c lock_timeout=3000 -c statement_timeout=15000"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dead_connection_is_replaced_without_failing_the_request():
+    """No health check round trip per request: a request whose reused connection turns
+    out dead (here killed by PostgreSQL) reconnects and runs its first statement again."""
+    order = seed(orders=1, items=1, prefix="DEAD")[0]
+    token = token_for("wms", all_channels=True)
+    headers = {"Authorization": f"Token {token}"}
+    with gunicorn(workers=1, env=server_env(DJANGO_CONN_MAX_AGE=60)) as (base, _):
+        assert requests.get(f"{base}/api/v1/active_user/", headers=headers).status_code == 200
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = 'omnitron-capture' AND pid <> pg_backend_pid()"
+            )
+            assert cursor.fetchone()[0] >= 1
+        again = requests.get(f"{base}/api/v1/active_user/", headers=headers)
+        body = {"order": order["number"], "order_items": [{"pk": order["items"][0]["pk"]}]}
+        captured = requests.post(f"{base}/api/v1/capture-order/", json=body, headers=headers)
+    assert again.status_code == 200
+    assert captured.status_code == 200

@@ -13,6 +13,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from events.services import webhook_subscription_create_or_update
+from omnitron import db_router
 from tests.events.helpers import receiving
 from tests.live import ROOT, gunicorn, server_env, worker
 from tests.reliability.helpers import seed, token_for
@@ -85,6 +86,20 @@ def test_metrics_answer_only_the_allowed_addresses(client, settings):
     settings.METRICS_ALLOWED_IPS = ["10.9.9.9"]
     assert client.get("/metrics").status_code == 404  # the test client is 127.0.0.1
     assert client.get("/metrics", REMOTE_ADDR="10.9.9.9").status_code == 200
+
+
+def test_a_read_sent_to_the_primary_instead_of_the_replica_is_counted(client):
+    """omnitron/db_router.py calls its on_fallback hooks once per such request."""
+
+    def fallbacks() -> float:
+        families = text_string_to_metric_families(client.get("/metrics").content.decode())
+        samples = {s.name: s.value for family in families for s in family.samples}
+        return samples.get("omnitron_replica_fallbacks_total", 0)
+
+    before = fallbacks()
+    for hook in db_router.on_fallback:
+        hook()
+    assert fallbacks() == before + 1
 
 
 def test_the_dashboard_and_the_alert_rules_parse_and_use_real_metrics():

@@ -1,25 +1,62 @@
 """Three app servers, one PostgreSQL: a few hundred concurrent captures of
 overlapping items (with and without Idempotency-Key) capture each item exactly once.
-The app keeps no state in process; PostgreSQL's row locks make captures exactly-once."""
+The app keeps no state in process; PostgreSQL's row locks make captures exactly-once.
 
+The same runs twice: straight to PostgreSQL, and through PgBouncer in transaction mode
+(deploy/pgbouncer/pgbouncer.ini) with DB_PREPARED_STATEMENTS=0, the timeouts on the
+role, persistent app connections and fewer server connections than app workers, so
+every server connection serves several workers' transactions in turn."""
+
+import contextlib
 import itertools
 import random
 from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
 import pytest
 import requests
 
 from capture.models import CaptureItem
 from orders.models import OrderItem
-from tests.live import gunicorn
+from tests.live import POOLED_ROLE, gunicorn, pgbouncer, server_env
 from tests.reliability.helpers import assert_captures_add_up, seed, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ALLOWED_LOSSES = {"already_captured", "order_locked", "idempotency_key_in_use"}
+SERVERS, WORKERS = 3, 2
+POOL_SIZE = 4  # server connections for the 3 x 2 gunicorn workers
+RESERVE = 5  # pgbouncer.ini reserve_pool_size
 
 
-def test_three_servers_capture_every_item_exactly_once():
+@contextlib.contextmanager
+def app_database(route: str):
+    """server_env for the app, and a function returning the PgBouncer's transaction
+    count (None when the app goes straight to PostgreSQL)."""
+    if route == "direct":
+        yield server_env(), lambda: None
+        return
+    with pgbouncer(pool_size=POOL_SIZE) as (overrides, _):
+        admin = overrides["DATABASE_URL"].rsplit("/", 1)[0] + "/pgbouncer"
+
+        def transactions() -> int:
+            with psycopg.connect(admin, autocommit=True, prepare_threshold=None) as conn:
+                stats = conn.cursor().execute("SHOW STATS").fetchall()
+            return sum(row[1] for row in stats if row[0] != "pgbouncer")
+
+        yield server_env(**overrides, DJANGO_CONN_MAX_AGE=60), transactions
+
+
+def server_connections() -> int:
+    """The pooled role's connections to PostgreSQL, as PostgreSQL counts them."""
+    with psycopg.connect(server_env()["DATABASE_URL"], autocommit=True) as conn:
+        cursor = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = %s",
+                              [POOLED_ROLE])  # fmt: skip
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.parametrize("route", ["direct", "pgbouncer"])
+def test_three_servers_capture_every_item_exactly_once(route):
     orders = seed(orders=4, items=24, prefix="SCALE")
     token = token_for("wms", all_channels=True)
     rng = random.Random(20261127)
@@ -38,9 +75,10 @@ def test_three_servers_capture_every_item_exactly_once():
     rng.shuffle(attempts)
 
     with (
-        gunicorn(workers=2) as (a, _),
-        gunicorn(workers=2) as (b, _),
-        gunicorn(workers=2) as (c, _),
+        app_database(route) as (env, pooled_transactions),
+        gunicorn(workers=WORKERS, env=env) as (a, _),
+        gunicorn(workers=WORKERS, env=env) as (b, _),
+        gunicorn(workers=WORKERS, env=env) as (c, _),
     ):
         servers = itertools.cycle([a, b, c])
 
@@ -55,6 +93,10 @@ def test_three_servers_capture_every_item_exactly_once():
 
         with ThreadPoolExecutor(max_workers=24) as pool:
             results = list(pool.map(send, zip(attempts, servers, strict=False)))
+        if route == "pgbouncer":
+            # Every request went through PgBouncer, over at most its pool (and reserve).
+            assert pooled_transactions() >= len(results)
+            assert 0 < server_connections() <= POOL_SIZE + RESERVE
 
     assert len(results) >= 300
     statuses = [response.status_code for _, _, response in results]

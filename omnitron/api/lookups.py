@@ -1,0 +1,16 @@
+"""Reads a view needs per authenticated user, folded into the authentication statement
+(accounts/authentication.py): one round trip fewer per request. The rate limit count
+works the same way (omnitron/api/throttling.py)."""
+
+
+class UserLookup:
+    """A scalar subquery that may use `token_user.id` and `token_user.is_superuser`
+    (the authenticated user), with its `%(...)s` parameters. A view lists its lookups
+    in `authentication_lookups`; their values arrive in `request.user.lookups[name]`."""
+
+    name: str = ""
+    sql: str = ""
+
+    def params(self, request) -> dict | None:
+        """The subquery's parameters for this request; None when it needs no lookup."""
+        raise NotImplementedError
