@@ -99,14 +99,21 @@ def workers() -> int:
     return int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() * 2 + 1))
 
 
+# The session (gunicorn's master pid) of each running app server, by base URL: its
+# processes' CPU time is read from /proc (bench/cpu.py).
+SESSIONS: dict[str, int] = {}
+
+
 @contextmanager
 def app_server(env: dict):
     """gunicorn as `make run` starts it (gunicorn.conf.py: 2 x CPUs + 1 workers)."""
     port = free_port()
     process = Process([GUNICORN, "omnitron.wsgi"], env={**env, "PORT": str(port)})
     base = f"http://127.0.0.1:{port}"
+    SESSIONS[base] = process.popen.pid
     try:
         wait_until_ready(f"{base}/readyz", timeout=60, process=process.popen)
         yield base
     finally:
         process.stop()
+        del SESSIONS[base]

@@ -12,6 +12,7 @@ from functools import partial
 import psycopg
 import requests
 
+from bench.cpu import CpuMeter
 from bench.infra import ROOT, log
 from bench.seeding import CONCURRENCY, Plan, capture_body
 
@@ -154,44 +155,80 @@ def contended_check(database_url: str, prefix: str) -> dict:
     }
 
 
-# The ratio rounds: capture-1 / baseline throughput at concurrency 16, the two runs back
-# to back, the order alternating (baseline first in odd rounds, capture-1 first in even
-# ones) so that drift of this shared machine favours neither side.
+# The ratio rounds: capture-1 / baseline throughput at concurrency 16 (and, in full runs,
+# replay / baseline), the runs back to back, the order reversing from round to round
+# (baseline first in odd rounds, last in even ones) so that drift of this shared
+# machine favours neither side.
 
 
-def ratio_sides(server: Server, bodies: str) -> dict:
-    """The two runs of a round, each waiting for its duration in seconds."""
+@dataclass(frozen=True)
+class Replay:
+    """What the replay side of a round sends: one body again and again, under a key
+    whose first capture is done (prime_replay)."""
+
+    bodies: str
+    key: str
+
+
+def ratio_sides(server: Server, bodies: str, replay: Replay | None = None) -> dict:
+    """The runs of a round, each waiting for its duration in seconds."""
     common = {"connections": RATIO_CONCURRENCY, "token": server.token}
-    return {
+    sides = {
         "baseline": partial(wrk, server.baseline_url, method="GET", **common),
         "capture-1": partial(wrk, server.capture_url, bodies=bodies, **common),
     }
+    if replay is not None:
+        sides["replay"] = partial(wrk, server.capture_url, bodies=replay.bodies, key=replay.key,
+                                  **common)  # fmt: skip
+    return sides
 
 
-def round_order(number: int) -> list[str]:
-    return ["baseline", "capture-1"] if number % 2 else ["capture-1", "baseline"]
+def round_order(number: int, sides=("baseline", "capture-1")) -> list[str]:
+    return list(sides) if number % 2 else list(reversed(sides))
 
 
-def ratio_round(server: Server, number: int, bodies: str, seconds: int) -> dict:
-    sides = ratio_sides(server, bodies)
-    order = round_order(number)
+def ratio_round(server: Server, number: int, bodies: str, seconds: int,
+                replay: Replay | None = None, meter: CpuMeter | None = None) -> dict:  # fmt: skip
+    """The sides back to back; their throughput, latency, and (with a meter) the app's
+    and PostgreSQL's CPU per request."""
+    sides = ratio_sides(server, bodies, replay)
+    order = round_order(number, tuple(sides))
     log(f"ratio round {number}: {' then '.join(order)}, concurrency {RATIO_CONCURRENCY}")
-    runs = {side: sides[side](seconds=seconds) for side in order}
+    runs, cpu = {}, {}
+    for side in order:
+        before = meter.read() if meter else None
+        runs[side] = sides[side](seconds=seconds)
+        if meter:
+            cpu[side] = meter.per_request(before, meter.read(), runs[side]["requests"])
     baseline, capture = runs["baseline"], runs["capture-1"]
     result = {
+        "first": order[0],
         "baseline_rps": baseline["rps"],
         "capture_1_rps": capture["rps"],
-        "errors": baseline["errors"] + capture["errors"],
+        "capture_1_p50_ms": capture["p50_ms"],
+        "capture_1_p99_ms": capture["p99_ms"],
+        "errors": sum(run["errors"] for run in runs.values()),
         "ratio": ratio(capture["rps"], baseline["rps"]),
+        "tail": ratio(capture["p99_ms"], capture["p50_ms"]),
     }
-    log(f"ratio round {number}: baseline {baseline['rps']} rps, "
-        f"capture-1 {capture['rps']} rps, ratio {result['ratio']}")  # fmt: skip
+    if replay is not None:
+        result["replay_rps"] = runs["replay"]["rps"]
+        result["replay_ratio"] = ratio(runs["replay"]["rps"], baseline["rps"])
+    if meter:
+        result["cpu_ms_per_request"] = cpu
+    extra = f", replay {result['replay_ratio']}" if replay else ""
+    extra += f", cpu {cpu}" if cpu else ""
+    log(f"ratio round {number}: baseline {baseline['rps']} rps, capture-1 {capture['rps']} rps "
+        f"(p50 {capture['p50_ms']:.1f}, p99 {capture['p99_ms']:.1f} ms), ratio {result['ratio']}"
+        f"{extra}")  # fmt: skip
     return result
 
 
-def ratio_rounds(server: Server, bodies_per_round: list[str], seconds: int) -> list[dict]:
+def ratio_rounds(server: Server, bodies_per_round: list[str], seconds: int,
+                 replay: Replay | None = None,
+                 meter: CpuMeter | None = None) -> list[dict]:  # fmt: skip
     return [
-        ratio_round(server, number, bodies, seconds)
+        ratio_round(server, number, bodies, seconds, replay, meter)
         for number, bodies in enumerate(bodies_per_round, start=1)
     ]
 
@@ -201,3 +238,26 @@ def warm_ratio_sides(server: Server, bodies: str, seconds: int) -> None:
     log(f"ratio warm-up: {seconds}s of each side")
     for run in ratio_sides(server, bodies).values():
         run(seconds=seconds)
+
+
+# A/B rounds: capture-1 at concurrency 16 on two servers, which goes first alternating
+# from round to round.
+
+
+def ab_rounds(urls: dict[str, str], token: str, bodies: list[dict], seconds: int,
+              label: str) -> list[dict]:  # fmt: skip
+    """`urls`: the capture URL of side A and of side B, in that order; `bodies`: per
+    round, a bodies file for each side. Per round: each side's rps, the errors, and
+    B / A."""
+    a, b = urls
+    rounds = []
+    for number, files in enumerate(bodies, start=1):
+        order = (a, b) if number % 2 else (b, a)
+        runs = {side: wrk(urls[side], connections=RATIO_CONCURRENCY, seconds=seconds,
+                          token=token, bodies=files[side]) for side in order}  # fmt: skip
+        rounds.append({"first": order[0], f"{a}_rps": runs[a]["rps"], f"{b}_rps": runs[b]["rps"],
+                       "errors": runs[a]["errors"] + runs[b]["errors"],
+                       "ratio": ratio(runs[b]["rps"], runs[a]["rps"])})  # fmt: skip
+        log(f"{label} round {number}: {a} {runs[a]['rps']} rps, {b} {runs[b]['rps']} rps, "
+            f"{b}/{a} {rounds[-1]['ratio']}")  # fmt: skip
+    return rounds

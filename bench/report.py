@@ -5,11 +5,12 @@ import os
 import platform
 import shutil
 import statistics
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.infra import elapsed
-from bench.load import RATIO_CONCURRENCY, ratio, round_order
+from bench.infra import ROOT, elapsed
+from bench.load import RATIO_CONCURRENCY, ratio
 from bench.seeding import CONCURRENCY
 
 
@@ -23,10 +24,25 @@ class Measurements:
     fast_paths: list[dict]  # bench/fast_paths.py's rows, [] when not measured
     webhooks: dict  # bench/webhooks.py: with/without a subscription, lag, drain
     metrics: dict  # bench/metrics_cost.py: capture-1 with metrics on / off
+    pgbouncer: dict | None = None  # bench/pgbouncer.py: capture-1 through PgBouncer / direct
+    bigdata: dict | None = None  # bench/bigdata.py: small / big database, plans
+
+
+def median_cpu(rounds: list[dict], side: str) -> dict | None:
+    """A side's app and PostgreSQL CPU ms per request, the median over the rounds."""
+    per_round = [r["cpu_ms_per_request"][side] for r in rounds if "cpu_ms_per_request" in r]
+    if not per_round:
+        return None
+    return {
+        part: (statistics.median(values) if None not in values else None)
+        for part in ("app_ms", "postgres_ms")
+        for values in [[cpu[part] for cpu in per_round]]
+    }
 
 
 def summarize(results: list[dict], scaling: list[dict], contended: dict, rounds: list,
-              webhooks: dict, metrics: dict) -> dict:  # fmt: skip
+              webhooks: dict, metrics: dict, pgbouncer: dict | None = None,
+              bigdata: dict | None = None) -> dict:  # fmt: skip
     by = {(r["scenario"], r["concurrency"]): r for r in results}
     lat = {row["items"]: row for row in scaling}
 
@@ -40,10 +56,17 @@ def summarize(results: list[dict], scaling: list[dict], contended: dict, rounds:
         "capture_1_over_baseline_c16_rounds": [r["ratio"] for r in rounds],
         "capture_1_over_baseline_c16_table": over_baseline("capture-1", 16),
         "capture_1_over_baseline_c1": over_baseline("capture-1", 1),
-        "replay_over_baseline_c16": over_baseline("replay", 16),
+        "replay_over_baseline_c16": statistics.median(r["replay_ratio"] for r in rounds)
+        if rounds and "replay_ratio" in rounds[0]
+        else over_baseline("replay", 16),
+        "capture_1_p99_over_p50_c16_rounds": [r["tail"] for r in rounds],
+        "cpu_ms_per_request_c16": {
+            side: median_cpu(rounds, side) for side in ("baseline", "capture-1", "replay")
+        },  # fmt: skip
         "latency_1000_over_1": ratio(lat[1000]["latency_ms"], lat[1]["latency_ms"]),
         "queries_identical": len({row["queries"] for row in scaling}) == 1,
-        "errors": sum(r["errors"] for r in results) + sum(r["errors"] for r in rounds),
+        "errors": sum(r["errors"] for r in [*results, *rounds])
+        + (pgbouncer["errors"] if pgbouncer else 0),
         "contended_exactly_once": all(
             c["audit_rows"] == c["distinct_items"] == c["captured_items"]
             for c in contended.values()
@@ -57,15 +80,29 @@ def summarize(results: list[dict], scaling: list[dict], contended: dict, rounds:
         "webhook_drain_s": webhooks["drain_s"],
         "webhooks_all_delivered": webhooks["all_delivered"],
         "metrics_on_over_off": metrics["on_over_off"],
+        "pgbouncer_over_direct_c16": pgbouncer["over_direct"] if pgbouncer else None,
+        "bigdata_worst_cost_ratio": bigdata["worst_cost_ratio"] if bigdata else None,
+        "bigdata_seq_scans": bigdata["seq_scans"] if bigdata else None,
     }
 
 
 def targets(summary: dict) -> list[tuple[str, bool, str]]:
-    return [
+    tails = summary["capture_1_p99_over_p50_c16_rounds"]
+    rows = [
         (
-            "capture-1 throughput at concurrency 16 >= 0.5 x baseline",
-            (summary["capture_1_over_baseline_c16"] or 0) >= 0.5,
+            "capture-1 throughput at concurrency 16 >= 0.65 x baseline",
+            (summary["capture_1_over_baseline_c16"] or 0) >= 0.65,
             str(summary["capture_1_over_baseline_c16"]),
+        ),
+        (
+            "capture-1 at concurrency 16: p99 <= 3 x p50 in every ratio round",
+            bool(tails) and max(tails) <= 3,
+            ", ".join(str(t) for t in tails),
+        ),
+        (
+            "replay throughput at concurrency 16 >= 0.9 x baseline",
+            (summary["replay_over_baseline_c16"] or 0) >= 0.9,
+            str(summary["replay_over_baseline_c16"]),
         ),
         (
             "latency(1,000 items) / latency(1 item) <= 10",
@@ -101,6 +138,20 @@ def targets(summary: dict) -> list[tuple[str, bool, str]]:
             str(summary["metrics_on_over_off"]),
         ),
     ]
+    if summary["bigdata_worst_cost_ratio"] is not None:
+        rows += [
+            (
+                "2M orders: every scenario costs <= 1.2 x the small database's (small / big rps)",
+                summary["bigdata_worst_cost_ratio"] <= 1.2,
+                str(summary["bigdata_worst_cost_ratio"]),
+            ),
+            (
+                "2M orders: no statement reads a table of > 10,000 rows with a sequential scan",
+                not summary["bigdata_seq_scans"],
+                ", ".join(summary["bigdata_seq_scans"]) or "none",
+            ),
+        ]
+    return rows
 
 
 def hard_failure(summary: dict) -> bool:
@@ -115,10 +166,12 @@ def hard_failure(summary: dict) -> bool:
 
 def build_report(m: Measurements, *, started: str, smoke: bool, seconds: int,
                  warmup: int, workers: int) -> dict:  # fmt: skip
-    summary = summarize(m.scenarios, m.scaling, m.contended, m.rounds, m.webhooks, m.metrics)
+    summary = summarize(m.scenarios, m.scaling, m.contended, m.rounds, m.webhooks, m.metrics,
+                        m.pgbouncer, m.bigdata)  # fmt: skip
     return {
         "started": started,
         "command": "make bench-smoke" if smoke else "make bench",
+        "commit": git_commit(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "workers": workers},
         "settings": {"seconds": seconds, "warmup": warmup},
         "scenarios": m.scenarios,
@@ -130,9 +183,23 @@ def build_report(m: Measurements, *, started: str, smoke: bool, seconds: int,
         "fast_paths": m.fast_paths,
         "webhooks": m.webhooks,
         "metrics": m.metrics,
+        "pgbouncer": m.pgbouncer,
+        "bigdata": m.bigdata,
         "ratio_rounds": m.rounds,
         "duration_s": round(elapsed()),
     }
+
+
+def git_commit() -> str:
+    """The commit measured, `+` when the tree had changes."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True, cwd=ROOT).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, cwd=ROOT).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "-"
+    return head + ("+" if dirty else "")
 
 
 def write_report(report: dict, out: Path, smoke: bool) -> None:
@@ -146,6 +213,44 @@ def write_report(report: dict, out: Path, smoke: bool) -> None:
         shutil.copy(out / f"{stem}.md", out / f"{report['started']}.md")
 
 
+def append_history(report: dict, out: Path) -> None:
+    """One row per full run in history.md: the key ratios, so the trend shows."""
+    path = out / "history.md"
+    if not path.exists():
+        path.write_text(HISTORY_HEADER)
+    with path.open("a") as history:
+        history.write(history_row(report) + "\n")
+
+
+HISTORY_HEADER = """# Benchmark history
+
+One row per `make bench`, appended by bench/run.py (the full report of the latest run
+is latest.md). Ratios are measured within one run; CPU is ms per request at
+concurrency 16, app + PostgreSQL (bench/cpu.py).
+
+| run | commit | capture-1 / baseline c16 | worst p99 / p50 | replay / baseline | \
+CPU capture-1 | CPU baseline | webhooks with / without | metrics on / off | \
+2M orders worst cost |
+|---|---|---:|---:|---:|---:|---:|---:|---:|---:|
+""".replace("\\\n", "")
+
+
+def history_row(report: dict) -> str:
+    s = report["summary"]
+    cpu = s.get("cpu_ms_per_request_c16") or {}
+
+    def both(side):
+        c = cpu.get(side)
+        return f"{c['app_ms']} + {c['postgres_ms']}" if c else "-"
+
+    tails = s.get("capture_1_p99_over_p50_c16_rounds") or []
+    cells = [report["started"], report.get("commit", "-"), s["capture_1_over_baseline_c16"],
+             max(tails) if tails else "-", s["replay_over_baseline_c16"], both("capture-1"),
+             both("baseline"), s["webhook_with_over_without"], s["metrics_on_over_off"],
+             s.get("bigdata_worst_cost_ratio") or "-"]  # fmt: skip
+    return "| " + " | ".join(str(cell) for cell in cells) + " |"
+
+
 # Markdown
 
 
@@ -155,10 +260,13 @@ def markdown(report: dict) -> str:
         *scenario_table(report["scenarios"]),
         *scaling_table(report["items_scaling"]),
         *summary_lines(report["summary"], report["contended"]),
+        *rounds_table(report.get("ratio_rounds") or []),
         *webhook_lines(report.get("webhooks")),
         *metrics_lines(report.get("metrics")),
+        *pgbouncer_lines(report.get("pgbouncer")),
         *target_table(report["targets"]),
         *exhausted_note(report["scenarios"]),
+        *bigdata_section(report.get("bigdata")),
         *fast_paths_table(report.get("fast_paths")),
         *profile_section(report.get("profile")),
     ]
@@ -215,6 +323,63 @@ def summary_lines(s: dict, contended: dict) -> list[str]:
     ]
 
 
+def rounds_table(rounds: list[dict]) -> list[str]:
+    """Each ratio round: throughput, capture-1's tail, and CPU per request."""
+    if not rounds:
+        return []
+
+    def cpu(r, side):
+        c = (r.get("cpu_ms_per_request") or {}).get(side)
+        return f"{c['app_ms']} + {c['postgres_ms']}" if c else "-"
+
+    return table(
+        "| round | first | baseline rps | capture-1 rps | ratio | capture-1 p50 / p99 ms | "
+        "replay / baseline | CPU ms per request (app + PostgreSQL): baseline | capture-1 | "
+        "replay |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        [f"| {n} | {r['first']} | {r['baseline_rps']} | {r['capture_1_rps']} | {r['ratio']} | "
+         f"{r['capture_1_p50_ms']:.1f} / {r['capture_1_p99_ms']:.1f} | "
+         f"{r.get('replay_ratio', '-')} | {cpu(r, 'baseline')} | {cpu(r, 'capture-1')} | "
+         f"{cpu(r, 'replay')} |" for n, r in enumerate(rounds, start=1)],
+    )  # fmt: skip
+
+
+def bigdata_section(big: dict | None) -> list[str]:
+    """bench/bigdata.py: the fill, small / big per scenario, and the plans."""
+    if not big:
+        return []
+    tables = ", ".join(f"{name} {t['rows']:,} rows ({t['mb']} MB)"
+                       for name, t in big["tables"].items())  # fmt: skip
+    fill = sum(step["seconds"] for step in big["fill"].values())
+
+    def each(rounds, key, form="{}"):
+        return ", ".join(form.format(r[key]) for r in rounds)
+
+    rows = [f"| {name} | {each(s['rounds'], 'small_rps')} | {each(s['rounds'], 'big_rps')} | "
+            f"{each(s['rounds'], 'small_p50_ms', '{:.1f}')} | "
+            f"{each(s['rounds'], 'big_p50_ms', '{:.1f}')} | **{s['cost_ratio']}** |"
+            for name, s in big["scenarios"].items()]  # fmt: skip
+    lines = [
+        "", "## Cost as data grows (bench/bigdata.py)", "",
+        f"The big database (scale {big['scale']}), filled in SQL in {fill:.0f} s: {tables}.",
+        f"Each scenario at concurrency {big['concurrency']}, {big['seconds_per_side']} s per "
+        "side, the side that goes first alternating; cost ratio = small rps / big rps.",
+        *table("| scenario | small rps | big rps | small p50 ms | big p50 ms | cost ratio |",
+               "|---|---|---|---|---|---:|", rows),
+        "", "Sequential scans on the big database, of tables of more than 10,000 rows: "
+        f"{', '.join(big['seq_scans']) or 'none'}; of configuration tables of a few rows "
+        f"(the right plan there): {', '.join(big.get('small_table_seq_scans', [])) or 'none'}.",
+        "", "### The plans (bench/explain.py; generic = the plan of a prepared statement)",
+    ]  # fmt: skip
+    for plan in big["plans"]:
+        lines += ["", f"**{plan['request']}**: `{plan['sql'][:160]}…`", "",
+                  "```", plan["generic"].rstrip(), "```"]  # fmt: skip
+        if plan["custom"] != plan["generic"]:
+            lines += ["custom plan (the request's values):",
+                      "```", plan["custom"].rstrip(), "```"]  # fmt: skip
+    return lines
+
+
 def target_table(rows) -> list[str]:
     return table(
         "| target | met | value |",
@@ -259,6 +424,20 @@ def metrics_lines(metrics: dict | None) -> list[str]:
         f"- metrics (bench/metrics_cost.py): capture-1 with / without metrics at concurrency "
         f"16: **{metrics['on_over_off']}** (median of rounds, rps {rounds})"
     ]
+
+
+def pgbouncer_lines(pooled: dict | None) -> list[str]:
+    """capture-1 through PgBouncer / direct (bench/pgbouncer.py), when measured."""
+    if pooled is None:
+        return []
+    rps = [f"{r['pgbouncer_rps']}/{r['direct_rps']}" for r in pooled["rounds"]]
+    setup = "deploy/pgbouncer/pgbouncer.ini, DB_PREPARED_STATEMENTS=0, timeouts on the role"
+    return [f"- PgBouncer in transaction mode (bench/pgbouncer.py, {setup}): capture-1 "
+            f"through PgBouncer / direct at concurrency {pooled['concurrency']}: "
+            f"**{pooled['over_direct']}** (median of rounds of {pooled['seconds_per_side']} s "
+            f"per side, rps {', '.join(rps)}); of which losing the prepared statements "
+            f"(direct with DB_PREPARED_STATEMENTS=0 / direct): "
+            f"{pooled.get('unprepared_over_prepared')}"]  # fmt: skip
 
 
 def fast_paths_table(rows: list[dict] | None) -> list[str]:
@@ -336,9 +515,7 @@ def ratio_report(rounds: list[dict], seconds: int) -> dict:
     return {
         "concurrency": RATIO_CONCURRENCY,
         "seconds_per_side": seconds,
-        "rounds": [
-            {"round": n, "first": round_order(n)[0], **r} for n, r in enumerate(rounds, start=1)
-        ],
+        "rounds": [{"round": n, **r} for n, r in enumerate(rounds, start=1)],
         "ratios": [r["ratio"] for r in rounds],
         "median": statistics.median(r["ratio"] for r in rounds),
         "errors": sum(r["errors"] for r in rounds),

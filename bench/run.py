@@ -30,11 +30,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.infra import api_token, app_env, app_server, database, log, migrate, workers  # noqa: E402
-from bench.load import Server, ratio_rounds, run_scenarios, warm_ratio_sides  # noqa: E402
+from bench.bigdata import measure_bigdata  # noqa: E402
+from bench.cpu import CpuMeter  # noqa: E402
+from bench.infra import (  # noqa: E402
+    SESSIONS,
+    api_token,
+    app_env,
+    app_server,
+    database,
+    log,
+    migrate,
+    workers,
+)
+from bench.load import Replay, Server, ratio_rounds, run_scenarios, warm_ratio_sides  # noqa: E402
 from bench.metrics_cost import metrics_cost  # noqa: E402
+from bench.pgbouncer import measure_pgbouncer, pgbouncer_bodies  # noqa: E402
 from bench.report import (  # noqa: E402
     Measurements,
+    append_history,
     build_report,
     hard_failure,
     markdown,
@@ -57,6 +70,8 @@ SUSTAINED_SECONDS = 60
 @dataclass(frozen=True)
 class Settings:
     fast_paths_only: bool
+    bigdata_only: bool
+    bigdata_scale: float  # 1.0: 2 million orders (bench/bigdata.py)
     smoke: bool
     ratio_only: bool
     seconds: int  # measured seconds per scenario; a ratio round runs half of it per side
@@ -91,6 +106,15 @@ def parse_args(argv=None) -> Settings:
         action="store_true",
         help="only bench/fast_paths.py (in-process, no server): JSON out, no report",
     )
+    parser.add_argument(
+        "--bigdata-only",
+        action="store_true",
+        help="only bench/bigdata.py (small against big database): JSON out, no report",
+    )
+    parser.add_argument(
+        "--bigdata-scale", type=float, default=1.0,
+        help="the big database's size, 1.0 = 2 million orders (for trying the script out)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     rounds = args.rounds
     if rounds is None:
@@ -99,6 +123,8 @@ def parse_args(argv=None) -> Settings:
         parser.error("--ratio-only needs --rounds 1 or more")
     return Settings(
         fast_paths_only=args.fast_paths_only,
+        bigdata_only=args.bigdata_only,
+        bigdata_scale=args.bigdata_scale,
         smoke=args.smoke,
         ratio_only=args.ratio_only,
         seconds=args.seconds or (1 if args.smoke else 8),
@@ -116,6 +142,8 @@ def main() -> int:
         return 2
     if settings.fast_paths_only:
         return fast_paths_only()
+    if settings.bigdata_only:
+        return bigdata_only(settings)
     return ratio_only(settings) if settings.ratio_only else full_run(settings)
 
 
@@ -134,6 +162,7 @@ def full_run(s: Settings) -> int:
         paths_bodies = None if s.smoke else fast_path_bodies(seeds)
         webhook_bodies = seeds.sided_bodies(max(1, s.rounds), s.round_seconds, ("without", "with"))
         metrics_bodies = seeds.sided_bodies(max(1, s.rounds), s.round_seconds, ("on", "off"))
+        pooled_bodies = pgbouncer_bodies(seeds, max(1, s.rounds), s.round_seconds)
         sustained_bodies = (
             None
             if s.smoke
@@ -146,19 +175,26 @@ def full_run(s: Settings) -> int:
             scenarios, contended = run_scenarios(
                 server, plan, database_url, warmup=s.warmup, seconds=s.seconds
             )
-            rounds = ratio_rounds(server, plan.ratio, s.round_seconds)
+            replay = Replay(plan.replay_bodies, plan.replay_key)
+            meter = CpuMeter(SESSIONS[base], database_url)
+            rounds = ratio_rounds(server, plan.ratio, s.round_seconds, replay, meter)
+            pooled = measure_pgbouncer(server, env, pooled_bodies, s.round_seconds)
             webhooks = measure_webhooks(server, env, webhook_bodies, s.round_seconds,
                                         sustained_bodies, SUSTAINED_SECONDS)  # fmt: skip
             metrics = metrics_cost(server, env, metrics_bodies, s.round_seconds)
             scaling = items_scaling(server, seeds, database_url, s.repeats)
             profile_text = "" if s.smoke else profile(env, plan.profile_bodies, token)
+            bigdata = None if s.smoke else measure_bigdata(
+                env, seeds, server, rounds=s.rounds, seconds=s.round_seconds,
+                scale=s.bigdata_scale)  # fmt: skip
         paths = [] if s.smoke else fast_paths(env, paths_bodies, token)
-    measured = Measurements(
-        scenarios, contended, rounds, scaling, profile_text, paths, webhooks, metrics
-    )
+    measured = Measurements(scenarios, contended, rounds, scaling, profile_text, paths, webhooks,
+                            metrics, pooled, bigdata)  # fmt: skip
     report = build_report(measured, started=started, smoke=s.smoke, seconds=s.seconds,
                           warmup=s.warmup, workers=workers())  # fmt: skip
     write_report(report, s.out, s.smoke)
+    if not s.smoke:
+        append_history(report, s.out)
     print(markdown(report))
     return 1 if hard_failure(report["summary"]) else 0
 
@@ -172,10 +208,23 @@ def ratio_only(s: Settings) -> int:
         with app_server(env) as base:
             server = Server(base, token)
             warm_ratio_sides(server, warm_bodies, s.warmup)
-            rounds = ratio_rounds(server, round_bodies, s.round_seconds)
+            meter = CpuMeter(SESSIONS[base], env["DATABASE_URL"])
+            rounds = ratio_rounds(server, round_bodies, s.round_seconds, meter=meter)
     result = ratio_report(rounds, s.round_seconds)
     print(json.dumps(result, indent=2))
     return 1 if result["errors"] else 0
+
+
+def bigdata_only(s: Settings) -> int:
+    """bench/bigdata.py alone, against a fresh small database; JSON on stdout."""
+    with migrated_database() as (env, seeds):
+        seeds.orders(f"FIRST{seeds.run_id}", 1, 1)  # its channel, granted to the API user
+        token = api_token(env)
+        with app_server(env) as base:
+            result = measure_bigdata(env, seeds, Server(base, token), rounds=max(1, s.rounds),
+                                     seconds=s.round_seconds, scale=s.bigdata_scale)  # fmt: skip
+    print(json.dumps(result, indent=2))
+    return 1 if any(scenario["errors"] for scenario in result["scenarios"].values()) else 0
 
 
 def fast_paths_only() -> int:

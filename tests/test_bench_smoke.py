@@ -49,4 +49,46 @@ def test_bench_smoke_runs_clean(bench_database, tmp_path, transactional_db):
     assert set(counts) == {1, 10, 100, 1000}
     assert counts[1000] == counts[1]
     assert report["summary"]["contended_exactly_once"]
+    # capture-1 through PgBouncer against direct (bench/pgbouncer.py), when installed.
+    if shutil.which("pgbouncer") or os.environ.get("CI"):
+        assert [r["errors"] for r in report["pgbouncer"]["rounds"]] == [0]
+        assert report["summary"]["pgbouncer_over_direct_c16"] > 0
     assert_captures_add_up(bench_database)
+
+
+def test_bigdata_fill_is_a_consistent_shop(bench_database, tmp_path, transactional_db):
+    """bench/bigdata.py's fill at 1/1000 of its size: the rows it copies add up like
+    the app's own (check_captures), the replay lookup finds its stored keys, and
+    bench/explain.py explains every statement of every scenario's request."""
+    from bench import bigdata
+    from bench.infra import api_token, app_env, migrate
+    from bench.seeding import Seeds, capture_body
+
+    env = app_env(bench_database)
+    migrate(env)
+    seeds = Seeds(env, tmp_path)
+    template = seeds.orders("TEMPLATE", 1, bigdata.ITEMS_PER_ORDER)[0]
+    token = api_token(env)
+    with psycopg.connect(bench_database) as conn:
+        user = conn.execute("SELECT user_id FROM authtoken_token WHERE key = %s", [token])
+        user_id = user.fetchone()[0]
+    filled = bigdata.fill(bench_database, template=template, user_id=user_id, scale=0.001)
+    assert filled["orders"]["rows"] == 2000
+    assert filled["order items"]["rows"] == 6000
+    assert filled["captures"]["rows"] == filled["capture items"]["rows"] == 1000
+    assert filled["idempotency keys"]["rows"] == filled["events"]["rows"] == 1000
+    assert_captures_add_up(bench_database)
+    with psycopg.connect(bench_database) as conn:
+        captured = conn.execute(
+            "SELECT count(*) FROM orders_orderitem WHERE captured_at IS NOT NULL"
+        ).fetchone()[0]
+        unsent = conn.execute("SELECT count(*) FROM orders_order WHERE NOT is_send").fetchone()[0]
+    assert captured == 1000
+    assert unsent == 2 + 1  # 1/1000 of the past orders, and the template
+    fresh = seeds.orders("EXPLAINED", 1, 1)[0]
+    plans = bigdata.explain(env, token, capture_body(fresh))
+    requests = {plan["request"] for plan in plans}
+    assert requests == {"baseline", "capture", "replay",
+                        *(f"GET {path}" for path in bigdata.READS)}  # fmt: skip
+    assert all(plan["generic"] and plan["custom"].strip() for plan in plans)
+    assert any("capture_capture" in plan["sql"] and "INSERT" in plan["sql"] for plan in plans)
