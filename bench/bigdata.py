@@ -12,7 +12,8 @@ app writes; `manage.py check_captures` passes on the result.
 Each database has its own app server; every scenario runs at concurrency 16 on
 both, and the report gives, per scenario, small / big throughput (how much more a
 request costs on the big database: the target is <= 1.2) and the EXPLAIN of every
-statement the app sends for these requests on the big one (bench/explain.py)."""
+statement the app sends for these requests on the big one (bench/explain.py). The
+operators' admin lists are timed on both too (bench/admin_lists.py)."""
 
 import json
 import statistics
@@ -285,6 +286,27 @@ def explain(env: dict, token: str, body: dict) -> list[dict]:
     return json.loads(result.stdout)
 
 
+def admin_lists(env: dict) -> list[dict]:
+    """bench/admin_lists.py against a database: what each admin list costs."""
+    result = subprocess.run(
+        [PYTHON, "-m", "bench.admin_lists"], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(f"bench/admin_lists.py failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout)
+
+
+def admin_comparison(small: list[dict], big: list[dict]) -> list[dict]:
+    """Per admin page and user: the small and big database's figures side by side."""
+    on_small = {(row["user"], row["page"]): row for row in small}
+    return [
+        {**row, "small_ms": on_small[(row["user"], row["page"])]["ms"], "big_ms": row["ms"],
+         "cost_ratio": ratio(row["ms"], on_small[(row["user"], row["page"])]["ms"])}
+        for row in big
+    ]  # fmt: skip
+
+
 def measure_bigdata(env: dict, small_seeds: Seeds, small: Server, *, rounds: int,
                     seconds: int, scale: float = 1.0) -> dict:  # fmt: skip
     """Fill a second database, serve it, and run SCENARIOS on both alternately."""
@@ -314,6 +336,8 @@ def measure_bigdata(env: dict, small_seeds: Seeds, small: Server, *, rounds: int
             results = alternate(sides, rounds, seconds)
         explained = big_seeds.orders(f"EXPLAIN{big_seeds.run_id}", 1, 1)[0]
         plans = explain(big_env, token, capture_body(explained))
+        log("bigdata: the admin lists on both databases")
+        admin = admin_comparison(admin_lists(env), admin_lists(big_env))
         sizes = table_sizes(big_url)
     scanned = {table for plan in plans for table in plan["seq_scan_tables"]}
     return {
@@ -324,6 +348,7 @@ def measure_bigdata(env: dict, small_seeds: Seeds, small: Server, *, rounds: int
         "seconds_per_side": seconds,
         "scenarios": results,
         "plans": plans,
+        "admin": admin,
         # A sequential scan of a table that grows is what must not happen; configuration
         # tables (users, tokens, permissions, memberships, subscriptions) hold a few
         # rows, and reading those whole is the right plan.

@@ -369,6 +369,7 @@ def bigdata_section(big: dict | None) -> list[str]:
         "", "Sequential scans on the big database, of tables of more than 10,000 rows: "
         f"{', '.join(big['seq_scans']) or 'none'}; of configuration tables of a few rows "
         f"(the right plan there): {', '.join(big.get('small_table_seq_scans', [])) or 'none'}.",
+        *admin_lines(big.get("admin")),
         "", "### The plans (bench/explain.py; generic = the plan of a prepared statement)",
     ]  # fmt: skip
     for plan in big["plans"]:
@@ -378,6 +379,21 @@ def bigdata_section(big: dict | None) -> list[str]:
             lines += ["custom plan (the request's values):",
                       "```", plan["custom"].rstrip(), "```"]  # fmt: skip
     return lines
+
+
+def admin_lines(admin: list[dict] | None) -> list[str]:
+    if not admin:
+        return []
+    rows = [f"| `{a['page']}` | {a['user']} | {a['small_ms']} | {a['big_ms']} | "
+            f"{a['cost_ratio']} | {a['statements']} | {a['slowest_ms']} |"
+            for a in admin]  # fmt: skip
+    return [
+        "", "### The admin lists (bench/admin_lists.py)", "",
+        "Each page loaded through the whole admin in-process, median of five after a warm "
+        "load; cost ratio = big ms / small ms; statements and the slowest on the big one.",
+        *table("| page | user | small ms | big ms | cost ratio | statements | slowest ms |",
+               "|---|---|---:|---:|---:|---:|---:|", rows),
+    ]  # fmt: skip
 
 
 def target_table(rows) -> list[str]:

@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.db.models import Prefetch
 
+from omnitron.admin import LargeTableAdmin
 from orders.models import Order
 from orders.selectors import channel_ids_for_user
 
@@ -56,12 +57,14 @@ class CaptureItemInline(ReadOnlyMixin, admin.TabularInline):
 
 
 @admin.register(Capture)
-class CaptureAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class CaptureAdmin(ReadOnlyMixin, LargeTableAdmin):
     list_display = ("id", "order", "user", "created_at", "amount", "currency", "idempotency_key")
     list_select_related = ("order", "user")
-    search_fields = ("order__number", "idempotency_key", "request_id")
+    # Idempotency-Keys and request ids are not indexed (an index more on every capture's
+    # insert): the request log names the order of each request.
+    search_fields = ("order__number",)
+    search_help_text = "A whole order number."
     list_filter = ("created_at",)
-    date_hierarchy = "created_at"
     actions = ["export_csv"]
     readonly_fields = ("order", "user", "created_at", "amount", "currency", "idempotency_key",
                        "request_id")  # fmt: skip

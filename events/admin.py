@@ -3,8 +3,12 @@ when it is made, then masked), events with their deliveries, and deliveries with
 attempt, filtered by state, with an action that sends failed ones again."""
 
 from django.contrib import admin, messages
+from django.db import models
+
+from omnitron.admin import LargeTableAdmin
 
 from .models import DeliveryAttempt, DeliveryState, Event, WebhookDelivery, WebhookSubscription
+from .registry import EVENT_TYPES
 from .services import webhook_deliveries_redeliver
 
 
@@ -35,6 +39,8 @@ class WebhookSubscriptionAdmin(SuperuserOnly, admin.ModelAdmin):
     fields = ("url", "event_types", "channel_ids", "headers", "retry_schedule", "is_active",
               "masked_secret")  # fmt: skip
     readonly_fields = ("masked_secret",)
+    # A URL typed without a scheme is https: production delivers to https only.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def has_add_permission(self, request):
         return self.has_module_permission(request)
@@ -69,12 +75,13 @@ class DeliveryAttemptInline(ReadOnly, admin.TabularInline):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnly, admin.ModelAdmin):
+class WebhookDeliveryAdmin(ReadOnly, LargeTableAdmin):
     list_display = ("id", "event", "subscription", "state", "attempts", "last_outcome",
                     "next_attempt_at", "delivered_at")  # fmt: skip
     list_filter = ("state", "subscription")
-    list_select_related = ("subscription",)
-    search_fields = ("event__id",)
+    list_select_related = ("event", "subscription")
+    search_fields = ("event_id",)
+    search_help_text = "A whole event id (evt_...)."
     fields = ("event", "subscription", "state", "attempts", "created_at", "next_attempt_at",
               "delivered_at", "last_outcome")  # fmt: skip
     readonly_fields = fields
@@ -95,6 +102,20 @@ class WebhookDeliveryAdmin(ReadOnly, admin.ModelAdmin):
         return actions
 
 
+class EventTypeFilter(admin.SimpleListFilter):
+    """The registered event types: Django's own filter would read every event for the
+    distinct values."""
+
+    title = "type"
+    parameter_name = "type"
+
+    def lookups(self, request, model_admin):
+        return [(name, name) for name in sorted(EVENT_TYPES)]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(type=self.value()) if self.value() else queryset
+
+
 class DeliveryInline(ReadOnly, admin.TabularInline):
     model = WebhookDelivery
     extra = 0
@@ -104,10 +125,12 @@ class DeliveryInline(ReadOnly, admin.TabularInline):
 
 
 @admin.register(Event)
-class EventAdmin(ReadOnly, admin.ModelAdmin):
+class EventAdmin(ReadOnly, LargeTableAdmin):
     list_display = ("id", "type", "created_at", "channel", "object_id")
-    list_filter = ("type", "channel")
+    list_filter = (EventTypeFilter, "channel")
+    ordering = ("-seq",)  # newest first, on seq's unique index
     search_fields = ("id",)
+    search_help_text = "A whole event id (evt_...)."
     fields = ("id", "type", "created_at", "channel", "object_id", "payload")
     readonly_fields = fields
     inlines = [DeliveryInline]

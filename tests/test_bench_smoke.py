@@ -59,8 +59,9 @@ def test_bench_smoke_runs_clean(bench_database, tmp_path, transactional_db):
 def test_bigdata_fill_is_a_consistent_shop(bench_database, tmp_path, transactional_db):
     """bench/bigdata.py's fill at 1/1000 of its size: the rows it copies add up like
     the app's own (check_captures), the replay lookup finds its stored keys, and
-    bench/explain.py explains every statement of every scenario's request."""
-    from bench import bigdata
+    bench/explain.py explains every statement of every scenario's request, and
+    bench/admin_lists.py opens every admin list it times."""
+    from bench import admin_lists, bigdata
     from bench.infra import api_token, app_env, migrate
     from bench.seeding import Seeds, capture_body
 
@@ -92,3 +93,9 @@ def test_bigdata_fill_is_a_consistent_shop(bench_database, tmp_path, transaction
                         *(f"GET {path}" for path in bigdata.READS)}  # fmt: skip
     assert all(plan["generic"] and plan["custom"].strip() for plan in plans)
     assert any("capture_capture" in plan["sql"] and "INSERT" in plan["sql"] for plan in plans)
+    admin = bigdata.admin_lists(env)  # every admin list opens, for both kinds of user
+    assert {(row["user"], row["page"]) for row in admin} == {
+        *(("superuser", page) for page in admin_lists.PAGES),
+        *(("staff (one channel)", page) for page in admin_lists.PAGES if "/events/" not in page),
+    }
+    assert all(row["ms"] > 0 and row["statements"] > 0 for row in admin)

@@ -163,3 +163,24 @@ def test_nothing_of_a_rolled_back_transaction_reaches_the_feed(api_client, api_u
     with pytest.raises(RuntimeError):
         capture_then_fail()
     assert api_client.get(FEED).json()["results"] == []
+
+
+def test_the_admin_finds_an_event_and_its_deliveries_by_whole_id(api_client, client, order):
+    webhook_subscription_create_or_update(
+        url="http://127.0.0.1:9/hook", event_types=["order.captured"]
+    )
+    for item in order.items.all()[:2]:
+        assert capture(api_client, order, [item.pk]).status_code == 200
+    first, second = Event.objects.order_by("seq")
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+
+    listing = client.get("/admin/events/event/").content.decode()
+    assert listing.index(second.id) < listing.index(first.id)  # newest first
+    found = client.get(f"/admin/events/event/?q={first.id}").content.decode()
+    assert first.id in found
+    assert second.id not in found
+    assert second.id in client.get("/admin/events/event/?type=order.captured").content.decode()
+    assert second.id not in client.get("/admin/events/event/?type=order.other").content.decode()
+    deliveries = client.get(f"/admin/events/webhookdelivery/?q={second.id}").content.decode()
+    assert second.id in deliveries
+    assert first.id not in deliveries

@@ -3,6 +3,7 @@
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from capture.models import Capture
 from tests.factories import ChannelFactory, OrderItemFactory, make_api_user, make_order
@@ -65,15 +66,59 @@ def test_order_page_shows_items_and_read_only_captures(client, operator, channel
     )
 
 
-def test_search_by_number_and_customer_email(client, channel):
+def test_search_finds_a_whole_number_or_customer_email_on_indexes(client, channel):
     admin = make_api_user(is_superuser=True, is_staff=True)
     a = make_order(channel=channel, number="FIND-ME", items=1)
     make_order(channel=channel, number="OTHER", items=1)
     client.force_login(admin)
-    assert "FIND-ME" in client.get("/admin/orders/order/?q=FIND").content.decode()
+    with CaptureQueriesContext(connection) as queries:
+        by_number = client.get("/admin/orders/order/?q=FIND-ME").content.decode()
+    assert "FIND-ME" in by_number
+    assert "OTHER" not in by_number
+    # Whole values only: a substring search reads every order of a large table.
+    assert not any("LIKE" in query["sql"] for query in queries.captured_queries)
+    assert "FIND-ME" not in client.get("/admin/orders/order/?q=FIND").content.decode()
     by_email = client.get(f"/admin/orders/order/?q={a.customer.email}").content.decode()
     assert "FIND-ME" in by_email
     assert "OTHER" not in by_email
+
+
+def test_captured_column_counts_each_orders_items(client, channel):
+    admin = make_api_user(is_superuser=True, is_staff=True)
+    order = make_order(channel=channel, number="PART-CAPTURED", items=3)
+    order.items.filter(pk__in=[item.pk for item in order.items.all()[:2]]).update(
+        captured_at=timezone.now()
+    )
+    make_order(channel=channel, number="NOT-CAPTURED", items=1)
+    client.force_login(admin)
+    rows = client.get("/admin/orders/order/").content.decode().split("<tr")
+    assert "2 / 3" in next(row for row in rows if "PART-CAPTURED" in row)
+    assert "0 / 1" in next(row for row in rows if "NOT-CAPTURED" in row)
+
+
+@pytest.mark.parametrize(
+    "url", ["/admin/orders/order/", "/admin/orders/orderitem/", "/admin/capture/capture/"]
+)
+def test_lists_count_up_to_a_cap_and_say_so(client, channel, monkeypatch, url):
+    monkeypatch.setattr("omnitron.admin.COUNT_CAP", 3)
+    admin = make_api_user(is_superuser=True, is_staff=True)
+    client.force_login(admin)
+    order = make_order(channel=channel, items=2)
+    Capture.objects.create(order=order, user=admin, created_at=order.date_placed,
+                           amount=0, currency="try")  # fmt: skip
+    under_cap = client.get(url).content.decode()
+    assert "3+" not in under_cap
+
+    for _ in range(3):
+        order = make_order(channel=channel, items=2)
+        Capture.objects.create(order=order, user=admin, created_at=order.date_placed,
+                               amount=0, currency="try")  # fmt: skip
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(url).content.decode()
+    assert "3+ " in page  # "3+ orders": at least four, not counted further
+    counts = [q["sql"] for q in queries.captured_queries if "COUNT(*)" in q["sql"]]
+    assert counts
+    assert all("LIMIT 4" in sql for sql in counts)
 
 
 def test_admin_is_for_staff_only(client, channel):
