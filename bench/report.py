@@ -26,6 +26,7 @@ class Measurements:
     metrics: dict  # bench/metrics_cost.py: capture-1 with metrics on / off
     pgbouncer: dict | None = None  # bench/pgbouncer.py: capture-1 through PgBouncer / direct
     bigdata: dict | None = None  # bench/bigdata.py: small / big database, plans
+    roundtrip: dict | None = None  # bench/roundtrip.py: app CPU per round trip
 
 
 def median_cpu(rounds: list[dict], side: str) -> dict | None:
@@ -185,6 +186,7 @@ def build_report(m: Measurements, *, started: str, smoke: bool, seconds: int,
         "metrics": m.metrics,
         "pgbouncer": m.pgbouncer,
         "bigdata": m.bigdata,
+        "roundtrip": m.roundtrip,
         "ratio_rounds": m.rounds,
         "duration_s": round(elapsed()),
     }
@@ -261,6 +263,7 @@ def markdown(report: dict) -> str:
         *scaling_table(report["items_scaling"]),
         *summary_lines(report["summary"], report["contended"]),
         *rounds_table(report.get("ratio_rounds") or []),
+        *roundtrip_lines(report.get("roundtrip")),
         *webhook_lines(report.get("webhooks")),
         *metrics_lines(report.get("metrics")),
         *pgbouncer_lines(report.get("pgbouncer")),
@@ -342,6 +345,18 @@ def rounds_table(rounds: list[dict]) -> list[str]:
          f"{r.get('replay_ratio', '-')} | {cpu(r, 'baseline')} | {cpu(r, 'capture-1')} | "
          f"{cpu(r, 'replay')} |" for n, r in enumerate(rounds, start=1)],
     )  # fmt: skip
+
+
+def roundtrip_lines(roundtrip: dict | None) -> list[str]:
+    """bench/roundtrip.py: what a round trip costs the app's CPU, by server time."""
+    if not roundtrip:
+        return []
+    by_ms = roundtrip["client_cpu_us_per_round_trip_by_server_ms"]
+    return [
+        "", "App CPU per round trip to PostgreSQL, by how long the server takes to answer "
+        "(bench/roundtrip.py, µs, median of 5 × 200 statements): "
+        + ", ".join(f"{ms} ms: {us}" for ms, us in by_ms.items()) + ".",
+    ]  # fmt: skip
 
 
 def bigdata_section(big: dict | None) -> list[str]:

@@ -9,6 +9,7 @@ again (docs/performance.md: why a capture costs the app more than its statements
 
 import json
 import statistics
+import subprocess
 import sys
 import time
 
@@ -31,6 +32,15 @@ def cpu_per_round_trip(conn, server_ms: float) -> float:
             conn.execute(query).fetchone()
         rounds.append((time.process_time() - started) / STATEMENTS * 1e6)
     return round(statistics.median(rounds), 1)
+
+
+def measure_roundtrip(database_url: str) -> dict:
+    """This module in a process of its own (nothing else running in it); its JSON."""
+    from bench.infra import PYTHON, ROOT
+
+    result = subprocess.run([PYTHON, "-m", "bench.roundtrip", database_url], cwd=ROOT,
+                            capture_output=True, text=True, check=True, timeout=300)  # fmt: skip
+    return json.loads(result.stdout)
 
 
 def main() -> None:

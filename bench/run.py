@@ -54,6 +54,7 @@ from bench.report import (  # noqa: E402
     ratio_report,
     write_report,
 )
+from bench.roundtrip import measure_roundtrip  # noqa: E402
 from bench.scaling import fast_paths, items_scaling, profile  # noqa: E402
 from bench.seeding import Seeds, fast_path_bodies, seed_plan  # noqa: E402
 from bench.webhooks import measure_webhooks  # noqa: E402
@@ -178,6 +179,7 @@ def full_run(s: Settings) -> int:
             replay = Replay(plan.replay_bodies, plan.replay_key)
             meter = CpuMeter(SESSIONS[base], database_url)
             rounds = ratio_rounds(server, plan.ratio, s.round_seconds, replay, meter)
+            roundtrip = None if s.smoke else measure_roundtrip(database_url)
             pooled = measure_pgbouncer(server, env, pooled_bodies, s.round_seconds)
             webhooks = measure_webhooks(server, env, webhook_bodies, s.round_seconds,
                                         sustained_bodies, SUSTAINED_SECONDS)  # fmt: skip
@@ -189,7 +191,7 @@ def full_run(s: Settings) -> int:
                 scale=s.bigdata_scale)  # fmt: skip
         paths = [] if s.smoke else fast_paths(env, paths_bodies, token)
     measured = Measurements(scenarios, contended, rounds, scaling, profile_text, paths, webhooks,
-                            metrics, pooled, bigdata)  # fmt: skip
+                            metrics, pooled, bigdata, roundtrip)  # fmt: skip
     report = build_report(measured, started=started, smoke=s.smoke, seconds=s.seconds,
                           warmup=s.warmup, workers=workers())  # fmt: skip
     write_report(report, s.out, s.smoke)
