@@ -6,7 +6,9 @@ the answer (run the capture and render it), store it. Everything happens inside 
 capture's own transaction, so a stored answer and the capture it describes are
 committed together or not at all. A transaction-level advisory lock on (user, key)
 tells a concurrent duplicate that the first request is still running, without
-making it wait."""
+making it wait. A retry whose body, as sent, is the stored request replays before the
+body is validated again (`replay_as_sent`): a replay is then the token statement
+(which reads the stored answer) and a hash."""
 
 import hashlib
 import re
@@ -77,6 +79,43 @@ def idempotent_answer(
             _store(**record, answer=answer, order_id=order.pk)
             return answer
     raise refusal
+
+
+def replay_as_sent(stored, data) -> Answer | None:
+    """The stored answer, without validating the body again, when the body as sent
+    is the stored request: it has the exact shape validation gives back (no other
+    keys, no nulls, integers where integers go) and fingerprints as the stored,
+    validated request. None otherwise: the caller validates and compares the
+    validated body, which may still be the same request (validation trims the order
+    number, for one). Raises what `_replay` raises."""
+    if not _validated_shape(data):
+        return None
+    fingerprint = request_fingerprint(data)
+    if fingerprint != stored[0]:
+        return None
+    return _replay(stored, fingerprint)
+
+
+def _is_int(value) -> bool:
+    return type(value) is int  # not bool
+
+
+def _validated_shape(data) -> bool:
+    if not (isinstance(data, dict) and data.keys() <= {"order", "order_items", "channel"}):
+        return False
+    items = data.get("order_items")
+    return (
+        isinstance(data.get("order"), str)
+        and ("channel" not in data or _is_int(data["channel"]))
+        and isinstance(items, list)
+        and all(
+            isinstance(item, dict)
+            and item.keys() <= {"pk", "attributes"}
+            and _is_int(item.get("pk"))
+            and ("attributes" not in item or isinstance(item["attributes"], dict))
+            for item in items
+        )
+    )
 
 
 # Visible ASCII but the comma: two Idempotency-Key headers arrive joined by one.

@@ -33,9 +33,11 @@ from .export import CSVRenderer, captures_csv_response
 from .filters import CaptureFilterSerializer
 from .idempotency import (
     IDEMPOTENCY_KEY,
+    Answer,
     StoredAnswerLookup,
     idempotency_key_parse,
     idempotent_answer,
+    replay_as_sent,
     request_fingerprint,
 )
 from .models import Capture
@@ -94,6 +96,12 @@ class CaptureOrderView(APIView):
     )
     def post(self, request):
         key = idempotency_key_parse(request.headers.get("Idempotency-Key"))
+        stored = getattr(request.user, "lookups", {}).get(StoredAnswerLookup.name)
+        if key is not None and stored is not None:
+            replayed = replay_as_sent(stored, request.data)
+            if replayed is not None:
+                note(request, order=request.data["order"])
+                return answer_response(replayed)
         serializer = CaptureOrderSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -118,14 +126,17 @@ class CaptureOrderView(APIView):
             key=key,
             fingerprint=request_fingerprint(data),
             capture=capture,
-            stored=getattr(request.user, "lookups", {}).get(StoredAnswerLookup.name),
+            stored=stored,
         )
-        response = HttpResponse(
-            answer.body, status=answer.status_code, content_type="application/json"
-        )
-        if answer.replayed:
-            response["Idempotent-Replayed"] = "true"
-        return response
+        return answer_response(answer)
+
+
+def answer_response(answer: Answer) -> HttpResponse:
+    """An Idempotency-Key's answer, byte for byte as stored."""
+    response = HttpResponse(answer.body, status=answer.status_code, content_type=JSON)
+    if answer.replayed:
+        response["Idempotent-Replayed"] = "true"
+    return response
 
 
 JSON = JSONRenderer.media_type

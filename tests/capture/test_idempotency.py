@@ -26,6 +26,23 @@ def test_a_retry_replays_the_first_answer_exactly(api_client, order):
     assert Capture.objects.count() == 1
 
 
+def test_a_retry_that_validates_to_the_same_request_replays(api_client, order):
+    pk = order.items.first().pk
+    first = capture(api_client, order, [pk], key="same-request")
+    # Validation trims the number and ignores keys it does not know.
+    retry = capture(api_client, f" {order.number} ", [pk], key="same-request", note="retry")
+    assert (retry.status_code, retry.content) == (200, first.content)
+    assert retry["Idempotent-Replayed"] == "true"
+
+
+def test_a_retry_that_does_not_validate_is_refused_not_replayed(api_client, order):
+    pk = order.items.first().pk
+    assert capture(api_client, order, [pk], key="then-invalid").status_code == 200
+    retry = capture(api_client, order, [pk], key="then-invalid", channel=None)
+    assert (retry.status_code, retry.json()["code"]) == (400, "null")
+    assert "Idempotent-Replayed" not in retry
+
+
 def test_a_stored_refusal_is_replayed_too(api_client, order):
     pk = order.items.first().pk
     assert capture(api_client, order, [pk]).status_code == 200

@@ -3,7 +3,8 @@
 The serializer validates the common shape of `order_items` without DRF's per-item
 machinery (capture/serializers.py, _plain_items). For any input whatsoever, it must
 answer exactly as DRF's own path does: the same validity, the same validated data,
-the same errors and codes."""
+the same errors and codes. A replay may skip validation for a body that validation
+would give back unchanged (capture/idempotency.py, replay_as_sent)."""
 
 import json
 from decimal import Decimal
@@ -12,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from capture import serializers as capture_serializers
+from capture.idempotency import replay_as_sent, request_fingerprint
 from capture.serializers import CaptureOrderSerializer
 
 # Numbers as the parser gives them: ints, and Decimals for fractions and exponents,
@@ -106,3 +108,46 @@ def test_a_repeated_pk_is_always_duplicate_order_items(pk_list):
     assert valid == (len(set(pk_list)) == len(pk_list))
     if not valid:
         assert serializer.errors["order_items"][0].code == "duplicate_order_items"
+
+
+def _padded(number: str) -> str:
+    return number if len(number) % 3 else f" {number} "
+
+
+# Bodies that validate, most of them: padded order numbers, optional attributes and
+# channel, and keys validation ignores.
+valid_bodies = st.fixed_dictionaries(
+    {
+        "order": st.text(min_size=1, max_size=8).map(_padded),
+        "order_items": st.lists(
+            st.fixed_dictionaries(
+                {"pk": st.integers(min_value=1, max_value=2**63 - 1)},
+                optional={"attributes": st.dictionaries(st.text(max_size=8), json_values,
+                                                        max_size=3)},
+            ),
+            min_size=1, max_size=4, unique_by=lambda item: item["pk"],
+        ),
+    },
+    optional={"channel": st.integers(min_value=1, max_value=2**63 - 1), "note": json_values},
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(bodies, valid_bodies))
+def test_a_replay_skips_validation_only_for_a_body_validation_gives_back_unchanged(body):
+    """capture/idempotency.py, replay_as_sent: a stored fingerprint is always of a
+    validated body. A body as sent that has the validated shape and the same
+    fingerprint must be that validated body: validation gives it back unchanged."""
+    serializer = CaptureOrderSerializer(data=body)
+    if not serializer.is_valid():
+        return
+    validated = serializer.validated_data
+    stored = [request_fingerprint(validated), 200, "{}", True]
+    # The validated body itself, sent again, replays without validation...
+    assert replay_as_sent(stored, validated) is not None
+    again = CaptureOrderSerializer(data=validated)
+    assert again.is_valid()
+    assert again.validated_data == validated
+    # ...and a body as sent that takes the shortcut is the validated body.
+    if replay_as_sent(stored, body) is not None:
+        assert body == validated
