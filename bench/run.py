@@ -183,7 +183,7 @@ def full_run(s: Settings) -> int:
             pooled = measure_pgbouncer(server, env, pooled_bodies, s.round_seconds)
             webhooks = measure_webhooks(server, env, webhook_bodies, s.round_seconds,
                                         sustained_bodies, SUSTAINED_SECONDS)  # fmt: skip
-            metrics = metrics_cost(server, env, metrics_bodies, s.round_seconds)
+            metrics = metrics_cost(token, env, metrics_bodies, s.round_seconds)
             scaling = items_scaling(server, seeds, database_url, s.repeats)
             profile_text = "" if s.smoke else profile(env, plan.profile_bodies, token)
             bigdata = None if s.smoke else measure_bigdata(
