@@ -439,7 +439,9 @@ def webhook_lines(webhooks: dict | None) -> list[str]:
         "",
         f"- webhooks (bench/webhooks.py, {lag['events']} events, three workers, nginx as the "
         f"receiver): capture-1 with / without one active subscription at concurrency 16: "
-        f"**{webhooks['with_over_without']}** (median of rounds, rps {rounds}){sustained}; "
+        f"**{webhooks['with_over_without']}** (median of rounds, rps {rounds}); subscribed "
+        f"with the workers paused / without (what the subscription costs the capture "
+        f"itself): {webhooks.get('paused_over_without')}{sustained}; "
         f"worker CPU {webhooks.get('worker_cpu_ms_per_event')} ms per event; delivery lag "
         f"from the capture p50 {lag['p50_ms']} ms, p99 {lag['p99_ms']} ms; backlog drained "
         f"{webhooks['drain_s']} s after the load stopped; {lag['received']} of "

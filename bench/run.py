@@ -161,7 +161,9 @@ def full_run(s: Settings) -> int:
             profile_orders=s.profile_orders,
         )
         paths_bodies = None if s.smoke else fast_path_bodies(seeds)
-        webhook_bodies = seeds.sided_bodies(max(1, s.rounds), s.round_seconds, ("without", "with"))
+        webhook_bodies = seeds.sided_bodies(
+            max(1, s.rounds), s.round_seconds, ("without", "with", "paused")
+        )
         metrics_bodies = seeds.sided_bodies(max(1, s.rounds), s.round_seconds, ("on", "off"))
         pooled_bodies = pgbouncer_bodies(seeds, max(1, s.rounds), s.round_seconds)
         sustained_bodies = (

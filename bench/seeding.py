@@ -72,7 +72,7 @@ class Seeds:
             bodies.append(capture_body(order, [order["items"][k // n]]))
         return self.bodies_file(f"ct-{phase}-{concurrency}", bodies), prefix
 
-    def sided_bodies(self, rounds: int, secs: int, sides: tuple[str, str]) -> list[dict]:
+    def sided_bodies(self, rounds: int, secs: int, sides: tuple[str, ...]) -> list[dict]:
         """Per A/B round, a bodies file of 1-item orders for each side."""
         return [{side: self.capture_bodies("RATIO", 16, 1, secs, tag=f"{n}{side}")
                  for side in sides} for n in range(rounds)]  # fmt: skip

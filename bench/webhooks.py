@@ -9,10 +9,11 @@ worker processes deliver, as `docker compose` would run them."""
 
 import os
 import shutil
+import signal
 import statistics
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import psycopg
@@ -23,6 +24,10 @@ from scripts.live import Process, free_port, wait_until_ready
 
 WORKERS = 3
 SIDES = ("without", "with")
+# A third side per round: subscribed, the workers paused (SIGSTOP) while it runs, then
+# resumed and drained before the next run. It measures what a subscription costs the
+# capture itself (its delivery row and lane job), apart from delivering.
+PAUSED = "paused"
 RECEIVER_CONF = """
 daemon off;
 worker_processes 1;
@@ -81,22 +86,50 @@ def set_subscription_active(database_url: str, active: bool) -> None:
         conn.execute("UPDATE events_webhooksubscription SET is_active = %s", [active])
 
 
-def webhook_rounds(server: Server, database_url: str, bodies: list[dict], seconds: int) -> list:
-    """Per round: capture-1 throughput with and without the subscription active."""
-    rounds = []
+@contextmanager
+def paused(processes):
+    """The processes stopped (SIGSTOP) inside the block, continued after it."""
+    for process in processes:
+        os.kill(process.popen.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for process in processes:
+            os.kill(process.popen.pid, signal.SIGCONT)
+
+
+def webhook_rounds(server: Server, database_url: str, bodies: list[dict], seconds: int,
+                   processes) -> tuple[list, list]:  # fmt: skip
+    """Per round: capture-1 throughput with and without the subscription active, and,
+    when the round has PAUSED bodies, subscribed with the workers paused. Every side
+    starts with no delivery pending, so none pays for the one before's backlog.
+    Returns the rounds and the paused sides' time windows (their events wait by
+    design: the delivery lag leaves them out)."""
+    rounds, windows = [], []
     for number, files in enumerate(bodies, start=1):
-        order = SIDES if number % 2 else SIDES[::-1]
+        sides = [side for side in (*SIDES, PAUSED) if side in files]
+        order = sides if number % 2 else sides[::-1]
         rps = {}
         for side in order:
-            set_subscription_active(database_url, side == "with")
-            run = wrk(server.capture_url, connections=RATIO_CONCURRENCY, seconds=seconds,
-                      token=server.token, bodies=files[side])  # fmt: skip
-            rps[side] = run["rps"]
+            set_subscription_active(database_url, side != "without")
+            drain_seconds(database_url)
+            started = time.time()
+            with paused(processes) if side == PAUSED else nullcontext():
+                rps[side] = wrk(server.capture_url, connections=RATIO_CONCURRENCY,
+                                seconds=seconds, token=server.token,
+                                bodies=files[side])["rps"]  # fmt: skip
+            if side == PAUSED:
+                windows.append((started, time.time()))
         rounds.append({"without_rps": rps["without"], "with_rps": rps["with"],
-                       "ratio": ratio(rps["with"], rps["without"])})  # fmt: skip
-        log(f"webhook round {number}: without {rps['without']} rps, with {rps['with']} rps")
+                       "ratio": ratio(rps["with"], rps["without"]),
+                       "paused_rps": rps.get(PAUSED),
+                       "paused_ratio": ratio(rps[PAUSED], rps["without"]) if PAUSED in rps
+                       else None})  # fmt: skip
+        log(f"webhook round {number}: without {rps['without']} rps, with {rps['with']} rps, "
+            f"subscribed with the workers paused {rps.get(PAUSED)} rps")  # fmt: skip
     set_subscription_active(database_url, True)
-    return rounds
+    drain_seconds(database_url)
+    return rounds, windows
 
 
 def drain_seconds(database_url: str, timeout: float = 120) -> float | None:
@@ -113,8 +146,10 @@ def drain_seconds(database_url: str, timeout: float = 120) -> float | None:
     return None
 
 
-def delivery_lag(database_url: str, arrivals: Path) -> dict:
-    """From each event's capture time to its first arrival at the receiver."""
+def delivery_lag(database_url: str, arrivals: Path, leave_out=()) -> dict:
+    """How many events had a delivery and how many arrived, and the lag from each
+    event's capture time to its first arrival at the receiver, leaving out events
+    captured within the `leave_out` time windows (the workers paused)."""
     first = {}
     for line in arrivals.read_text().splitlines():
         at, _, webhook_id = line.partition(" ")
@@ -124,11 +159,14 @@ def delivery_lag(database_url: str, arrivals: Path) -> dict:
             "SELECT e.id, extract(epoch FROM e.created_at) FROM events_event e "
             "JOIN events_webhookdelivery d ON d.event_id = e.id"
         ).fetchall()
-    lags = sorted((first[event_id] - float(created)) * 1000 for event_id, created in events
+    timed = [(event_id, float(created)) for event_id, created in events
+             if not any(start <= float(created) <= end for start, end in leave_out)]  # fmt: skip
+    lags = sorted((first[event_id] - created) * 1000 for event_id, created in timed
                   if event_id in first)  # fmt: skip
     return {
         "events": len(events),
-        "received": len(lags),
+        "received": sum(1 for event_id, _ in events if event_id in first),
+        "timed": len(lags),
         "p50_ms": round(statistics.median(lags), 1) if lags else None,
         "p99_ms": round(lags[min(len(lags) - 1, int(len(lags) * 0.99))], 1) if lags else None,
     }
@@ -169,16 +207,21 @@ def measure_webhooks(
     with receiver() as (url, arrivals), workers(webhook_env(env)) as processes:
         manage(webhook_env(env), "create_webhook", url)
         cpu_before = cpu_seconds(processes)
-        rounds = webhook_rounds(server, database_url, bodies, seconds)
+        rounds, paused_windows = webhook_rounds(server, database_url, bodies, seconds, processes)
         load = sustained(server, sustained_bodies, sustained_seconds)
         drain = drain_seconds(database_url)
         worker_cpu = cpu_seconds(processes) - cpu_before
         time.sleep(0.5)  # nginx writes its log line after answering
-        lag = delivery_lag(database_url, arrivals)
+        lag = delivery_lag(database_url, arrivals, leave_out=paused_windows)
     result = {
         "rounds": rounds,
         "sustained": load,
         "with_over_without": statistics.median(r["ratio"] for r in rounds) if rounds else None,
+        "paused_over_without": statistics.median(
+            r["paused_ratio"] for r in rounds if r["paused_ratio"] is not None
+        )
+        if any(r["paused_ratio"] is not None for r in rounds)
+        else None,
         "drain_s": drain,
         "lag": lag,
         "all_delivered": drain is not None and lag["received"] == lag["events"],
