@@ -34,9 +34,7 @@ def main() -> None:
     from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Permission
-    from django.db import connection
-    from django.test import Client
-    from django.test.utils import CaptureQueriesContext, override_settings
+    from django.test.utils import override_settings
 
     from orders.models import ChannelMembership, Order
 
@@ -55,28 +53,24 @@ def main() -> None:
     # Static files are not collected for this: plain asset URLs instead of the manifest's.
     plain_static = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
     with override_settings(STORAGES={**settings.STORAGES, "staticfiles": plain_static}):
-        print(
-            json.dumps(
-                measure(
-                    client_for=Client,
-                    users=(superuser, staff),
-                    newest=newest,
-                    queries_of=lambda: CaptureQueriesContext(connection),
-                )
-            )
-        )
+        print(json.dumps(measure(users=(superuser, staff), newest=newest)))
 
 
-def measure(*, client_for, users, newest, queries_of) -> list[dict]:
+def measure(*, users, newest) -> list[dict]:
+    """Each page for each user: median ms of LOADS after a warm load, statements."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
     result = []
     for user in users:
-        client = client_for(HTTP_HOST="127.0.0.1")
+        client = Client(HTTP_HOST="127.0.0.1")
         client.force_login(user)
         for page in PAGES:
             url = page.format(number=newest.number)
             timings = []
             for _ in range(1 + LOADS):
-                with queries_of() as queries:
+                with CaptureQueriesContext(connection) as queries:
                     started = time.perf_counter()
                     response = client.get(url, secure=True)
                     timings.append((time.perf_counter() - started) * 1000)

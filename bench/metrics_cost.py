@@ -18,18 +18,15 @@ def metrics_cost(token: str, env: dict, bodies: list[dict], seconds: int) -> dic
     """`bodies`: per round, a bodies file for each side ("on", "off")."""
     rounds = []
     with app_server(env) as base_on, app_server({**env, "METRICS_ENABLED": "0"}) as base_off:
-        urls = {
-            "on": Server(base_on, token).capture_url,
-            "off": Server(base_off, token).capture_url,
-        }
+        servers = {"on": Server(base_on, token), "off": Server(base_off, token)}
         # A fresh server's first requests are slow: warm both.
-        for base in (base_on, base_off):
-            wrk(Server(base, token).baseline_url, connections=RATIO_CONCURRENCY, seconds=2,
-                token=token, method="GET")  # fmt: skip
+        for server in servers.values():
+            wrk(server.baseline_url, connections=RATIO_CONCURRENCY, seconds=2, token=token,
+                method="GET")  # fmt: skip
         for number, files in enumerate(bodies, start=1):
             order = ("on", "off") if number % 2 else ("off", "on")
-            rps = {side: wrk(urls[side], connections=RATIO_CONCURRENCY, seconds=seconds,
-                             token=token, bodies=files[side])["rps"]
+            rps = {side: wrk(servers[side].capture_url, connections=RATIO_CONCURRENCY,
+                             seconds=seconds, token=token, bodies=files[side])["rps"]
                    for side in order}  # fmt: skip
             rounds.append({"on_rps": rps["on"], "off_rps": rps["off"],
                            "ratio": ratio(rps["on"], rps["off"])})  # fmt: skip

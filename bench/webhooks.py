@@ -20,7 +20,7 @@ import psycopg
 
 from bench.infra import PYTHON, log, manage
 from bench.load import RATIO_CONCURRENCY, Server, ratio, wrk
-from scripts.live import Process, free_port, wait_until_ready
+from scripts.live import Process, free_port, wait_until_ready, webhook_workers
 
 WORKERS = 3
 SIDES = ("without", "with")
@@ -68,17 +68,6 @@ def receiver():
     finally:
         process.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-@contextmanager
-def workers(env: dict, count: int = WORKERS):
-    processes = [Process([PYTHON, "manage.py", "procrastinate", "worker"], env=env)
-                 for _ in range(count)]  # fmt: skip
-    try:
-        yield processes
-    finally:
-        for process in processes:
-            process.stop()
 
 
 def set_subscription_active(database_url: str, active: bool) -> None:
@@ -204,7 +193,10 @@ def measure_webhooks(
     a sustained minute with the subscription; then the drain, the lag of every event
     delivered, and whether each arrived, once at least."""
     database_url = env["DATABASE_URL"]
-    with receiver() as (url, arrivals), workers(webhook_env(env)) as processes:
+    with (
+        receiver() as (url, arrivals),
+        webhook_workers(PYTHON, webhook_env(env), count=WORKERS, name="bench-worker") as processes,
+    ):
         manage(webhook_env(env), "create_webhook", url)
         cpu_before = cpu_seconds(processes)
         rounds, paused_windows = webhook_rounds(server, database_url, bodies, seconds, processes)

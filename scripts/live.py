@@ -67,6 +67,22 @@ class Process:
         return self.log.read()
 
 
+@contextlib.contextmanager
+def webhook_workers(python: str, env: dict, *, count: int, name: str = "worker"):
+    """`count` webhook workers (`manage.py procrastinate worker`), each its own process
+    group, named `{name}-{n}`; yields their Process objects, stopped after."""
+    processes = [
+        Process([python, "manage.py", "procrastinate", "worker", "--name", f"{name}-{n}"],
+                env=env)
+        for n in range(count)
+    ]  # fmt: skip
+    try:
+        yield processes
+    finally:
+        for process in processes:
+            process.stop()
+
+
 def wait_for_port(port: int, timeout: float = 30, process=None) -> None:
     """Wait until something accepts TCP connections on 127.0.0.1:port."""
     deadline = time.monotonic() + timeout

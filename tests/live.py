@@ -70,29 +70,11 @@ def gunicorn(*, workers: int = 2, env: dict | None = None, wait: bool = True):
         process.stop()
 
 
-@contextlib.contextmanager
 def worker(*, count: int = 1, env: dict | None = None):
     """`count` webhook workers (`manage.py procrastinate worker`), each its own process
-    group; yields their Process objects."""
-    processes = [
-        Process(
-            [
-                str(VENV_BIN / "python"),
-                "manage.py",
-                "procrastinate",
-                "worker",
-                "--name",
-                f"test-worker-{n}",
-            ],
-            env=env or server_env(),
-        )  # fmt: skip
-        for n in range(count)
-    ]
-    try:
-        yield processes
-    finally:
-        for process in processes:
-            process.stop()
+    group; a context manager yielding their Process objects."""
+    return live.webhook_workers(str(VENV_BIN / "python"), env or server_env(), count=count,
+                                name="test-worker")  # fmt: skip
 
 
 def require_program(name: str, package: str) -> str:
