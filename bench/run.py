@@ -13,6 +13,7 @@ the query count of a capture depends on its number of items.
 --ratio-only, for A/B measurements: only the alternating ratio rounds (capture-1 /
 baseline throughput at concurrency 16), printed as JSON; no report is written.
 --fast-paths-only: only bench/fast_paths.py, what each fast path saves, as JSON.
+--webhooks-only: only bench/webhooks.py's rounds (with and without a subscription), as JSON.
 
 The modules, in the order main() uses them: bench/infra.py (database, app server),
 bench/seeding.py (orders and request bodies), bench/load.py (wrk scenarios, ratio
@@ -72,6 +73,7 @@ SUSTAINED_SECONDS = 60
 class Settings:
     fast_paths_only: bool
     bigdata_only: bool
+    webhooks_only: bool
     bigdata_scale: float  # 1.0: 2 million orders (bench/bigdata.py)
     smoke: bool
     ratio_only: bool
@@ -113,6 +115,11 @@ def parse_args(argv=None) -> Settings:
         help="only bench/bigdata.py (small against big database): JSON out, no report",
     )
     parser.add_argument(
+        "--webhooks-only",
+        action="store_true",
+        help="only bench/webhooks.py's rounds (with, without, paused): JSON out, no report",
+    )
+    parser.add_argument(
         "--bigdata-scale", type=float, default=1.0,
         help="the big database's size, 1.0 = 2 million orders (for trying the script out)",
     )  # fmt: skip
@@ -125,6 +132,7 @@ def parse_args(argv=None) -> Settings:
     return Settings(
         fast_paths_only=args.fast_paths_only,
         bigdata_only=args.bigdata_only,
+        webhooks_only=args.webhooks_only,
         bigdata_scale=args.bigdata_scale,
         smoke=args.smoke,
         ratio_only=args.ratio_only,
@@ -145,6 +153,8 @@ def main() -> int:
         return fast_paths_only()
     if settings.bigdata_only:
         return bigdata_only(settings)
+    if settings.webhooks_only:
+        return webhooks_only(settings)
     return ratio_only(settings) if settings.ratio_only else full_run(settings)
 
 
@@ -229,6 +239,18 @@ def bigdata_only(s: Settings) -> int:
                                      seconds=s.round_seconds, scale=s.bigdata_scale)  # fmt: skip
     print(json.dumps(result, indent=2))
     return 1 if any(scenario["errors"] for scenario in result["scenarios"].values()) else 0
+
+
+def webhooks_only(s: Settings) -> int:
+    """bench/webhooks.py's alternating rounds alone; JSON on stdout."""
+    with migrated_database() as (env, seeds):
+        rounds = max(1, s.rounds)
+        bodies = seeds.sided_bodies(rounds, s.round_seconds, ("without", "with", "paused"))
+        token = api_token(env)
+        with app_server(env) as base:
+            result = measure_webhooks(Server(base, token), env, bodies, s.round_seconds)
+    print(json.dumps(result, indent=2))
+    return 0 if result["all_delivered"] else 1
 
 
 def fast_paths_only() -> int:
