@@ -20,6 +20,11 @@ JITTER = 0.2  # a retry waits its scheduled delay, give or take 20%
 BATCH = 100  # deliveries claimed, rendered and recorded together
 LANE_IDLE_SECONDS = 2  # a lane's job ends after this long without a due delivery
 LANE_POLL_SECONDS = 0.2
+# After a batch smaller than BATCH, a lane waits this long before it looks again: under
+# load its deliveries gather into batches, so each batch's queries, rendering set-up and
+# connection serve many events instead of one (docs/webhooks.md has the figures). A
+# delivery waits at most this much longer.
+LANE_GATHER_SECONDS = 0.1
 
 
 def webhook_subscription_create_or_update(
@@ -82,6 +87,8 @@ def webhook_lane_flush(*, subscription_id: int, lane: int) -> int:
             target.close()
         _record(subscription, outcomes, rendered)
         attempts += len(outcomes)
+        if len(batch) < BATCH:
+            time.sleep(LANE_GATHER_SECONDS)
     return attempts
 
 
