@@ -27,6 +27,7 @@ class Measurements:
     pgbouncer: dict | None = None  # bench/pgbouncer.py: capture-1 through PgBouncer / direct
     bigdata: dict | None = None  # bench/bigdata.py: small / big database, plans
     roundtrip: dict | None = None  # bench/roundtrip.py: app CPU per round trip
+    plans: dict | None = None  # bench/plans.py: how often the hot statements are planned
 
 
 def median_cpu(rounds: list[dict], side: str) -> dict | None:
@@ -43,7 +44,7 @@ def median_cpu(rounds: list[dict], side: str) -> dict | None:
 
 def summarize(results: list[dict], scaling: list[dict], contended: dict, rounds: list,
               webhooks: dict, metrics: dict, pgbouncer: dict | None = None,
-              bigdata: dict | None = None) -> dict:  # fmt: skip
+              bigdata: dict | None = None, plans: dict | None = None) -> dict:  # fmt: skip
     by = {(r["scenario"], r["concurrency"]): r for r in results}
     lat = {row["items"]: row for row in scaling}
 
@@ -84,6 +85,7 @@ def summarize(results: list[dict], scaling: list[dict], contended: dict, rounds:
         "pgbouncer_over_direct_c16": pgbouncer["over_direct"] if pgbouncer else None,
         "bigdata_worst_cost_ratio": bigdata["worst_cost_ratio"] if bigdata else None,
         "bigdata_seq_scans": bigdata["seq_scans"] if bigdata else None,
+        "replanned_statements": plans["replanned"] if plans else None,
     }
 
 
@@ -139,6 +141,12 @@ def targets(summary: dict) -> list[tuple[str, bool, str]]:
             str(summary["metrics_on_over_off"]),
         ),
     ]
+    if summary.get("replanned_statements") is not None:
+        rows.append((
+            "the capture's statements run on their cached plans (plans per call <= 0.1)",
+            not summary["replanned_statements"],
+            ", ".join(summary["replanned_statements"]) or "every one",
+        ))  # fmt: skip
     if summary["bigdata_worst_cost_ratio"] is not None:
         rows += [
             (
@@ -168,7 +176,7 @@ def hard_failure(summary: dict) -> bool:
 def build_report(m: Measurements, *, started: str, smoke: bool, seconds: int,
                  warmup: int, workers: int) -> dict:  # fmt: skip
     summary = summarize(m.scenarios, m.scaling, m.contended, m.rounds, m.webhooks, m.metrics,
-                        m.pgbouncer, m.bigdata)  # fmt: skip
+                        m.pgbouncer, m.bigdata, m.plans)  # fmt: skip
     return {
         "started": started,
         "command": "make bench-smoke" if smoke else "make bench",
@@ -187,6 +195,7 @@ def build_report(m: Measurements, *, started: str, smoke: bool, seconds: int,
         "pgbouncer": m.pgbouncer,
         "bigdata": m.bigdata,
         "roundtrip": m.roundtrip,
+        "plans": m.plans,
         "ratio_rounds": m.rounds,
         "duration_s": round(elapsed()),
     }
@@ -264,6 +273,7 @@ def markdown(report: dict) -> str:
         *summary_lines(report["summary"], report["contended"]),
         *rounds_table(report.get("ratio_rounds") or []),
         *roundtrip_lines(report.get("roundtrip")),
+        *plans_lines(report.get("plans")),
         *webhook_lines(report.get("webhooks")),
         *metrics_lines(report.get("metrics")),
         *pgbouncer_lines(report.get("pgbouncer")),
@@ -356,6 +366,20 @@ def roundtrip_lines(roundtrip: dict | None) -> list[str]:
         "", "App CPU per round trip to PostgreSQL, by how long the server takes to answer "
         "(bench/roundtrip.py, µs, median of 5 × 200 statements): "
         + ", ".join(f"{ms} ms: {us}" for ms, us in by_ms.items()) + ".",
+    ]  # fmt: skip
+
+
+def plans_lines(plans: dict | None) -> list[str]:
+    """bench/plans.py: plans per call of each statement a capture runs."""
+    if not plans:
+        return []
+    return [
+        "", f"Plans per call, capture-1 at concurrency 16 ({plans['captures']} captures; "
+        "bench/plans.py, pg_stat_statements with track_planning):", "",
+        "| statement | calls | plans per call | plan ms | execution ms |",
+        "|---|---:|---:|---:|---:|",
+        *(f"| `{s['statement']}` | {s['calls']} | {s['plans_per_call']} | {s['plan_ms']} | "
+          f"{s['exec_ms']} |" for s in plans["statements"]),
     ]  # fmt: skip
 
 

@@ -46,6 +46,7 @@ from bench.infra import (  # noqa: E402
 from bench.load import Replay, Server, ratio_rounds, run_scenarios, warm_ratio_sides  # noqa: E402
 from bench.metrics_cost import metrics_cost  # noqa: E402
 from bench.pgbouncer import measure_pgbouncer, pgbouncer_bodies  # noqa: E402
+from bench.plans import plans_per_call  # noqa: E402
 from bench.report import (  # noqa: E402
     Measurements,
     append_history,
@@ -176,6 +177,7 @@ def full_run(s: Settings) -> int:
         )
         metrics_bodies = seeds.sided_bodies(max(1, s.rounds), s.round_seconds, ("on", "off"))
         pooled_bodies = pgbouncer_bodies(seeds, max(1, s.rounds), s.round_seconds)
+        plans_bodies = seeds.capture_bodies("RATIO", 16, 1, s.round_seconds, tag="plans")
         sustained_bodies = (
             None
             if s.smoke
@@ -191,6 +193,7 @@ def full_run(s: Settings) -> int:
             replay = Replay(plan.replay_bodies, plan.replay_key)
             meter = CpuMeter(SESSIONS[base], database_url)
             rounds = ratio_rounds(server, plan.ratio, s.round_seconds, replay, meter)
+            plans = plans_per_call(server, database_url, plans_bodies, s.round_seconds)
             roundtrip = None if s.smoke else measure_roundtrip(database_url)
             pooled = measure_pgbouncer(server, env, pooled_bodies, s.round_seconds)
             webhooks = measure_webhooks(server, env, webhook_bodies, s.round_seconds,
@@ -203,7 +206,7 @@ def full_run(s: Settings) -> int:
                 scale=s.bigdata_scale)  # fmt: skip
         paths = [] if s.smoke else fast_paths(env, paths_bodies, token)
     measured = Measurements(scenarios, contended, rounds, scaling, profile_text, paths, webhooks,
-                            metrics, pooled, bigdata, roundtrip)  # fmt: skip
+                            metrics, pooled, bigdata, roundtrip, plans)  # fmt: skip
     report = build_report(measured, started=started, smoke=s.smoke, seconds=s.seconds,
                           warmup=s.warmup, workers=workers())  # fmt: skip
     write_report(report, s.out, s.smoke)
