@@ -13,7 +13,8 @@ the query count of a capture depends on its number of items.
 --ratio-only, for A/B measurements: only the alternating ratio rounds (capture-1 /
 baseline throughput at concurrency 16), printed as JSON; no report is written.
 --fast-paths-only: only bench/fast_paths.py, what each fast path saves, as JSON.
---webhooks-only: only bench/webhooks.py's rounds (with and without a subscription), as JSON.
+--webhooks-only: only bench/webhooks.py's rounds (without a subscription, with one, and
+with one while the workers are paused), as JSON.
 
 The modules, in the order main() uses them: bench/infra.py (database, app server),
 bench/seeding.py (orders and request bodies), bench/load.py (wrk scenarios, ratio
