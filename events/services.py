@@ -22,8 +22,8 @@ LANE_IDLE_SECONDS = 2  # a lane's job ends after this long without a due deliver
 LANE_POLL_SECONDS = 0.2
 # After a batch smaller than BATCH, a lane waits this long before it looks again: under
 # load its deliveries gather into batches, so each batch's queries, rendering set-up and
-# connection serve many events instead of one (docs/webhooks.md has the figures). A
-# delivery waits at most this much longer.
+# connection serve many events instead of one (docs/webhooks.md has the figures). The
+# wait adds up to this much to a delivery's lag; larger batches also take longer to send.
 LANE_GATHER_SECONDS = 0.1
 
 
