@@ -124,6 +124,11 @@ class Order(models.Model):
         ordering = ["-date_placed", "-id"]
         indexes = [
             models.Index(fields=["-date_placed", "-id"], name="order_placed_idx"),
+            # One channel's orders in the list's order: a one-channel user's page is one
+            # range of this index, however many orders the other channels hold.
+            models.Index(
+                fields=["channel", "-date_placed", "-id"], name="order_channel_placed_idx"
+            ),
             models.Index(
                 fields=["-date_placed", "-id"],
                 condition=models.Q(is_send=False),
