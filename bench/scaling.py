@@ -31,7 +31,10 @@ def count_statements(database_url: str, action) -> int:
                 "AND query NOT ILIKE '%%pg_stat_statements%%' "
                 # Foreign key checks run inside PostgreSQL, one per inserted row: not
                 # statements the app sends.
-                "AND query NOT LIKE '%%FOR KEY SHARE OF x'"
+                "AND query NOT LIKE '%%FOR KEY SHARE OF x' "
+                # Nor the time zone Django sets on a worker's new connection (every
+                # CONN_MAX_AGE seconds): not the capture's.
+                "AND query NOT LIKE 'SELECT set_config(%%'"
             )
             return int(cursor.fetchone()[0])
     finally:
