@@ -5,7 +5,7 @@ from django.db.models import Prefetch
 
 from omnitron.admin import LargeTableAdmin
 from orders.models import Order
-from orders.selectors import channel_ids_for_user
+from orders.selectors import channel_id_list_for_user, in_channels
 
 from .export import captures_csv_response
 from .models import Capture, CaptureItem
@@ -75,7 +75,7 @@ class CaptureAdmin(ReadOnlyMixin, LargeTableAdmin):
         captures = super().get_queryset(request)
         if request.user.is_superuser:
             return captures
-        return captures.filter(order__channel_id__in=channel_ids_for_user(request.user))
+        return in_channels(captures, channel_id_list_for_user(request.user))
 
     @admin.action(description="Export selected captures as CSV", permissions=["view"])
     def export_csv(self, request, queryset):

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.db import models
 
 from omnitron.exactjson import EXACT_JSON
-from orders.models import MONEY, Order, OrderItem
+from orders.models import MONEY, Channel, Order, OrderItem
 
 from .rules import MAX_ITEMS_PER_CAPTURE
 
@@ -22,6 +22,13 @@ class Capture(models.Model):
     and for how much. Written once, never edited."""
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="captures")
+    # The order's channel, copied by the database on insert (capture/0007): a
+    # channel's captures, newest first, are one range of capture_channel_created_idx,
+    # however many the other channels hold.
+    channel = models.ForeignKey(
+        Channel, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+        editable=False, related_name="+",
+    )  # fmt: skip
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="captures"
     )
@@ -33,7 +40,12 @@ class Capture(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]  # and its index: pages at any depth cost the same
-        indexes = [models.Index(fields=["-created_at", "-id"], name="capture_created_idx")]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="capture_created_idx"),
+            models.Index(
+                fields=["channel", "-created_at", "-id"], name="capture_channel_created_idx"
+            ),
+        ]
 
     def __str__(self):
         return f"Capture #{self.pk}"

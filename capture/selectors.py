@@ -5,7 +5,7 @@ from collections.abc import Iterator
 from django.db import connection, transaction
 from django.db.models import Prefetch, QuerySet
 
-from orders.selectors import channel_ids_for_user
+from orders.selectors import channel_id_list_for_user, in_channels
 
 from .models import Capture, CaptureItem
 
@@ -22,7 +22,7 @@ def capture_list_for_user(*, user, filters: dict | None = None) -> QuerySet[Capt
     created_at__gte, created_at__lte."""
     captures = captures_with_items()
     if not user.is_superuser:
-        captures = captures.filter(order__channel_id__in=channel_ids_for_user(user))
+        captures = in_channels(captures, channel_id_list_for_user(user))
     filters = dict(filters or {})
     if "order" in filters:
         filters["order_id"] = filters.pop("order")
@@ -79,6 +79,14 @@ AUDIT_CHECKS = {
           JOIN capture_capture c ON c.id = ci.capture_id
           JOIN orders_orderitem i ON i.id = ci.order_item_id
          WHERE i.order_id <> c.order_id LIMIT 20""",
+    "capture's channel is not its order's": """
+        SELECT c.id FROM capture_capture c
+          JOIN orders_order o ON o.id = c.order_id
+         WHERE c.channel_id <> o.channel_id LIMIT 20""",
+    "order item's channel is not its order's (its channel's lists would show it wrongly)": """
+        SELECT i.id FROM orders_orderitem i
+          JOIN orders_order o ON o.id = i.order_id
+         WHERE i.channel_id <> o.channel_id LIMIT 20""",
     "captured item without a capture item, or the other way round": """
         SELECT i.id FROM orders_orderitem i
           LEFT JOIN capture_captureitem ci ON ci.order_item_id = i.id

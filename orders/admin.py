@@ -176,6 +176,12 @@ class OrderAdmin(LargeTableAdmin):
         ),
     ]
 
+    def get_readonly_fields(self, request, obj=None):
+        # An order's channel is fixed once it exists (the database refuses a change:
+        # orders/0008); its items and captures carry a copy of it.
+        fixed = ("channel",) if obj is not None else ()
+        return (*super().get_readonly_fields(request, obj), *fixed)
+
     def get_queryset(self, request):
         return (
             order_list_for_user(user=request.user)

@@ -152,6 +152,13 @@ class OrderItem(models.Model):
     """One unit of a product in an order (quantity 2 is two items), as in Omnitron."""
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
+    # The order's channel, copied by the database on every write (orders/0008): a
+    # channel's items in pk order are one range of item_channel_idx, however many
+    # items the other channels hold (docs/performance.md).
+    channel = models.ForeignKey(
+        Channel, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+        editable=False, related_name="+",
+    )  # fmt: skip
     product_sku = models.CharField(max_length=128)
     price = models.DecimalField(**MONEY, help_text="What the customer pays for this unit.")
     retail_price = models.DecimalField(**MONEY, default=0)
@@ -167,6 +174,7 @@ class OrderItem(models.Model):
 
     class Meta:
         ordering = ["id"]
+        indexes = [models.Index(fields=["channel", "id"], name="item_channel_idx")]
 
     def __str__(self):
         return f"{self.product_sku} (#{self.pk})"

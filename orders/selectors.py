@@ -1,6 +1,7 @@
 """Reads of the orders domain, always through a user's channels."""
 
-from django.db.models import QuerySet
+from django.db.models import BooleanField, QuerySet
+from django.db.models.expressions import RawSQL
 
 from .models import ChannelMembership, Order, OrderItem
 
@@ -10,21 +11,40 @@ def channel_ids_for_user(user) -> QuerySet:
     return ChannelMembership.objects.filter(user_id=user.pk).values("channel_id")
 
 
+def channel_id_list_for_user(user) -> list[int]:
+    """The channel ids a user may see, read now (one statement), for `in_channels`."""
+    return list(channel_ids_for_user(user).values_list("channel_id", flat=True))
+
+
+def in_channels(queryset: QuerySet, channel_ids: list[int]) -> QuerySet:
+    """The rows of `queryset` (of a model with a `channel`) in these channels.
+
+    Orders, items and captures each have an index that starts with the channel and
+    goes on in the list's order, so a channel's page is one range of it, however many
+    rows the other channels hold. Two things keep PostgreSQL on that range, or it walks
+    the list's order index testing each row's channel (a million rows for twenty:
+    docs/performance.md, "A small channel among large ones"):
+    - the ids are values, not a subquery of the user's channels, which the planner
+      cannot see into;
+    - they are written into the statement, not bound. psycopg prepares a statement
+      after its fifth run, and PostgreSQL may then keep one generic plan for every
+      channel, made for an average channel: right for a channel of millions of rows,
+      wrong for one of twenty. Each channel's statement now has its own plan."""
+    table = queryset.model._meta.db_table
+    ids = ", ".join(str(int(pk)) for pk in channel_ids) or "NULL"
+    condition = RawSQL(f'"{table}"."channel_id" IN ({ids})', (), output_field=BooleanField())
+    return queryset.filter(condition)
+
+
 def order_list_for_user(*, user, filters: dict | None = None) -> QuerySet[Order]:
     """Orders the user may see: those of their channels; every order for a superuser.
-    Filters: number, channel, status, date_placed__gte, date_placed__lte.
-
-    The user's channels are read first and given as values: for a user of one channel
-    the list, in its order, is then one range of the (channel, date_placed, id) index,
-    however many orders the other channels hold (as a subquery, PostgreSQL walked the
-    whole date index testing each order's channel: docs/performance.md)."""
+    Filters: number, channel, status, date_placed__gte, date_placed__lte."""
     orders = Order.objects.all()
     if not user.is_superuser:
-        channels = list(channel_ids_for_user(user).values_list("channel_id", flat=True))
-        orders = orders.filter(channel_id__in=channels)
+        orders = in_channels(orders, channel_id_list_for_user(user))
     filters = dict(filters or {})
     if "channel" in filters:
-        filters["channel_id"] = filters.pop("channel")
+        orders = in_channels(orders, [filters.pop("channel")])
     return orders.filter(**filters)
 
 
@@ -32,7 +52,7 @@ def order_item_list_for_user(*, user, filters: dict | None = None) -> QuerySet[O
     """Items of the orders the user may see. Filters: order, status, is_captured."""
     items = OrderItem.objects.all()
     if not user.is_superuser:
-        items = items.filter(order__channel_id__in=channel_ids_for_user(user))
+        items = in_channels(items, channel_id_list_for_user(user))
     filters = dict(filters or {})
     if "is_captured" in filters:
         items = items.filter(captured_at__isnull=not filters.pop("is_captured"))

@@ -7,8 +7,9 @@ class Command(BaseCommand):
     help = (
         "Check that the capture audit adds up: every capture's amount is the sum of its "
         "items' prices, every capture item is an item of its capture's order at the "
-        "same price and currency, and an item is captured exactly when it has a capture "
-        "item. Exits 1, naming the rows, when one does not."
+        "same price and currency, captures and items carry their order's channel, and an "
+        "item is captured exactly when it has a capture item. Exits 1, naming the rows, "
+        "when one does not."
     )
 
     def handle(self, *args, **options):

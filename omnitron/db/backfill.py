@@ -1,0 +1,56 @@
+"""Giving a large live table a new NOT NULL column, for migrations, without stopping
+the shop: the rows are filled in batches of their own short transactions, so
+captures and imports go on meanwhile, and NOT NULL is set without scanning the
+table under a lock that blocks them.
+
+The order of a migration that uses these (orders/0008, capture/0007):
+1. the column is added, nullable (no rewrite, no scan);
+2. a trigger fills it in every row written from then on, whatever code writes it
+   (the code of the release before keeps running while the migration does);
+3. `fill_in_batches` fills the rows that were there before;
+4. `set_not_null`;
+5. the index that reads it is built CONCURRENTLY.
+A step that fails can be run again: each one is idempotent."""
+
+from django.db import transaction
+
+BATCH = 10_000
+
+
+def fill_in_batches(connection, *, table: str, update: str, around: tuple = ((), ())):
+    """Run `update` for each range of `BATCH` primary keys of `table`, each range in
+    its own transaction. `update` names the range as `%(low)s` and `%(high)s`
+    (inclusive). `around` is the statements to run before and after it, inside that
+    transaction."""
+    before, after = around
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT min(id), max(id) FROM {table}")
+        low, high = cursor.fetchone()
+    if low is None:
+        return
+    for start in range(low, high + 1, BATCH):
+        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+            for statement in before:
+                cursor.execute(statement)
+            cursor.execute(update, {"low": start, "high": start + BATCH - 1})
+            for statement in after:
+                cursor.execute(statement)
+
+
+def set_not_null(connection, *, table: str, column: str):
+    """SET NOT NULL without scanning the table under an exclusive lock: PostgreSQL
+    skips the scan when a validated CHECK already proves it, and validating a CHECK
+    scans under a lock that lets reads and writes go on. The exclusive locks taken
+    here are each held for a moment; each waits at most 10 s for running
+    transactions, then fails (and the migration can be run again)."""
+    check = f"{table}_{column}_not_null"
+    for statement in (
+        f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {check}",
+        f"ALTER TABLE {table} ADD CONSTRAINT {check} CHECK ({column} IS NOT NULL) NOT VALID",
+        f"ALTER TABLE {table} VALIDATE CONSTRAINT {check}",
+        f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL",
+        f"ALTER TABLE {table} DROP CONSTRAINT {check}",
+    ):
+        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '10s'")
+            cursor.execute(statement)

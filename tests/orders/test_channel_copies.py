@@ -1,0 +1,120 @@
+"""Items and captures carry their order's channel (the lists of a channel read it:
+docs/performance.md, "A small channel among large ones"). The database writes it,
+whoever writes the row; an order's channel is fixed, so the copies stay true; and
+the migrations that brought the column filled the rows that were already there."""
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import DatabaseError, connection, transaction
+from django.db.migrations.executor import MigrationExecutor
+
+from capture.models import Capture
+from omnitron.db import backfill
+from orders.models import Order, OrderItem
+from tests.factories import ChannelFactory, make_api_user, make_order
+from tests.helpers import capture, client_for
+
+
+def stored_channel(model, pk: int) -> int:
+    return model.objects.values_list("channel_id", flat=True).get(pk=pk)
+
+
+def test_an_item_has_its_orders_channel_however_it_is_written(db):
+    first, second = make_order(channel=ChannelFactory()), make_order(channel=ChannelFactory())
+    item = first.items.first()
+    assert stored_channel(OrderItem, item.pk) == first.channel_id
+
+    with connection.cursor() as cursor:  # a wrong channel given is corrected
+        cursor.execute("UPDATE orders_orderitem SET channel_id = %s WHERE id = %s",
+                       [second.channel_id, item.pk])  # fmt: skip
+    assert stored_channel(OrderItem, item.pk) == first.channel_id
+
+    item.order = second  # moved to an order of another channel: the channel follows
+    item.save()
+    assert stored_channel(OrderItem, item.pk) == second.channel_id
+
+
+def test_a_capture_has_its_orders_channel(db):
+    order = make_order(channel=ChannelFactory())
+    client = client_for(make_api_user(channels=[order.channel]))
+    assert capture(client, order, [order.items.first().pk]).status_code == 200
+    assert stored_channel(Capture, Capture.objects.get().pk) == order.channel_id
+
+
+def test_an_orders_channel_is_fixed(db, admin_client):
+    order, other = make_order(channel=ChannelFactory()), ChannelFactory()
+    with pytest.raises(DatabaseError, match="channel is fixed"), transaction.atomic():
+        Order.objects.filter(pk=order.pk).update(channel=other)
+    Order.objects.filter(pk=order.pk).update(channel=order.channel)  # no change: fine
+
+    page = admin_client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+    assert 'name="channel"' not in page  # shown, not editable
+    assert 'name="channel"' in admin_client.get("/admin/orders/order/add/").content.decode()
+
+
+def test_check_captures_names_a_copy_that_is_not_its_orders(db):
+    order, other = make_order(channel=ChannelFactory()), ChannelFactory()
+    client = client_for(make_api_user(channels=[order.channel]))
+    assert capture(client, order, [order.items.first().pk]).status_code == 200
+    record, item = Capture.objects.get(), order.items.last()
+    with connection.cursor() as cursor:  # what only a bypass of the triggers could do
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute("UPDATE capture_capture SET channel_id = %s", [other.pk])
+        cursor.execute("UPDATE orders_orderitem SET channel_id = %s WHERE id = %s",
+                       [other.pk, item.pk])  # fmt: skip
+        cursor.execute("SET LOCAL session_replication_role = DEFAULT")
+    err = StringIO()
+    with pytest.raises(CommandError):
+        call_command("check_captures", stdout=StringIO(), stderr=err)
+    assert f"capture's channel is not its order's: {record.pk}" in err.getvalue()
+    assert (
+        f"order item's channel is not its order's (its channel's lists would show it wrongly): {item.pk}"
+        in err.getvalue()
+    )  # noqa: E501
+
+
+BEFORE = [
+    ("orders", "0006_order_channel_placed_idx"),
+    ("capture", "0005_capture_capture_created_idx"),
+]
+AFTER = [("orders", "0008_orderitem_channel_fill"), ("capture", "0007_capture_channel_fill")]
+
+
+def migrate(targets):
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(targets)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migrations_fill_the_rows_that_were_there_in_batches(monkeypatch):
+    """Rows written before the column existed get their order's channel, in batches
+    of their own transactions (two rows a batch here), and captures are immutable
+    again afterwards."""
+    monkeypatch.setattr(backfill, "BATCH", 2)
+    orders = [make_order(channel=ChannelFactory(), items=3) for _ in range(3)]
+    for order in orders:
+        client = client_for(make_api_user(channels=[order.channel]))
+        assert capture(client, order, [order.items.first().pk]).status_code == 200
+    try:
+        migrate(BEFORE)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM information_schema.columns "
+                           "WHERE column_name = 'channel_id' "
+                           "AND table_name IN ('orders_orderitem', 'capture_capture')")  # fmt: skip
+            assert cursor.fetchone() == (0,)
+    finally:
+        migrate(AFTER)
+    for order in orders:
+        channels = OrderItem.objects.filter(order=order).values_list("channel_id", flat=True)
+        assert set(channels) == {order.channel_id}
+        assert stored_channel(Capture, Capture.objects.get(order=order).pk) == order.channel_id
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT table_name, is_nullable FROM information_schema.columns "
+                       "WHERE column_name = 'channel_id' "
+                       "AND table_name IN ('orders_orderitem', 'capture_capture')")  # fmt: skip
+        assert sorted(cursor.fetchall()) == [("capture_capture", "NO"), ("orders_orderitem", "NO")]
+    with pytest.raises(DatabaseError, match="immutable"), transaction.atomic():
+        Capture.objects.update(request_id="changed")
