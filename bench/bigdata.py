@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import requests
 
-from bench.infra import PYTHON, ROOT, api_token, app_server, log, migrate
+from bench.infra import PYTHON, ROOT, api_token, app_server, log, manage, migrate
 from bench.load import RATIO_CONCURRENCY, Server, ratio, wrk
 from bench.seeding import Seeds, capture_body
 
@@ -36,7 +36,15 @@ ITEMS_PER_ORDER = 3
 # Of the past orders, this share is not yet sent to the ERP (the filtered list).
 UNSENT = 0.001
 READS = ("orders/", "order_items/", "captures/", "events/", "orders/?is_send=false")
-SCENARIOS = ("capture-1", "replay", *READS)
+# A user of a small channel among the large one: its 20 orders were placed and
+# captured before every other, and its items written after, so each list's order
+# index reaches them last (docs/performance.md, "A small channel among large ones").
+SMALL_CHANNEL = 900_000
+SMALL_CHANNEL_ORDERS = 20
+SMALL_CHANNEL_READS = ("orders/", "order_items/", "captures/")
+SMALL_CHANNEL_PREFIX = "small channel: "
+SCENARIOS = ("capture-1", "replay", *READS,
+             *(SMALL_CHANNEL_PREFIX + path for path in SMALL_CHANNEL_READS))  # fmt: skip
 REPLAY_KEY = "bigdata-replay"
 
 
@@ -140,12 +148,13 @@ def fill(database_url: str, *, template: dict, user_id: int, scale: float = 1.0)
                            f"THEN {placed} + interval '1 day' END",
         }, "generate_series(1, %(orders)s) g, generate_series(1, %(per)s) j", params))  # fmt: skip
         timed("captures", lambda: _rows(cursor, f"""
-            INSERT INTO capture_capture (id, order_id, user_id, created_at, amount, currency,
-                                         idempotency_key, request_id)
-            SELECT %(c0)s + g, %(o0)s + g, %(user)s, {placed} + interval '1 day', i.price,
-                   i.price_currency, 'past-' || g, md5(g::text)
+            INSERT INTO capture_capture (id, order_id, channel_id, user_id, created_at, amount,
+                                         currency, idempotency_key, request_id)
+            SELECT %(c0)s + g, %(o0)s + g, i.channel_id, %(user)s, {placed} + interval '1 day',
+                   i.price, i.price_currency, 'past-' || g, md5(g::text)
               FROM generate_series(1, %(captures)s) g,
-                   (SELECT price, price_currency FROM orders_orderitem WHERE id = %(first_item)s) i
+                   (SELECT channel_id, price, price_currency FROM orders_orderitem
+                     WHERE id = %(first_item)s) i
             """, params))  # fmt: skip
         timed("capture items", lambda: _rows(cursor, """
             INSERT INTO capture_captureitem (id, capture_id, order_item_id, price,
@@ -193,6 +202,49 @@ def fill(database_url: str, *, template: dict, user_id: int, scale: float = 1.0)
     return timings
 
 
+def small_channel(env: dict, template: dict) -> str:
+    """SMALL_CHANNEL_ORDERS copies of `template`'s order and first item in
+    SMALL_CHANNEL, placed before the fill's first order, each captured a day later by
+    the channel's own API user. Returns that user's token."""
+    with psycopg.connect(env["DATABASE_URL"]) as conn, conn.cursor() as cursor:
+        cursor.execute("INSERT INTO orders_channel (id, name) VALUES (%s, 'Small channel') "
+                       "ON CONFLICT DO NOTHING", [SMALL_CHANNEL])  # fmt: skip
+    token = manage(env, "create_api_user", "small-channel", "--channel", str(SMALL_CHANNEL))
+    token = token.strip()
+    params = {"channel": SMALL_CHANNEL, "tpl": template["pk"], "token": token,
+              "first_item": template["items"][0]["pk"], "orders": SMALL_CHANNEL_ORDERS}  # fmt: skip
+    # (Each step takes the rows the step before wrote: a database can be used twice.)
+    mine = ("(SELECT id, date_placed FROM orders_order o WHERE channel_id = %(channel)s "
+            "AND NOT EXISTS (SELECT FROM orders_orderitem WHERE order_id = o.id)) o")  # fmt: skip
+    with psycopg.connect(env["DATABASE_URL"]) as conn, conn.cursor() as cursor:
+        _copies(cursor, "orders_order", "id = %(tpl)s", {
+            "id": "nextval(pg_get_serial_sequence('orders_order', 'id'))",
+            "number": "t.number || '-S' || g", "channel_id": "%(channel)s",
+            "date_placed": "'2025-09-01'::timestamptz + g * interval '1 hour'",
+        }, "generate_series(1, %(orders)s) g", params)  # fmt: skip
+        _copies(cursor, "orders_orderitem", "id = %(first_item)s", {
+            "id": "nextval(pg_get_serial_sequence('orders_orderitem', 'id'))",
+            "order_id": "o.id", "captured_at": "o.date_placed + interval '1 day'",
+        }, mine, params)  # fmt: skip
+        cursor.execute("""
+            INSERT INTO capture_capture (order_id, user_id, created_at, amount, currency,
+                                         request_id)
+            SELECT i.order_id, t.user_id, i.captured_at, i.price, i.price_currency, ''
+              FROM orders_orderitem i, authtoken_token t
+             WHERE i.channel_id = %(channel)s AND t.key = %(token)s AND NOT EXISTS (
+                   SELECT FROM capture_capture WHERE order_id = i.order_id)""", params)  # fmt: skip
+        cursor.execute("""
+            INSERT INTO capture_captureitem (capture_id, order_item_id, price,
+                                             attributes_before, attributes_after)
+            SELECT c.id, i.id, i.price, i.attributes, i.attributes
+              FROM capture_capture c JOIN orders_orderitem i ON i.order_id = c.order_id
+             WHERE c.channel_id = %(channel)s AND NOT EXISTS (
+                   SELECT FROM capture_captureitem WHERE capture_id = c.id)""", params)  # fmt: skip
+    with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute("ANALYZE orders_order, orders_orderitem, capture_capture")
+    return token
+
+
 def table_sizes(database_url: str) -> dict:
     """Rows (as the statistics estimate them) and total size of the tables of more
     than 10,000 rows."""
@@ -216,21 +268,29 @@ class Side:
     server: Server
     capture_bodies: list[str]  # one file per round
     replay_body: str
+    small_channel_token: str
 
 
 def scenario_request(side: Side, scenario: str, number: int) -> dict:
     """wrk's arguments for a scenario on a side."""
     server = side.server
     if scenario == "capture-1":
-        return {"url": server.capture_url, "bodies": side.capture_bodies[number]}
+        return {"url": server.capture_url, "bodies": side.capture_bodies[number],
+                "token": server.token}  # fmt: skip
     if scenario == "replay":
-        return {"url": server.capture_url, "bodies": side.replay_body, "key": REPLAY_KEY}
-    return {"url": f"{server.base}/api/v1/{scenario}", "method": "GET"}
+        return {"url": server.capture_url, "bodies": side.replay_body, "key": REPLAY_KEY,
+                "token": server.token}  # fmt: skip
+    if scenario.startswith(SMALL_CHANNEL_PREFIX):
+        path = scenario.removeprefix(SMALL_CHANNEL_PREFIX)
+        return {"url": f"{server.base}/api/v1/{path}", "method": "GET",
+                "token": side.small_channel_token}  # fmt: skip
+    return {"url": f"{server.base}/api/v1/{scenario}", "method": "GET", "token": server.token}
 
 
 def prepare_side(name: str, env: dict, seeds: Seeds, rounds: int, seconds: int,
                  base: str, token: str) -> Side:  # fmt: skip
-    """Fresh orders for capture-1 and the capture the replay scenario replays."""
+    """Fresh orders for capture-1, the capture the replay scenario replays, and the
+    small channel."""
     files = [seeds.capture_bodies("RATIO", 16, 1, seconds, tag=f"big{name}{n}")
              for n in range(rounds)]  # fmt: skip
     order = seeds.orders(f"BIGREPLAY{name}{seeds.run_id}", 1, 1)[0]
@@ -241,7 +301,7 @@ def prepare_side(name: str, env: dict, seeds: Seeds, rounds: int, seconds: int,
     if first.status_code != 200:
         raise RuntimeError(f"bigdata replay setup failed: {first.text[:300]}")
     replay = seeds.bodies_file(f"bigreplay-{name}", [body])
-    return Side(name, Server(base, token), files, replay)
+    return Side(name, Server(base, token), files, replay, small_channel(env, order))
 
 
 def alternate(sides: dict[str, Side], rounds: int, seconds: int) -> dict:
@@ -258,7 +318,7 @@ def alternate(sides: dict[str, Side], rounds: int, seconds: int) -> dict:
                 wrk_args = scenario_request(side, scenario, number)
                 url = wrk_args.pop("url")
                 figures[name] = wrk(url, connections=RATIO_CONCURRENCY, seconds=seconds,
-                                    token=side.server.token, **wrk_args)  # fmt: skip
+                                    **wrk_args)  # fmt: skip
             runs.append({
                 "small_rps": figures["small"]["rps"], "big_rps": figures["big"]["rps"],
                 "small_p50_ms": figures["small"]["p50_ms"], "big_p50_ms": figures["big"]["p50_ms"],
@@ -275,10 +335,11 @@ def alternate(sides: dict[str, Side], rounds: int, seconds: int) -> dict:
     return results
 
 
-def explain(env: dict, token: str, body: dict) -> list[dict]:
+def explain(env: dict, token: str, body: dict, small_channel_token: str) -> list[dict]:
     """bench/explain.py against a database: the plans of the statements it records."""
     result = subprocess.run(
-        [PYTHON, "-m", "bench.explain", token, json.dumps(body)], cwd=ROOT, env=env,
+        [PYTHON, "-m", "bench.explain", token, json.dumps(body), small_channel_token],
+        cwd=ROOT, env=env,
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     if result.returncode != 0:
@@ -330,12 +391,14 @@ def measure_bigdata(env: dict, small_seeds: Seeds, small: Server, *, rounds: int
             }  # fmt: skip
             # A fresh server's first requests are slow: warm both on every scenario.
             for side in sides.values():
-                for scenario in READS:
-                    wrk(f"{side.server.base}/api/v1/{scenario}", connections=RATIO_CONCURRENCY,
-                        seconds=1, token=side.server.token, method="GET")  # fmt: skip
+                for scenario in SCENARIOS[2:]:
+                    wrk_args = scenario_request(side, scenario, 0)
+                    wrk(wrk_args.pop("url"), connections=RATIO_CONCURRENCY, seconds=1,
+                        **wrk_args)  # fmt: skip
             results = alternate(sides, rounds, seconds)
         explained = big_seeds.orders(f"EXPLAIN{big_seeds.run_id}", 1, 1)[0]
-        plans = explain(big_env, token, capture_body(explained))
+        plans = explain(big_env, token, capture_body(explained),
+                        sides["big"].small_channel_token)  # fmt: skip
         log("bigdata: the admin lists on both databases")
         admin = admin_comparison(admin_lists(env), admin_lists(big_env))
         sizes = table_sizes(big_url)

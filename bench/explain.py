@@ -1,9 +1,10 @@
 """The plan of every statement the app sends for the benchmark's requests.
 
-`python -m bench.explain TOKEN BODY_JSON` (the app's environment: DATABASE_URL and
-settings) sends, in this process through Django's test client, the requests of
-bench/bigdata.py's scenarios: the baseline, a capture of the order in BODY_JSON
-under an Idempotency-Key, its replay, and the read endpoints' first pages. Every
+`python -m bench.explain TOKEN BODY_JSON [SMALL_CHANNEL_TOKEN]` (the app's
+environment: DATABASE_URL and settings) sends, in this process through Django's test
+client, the requests of bench/bigdata.py's scenarios: the baseline, a capture of the
+order in BODY_JSON under an Idempotency-Key, its replay, the read endpoints' first
+pages, and those of SMALL_CHANNEL_READS as the small channel's user. Every
 statement they send is recorded, then explained twice on its own connection:
 
 - generic: PREPAREd and EXPLAIN EXECUTEd with plan_cache_mode = force_generic_plan,
@@ -25,6 +26,7 @@ import psycopg
 from psycopg import sql
 
 READS = ("orders/", "order_items/", "captures/", "events/", "orders/?is_send=false")
+SMALL_CHANNEL_READS = ("orders/", "order_items/", "captures/")
 SKIP = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE|SET)\b", re.IGNORECASE)
 PLACEHOLDER = re.compile(r"%%|%s|%\((\w+)\)s")
 SEQ_SCAN = re.compile(r"Seq Scan on (\w+)")
@@ -74,6 +76,7 @@ def plans(conn, statement: str, params) -> dict:
 
 def main() -> None:
     token, body = sys.argv[1], json.loads(sys.argv[2])
+    small_channel_token = sys.argv[3] if len(sys.argv) > 3 else None
     sys.path.insert(0, os.getcwd())
     django.setup()
     from django.db import connection
@@ -88,20 +91,24 @@ def main() -> None:
         return execute(statement, params, many, context)
 
     client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Token {token}")
+    keyed = {"HTTP_IDEMPOTENCY_KEY": "explain"}
     requests = [
-        ("baseline", "get", "/api/v1/active_user/", {}),
-        ("capture", "post", "/api/v1/capture-order/", {"idempotency_key": "explain"}),
-        ("replay", "post", "/api/v1/capture-order/", {"idempotency_key": "explain"}),
-        *((f"GET {path}", "get", f"/api/v1/{path}", {}) for path in READS),
+        ("baseline", client, "get", "/api/v1/active_user/", {}),
+        ("capture", client, "post", "/api/v1/capture-order/", keyed),
+        ("replay", client, "post", "/api/v1/capture-order/", keyed),
+        *((f"GET {path}", client, "get", f"/api/v1/{path}", {}) for path in READS),
     ]
+    if small_channel_token:
+        small = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Token {small_channel_token}")
+        requests += [(f"small channel: GET {path}", small, "get", f"/api/v1/{path}", {})
+                     for path in SMALL_CHANNEL_READS]  # fmt: skip
     with connection.execute_wrapper(record):
-        for name, method, path, extra in requests:
+        for name, sender, method, path, headers in requests:
             current["request"] = name
-            headers = {"HTTP_IDEMPOTENCY_KEY": extra["idempotency_key"]} if extra else {}
             if method == "post":
-                response = client.post(path, body, content_type="application/json", **headers)
+                response = sender.post(path, body, content_type="application/json", **headers)
             else:
-                response = client.get(path, **headers)
+                response = sender.get(path, **headers)
             if response.status_code != 200:
                 raise SystemExit(f"{name}: {response.status_code} {response.content[:300]!r}")
     result = []

@@ -92,12 +92,30 @@ def test_bigdata_fill_is_a_consistent_shop(bench_database, tmp_path, transaction
         unsent = conn.execute("SELECT count(*) FROM orders_order WHERE NOT is_send").fetchone()[0]
     assert captured == 1000
     assert unsent == 2 + 1  # 1/1000 of the past orders, and the template
+    small_token = bigdata.small_channel(env, seeds.orders("SMALLTPL", 1, 1)[0])
+    assert_captures_add_up(bench_database)
+    with psycopg.connect(bench_database) as conn:
+        small = [conn.execute(f"SELECT count(*) FROM {table} WHERE channel_id = %s",
+                              [bigdata.SMALL_CHANNEL]).fetchone()[0]
+                 for table in ("orders_order", "orders_orderitem", "capture_capture")]  # fmt: skip
+    assert small == [bigdata.SMALL_CHANNEL_ORDERS] * 3
     fresh = seeds.orders("EXPLAINED", 1, 1)[0]
-    plans = bigdata.explain(env, token, capture_body(fresh))
+    plans = bigdata.explain(env, token, capture_body(fresh), small_token)
     requests = {plan["request"] for plan in plans}
     assert requests == {"baseline", "capture", "replay",
-                        *(f"GET {path}" for path in bigdata.READS)}  # fmt: skip
+                        *(f"GET {path}" for path in bigdata.READS),
+                        *(f"small channel: GET {path}" for path in bigdata.SMALL_CHANNEL_READS)}  # fmt: skip
     assert all(plan["generic"] and plan["custom"].strip() for plan in plans)
+    # The small channel's pages read the channel's rows, not the list's order index
+    # across every channel (which reaches the small channel's rows last).
+    pages = {plan["request"]: plan["generic"] for plan in plans
+             if plan["request"].startswith("small channel") and "LIMIT" in plan["sql"]}  # fmt: skip
+    for request, whole_table in (("orders/", "order_placed_idx"),
+                                 ("order_items/", "orders_orderitem_pkey"),
+                                 ("captures/", "capture_created_idx")):  # fmt: skip
+        page = pages[f"small channel: GET {request}"]
+        assert f"channel_id = {bigdata.SMALL_CHANNEL}" in page, page
+        assert whole_table not in page, page
     assert any("capture_capture" in plan["sql"] and "INSERT" in plan["sql"] for plan in plans)
     admin = bigdata.admin_lists(env)  # every admin list opens, for both kinds of user
     assert {(row["user"], row["page"]) for row in admin} == {
