@@ -32,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.bigdata import ROUNDS as BIGDATA_ROUNDS  # noqa: E402
 from bench.bigdata import measure_bigdata  # noqa: E402
 from bench.cpu import CpuMeter  # noqa: E402
 from bench.infra import (  # noqa: E402
@@ -203,7 +204,7 @@ def full_run(s: Settings) -> int:
             scaling = items_scaling(server, seeds, database_url, s.repeats)
             profile_text = "" if s.smoke else profile(env, plan.profile_bodies, token)
             bigdata = None if s.smoke else measure_bigdata(
-                env, seeds, server, rounds=s.rounds, seconds=s.round_seconds,
+                env, seeds, server, rounds=BIGDATA_ROUNDS, seconds=s.round_seconds,
                 scale=s.bigdata_scale)  # fmt: skip
         paths = [] if s.smoke else fast_paths(env, paths_bodies, token)
     measured = Measurements(scenarios, contended, rounds, scaling, profile_text, paths, webhooks,
