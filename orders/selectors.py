@@ -1,7 +1,6 @@
 """Reads of the orders domain, always through a user's channels."""
 
-from django.db.models import BooleanField, QuerySet
-from django.db.models.expressions import RawSQL
+from django.db.models import F, Lookup, QuerySet
 
 from .models import ChannelMembership, Order, OrderItem
 
@@ -30,10 +29,19 @@ def in_channels(queryset: QuerySet, channel_ids: list[int]) -> QuerySet:
       after its fifth run, and PostgreSQL may then keep one generic plan for every
       channel, made for an average channel: right for a channel of millions of rows,
       wrong for one of twenty. Each channel's statement now has its own plan."""
-    table = queryset.model._meta.db_table
-    ids = ", ".join(str(int(pk)) for pk in channel_ids) or "NULL"
-    condition = RawSQL(f'"{table}"."channel_id" IN ({ids})', (), output_field=BooleanField())
-    return queryset.filter(condition)
+    return queryset.filter(InLiterals(F("channel_id"), [int(pk) for pk in channel_ids]))
+
+
+class InLiterals(Lookup):
+    """`lhs IN (1, 2, …)` with the integers written into the statement."""
+
+    lookup_name = "in_literals"
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        lhs, params = self.process_lhs(compiler, connection)
+        ids = ", ".join(str(int(value)) for value in self.rhs) or "NULL"
+        return f"{lhs} IN ({ids})", params
 
 
 def order_list_for_user(*, user, filters: dict | None = None) -> QuerySet[Order]:
