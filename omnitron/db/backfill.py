@@ -9,8 +9,10 @@ The order of a migration that uses these (orders/0008, capture/0007):
    (the code of the release before keeps running while the migration does);
 3. `fill_in_batches` fills the rows that were there before;
 4. `set_not_null`;
-5. the index that reads it is built CONCURRENTLY.
-A step that fails can be run again: each one is idempotent."""
+5. `create_index_concurrently`, for the index that reads it.
+A step that fails can be run again: each one is idempotent. The steps that read the
+whole table run without the connection's statement timeout (DB_STATEMENT_TIMEOUT_MS
+is meant for requests: 15 s by default)."""
 
 from django.db import transaction
 
@@ -53,4 +55,31 @@ def set_not_null(connection, *, table: str, column: str):
     ):
         with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
             cursor.execute("SET LOCAL lock_timeout = '10s'")
+            cursor.execute("SET LOCAL statement_timeout = 0")
             cursor.execute(statement)
+
+
+def create_index_concurrently(schema_editor, model, index):
+    """CREATE INDEX CONCURRENTLY that can be run again. A build that failed or was
+    cancelled leaves an INVALID index of its name, on which a plain second run would
+    fail ("already exists"): it is dropped and built again. A valid one is kept."""
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE c.relname = %s",
+            [index.name],
+        )
+        found = cursor.fetchone()
+        if found and found[0]:
+            return
+        cursor.execute("SET statement_timeout = 0")
+        try:
+            if found:
+                cursor.execute(f'DROP INDEX CONCURRENTLY "{index.name}"')
+            cursor.execute(str(index.create_sql(model, schema_editor, concurrently=True)))
+        finally:
+            cursor.execute("RESET statement_timeout")
+
+
+def drop_index_concurrently(schema_editor, index):
+    schema_editor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{index.name}"')

@@ -2,10 +2,14 @@
 # written in: omnitron/db/backfill.py says why in these steps.
 
 import django.db.models.deletion
-from django.contrib.postgres.operations import AddIndexConcurrently
 from django.db import migrations, models
 
-from omnitron.db.backfill import fill_in_batches, set_not_null
+from omnitron.db.backfill import (
+    create_index_concurrently,
+    drop_index_concurrently,
+    fill_in_batches,
+    set_not_null,
+)
 
 # An item's channel is its order's, whoever writes the item; and an order's channel,
 # which the copies follow, is fixed once the order exists (it is half its identity:
@@ -62,6 +66,18 @@ def allow_null(apps, schema_editor):
     schema_editor.execute("ALTER TABLE orders_orderitem ALTER COLUMN channel_id DROP NOT NULL")
 
 
+# Built without locking out writes: on a shop's live tables this takes a while.
+INDEX = models.Index(fields=['channel', 'id'], name='item_channel_idx')
+
+
+def create_index(apps, schema_editor):
+    create_index_concurrently(schema_editor, apps.get_model("orders", "OrderItem"), INDEX)
+
+
+def drop_index(apps, schema_editor):
+    drop_index_concurrently(schema_editor, INDEX)
+
+
 class Migration(migrations.Migration):
     # Each step commits on its own: on a shop's live tables this takes a while, and
     # writes go on meanwhile.
@@ -84,8 +100,8 @@ class Migration(migrations.Migration):
                 ),
             ],
         ),
-        AddIndexConcurrently(
-            model_name='orderitem',
-            index=models.Index(fields=['channel', 'id'], name='item_channel_idx'),
+        migrations.SeparateDatabaseAndState(
+            database_operations=[migrations.RunPython(create_index, drop_index)],
+            state_operations=[migrations.AddIndex(model_name='orderitem', index=INDEX)],
         ),
     ]

@@ -82,6 +82,13 @@ BEFORE = [
 AFTER = [("orders", "0008_orderitem_channel_fill"), ("capture", "0007_capture_channel_fill")]
 
 
+def index_validity(name: str) -> list[bool]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT i.indisvalid FROM pg_index i "
+                       "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = %s", [name])  # fmt: skip
+        return [row[0] for row in cursor.fetchall()]
+
+
 def migrate(targets):
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
@@ -89,10 +96,11 @@ def migrate(targets):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_migrations_fill_the_rows_that_were_there_in_batches(monkeypatch):
-    """Rows written before the column existed get their order's channel, in batches
-    of their own transactions (two rows a batch here), and captures are immutable
-    again afterwards."""
+def test_the_migrations_fill_the_rows_that_were_there_and_can_run_again(monkeypatch):
+    """Rows written before the column existed get their order's channel (the fill
+    runs two rows a batch here, so batches and their ends are crossed); an index
+    build that failed before (it leaves an INVALID index of that name) does not stop
+    the migration when it runs again; captures are immutable again afterwards."""
     monkeypatch.setattr(backfill, "BATCH", 2)
     orders = [make_order(channel=ChannelFactory(), items=3) for _ in range(3)]
     for order in orders:
@@ -105,8 +113,14 @@ def test_the_migrations_fill_the_rows_that_were_there_in_batches(monkeypatch):
                            "WHERE column_name = 'channel_id' "
                            "AND table_name IN ('orders_orderitem', 'capture_capture')")  # fmt: skip
             assert cursor.fetchone() == (0,)
+            with pytest.raises(DatabaseError):  # three items per order: not unique
+                cursor.execute("CREATE UNIQUE INDEX CONCURRENTLY item_channel_idx "
+                               "ON orders_orderitem (order_id)")  # fmt: skip
+            assert index_validity("item_channel_idx") == [False]
     finally:
         migrate(AFTER)
+    assert index_validity("item_channel_idx") == [True]
+    assert index_validity("capture_channel_created_idx") == [True]
     for order in orders:
         channels = OrderItem.objects.filter(order=order).values_list("channel_id", flat=True)
         assert set(channels) == {order.channel_id}
