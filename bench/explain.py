@@ -25,8 +25,8 @@ import django
 import psycopg
 from psycopg import sql
 
-READS = ("orders/", "order_items/", "captures/", "events/", "orders/?is_send=false")
-SMALL_CHANNEL_READS = ("orders/", "order_items/", "captures/")
+from bench.bigdata import READS, SMALL_CHANNEL_READS
+
 SKIP = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE|SET)\b", re.IGNORECASE)
 PLACEHOLDER = re.compile(r"%%|%s|%\((\w+)\)s")
 SEQ_SCAN = re.compile(r"Seq Scan on (\w+)")

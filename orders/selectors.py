@@ -29,7 +29,7 @@ def in_channels(queryset: QuerySet, channel_ids: list[int]) -> QuerySet:
       after its fifth run, and PostgreSQL may then keep one generic plan for every
       channel, made for an average channel: right for a channel of millions of rows,
       wrong for one of twenty. Each channel's statement now has its own plan."""
-    return queryset.filter(InLiterals(F("channel_id"), [int(pk) for pk in channel_ids]))
+    return queryset.filter(InLiterals(F("channel_id"), list(channel_ids)))
 
 
 class InLiterals(Lookup):

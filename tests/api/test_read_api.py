@@ -1,6 +1,5 @@
 """Read endpoints: channel-scoped, paginated, filtered, constant query counts."""
 
-import re
 from datetime import timedelta
 
 import pytest
@@ -9,6 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from psycopg import sql
 
+from bench.explain import numbered
 from capture.models import Capture
 from orders.models import Order, OrderItem
 from tests.factories import ChannelFactory, make_api_user, make_order
@@ -199,14 +199,13 @@ def rows_read(statement: str, params) -> int:
     """The most rows any scan of the statement's plan reads (EXPLAIN ANALYZE), in the
     plan PostgreSQL may keep for it once psycopg prepares it (after its fifth run): the
     generic plan, made without the values of its parameters."""
-    numbers = iter(range(1, len(params) + 1))
-    prepared = re.sub(r"%%|%s", lambda m: "%" if m[0] == "%%" else f"${next(numbers)}", statement)
-    values = [sql.Literal(v).as_string(connection.connection) for v in params]
-    with connection.cursor() as cursor:
+    prepared, values = numbered(statement, params)
+    literals = [sql.Literal(v).as_string(connection.connection) for v in values]
+    with connection.cursor() as cursor:  # no parameters: the text goes as it is
         cursor.execute("SET plan_cache_mode = force_generic_plan")
-        cursor.execute(f"PREPARE page AS {prepared}".replace("%", "%%"))
-        arguments = f"({', '.join(values)})" if values else ""
-        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE page{arguments}".replace("%", "%%"))
+        cursor.execute(f"PREPARE page AS {prepared}")
+        arguments = f"({', '.join(literals)})" if literals else ""
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE page{arguments}")
         (plan,) = cursor.fetchone()[0]
         cursor.execute("DEALLOCATE page")
         cursor.execute("RESET plan_cache_mode")
