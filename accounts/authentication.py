@@ -83,10 +83,10 @@ class TokenAuthentication(authentication.TokenAuthentication):
             window, seconds_left = rate_window(duration)
             prefix = UserScopedRateThrottle.user_key_prefix(scope)
             params.update(rate_key_prefix=prefix, window=window)
-        lookups = []
+        lookups = {}
         for lookup in getattr(self.view, "authentication_lookups", ()):
             if (lookup_params := lookup.params(self.request)) is not None:
-                lookups.append(lookup)
+                lookups[lookup] = lookup_params
                 params.update(lookup_params)
         statement, attnames = _token_user_statement(rate is not None, tuple(lookups))
         with connection.cursor() as cursor:
@@ -100,7 +100,10 @@ class TokenAuthentication(authentication.TokenAuthentication):
         user.has_required_permission, *extra = row[len(attnames) :]
         if rate is not None:
             user.rate_hits = (f"{prefix}{user.pk}", extra.pop(0), seconds_left)
-        user.lookups = {lookup.name: value for lookup, value in zip(lookups, extra, strict=True)}
+        user.lookups = {
+            lookup.name: lookup.load(value, lookup_params)
+            for (lookup, lookup_params), value in zip(lookups.items(), extra, strict=True)
+        }
         return user, key
 
     def _rate_counted_here(self) -> tuple[str, int] | None:

@@ -1,10 +1,14 @@
 """Capture: mark exactly the given items of an order captured, or none of them.
 
-`order_capture` runs one transaction, in this order (Saleor's order actions):
+`order_capture` reads, judges, writes (Saleor's order actions):
 
-1. lock the order row, then the given items in pk order (`sql.lock_order_and_items`:
-   one statement; every capture locks in the same order, so captures never deadlock);
-2. check the rules under the locks; the first that fails is raised, nothing written:
+1. read the order and the given items. Usually the authentication statement has read
+   them already (capture/lookups.py: no round trip of its own, no lock). Otherwise, and
+   when the write below finds that a row changed since that read, they are read again
+   inside a transaction that locks the order row, then the given items in pk order
+   (`sql.lock_order_and_items`; every capture locks in this order, so captures never
+   deadlock);
+2. check the rules on what was read; the first that fails is raised, nothing written:
    - no order with this number in the user's channels (and in `channel`, when
      given) is `OrderNotFound`, whether it does not exist or is another channel's;
      the number in several of the user's channels is `OrderAmbiguous`;
@@ -15,10 +19,13 @@
      `OrderItemNotCapturable`;
    - an item captured already is `AlreadyCaptured`: a second capture is an error,
      never a silent success;
-3. write, in one statement (`sql.write_capture`): the items' `captured_at` and their
-   merged attributes, the audit record (`Capture`, amount = the sum of the items'
-   prices, and a `CaptureItem` per item with its attributes before and after), the
-   order's `modified_date`; and read the order back.
+3. write, in one statement (`sql.write_capture`), which locks the order and the items
+   (in the same order) and writes only if the order's status and every item's row are
+   as read: the items' `captured_at` and their merged attributes, the audit record
+   (`Capture`, amount = the sum of the items' prices, and a `CaptureItem` per item with
+   its attributes before and after), the order's `modified_date`; and read the order
+   back. A capture takes effect as of its read: a refusal is what the rows said then,
+   and a write happens only if they still say it.
 
 Waiting for another request's lock longer than `lock_timeout` is `OrderLocked`.
 The unique `CaptureItem.order_item` is the database's own guarantee that no item is
@@ -65,43 +72,63 @@ def order_capture(
     channel: int | None = None,
     idempotency_key: str | None = None,
     request_id: str = "",
+    seen: sql.Seen | None = None,
 ) -> Order:
     """Capture exactly the given items of the order, or none of them, and return the
-    order as it is after the capture. Raises a CaptureError when a rule refuses and
-    OrderLocked when the order stays locked by another request."""
+    order as it is after the capture. `seen`: the order and items as read for this
+    request already (by the authentication statement), if they were. Raises a
+    CaptureError when a rule refuses and OrderLocked when the order stays locked by
+    another request."""
     given = {item.pk: item for item in items}
+    write = {"user_id": user.pk, "idempotency_key": idempotency_key, "request_id": request_id}
     with _lock_waits_raise_order_locked():
-        # No savepoint inside an enclosing transaction (the Idempotency-Key's): a
-        # refusal is raised only after the block, and nothing was written before it.
-        with transaction.atomic(savepoint=False):
-            orders, locked = sql.lock_order_and_items(
-                user=user, number=order_number, channel=channel, pks=list(given)
-            )
-            refusal = _first_broken_rule(orders, given.keys(), locked)
-            if refusal is None:
-                amount = sum((item.price for item in locked), Decimal("0.00"))
-                captured = sql.write_capture(
-                    order=orders[0],
-                    user_id=user.pk,
-                    now=timezone.now(),
-                    amount=amount,
-                    idempotency_key=idempotency_key,
-                    request_id=request_id,
-                    changes={item.pk: given[item.pk].attributes for item in locked},
+        outcome = None
+        if seen is not None and seen.is_for(order_number, channel, given):
+            outcome = _judge_and_write(seen, given, **write)
+            if outcome is None:
+                metrics.count(metrics.CAPTURE_REREADS)
+        if outcome is None:  # not read yet, or a row changed since it was read
+            # No savepoint inside an enclosing transaction (the Idempotency-Key's): a
+            # refusal is raised only after the block, and nothing was written before it.
+            with transaction.atomic(savepoint=False):
+                seen = sql.lock_order_and_items(
+                    user=user, number=order_number, channel=channel, pks=list(given)
                 )
-        if refusal is None:
-            metrics.observe_capture(items=len(locked), amount=amount, currency=captured.currency)
-            return captured
-        if len(orders) == 1:
-            refusal.order_id = orders[0].pk
-        metrics.count(metrics.REFUSALS, refusal.default_code)
-        raise refusal
+                outcome = _judge_and_write(seen, given, **write)
+                if outcome is None:
+                    raise RuntimeError("A row changed under the capture's own lock.")
+    if isinstance(outcome, CaptureError):
+        if len(seen.orders) == 1:
+            outcome.order_id = seen.orders[0].pk
+        metrics.count(metrics.REFUSALS, outcome.default_code)
+        raise outcome
+    metrics.observe_capture(items=len(given), amount=_amount(seen.items), currency=outcome.currency)
+    return outcome
 
 
-def _first_broken_rule(
-    orders: list[sql.LockedOrder], given_pks, items: list[sql.LockedItem]
-) -> CaptureError | None:
+def _judge_and_write(seen: sql.Seen, given: dict, **write) -> Order | CaptureError | None:
+    """The first broken rule; else the capture written and the order after it; None
+    when a row changed since `seen` was read (nothing written)."""
+    refusal = _first_broken_rule(seen, given.keys())
+    if refusal is not None:
+        return refusal
+    return sql.write_capture(
+        order=seen.orders[0],
+        items=seen.items,
+        now=timezone.now(),
+        amount=_amount(seen.items),
+        changes={pk: item.attributes for pk, item in given.items()},
+        **write,
+    )
+
+
+def _amount(items: list[sql.SeenItem]) -> Decimal:
+    return sum((item.price for item in items), Decimal("0.00"))
+
+
+def _first_broken_rule(seen: sql.Seen, given_pks) -> CaptureError | None:
     """The first rule the capture breaks, in the order of the module docstring."""
+    orders, items = seen.orders, seen.items
     if not orders:
         return OrderNotFound()
     if len(orders) > 1:
@@ -112,7 +139,7 @@ def _first_broken_rule(
         return OrderItemNotFound(missing)
     if refused := [item.pk for item in items if item.status in NON_CAPTURABLE_ITEM_STATUSES]:
         return OrderItemNotCapturable(refused)
-    if captured := [item.pk for item in items if item.captured_at is not None]:
+    if captured := [item.pk for item in items if item.captured]:
         return AlreadyCaptured(captured)
     return None
 

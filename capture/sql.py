@@ -1,9 +1,16 @@
-"""The capture's SQL: two statements, whatever the number of items. One locks the
-order and its items, the other does every write and reads the order back.
+"""The capture's SQL: a read of the order and its given items, and one statement that
+does every write and reads the order back, whatever the number of items.
+
+The read comes two ways. Folded into the authentication statement (OrderReadLookup in
+capture/lookups.py) it takes no lock and costs no round trip of its own; as
+LOCK_ORDER_AND_ITEMS, inside a transaction, it locks the rows. The write locks the
+order and the items itself and writes only if they are still as read (the order's
+status, each item's row version): after an unlocked read it writes nothing when a
+row changed in between, and the service reads again under the locks.
 
 Plain SQL rather than the ORM because this is the hot path: the same work through
 querysets costs 7 statements and much more Python per capture (docs/performance.md
-has the figures). The rules that run between the two statements live in
+has the figures). The rules that run between the read and the write live in
 capture/services.py."""
 
 from dataclasses import dataclass
@@ -39,22 +46,37 @@ ORDER_CAPTURED_EVENT = {
 }
 
 
+def orders_with_number(*, user: str, superuser: str, params: str) -> str:
+    """The orders (id, status, xmin) with the number %(<params>number)s in the user's
+    channels, and in channel %(<params>channel)s when that is not null: at most two, in
+    pk order (one is the order; two make the number ambiguous). `user` and `superuser`
+    are SQL expressions."""
+    return f"""
+        SELECT id, status, xmin FROM {ORDERS}
+         WHERE number = %({params}number)s
+           AND ({superuser} OR channel_id IN (
+                SELECT channel_id FROM {MEMBERSHIPS} WHERE user_id = {user}))
+           AND (%({params}channel)s::bigint IS NULL OR channel_id = %({params}channel)s::bigint)
+         ORDER BY id
+         LIMIT 2"""
+
+
+# An item row's version: the transaction that wrote it (xmin) and where it is (ctid).
+# Any change to a row writes a new version of it elsewhere; a later transaction's has
+# another xmin, and the same transaction's another ctid (the old one stays until that
+# transaction has ended).
+_VERSION = "xmin::text || ctid::text"
+_ITEM_COLUMNS = f"id, status, price, captured_at IS NOT NULL AS captured, {_VERSION} AS version"
+
 LOCK_ORDER_AND_ITEMS = compact(f"""
     WITH found AS (
-        SELECT id, status, currency FROM {ORDERS}
-         WHERE number = %(number)s
-           AND (%(superuser)s OR channel_id IN (
-                SELECT channel_id FROM {MEMBERSHIPS} WHERE user_id = %(user)s))
-           AND (%(channel)s::bigint IS NULL OR channel_id = %(channel)s::bigint)
-         ORDER BY id
-         LIMIT 2
+        {orders_with_number(user="%(user)s", superuser="%(superuser)s", params="")}
            FOR UPDATE
     )
-    SELECT found.id, found.status, found.currency,
-           item.id, item.status, item.price, item.captured_at
+    SELECT found.id, found.status, item.*
       FROM found
       LEFT JOIN LATERAL (
-           SELECT id, status, price, captured_at FROM {ITEMS}
+           SELECT {_ITEM_COLUMNS} FROM {ITEMS}
             WHERE order_id = found.id AND id = ANY(%(pks)s::bigint[])
             ORDER BY id
               FOR UPDATE
@@ -62,10 +84,48 @@ LOCK_ORDER_AND_ITEMS = compact(f"""
      ORDER BY found.id, item.id
     """)
 
+# The same read as one JSON value, for the authentication statement (no lock):
+# [[order id, status, [[item id, status, price, captured, version], ...]], ...].
+READ_ORDER_AND_ITEMS = compact(f"""
+    SELECT coalesce(json_agg(json_build_array(found.id, found.status, item.rows)
+                             ORDER BY found.id), '[]')
+      FROM ({
+    orders_with_number(user="token_user.id", superuser="token_user.is_superuser", params="capture_")
+}) AS found,
+      LATERAL (
+           SELECT coalesce(json_agg(json_build_array(id, status, price::text, captured,
+                                                     version) ORDER BY id), '[]') AS rows
+             FROM (SELECT {_ITEM_COLUMNS} FROM {ITEMS}
+                    WHERE order_id = found.id AND id = ANY(%(capture_pks)s::bigint[])) AS item
+      ) AS item
+    """)
+
 WRITE_CAPTURE = compact(f"""
     WITH given AS (
-        SELECT * FROM unnest(%(ids)s::bigint[], %(changes)s::jsonb[]) AS given(id, changes)
+        SELECT * FROM unnest(%(ids)s::bigint[], %(versions)s::text[], %(changes)s::jsonb[])
+               AS given(id, version, changes)
     ),
+    -- Lock the order, then its items in pk order, as the lock statement does (every
+    -- capture locks in this order: none deadlock), and write only if they are as the
+    -- rules saw them: the order's status, each item's row version.
+    locked_order AS (
+        SELECT id, status, currency FROM {ORDERS} WHERE id = %(order)s FOR UPDATE
+    ),
+    locked_item AS (
+        SELECT item.id, item.version
+          FROM locked_order, LATERAL (
+               SELECT id, {_VERSION} AS version FROM {ITEMS}
+                WHERE order_id = locked_order.id AND id = ANY(%(ids)s::bigint[])
+                ORDER BY id
+                  FOR UPDATE
+          ) AS item
+    ),
+    unchanged AS (
+        SELECT (SELECT status = %(status)s FROM locked_order) IS TRUE
+               AND count(*) = cardinality(%(ids)s::bigint[]) AS yes
+          FROM locked_item JOIN given USING (id, version)
+    ),
+    -- Each write below is gated on (SELECT yes FROM unchanged): all of them or none.
     marked AS (
         UPDATE {ITEMS} AS item
            SET captured_at = %(now)s, modified_date = %(now)s,
@@ -73,12 +133,14 @@ WRITE_CAPTURE = compact(f"""
           FROM given
          WHERE item.id = given.id
            AND item.order_id = %(order)s  -- the order's items: an index scan, never the table
+           AND (SELECT yes FROM unchanged)
     ),
     capture AS (
         INSERT INTO {CAPTURES} (order_id, user_id, created_at, amount, currency,
                                 idempotency_key, request_id)
-        VALUES (%(order)s, %(user)s, %(now)s, %(amount)s, %(currency)s,
-                %(key)s, %(request_id)s)
+        SELECT id, %(user)s, %(now)s, %(amount)s, currency, %(key)s, %(request_id)s
+          FROM locked_order
+         WHERE (SELECT yes FROM unchanged)
         RETURNING id
     ),
     audit AS (
@@ -92,7 +154,7 @@ WRITE_CAPTURE = compact(f"""
     ),
     updated AS (
         UPDATE {ORDERS} SET modified_date = %(now)s
-         WHERE id = %(order)s
+         WHERE id = %(order)s AND (SELECT yes FROM unchanged)
         RETURNING *
     ),
     -- The order.captured event: about the capture, with the order as answered.
@@ -106,27 +168,39 @@ WRITE_CAPTURE = compact(f"""
 
 
 @dataclass(frozen=True)
-class LockedOrder:
+class SeenOrder:
     pk: int
     status: str
-    currency: str
 
 
 @dataclass(frozen=True)
-class LockedItem:
+class SeenItem:
     pk: int
     status: str
     price: Decimal
-    captured_at: datetime | None
+    captured: bool
+    version: str  # the row's version when read (xmin and ctid)
 
 
-def lock_order_and_items(
-    *, user, number: str, channel: int | None, pks: list[int]
-) -> tuple[list[LockedOrder], list[LockedItem]]:
+@dataclass(frozen=True)
+class Seen:
+    """What one read saw of the orders with `number` (in `channel`, when given) and of
+    their items among `pks`, in pk order."""
+
+    number: str
+    channel: int | None
+    pks: frozenset[int]
+    orders: list[SeenOrder]
+    items: list[SeenItem]
+
+    def is_for(self, number: str, channel: int | None, pks) -> bool:
+        return (number, channel, frozenset(pks)) == (self.number, self.channel, self.pks)
+
+
+def lock_order_and_items(*, user, number: str, channel: int | None, pks: list[int]) -> Seen:
     """Lock, in one statement, the rows of the orders with this number in the user's
-    channels (at most two: one is the order, two make the number ambiguous), in pk
-    order, then each order's given items, in pk order. Items of other orders are not
-    returned."""
+    channels (at most two), in pk order, then each order's given items, in pk order.
+    Items of other orders are not returned. Call it inside a transaction."""
     with connection.cursor() as cursor:
         cursor.execute(
             LOCK_ORDER_AND_ITEMS,
@@ -139,25 +213,46 @@ def lock_order_and_items(
             },
         )
         rows = cursor.fetchall()
-    orders = list({row[0]: LockedOrder(*row[:3]) for row in rows}.values())
-    items = [LockedItem(*row[3:]) for row in rows if row[3] is not None]
-    return orders, items
+    return Seen(
+        number=number,
+        channel=channel,
+        pks=frozenset(pks),
+        orders=list({row[0]: SeenOrder(*row[:2]) for row in rows}.values()),
+        items=[SeenItem(*row[2:]) for row in rows if row[2] is not None],
+    )
+
+
+def seen_from_json(value: list, *, number: str, channel: int | None, pks: list[int]) -> Seen:
+    """READ_ORDER_AND_ITEMS's value as a Seen."""
+    return Seen(
+        number=number,
+        channel=channel,
+        pks=frozenset(pks),
+        orders=[SeenOrder(pk, status) for pk, status, _ in value],
+        items=[
+            SeenItem(pk, status, Decimal(price), captured, version)
+            for _, _, items in value
+            for pk, status, price, captured, version in items
+        ],
+    )
 
 
 def write_capture(
     *,
-    order: LockedOrder,
+    order: SeenOrder,
+    items: list[SeenItem],
     user_id: int,
     now: datetime,
     amount: Decimal,
     idempotency_key: str | None,
     request_id: str,
     changes: dict[int, dict | None],
-) -> Order:
-    """One statement for every write of a capture: mark the items captured, merging
-    the given attribute changes into their stored attributes (keys given replace,
-    others stay: jsonb's `||`), insert the audit record and its items with the
-    attributes before and after, bump the order's modified_date, record the
+) -> Order | None:
+    """One statement for every write of a capture, when the order and the items are
+    still as seen (else it writes nothing and returns None): mark the items captured,
+    merging the given attribute changes into their stored attributes (keys given
+    replace, others stay: jsonb's `||`), insert the audit record and its items with
+    the attributes before and after, bump the order's modified_date, record the
     order.captured event with its webhook deliveries and their jobs, and read the
     whole order row back."""
     with connection.cursor() as cursor:
@@ -166,17 +261,22 @@ def write_capture(
             {
                 "now": now,
                 "order": order.pk,
+                "status": order.status,
                 "user": user_id,
                 "amount": amount,
-                "currency": order.currency,
                 "key": idempotency_key,
                 "request_id": request_id,
-                "ids": list(changes),
-                "changes": [exactjson.dumps(c) if c else None for c in changes.values()],
+                "ids": [item.pk for item in items],
+                "versions": [item.version for item in items],
+                "changes": [
+                    exactjson.dumps(c) if (c := changes[item.pk]) else None for item in items
+                ],
                 **ORDER_CAPTURED_EVENT,
             },
         )
         row = cursor.fetchone()
+    if row is None:
+        return None
     values = [_json(v) if is_json else v for v, is_json in zip(row, _ORDER_JSON, strict=True)]
     return Order.from_db(connection.alias, [field.attname for field in _ORDER_FIELDS], values)
 

@@ -40,6 +40,7 @@ from .idempotency import (
     replay_as_sent,
     request_fingerprint,
 )
+from .lookups import OrderReadLookup
 from .models import Capture
 from .permissions import CanCaptureOrders
 from .rules import MAX_IDEMPOTENCY_KEY_LENGTH
@@ -60,8 +61,9 @@ class CaptureOrderView(APIView):
     permission_classes = [IsAuthenticated, CanCaptureOrders]
     throttle_classes = [UserScopedRateThrottle]
     throttle_scope = "capture"
-    # A replay's stored answer is read by the authentication statement.
-    authentication_lookups = [StoredAnswerLookup()]
+    # The authentication statement reads a replay's stored answer, and the order and
+    # items to capture.
+    authentication_lookups = [StoredAnswerLookup(), OrderReadLookup()]
 
     @extend_schema(
         summary="Capture Order",
@@ -96,7 +98,8 @@ class CaptureOrderView(APIView):
     )
     def post(self, request):
         key = idempotency_key_parse(request.headers.get("Idempotency-Key"))
-        stored = getattr(request.user, "lookups", {}).get(StoredAnswerLookup.name)
+        lookups = getattr(request.user, "lookups", {})
+        stored = lookups.get(StoredAnswerLookup.name)
         if key is not None and stored is not None:
             replayed = replay_as_sent(stored, request.data)
             if replayed is not None:
@@ -117,6 +120,7 @@ class CaptureOrderView(APIView):
                 channel=data.get("channel"),
                 idempotency_key=key,
                 request_id=getattr(request, "request_id", ""),
+                seen=lookups.get(OrderReadLookup.name),
             )
 
         if key is None:

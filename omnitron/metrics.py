@@ -61,6 +61,11 @@ CAPTURED_AMOUNT = Counter(
     "omnitron_captured_amount_total", "Money captured, per currency.", ["currency"]
 )
 REFUSALS = Counter("omnitron_capture_refusals_total", "Captures a rule refused, by code.", ["code"])
+CAPTURE_REREADS = Counter(
+    "omnitron_capture_rereads_total",
+    "Captures whose order or items changed between their first read and their write, "
+    "read again under locks.",
+)
 REPLAYS = Counter("omnitron_idempotent_replays_total", "Stored Idempotency-Key answers replayed.")
 DATABASE_ERRORS = Counter(
     "omnitron_database_connection_errors_total",

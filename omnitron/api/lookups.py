@@ -6,7 +6,8 @@ works the same way (omnitron/api/throttling.py)."""
 class UserLookup:
     """A scalar subquery that may use `token_user.id` and `token_user.is_superuser`
     (the authenticated user), with its `%(...)s` parameters. A view lists its lookups
-    in `authentication_lookups`; their values arrive in `request.user.lookups[name]`."""
+    in `authentication_lookups`; their values, as `load` gives them, arrive in
+    `request.user.lookups[name]`."""
 
     name: str = ""
     sql: str = ""
@@ -14,3 +15,7 @@ class UserLookup:
     def params(self, request) -> dict | None:
         """The subquery's parameters for this request; None when it needs no lookup."""
         raise NotImplementedError
+
+    def load(self, value, params: dict):
+        """The subquery's value as the view takes it (`params`: this request's)."""
+        return value

@@ -41,7 +41,7 @@ def test_query_count_is_the_same_at_1_10_100_and_1000_items(
         counts[size] = len(q)
     assert len(set(counts.values())) == 1, counts
     # docs/api.md states these (BEGIN and COMMIT included).
-    assert counts[1] == (8 if key else 5)
+    assert counts[1] == (7 if key else 2)
 
 
 def test_a_replay_is_one_statement_the_authentication(api_client, channel):

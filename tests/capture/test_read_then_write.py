@@ -1,0 +1,193 @@
+"""A capture is judged on the order and items as the authentication statement read
+them (capture/lookups.py), and written by one statement that writes only if they are
+still as read (capture/sql.py). These tests change a row between that read and the
+write: the capture must then be judged again on the rows as they are, never written
+from the stale read."""
+
+import json
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+
+from capture import exceptions as errors
+from capture.lookups import OrderReadLookup
+from capture.models import Capture
+from capture.services import ItemInput, order_capture
+from omnitron import exactjson
+from orders.enums import OrderStatus
+from orders.models import Order, OrderItem
+from tests.capture.test_input_properties import bodies, valid_bodies
+from tests.helpers import CAPTURE_URL
+
+# Each statement its own transaction, as in production.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+LOOKUP = OrderReadLookup()
+
+
+def read_as_authentication_does(params: dict, user) -> object:
+    """The lookup's value for `params`, read as the authentication statement reads it."""
+    users = get_user_model()._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH token_user AS (SELECT id, is_superuser FROM {users} WHERE id = %(uid)s) "
+            f"SELECT ({LOOKUP.sql}) FROM token_user",
+            {**params, "uid": user.pk},
+        )
+        (value,) = cursor.fetchone()
+    return LOOKUP.load(value, params)
+
+
+def first_read(user, order, pks, channel=None):
+    params = {"capture_number": order.number, "capture_channel": channel, "capture_pks": pks}
+    return read_as_authentication_does(params, user)
+
+
+def capture_after(seen, user, order, items):
+    return order_capture(user=user, order_number=order.number, items=items, seen=seen)
+
+
+def test_a_read_still_true_is_written_in_one_statement(api_user, order):
+    pks = list(order.items.values_list("pk", flat=True))
+    seen = first_read(api_user, order, pks)
+    assert [o.pk for o in seen.orders] == [order.pk]
+    assert sorted(i.pk for i in seen.items) == sorted(pks)
+
+    with CaptureQueriesContext(connection) as queries:
+        captured = capture_after(seen, api_user, order, [ItemInput(pk) for pk in pks])
+
+    assert captured.pk == order.pk
+    assert len(queries) == 1, [q["sql"][:60] for q in queries]
+    assert OrderItem.objects.filter(order=order, captured_at__isnull=False).count() == 3
+
+
+def test_an_item_captured_since_the_read_is_already_captured(api_user, order):
+    first, second, _ = order.items.order_by("pk").values_list("pk", flat=True)
+    seen = first_read(api_user, order, [first, second])
+    order_capture(user=api_user, order_number=order.number, items=[ItemInput(first)])
+
+    with pytest.raises(errors.AlreadyCaptured) as raised:
+        capture_after(seen, api_user, order, [ItemInput(first), ItemInput(second)])
+
+    assert raised.value.pks == [first]
+    assert Capture.objects.count() == 1
+    assert OrderItem.objects.get(pk=second).captured_at is None
+
+
+def test_an_order_no_longer_capturable_since_the_read_is_refused(api_user, order):
+    pks = list(order.items.values_list("pk", flat=True))
+    seen = first_read(api_user, order, pks)
+    Order.objects.filter(pk=order.pk).update(status=OrderStatus.WAITING)
+
+    with pytest.raises(errors.OrderNotCapturable):
+        capture_after(seen, api_user, order, [ItemInput(pk) for pk in pks])
+
+    assert not Capture.objects.exists()
+    assert not OrderItem.objects.filter(captured_at__isnull=False).exists()
+
+
+def test_an_item_edited_since_the_read_is_captured_as_it_is_now(api_user, order):
+    """The amount and the audit's attributes come from the item as edited, not as read."""
+    first = order.items.order_by("pk").first()
+    seen = first_read(api_user, order, [first.pk])
+    OrderItem.objects.filter(pk=first.pk).update(price="99.99", attributes={"color": "blue"})
+
+    capture_after(seen, api_user, order, [ItemInput(first.pk, {"weight_kg": 2})])
+
+    audit = Capture.objects.get()
+    assert audit.amount == Decimal("99.99")
+    (line,) = audit.items.all()
+    assert line.attributes_before == {"color": "blue"}
+    assert line.attributes_after == {"color": "blue", "weight_kg": 2}
+
+
+def test_a_change_since_the_read_in_the_callers_own_transaction_is_seen(api_user, order):
+    """A row changed by the transaction that read it keeps its xmin: its place (ctid)
+    tells the versions apart."""
+    first = order.items.order_by("pk").first()
+    with transaction.atomic():
+        OrderItem.objects.filter(pk=first.pk).update(price="12.00")
+        seen = first_read(api_user, order, [first.pk])  # a version this transaction wrote
+        OrderItem.objects.filter(pk=first.pk).update(price="99.99")
+        capture_after(seen, api_user, order, [ItemInput(first.pk)])
+    assert Capture.objects.get().amount == Decimal("99.99")
+
+
+def test_a_read_of_other_items_is_not_used(api_user, order):
+    first, second, _ = order.items.order_by("pk").values_list("pk", flat=True)
+    seen = first_read(api_user, order, [first])  # a read for another request
+
+    capture_after(seen, api_user, order, [ItemInput(first), ItemInput(second)])
+
+    assert set(Capture.objects.get().items.values_list("order_item_id", flat=True)) == {
+        first,
+        second,
+    }
+
+
+def test_a_padded_number_is_captured_after_validation_trims_it(api_client, order):
+    """The raw body's number is not the validated one: the read is not used."""
+    pk = order.items.first().pk
+    body = {"order": f"  {order.number} ", "order_items": [{"pk": pk}]}
+    response = api_client.post(CAPTURE_URL, body, format="json")
+    assert response.status_code == 200, response.content
+    assert OrderItem.objects.get(pk=pk).captured_at is not None
+
+
+HOSTILE = [
+    {"order": "ORD\x00-1", "order_items": [{"pk": 1}]},
+    {"order": "\ud800", "order_items": [{"pk": 1}]},
+    {"order": "ORD-1", "order_items": [{"pk": 2**63}]},
+    {"order": "ORD-1", "order_items": [{"pk": -(2**63) - 1}]},
+    {"order": "ORD-1", "order_items": [{"pk": True}]},
+    {"order": "ORD-1", "order_items": [{"pk": 1}], "channel": 2**64},
+    {"order": "ORD-1", "order_items": [{"pk": 1.5}]},
+    {"order": "ORD-1", "order_items": [1]},
+    {"order": "ORD-1", "order_items": []},
+    [{"order": "ORD-1"}],
+]
+
+
+def lookup_params(body) -> dict | None:
+    raw = body if isinstance(body, bytes) else exactjson.dumps(body).encode()
+    request = Request(
+        RequestFactory().post(CAPTURE_URL, raw, content_type="application/json"),
+        parsers=[JSONParser()],
+    )
+    return LOOKUP.params(request)
+
+
+@pytest.mark.parametrize("body", HOSTILE)
+def test_a_body_postgresql_cannot_take_as_it_is_gets_no_read_and_no_500(api_client, body):
+    assert lookup_params(body) is None
+    response = api_client.post(CAPTURE_URL, json.dumps(body), content_type="application/json")
+    assert response.status_code == 400, response.content
+
+
+@pytest.mark.parametrize(
+    "raw", [b"{", b"[" * 100_000 + b"]" * 100_000, b'{"order": "ORD-1", "order": "x"}', b""]
+)
+def test_a_body_that_is_not_plain_json_gets_no_read_and_its_own_answer(api_client, raw):
+    assert lookup_params(raw) is None or raw.count(b'"order"') == 2
+    response = api_client.post(CAPTURE_URL, raw, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] in ("parse_error", "invalid", "required")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.one_of(bodies, valid_bodies))
+@example({"order": "\ud800x", "order_items": [{"pk": 1}]})
+@example({"order": "a\x00", "order_items": [{"pk": 1}]})
+def test_whatever_the_body_the_read_runs_or_is_skipped(api_user, body):
+    """For any body, the lookup either does not read or reads without an error."""
+    params = lookup_params(body)
+    if params is not None:
+        read_as_authentication_does(params, api_user)
