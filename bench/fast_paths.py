@@ -34,6 +34,18 @@ def drf_token_authentication():
 
 
 @contextmanager
+def read_under_locks():
+    """No order read in the token statement: the capture reads the order and items
+    under locks in a transaction of its own (BEGIN, the lock statement, the write,
+    COMMIT)."""
+    from capture.idempotency import StoredAnswerLookup
+    from capture.views import CaptureOrderView
+
+    with _patched(CaptureOrderView, "authentication_lookups", [StoredAnswerLookup()]):
+        yield
+
+
+@contextmanager
 def separate_rate_count():
     """The throttle counts the request in a statement of its own."""
     from accounts.authentication import TokenAuthentication
@@ -85,6 +97,9 @@ SMALL_PATHS = {
         drf_token_authentication
     ),
     "rate count folded into the token statement": separate_rate_count,
+    "order read in the token statement, written without a transaction of its own": (
+        read_under_locks
+    ),
     "prepared statements": unprepared_statements,
     "serializer fields built once per class (SharedFieldsMixin)": fields_built_per_instance,
 }

@@ -13,6 +13,7 @@ import json
 from omnitron.api.lookups import UserLookup
 from omnitron.limits import MAX_BIGINT
 
+from .idempotency import IDEMPOTENCY_KEY, RECORDS
 from .sql import READ_ORDER_AND_ITEMS, Seen, seen_from_json
 
 # A larger body (about 5,000 items and up) is read under locks instead of parsed twice.
@@ -20,17 +21,34 @@ MAX_READ_BODY_BYTES = 256 * 1024
 
 
 class OrderReadLookup(UserLookup):
+    """The order and items of the body (a Seen), or None when the user has an answer
+    stored under the request's Idempotency-Key: a replay reads no order."""
+
     name = "order_read"
-    sql = READ_ORDER_AND_ITEMS
+    sql = f"""
+        SELECT CASE WHEN %(capture_key)s::text IS NULL OR NOT EXISTS (
+                    SELECT 1 FROM {RECORDS} r
+                     WHERE r.user_id = token_user.id AND r.key = %(capture_key)s::text)
+               THEN ({READ_ORDER_AND_ITEMS}) END"""
 
     def params(self, request) -> dict | None:
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+            return None  # refused before the capture reads anything
         read = _number_channel_pks(request)
         if read is None:
             return None
         number, channel, pks = read
-        return {"capture_number": number, "capture_channel": channel, "capture_pks": pks}
+        return {
+            "capture_key": key,
+            "capture_number": number,
+            "capture_channel": channel,
+            "capture_pks": pks,
+        }
 
-    def load(self, value, params: dict) -> Seen:
+    def load(self, value, params: dict) -> Seen | None:
+        if value is None:
+            return None
         return seen_from_json(
             value,
             number=params["capture_number"],

@@ -53,9 +53,10 @@ def test_bench_smoke_runs_clean(bench_database, tmp_path, transactional_db):
     if shutil.which("pgbouncer") or os.environ.get("CI"):
         assert [r["errors"] for r in report["pgbouncer"]["rounds"]] == [0]
         assert report["summary"]["pgbouncer_over_direct_c16"] > 0
-    # bench/plans.py saw the capture's lock and write statements, then turned tracking off.
+    # bench/plans.py saw the capture's statements, then turned tracking off: the token
+    # statement (which reads the order and items) and the write.
     planned = [s["statement"] for s in report["plans"]["statements"]]
-    assert any(s.startswith("WITH found AS") for s in planned), planned
+    assert any(s.startswith("WITH token_user AS") for s in planned), planned
     assert any(s.startswith("WITH given AS") for s in planned), planned
     with psycopg.connect(bench_database) as conn:
         assert conn.execute("SHOW pg_stat_statements.track_planning").fetchone() == ("off",)

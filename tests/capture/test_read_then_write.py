@@ -14,6 +14,7 @@ from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 
@@ -46,9 +47,14 @@ def read_as_authentication_does(params: dict, user) -> object:
     return LOOKUP.load(value, params)
 
 
-def first_read(user, order, pks, channel=None):
-    params = {"capture_number": order.number, "capture_channel": channel, "capture_pks": pks}
+def first_read(user, order, pks, channel=None, key=None):
+    params = {"capture_number": order.number, "capture_channel": channel, "capture_pks": pks,
+              "capture_key": key}  # fmt: skip
     return read_as_authentication_does(params, user)
+
+
+def rereads() -> float:
+    return REGISTRY.get_sample_value("omnitron_capture_rereads_total") or 0
 
 
 def capture_after(seen, user, order, items):
@@ -61,11 +67,13 @@ def test_a_read_still_true_is_written_in_one_statement(api_user, order):
     assert [o.pk for o in seen.orders] == [order.pk]
     assert sorted(i.pk for i in seen.items) == sorted(pks)
 
+    before = rereads()
     with CaptureQueriesContext(connection) as queries:
         captured = capture_after(seen, api_user, order, [ItemInput(pk) for pk in pks])
 
     assert captured.pk == order.pk
     assert len(queries) == 1, [q["sql"][:60] for q in queries]
+    assert rereads() == before
     assert OrderItem.objects.filter(order=order, captured_at__isnull=False).count() == 3
 
 
@@ -73,10 +81,12 @@ def test_an_item_captured_since_the_read_is_already_captured(api_user, order):
     first, second, _ = order.items.order_by("pk").values_list("pk", flat=True)
     seen = first_read(api_user, order, [first, second])
     order_capture(user=api_user, order_number=order.number, items=[ItemInput(first)])
+    before = rereads()
 
     with pytest.raises(errors.AlreadyCaptured) as raised:
         capture_after(seen, api_user, order, [ItemInput(first), ItemInput(second)])
 
+    assert rereads() == before + 1  # omnitron_capture_rereads_total
     assert raised.value.pks == [first]
     assert Capture.objects.count() == 1
     assert OrderItem.objects.get(pk=second).captured_at is None
@@ -131,6 +141,17 @@ def test_a_read_of_other_items_is_not_used(api_user, order):
         first,
         second,
     }
+
+
+def test_a_key_with_a_stored_answer_reads_no_order(api_client, api_user, order):
+    """A replay needs the stored answer only."""
+    pks = list(order.items.values_list("pk", flat=True))
+    assert first_read(api_user, order, pks, key="k-1").orders  # no answer stored yet
+    body = {"order": order.number, "order_items": [{"pk": pk} for pk in pks]}
+    response = api_client.post(CAPTURE_URL, body, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert response.status_code == 200
+    assert first_read(api_user, order, pks, key="k-1") is None
+    assert first_read(api_user, order, pks, key="k-2").orders
 
 
 def test_a_padded_number_is_captured_after_validation_trims_it(api_client, order):

@@ -65,6 +65,9 @@ def test_the_numbers_add_up_across_workers_and_processes(tmp_path):
     assert Decimal(str(total(samples, "omnitron_captured_amount_total", currency="try"))) > 0
     assert total(samples, "omnitron_capture_refusals_total", code="already_captured") == 7
     assert total(samples, "omnitron_idempotent_replays_total") == 10
+    # One capture at a time: no order changes between a capture's read and its write.
+    assert ("omnitron_capture_rereads_total", ()) in samples
+    assert total(samples, "omnitron_capture_rereads_total") == 0
     assert total(samples, "omnitron_api_errors_total", code="already_captured", status="400") == 7
     assert total(samples, "omnitron_api_errors_total", code="not_found", status="404") == 1
     captured = total(samples, "omnitron_http_requests_total", route="capture-order",
