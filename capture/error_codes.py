@@ -101,7 +101,8 @@ class CaptureErrorCode(ErrorCode):
         status.HTTP_409_CONFLICT,
         None,
         "The order is being changed by another request. Retry shortly.",
-        "Rule 9: another capture held the order's lock past `DB_LOCK_TIMEOUT_MS`. "
+        "Rule 9: another request held the order's or an item's lock past "
+        "`DB_LOCK_TIMEOUT_MS`. "
         "Nothing changed. Retry.",
     )
     IDEMPOTENCY_KEY_IN_USE = (

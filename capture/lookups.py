@@ -4,19 +4,26 @@ and the write (capture/sql.py, capture/services.py).
 
 The read needs the order number, the channel and the item pks before DRF has parsed
 the body, so it reads them from the raw body. When the body is not plain JSON of the
-request's shape, or its values are not the validated ones (validation trims the
-number, for one), there is no read here and the service reads under locks instead:
-the body's own answer (400, 415, 413) is left to the parser and the serializer."""
+request's shape within the serializer's limits, or its values are not the validated
+ones (validation trims the number, for one), there is no read here and the service
+reads under locks instead: the body's own answer (400, 413, 415) is left to the
+parser and the serializer, after authentication, as before. Users without the
+capture permission get no read."""
 
 import json
+
+from django.conf import settings
+from django.utils import timezone
 
 from omnitron.api.lookups import UserLookup
 from omnitron.limits import MAX_BIGINT
 
-from .idempotency import IDEMPOTENCY_KEY, RECORDS
+from .idempotency import IDEMPOTENCY_KEY, RECORDS, TTL
+from .rules import MAX_ITEMS_PER_CAPTURE
 from .sql import READ_ORDER_AND_ITEMS, Seen, seen_from_json
 
-# A larger body (about 5,000 items and up) is read under locks instead of parsed twice.
+# A larger body (1,000 items with large attributes) is read under locks instead of
+# parsed twice.
 MAX_READ_BODY_BYTES = 256 * 1024
 
 
@@ -26,9 +33,11 @@ class OrderReadLookup(UserLookup):
 
     name = "order_read"
     sql = f"""
-        SELECT CASE WHEN %(capture_key)s::text IS NULL OR NOT EXISTS (
+        SELECT CASE WHEN token_user.has_required_permission AND (
+                    %(capture_key)s::text IS NULL OR NOT EXISTS (
                     SELECT 1 FROM {RECORDS} r
-                     WHERE r.user_id = token_user.id AND r.key = %(capture_key)s::text)
+                     WHERE r.user_id = token_user.id AND r.key = %(capture_key)s::text
+                       AND r.created_at > %(capture_key_since)s))
                THEN ({READ_ORDER_AND_ITEMS}) END"""
 
     def params(self, request) -> dict | None:
@@ -41,6 +50,7 @@ class OrderReadLookup(UserLookup):
         number, channel, pks = read
         return {
             "capture_key": key,
+            "capture_key_since": timezone.now() - TTL,
             "capture_number": number,
             "capture_channel": channel,
             "capture_pks": pks,
@@ -68,8 +78,8 @@ def _number_channel_pks(request) -> tuple[str, int | None, list[int]] | None:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return None
-    if not 0 < length <= MAX_READ_BODY_BYTES:
-        return None
+    if not 0 < length <= min(MAX_READ_BODY_BYTES, settings.DATA_UPLOAD_MAX_MEMORY_SIZE):
+        return None  # a body Django refuses is refused after authentication, as before
     try:
         data = json.loads(request.body)
     except (ValueError, RecursionError):
@@ -77,20 +87,24 @@ def _number_channel_pks(request) -> tuple[str, int | None, list[int]] | None:
     if not isinstance(data, dict):
         return None
     number, channel, items = data.get("order"), data.get("channel"), data.get("order_items")
-    if not (isinstance(number, str) and _is_text(number)):
+    # As validated: a number of 1 to 128 characters (already trimmed), 1 to 1,000
+    # items, pks and channel from 1 to 2**63 - 1.
+    if not (isinstance(number, str) and 0 < len(number) <= 128 and number == number.strip()):
         return None
-    if channel is not None and not _is_bigint(channel):
+    if not _is_text(number):
         return None
-    if not (isinstance(items, list) and items):
+    if channel is not None and not _is_id(channel):
+        return None
+    if not (isinstance(items, list) and 0 < len(items) <= MAX_ITEMS_PER_CAPTURE):
         return None
     pks = [item.get("pk") if isinstance(item, dict) else None for item in items]
-    if not all(_is_bigint(pk) for pk in pks):
+    if not all(_is_id(pk) for pk in pks):
         return None
     return number, channel, pks
 
 
-def _is_bigint(value) -> bool:
-    return type(value) is int and -MAX_BIGINT - 1 <= value <= MAX_BIGINT  # not bool
+def _is_id(value) -> bool:
+    return type(value) is int and 1 <= value <= MAX_BIGINT  # not bool
 
 
 def _is_text(value: str) -> bool:

@@ -95,7 +95,7 @@ def order_capture(
                     user=user, number=order_number, channel=channel, pks=list(given)
                 )
                 outcome = _judge_and_write(seen, given, **write)
-                if outcome is None:
+                if outcome is None:  # unreachable: this transaction holds the rows' locks
                     raise RuntimeError("A row changed under the capture's own lock.")
     if isinstance(outcome, CaptureError):
         if len(seen.orders) == 1:

@@ -47,12 +47,12 @@ ORDER_CAPTURED_EVENT = {
 
 
 def orders_with_number(*, user: str, superuser: str, params: str) -> str:
-    """The orders (id, status, xmin) with the number %(<params>number)s in the user's
+    """The orders (id, status) with the number %(<params>number)s in the user's
     channels, and in channel %(<params>channel)s when that is not null: at most two, in
     pk order (one is the order; two make the number ambiguous). `user` and `superuser`
     are SQL expressions."""
     return f"""
-        SELECT id, status, xmin FROM {ORDERS}
+        SELECT id, status FROM {ORDERS}
          WHERE number = %({params}number)s
            AND ({superuser} OR channel_id IN (
                 SELECT channel_id FROM {MEMBERSHIPS} WHERE user_id = {user}))
@@ -86,12 +86,13 @@ LOCK_ORDER_AND_ITEMS = compact(f"""
 
 # The same read as one JSON value, for the authentication statement (no lock):
 # [[order id, status, [[item id, status, price, captured, version], ...]], ...].
+_USERS_ORDERS = orders_with_number(
+    user="token_user.id", superuser="token_user.is_superuser", params="capture_"
+)
 READ_ORDER_AND_ITEMS = compact(f"""
     SELECT coalesce(json_agg(json_build_array(found.id, found.status, item.rows)
                              ORDER BY found.id), '[]')
-      FROM ({
-    orders_with_number(user="token_user.id", superuser="token_user.is_superuser", params="capture_")
-}) AS found,
+      FROM ({_USERS_ORDERS}) AS found,
       LATERAL (
            SELECT coalesce(json_agg(json_build_array(id, status, price::text, captured,
                                                      version) ORDER BY id), '[]') AS rows
