@@ -41,7 +41,7 @@ READS = ("orders/", "order_items/", "captures/", "events/", "orders/?is_send=fal
 # index reaches them last (docs/performance.md, "A small channel among large ones").
 SMALL_CHANNEL = 900_000
 SMALL_CHANNEL_ORDERS = 20
-SMALL_CHANNEL_READS = ("orders/", "order_items/", "captures/")
+SMALL_CHANNEL_READS = ("orders/", "order_items/", "captures/", "events/")
 SMALL_CHANNEL_PREFIX = "small channel: "
 READ_SCENARIOS = (*READS, *(SMALL_CHANNEL_PREFIX + path for path in SMALL_CHANNEL_READS))
 SCENARIOS = ("capture-1", "replay", *READ_SCENARIOS)
@@ -209,7 +209,8 @@ def fill(database_url: str, *, template: dict, user_id: int, scale: float = 1.0)
 def small_channel(env: dict, template: dict) -> str:
     """SMALL_CHANNEL_ORDERS copies of `template`'s order and first item in
     SMALL_CHANNEL, placed before the fill's first order, each captured a day later by
-    the channel's own API user. Returns that user's token."""
+    the channel's own API user, with its order.captured event. Returns that user's
+    token."""
     with psycopg.connect(env["DATABASE_URL"]) as conn, conn.cursor() as cursor:
         cursor.execute("INSERT INTO orders_channel (id, name) VALUES (%s, 'Small channel') "
                        "ON CONFLICT DO NOTHING", [SMALL_CHANNEL])  # fmt: skip
@@ -243,8 +244,19 @@ def small_channel(env: dict, template: dict) -> str:
               FROM capture_capture c JOIN orders_orderitem i ON i.order_id = c.order_id
              WHERE c.channel_id = %(channel)s AND NOT EXISTS (
                    SELECT FROM capture_captureitem WHERE capture_id = c.id)""", params)  # fmt: skip
+        # Their order.captured events, after every event of the fill in the feed's order.
+        cursor.execute("""
+            INSERT INTO events_event (id, seq, txid, type, created_at, channel_id, object_id,
+                                      snapshot)
+            SELECT 'evt_' || lpad(to_hex(3), 16, '0') || lpad(to_hex(e.seq), 16, '0'), e.seq,
+                   3, 'order.captured', c.created_at, c.channel_id, c.id, to_jsonb(o)
+              FROM capture_capture c JOIN orders_order o ON o.id = c.order_id,
+                   LATERAL (SELECT nextval('events_event_seq') AS seq) e
+             WHERE c.channel_id = %(channel)s AND NOT EXISTS (
+                   SELECT FROM events_event WHERE channel_id = c.channel_id
+                      AND object_id = c.id)""", params)  # fmt: skip
     with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
-        conn.execute("ANALYZE orders_order, orders_orderitem, capture_capture")
+        conn.execute("ANALYZE orders_order, orders_orderitem, capture_capture, events_event")
     return token
 
 

@@ -18,8 +18,8 @@ def channel_id_list_for_user(user) -> list[int]:
 def in_channels(queryset: QuerySet, channel_ids: list[int]) -> QuerySet:
     """The rows of `queryset` (of a model with a `channel`) in these channels.
 
-    Orders, items and captures each have an index that starts with the channel and
-    goes on in the list's order, so a channel's page is one range of it, however many
+    Orders, items, captures and events each have an index that starts with the channel
+    and goes on in the list's order, so a channel's page is one range of it, however many
     rows the other channels hold. Two things keep PostgreSQL on that range, or it walks
     the list's order index testing each row's channel (a million rows for twenty:
     docs/performance.md, "A small channel among large ones"):

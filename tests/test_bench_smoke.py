@@ -98,8 +98,9 @@ def test_bigdata_fill_is_a_consistent_shop(bench_database, tmp_path, transaction
     with psycopg.connect(bench_database) as conn:
         small = [conn.execute(f"SELECT count(*) FROM {table} WHERE channel_id = %s",
                               [bigdata.SMALL_CHANNEL]).fetchone()[0]
-                 for table in ("orders_order", "orders_orderitem", "capture_capture")]  # fmt: skip
-    assert small == [bigdata.SMALL_CHANNEL_ORDERS] * 3
+                 for table in ("orders_order", "orders_orderitem", "capture_capture",
+                               "events_event")]  # fmt: skip
+    assert small == [bigdata.SMALL_CHANNEL_ORDERS] * 4
     fresh = seeds.orders("EXPLAINED", 1, 1)[0]
     plans = bigdata.explain(env, token, capture_body(fresh), small_token)
     requests = {plan["request"] for plan in plans}
@@ -113,7 +114,8 @@ def test_bigdata_fill_is_a_consistent_shop(bench_database, tmp_path, transaction
              if plan["request"].startswith("small channel") and "LIMIT" in plan["sql"]}  # fmt: skip
     for request, whole_table in (("orders/", "order_placed_idx"),
                                  ("order_items/", "orders_orderitem_pkey"),
-                                 ("captures/", "capture_created_idx")):  # fmt: skip
+                                 ("captures/", "capture_created_idx"),
+                                 ("events/", "events_event_pkey")):  # fmt: skip
         page = pages[f"small channel: GET {request}"]
         assert f"channel_id = {bigdata.SMALL_CHANNEL}" in page, page
         assert whole_table not in page, page

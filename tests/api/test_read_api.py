@@ -10,6 +10,8 @@ from psycopg import sql
 
 from bench.explain import numbered
 from capture.models import Capture
+from events.models import Event
+from events.sql import EVENT_SEQUENCE
 from orders.models import Order, OrderItem
 from tests.factories import ChannelFactory, make_api_user, make_order
 from tests.helpers import capture, client_for
@@ -288,4 +290,41 @@ def test_a_small_channels_first_page_reads_a_page_whatever_other_channels_hold(d
     pages = [(s, p) for s, p in sent if s.startswith(f'SELECT "{table}"."id"')]
     assert len(pages) == 2
     for statement, params in pages:  # the page and one more, to know there is a next
+        assert rows_read(statement, params) <= 3
+
+
+def test_a_small_channels_event_feed_reads_a_page_whatever_other_channels_hold(db):
+    """The same for the event feed: 2,000 events of another channel come first in the
+    feed's order; each page of a small channel's user reads a page of rows."""
+    big, small = ChannelFactory(), ChannelFactory()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Event._meta.db_table} "
+            "(id, seq, txid, type, created_at, channel_id, object_id, snapshot) "
+            "SELECT 'evt_' || lpad(to_hex(txid), 16, '0') || lpad(to_hex(seq), 16, '0'), "
+            "       seq, txid, 'order.captured', now(), %s, 0, '{}' "
+            f"  FROM (SELECT nextval('{EVENT_SEQUENCE}') AS seq, "
+            "               pg_current_xact_id()::text::bigint AS txid "
+            "          FROM generate_series(1, 2000)) AS n",
+            [big.pk],
+        )
+        cursor.execute(f"ANALYZE {Event._meta.db_table}")
+    mine = [make_order(channel=small, items=1) for _ in range(3)]
+    client = client_for(make_api_user(channels=[small]))
+    for order in mine:
+        assert capture(client, order, [order.items.get().pk]).status_code == 200
+    sent = []
+
+    def record(execute, statement, params, many, context):
+        sent.append((statement, params))
+        return execute(statement, params, many, context)
+
+    with connection.execute_wrapper(record):
+        first = client.get("/api/v1/events/?limit=2").json()
+        second = client.get(first["next"]).json()
+    numbers = [e["data"]["order"]["number"] for e in first["results"] + second["results"]]
+    assert numbers == [order.number for order in mine]
+    pages = [(s, p) for s, p in sent if s.startswith(f'SELECT "{Event._meta.db_table}"."id"')]
+    assert len(pages) == 2
+    for statement, params in pages:
         assert rows_read(statement, params) <= 3
