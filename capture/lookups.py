@@ -28,8 +28,9 @@ MAX_READ_BODY_BYTES = 256 * 1024
 
 
 class OrderReadLookup(UserLookup):
-    """The order and items of the body (a Seen), or None when the user has an answer
-    stored under the request's Idempotency-Key: a replay reads no order."""
+    """The order and items of the body (a Seen); None when the user lacks the capture
+    permission or has an answer stored under the request's Idempotency-Key (a replay
+    reads no order)."""
 
     name = "order_read"
     sql = f"""
