@@ -68,6 +68,18 @@ def orders_with_number(*, user: str, superuser: str, params: str) -> str:
 _VERSION = "xmin::text || ctid::text"
 _ITEM_COLUMNS = f"id, status, price, captured_at IS NOT NULL AS captured, {_VERSION} AS version"
 
+
+def given_items(*, order: str, pks: str, columns: str = _ITEM_COLUMNS, lock: bool) -> str:
+    """The order's items among the pks (`order` and `pks`: SQL expressions). Locked in
+    pk order when `lock`: every statement that locks items locks them in this order,
+    after their order's row, so captures never deadlock."""
+    locking = "ORDER BY id FOR UPDATE" if lock else ""
+    return f"""
+        SELECT {columns} FROM {ITEMS}
+         WHERE order_id = {order} AND id = ANY({pks}::bigint[])
+         {locking}"""
+
+
 LOCK_ORDER_AND_ITEMS = compact(f"""
     WITH found AS (
         {orders_with_number(user="%(user)s", superuser="%(superuser)s", params="")}
@@ -76,10 +88,7 @@ LOCK_ORDER_AND_ITEMS = compact(f"""
     SELECT found.id, found.status, item.*
       FROM found
       LEFT JOIN LATERAL (
-           SELECT {_ITEM_COLUMNS} FROM {ITEMS}
-            WHERE order_id = found.id AND id = ANY(%(pks)s::bigint[])
-            ORDER BY id
-              FOR UPDATE
+           {given_items(order="found.id", pks="%(pks)s", lock=True)}
       ) AS item ON true
      ORDER BY found.id, item.id
     """)
@@ -96,11 +105,13 @@ READ_ORDER_AND_ITEMS = compact(f"""
       LATERAL (
            SELECT coalesce(json_agg(json_build_array(id, status, price::text, captured,
                                                      version) ORDER BY id), '[]') AS rows
-             FROM (SELECT {_ITEM_COLUMNS} FROM {ITEMS}
-                    WHERE order_id = found.id AND id = ANY(%(capture_pks)s::bigint[])) AS item
+             FROM ({given_items(order="found.id", pks="%(capture_pks)s", lock=False)}) AS item
       ) AS item
     """)
 
+_LOCKED_ITEM_VERSIONS = given_items(
+    order="locked_order.id", pks="%(ids)s", columns=f"id, {_VERSION} AS version", lock=True
+)
 WRITE_CAPTURE = compact(f"""
     WITH given AS (
         SELECT * FROM unnest(%(ids)s::bigint[], %(versions)s::text[], %(changes)s::jsonb[])
@@ -114,12 +125,7 @@ WRITE_CAPTURE = compact(f"""
     ),
     locked_item AS (
         SELECT item.id, item.version
-          FROM locked_order, LATERAL (
-               SELECT id, {_VERSION} AS version FROM {ITEMS}
-                WHERE order_id = locked_order.id AND id = ANY(%(ids)s::bigint[])
-                ORDER BY id
-                  FOR UPDATE
-          ) AS item
+          FROM locked_order, LATERAL ({_LOCKED_ITEM_VERSIONS}) AS item
     ),
     unchanged AS (
         SELECT (SELECT status = %(status)s FROM locked_order) IS TRUE

@@ -3,7 +3,11 @@
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH
 
+from accounts.authentication import _token_user_statement
+from capture.sql import LOCK_ORDER_AND_ITEMS, WRITE_CAPTURE
+from capture.views import CaptureOrderView
 from orders.models import OrderItem
 from tests.factories import OrderItemFactory, make_order
 from tests.helpers import capture
@@ -53,3 +57,14 @@ def test_a_replay_is_one_statement_the_authentication(api_client, channel):
         replay = capture(api_client, order, pks, key="replay-count")
     assert replay["Idempotent-Replayed"] == "true"
     assert len(queries) == 1, [q["sql"][:80] for q in queries]
+
+
+def test_the_capture_statements_fit_psycopgs_parsed_statement_cache():
+    """psycopg parses the placeholders of a longer statement in Python on every run
+    (omnitron/db/sql.py): the write, the lock statement and the token statement with
+    the capture's lookups stay within its limit."""
+    statements = [WRITE_CAPTURE, LOCK_ORDER_AND_ITEMS]
+    lookups = tuple(CaptureOrderView.authentication_lookups)
+    for variant in (lookups, lookups[:1], lookups[1:]):
+        statements.append(_token_user_statement(True, variant)[0])
+    assert max(map(len, statements)) <= MAX_CACHED_STATEMENT_LENGTH
