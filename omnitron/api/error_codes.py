@@ -70,7 +70,8 @@ class ApiErrorCode(ErrorCode):
         None,
         "JSON parse error - {reason}",
         "The body is malformed JSON, not UTF-8, has a duplicate key, `NaN` or `Infinity`, "
-        "or is nested too deeply to parse.",
+        "or is nested too deeply to parse; or it ended before its `Content-Length` (the "
+        "client's connection closed mid-body), whatever the token.",
     )
     BAD_REQUEST = (
         status.HTTP_400_BAD_REQUEST,

@@ -11,7 +11,7 @@ import psycopg.errors
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
-from django.http import Http404
+from django.http import Http404, UnreadablePostError
 from rest_framework import exceptions
 from rest_framework.response import Response
 
@@ -128,6 +128,8 @@ def translate(exc: Exception) -> Exception:
         return exceptions.NotFound()
     if isinstance(exc, RequestDataTooBig):
         return RequestTooLarge()
+    if isinstance(exc, UnreadablePostError):  # the client stopped sending mid-body
+        return exceptions.ParseError("JSON parse error - the body ended before its length.")
     if isinstance(exc, DjangoPermissionDenied):
         return exceptions.PermissionDenied()
     if isinstance(exc, OperationalError | InterfaceError):
