@@ -69,9 +69,10 @@ class ApiErrorCode(ErrorCode):
         status.HTTP_400_BAD_REQUEST,
         None,
         "JSON parse error - {reason}",
-        "The body is malformed JSON, not UTF-8, has a duplicate key, `NaN` or `Infinity`, "
-        "or is nested too deeply to parse; or it ended before its `Content-Length` (the "
-        "client's connection closed mid-body), whatever the token.",
+        "The body is malformed JSON, not UTF-8 (whatever `charset` the `Content-Type` "
+        "names), has a duplicate key, `NaN` or `Infinity`, or is nested too deeply to "
+        "parse; or it is shorter than its `Content-Length` (the connection ended mid-body: "
+        "nothing it asked for is done).",
     )
     BAD_REQUEST = (
         status.HTTP_400_BAD_REQUEST,

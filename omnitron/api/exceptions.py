@@ -122,6 +122,9 @@ def error_body(exc: exceptions.APIException) -> dict:
     return {"detail": exc.detail, "code": code}
 
 
+BODY_ENDED_EARLY = "JSON parse error - the body ended before its length."
+
+
 def translate(exc: Exception) -> Exception:
     """Map non-API exceptions that have a meaning for a client to coded errors."""
     if isinstance(exc, Http404):
@@ -129,7 +132,7 @@ def translate(exc: Exception) -> Exception:
     if isinstance(exc, RequestDataTooBig):
         return RequestTooLarge()
     if isinstance(exc, UnreadablePostError):  # the client stopped sending mid-body
-        return exceptions.ParseError("JSON parse error - the body ended before its length.")
+        return exceptions.ParseError(BODY_ENDED_EARLY)
     if isinstance(exc, DjangoPermissionDenied):
         return exceptions.PermissionDenied()
     if isinstance(exc, OperationalError | InterfaceError):

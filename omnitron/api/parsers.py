@@ -1,17 +1,20 @@
 """The API's only parser: DRF's JSONParser, stricter and exact.
 
 Stricter because capture moves money: a body that could be read two ways
-(duplicate keys), a body too deep to walk, NaN/Infinity or invalid UTF-8 is refused
-with 400 parse_error rather than guessed at. Exact because numbers keep every digit
-(omnitron/exactjson.py)."""
+(duplicate keys), a body too deep to walk, NaN/Infinity, invalid UTF-8 or a body
+shorter than its Content-Length (the client's connection ended mid-body) is refused
+with 400 parse_error rather than guessed at. A `charset` parameter is ignored: JSON
+is UTF-8 (RFC 8259 defines no charset for application/json), and decoding with any
+codec a client names let one (punycode) hold a worker for minutes. Exact because
+numbers keep every digit (omnitron/exactjson.py)."""
 
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser, get_encoding
+from rest_framework.parsers import JSONParser
 from rest_framework.utils.json import strict_constant
 
 from omnitron import exactjson
 
-from .exceptions import UnsupportedContentEncoding
+from .exceptions import BODY_ENDED_EARLY, UnsupportedContentEncoding
 
 
 def _reject_duplicate_keys(pairs):
@@ -33,9 +36,12 @@ class StrictJSONParser(JSONParser):
         encoding = request.META.get("HTTP_CONTENT_ENCODING", "") if request else ""
         if encoding.strip().lower() not in ("", "identity"):
             raise UnsupportedContentEncoding(encoding=encoding[:64])
+        body = stream.read()
+        if request is not None and len(body) < _declared_length(request):
+            raise ParseError(BODY_ENDED_EARLY)
         try:
             return exactjson.loads(
-                stream.read().decode(get_encoding(parser_context or {})),
+                body.decode("utf-8"),
                 object_pairs_hook=_reject_duplicate_keys,
                 parse_constant=strict_constant,
             )
@@ -43,3 +49,10 @@ class StrictJSONParser(JSONParser):
             raise ParseError("JSON parse error - the body is nested too deeply.") from exc
         except ValueError as exc:  # UnicodeDecodeError included
             raise ParseError(f"JSON parse error - {exc}") from exc
+
+
+def _declared_length(request) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
