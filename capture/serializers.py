@@ -38,7 +38,7 @@ def _check_json_value(value, depth: int = 0) -> int:
     if isinstance(value, Decimal):
         if not exactjson.fits_numeric(value):
             raise CaptureErrorCode.NUMBER_OUT_OF_RANGE.validation_error()
-        return len(format(value, "f")) - len(str(value))
+        return _plain_length(value) - len(str(value))
     if isinstance(value, dict):
         children = [part for pair in value.items() for part in pair]
     elif isinstance(value, list):
@@ -46,6 +46,15 @@ def _check_json_value(value, depth: int = 0) -> int:
     else:
         return 0
     return sum(_check_json_value(child, depth + 1) for child in children)
+
+
+def _plain_length(value: Decimal) -> int:
+    """len(format(value, "f")), counted instead of written: 1E+131000 is 131,001
+    characters, and a body can hold a hundred thousand such numbers."""
+    sign, digits, exponent = value.as_tuple()
+    if exponent >= 0:
+        return sign + (1 if digits == (0,) else len(digits) + exponent)
+    return sign + max(len(digits) + exponent, 1) + 1 - exponent
 
 
 def check_attributes(value: dict) -> dict:

@@ -3,12 +3,14 @@ answers it in plain notation), never a float's approximation, and a number
 PostgreSQL cannot hold is a 400 with a code, never a 500 (hypothesis)."""
 
 import json
+import time
 from decimal import Decimal
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from capture.serializers import _plain_length
 from omnitron import exactjson
 from tests.factories import make_order
 from tests.helpers import CAPTURE_URL
@@ -89,3 +91,22 @@ def test_a_number_postgresql_cannot_hold_is_400_and_changes_nothing(api_client, 
         "code": "number_out_of_range",
     }  # fmt: skip
     assert order.items.filter(captured_at__isnull=False).count() == 0
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False))
+def test_the_plain_length_is_counted_as_format_writes_it(value):
+    assert _plain_length(value) == len(format(value, "f"))
+
+
+def test_numbers_with_huge_exponents_are_refused_at_once(api_client, order):
+    """Each 1e131000 is 131,001 characters in plain notation: writing 20,000 of them
+    out held a worker for seconds (a 2.7 MB body of them, past gunicorn's timeout)."""
+    pk = order.items.first().pk
+    numbers = ",".join(["1e131000"] * 20_000)
+    body = f'{{"order": "{order.number}", "order_items": [{{"pk": {pk}, "attributes": {{"a": [{numbers}]}}}}]}}'
+    started = time.monotonic()
+    response = post_raw(api_client, body)
+    assert time.monotonic() - started < 2
+    assert (response.status_code, response.json()["code"]) == (400, "attributes_too_large")
+    size = len('{"a":[]}') + 20_000 * 131_001 + 19_999  # as PostgreSQL would write it
+    assert f"{size} bytes" in response.json()["order_items"][0]["attributes"][0]
