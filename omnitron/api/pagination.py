@@ -13,6 +13,8 @@ go one way (all ascending or all descending), so a row's position is unique."""
 
 import base64
 import json
+from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import BooleanField
@@ -21,6 +23,8 @@ from rest_framework import serializers
 from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
+
+from omnitron.limits import MAX_BIGINT, MIN_BIGINT
 
 from .error_codes import FieldErrorCode
 
@@ -32,6 +36,22 @@ def _key(ordering: list[str]) -> tuple[list[str], bool]:
     if len(descending) != 1 or names[-1] not in ("id", "pk"):
         raise ValueError(f"keyset ordering must end with the pk and go one way: {ordering}")
     return names, descending.pop()
+
+
+def _position(field, text):
+    """A value of a cursor this list gave out: exactly the text `value_to_string` wrote
+    for a row (a date-time in UTC, a pk within bigint). Another spelling of a value,
+    another type, or a value no row can hold is not a position in the list."""
+    if not isinstance(text, str):
+        raise TypeError
+    value = field.to_python(text)
+    if isinstance(value, int) and not MIN_BIGINT <= value <= MAX_BIGINT:
+        raise ValueError
+    if isinstance(value, datetime) and value.utcoffset() != timedelta(0):
+        raise ValueError
+    if field.value_to_string(SimpleNamespace(**{field.attname: value})) != text:
+        raise ValueError
+    return value
 
 
 class Pagination(BasePagination):
@@ -78,8 +98,8 @@ class Pagination(BasePagination):
             values = json.loads(base64.urlsafe_b64decode(raw.encode("ascii")))
             if not isinstance(values, list) or len(values) != len(fields):
                 raise ValueError
-            return [field.to_python(value) for field, value in zip(fields, values, strict=True)]
-        except (ValueError, TypeError, DjangoValidationError):  # bad base64, JSON or value
+            return [_position(field, text) for field, text in zip(fields, values, strict=True)]
+        except (ValueError, TypeError, OverflowError, RecursionError, DjangoValidationError):
             error = FieldErrorCode.INVALID
             raise serializers.ValidationError(
                 {self.cursor_query_param: ["Not a cursor this list gave out."]}, code=error.code

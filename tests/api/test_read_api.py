@@ -1,6 +1,9 @@
 """Read endpoints: channel-scoped, paginated, filtered, constant query counts."""
 
+import base64
+import json
 from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.db import connection
@@ -69,6 +72,41 @@ def test_a_cursor_the_list_did_not_give_is_a_field_error(api_client, cursor):
     assert response.status_code == 400
     assert response.json()["code"] == "invalid"
     assert "cursor" in response.json()
+
+
+def _cursor(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+TAMPERED = [
+    '["2026-01-01T00:00:00+00:00", 1e400]', '["2026-01-01T00:00:00+00:00", "1e400"]',
+    "[" * 1500, '["2026-01-01T00:00:00+00:00", 1.5]', '["2026-01-01T00:00:00+00:00", true]',
+    '["2026-01-01T00:00:00+00:00", 7]', "[null, null]", '["2026-01-01T00:00:00+00:00", "1.5"]',
+    '["2026-01-01T00:00:00+00:00", "9223372036854775808"]', '["2026-01-01", "7"]',
+    '["0001-01-01T00:00:00+01:00", "7"]', '["2026-01-01T01:00:00+01:00", "7"]',
+    '["2026-01-01T00:00:00Z", "7"]', '["2026-01-01T00:00:00+00:00", " 7"]',
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("list_url", ["/api/v1/orders/", "/api/v1/captures/"])
+@pytest.mark.parametrize("text", TAMPERED)
+def test_a_tampered_cursor_is_a_field_error_not_a_page(api_client, list_url, text):
+    """Only a position this list wrote is a cursor: other spellings and types of a
+    value, values no row holds, and JSON too deep or too large are refused."""
+    response = api_client.get(f"{list_url}?cursor={_cursor(text)}")
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"
+
+
+def test_the_cursor_this_list_wrote_is_taken(api_client, channel):
+    for _ in range(3):
+        make_order(channel=channel, items=1)
+    first = api_client.get("/api/v1/orders/?page_size=2").json()
+    (cursor,) = parse_qs(urlsplit(first["next"]).query)["cursor"]
+    position = json.loads(base64.urlsafe_b64decode(cursor))
+    assert position[0].endswith("+00:00")
+    assert position[1].isdigit()
+    assert api_client.get(first["next"]).status_code == 200
 
 
 def test_order_detail_is_the_capture_answer_and_hides_other_channels(api_client, order, foreign):
