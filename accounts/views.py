@@ -6,7 +6,13 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from omnitron.api.schema import AUTHENTICATION, BODY_CODES, LOGIN_FIELD_CODES, UNAVAILABLE
+from omnitron.api.schema import (
+    AUTHENTICATION,
+    BODY_CODES,
+    LOGIN_FIELD_CODES,
+    OVERSIZED_REQUEST,
+    UNAVAILABLE,
+)
 from omnitron.api.schema import error_responses as errors
 
 from .error_codes import AccountErrorCode
@@ -43,7 +49,10 @@ class ActiveUserView(APIView):
         summary="Current user",
         description="The user the token belongs to (omnisdk calls it to validate a token).",
         tags=["Auth"],
-        responses={200: ActiveUserSerializer, **errors(*AUTHENTICATION, *UNAVAILABLE)},
+        responses={
+            200: ActiveUserSerializer,
+            **errors(*AUTHENTICATION, *OVERSIZED_REQUEST, *UNAVAILABLE),
+        },
     )
     def get(self, request):
         return Response(ActiveUserSerializer(request.user).data)

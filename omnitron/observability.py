@@ -1,8 +1,9 @@
 """One JSON log line per request, and a request id that follows the request.
 
-The id comes from the client's X-Request-ID (1 to 128 visible ASCII characters) or
-is generated; it is echoed in the response, stored with a capture's audit record,
-and added to every log line written while the request runs. A request line holds
+The id comes from the client's X-Request-ID (1 to 128 letters, digits and `._:/-`,
+starting with a letter or digit) or is generated; it is echoed in the response,
+stored with a capture's audit record, and added to every log line written while the
+request runs. A request line holds
 time, id, method, path, status, duration, user id, and the order number and error
 code where there are ones: never a token, a password or a body."""
 
@@ -20,7 +21,10 @@ from omnitron import error_tracking, metrics
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="")
 
-_VALID_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+# Letters and digits first: an id is stored with the capture and written into the CSV
+# export, where a cell starting with = + - @ is a formula to a spreadsheet, and
+# into logs and headers, where quotes and angle brackets only do harm.
+_VALID_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}")
 _QUIET_PATHS = ("/healthz", "/readyz")  # probes: logged at DEBUG, not INFO
 
 logger = logging.getLogger("omnitron.request")
@@ -38,7 +42,7 @@ class RequestLogMiddleware:
 
     def __call__(self, request):
         given = request.headers.get("X-Request-ID", "")
-        request_id = given if _VALID_ID.match(given) else uuid.uuid4().hex
+        request_id = given if _VALID_ID.fullmatch(given) else uuid.uuid4().hex
         request.request_id = request_id
         token = request_id_var.set(request_id)
         if settings.SENTRY_DSN:

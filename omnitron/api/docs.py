@@ -20,6 +20,8 @@ DOCS_CSP = "; ".join([
 
 
 class OfflineDocsMixin:
+    http_method_names = ["get", "head"]  # DRF's OPTIONS answer needs a template they lack
+
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
         response["Content-Security-Policy"] = DOCS_CSP
@@ -37,6 +39,12 @@ class RedocView(OfflineDocsMixin, SpectacularRedocView):
 class SchemaView(SpectacularAPIView):
     """The schema as YAML or JSON; its errors as every other error of the API: JSON,
     `detail` a string (DRF would render them in the schema's format)."""
+
+    def _get_version_parameter(self, request):
+        # The API has one version. drf-spectacular would take a client's ?version=
+        # into the schema and its Content-Disposition header (a newline there was a
+        # 500, and `"; filename=...` a second filename).
+        return None
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)

@@ -78,7 +78,8 @@ class ApiErrorCode(ErrorCode):
         status.HTTP_400_BAD_REQUEST,
         None,
         "Bad request.",
-        "A request the server cannot read at all (answered before any view).",
+        "A request the server cannot read at all (answered before any view), or one "
+        "Django refuses as suspicious (more than 1,000 query or form fields).",
     )
     NOT_AUTHENTICATED = (
         status.HTTP_401_UNAUTHORIZED,

@@ -8,8 +8,9 @@ answers (never an HTML page or a traceback)."""
 import logging
 
 import psycopg.errors
+from django.core.exceptions import BadRequest as DjangoBadRequest
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, UnreadablePostError
 from rest_framework import exceptions
@@ -46,6 +47,10 @@ class CodedError(exceptions.APIException):
 
     def __init__(self, **params):
         super().__init__(self.error.message.format(**params) if params else None)
+
+
+class BadRequest(CodedError):
+    error = ApiErrorCode.BAD_REQUEST
 
 
 class RequestTooLarge(CodedError):
@@ -133,6 +138,8 @@ def translate(exc: Exception) -> Exception:
         return RequestTooLarge()
     if isinstance(exc, UnreadablePostError):  # the client stopped sending mid-body
         return exceptions.ParseError(BODY_ENDED_EARLY)
+    if isinstance(exc, SuspiciousOperation | DjangoBadRequest):  # e.g. too many fields
+        return BadRequest()
     if isinstance(exc, DjangoPermissionDenied):
         return exceptions.PermissionDenied()
     if isinstance(exc, OperationalError | InterfaceError):

@@ -143,8 +143,9 @@ _F = FieldErrorCode
 AUTHENTICATION = (_A.NOT_AUTHENTICATED, _A.AUTHENTICATION_FAILED)
 # The database, or (through the proxy) the app itself, unreachable or too slow.
 UNAVAILABLE = (_A.DATABASE_UNAVAILABLE, _A.DATABASE_TIMEOUT, _A.APP_UNAVAILABLE, _A.APP_TIMEOUT)
-# Answered by gunicorn before the app sees the request, on any path.
-OVERSIZED_REQUEST = (_A.URI_TOO_LONG, _A.HEADER_TOO_LARGE)
+# Answered on any path: by gunicorn before the app sees a request line or headers too
+# large, by the app for more query fields than Django reads (bad_request).
+OVERSIZED_REQUEST = (_A.URI_TOO_LONG, _A.HEADER_TOO_LARGE, _A.BAD_REQUEST)
 # A JSON body: refused before its fields are read.
 BODY_CODES = (
     _A.PARSE_ERROR, _A.REQUEST_TOO_LARGE, _A.UNSUPPORTED_MEDIA_TYPE,

@@ -2,7 +2,8 @@
 (the admin). They answer what never reaches a DRF view: unknown URLs, bad hosts,
 and failures in middleware."""
 
-from django.http import JsonResponse
+from django.core.exceptions import BadRequest, SuspiciousOperation
+from django.http import HttpResponse, JsonResponse
 from django.views import defaults
 
 from .error_codes import ApiErrorCode
@@ -13,9 +14,13 @@ def _json_or(default_view, error: ApiErrorCode):
     def view(request, exception=None):
         if request.path.startswith(API_PREFIX):
             return JsonResponse(error.example(), status=error.status_code)
-        if exception is None:
-            return default_view(request)
-        return default_view(request, exception)
+        try:
+            return default_view(request) if exception is None else default_view(request, exception)
+        except (BadRequest, SuspiciousOperation):
+            # Django's pages check the CSRF token first, which reads a form body: one
+            # Django cannot read (not UTF-8, too many fields) failed again in every
+            # handler, and the request ended as gunicorn's 500.
+            return HttpResponse(status=error.status_code)
 
     return view
 

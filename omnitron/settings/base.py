@@ -150,7 +150,9 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = throttle_rates(
     {"login_address": "30/min", "login_username": "10/min", "capture": "6000/min"}
 )
 # Proxies in front of the app that append to X-Forwarded-For (for the client address).
-REST_FRAMEWORK["NUM_PROXIES"] = env.int("API_NUM_PROXIES", default=None)
+# 0: the connection's address. (DRF's own default, None, takes the whole header a
+# client sends: each made-up address would get its own login limit.)
+REST_FRAMEWORK["NUM_PROXIES"] = env.int("API_NUM_PROXIES", default=0)
 
 # Largest request body read (Django's own limit); larger is 413 request_too_large.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("API_MAX_BODY_BYTES", default=4 * 1024 * 1024)

@@ -56,7 +56,9 @@ def test_an_error_line_has_the_code_and_a_generated_id(api_client, order, reques
     assert line["request_id"] == response["X-Request-ID"]
 
 
-@pytest.mark.parametrize("bad", ["x" * 200, "with space", "ümlaut"])
+@pytest.mark.parametrize(
+    "bad", ["x" * 200, "with space", "ümlaut", "=HYPERLINK(1)", "-1+1", "@x", '"><b>', "a\\b"]
+)
 def test_an_unusable_request_id_is_replaced(client, db, bad):
     response = client.get("/api/v1/orders/", HTTP_X_REQUEST_ID=bad)
     assert re.fullmatch(r"[0-9a-f]{32}", response["X-Request-ID"])

@@ -1,0 +1,66 @@
+"""Requests built to break the service get a 4xx with the API's coded JSON, never a
+500: too many query fields, a crafted schema version, a form Django cannot read on a
+page outside the API, OPTIONS on the docs pages, and a made-up X-Forwarded-For."""
+
+import pytest
+from django.test import Client
+
+from tests.helpers import throttle_rates
+
+pytestmark = pytest.mark.django_db
+
+TOO_MANY_FIELDS = "&".join(f"x{n}=1" for n in range(1001))  # Django's limit is 1,000
+
+
+@pytest.mark.parametrize(
+    "url", ["/api/v1/orders/", "/api/v1/captures/", "/api/v1/events/", "/api/v1/active_user/",
+            "/api/schema/"],
+)  # fmt: skip
+def test_more_query_fields_than_django_reads_are_a_bad_request(api_client, url):
+    response = api_client.get(f"{url}?{TOO_MANY_FIELDS}")
+    assert response.status_code == 400
+    assert response.json()["code"] == "bad_request"
+
+
+@pytest.mark.parametrize("version", ["%0a", "%0d%0aX-Injected:%201", "%22;%20filename=evil.exe"])
+def test_a_schema_version_from_the_client_reaches_no_header(client, version):
+    response = client.get(f"/api/schema/?version={version}")
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == 'inline; filename="Omnitron API.yaml"'
+    assert b"evil" not in response.content
+    assert b"Injected" not in response.content
+
+
+@pytest.mark.parametrize(("url", "status"), [("/nope/", 404), ("/admin/login/", 400)])
+def test_a_form_django_cannot_read_outside_the_api_is_not_a_500(url, status):
+    """Django's error pages check the CSRF token, which reads the form: it failed again
+    in every error handler."""
+    client = Client(enforce_csrf_checks=True, raise_request_exception=False)
+    client.cookies["csrftoken"] = "A" * 32
+    response = client.post(
+        url, b"x=1", content_type="application/x-www-form-urlencoded; charset=latin-1",
+        HTTP_X_CSRFTOKEN="A" * 32,
+    )  # fmt: skip
+    assert response.status_code == status
+
+
+@pytest.mark.parametrize("url", ["/api/docs/", "/api/redoc/"])
+def test_options_on_the_docs_pages_is_not_allowed(url):
+    response = Client(raise_request_exception=False).options(url)
+    assert response.status_code == 405
+
+
+def test_a_made_up_forwarded_address_gets_no_login_limit_of_its_own(client, settings):
+    """Without a proxy (API_NUM_PROXIES=0) the limit counts the connection's address,
+    whatever X-Forwarded-For says."""
+    assert settings.REST_FRAMEWORK["NUM_PROXIES"] == 0
+    body = {"username": "nobody", "password": "wrong"}
+    with throttle_rates(login_address="3/min"):
+        codes = [
+            client.post("/api/v1/auth/login/", {**body, "username": f"u{n}"},
+                        content_type="application/json",
+                        HTTP_X_FORWARDED_FOR=f"203.0.113.{n}").status_code
+            for n in range(5)
+        ]  # fmt: skip
+    assert codes[:3] == [400, 400, 400]
+    assert codes[3:] == [429, 429]
