@@ -72,11 +72,14 @@ _ITEM_COLUMNS = f"id, status, price, captured_at IS NOT NULL AS captured, {_VERS
 def given_items(*, order: str, pks: str, columns: str = _ITEM_COLUMNS, lock: bool) -> str:
     """The order's items among the pks (`order` and `pks`: SQL expressions). Locked in
     pk order when `lock`: every statement that locks items locks them in this order,
-    after their order's row, so captures never deadlock."""
+    after their order's row, so captures never deadlock. The pks are joined, not
+    searched with `= ANY`: in a prepared statement's plan the array is a parameter,
+    searched end to end for each of the order's items (a million comparisons at 1,000
+    items)."""
     locking = "ORDER BY id FOR UPDATE" if lock else ""
     return f"""
         SELECT {columns} FROM {ITEMS}
-         WHERE order_id = {order} AND id = ANY({pks}::bigint[])
+         WHERE order_id = {order} AND id IN (SELECT unnest({pks}::bigint[]))
          {locking}"""
 
 

@@ -1,12 +1,20 @@
-"""A capture costs a fixed number of SQL statements whatever the item count."""
+"""A capture costs a fixed number of SQL statements whatever the item count, and their
+plans stay linear in it."""
+
+import re
+from decimal import Decimal
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from psycopg import sql
 from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH
 
 from accounts.authentication import _token_user_statement
-from capture.sql import LOCK_ORDER_AND_ITEMS, WRITE_CAPTURE
+from bench.explain import numbered
+from capture.lookups import OrderReadLookup
+from capture.sql import LOCK_ORDER_AND_ITEMS, ORDER_CAPTURED_EVENT, WRITE_CAPTURE
 from capture.views import CaptureOrderView
 from orders.models import OrderItem
 from tests.factories import OrderItemFactory, make_order
@@ -68,3 +76,43 @@ def test_the_capture_statements_fit_psycopgs_parsed_statement_cache():
     for variant in (lookups, lookups[:1], lookups[1:]):
         statements.append(_token_user_statement(True, variant)[0])
     assert max(map(len, statements)) <= MAX_CACHED_STATEMENT_LENGTH
+
+
+def generic_plan(statement: str, params: dict) -> str:
+    """The plan PostgreSQL may keep for the statement once psycopg prepares it: made
+    without the values of its parameters."""
+    prepared, values = numbered(statement, params)
+    literals = ", ".join(sql.Literal(v).as_string(connection.connection) for v in values)
+    with connection.cursor() as cursor:  # no parameters: the text goes as it is
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+        cursor.execute(f"PREPARE shape AS {prepared}")
+        cursor.execute(f"EXPLAIN EXECUTE shape({literals})")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("DEALLOCATE shape")
+        cursor.execute("RESET plan_cache_mode")
+    return plan
+
+
+def test_the_given_items_are_joined_not_searched_item_by_item():
+    """In a prepared statement the pks are a parameter, and `id = ANY($n)` searches the
+    whole array for each of the order's items: a million comparisons at 1,000 items,
+    a third of such a capture's time (docs/performance.md)."""
+    pks, now = list(range(1, 1001)), timezone.now()
+    read = {"number": "1", "channel": None, "pks": pks}
+    token = _token_user_statement(True, (OrderReadLookup(),))[0]
+    statements = {
+        "lock": (LOCK_ORDER_AND_ITEMS, {**read, "user": 1, "superuser": False}),
+        "read": (token, {
+            "key": "k", "app_label": "orders", "codename": "capture_order",
+            "rate_key_prefix": "p", "window": 0, "capture_key": None,
+            "capture_key_since": now, **{f"capture_{k}": v for k, v in read.items()},
+        }),
+        "write": (WRITE_CAPTURE, {
+            "now": now, "order": 1, "status": "400", "user": 1, "amount": Decimal("1.00"),
+            "key": None, "request_id": "r", "ids": pks, "versions": ["v"] * len(pks),
+            "changes": [None] * len(pks), **ORDER_CAPTURED_EVENT,
+        }),
+    }  # fmt: skip
+    for name, (statement, params) in statements.items():
+        plan = generic_plan(statement, params)
+        assert not re.search(r"\bid = ANY \(\$\d+\)", plan), (name, plan)
