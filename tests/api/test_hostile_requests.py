@@ -4,7 +4,9 @@ page outside the API, OPTIONS on the docs pages, and a made-up X-Forwarded-For."
 
 import pytest
 from django.test import Client
+from drf_spectacular.generators import SchemaGenerator
 
+from omnitron.api.docs import SchemaView
 from tests.helpers import throttle_rates
 
 pytestmark = pytest.mark.django_db
@@ -64,3 +66,19 @@ def test_a_made_up_forwarded_address_gets_no_login_limit_of_its_own(client, sett
         ]  # fmt: skip
     assert codes[:3] == [400, 400, 400]
     assert codes[3:] == [429, 429]
+
+
+def test_the_schema_is_built_once_for_every_anonymous_request(client, monkeypatch):
+    """Building it is 0.1 to 0.2 s of CPU, and it needs no token."""
+    SchemaView.built.clear()
+    built = []
+    real = SchemaGenerator.get_schema
+    monkeypatch.setattr(
+        SchemaGenerator, "get_schema", lambda *a, **k: built.append(1) or real(*a, **k)
+    )
+    answers = [client.get("/api/schema/", HTTP_ACCEPT=accept)
+               for accept in ("application/vnd.oai.openapi", "application/json")] * 2  # fmt: skip
+    assert [answer.status_code for answer in answers] == [200] * 4
+    assert answers[0].content == answers[2].content
+    assert answers[1].json() == answers[3].json()
+    assert len(built) == 1
