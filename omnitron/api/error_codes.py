@@ -171,7 +171,9 @@ class ApiErrorCode(ErrorCode):
         status.HTTP_501_NOT_IMPLEMENTED,
         None,
         "Not Implemented.",
-        "A transfer encoding gunicorn does not implement (answered by gunicorn, as JSON).",
+        "A transfer coding gunicorn does not know, such as `Transfer-Encoding: foo` "
+        "(answered by gunicorn, as JSON). A known one not followed by `chunked` (`gzip`, "
+        "`identity`) gives the body no length: 400 `bad_request`.",
     )
     APP_UNAVAILABLE = (
         status.HTTP_502_BAD_GATEWAY,
