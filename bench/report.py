@@ -28,6 +28,7 @@ class Measurements:
     bigdata: dict | None = None  # bench/bigdata.py: small / big database, plans
     roundtrip: dict | None = None  # bench/roundtrip.py: app CPU per round trip
     plans: dict | None = None  # bench/plans.py: how often the hot statements are planned
+    pgcost: dict | None = None  # bench/pgcost.py: PostgreSQL CPU per capture, part by part
 
 
 def median_cpu(rounds: list[dict], side: str) -> dict | None:
@@ -196,6 +197,7 @@ def build_report(m: Measurements, *, started: str, smoke: bool, seconds: int,
         "bigdata": m.bigdata,
         "roundtrip": m.roundtrip,
         "plans": m.plans,
+        "pgcost": m.pgcost,
         "ratio_rounds": m.rounds,
         "duration_s": round(elapsed()),
     }
@@ -273,6 +275,7 @@ def markdown(report: dict) -> str:
         *summary_lines(report["summary"], report["contended"]),
         *rounds_table(report.get("ratio_rounds") or []),
         *roundtrip_lines(report.get("roundtrip")),
+        *pgcost_lines(report.get("pgcost")),
         *plans_lines(report.get("plans")),
         *webhook_lines(report.get("webhooks")),
         *metrics_lines(report.get("metrics")),
@@ -367,6 +370,37 @@ def roundtrip_lines(roundtrip: dict | None) -> list[str]:
         "(bench/roundtrip.py, µs, median of 5 × 200 statements): "
         + ", ".join(f"{ms} ms: {us}" for ms, us in by_ms.items()) + ".",
     ]  # fmt: skip
+
+
+def pgcost_lines(pgcost: dict | None) -> list[str]:
+    """bench/pgcost.py: PostgreSQL's CPU per capture, part by part, under pgbench."""
+    if not pgcost:
+        return []
+    return [
+        "", f"PostgreSQL CPU per capture, part by part (bench/pgcost.py: the capture's two "
+        f"statements as the app prepares them, sent by pgbench, {pgcost['captures_per_run']} "
+        f"captures per run, {pgcost['rounds']} alternating rounds; the app has "
+        f"{pgcost['workers']} connections):", "",
+        *pgcost_table(pgcost),
+    ]  # fmt: skip
+
+
+def pgcost_table(result: dict) -> list[str]:
+    lines = [
+        "| statements | clients | PostgreSQL CPU ms a transaction (median) | rounds | per s |",
+        "|---|---:|---:|---|---:|",
+    ]
+    for row in result["rows"]:
+        what = (
+            "baseline request's statement"
+            if row["variant"] == "baseline"
+            else (
+                f"read + write {row['variant']}" if row["variant"] != "capture" else "read + write"
+            )
+        )
+        lines.append(f"| {what} | {row['clients']} | {row['postgres_ms']} | "
+                     f"{', '.join(map(str, row['rounds_ms']))} | {row['tps']} |")  # fmt: skip
+    return lines
 
 
 def plans_lines(plans: dict | None) -> list[str]:

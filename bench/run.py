@@ -15,10 +15,13 @@ baseline throughput at concurrency 16), printed as JSON; no report is written.
 --fast-paths-only: only bench/fast_paths.py, what each fast path saves, as JSON.
 --webhooks-only: only bench/webhooks.py's rounds (without a subscription, with one, and
 with one while the workers are paused), as JSON.
+--pg-cost-only: only bench/pgcost.py, PostgreSQL's CPU per capture part by part under
+pgbench (no app in the way), as JSON.
 
 The modules, in the order main() uses them: bench/infra.py (database, app server),
 bench/seeding.py (orders and request bodies), bench/load.py (wrk scenarios, ratio
-rounds), bench/scaling.py (one capture by item count, profile), bench/report.py."""
+rounds), bench/scaling.py (one capture by item count, profile), bench/pgcost.py
+(PostgreSQL's share, under pgbench), bench/report.py."""
 
 import argparse
 import json
@@ -32,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import pgcost  # noqa: E402
 from bench.bigdata import ROUNDS as BIGDATA_ROUNDS  # noqa: E402
 from bench.bigdata import measure_bigdata  # noqa: E402
 from bench.cpu import CpuMeter  # noqa: E402
@@ -77,6 +81,7 @@ class Settings:
     fast_paths_only: bool
     bigdata_only: bool
     webhooks_only: bool
+    pg_cost_only: bool
     bigdata_scale: float  # 1.0: 2 million orders (bench/bigdata.py)
     smoke: bool
     ratio_only: bool
@@ -123,6 +128,11 @@ def parse_args(argv=None) -> Settings:
         help="only bench/webhooks.py's rounds (with, without, paused): JSON out, no report",
     )
     parser.add_argument(
+        "--pg-cost-only",
+        action="store_true",
+        help="only bench/pgcost.py (PostgreSQL CPU per capture under pgbench): JSON out",
+    )
+    parser.add_argument(
         "--bigdata-scale", type=float, default=1.0,
         help="the big database's size, 1.0 = 2 million orders (for trying the script out)",
     )  # fmt: skip
@@ -136,6 +146,7 @@ def parse_args(argv=None) -> Settings:
         fast_paths_only=args.fast_paths_only,
         bigdata_only=args.bigdata_only,
         webhooks_only=args.webhooks_only,
+        pg_cost_only=args.pg_cost_only,
         bigdata_scale=args.bigdata_scale,
         smoke=args.smoke,
         ratio_only=args.ratio_only,
@@ -158,6 +169,8 @@ def main() -> int:
         return bigdata_only(settings)
     if settings.webhooks_only:
         return webhooks_only(settings)
+    if settings.pg_cost_only:
+        return pg_cost_only()
     return ratio_only(settings) if settings.ratio_only else full_run(settings)
 
 
@@ -207,8 +220,9 @@ def full_run(s: Settings) -> int:
                 env, seeds, server, rounds=BIGDATA_ROUNDS, seconds=s.round_seconds,
                 scale=s.bigdata_scale)  # fmt: skip
         paths = [] if s.smoke else fast_paths(env, paths_bodies, token)
+        pgcost = None if s.smoke else measure_pgcost(env, seeds, token)
     measured = Measurements(scenarios, contended, rounds, scaling, profile_text, paths, webhooks,
-                            metrics, pooled, bigdata, roundtrip, plans)  # fmt: skip
+                            metrics, pooled, bigdata, roundtrip, plans, pgcost)  # fmt: skip
     report = build_report(measured, started=started, smoke=s.smoke, seconds=s.seconds,
                           warmup=s.warmup, workers=workers())  # fmt: skip
     write_report(report, s.out, s.smoke)
@@ -256,6 +270,23 @@ def webhooks_only(s: Settings) -> int:
             result = measure_webhooks(Server(base, token), env, bodies, s.round_seconds)
     print(json.dumps(result, indent=2))
     return 0 if result["all_delivered"] else 1
+
+
+def pg_cost_only() -> int:
+    """bench/pgcost.py alone; JSON on stdout."""
+    with migrated_database() as (env, seeds):
+        template = seeds.orders(f"PGCOST{seeds.run_id}", 1, 1)[0]
+        token = api_token(env)  # after the import: its channel is granted
+        print(json.dumps(pgcost.measure(env, template, token), indent=2))
+    return 0
+
+
+def measure_pgcost(env: dict, seeds: Seeds, token: str) -> dict:
+    """bench/pgcost.py against copies of a newly imported one-item order, in the
+    channel the API user of `token` was granted."""
+    log("pgcost: the capture's statements under pgbench, part by part")
+    template = seeds.orders(f"PGCOST{seeds.run_id}", 1, 1)[0]
+    return pgcost.measure(env, template, token)
 
 
 def fast_paths_only() -> int:
