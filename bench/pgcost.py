@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import psycopg
@@ -36,6 +37,9 @@ from bench.infra import PYTHON, ROOT, log, workers
 
 RUN_CAPTURES = 4000
 ROUNDS = 3
+# Before each /proc read: the backends of the run before have ended and been reaped
+# (one read mid-reap counted a backend twice: a run of 0.013 ms a capture).
+SETTLE_SECONDS = 1.0
 REQUEST_ID = "bench-pgcost"
 
 # What pgbench sends for each placeholder of the app's statements: :k is this
@@ -150,6 +154,7 @@ def pgbench() -> str:
 def _run(database_url: str, script: Path, clients: int, variables: dict) -> dict:
     postmaster = postmaster_pid(database_url)
     before_rows = _written(database_url)
+    time.sleep(SETTLE_SECONDS)
     before = postgres_ticks(postmaster)
     defines = [arg for name, value in variables.items() for arg in ("-D", f"{name}={value}")]
     result = subprocess.run(
@@ -158,6 +163,7 @@ def _run(database_url: str, script: Path, clients: int, variables: dict) -> dict
          database_url],
         capture_output=True, text=True, check=True, timeout=600,
     )  # fmt: skip
+    time.sleep(SETTLE_SECONDS)
     ticks = postgres_ticks(postmaster) - before
     done = int(re.search(r"actually processed: (\d+)", result.stdout).group(1))
     tps = float(re.search(r"tps = ([\d.]+)", result.stdout).group(1))

@@ -99,6 +99,18 @@ def capture_cases(order: str, pk: int) -> list[tuple[str, dict, bytes]]:
             )
             for n in ["1e200000", "-1e200000", "1e-20000", "1e20000"]
         ],
+        (
+            "20,000 numbers of 131,001 digits each in attributes",
+            {},
+            body(
+                items=f'[{{"pk": {pk}, "attributes": {{"a": [{",".join(["1e131000"] * 20_000)}]}}}}]'
+            ),
+        ),
+        (
+            "a body in a charset that takes seconds to decode",
+            {"Content-Type": "application/json; charset=punycode"},
+            ("é" * 400_000).encode("punycode"),
+        ),
         ("channel string", {}, body(extra=', "channel": "web"')),
         ("channel negative", {}, body(extra=', "channel": -1')),
         ("channel enormous", {}, body(extra=', "channel": 99999999999999999999999')),
@@ -281,3 +293,28 @@ def test_a_chunked_body_is_read_whole_or_refused_as_too_large():
         status, content = send_chunked(base, "/api/v1/capture-order/", auth, huge)
         assert (status, json.loads(content)["code"]) == (413, "request_too_large")
     assert_captures_add_up()
+
+
+def test_a_body_cut_short_is_refused_and_captures_nothing():
+    """The client declares more than it sends, then stops (its side of the connection
+    shut): gunicorn hands the app what arrived, here a whole JSON body."""
+    order = seed(orders=1, items=1, prefix="CUT")[0]
+    token = token_for("wms", all_channels=True)
+    items = [{"pk": order["items"][0]["pk"]}]
+    body = json.dumps({"order": order["number"], "order_items": items}).encode()
+    before = fingerprint()
+    with gunicorn(workers=1) as (base, _):
+        host, port = urlsplit(base).hostname, urlsplit(base).port
+        head = "\r\n".join([
+            "POST /api/v1/capture-order/ HTTP/1.1", f"Host: {host}:{port}",
+            "Connection: close", f"Content-Type: {J}", f"Authorization: Token {token}",
+            f"Content-Length: {len(body) + 500}",
+        ]) + "\r\n\r\n"  # fmt: skip
+        with socket.create_connection((host, port), timeout=60) as sock:
+            sock.sendall(head.encode("latin-1") + body)
+            sock.shutdown(socket.SHUT_WR)
+            raw = b"".join(iter(lambda: sock.recv(65536), b""))
+    status_line, _, rest = raw.partition(b"\r\n")
+    assert int(status_line.split()[1]) == 400, raw[:300]
+    assert json.loads(rest.partition(b"\r\n\r\n")[2])["code"] == "parse_error"
+    assert fingerprint() == before
