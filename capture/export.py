@@ -21,11 +21,21 @@ FILENAME = "captures.csv"
 FLUSH_BYTES = 64 * 1024
 
 
+# A spreadsheet takes a cell that starts with one of these for a formula. Text cells
+# come from API clients (Idempotency-Key) and the channels' systems (order numbers,
+# SKUs): such a one is written with an apostrophe first, which spreadsheets show as
+# text (OWASP's advice against CSV injection). The JSON list has every value as is.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value):
-    """A date-time in UTC, ISO 8601 with `Z`, as the JSON answers write it; anything
-    else as csv writes it (decimals as stored, `150.00`; None empty)."""
+    """A date-time in UTC, ISO 8601 with `Z`, as the JSON answers write it; text a
+    spreadsheet would run, after an apostrophe; anything else as csv writes it
+    (decimals as stored, `150.00`; None empty)."""
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
     return value
 
 

@@ -86,6 +86,17 @@ def test_csv_has_a_row_per_captured_item_with_every_column(api_client, api_user,
     assert rows[0][10]  # the request id of the capture request
 
 
+@pytest.mark.parametrize("key", ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)"])
+def test_text_a_spreadsheet_would_run_is_exported_as_text(api_client, order, key):
+    """An Idempotency-Key comes from any API client, and the export is opened by the
+    back office in a spreadsheet: a formula there is written with an apostrophe first."""
+    first = order.items.first()
+    assert capture(api_client, order, [first.pk], key=key).status_code == 200
+    (row,) = exported(api_client)
+    assert row[9] == "'" + key
+    assert api_client.get(URL).json()["results"][0]["idempotency_key"] == key  # JSON as is
+
+
 def test_accept_header_and_format_parameter_give_the_same_csv(api_client, captured):
     by_accept = csv_rows(api_client.get(URL, HTTP_ACCEPT="text/csv"))
     by_format = csv_rows(api_client.get(f"{URL}?format=csv"))
