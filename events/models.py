@@ -6,10 +6,13 @@ import secrets
 from base64 import b64encode
 
 from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from omnitron.exactjson import EXACT_JSON
 from orders.models import Channel
+
+from .outbound import TargetRefused, check_headers, check_url
 
 
 class Event(models.Model):
@@ -66,6 +69,17 @@ class WebhookSubscription(models.Model):
 
     def __str__(self):
         return self.url
+
+    def clean(self):
+        # The admin's form checks what webhook_subscription_create_or_update does.
+        errors = {}
+        for field, check in (("url", check_url), ("headers", check_headers)):
+            try:
+                check(getattr(self, field))
+            except TargetRefused as exc:
+                errors[field] = str(exc)
+        if errors:
+            raise ValidationError(errors)
 
 
 class DeliveryState(models.TextChoices):

@@ -10,6 +10,7 @@ followed, both timeouts are WEBHOOK_TIMEOUT_SECONDS, and at most
 RESPONSE_EXCERPT_BYTES of the answer are read."""
 
 import ipaddress
+import re
 import socket
 import time
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import urllib3
 from django.conf import settings
 
 RESPONSE_EXCERPT_BYTES = 1024
+MAX_URL_LENGTH = 2048  # WebhookSubscription.url's
 
 
 class TargetRefused(Exception):
@@ -38,11 +40,47 @@ class Outcome:
 
 
 def check_url(url: str) -> None:
-    """The URL's scheme, before any DNS lookup (also used to validate subscriptions)."""
-    parts = urlsplit(url)
+    """The URL's scheme, host and port, before any DNS lookup (also used to validate
+    subscriptions)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (urlsplit checks the port only when it is read)
+    except ValueError as exc:  # a port out of range, a broken IPv6 literal
+        raise TargetRefused(f"not a URL: {exc}") from None
     allowed = {"https"} if settings.WEBHOOK_REQUIRE_HTTPS else {"https", "http"}
     if parts.scheme not in allowed or not parts.hostname:
         raise TargetRefused(f"the URL must be {' or '.join(sorted(allowed))}://host/...")
+    if any(char.isspace() or not char.isprintable() for char in url):
+        raise TargetRefused("the URL has a space or a control character")
+    if len(url) > MAX_URL_LENGTH:
+        raise TargetRefused(f"the URL is longer than {MAX_URL_LENGTH} characters")
+
+
+# Headers a subscription may not set: the message's framing and its signature.
+RESERVED_HEADERS = {
+    "host", "content-length", "transfer-encoding", "content-type", "connection",
+    "webhook-id", "webhook-timestamp", "webhook-signature",
+}  # fmt: skip
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}")
+
+
+def check_headers(headers) -> None:
+    """A subscription's extra headers: {name: value} of strings, names HTTP tokens
+    outside RESERVED_HEADERS, values of visible characters and spaces (no CR, LF or
+    NUL: a header must not end early or start another)."""
+    if not isinstance(headers, dict):
+        raise TargetRefused("headers must be an object of name: value strings")
+    for name, value in headers.items():
+        if not isinstance(name, str) or not HEADER_NAME.fullmatch(name):
+            raise TargetRefused(f"not a header name: {name!r}"[:255])
+        if name.lower() in RESERVED_HEADERS:
+            raise TargetRefused(f"the {name} header is set by the sender")
+        if (
+            not isinstance(value, str)
+            or len(value) > 4096
+            or not all(char == " " or (char.isprintable() and not char.isspace()) for char in value)
+        ):
+            raise TargetRefused(f"the {name} header's value must be visible text"[:255])
 
 
 def resolve(host: str, port: int) -> str:
@@ -56,26 +94,44 @@ def resolve(host: str, port: int) -> str:
     if not settings.WEBHOOK_ALLOW_PRIVATE_TARGETS:
         for address in addresses:
             ip = ipaddress.ip_address(address.split("%")[0])
-            if not ip.is_global or ip.is_multicast:
-                raise TargetRefused(f"{host} resolves to a non-public address ({ip})")
+            for checked in (ip, *_embedded_ipv4(ip)):
+                if not checked.is_global or checked.is_multicast:
+                    raise TargetRefused(f"{host} resolves to a non-public address ({ip})")
     return addresses[0]
 
 
-class Target:
-    """A subscriber's URL, checked and resolved once, then POSTed to as often as
-    needed over one kept-alive connection (a batch of deliveries to one receiver)."""
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
-    def __init__(self, url: str):
+
+def _embedded_ipv4(ip) -> list:
+    """The IPv4 addresses an IPv6 address carries, which a network with NAT64, 6to4
+    or IPv4-compatible routing would reach: each must be public too."""
+    if ip.version != 6:
+        return []
+    embedded = [ip.ipv4_mapped, ip.sixtofour]
+    if ip in NAT64 or ip.packed[:12] == bytes(12):  # 64:ff9b::a.b.c.d, ::a.b.c.d
+        embedded.append(ipaddress.IPv4Address(ip.packed[12:]))
+    return [address for address in embedded if address is not None]
+
+
+class Target:
+    """A subscriber's URL and extra headers, checked and resolved once, then POSTed to
+    as often as needed over one kept-alive connection (a batch of deliveries to one
+    receiver). One that fails its checks is refused: each POST's outcome says why."""
+
+    def __init__(self, url: str, headers=None):
         self.url = url
+        self.headers = headers or {}
         self.pool = None
         self.refused = ""
         try:
             self._open()
-        except TargetRefused as exc:
+        except (TargetRefused, ValueError) as exc:
             self.refused = f"refused: {exc}"
 
     def _open(self) -> None:
         check_url(self.url)
+        check_headers(self.headers)
         parts = urlsplit(self.url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
         address = resolve(parts.hostname, port)
@@ -98,7 +154,8 @@ class Target:
         try:
             response = self.pool.urlopen(
                 "POST", self.path, body=body, redirect=False, preload_content=False,
-                headers={**headers, "Host": self.host, "Content-Type": "application/json",
+                headers={**self.headers, **headers, "Host": self.host,
+                         "Content-Type": "application/json",
                          "User-Agent": "omnitron-capture-webhooks/1"},
             )  # fmt: skip
             try:
@@ -107,7 +164,7 @@ class Target:
                 response.release_conn()
         except urllib3.exceptions.HTTPError as exc:
             return _outcome(started, error=_describe(exc))
-        except OSError as exc:
+        except (OSError, ValueError, TypeError) as exc:  # e.g. a header http.client refuses
             return _outcome(started, error=f"{type(exc).__name__}: {exc}")
         return _outcome(
             started, status_code=response.status, excerpt=excerpt.decode("utf-8", "replace")
@@ -125,4 +182,10 @@ def _describe(exc: Exception) -> str:
 
 def _outcome(started: float, *, status_code=None, error="", excerpt="") -> Outcome:
     duration = round((time.monotonic() - started) * 1000)
-    return Outcome(status_code, error[:255], excerpt, duration)
+    # PostgreSQL's text holds no NUL: a receiver's answer with one could not be
+    # recorded, and its delivery was sent again every second.
+    return Outcome(status_code, _text(error)[:255], _text(excerpt), duration)
+
+
+def _text(value: str) -> str:
+    return value.replace("\x00", "\ufffd")

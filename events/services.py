@@ -39,6 +39,7 @@ def webhook_subscription_create_or_update(
     or updated to these event types, channels and headers, keeping its secret.
     Returns (subscription, created)."""
     outbound.check_url(url)
+    outbound.check_headers(headers or {})
     with transaction.atomic():
         subscription, created = WebhookSubscription.objects.select_for_update().get_or_create(
             url=url, defaults={"event_types": event_types}
@@ -71,7 +72,7 @@ def webhook_lane_flush(*, subscription_id: int, lane: int) -> int:
         events = [delivery.event for delivery in batch]
         rendered = render_payloads(events)
         payloads = {event.id: event.payload or rendered[event.id] for event in events}
-        target = outbound.Target(subscription.url)
+        target = outbound.Target(subscription.url, subscription.headers)
         try:
             outcomes = []
             for delivery in batch:
@@ -80,9 +81,7 @@ def webhook_lane_flush(*, subscription_id: int, lane: int) -> int:
                     subscription.secret, delivery.event_id, int(time.time()), body
                 )
                 started_at = timezone.now()
-                outcomes.append(
-                    (delivery, started_at, target.post(body, {**subscription.headers, **signed}))
-                )
+                outcomes.append((delivery, started_at, target.post(body, signed)))
         finally:
             target.close()
         _record(subscription, outcomes, rendered)

@@ -28,7 +28,7 @@ class Receiver:
     answers what `answer(request_number, webhook_id)` returns (default 200), after
     `delay` seconds."""
 
-    def __init__(self, answer=None, delay: float = 0):
+    def __init__(self, answer=None, delay: float = 0, body: bytes = b"ok"):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/hook"
         self.requests: list[dict] = []
@@ -37,6 +37,7 @@ class Receiver:
         self.lock = threading.Lock()
         self.answer = answer or (lambda number, webhook_id: 200)
         self.delay = delay
+        self.body = body
         self.server = None
 
     def start(self):
@@ -60,9 +61,9 @@ class Receiver:
                     time.sleep(receiver.delay)
                     status = receiver.answer(number, webhook_id)
                     self.send_response(status)
-                    self.send_header("Content-Length", "2")
+                    self.send_header("Content-Length", str(len(receiver.body)))
                     self.end_headers()
-                    self.wfile.write(b"ok")
+                    self.wfile.write(receiver.body)
                 finally:
                     with receiver.lock:
                         receiver.in_flight[webhook_id] -= 1

@@ -4,10 +4,12 @@ import json
 from io import StringIO
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from events.models import WebhookDelivery, WebhookSubscription
+from events.outbound import TargetRefused, resolve
 from events.services import webhook_lane_flush
 from tests.events.helpers import receiving
 from tests.factories import make_api_user
@@ -75,3 +77,81 @@ def test_staff_who_are_not_superusers_see_no_webhooks(client, channel):
     client.force_login(make_api_user(channels=[channel], is_staff=True))
     assert client.get("/admin/events/webhooksubscription/").status_code == 403
     assert client.get("/admin/events/webhookdelivery/").status_code == 403
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("args", "refusal"),
+    [
+        (["https://example.com:99999/hook"], "not a URL"),
+        (["https://[::1/hook"], "not a URL"),
+        (["https://exa mple.com/hook"], "space"),
+        (["https://example.com/" + "x" * 2048], "longer than"),
+        (["https://example.com/hook", "--header", "X-A=v\r\nX-Injected: 1"], "visible text"),
+        (["https://example.com/hook", "--header", "Content-Length=5"], "set by the sender"),
+        (["https://example.com/hook", "--header", "Bad Name=1"], "not a header name"),
+    ],
+)  # fmt: skip
+def test_a_subscription_a_delivery_could_not_use_is_refused_when_made(args, refusal):
+    """Each of these made every delivery of its subscription fail before it was
+    recorded, so the worker sent it again every second."""
+    with pytest.raises(CommandError, match=refusal):
+        create_webhook(*args)
+    assert not WebhookSubscription.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("headers", [[1, 2], {"X": None}, {"X": {"y": 1}}, {"X": "a\u0000"}])
+def test_the_admin_form_refuses_headers_a_delivery_could_not_send(headers):
+    subscription = WebhookSubscription(url="https://example.com/hook", headers=headers,
+                                       event_types=["order.captured"])  # fmt: skip
+    with pytest.raises(ValidationError) as refused:
+        subscription.full_clean()
+    assert "headers" in refused.value.message_dict
+
+
+@override_settings(WEBHOOK_REQUIRE_HTTPS=False, WEBHOOK_ALLOW_PRIVATE_TARGETS=True)
+def test_an_answer_with_a_nul_byte_is_recorded_and_retried_on_schedule(api_client, order):
+    """PostgreSQL's text holds no NUL: recording such an answer failed, the delivery
+    stayed due with no attempt, and the worker sent it again every second."""
+    with receiving(answer=lambda number, webhook_id: 500, body=b"ok\x00bad") as receiver:
+        create_webhook(receiver.url)
+        capture(api_client, order, [order.items.first().pk])
+        delivery = WebhookDelivery.objects.get()
+        webhook_lane_flush(subscription_id=delivery.subscription_id, lane=delivery.pk % 4)
+    delivery.refresh_from_db()
+    assert (delivery.attempts, delivery.state) == (1, "pending")
+    assert delivery.next_attempt_at > delivery.tries.get().started_at  # the schedule's wait
+    assert delivery.tries.get().response_excerpt == "ok\ufffdbad"
+    assert len(receiver.requests) == 1
+
+
+@override_settings(WEBHOOK_REQUIRE_HTTPS=False, WEBHOOK_ALLOW_PRIVATE_TARGETS=True)
+def test_a_subscription_stored_with_unusable_headers_fails_on_schedule(api_client, order):
+    """Saved around the checks (an old row, a raw UPDATE): each attempt is refused and
+    recorded, never retried every second."""
+    with receiving() as receiver:
+        create_webhook(receiver.url)
+        WebhookSubscription.objects.update(headers=[1, 2])
+        capture(api_client, order, [order.items.first().pk])
+        delivery = WebhookDelivery.objects.get()
+        webhook_lane_flush(subscription_id=delivery.subscription_id, lane=delivery.pk % 4)
+    delivery.refresh_from_db()
+    assert delivery.attempts == 1
+    assert delivery.tries.get().error.startswith("refused: headers must be an object")
+    assert receiver.requests == []
+
+
+@override_settings(WEBHOOK_ALLOW_PRIVATE_TARGETS=False)
+@pytest.mark.parametrize(
+    "address", ["64:ff9b::7f00:1", "2002:7f00:1::", "::127.0.0.1", "::ffff:10.0.0.1"]
+)
+def test_an_ipv6_address_carrying_a_private_ipv4_one_is_refused(address):
+    """NAT64, 6to4 and IPv4-compatible addresses reach the IPv4 address they carry."""
+    with pytest.raises(TargetRefused, match="non-public"):
+        resolve(address, 443)
+
+
+@override_settings(WEBHOOK_ALLOW_PRIVATE_TARGETS=False)
+def test_a_public_ipv6_address_is_taken():
+    assert resolve("2001:4860:4860::8888", 443) == "2001:4860:4860::8888"
