@@ -10,5 +10,6 @@ class OrderErrorCode(ErrorCode):
         status.HTTP_400_BAD_REQUEST,
         ANY_FIELD,
         "This field cannot be changed here: only is_send can.",
-        "`PATCH /api/v1/orders/{pk}/` with a field other than `is_send`.",
+        "`PATCH /api/v1/orders/{pk}/` with a field other than `is_send` (the first ten "
+        "such fields, by name, are each answered).",
     )

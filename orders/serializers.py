@@ -2,6 +2,8 @@
 the one representation of an order on the API (the capture answer and the read
 endpoints)."""
 
+import heapq
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -80,15 +82,21 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
+MAX_NAMED_FIELDS = 10  # fields not writable, named in one answer
+
+
 class OrderSentSerializer(serializers.Serializer):
     """What the ERP may change on an order: whether it has taken it (`is_send`)."""
 
     is_send = StrictBooleanField(help_text="true once the ERP has taken the order.")
 
     def to_internal_value(self, data):
-        if isinstance(data, dict) and (others := sorted(set(data) - {"is_send"})):
+        if isinstance(data, dict) and (others := set(data) - {"is_send"}):
+            # The first few are named: a body of 400,000 keys took 10 s to answer, in
+            # 26 MB.
+            named = heapq.nsmallest(MAX_NAMED_FIELDS, others)
             raise serializers.ValidationError(
-                {name: [OrderErrorCode.NOT_WRITABLE.message] for name in others},
+                {name: [OrderErrorCode.NOT_WRITABLE.message] for name in named},
                 code=OrderErrorCode.NOT_WRITABLE.code,
             )
         return super().to_internal_value(data)
