@@ -6,12 +6,17 @@ on 2 million orders that is seconds per page. `LargeTableAdmin` counts at most
 `COUNT_CAP` rows and searches whole values on indexed columns. docs/operations.md
 says what operators see."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.utils.functional import cached_property
 
 COUNT_CAP = 10_000
+# The query-string lookups the list filters make (field, relation, date and empty
+# filters), and the longest value one may compare.
+FILTER_SUFFIXES = ("exact", "isnull", "isempty", "gte", "lt", "id__exact")
+MAX_LOOKUP_VALUE = 256
 # At most this many related rows (customers with an email, orders with a number) are
 # looked up for one search term.
 RELATED_MATCHES = 1_000
@@ -44,6 +49,31 @@ class LargeTableAdmin(admin.ModelAdmin):
 
     paginator = CappedCountPaginator
     show_full_result_count = False
+
+    def lookup_allowed(self, lookup, value, request=None):
+        """Only the list's own filters, with a value a column can be compared with.
+        Django also takes any lookup on a local field from the query string:
+        `number__regex=...` kept PostgreSQL busy until the statement timeout, and a NUL
+        or an out-of-range year failed in the database (500). A refused lookup is
+        Django's 400."""
+        if "\x00" in str(value) or len(str(value)) > MAX_LOOKUP_VALUE:
+            return False
+        offered = set()
+        for entry in self.get_list_filter(request):
+            if isinstance(entry, type) and issubclass(entry, admin.SimpleListFilter):
+                offered.add(entry.parameter_name)
+                continue
+            path = entry[0] if isinstance(entry, tuple | list) else entry
+            offered.update(f"{path}__{suffix}" for suffix in FILTER_SUFFIXES)
+        return lookup in offered and super().lookup_allowed(lookup, value, request)
+
+    def response_action(self, request, queryset):
+        # A selection of anything but pks (`_selected_action=abc`) failed in the query.
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        if not all(pk.isascii() and pk.isdigit() and len(pk) < 20 for pk in selected):
+            self.message_user(request, "That is not a selection of this list.", messages.ERROR)
+            return None
+        return super().response_action(request, queryset)
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
