@@ -71,7 +71,8 @@ class ApiErrorCode(ErrorCode):
         "JSON parse error - {reason}",
         "The body is malformed JSON, not UTF-8 (whatever `charset` the `Content-Type` "
         "names), has a duplicate key, `NaN` or `Infinity`, or is nested too deeply to "
-        "parse; or it is shorter than its `Content-Length` (the connection ended mid-body: "
+        "parse, or holds more than 200,000 values (commas, objects and arrays counted); "
+        "or it is shorter than its `Content-Length` (the connection ended mid-body: "
         "nothing it asked for is done).",
     )
     BAD_REQUEST = (
