@@ -9,6 +9,7 @@ says what operators see."""
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.paginator import Paginator
+from django.db import models
 from django.db.models import Q
 from django.utils.functional import cached_property
 
@@ -16,6 +17,7 @@ COUNT_CAP = 10_000
 # The query-string lookups the list filters make (field, relation, date and empty
 # filters), and the longest value one may compare.
 FILTER_SUFFIXES = ("exact", "isnull", "isempty", "gte", "lt", "id__exact")
+DATE_PARTS = {"year": range(1, 10_000), "month": range(1, 13), "day": range(1, 32)}
 MAX_LOOKUP_VALUE = 256
 # At most this many related rows (customers with an email, orders with a number) are
 # looked up for one search term.
@@ -56,7 +58,8 @@ class LargeTableAdmin(admin.ModelAdmin):
         `number__regex=...` kept PostgreSQL busy until the statement timeout, and a NUL
         or an out-of-range year failed in the database (500). A refused lookup is
         Django's 400."""
-        if "\x00" in str(value) or len(str(value)) > MAX_LOOKUP_VALUE:
+        value = str(value)
+        if "\x00" in value or len(value) > MAX_LOOKUP_VALUE:
             return False
         offered = set()
         for entry in self.get_list_filter(request):
@@ -65,6 +68,11 @@ class LargeTableAdmin(admin.ModelAdmin):
                 continue
             path = entry[0] if isinstance(entry, tuple | list) else entry
             offered.update(f"{path}__{suffix}" for suffix in FILTER_SUFFIXES)
+            if isinstance(self.model._meta.get_field(path), models.DateField):
+                # A day, month or year of a date filter's column, within the calendar.
+                path_part = lookup.removeprefix(f"{path}__")
+                if path_part in DATE_PARTS:
+                    return value.isdigit() and int(value) in DATE_PARTS[path_part]
         return lookup in offered and super().lookup_allowed(lookup, value, request)
 
     def response_action(self, request, queryset):

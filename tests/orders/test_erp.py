@@ -66,10 +66,11 @@ def test_marking_sent_needs_the_permission_and_the_channel(erp, api_client, chan
 
 
 def test_many_fields_not_writable_are_answered_at_once_naming_the_first_few(erp, channel):
-    """A body of 400,000 unknown keys took 10 s and answered 26 MB, one message each."""
+    """A body of 400,000 unknown keys took 10 s and answered 26 MB, one message each
+    (400,000 is over the body's values limit now: 150,000 here)."""
     order = make_order(channel=channel, items=1)
-    keys = [f"{n:x}" for n in range(400_000)]
-    body = "{" + ",".join(f'"{key}":0' for key in keys) + "}"  # 3.6 MB
+    keys = [f"{n:x}" for n in range(150_000)]
+    body = "{" + ",".join(f'"{key}":0' for key in keys) + "}"  # 1.3 MB
     started = time.monotonic()
     response = erp.generic("PATCH", f"/api/v1/orders/{order.pk}/", body,
                            content_type="application/json")  # fmt: skip
