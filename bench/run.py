@@ -275,9 +275,8 @@ def webhooks_only(s: Settings) -> int:
 def pg_cost_only() -> int:
     """bench/pgcost.py alone; JSON on stdout."""
     with migrated_database() as (env, seeds):
-        template = seeds.orders(f"PGCOST{seeds.run_id}", 1, 1)[0]
-        token = api_token(env)  # after the import: its channel is granted
-        print(json.dumps(pgcost.measure(env, template, token), indent=2))
+        seeds.orders(f"FIRST{seeds.run_id}", 1, 1)  # its channel, granted to the API user
+        print(json.dumps(measure_pgcost(env, seeds, api_token(env)), indent=2))
     return 0
 
 

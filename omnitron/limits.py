@@ -4,3 +4,6 @@ reaches a column, so an out-of-range number is a 400, never a database error."""
 MAX_INTEGER = 2**31 - 1  # integer columns (channel and customer ids, Omnitron's references)
 MAX_BIGINT = 2**63 - 1  # bigint columns (the ids of orders, items and captures)
 MIN_BIGINT = -(2**63)
+# Values in one JSON body (commas, objects and arrays counted): far above a real
+# request's (a 1,000-item capture with attributes holds a few thousand).
+MAX_JSON_VALUES = 200_000

@@ -18,6 +18,8 @@ from django.utils.module_loading import autodiscover_modules
 from rest_framework import exceptions, status
 from rest_framework.settings import api_settings
 
+from omnitron.limits import MAX_JSON_VALUES
+
 NON_FIELD_ERRORS = api_settings.NON_FIELD_ERRORS_KEY
 ANY_FIELD = "<field>"  # a validation error: the invalid field's name is the key
 
@@ -71,7 +73,8 @@ class ApiErrorCode(ErrorCode):
         "JSON parse error - {reason}",
         "The body is malformed JSON, not UTF-8 (whatever `charset` the `Content-Type` "
         "names), has a duplicate key, `NaN` or `Infinity`, or is nested too deeply to "
-        "parse, or holds more than 200,000 values (commas, objects and arrays counted); "
+        f"parse, or holds more than {MAX_JSON_VALUES:,} values (commas, objects and arrays "
+        "counted); "
         "or it is shorter than its `Content-Length` (the connection ended mid-body: "
         "nothing it asked for is done).",
     )

@@ -13,11 +13,9 @@ from rest_framework.parsers import JSONParser
 from rest_framework.utils.json import strict_constant
 
 from omnitron import exactjson
+from omnitron.limits import MAX_JSON_VALUES
 
 from .exceptions import BODY_ENDED_EARLY, UnsupportedContentEncoding
-
-# Far above a real request's (a 1,000-item capture with attributes: a few thousand).
-MAX_JSON_VALUES = 200_000
 
 
 def _reject_duplicate_keys(pairs):
