@@ -28,7 +28,7 @@ from psycopg import sql
 from bench.bigdata import READS, SMALL_CHANNEL_READS
 
 SKIP = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE|SET)\b", re.IGNORECASE)
-PLACEHOLDER = re.compile(r"%%|%s|%\((\w+)\)s")
+PLACEHOLDER = re.compile(r"%%|%s|%\((\w+)\)[sb]")
 SEQ_SCAN = re.compile(r"Seq Scan on (\w+)")
 
 

@@ -64,7 +64,7 @@ def _pgbench_sql(statement: str) -> str:
     def replace(match):
         return "%" if match.group(0) == "%%" else PARAMETERS[match.group(1)]
 
-    return re.sub(r"%%|%\((\w+)\)s", replace, statement)
+    return re.sub(r"%%|%\((\w+)\)[sb]", replace, statement)
 
 
 def statements() -> dict[str, str]:

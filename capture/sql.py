@@ -16,6 +16,7 @@ capture/services.py."""
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.db import connection, models
 
@@ -61,6 +62,9 @@ def orders_with_number(*, user: str, superuser: str, params: str) -> str:
          LIMIT 2"""
 
 
+# Arrays of items go as binary parameters (`%(name)b`): psycopg writes a text array
+# in Python, quoting each element, which cost a 1,000-item capture 3 ms.
+
 # An item row's version: the transaction that wrote it (xmin) and where it is (ctid).
 # Any change to a row writes a new version of it elsewhere; a later transaction's has
 # another xmin, and the same transaction's another ctid (the old one stays until that
@@ -91,7 +95,7 @@ LOCK_ORDER_AND_ITEMS = compact(f"""
     SELECT found.id, found.status, item.*
       FROM found
       LEFT JOIN LATERAL (
-           {given_items(order="found.id", pks="%(pks)s", lock=True)}
+           {given_items(order="found.id", pks="%(pks)b", lock=True)}
       ) AS item ON true
      ORDER BY found.id, item.id
     """)
@@ -108,16 +112,16 @@ READ_ORDER_AND_ITEMS = compact(f"""
       LATERAL (
            SELECT coalesce(json_agg(json_build_array(id, status, price::text, captured,
                                                      version) ORDER BY id), '[]') AS rows
-             FROM ({given_items(order="found.id", pks="%(capture_pks)s", lock=False)}) AS item
+             FROM ({given_items(order="found.id", pks="%(capture_pks)b", lock=False)}) AS item
       ) AS item
     """)
 
 _LOCKED_ITEM_VERSIONS = given_items(
-    order="locked_order.id", pks="%(ids)s", columns=f"id, {_VERSION} AS version", lock=True
+    order="locked_order.id", pks="%(ids)b", columns=f"id, {_VERSION} AS version", lock=True
 )
 WRITE_CAPTURE = compact(f"""
     WITH given AS (
-        SELECT * FROM unnest(%(ids)s::bigint[], %(versions)s::text[], %(changes)s::jsonb[])
+        SELECT * FROM unnest(%(ids)b::bigint[], %(versions)b::text[], %(changes)b::jsonb[])
                AS given(id, version, changes)
     ),
     -- Lock the order, then its items in pk order, as the lock statement does (every
@@ -132,7 +136,7 @@ WRITE_CAPTURE = compact(f"""
     ),
     unchanged AS (
         SELECT (SELECT status = %(status)s FROM locked_order) IS TRUE
-               AND count(*) = cardinality(%(ids)s::bigint[]) AS yes
+               AND count(*) = cardinality(%(ids)b::bigint[]) AS yes
           FROM locked_item JOIN given USING (id, version)
     ),
     -- Each write below is gated on (SELECT yes FROM unchanged): all of them or none.
@@ -177,14 +181,14 @@ WRITE_CAPTURE = compact(f"""
     """)
 
 
-@dataclass(frozen=True)
-class SeenOrder:
+# Named tuples, not dataclasses: a 1,000-item capture makes a thousand, and a frozen
+# dataclass costs three times as much to make (1.8 against 0.6 ms).
+class SeenOrder(NamedTuple):
     pk: int
     status: str
 
 
-@dataclass(frozen=True)
-class SeenItem:
+class SeenItem(NamedTuple):
     pk: int
     status: str
     price: Decimal
