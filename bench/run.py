@@ -153,7 +153,7 @@ def parse_args(argv=None) -> Settings:
         seconds=args.seconds or (1 if args.smoke else 8),
         warmup=args.warmup or (1 if args.smoke else 2),
         rounds=rounds,
-        repeats=1 if args.smoke else 9,
+        repeats=1 if args.smoke else 15,
         out=args.out,
     )
 

@@ -59,19 +59,28 @@ class TimedCaptures:
 
 
 def items_scaling(server: Server, seeds: Seeds, database_url: str, repeats: int) -> list[dict]:
-    """Per size: one capture to warm up, `repeats` timed captures (the median is
-    reported), and one more whose statements pg_stat_statements counts."""
+    """Per size: `repeats` timed captures (the median is reported) and one more whose
+    statements pg_stat_statements counts. The sizes are timed in rounds, one capture of
+    each per round, the order reversed every round, after one warm-up capture each: a
+    busy moment on this shared machine then slows every size alike, rather than the
+    one timed during it, and the ratio of two sizes is measured side by side."""
     capture = TimedCaptures(server)
+    orders = {size: seeds.orders(f"SCALE{size}", repeats + 2, size) for size in SCALING_SIZES}
+    latencies: dict[int, list[float]] = {size: [] for size in SCALING_SIZES}
+    for size in SCALING_SIZES:
+        capture(orders[size][0])
+    for round_number in range(repeats):
+        sizes = SCALING_SIZES if round_number % 2 == 0 else SCALING_SIZES[::-1]
+        for size in sizes:
+            latencies[size].append(capture(orders[size][1 + round_number]))
     rows = []
     for size in SCALING_SIZES:
-        warm, *timed, counted = seeds.orders(f"SCALE{size}", repeats + 2, size)
-        capture(warm)
-        latencies = [capture(order) for order in timed]
+        counted = orders[size][-1]
         queries = count_statements(database_url, lambda order=counted: capture(order))
         rows.append(
             {
                 "items": size,
-                "latency_ms": round(statistics.median(latencies), 2),
+                "latency_ms": round(statistics.median(latencies[size]), 2),
                 "queries": queries,
             }
         )
