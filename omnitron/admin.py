@@ -1,4 +1,11 @@
-"""Admin lists that cost the same with millions of rows.
+"""The admin's shared plumbing: what every admin page takes from a request, and lists
+that cost the same with millions of rows.
+
+Every ModelAdmin registered on the site, this project's and other apps' (auth,
+authtoken, procrastinate), takes its input through `CheckedInputMixin` (AdminSite
+below, made the default site by omnitron.apps.AdminConfig): from the query string only
+the lookups its list filters make, and in a form only JSON that PostgreSQL's jsonb
+stores.
 
 Django's change list counts every row it could show, twice (the filtered count and
 the total), and its search compares substrings (`icontains`), which reads every row:
@@ -6,12 +13,19 @@ on 2 million orders that is seconds per page. `LargeTableAdmin` counts at most
 `COUNT_CAP` rows and searches whole values on indexed columns. docs/operations.md
 says what operators see."""
 
+import json
+
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.paginator import Paginator
 from django.db import models
 from django.db.models import Q
+from django.forms.fields import InvalidJSONInput
 from django.utils.functional import cached_property
+
+from omnitron.exactjson import jsonb_refusal
 
 COUNT_CAP = 10_000
 # The query-string lookups the list filters make (field, relation, date and empty
@@ -42,15 +56,45 @@ class CappedCountPaginator(Paginator):
         return CappedCount(found) if found > COUNT_CAP else found
 
 
-class LargeTableAdmin(admin.ModelAdmin):
-    """A change list for a table that grows with every order or capture.
+class StorableJSONField(forms.JSONField):
+    """Django's JSON form field, refusing what jsonb cannot store (a NUL, a lone
+    surrogate, NaN, 1e999999), nesting too deep to decode, and null for a column that
+    is not nullable: each failed in the database or in the page (500)."""
 
-    `search_fields` match a term exactly, each on an indexed column; a field across
-    a relation (`customer__email`) is looked up first and matched by id, so the
-    whole search stays one index lookup per field."""
+    def __init__(self, *, allow_null=False, **kwargs):
+        self.allow_null = allow_null
+        super().__init__(**kwargs)
 
-    paginator = CappedCountPaginator
-    show_full_result_count = False
+    def to_python(self, value):
+        try:
+            converted = super().to_python(value)
+        except RecursionError:
+            raise ValidationError("The JSON is nested too deeply.", code="invalid") from None
+        if self.disabled:
+            return converted
+        if converted is None and not self.allow_null:  # null, or nothing entered
+            raise ValidationError("Enter a JSON value other than null ({} for none).",
+                                  code="invalid")  # fmt: skip
+        if reason := jsonb_refusal(converted):
+            raise ValidationError(reason, code="invalid")
+        return converted
+
+    def bound_data(self, data, initial):
+        # The page shows what was posted; a value jsonb refuses is shown as its text
+        # (a lone surrogate cannot even be written into the page).
+        if self.disabled or data is None:
+            return super().bound_data(data, initial)
+        try:
+            value = json.loads(data, cls=self.decoder)
+        except (json.JSONDecodeError, RecursionError):
+            return InvalidJSONInput(data)
+        return InvalidJSONInput(data) if jsonb_refusal(value) else value
+
+
+class CheckedInputMixin:
+    """What an admin page takes from a request (mixed into every registered
+    ModelAdmin by AdminSite): only the list's own filter lookups, and JSON that jsonb
+    stores."""
 
     def lookup_allowed(self, lookup, value, request=None):
         """Only the list's own filters, with a value a column can be compared with.
@@ -68,12 +112,47 @@ class LargeTableAdmin(admin.ModelAdmin):
                 continue
             path = entry[0] if isinstance(entry, tuple | list) else entry
             offered.update(f"{path}__{suffix}" for suffix in FILTER_SUFFIXES)
-            if isinstance(self.model._meta.get_field(path), models.DateField):
+            if _is_date(self.model, path):
                 # A day, month or year of a date filter's column, within the calendar.
                 path_part = lookup.removeprefix(f"{path}__")
                 if path_part in DATE_PARTS:
                     return value.isdigit() and int(value) in DATE_PARTS[path_part]
         return lookup in offered and super().lookup_allowed(lookup, value, request)
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if isinstance(db_field, models.JSONField):
+            kwargs = {"form_class": StorableJSONField, "allow_null": db_field.null, **kwargs}
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+
+def _is_date(model, path: str) -> bool:
+    try:
+        return isinstance(model._meta.get_field(path), models.DateField)
+    except FieldDoesNotExist:  # a filter across a relation (`user__username`)
+        return False
+
+
+class AdminSite(admin.AdminSite):
+    """The project's admin site: a ModelAdmin registered without CheckedInputMixin,
+    another app's included, is registered as a subclass with it."""
+
+    def register(self, model_or_iterable, admin_class=None, **options):
+        admin_class = admin_class or admin.ModelAdmin
+        if not issubclass(admin_class, CheckedInputMixin):
+            admin_class = type(admin_class.__name__, (CheckedInputMixin, admin_class),
+                               {"__module__": admin_class.__module__})  # fmt: skip
+        super().register(model_or_iterable, admin_class, **options)
+
+
+class LargeTableAdmin(CheckedInputMixin, admin.ModelAdmin):
+    """A change list for a table that grows with every order or capture.
+
+    `search_fields` match a term exactly, each on an indexed column; a field across
+    a relation (`customer__email`) is looked up first and matched by id, so the
+    whole search stays one index lookup per field."""
+
+    paginator = CappedCountPaginator
+    show_full_result_count = False
 
     def response_action(self, request, queryset):
         # A selection of anything but pks (`_selected_action=abc`) failed in the query.

@@ -71,3 +71,29 @@ class ExactJSONEncoder(DRFJSONEncoder):
 
 # For a model's JSONField: models.JSONField(default=dict, **EXACT_JSON).
 EXACT_JSON = {"encoder": ExactJSONEncoder, "decoder": ExactJSONDecoder}
+
+
+def jsonb_refusal(value) -> str | None:
+    """Why PostgreSQL's jsonb would refuse a decoded JSON value (a NUL character, a lone
+    surrogate, a number that is not finite or beyond numeric's range), or None. It
+    walks the value without recursion: any depth the decoder produced is walked."""
+    pending = [value]
+    while pending:
+        part = pending.pop()
+        if isinstance(part, str):
+            if "\x00" in part:
+                return "A NUL character (\\u0000) cannot be stored."
+            try:
+                part.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                return f"A lone surrogate (U+{ord(part[exc.start]):04X}) cannot be stored."
+        elif isinstance(part, float | Decimal):
+            number = Decimal(part) if isinstance(part, float) else part
+            if not fits_numeric(number):
+                return "Numbers must be finite and within PostgreSQL's numeric range."
+        elif isinstance(part, dict):
+            pending.extend(part)
+            pending.extend(part.values())
+        elif isinstance(part, list):
+            pending.extend(part)
+    return None

@@ -1,5 +1,8 @@
 """The admin: staff only, channel-scoped, constant queries on the orders list."""
 
+from decimal import Decimal
+from html.parser import HTMLParser
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -150,8 +153,36 @@ def test_a_lookup_the_list_does_not_offer_is_a_400_not_a_query(client, channel, 
 
 
 @pytest.mark.parametrize(
+    ("path", "query", "table"),
+    [
+        ("orders/channel", "name=%00", "orders_channel"),
+        ("orders/customer", "email__regex=(", "orders_customer"),
+        ("orders/channelmembership", "user__username=%00", "orders_channelmembership"),
+        ("auth/user", "username=%00", "auth_user"),
+        ("auth/user", "is_staff__exact=" + "1" * 300, "auth_user"),
+        ("auth/group", "name__regex=(", "auth_group"),
+        ("authtoken/tokenproxy", "key=%00", "authtoken_token"),
+        ("events/webhooksubscription", "url=%00", "events_webhooksubscription"),
+        ("procrastinate/procrastinatejob", "task_name__regex=(", "procrastinate_jobs"),
+    ],
+)  # fmt: skip
+def test_every_admin_list_takes_only_its_own_filters(client, channel, path, query, table):
+    """The small lists and other apps' (auth, authtoken, procrastinate) too: a NUL or a
+    bad regex failed in the database (500)."""
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(f"/admin/{path}/?{query}")
+    assert response.status_code == 400
+    listed = [q["sql"] for q in queries.captured_queries if f'FROM "{table}"' in q["sql"]]
+    assert not [sql for sql in listed if '"auth_user"."id" = ' not in sql]  # the session's
+
+
+@pytest.mark.parametrize(
     "url",
     ["/admin/orders/order/?status__exact=400&currency__exact=try&channel__id__exact=1",
+     "/admin/orders/channelmembership/?channel__id__exact=1",
+     "/admin/auth/user/?is_staff__exact=1&groups__id__exact=1",
+     "/admin/procrastinate/procrastinatejob/?status__exact=todo",
      "/admin/orders/order/?date_placed__gte=2020-01-01&date_placed__lt=2030-01-01",
      "/admin/orders/order/?date_placed__year=2026&date_placed__month=11&date_placed__day=29",
      "/admin/orders/orderitem/?status__exact=400&captured_at__isempty=1",
@@ -168,3 +199,71 @@ def test_an_action_on_a_selection_of_anything_but_pks_changes_nothing(client, ch
     response = client.post("/admin/capture/capture/",
                            {"action": "export_csv", "_selected_action": ["abc", "1e5"]})  # fmt: skip
     assert response.status_code == 302  # back to the list, with the message
+
+
+class _Form(HTMLParser):
+    """The fields a change page's form posts back, as the browser would."""
+
+    def __init__(self):
+        super().__init__()
+        self.data, self._textarea = {}, None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        name = attrs.get("name")
+        if tag == "input" and name and attrs.get("type") not in ("submit", "checkbox"):
+            self.data[name] = attrs.get("value", "")
+        elif tag == "input" and name and "checked" in attrs:
+            self.data[name] = attrs.get("value", "on")
+        elif tag == "textarea" and name:
+            self._textarea = name
+            self.data[name] = ""
+        elif tag == "select" and name:
+            self._select = name
+        elif tag == "option" and "selected" in attrs:
+            self.data[self._select] = attrs.get("value", "")
+
+    def handle_data(self, data):
+        if self._textarea:
+            self.data[self._textarea] += data
+
+    def handle_endtag(self, tag):
+        if tag == "textarea":
+            self._textarea = None
+
+
+def change_form(client, url) -> dict:
+    form = _Form()
+    form.feed(client.get(url).content.decode())
+    return form.data
+
+
+@pytest.mark.parametrize(
+    "extra_field",
+    ['{"a": "\\u0000"}', '{"a": "\\ud800"}', '{"\\udfff": 1}', '[NaN]', '{"a": Infinity}',
+     '[1e999999]', "[" * 100_000 + "]" * 100_000, "null", ""],
+)  # fmt: skip
+def test_the_order_form_refuses_json_that_jsonb_cannot_store(client, channel, extra_field):
+    """Each was a 500 (the database refused it, or the page could not be written)."""
+    order = make_order(channel=channel, items=1, extra_field={"kept": 1})
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    url = f"/admin/orders/order/{order.pk}/change/"
+    data = change_form(client, url)
+    assert data["extra_field"].strip() == '{"kept": 1}'
+
+    response = client.post(url, {**data, "extra_field": extra_field})
+    assert response.status_code == 200  # the form again, with the error
+    assert b"errorlist" in response.content
+    order.refresh_from_db()
+    assert order.extra_field == {"kept": 1}
+
+
+def test_the_order_form_still_saves_json(client, channel):
+    order = make_order(channel=channel, items=1)
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    url = f"/admin/orders/order/{order.pk}/change/"
+    data = change_form(client, url)
+    response = client.post(url, {**data, "extra_field": '{"gift": "yes", "weight": 1.50}'})
+    assert response.status_code == 302
+    order.refresh_from_db()
+    assert order.extra_field == {"gift": "yes", "weight": Decimal("1.50")}
