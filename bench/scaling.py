@@ -60,22 +60,24 @@ class TimedCaptures:
 
 def items_scaling(server: Server, seeds: Seeds, database_url: str, repeats: int) -> list[dict]:
     """Per size: `repeats` timed captures (the median is reported) and one more whose
-    statements pg_stat_statements counts. The sizes are timed in rounds, one capture of
-    each per round, the order reversed every round, after one warm-up capture each: a
-    busy moment on this shared machine then slows every size alike, rather than the
-    one timed during it, and the ratio of two sizes is measured side by side."""
+    statements pg_stat_statements counts. The sizes are timed in rounds, the order
+    reversed every round, so that a busy moment of this shared machine slows every
+    size alike rather than the one timed during it. In a round each size first gets
+    an untimed capture, which takes what the size before left behind (a 1,000-item
+    capture's WAL and garbage): the timed one is that size's own."""
     capture = TimedCaptures(server)
-    orders = {size: seeds.orders(f"SCALE{size}", repeats + 2, size) for size in SCALING_SIZES}
+    orders = {
+        size: iter(seeds.orders(f"SCALE{size}", 2 * repeats + 1, size)) for size in SCALING_SIZES
+    }
     latencies: dict[int, list[float]] = {size: [] for size in SCALING_SIZES}
-    for size in SCALING_SIZES:
-        capture(orders[size][0])
     for round_number in range(repeats):
         sizes = SCALING_SIZES if round_number % 2 == 0 else SCALING_SIZES[::-1]
         for size in sizes:
-            latencies[size].append(capture(orders[size][1 + round_number]))
+            capture(next(orders[size]))
+            latencies[size].append(capture(next(orders[size])))
     rows = []
     for size in SCALING_SIZES:
-        counted = orders[size][-1]
+        counted = next(orders[size])
         queries = count_statements(database_url, lambda order=counted: capture(order))
         rows.append(
             {
