@@ -33,7 +33,8 @@ SEQ_SCAN = re.compile(r"Seq Scan on (\w+)")
 
 
 def numbered(statement: str, params) -> tuple[str, list]:
-    """Django's %s / %(name)s placeholders as $1, $2…, and the values in that order."""
+    """Django's %s / %(name)s placeholders (and psycopg's binary %(name)b) as $1, $2…,
+    and the values in that order."""
     names: list[str] = []
     positions = itertools.count(1)
     values = []

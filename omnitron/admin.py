@@ -17,7 +17,7 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
+from django.contrib.admin import helpers, widgets
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.paginator import Paginator
 from django.db import models
@@ -34,6 +34,7 @@ FILTER_SUFFIXES = ("exact", "isnull", "isempty", "gte", "lt", "id__exact")
 DATE_PARTS = {"year": range(1, 10_000), "month": range(1, 13), "day": range(1, 32)}
 MAX_LOOKUP_VALUE = 256
 MAX_NEW_INLINE_ROWS = 100  # rows one save of a page may add to an inline
+MAX_JSON_DEPTH = 100  # nesting of a JSON value a form takes
 # At most this many related rows (customers with an email, orders with a number) are
 # looked up for one search term.
 RELATED_MATCHES = 1_000
@@ -59,8 +60,10 @@ class CappedCountPaginator(Paginator):
 
 class StorableJSONField(forms.JSONField):
     """Django's JSON form field, refusing what jsonb cannot store (a NUL, a lone
-    surrogate, NaN, 1e999999), nesting too deep to decode, and null for a column that
-    is not nullable: each failed in the database or in the page (500)."""
+    surrogate, NaN, 1e999999), what Python cannot decode (an integer of over 4,300
+    digits without the exact decoder), nesting deeper than MAX_JSON_DEPTH (the page
+    writes the value again, deeper in the stack) and null for a column that is not
+    nullable: each failed in the database or in the page (500)."""
 
     def __init__(self, *, allow_null=False, **kwargs):
         self.allow_null = allow_null
@@ -69,8 +72,8 @@ class StorableJSONField(forms.JSONField):
     def to_python(self, value):
         try:
             converted = super().to_python(value)
-        except RecursionError:
-            raise ValidationError("The JSON is nested too deeply.", code="invalid") from None
+        except (ValueError, RecursionError):  # an integer of over 4,300 digits; deep nesting
+            raise ValidationError("Enter a valid JSON value.", code="invalid") from None
         if self.disabled:
             return converted
         # null, or an empty box; a field left out of the post keeps its value (Django
@@ -78,7 +81,7 @@ class StorableJSONField(forms.JSONField):
         if converted is None and value is not None and not self.allow_null:
             raise ValidationError("Enter a JSON value other than null ({} for none).",
                                   code="invalid")  # fmt: skip
-        if reason := jsonb_refusal(converted):
+        if reason := jsonb_refusal(converted, max_depth=MAX_JSON_DEPTH):
             raise ValidationError(reason, code="invalid")
         return converted
 
@@ -89,9 +92,9 @@ class StorableJSONField(forms.JSONField):
             return super().bound_data(data, initial)
         try:
             value = json.loads(data, cls=self.decoder)
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):
             return InvalidJSONInput(data)
-        return InvalidJSONInput(data) if jsonb_refusal(value) else value
+        return InvalidJSONInput(data) if jsonb_refusal(value, max_depth=MAX_JSON_DEPTH) else value
 
 
 class CheckedInputMixin:
@@ -108,18 +111,23 @@ class CheckedInputMixin:
         value = str(value)
         if "\x00" in value or len(value) > MAX_LOOKUP_VALUE:
             return False
-        offered = set()
+        offered, dates = set(), []
         for entry in self.get_list_filter(request):
             if isinstance(entry, type) and issubclass(entry, admin.SimpleListFilter):
                 offered.add(entry.parameter_name)
                 continue
             path = entry[0] if isinstance(entry, tuple | list) else entry
             offered.update(f"{path}__{suffix}" for suffix in FILTER_SUFFIXES)
-            if _is_date(self.model, path):
-                # A day, month or year of a date filter's column, within the calendar.
-                path_part = lookup.removeprefix(f"{path}__")
-                if path_part in DATE_PARTS:
-                    return value.isdigit() and int(value) in DATE_PARTS[path_part]
+            dates.append(path)
+        if self.date_hierarchy:
+            dates.append(self.date_hierarchy)
+        for path in dates:
+            # A day, month or year of a date filter's column, within the calendar.
+            part = lookup.removeprefix(f"{path}__") if lookup.startswith(f"{path}__") else None
+            if part in DATE_PARTS and _is_date(self.model, path):
+                return value.isascii() and value.isdigit() and int(value) in DATE_PARTS[part]
+        if (lookup, value) in _raw_id_lookups(self.model):
+            return True  # a raw-id popup's `limit_choices_to`, as Django allows it
         return lookup in offered and super().lookup_allowed(lookup, value, request)
 
     def get_formsets_with_inlines(self, request, obj=None):
@@ -128,17 +136,28 @@ class CheckedInputMixin:
         2,000 (a forged 1,000,000 on an order's page took 6 s); more is the formset's
         "Please submit at most N forms"."""
         for formset, inline in super().get_formsets_with_inlines(request, obj):
-            rows = (
-                inline.get_queryset(request).filter(**{formset.fk.name: obj}).count() if obj else 0
-            )
-            new = MAX_NEW_INLINE_ROWS if inline.has_add_permission(request, obj) else 0
-            formset.absolute_max = formset.max_num = max(rows + new, 1)
+            fk = getattr(formset, "fk", None)  # a generic inline has none: left as it is
+            if fk is not None:
+                rows = inline.get_queryset(request).filter(**{fk.name: obj}).count() if obj else 0
+                cap = rows + (MAX_NEW_INLINE_ROWS if inline.has_add_permission(request, obj) else 0)
+                formset.absolute_max = cap
+                formset.max_num = min(formset.max_num, cap)
             yield formset, inline
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if isinstance(db_field, models.JSONField):
             kwargs = {"form_class": StorableJSONField, "allow_null": db_field.null, **kwargs}
         return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+
+def _raw_id_lookups(model) -> set[tuple[str, str]]:
+    """The query-string lookups of the raw-id popups that choose a `model` for another
+    model's field with `limit_choices_to`."""
+    lookups = set()
+    for limit in model._meta.related_fkey_lookups:
+        limit = limit() if callable(limit) else limit
+        lookups.update(widgets.url_params_from_lookup_dict(limit).items())
+    return lookups
 
 
 def _is_date(model, path: str) -> bool:
@@ -150,13 +169,14 @@ def _is_date(model, path: str) -> bool:
 
 class AdminSite(admin.AdminSite):
     """The project's admin site: a ModelAdmin registered without CheckedInputMixin,
-    another app's included, is registered as a subclass with it."""
+    another app's included, is registered as a subclass with it in front
+    (`Checked<name>`: the mixin's checks run before the admin's own overrides)."""
 
     def register(self, model_or_iterable, admin_class=None, **options):
         admin_class = admin_class or admin.ModelAdmin
         if not issubclass(admin_class, CheckedInputMixin):
-            admin_class = type(admin_class.__name__, (CheckedInputMixin, admin_class),
-                               {"__module__": admin_class.__module__})  # fmt: skip
+            admin_class = type(f"Checked{admin_class.__name__}", (CheckedInputMixin, admin_class),
+                               {"__module__": __name__})  # fmt: skip
         super().register(model_or_iterable, admin_class, **options)
 
 

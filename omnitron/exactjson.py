@@ -73,13 +73,14 @@ class ExactJSONEncoder(DRFJSONEncoder):
 EXACT_JSON = {"encoder": ExactJSONEncoder, "decoder": ExactJSONDecoder}
 
 
-def jsonb_refusal(value) -> str | None:
+def jsonb_refusal(value, *, max_depth: int | None = None) -> str | None:
     """Why PostgreSQL's jsonb would refuse a decoded JSON value (a NUL character, a lone
-    surrogate, a number that is not finite or beyond numeric's range), or None. It
-    walks the value without recursion: any depth the decoder produced is walked."""
-    pending = [value]
+    surrogate, a number that is not finite or beyond numeric's range), or one nested
+    deeper than `max_depth`; None if neither. It walks the value without recursion:
+    any depth the decoder produced is walked."""
+    pending = [(value, 0)]
     while pending:
-        part = pending.pop()
+        part, depth = pending.pop()
         if isinstance(part, str):
             if "\x00" in part:
                 return "A NUL character (\\u0000) cannot be stored."
@@ -91,9 +92,9 @@ def jsonb_refusal(value) -> str | None:
             number = Decimal(part) if isinstance(part, float) else part
             if not fits_numeric(number):
                 return "Numbers must be finite and within PostgreSQL's numeric range."
-        elif isinstance(part, dict):
-            pending.extend(part)
-            pending.extend(part.values())
-        elif isinstance(part, list):
-            pending.extend(part)
+        elif isinstance(part, dict | list):
+            if max_depth is not None and depth >= max_depth:
+                return f"The value is nested more than {max_depth} deep."
+            children = [*part, *part.values()] if isinstance(part, dict) else part
+            pending.extend((child, depth + 1) for child in children)
     return None

@@ -5,7 +5,8 @@ works the same way (omnitron/api/throttling.py)."""
 
 class UserLookup:
     """A scalar subquery that may use `token_user.id` and `token_user.is_superuser`
-    (the authenticated user), with its `%(...)s` parameters. A view lists its lookups
+    (the authenticated user), with its `%(...)s` parameters (`%(...)b` for binary ones,
+    as capture/sql.py sends arrays). A view lists its lookups
     in `authentication_lookups`; their values, as `load` gives them, arrive in
     `request.user.lookups[name]`."""
 

@@ -1,6 +1,5 @@
 """The admin: staff only, channel-scoped, constant queries on the orders list."""
 
-import time
 from decimal import Decimal
 from html.parser import HTMLParser
 
@@ -10,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from capture.models import Capture
+from events.models import WebhookSubscription
 from tests.factories import ChannelFactory, OrderItemFactory, make_api_user, make_order
 
 
@@ -207,12 +207,12 @@ class _Form(HTMLParser):
 
     def __init__(self):
         super().__init__()
-        self.data, self._textarea = {}, None
+        self.data, self._textarea, self._select = {}, None, None
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         name = attrs.get("name")
-        if tag == "input" and name and attrs.get("type") not in ("submit", "checkbox"):
+        if tag == "input" and name and attrs.get("type") not in ("submit", "checkbox", "radio"):
             self.data[name] = attrs.get("value", "")
         elif tag == "input" and name and "checked" in attrs:
             self.data[name] = attrs.get("value", "on")
@@ -239,11 +239,17 @@ def change_form(client, url) -> dict:
     return form.data
 
 
-@pytest.mark.parametrize(
-    "extra_field",
-    ['{"a": "\\u0000"}', '{"a": "\\ud800"}', '{"\\udfff": 1}', '[NaN]', '{"a": Infinity}',
-     '[1e999999]', "[" * 100_000 + "]" * 100_000, "null", ""],
-)  # fmt: skip
+HOSTILE_JSON = {
+    "NUL": '{"a": "\\u0000"}', "surrogate": '{"a": "\\ud800"}', "surrogate key": '{"\\udfff": 1}',
+    "NaN": "[NaN]", "Infinity": '{"a": Infinity}', "out of range": "[1e999999]",
+    "100,000 deep": "[" * 100_000 + "]" * 100_000,
+    # Decodes, but writing it into the page again, deeper in the stack, did not.
+    "890 deep": "[" * 890 + "]" * 890,
+    "null": "null", "empty": "",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("extra_field", HOSTILE_JSON.values(), ids=HOSTILE_JSON.keys())
 def test_the_order_form_refuses_json_that_jsonb_cannot_store(client, channel, extra_field):
     """Each was a 500 (the database refused it, or the page could not be written)."""
     order = make_order(channel=channel, items=1, extra_field={"kept": 1})
@@ -254,7 +260,8 @@ def test_the_order_form_refuses_json_that_jsonb_cannot_store(client, channel, ex
 
     response = client.post(url, {**data, "extra_field": extra_field})
     assert response.status_code == 200  # the form again, with the error
-    assert b"errorlist" in response.content
+    assert response.context["adminform"].form.errors["extra_field"]
+    assert client.get(url).status_code == 200
     order.refresh_from_db()
     assert order.extra_field == {"kept": 1}
 
@@ -280,11 +287,33 @@ def test_a_forged_form_count_builds_no_more_forms_than_the_rows(client, channel)
     assert data["items-TOTAL_FORMS"] == "2"
 
     forged = {**data, "items-TOTAL_FORMS": "1000000", "extra_field": '{"changed": 1}'}
-    started = time.monotonic()
     response = client.post(url, forged)
-    assert time.monotonic() - started < 3
     assert response.status_code == 200
-    assert b"Please submit at most 2 forms." in response.content
+    items = next(
+        f for f in response.context["inline_admin_formsets"] if f.formset.prefix == "items"
+    )
+    assert len(items.formset.forms) == 2
+    # Django's message names the inline's max_num: 0 for one that may not add rows.
+    assert [e.code for e in items.formset.non_form_errors().as_data()] == ["too_many_forms"]
     order.refresh_from_db()
     assert order.extra_field == {"kept": 1}
     assert client.post(url, data).status_code == 302  # the page as it was still saves
+
+
+def test_a_json_field_without_the_exact_decoder_refuses_what_python_cannot_read(client, db):
+    """A subscription's headers are plain JSON: an integer of over 4,300 digits raised
+    ValueError in Python's decoder (500)."""
+    subscription = WebhookSubscription.objects.create(url="https://hooks.example.com/a",
+                                                      event_types=["order.captured"])  # fmt: skip
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    url = f"/admin/events/webhooksubscription/{subscription.pk}/change/"
+    data = change_form(client, url)
+    response = client.post(url, {**data, "headers": '{"a": ' + "1" * 5000 + "}"})
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["headers"]
+
+
+@pytest.mark.parametrize("query", ["created_at__year=%C2%B2", "created_at__day=%D9%A1"])
+def test_a_date_part_takes_ascii_digits_only(client, channel, query):
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    assert client.get(f"/admin/capture/capture/?{query}").status_code == 400
