@@ -317,3 +317,21 @@ def test_a_json_field_without_the_exact_decoder_refuses_what_python_cannot_read(
 def test_a_date_part_takes_ascii_digits_only(client, channel, query):
     client.force_login(make_api_user(is_superuser=True, is_staff=True))
     assert client.get(f"/admin/capture/capture/?{query}").status_code == 400
+
+
+def test_a_date_hierarchy_takes_its_date_parts_as_django_does(rf):
+    """No list here has one today; another app's admin may."""
+    from django.contrib import admin
+
+    from omnitron.admin import CheckedInputMixin
+
+    class DatedCaptures(CheckedInputMixin, admin.ModelAdmin):
+        date_hierarchy = "created_at"
+
+    captures = DatedCaptures(Capture, admin.site)
+    request = rf.get("/")
+    assert captures.lookup_allowed("created_at__year", "2026", request)
+    assert captures.lookup_allowed("created_at__month", "11", request)
+    assert not captures.lookup_allowed("created_at__month", "13", request)
+    assert not captures.lookup_allowed("created_at__gte", "2026-01-01", request)
+    assert not captures.lookup_allowed("amount__gt", "1", request)
