@@ -11,7 +11,9 @@ row changed in between, and the service reads again under the locks.
 Plain SQL rather than the ORM because this is the hot path: the same work through
 querysets costs 7 statements and much more Python per capture (docs/performance.md
 has the figures). The rules that run between the read and the write live in
-capture/services.py."""
+capture/services.py. Arrays of items go as binary parameters (`%(name)b`): psycopg
+writes a text array in Python, quoting each element, which cost a 1,000-item capture
+3 ms."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -61,9 +63,6 @@ def orders_with_number(*, user: str, superuser: str, params: str) -> str:
          ORDER BY id
          LIMIT 2"""
 
-
-# Arrays of items go as binary parameters (`%(name)b`): psycopg writes a text array
-# in Python, quoting each element, which cost a 1,000-item capture 3 ms.
 
 # An item row's version: the transaction that wrote it (xmin) and where it is (ctid).
 # Any change to a row writes a new version of it elsewhere; a later transaction's has
