@@ -389,34 +389,43 @@ def measure_bigdata(env: dict, small_seeds: Seeds, small: Server, *, rounds: int
     with second_database(env["DATABASE_URL"]) as big_url:
         big_env = {**env, "DATABASE_URL": big_url}
         migrate(big_env)
-        big_seeds = Seeds(big_env, small_seeds.workdir)
-        template = big_seeds.orders(f"TEMPLATE{big_seeds.run_id}", 1, ITEMS_PER_ORDER)[0]
-        token = api_token(big_env)
-        with psycopg.connect(big_url) as conn:
-            user_id = conn.execute(
-                "SELECT user_id FROM authtoken_token WHERE key = %s", [token]
-            ).fetchone()[0]
-        log(f"bigdata: filling a second database (scale {scale})")
-        timings = fill(big_url, template=template, user_id=user_id, scale=scale)
-        with app_server(big_env) as big_base:
-            sides = {
-                "small": prepare_side("small", env, small_seeds, rounds, seconds,
-                                      small.base, small.token),
-                "big": prepare_side("big", big_env, big_seeds, rounds, seconds, big_base, token),
-            }  # fmt: skip
-            # A fresh server's first requests are slow: warm both on every scenario.
-            for side in sides.values():
-                for scenario in READ_SCENARIOS:
-                    wrk_args = scenario_request(side, scenario, 0)
-                    wrk(wrk_args.pop("url"), connections=RATIO_CONCURRENCY, seconds=1,
-                        **wrk_args)  # fmt: skip
-            results = alternate(sides, rounds, seconds)
-        explained = big_seeds.orders(f"EXPLAIN{big_seeds.run_id}", 1, 1)[0]
-        plans = explain(big_env, token, capture_body(explained),
-                        sides["big"].small_channel_token)  # fmt: skip
-        log("bigdata: the admin lists on both databases")
-        admin = admin_comparison(admin_lists(env), admin_lists(big_env))
-        sizes = table_sizes(big_url)
+        with Seeds(big_env, small_seeds.workdir) as big_seeds:
+            return _measure_bigdata(env, big_env, small_seeds, big_seeds, small,
+                                    rounds=rounds, seconds=seconds, scale=scale)  # fmt: skip
+
+
+def _measure_bigdata(
+    env: dict, big_env: dict, small_seeds: Seeds, big_seeds: Seeds, small: Server,
+    *, rounds: int, seconds: int, scale: float,
+) -> dict:  # fmt: skip
+    big_url = big_env["DATABASE_URL"]
+    template = big_seeds.orders(f"TEMPLATE{big_seeds.run_id}", 1, ITEMS_PER_ORDER)[0]
+    token = api_token(big_env)
+    with psycopg.connect(big_url) as conn:
+        user_id = conn.execute(
+            "SELECT user_id FROM authtoken_token WHERE key = %s", [token]
+        ).fetchone()[0]
+    log(f"bigdata: filling a second database (scale {scale})")
+    timings = fill(big_url, template=template, user_id=user_id, scale=scale)
+    with app_server(big_env) as big_base:
+        sides = {
+            "small": prepare_side("small", env, small_seeds, rounds, seconds,
+                                  small.base, small.token),
+            "big": prepare_side("big", big_env, big_seeds, rounds, seconds, big_base, token),
+        }  # fmt: skip
+        # A fresh server's first requests are slow: warm both on every scenario.
+        for side in sides.values():
+            for scenario in READ_SCENARIOS:
+                wrk_args = scenario_request(side, scenario, 0)
+                wrk(wrk_args.pop("url"), connections=RATIO_CONCURRENCY, seconds=1,
+                    **wrk_args)  # fmt: skip
+        results = alternate(sides, rounds, seconds)
+    explained = big_seeds.orders(f"EXPLAIN{big_seeds.run_id}", 1, 1)[0]
+    plans = explain(big_env, token, capture_body(explained),
+                    sides["big"].small_channel_token)  # fmt: skip
+    log("bigdata: the admin lists on both databases")
+    admin = admin_comparison(admin_lists(env), admin_lists(big_env))
+    sizes = table_sizes(big_url)
     scanned = {table for plan in plans for table in plan["seq_scan_tables"]}
     return {
         "scale": scale,

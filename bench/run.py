@@ -306,7 +306,8 @@ def migrated_database():
         env = app_env(database_url)
         log("migrating and seeding")
         migrate(env)
-        yield env, Seeds(env, Path(workdir))
+        with Seeds(env, Path(workdir)) as seeds:
+            yield env, seeds
 
 
 if __name__ == "__main__":

@@ -1,17 +1,19 @@
 """The orders every scenario captures, seeded before the server starts.
 
-Orders go in through the project's own `manage.py import_orders`. A scenario reads its
+Orders go in through the project's own import service (`manage.py import_orders`'s),
+run by bench/importer.py, one process for all of a run's batches. A scenario reads its
 capture requests from a bodies file: one JSON request body per line, each used once
 (bench/requests.lua)."""
 
 import json
 import secrets
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 
-from bench.infra import manage
+from bench.infra import PYTHON, ROOT
 from scripts.gen_orders import document
 
 CONCURRENCY = (1, 16)
@@ -38,18 +40,44 @@ def capture_body(order: dict, items=None) -> dict:
 
 
 class Seeds:
-    """Orders imported through `manage.py import_orders`, and bodies files for wrk.
-    Every order number carries this run's id, so runs on one database never collide."""
+    """Orders imported through the project's import service, and bodies files for wrk.
+    Every order number carries this run's id, so runs on one database never collide.
+    Use it in a `with` block, or close() it: that ends the importer."""
 
     def __init__(self, env: dict, workdir: Path):
         self.env, self.workdir = env, workdir
         self.run_id = secrets.token_hex(3).upper()
+        self._importer: subprocess.Popen | None = None
+
+    def __enter__(self) -> "Seeds":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End the importer (it holds no connection between batches)."""
+        if self._importer is not None:
+            self._importer.stdin.close()
+            self._importer.wait(timeout=30)
+            self._importer = None
 
     def orders(self, prefix: str, orders: int, items: int) -> list[dict]:
         doc = document(orders=orders, items=items, prefix=prefix)
-        created = json.loads(manage(self.env, "import_orders", "-", stdin=json.dumps(doc)))
+        if self._importer is None:
+            self._importer = subprocess.Popen(
+                [PYTHON, "bench/importer.py"], cwd=ROOT, env=self.env, text=True,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            )  # fmt: skip
+        self._importer.stdin.write(json.dumps(doc) + "\n")
+        self._importer.stdin.flush()
+        answer = self._importer.stdout.readline()
+        if not answer:
+            raise RuntimeError(
+                f"bench/importer.py stopped ({self._importer.wait()}): see its stderr"
+            )
         self.analyze()
-        return created["created"]
+        return json.loads(answer)["created"]
 
     def analyze(self) -> None:
         """Statistics for the tables just filled, as a running shop's tables have them

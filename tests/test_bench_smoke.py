@@ -63,7 +63,7 @@ def test_bench_smoke_runs_clean(bench_database, tmp_path, transactional_db):
     assert_captures_add_up(bench_database)
 
 
-def test_bigdata_fill_is_a_consistent_shop(bench_database, tmp_path, transactional_db):
+def test_bigdata_fill_is_a_consistent_shop(bench_database, tmp_path, transactional_db, request):
     """bench/bigdata.py's fill at 1/1000 of its size: the rows it copies add up like
     the app's own (check_captures), the replay lookup finds its stored keys, and
     bench/explain.py explains every statement of every scenario's request, and
@@ -75,6 +75,7 @@ def test_bigdata_fill_is_a_consistent_shop(bench_database, tmp_path, transaction
     env = app_env(bench_database)
     migrate(env)
     seeds = Seeds(env, tmp_path)
+    request.addfinalizer(seeds.close)
     template = seeds.orders("TEMPLATE", 1, bigdata.ITEMS_PER_ORDER)[0]
     token = api_token(env)
     with psycopg.connect(bench_database) as conn:
