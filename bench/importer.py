@@ -6,7 +6,6 @@ It stops at the end of its stdin."""
 
 import json
 import sys
-from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -18,10 +17,11 @@ def main() -> None:
     django.setup()
     from django.db import connections
 
+    from omnitron import exactjson
     from orders.services import orders_import
 
     for line in sys.stdin:
-        result = orders_import(data=json.loads(line, parse_float=Decimal))
+        result = orders_import(data=json.loads(line, parse_float=exactjson.decimal))
         # No idle connection between batches: the benchmark measures PostgreSQL's
         # processes, and some of its steps want the database to themselves.
         connections.close_all()

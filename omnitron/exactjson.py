@@ -24,8 +24,18 @@ def _integer(text: str) -> int | Decimal:
     return int(text) if len(text) <= 4000 else Decimal(text)
 
 
+def decimal(text: str) -> Decimal:
+    """A JSON number with a fraction or an exponent. One whose exponent is beyond what
+    Decimal holds (1e99999999999999999999999: decimal.InvalidOperation, which callers
+    of a JSON decoder do not expect) is a ValueError, as any JSON the decoder refuses."""
+    try:
+        return Decimal(text)
+    except ArithmeticError:
+        raise ValueError(f"Number out of range: {text[:40]}") from None
+
+
 def loads(text: str | bytes, **kwargs):
-    return json.loads(text, parse_float=Decimal, parse_int=_integer, **kwargs)
+    return json.loads(text, parse_float=decimal, parse_int=_integer, **kwargs)
 
 
 def dumps(value, **kwargs) -> str:
@@ -47,7 +57,7 @@ class ExactJSONDecoder(json.JSONDecoder):
     """For Django's JSONField(decoder=...): fractions and exponents as Decimal."""
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("parse_float", Decimal)
+        kwargs.setdefault("parse_float", decimal)
         kwargs.setdefault("parse_int", _integer)
         super().__init__(**kwargs)
 

@@ -72,7 +72,8 @@ class ApiErrorCode(ErrorCode):
         None,
         "JSON parse error - {reason}",
         "The body is malformed JSON, not UTF-8 (whatever `charset` the `Content-Type` "
-        "names), has a duplicate key, `NaN` or `Infinity`, or is nested too deeply to "
+        "names), has a duplicate key, `NaN` or `Infinity` or a number whose exponent is "
+        "beyond 10¹⁸, or is nested too deeply to "
         f"parse, or holds more than {MAX_JSON_VALUES:,} values (commas, objects and arrays "
         "counted); "
         "or it is shorter than its `Content-Length` (the connection ended mid-body: "

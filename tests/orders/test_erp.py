@@ -52,6 +52,17 @@ def test_only_is_send_can_change(erp, channel, body, field, code):
     assert Order.objects.get(pk=order.pk).is_send is False
 
 
+def test_a_number_beyond_what_decimal_holds_is_a_parse_error(erp, channel):
+    """1e99999999999999999999999 raised decimal.InvalidOperation in the JSON parser
+    (500), on this endpoint as on every JSON one."""
+    order = make_order(channel=channel, items=1)
+    response = erp.generic("PATCH", f"/api/v1/orders/{order.pk}/",
+                           '{"is_send": 1e99999999999999999999999}',
+                           content_type="application/json")  # fmt: skip
+    assert (response.status_code, response.json()["code"]) == (400, "parse_error")
+    assert Order.objects.get(pk=order.pk).is_send is False
+
+
 def test_marking_sent_needs_the_permission_and_the_channel(erp, api_client, channel):
     mine = make_order(channel=channel, items=1)
     theirs = make_order(channel=ChannelFactory(), items=1)

@@ -97,7 +97,15 @@ def capture_cases(order: str, pk: int) -> list[tuple[str, dict, bytes]]:
                 {},
                 body(items=f'[{{"pk": {pk}, "attributes": {{"x": {n}}}}}]'),
             )
-            for n in ["1e200000", "-1e200000", "1e-20000", "1e20000"]
+            # The last two have exponents beyond what Python's Decimal holds.
+            for n in [
+                "1e200000",
+                "-1e200000",
+                "1e-20000",
+                "1e20000",
+                "1e99999999999999999999999",
+                "1e-99999999999999999999999",
+            ]  # fmt: skip
         ],
         (
             "20,000 numbers of 131,001 digits each in attributes",
@@ -189,6 +197,7 @@ def login_cases() -> list[tuple[str, dict, bytes]]:
         ("extra fields", {}, body(extra=', "is_superuser": true')),
         ("huge array", {}, json.dumps({"username": ["u"] * 100_000, "password": "p"}).encode()),
         ("number overflow", {}, body(password="1" * 5000)),
+        ("exponent beyond Decimal's", {}, body(username="1e99999999999999999999999")),
     ]
 
 

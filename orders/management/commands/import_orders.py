@@ -1,9 +1,9 @@
 import json
 import sys
-from decimal import Decimal
 
 from django.core.management.base import BaseCommand, CommandError
 
+from omnitron import exactjson
 from orders.services import ImportInvalid, orders_import
 
 
@@ -35,9 +35,9 @@ class Command(BaseCommand):
     def _read(self, path):
         try:
             if path == "-":
-                return json.load(sys.stdin, parse_float=Decimal)
+                return json.load(sys.stdin, parse_float=exactjson.decimal)
             with open(path, encoding="utf-8") as handle:
-                return json.load(handle, parse_float=Decimal)
+                return json.load(handle, parse_float=exactjson.decimal)
         except OSError as exc:
             raise CommandError(f"Cannot read {path}: {exc}") from exc
         except ValueError as exc:
