@@ -4,8 +4,10 @@ that cost the same with millions of rows.
 Every ModelAdmin registered on the site, this project's and other apps' (auth,
 authtoken, procrastinate), takes its input through `CheckedInputMixin` (AdminSite
 below, made the default site by omnitron.apps.AdminConfig): from the query string only
-the lookups its list filters make, and in a form only JSON that PostgreSQL's jsonb
-stores.
+the lookups its list filters make, with values their columns hold; as an object id or
+an action's selection only values of the pk; and in a form (its inlines' too,
+`CheckedFormFieldsMixin`) only JSON that PostgreSQL's jsonb stores, and a related row
+shown again only when the posted value can be one.
 
 Django's change list counts every row it could show, twice (the filtered count and
 the total), and its search compares substrings (`icontains`), which reads every row:
@@ -13,16 +15,19 @@ on 2 million orders that is seconds per page. `LargeTableAdmin` counts at most
 `COUNT_CAP` rows and searches whole values on indexed columns. docs/operations.md
 says what operators see."""
 
+import functools
 import json
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers, widgets
+from django.contrib.admin.utils import NotRelationField, get_fields_from_path
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.paginator import Paginator
 from django.db import models
 from django.db.models import Q
 from django.forms.fields import InvalidJSONInput
+from django.http import JsonResponse
 from django.utils.functional import cached_property
 
 from omnitron.exactjson import jsonb_refusal
@@ -97,10 +102,38 @@ class StorableJSONField(forms.JSONField):
         return InvalidJSONInput(data) if jsonb_refusal(value, max_depth=MAX_JSON_DEPTH) else value
 
 
-class CheckedInputMixin:
+class CheckedAutocompleteSelect(widgets.AutocompleteSelect):
+    """Django's autocomplete widget looks the posted value up to show it again when
+    the form has errors: `channel=abc` failed in that query (ValueError, or an
+    integer psycopg cannot send: 500). A value the related column cannot hold is
+    shown as no choice; the form's own error says why."""
+
+    def optgroups(self, name, value, attr=None):
+        target = self.field.target_field
+        value = [v for v in value if v in ("", None) or _is_value_of(target, str(v))]
+        return super().optgroups(name, value, attr)
+
+
+class CheckedFormFieldsMixin:
+    """The form fields of a ModelAdmin or an inline: JSON that jsonb stores, and
+    autocomplete widgets that look up only values their column holds."""
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if isinstance(db_field, models.JSONField):
+            kwargs = {"form_class": StorableJSONField, "allow_null": db_field.null, **kwargs}
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
+            kwargs["widget"] = CheckedAutocompleteSelect(db_field, self.admin_site,
+                                                         using=kwargs.get("using"))  # fmt: skip
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class CheckedInputMixin(CheckedFormFieldsMixin):
     """What an admin page takes from a request (mixed into every registered
-    ModelAdmin by AdminSite): only the list's own filter lookups, and JSON that jsonb
-    stores."""
+    ModelAdmin by AdminSite): only the list's own filter lookups, pks as object ids
+    and selections, and its forms' and its inlines' checked fields."""
 
     def lookup_allowed(self, lookup, value, request=None):
         """Only the list's own filters, with a value a column can be compared with.
@@ -117,6 +150,8 @@ class CheckedInputMixin:
                 offered.add(entry.parameter_name)
                 continue
             path = entry[0] if isinstance(entry, tuple | list) else entry
+            if lookup == f"{path}__exact" and not _is_choice(self.model, path, value):
+                return False  # a PostgreSQL enum refuses any other value (500)
             offered.update(f"{path}__{suffix}" for suffix in FILTER_SUFFIXES)
             dates.append(path)
         if self.date_hierarchy:
@@ -144,10 +179,56 @@ class CheckedInputMixin:
                 formset.max_num = min(formset.max_num, cap)
             yield formset, inline
 
-    def formfield_for_dbfield(self, db_field, request, **kwargs):
-        if isinstance(db_field, models.JSONField):
-            kwargs = {"form_class": StorableJSONField, "allow_null": db_field.null, **kwargs}
-        return super().formfield_for_dbfield(db_field, request, **kwargs)
+    def get_inlines(self, request, obj):
+        return [_checked(inline, CheckedFormFieldsMixin)
+                for inline in super().get_inlines(request, obj)]  # fmt: skip
+
+    def get_object(self, request, object_id, from_field=None):
+        """None (Django's "does not exist") for an id the column cannot hold: an
+        event's pk is text, and a NUL in it failed in the database (500)."""
+        field = self.model._meta.get_field(from_field) if from_field else self.model._meta.pk
+        if not _is_value_of(field, object_id):
+            return None
+        return super().get_object(request, object_id, from_field)
+
+    def response_action(self, request, queryset):
+        # A selection of anything but pks (`_selected_action=abc`, or beyond the pk's
+        # range) failed in the query (500).
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        if not all(_is_value_of(self.model._meta.pk, pk) for pk in selected):
+            self.message_user(request, "That is not a selection of this list.", messages.ERROR)
+            return None
+        return super().response_action(request, queryset)
+
+
+def _is_value_of(field, value: str) -> bool:
+    """Whether a value from a request is one the field's column holds, so that
+    comparing the column with it cannot fail in the database: no NUL, converted as the
+    field converts it, within its range (an integer pk's) and length."""
+    if "\x00" in value:
+        return False
+    try:
+        field.run_validators(field.to_python(value))
+    except (ValidationError, ValueError, TypeError):
+        return False
+    return True
+
+
+def _is_choice(model, path: str, value: str) -> bool:
+    """False when the field at `path` has choices and `value` is none of them."""
+    try:
+        field = get_fields_from_path(model, path)[-1]
+    except (FieldDoesNotExist, NotRelationField):
+        return True
+    return not field.choices or value in {str(key) for key, _ in field.flatchoices}
+
+
+@functools.cache
+def _checked(admin_class: type, mixin: type) -> type:
+    """`admin_class` with `mixin` in front (`Checked<name>`), unless it has it."""
+    if issubclass(admin_class, mixin):
+        return admin_class
+    return type(f"Checked{admin_class.__name__}", (mixin, admin_class), {"__module__": __name__})
 
 
 def _raw_id_lookups(model) -> set[tuple[str, str]]:
@@ -173,11 +254,15 @@ class AdminSite(admin.AdminSite):
     (`Checked<name>`: the mixin's checks run before the admin's own overrides)."""
 
     def register(self, model_or_iterable, admin_class=None, **options):
-        admin_class = admin_class or admin.ModelAdmin
-        if not issubclass(admin_class, CheckedInputMixin):
-            admin_class = type(f"Checked{admin_class.__name__}", (CheckedInputMixin, admin_class),
-                               {"__module__": __name__})  # fmt: skip
+        admin_class = _checked(admin_class or admin.ModelAdmin, CheckedInputMixin)
         super().register(model_or_iterable, admin_class, **options)
+
+    def autocomplete_view(self, request):
+        # The term goes to the related admin's search unchecked (Django's change list
+        # checks its own search box): a NUL failed in the database (500).
+        if "\x00" in request.GET.get("term", ""):
+            return JsonResponse({"results": [], "pagination": {"more": False}})
+        return super().autocomplete_view(request)
 
 
 class LargeTableAdmin(CheckedInputMixin, admin.ModelAdmin):
@@ -189,14 +274,6 @@ class LargeTableAdmin(CheckedInputMixin, admin.ModelAdmin):
 
     paginator = CappedCountPaginator
     show_full_result_count = False
-
-    def response_action(self, request, queryset):
-        # A selection of anything but pks (`_selected_action=abc`) failed in the query.
-        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
-        if not all(pk.isascii() and pk.isdigit() and len(pk) < 20 for pk in selected):
-            self.message_user(request, "That is not a selection of this list.", messages.ERROR)
-            return None
-        return super().response_action(request, queryset)
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()

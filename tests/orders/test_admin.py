@@ -195,11 +195,83 @@ def test_the_lists_own_filters_still_filter(client, channel, url):
     assert client.get(url).status_code == 200
 
 
-def test_an_action_on_a_selection_of_anything_but_pks_changes_nothing(client, channel):
+@pytest.mark.parametrize(
+    ("path", "action"),
+    [("capture/capture", "export_csv"), ("auth/group", "delete_selected"),
+     ("auth/user", "delete_selected"), ("orders/channel", "delete_selected"),
+     ("orders/customer", "delete_selected"), ("orders/channelmembership", "delete_selected")],
+)  # fmt: skip
+@pytest.mark.parametrize("selected", [["abc", "1e5"], ["1.5"], ["99999999999999999999"], ["\x00"]])
+def test_an_action_on_a_selection_of_anything_but_pks_changes_nothing(
+    client, channel, path, action, selected
+):
+    """Every list's, not only the large ones': Django compared the values with the pk
+    column in the query (ValueError, or an integer psycopg cannot send: 500)."""
     client.force_login(make_api_user(is_superuser=True, is_staff=True))
-    response = client.post("/admin/capture/capture/",
-                           {"action": "export_csv", "_selected_action": ["abc", "1e5"]})  # fmt: skip
+    response = client.post(f"/admin/{path}/", {"action": action, "_selected_action": selected})
     assert response.status_code == 302  # back to the list, with the message
+    assert ChannelFactory._meta.model.objects.filter(pk=channel.pk).exists()
+
+
+def test_an_action_on_real_pks_still_runs(client, channel):
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    response = client.post("/admin/orders/channel/",
+                           {"action": "delete_selected", "_selected_action": [str(channel.pk)]})  # fmt: skip
+    assert response.status_code == 200  # Django's "Are you sure?" page
+    assert channel.name in response.content.decode()
+
+
+@pytest.mark.parametrize("value", ["abc", "1.5", "99999999999999999999", "\x00"])
+def test_a_channel_that_is_not_one_is_a_form_error(client, channel, value):
+    """The channel's autocomplete widget looked the posted value up to show it again
+    (ValueError, OverflowError or a NUL in the query: 500)."""
+    user = make_api_user(is_superuser=True, is_staff=True)
+    client.force_login(user)
+    response = client.post("/admin/orders/channelmembership/add/",
+                           {"user": user.pk, "channel": value})  # fmt: skip
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["channel"]
+
+    url = f"/admin/auth/user/{user.pk}/change/"
+    data = change_form(client, url)
+    prefix = next(name for name in data if name.endswith("-TOTAL_FORMS") and "channel" in name)
+    prefix = prefix.removesuffix("-TOTAL_FORMS")
+    response = client.post(
+        url, {**data, f"{prefix}-TOTAL_FORMS": "1", f"{prefix}-0-channel": value}
+    )
+    assert response.status_code == 200
+    formset = next(f for f in response.context["inline_admin_formsets"]
+                   if f.formset.prefix == prefix).formset  # fmt: skip
+    assert formset.errors[0]["channel"]
+
+
+def test_the_channel_autocomplete_answers_a_nul_with_nothing(client, channel):
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    response = client.get("/admin/autocomplete/", {"app_label": "orders", "term": "\x00",
+                          "model_name": "channelmembership", "field_name": "channel"})  # fmt: skip
+    assert (response.status_code, response.json()["results"]) == (200, [])
+    found = client.get("/admin/autocomplete/", {"app_label": "orders", "term": channel.name,
+                       "model_name": "channelmembership", "field_name": "channel"})  # fmt: skip
+    assert [row["id"] for row in found.json()["results"]] == [str(channel.pk)]
+
+
+# To the admin's index ("does not exist"); events are never deleted.
+@pytest.mark.parametrize(
+    ("page", "status"), [("change/", 302), ("history/", 302), ("delete/", 403)]
+)
+def test_an_object_id_with_a_nul_is_not_found(client, channel, page, status):
+    """An event's pk is text: a NUL reached PostgreSQL (DataError, 500)."""
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    response = client.get(f"/admin/events/event/%00/{page}")
+    assert response.status_code == status
+
+
+@pytest.mark.parametrize("status", ["999", "abc", "TODO", ""])
+def test_a_filter_takes_only_its_fields_choices(client, db, status):
+    """A job's status is a PostgreSQL enum: any other value failed in the database."""
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    response = client.get("/admin/procrastinate/procrastinatejob/", {"status__exact": status})
+    assert response.status_code == 400
 
 
 class _Form(HTMLParser):
@@ -246,6 +318,8 @@ HOSTILE_JSON = {
     # Decodes, but writing it into the page again, deeper in the stack, did not.
     "890 deep": "[" * 890 + "]" * 890,
     "null": "null", "empty": "",
+    # Exponents beyond what Python's Decimal holds (decimal.InvalidOperation).
+    "huge exponent": "[1e99999999999999999999999]", "tiny exponent": '{"a": 1e-99999999999999999999999}',
 }  # fmt: skip
 
 
