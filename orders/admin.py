@@ -9,7 +9,7 @@ from django.db.models import Count, OuterRef, Subquery
 from omnitron.admin import LargeTableAdmin
 
 from .models import Channel, ChannelMembership, Customer, Order, OrderItem
-from .selectors import order_item_list_for_user, order_list_for_user
+from .selectors import channel_ids_for_user, order_item_list_for_user, order_list_for_user
 
 CAPTURE_OWNED = ("captured_at", "attributes", "created_date", "modified_date")
 # What a capture's audit record relies on: once an item is captured, no one changes
@@ -182,6 +182,12 @@ class OrderAdmin(LargeTableAdmin):
         fixed = ("channel",) if obj is not None else ()
         return (*super().get_readonly_fields(request, obj), *fixed)
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        # A new order goes into one of the staff member's channels.
+        if db_field.name == "channel" and not request.user.is_superuser:
+            kwargs["queryset"] = Channel.objects.filter(pk__in=channel_ids_for_user(request.user))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     def get_queryset(self, request):
         return (
             order_list_for_user(user=request.user)
@@ -191,11 +197,11 @@ class OrderAdmin(LargeTableAdmin):
             )
         )
 
-    @admin.display(description="status", ordering="status")
+    @admin.display(description="status")
     def status_name(self, order):
         return f"{order.get_status_display()} ({order.status})"
 
-    @admin.display(description="amount", ordering="amount")
+    @admin.display(description="amount")
     def amount_with_currency(self, order):
         return f"{order.amount} {order.currency.upper()}"
 
@@ -217,3 +223,14 @@ class OrderItemAdmin(LargeTableAdmin):
 
     def get_queryset(self, request):
         return order_item_list_for_user(user=request.user).select_related("order")
+
+    def get_readonly_fields(self, request, obj=None):
+        # An item stays in its order: moving it would move it to another channel too.
+        fixed = ("order",) if obj is not None else ()
+        return (*super().get_readonly_fields(request, obj), *fixed)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        # A new item goes into an order the staff member sees.
+        if db_field.name == "order":
+            kwargs["queryset"] = order_list_for_user(user=request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
