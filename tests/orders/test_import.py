@@ -87,6 +87,16 @@ def test_existing_orders_are_skipped_never_changed(db, tmp_path):
     assert Channel.objects.get(pk=1).name == "Web Shop"  # channels are upserted
 
 
+def test_existing_orders_are_found_among_more_numbers_than_a_statement_takes(db, tmp_path):
+    """PostgreSQL takes at most 65,535 parameters in a statement: a file of 200,000
+    orders failed at the end of its import. The numbers are looked up in batches."""
+    from orders.services import _existing_orders
+
+    run_import(tmp_path, document())
+    numbers = sorted([f"NEW-{n}" for n in range(70_000)] + ["ORD-1", "ORD-2"])
+    assert _existing_orders(numbers) == {(1, "ORD-1"), (1, "ORD-2")}
+
+
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
