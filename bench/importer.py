@@ -21,7 +21,7 @@ def main() -> None:
     from orders.services import orders_import
 
     for line in sys.stdin:
-        result = orders_import(data=json.loads(line, parse_float=exactjson.decimal))
+        result = orders_import(data=json.loads(line, parse_float=exactjson.parse_decimal))
         # No idle connection between batches: the benchmark measures PostgreSQL's
         # processes, and some of its steps want the database to themselves.
         connections.close_all()

@@ -212,10 +212,11 @@ class CheckedInputMixin(CheckedFormFieldsMixin):
                 for inline in super().get_inlines(request, obj)]  # fmt: skip
 
     def get_object(self, request, object_id, from_field=None):
-        """None (Django's "does not exist") for an id the column cannot hold: an
-        event's pk is text, and a NUL in it failed in the database (500)."""
-        field = self.model._meta.get_field(from_field) if from_field else self.model._meta.pk
-        if not _is_value_of(field, object_id):
+        """None (Django's "does not exist") for an id with a NUL: an event's pk is
+        text, and a NUL in it failed in the database (500). Django answers any other
+        id a key cannot hold (`abc`, 20 digits) with None itself; an admin may read
+        the id as another model's (authtoken's: a user's pk)."""
+        if "\x00" in object_id:
             return None
         return super().get_object(request, object_id, from_field)
 

@@ -24,7 +24,7 @@ def _integer(text: str) -> int | Decimal:
     return int(text) if len(text) <= 4000 else Decimal(text)
 
 
-def decimal(text: str) -> Decimal:
+def parse_decimal(text: str) -> Decimal:
     """A JSON number with a fraction or an exponent. One whose exponent is beyond what
     Decimal holds (1e99999999999999999999999: decimal.InvalidOperation, which callers
     of a JSON decoder do not expect) is a ValueError, as any JSON the decoder refuses."""
@@ -35,7 +35,7 @@ def decimal(text: str) -> Decimal:
 
 
 def loads(text: str | bytes, **kwargs):
-    return json.loads(text, parse_float=decimal, parse_int=_integer, **kwargs)
+    return json.loads(text, parse_float=parse_decimal, parse_int=_integer, **kwargs)
 
 
 def dumps(value, **kwargs) -> str:
@@ -57,7 +57,7 @@ class ExactJSONDecoder(json.JSONDecoder):
     """For Django's JSONField(decoder=...): fractions and exponents as Decimal."""
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("parse_float", decimal)
+        kwargs.setdefault("parse_float", parse_decimal)
         kwargs.setdefault("parse_int", _integer)
         super().__init__(**kwargs)
 

@@ -35,9 +35,9 @@ class Command(BaseCommand):
     def _read(self, path):
         try:
             if path == "-":
-                return json.load(sys.stdin, parse_float=exactjson.decimal)
+                return json.load(sys.stdin, parse_float=exactjson.parse_decimal)
             with open(path, encoding="utf-8") as handle:
-                return json.load(handle, parse_float=exactjson.decimal)
+                return json.load(handle, parse_float=exactjson.parse_decimal)
         except OSError as exc:
             raise CommandError(f"Cannot read {path}: {exc}") from exc
         except ValueError as exc:
