@@ -64,8 +64,12 @@ def webhook_lane_flush(*, subscription_id: int, lane: int) -> int:
     over one kept-alive connection, and record each attempt. A 2xx answer delivers a
     delivery; anything else schedules its next attempt from the retry schedule (the
     worker's dispatcher queues the lane again when it is due), or, after the last,
-    fails it. Only one job per lane runs at a time (its procrastinate lock), so no
-    delivery is ever sent twice at once. Returns how many attempts were made."""
+    fails it. After a POST that got no answer (refused, timed out, past its
+    deadline), the rest of the batch is not sent, each recorded as an attempt: a
+    receiver that hangs costs its lane one deadline per batch, not one per delivery
+    (a batch of 100 waited 100 timeouts, holding a worker's slot). Only one job per
+    lane runs at a time (its procrastinate lock), so no delivery is ever sent twice
+    at once. Returns how many attempts were made."""
     subscription = WebhookSubscription.objects.get(pk=subscription_id)
     attempts = 0
     while batch := _next_batch(subscription, lane):
@@ -74,14 +78,20 @@ def webhook_lane_flush(*, subscription_id: int, lane: int) -> int:
         payloads = {event.id: event.payload or rendered[event.id] for event in events}
         target = outbound.Target(subscription.url, subscription.headers)
         try:
-            outcomes = []
+            outcomes, unanswered = [], None
             for delivery in batch:
+                started_at = timezone.now()
+                if unanswered is not None:  # the receiver is down or hangs: don't wait again
+                    outcomes.append((delivery, started_at, outbound.not_sent(unanswered)))
+                    continue
                 body = payloads[delivery.event_id].encode()
                 signed = signing.headers(
                     subscription.secret, delivery.event_id, int(time.time()), body
                 )
-                started_at = timezone.now()
-                outcomes.append((delivery, started_at, target.post(body, signed)))
+                outcome = target.post(body, signed)
+                outcomes.append((delivery, started_at, outcome))
+                if outcome.status_code is None:
+                    unanswered = outcome
         finally:
             target.close()
         _record(subscription, outcomes, rendered)
