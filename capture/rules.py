@@ -21,6 +21,8 @@ NON_CAPTURABLE_ITEM_STATUSES = frozenset(
 )
 
 MAX_ITEMS_PER_CAPTURE = 1000
+# The most captured items a page of the captures list holds (fewer captures then).
+MAX_PAGE_ITEMS = 5000
 MAX_ATTRIBUTES_BYTES = 16 * 1024
 MAX_ATTRIBUTES_DEPTH = 32
 MAX_IDEMPOTENCY_KEY_LENGTH = 255

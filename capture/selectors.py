@@ -3,7 +3,7 @@
 from collections.abc import Iterator
 
 from django.db import connection, transaction
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
 
 from orders.selectors import channel_id_list_for_user, in_channels
 
@@ -15,6 +15,13 @@ def captures_with_items() -> QuerySet[Capture]:
     return Capture.objects.select_related("order", "user").prefetch_related(
         Prefetch("items", queryset=CaptureItem.objects.order_by("order_item_id"))
     )
+
+
+def capture_item_count() -> Subquery:
+    """A capture's number of items, for a list's page of captures (a count per row of
+    the page, on the items' capture index)."""
+    items = CaptureItem.objects.filter(capture=OuterRef("pk")).order_by()
+    return Subquery(items.values("capture").annotate(n=Count("pk")).values("n"))
 
 
 def capture_list_for_user(*, user, filters: dict | None = None) -> QuerySet[Capture]:

@@ -76,12 +76,31 @@ class Pagination(BasePagination):
             beyond = RawSQL(f"({columns}) {operator} ({placeholders})", after,
                             output_field=BooleanField())  # fmt: skip
             queryset = queryset.filter(beyond)
-        rows = list(queryset[: self.page_size + 1])
-        self.next_position = None
-        if len(rows) > self.page_size:
-            rows = rows[: self.page_size]
-            self.next_position = [f.value_to_string(rows[-1]) for f in fields]
+        rows, more = self.rows(queryset, view)
+        self.next_position = [f.value_to_string(rows[-1]) for f in fields] if more else None
         return rows
+
+    def rows(self, queryset, view) -> tuple[list, bool]:
+        """The page's rows, and whether a row follows them. A list whose rows differ
+        in size names, on its view, `page_parts`: an expression counting a row's parts
+        (a capture's items), and the most parts a page holds. Its page then ends
+        before the row that would pass that (the first row always comes), and only
+        the page's rows are read whole, their parts with them."""
+        parts = getattr(view, "page_parts", None)
+        if parts is None:
+            rows = list(queryset[: self.page_size + 1])
+            return rows[: self.page_size], len(rows) > self.page_size
+        count, most = parts
+        sizes = queryset.prefetch_related(None).annotate(_parts=count).values_list("pk", "_parts")
+        kept, total, more = [], 0, False
+        for pk, size in sizes[: self.page_size + 1]:
+            total += size or 0
+            if len(kept) == self.page_size or (kept and total > most):
+                more = True
+                break
+            kept.append(pk)
+        by_pk = {row.pk: row for row in queryset.filter(pk__in=kept)}
+        return [by_pk[pk] for pk in kept if pk in by_pk], more
 
     def get_page_size(self, request) -> int:
         try:
