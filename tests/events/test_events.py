@@ -120,6 +120,32 @@ def test_the_feed_serves_the_callers_channels_oldest_first_by_cursor(api_client,
     assert api_client.get(FEED, {"after": "nope"}).json()["code"] == "invalid"
 
 
+def test_a_feed_page_holds_at_most_max_page_characters_of_payloads(
+    api_client, channel, monkeypatch
+):
+    """500 events of orders of 1,000 items were 21 MB and 2.4 s in one answer. A page
+    ends before the event that would pass the limit; polling with `after` goes on."""
+    from events import views
+
+    orders = [make_order(channel=channel, items=n) for n in (1, 30, 1, 1)]
+    for order in orders:
+        assert (
+            capture(api_client, order, list(order.items.values_list("pk", flat=True))).status_code
+            == 200
+        )
+    assert len(api_client.get(FEED).json()["results"]) == 4  # renders and stores the payloads
+    sizes = [len(p) for p in Event.objects.order_by("id").values_list("payload", flat=True)]
+    monkeypatch.setattr(views, "MAX_PAGE_CHARACTERS", sizes[0] + 1, raising=False)
+    pages, url = [], FEED + "?limit=500"
+    while True:
+        body = api_client.get(url).json()
+        if not body["results"]:
+            break
+        pages.append([len(e["data"]["capture"]["items"]) for e in body["results"]])
+        url = body["next"]
+    assert pages == [[1], [30], [1], [1]]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_feed_waits_for_a_running_transaction_rather_than_skip_its_event(api_client, channel):
     """A transaction that started first may commit an event that sorts before one
