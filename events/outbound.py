@@ -35,6 +35,8 @@ class Outcome:
     error: str
     response_excerpt: str
     duration_ms: int
+    # No answer in time (a connect or read timeout, or the deadline): the receiver hangs.
+    timed_out: bool = False
 
     @property
     def delivered(self) -> bool:
@@ -237,17 +239,18 @@ class Target:
             finally:
                 response.release_conn()
         except urllib3.exceptions.HTTPError as exc:
-            error = _describe(exc)
+            error, timed_out = _describe(exc), isinstance(exc, urllib3.exceptions.TimeoutError)
         except (OSError, ValueError, TypeError) as exc:  # e.g. a header http.client refuses
-            error = f"{type(exc).__name__}: {exc}"
+            error, timed_out = f"{type(exc).__name__}: {exc}", isinstance(exc, TimeoutError)
         else:
-            error = ""
+            error, timed_out = "", False
         finally:
             cut = self.deadline.disarm()
         if cut:  # whatever error it caused, or an answer that came just in time
-            return _outcome(started, error=f"no whole answer within {seconds:g} s")
+            return _outcome(started, error=f"no whole answer within {seconds:g} s",
+                            timed_out=True)  # fmt: skip
         if error:
-            return _outcome(started, error=error)
+            return _outcome(started, error=error, timed_out=timed_out)
         return _outcome(
             started, status_code=response.status, excerpt=excerpt.decode("utf-8", "replace")
         )
@@ -261,9 +264,10 @@ class Target:
 
 def not_sent(after: Outcome) -> Outcome:
     """The outcome of a delivery not sent because the POST before it, to the same
-    receiver, got no answer: its lane moves on instead of waiting out a deadline per
-    delivery. It counts as an attempt, so the delivery keeps to its retry schedule."""
-    return Outcome(None, f"not sent: the POST before it got no answer ({after.error})"[:255],
+    receiver, got no answer in time: its lane moves on instead of waiting out a
+    deadline per delivery. It counts as an attempt, so the delivery keeps to its retry
+    schedule."""
+    return Outcome(None, f"not sent: the POST before it timed out ({after.error})"[:255],
                    "", 0)  # fmt: skip
 
 
@@ -272,11 +276,12 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {reason}"[:255]
 
 
-def _outcome(started: float, *, status_code=None, error="", excerpt="") -> Outcome:
+def _outcome(started: float, *, status_code=None, error="", excerpt="",
+             timed_out=False) -> Outcome:  # fmt: skip
     duration = round((time.monotonic() - started) * 1000)
     # PostgreSQL's text holds no NUL: a receiver's answer with one could not be
     # recorded, and its delivery was sent again every second.
-    return Outcome(status_code, _text(error)[:255], _text(excerpt), duration)
+    return Outcome(status_code, _text(error)[:255], _text(excerpt), duration, timed_out)
 
 
 def _text(value: str) -> str:

@@ -64,21 +64,23 @@ def webhook_lane_flush(*, subscription_id: int, lane: int) -> int:
     over one kept-alive connection, and record each attempt. A 2xx answer delivers a
     delivery; anything else schedules its next attempt from the retry schedule (the
     worker's dispatcher queues the lane again when it is due), or, after the last,
-    fails it. After a POST that got no answer (refused, timed out, past its
-    deadline), the rest of the batch is not sent, each recorded as an attempt: a
-    receiver that hangs costs its lane one deadline per batch, not one per delivery
-    (a batch of 100 waited 100 timeouts, holding a worker's slot). Only one job per
-    lane runs at a time (its procrastinate lock), so no delivery is ever sent twice
-    at once. Returns how many attempts were made."""
+    fails it. After a POST that timed out (connecting, reading, or past its deadline),
+    the rest of the batch is not sent, each recorded as an attempt, and the job ends:
+    a receiver that hangs costs its lane one deadline per job, not one per delivery (a
+    batch of 100 waited 100 timeouts), and hands the worker's slot back to the queue,
+    where other subscriptions' lanes wait (two hanging receivers' lanes held all eight
+    slots while they kept finding due deliveries). Only one job per lane runs at a
+    time (its procrastinate lock), so no delivery is ever sent twice at once. Returns
+    how many attempts were made."""
     subscription = WebhookSubscription.objects.get(pk=subscription_id)
-    attempts = 0
-    while batch := _next_batch(subscription, lane):
+    attempts, unanswered = 0, None
+    while unanswered is None and (batch := _next_batch(subscription, lane)):
         events = [delivery.event for delivery in batch]
         rendered = render_payloads(events)
         payloads = {event.id: event.payload or rendered[event.id] for event in events}
         target = outbound.Target(subscription.url, subscription.headers)
         try:
-            outcomes, unanswered = [], None
+            outcomes = []
             for delivery in batch:
                 started_at = timezone.now()
                 if unanswered is not None:  # the receiver is down or hangs: don't wait again
@@ -90,13 +92,13 @@ def webhook_lane_flush(*, subscription_id: int, lane: int) -> int:
                 )
                 outcome = target.post(body, signed)
                 outcomes.append((delivery, started_at, outcome))
-                if outcome.status_code is None:
+                if outcome.timed_out:
                     unanswered = outcome
         finally:
             target.close()
         _record(subscription, outcomes, rendered)
         attempts += len(outcomes)
-        if len(batch) < BATCH:
+        if len(batch) < BATCH and unanswered is None:
             time.sleep(LANE_GATHER_SECONDS)
     return attempts
 
@@ -111,11 +113,14 @@ def _next_batch(subscription: WebhookSubscription, lane: int) -> list[WebhookDel
 
 
 def _due(subscription: WebhookSubscription, lane: int) -> list[WebhookDelivery]:
+    """The lane's due deliveries, none once the subscription is deactivated (a running
+    job stops at its next batch)."""
     return list(
         WebhookDelivery.objects.select_related("event")
         .alias(lane=F("id") % LANES_PER_SUBSCRIPTION)
         .filter(
             subscription=subscription,
+            subscription__is_active=True,
             state=DeliveryState.PENDING,
             next_attempt_at__lte=timezone.now(),
             lane=lane,

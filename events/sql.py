@@ -70,8 +70,9 @@ def record_event_ctes(source: str) -> str:
 # whose job a dead worker held).
 QUEUE_DUE_LANES = f"""
     WITH due AS (
-        SELECT subscription_id, mod(id, {LANES_PER_SUBSCRIPTION}) AS lane FROM {DELIVERIES}
-         WHERE state = 'pending' AND next_attempt_at <= now()
+        SELECT subscription_id, mod(d.id, {LANES_PER_SUBSCRIPTION}) AS lane
+          FROM {DELIVERIES} d JOIN {SUBSCRIPTIONS} sub ON sub.id = d.subscription_id
+         WHERE d.state = 'pending' AND d.next_attempt_at <= now() AND sub.is_active
     )
     {lane_jobs_sql("due")}"""
 

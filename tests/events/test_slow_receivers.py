@@ -7,11 +7,13 @@ import threading
 import time
 
 import pytest
+from django.db import connection
 from django.test import override_settings
 
 from events import outbound
 from events.models import DeliveryAttempt, DeliveryState, WebhookDelivery
 from events.services import webhook_lane_flush, webhook_subscription_create_or_update
+from events.tasks import dispatch_due_deliveries
 from tests.factories import make_order
 from tests.helpers import capture
 
@@ -97,13 +99,89 @@ def test_a_receiver_that_never_answers_costs_a_lane_one_deadline(api_client, cha
     ids = [d.pk for d in WebhookDelivery.objects.order_by("id") if d.pk % 4 == lane]
     assert len(ids) == 3
 
+    started = time.monotonic()
     webhook_lane_flush(subscription_id=subscription.pk, lane=lane)
+    # The job ends after the batch, handing its slot back: no wait for more deliveries.
+    assert time.monotonic() - started < 1.8
 
     attempts = list(DeliveryAttempt.objects.filter(delivery_id__in=ids).order_by("delivery_id"))
     assert [a.delivery_id for a in attempts] == ids  # one attempt each
     assert attempts[0].error.startswith("ReadTimeoutError") or "within" in attempts[0].error
-    assert all(a.error.startswith("not sent: the POST before it got no answer")
+    assert all(a.error.startswith("not sent: the POST before it timed out")
                for a in attempts[1:])  # fmt: skip
     assert sum(a.duration_ms for a in attempts) < 1000  # one deadline, not three
     states = set(WebhookDelivery.objects.filter(pk__in=ids).values_list("state", flat=True))
     assert states == {DeliveryState.PENDING}  # each waits for its retry, an hour away
+
+
+class ResetsItsFirstConnection:
+    """Resets the first connection it gets (as a receiver that dropped a kept-alive
+    connection just as the POST arrived), then answers 204 on every other."""
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/hook"
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            first = self.connections == 1
+            threading.Thread(target=self._answer, args=(conn, first), daemon=True).start()
+
+    def _answer(self, conn, reset):
+        with conn:
+            while conn.recv(65536):
+                if reset:  # RST instead of an answer
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+                    return
+                conn.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+
+    def stop(self):
+        self.server.close()
+
+
+def test_a_reset_connection_costs_its_delivery_only(api_client, channel):
+    """Only a timeout stops a batch: a reset (or refused) connection fails fast, and the
+    next delivery goes on a new connection."""
+    receiver = ResetsItsFirstConnection()
+    try:
+        subscription, _ = webhook_subscription_create_or_update(
+            url=receiver.url, event_types=["order.captured"]
+        )
+        for order in [make_order(channel=channel, items=1) for _ in range(12)]:
+            assert capture(api_client, order, [order.items.get().pk]).status_code == 200
+        lane = WebhookDelivery.objects.order_by("id").first().pk % 4
+        ids = [d.pk for d in WebhookDelivery.objects.order_by("id") if d.pk % 4 == lane]
+        webhook_lane_flush(subscription_id=subscription.pk, lane=lane)
+    finally:
+        receiver.stop()
+    states = dict(WebhookDelivery.objects.filter(pk__in=ids).values_list("pk", "state"))
+    assert [states[pk] for pk in ids] == [DeliveryState.PENDING, DeliveryState.DELIVERED,
+                                          DeliveryState.DELIVERED]  # fmt: skip
+    assert not DeliveryAttempt.objects.filter(error__startswith="not sent").exists()
+
+
+def test_a_deactivated_subscription_gets_no_more_attempts(api_client, channel):
+    """Deactivating a subscription is how an operator stops a receiver that misbehaves:
+    its lanes had gone on sending (and holding the worker's slots) for 31 hours."""
+    subscription, _ = webhook_subscription_create_or_update(
+        url="http://127.0.0.1:9/nobody", event_types=["order.captured"]
+    )
+    order = make_order(channel=channel, items=1)
+    assert capture(api_client, order, [order.items.get().pk]).status_code == 200
+    delivery = WebhookDelivery.objects.get()
+    subscription.is_active = False
+    subscription.save()
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM procrastinate_jobs")  # the lane job the capture queued
+        dispatch_due_deliveries(0)  # the worker's dispatcher, every second
+        cursor.execute("SELECT count(*) FROM procrastinate_jobs")
+        assert cursor.fetchone() == (0,)
+    assert webhook_lane_flush(subscription_id=subscription.pk, lane=delivery.pk % 4) == 0
+    assert not DeliveryAttempt.objects.exists()
