@@ -146,6 +146,20 @@ def test_a_feed_page_holds_at_most_max_page_characters_of_payloads(
     assert pages == [[1], [30], [1], [1]]
 
 
+def test_a_full_feed_page_renders_no_payload_beyond_it(api_client, channel, monkeypatch):
+    """Rendering the payloads of 500 events of 1,000-item orders at once took over 30 s
+    (gunicorn killed the worker). Payloads are rendered 10, 20, 40... at a time, and
+    none once the page is full."""
+    from events import views
+
+    for order in [make_order(channel=channel, items=1) for _ in range(25)]:
+        assert capture(api_client, order, [order.items.get().pk]).status_code == 200
+    assert not Event.objects.filter(payload__isnull=False).exists()
+    monkeypatch.setattr(views, "MAX_PAGE_CHARACTERS", 1, raising=False)  # one event a page
+    assert len(api_client.get(FEED, {"limit": 500}).json()["results"]) == 1
+    assert Event.objects.filter(payload__isnull=False).count() == 10
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_feed_waits_for_a_running_transaction_rather_than_skip_its_event(api_client, channel):
     """A transaction that started first may commit an event that sorts before one
