@@ -77,7 +77,9 @@ class Pagination(BasePagination):
                             output_field=BooleanField())  # fmt: skip
             queryset = queryset.filter(beyond)
         rows, more = self.rows(queryset, view)
-        self.next_position = [f.value_to_string(rows[-1]) for f in fields] if more else None
+        self.next_position = (
+            [f.value_to_string(rows[-1]) for f in fields] if more and rows else None
+        )
         return rows
 
     def rows(self, queryset, view) -> tuple[list, bool]:
