@@ -73,8 +73,8 @@ def webhook_lane_flush(*, subscription_id: int, lane: int) -> int:
     time (its procrastinate lock), so no delivery is ever sent twice at once. Returns
     how many attempts were made."""
     subscription = WebhookSubscription.objects.get(pk=subscription_id)
-    attempts, unanswered = 0, None
-    while unanswered is None and (batch := _next_batch(subscription, lane)):
+    attempts, timed_out = 0, None
+    while timed_out is None and (batch := _next_batch(subscription, lane)):
         events = [delivery.event for delivery in batch]
         rendered = render_payloads(events)
         payloads = {event.id: event.payload or rendered[event.id] for event in events}
@@ -83,8 +83,8 @@ def webhook_lane_flush(*, subscription_id: int, lane: int) -> int:
             outcomes = []
             for delivery in batch:
                 started_at = timezone.now()
-                if unanswered is not None:  # the receiver is down or hangs: don't wait again
-                    outcomes.append((delivery, started_at, outbound.not_sent(unanswered)))
+                if timed_out is not None:  # the receiver hangs: don't wait again
+                    outcomes.append((delivery, started_at, outbound.not_sent(timed_out)))
                     continue
                 body = payloads[delivery.event_id].encode()
                 signed = signing.headers(
@@ -93,12 +93,12 @@ def webhook_lane_flush(*, subscription_id: int, lane: int) -> int:
                 outcome = target.post(body, signed)
                 outcomes.append((delivery, started_at, outcome))
                 if outcome.timed_out:
-                    unanswered = outcome
+                    timed_out = outcome
         finally:
             target.close()
         _record(subscription, outcomes, rendered)
         attempts += len(outcomes)
-        if len(batch) < BATCH and unanswered is None:
+        if len(batch) < BATCH and timed_out is None:
             time.sleep(LANE_GATHER_SECONDS)
     return attempts
 
