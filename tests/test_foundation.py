@@ -139,9 +139,19 @@ def _interrupt(process: Process) -> str:
     return process.stop(sig=signal.SIGINT, timeout=30)
 
 
+def readme_curls(section: str, port: int) -> list[str]:
+    """The curl commands of a README section, one line each, for make run on `port`."""
+    text = (ROOT / "README.md").read_text()
+    body = text[text.index(f"## {section}\n") :].split("\n## ")[0]
+    commands = re.findall(r"^curl .*?(?<!\\)$", body.replace("\\\n", " "), flags=re.M | re.S)
+    return [command.replace(":8000/", f":{port}/") for command in commands]
+
+
 def test_make_run_uses_the_database_of_database_url_and_delivers_webhooks(transactional_db):
-    """The README's quick start: make run, create_webhook, the printed curl capture,
-    and the receiver has the capture well within a minute; Ctrl-C stops it all."""
+    """The README's quick start: make run, the printed curl capture, the README's
+    first capture, create_webhook and the README's capture of another item, which the
+    receiver has well within a minute; Ctrl-C stops it all. Each capture is answered
+    200 whatever order the reader runs them in."""
     name = f"run_check_{secrets.token_hex(4)}"
     admin = psycopg.connect(database_url("postgres"))
     admin.autocommit = True
@@ -151,18 +161,24 @@ def test_make_run_uses_the_database_of_database_url_and_delivers_webhooks(transa
     process = _run_script(**env)
     try:
         wait_until_ready(f"http://127.0.0.1:{port}/readyz", timeout=60, process=process.popen)
+        printed = process.output()
+        token = re.search(r"Token:\s+(\w+)", printed).group(1)
+        (first,) = readme_curls("A first capture", port)
+        (another,) = readme_curls("A webhook for every capture", port)
+        printed_curl = printed[printed.index("curl -s") :].split("\n\n")[0].replace("\\\n", " ")
         with receiving() as receiver:
             manage = {**os.environ, "DJANGO_SETTINGS_MODULE": "omnitron.settings.dev",
                       "DATABASE_URL": database_url(name)}  # fmt: skip
             subprocess.run([*MANAGE, "create_webhook", receiver.url], cwd=ROOT, env=manage,
                            check=True, capture_output=True)  # fmt: skip
-            printed = process.output()
-            curl = printed[printed.index("curl -s") :].split("\n\n")[0]
             started = time.monotonic()
-            answer = subprocess.run(["bash", "-c", curl.replace("\\\n", " ")],
-                                    capture_output=True, text=True, timeout=30)  # fmt: skip
-            assert '"number":"DEMO-' in answer.stdout, answer.stdout + answer.stderr
-            receiver.wait_for(1, timeout=60)
+            for curl in (another, first, printed_curl):
+                answer = subprocess.run(["bash", "-c", f"{curl} -w '\\n%{{http_code}}'"],
+                                        env={**os.environ, "TOKEN": token},
+                                        capture_output=True, text=True, timeout=30)  # fmt: skip
+                assert answer.stdout.endswith("\n200"), curl + answer.stdout + answer.stderr
+                assert '"number":"DEMO-' in answer.stdout
+            receiver.wait_for(3, timeout=60)
             assert time.monotonic() - started < 60
     finally:
         output = _interrupt(process)
