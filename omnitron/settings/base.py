@@ -224,6 +224,8 @@ PROCRASTINATE_WORKER_DEFAULTS = {
     # Finished jobs go; every delivery and attempt is kept in events' own tables.
     "delete_jobs": "successful",
 }
+# Each running job gets a thread of its own (events/worker.py).
+PROCRASTINATE_ON_APP_READY = "events.worker.on_app_ready"
 
 # Prometheus metrics (omnitron/metrics.py): GET /metrics on the app's own port, only to
 # these addresses (the proxy never forwards /metrics). With PROMETHEUS_MULTIPROC_DIR

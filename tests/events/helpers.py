@@ -26,7 +26,7 @@ def assert_valid_payload(body: bytes) -> dict:
 class Receiver:
     """An HTTP server in a thread that records every POST (time, headers, body) and
     answers what `answer(request_number, webhook_id)` returns (default 200), after
-    `delay` seconds."""
+    `delay` seconds. `most_at_once`: the most requests it held at one time."""
 
     def __init__(self, answer=None, delay: float = 0, body: bytes = b"ok"):
         self.port = free_port()
@@ -34,6 +34,7 @@ class Receiver:
         self.requests: list[dict] = []
         self.in_flight: dict[str, int] = {}
         self.overlaps: list[str] = []  # webhook-ids received again while still in flight
+        self.most_at_once = 0
         self.lock = threading.Lock()
         self.answer = answer or (lambda number, webhook_id: 200)
         self.delay = delay
@@ -57,6 +58,8 @@ class Receiver:
                     if receiver.in_flight.get(webhook_id):
                         receiver.overlaps.append(webhook_id)
                     receiver.in_flight[webhook_id] = receiver.in_flight.get(webhook_id, 0) + 1
+                    at_once = sum(receiver.in_flight.values())
+                    receiver.most_at_once = max(receiver.most_at_once, at_once)
                 try:
                     time.sleep(receiver.delay)
                     status = receiver.answer(number, webhook_id)

@@ -143,6 +143,18 @@ def test_two_workers_never_send_the_same_delivery_at_once(api_client, channel):
     assert set(receiver.ids()) <= events
 
 
+def test_a_worker_sends_as_many_at_once_as_its_concurrency(api_client, channel):
+    """Procrastinate runs synchronous jobs in asyncio's default thread pool, which has
+    min(32, CPUs + 4) threads: on two cores, 6 of 8 running jobs sent and 2 waited."""
+    with receiving(delay=2) as receiver:
+        for n in range(3):  # 3 subscriptions of 4 lanes: 12 lanes with deliveries
+            subscribe(f"{receiver.url}?subscription={n}")
+        capture_orders(api_client, channel, 8)
+        with worker(env=server_env(**FAST, WORKER_CONCURRENCY=12)):
+            wait_until(lambda: len(receiver.requests) >= 8 * 3, 60, "every delivery sent")
+    assert receiver.most_at_once == 12
+
+
 def test_a_subscription_for_one_channel_gets_only_that_channel(api_client, api_user, channel):
     other = ChannelFactory()
     api_user.channel_memberships.create(channel=other)
