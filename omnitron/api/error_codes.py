@@ -202,7 +202,8 @@ class ApiErrorCode(ErrorCode):
         status.HTTP_503_SERVICE_UNAVAILABLE,
         None,
         "The database did not answer in time. Retry later.",
-        "A statement ran past `DB_STATEMENT_TIMEOUT_MS`. Retry.",
+        "A statement ran past `DB_STATEMENT_TIMEOUT_MS`, or waited past `DB_LOCK_TIMEOUT_MS` "
+        "for a row another request holds (a capture answers `order_locked` instead). Retry.",
     )
 
 

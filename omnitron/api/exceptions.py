@@ -143,10 +143,14 @@ def translate(exc: Exception) -> Exception:
     if isinstance(exc, DjangoPermissionDenied):
         return exceptions.PermissionDenied()
     if isinstance(exc, OperationalError | InterfaceError):
-        if isinstance(exc.__cause__, psycopg.errors.QueryCanceled):
+        if isinstance(exc.__cause__, TIMEOUTS):
             return DatabaseTimeout()
         return DatabaseUnavailable()
     return exc
+
+
+# statement_timeout, and lock_timeout waiting for a row another request holds.
+TIMEOUTS = psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable
 
 
 def exception_handler(exc, context):

@@ -42,6 +42,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "omnitron.db.middleware.DatabaseErrorMiddleware",
 ]
 
 ROOT_URLCONF = "omnitron.urls"

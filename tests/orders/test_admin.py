@@ -512,3 +512,23 @@ def test_a_date_hierarchy_takes_its_date_parts_as_django_does(rf):
     assert not captures.lookup_allowed("created_at__month", "13", request)
     assert not captures.lookup_allowed("created_at__gte", "2026-01-01", request)
     assert not captures.lookup_allowed("amount__gt", "1", request)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_order_locked_by_a_capture_is_a_503_to_try_again_not_a_500(editor, channel):
+    """Saving an order while a capture holds its row lock waits lock_timeout, then
+    PostgreSQL gives up: that was Django's 500 page (the API answers 503)."""
+    from django.test import Client
+
+    from tests.capture.locks import holding_order_lock
+
+    order = make_order(channel=channel, items=1)
+    client = Client(raise_request_exception=False)
+    client.force_login(editor)
+    url = f"/admin/orders/order/{order.pk}/change/"
+    data = change_form(client, url)
+    with holding_order_lock(order):
+        response = client.post(url, {**data, "amount": "1.00"})
+    assert response.status_code == 503
+    assert "The database did not answer in time" in response.content.decode()
+    assert client.post(url, {**data, "amount": "1.00"}).status_code == 302  # and now it can

@@ -90,3 +90,19 @@ def test_many_fields_not_writable_are_answered_at_once_naming_the_first_few(erp,
     answer = response.json()
     assert answer["code"] == "not_writable"
     assert sorted(set(answer) - {"code"}) == sorted(keys)[:10]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_marking_an_order_a_capture_holds_is_503_database_timeout(erp, channel):
+    """The PATCH waits lock_timeout for the capture's row lock, then gives up: a
+    coded 503 to retry, as a statement timeout is (it was database_unavailable, "not
+    reachable", though the database answered)."""
+    from tests.capture.locks import holding_order_lock
+
+    order = make_order(channel=channel)
+    with holding_order_lock(order):
+        response = erp.patch(f"/api/v1/orders/{order.pk}/", {"is_send": True}, format="json")
+    assert response.status_code == 503
+    assert response.json()["code"] == "database_timeout"
+    assert erp.patch(f"/api/v1/orders/{order.pk}/", {"is_send": True},
+                     format="json").status_code == 200  # fmt: skip

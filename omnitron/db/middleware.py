@@ -1,0 +1,38 @@
+"""A page outside the API (the admin) that the database fails: 503 with what to do,
+as the API answers (omnitron/api/exceptions.py), not Django's 500."""
+
+import logging
+
+from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse
+from django.utils.html import escape
+
+from omnitron import metrics
+from omnitron.api.exceptions import translate
+from omnitron.api.middleware import API_PREFIX
+
+logger = logging.getLogger(__name__)
+
+PAGE = """<!doctype html><title>503 {title}</title>
+<h1>{title}</h1>
+<p>Try again in a moment. A list that times out again wants a narrower filter or
+search.</p>"""
+
+
+class DatabaseErrorMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if request.path.startswith(API_PREFIX):
+            return None  # DRF's exception handler answers these
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        error = translate(exception)
+        logger.warning("Database error answered as %s: %s", error.default_code, exception)
+        metrics.count(metrics.DATABASE_ERRORS)
+        title = escape(error.default_detail.removesuffix(" Retry later."))
+        return HttpResponse(PAGE.format(title=title), status=error.status_code)
