@@ -43,7 +43,7 @@ SETTLE_SECONDS = 1.0
 REQUEST_ID = "bench-pgcost"
 
 # What pgbench sends for each placeholder of the app's statements: :k is this
-# capture's order (see _script), the read's \gset gives :version and :status.
+# capture's order (see _script), the read's \gset gives :version, :status and :currency.
 PARAMETERS = {
     "key": ":token", "app_label": "'orders'", "codename": "'capture_order'",
     "rate_key_prefix": "'throttle_capture_'",
@@ -54,7 +54,8 @@ PARAMETERS = {
     "capture_pks": "ARRAY[:item::bigint]",
     "ids": "ARRAY[:item::bigint]", "versions": "ARRAY[:version]",
     "changes": "ARRAY[NULL::jsonb]", "now": "now()", "order": ":order::bigint",
-    "status": ":status", "user": ":user::int", "amount": "10.00", "request_id": f"'{REQUEST_ID}'",
+    "status": ":status", "currency": ":currency", "user": ":user::int", "amount": "10.00",
+    "request_id": f"'{REQUEST_ID}'",
     "event_type": "'order.captured'", "queue": "'webhooks'",
     "task": "'events.tasks.deliver_lane'",
 }  # fmt: skip
@@ -78,9 +79,11 @@ def statements() -> dict[str, str]:
     read, _ = _token_user_statement(True, tuple(CaptureOrderView.authentication_lookups))
     start, _, rest = read.rpartition(" SELECT token_user.*")
     columns, _, end = rest.rpartition(" FROM token_user")
-    read = (  # the read's JSON: [[order id, status, [[item id, status, price, captured, version]]]]
+    read = (  # the read's JSON: [[order id, status, currency, [[item id, status, price,
+        # currency, captured, version]]]]
         f"{start}, answer AS (SELECT token_user.*{columns} AS seen FROM token_user{end}) "
-        "SELECT seen->0->2->0->>4 AS version, seen->0->>1 AS status FROM answer"
+        "SELECT seen->0->3->0->>5 AS version, seen->0->>1 AS status, seen->0->>2 AS currency "
+        "FROM answer"
     )
     write = WRITE_CAPTURE
     event = write.index(" event AS (")

@@ -97,6 +97,13 @@ class CaptureErrorCode(ErrorCode):
         "Rule 8.5: an item is captured already (a second capture is an error, never a "
         "silent success).",
     )
+    ORDER_ITEM_PRICE_INVALID = (
+        status.HTTP_400_BAD_REQUEST,
+        ORDER_ITEMS,
+        "Order items cannot be captured at their price: {pks}.",
+        "Rule 8.6: an item's price is negative, or in another currency than the order's "
+        "(a capture's amount is the sum of its items' prices, in the order's currency).",
+    )
     ORDER_LOCKED = (
         status.HTTP_409_CONFLICT,
         None,

@@ -48,6 +48,10 @@ class AlreadyCaptured(ItemsError):
     error = CaptureErrorCode.ALREADY_CAPTURED
 
 
+class OrderItemPriceInvalid(ItemsError):
+    error = CaptureErrorCode.ORDER_ITEM_PRICE_INVALID
+
+
 class OrderLocked(CodedError):
     error = CaptureErrorCode.ORDER_LOCKED
 

@@ -19,9 +19,12 @@
      `OrderItemNotCapturable`;
    - an item captured already is `AlreadyCaptured`: a second capture is an error,
      never a silent success;
+   - an item whose price is negative or not in the order's currency is
+     `OrderItemPriceInvalid`: the capture's amount is the sum of its items' prices,
+     in the order's currency;
 3. write, in one statement (`sql.write_capture`), which locks the order and the items
-   (in the same order) and writes only if the order's status and every item's row are
-   as read: the items' `captured_at` and their merged attributes, the audit record
+   (in the same order) and writes only if the order's status and currency and every
+   item's row are as read: the items' `captured_at` and their merged attributes, the audit record
    (`Capture`, amount = the sum of the items' prices, and a `CaptureItem` per item with
    its attributes before and after), the order's `modified_date`; and read the order
    back. A capture takes effect as of its read: a refusal is what the rows said then,
@@ -51,6 +54,7 @@ from .exceptions import (
     OrderAmbiguous,
     OrderItemNotCapturable,
     OrderItemNotFound,
+    OrderItemPriceInvalid,
     OrderLocked,
     OrderNotCapturable,
     OrderNotFound,
@@ -141,6 +145,9 @@ def _first_broken_rule(seen: sql.Seen, given_pks) -> CaptureError | None:
         return OrderItemNotCapturable(refused)
     if captured := [item.pk for item in items if item.captured]:
         return AlreadyCaptured(captured)
+    currency = orders[0].currency
+    if mispriced := [item.pk for item in items if item.price < 0 or item.currency != currency]:
+        return OrderItemPriceInvalid(mispriced)
     return None
 
 

@@ -50,12 +50,12 @@ ORDER_CAPTURED_EVENT = {
 
 
 def orders_with_number(*, user: str, superuser: str, params: str) -> str:
-    """The orders (id, status) with the number %(<params>number)s in the user's
+    """The orders (id, status, currency) with the number %(<params>number)s in the user's
     channels, and in channel %(<params>channel)s when that is not null: at most two, in
     pk order (one is the order; two make the number ambiguous). `user` and `superuser`
     are SQL expressions."""
     return f"""
-        SELECT id, status FROM {ORDERS}
+        SELECT id, status, currency FROM {ORDERS}
          WHERE number = %({params}number)s
            AND ({superuser} OR channel_id IN (
                 SELECT channel_id FROM {MEMBERSHIPS} WHERE user_id = {user}))
@@ -69,7 +69,9 @@ def orders_with_number(*, user: str, superuser: str, params: str) -> str:
 # another xmin, and the same transaction's another ctid (the old one stays until that
 # transaction has ended).
 _VERSION = "xmin::text || ctid::text"
-_ITEM_COLUMNS = f"id, status, price, captured_at IS NOT NULL AS captured, {_VERSION} AS version"
+_ITEM_COLUMNS = (
+    f"id, status, price, price_currency, captured_at IS NOT NULL AS captured, {_VERSION} AS version"
+)
 
 
 def given_items(*, order: str, pks: str, columns: str = _ITEM_COLUMNS, lock: bool) -> str:
@@ -91,7 +93,7 @@ LOCK_ORDER_AND_ITEMS = compact(f"""
         {orders_with_number(user="%(user)s", superuser="%(superuser)s", params="")}
            FOR UPDATE
     )
-    SELECT found.id, found.status, item.*
+    SELECT found.id, found.status, found.currency, item.*
       FROM found
       LEFT JOIN LATERAL (
            {given_items(order="found.id", pks="%(pks)b", lock=True)}
@@ -100,17 +102,18 @@ LOCK_ORDER_AND_ITEMS = compact(f"""
     """)
 
 # The same read as one JSON value, for the authentication statement (no lock):
-# [[order id, status, [[item id, status, price, captured, version], ...]], ...].
+# [[order id, status, currency, [[item id, status, price, currency, captured, version],
+# ...]], ...].
 _USERS_ORDERS = orders_with_number(
     user="token_user.id", superuser="token_user.is_superuser", params="capture_"
 )
 READ_ORDER_AND_ITEMS = compact(f"""
-    SELECT coalesce(json_agg(json_build_array(found.id, found.status, item.rows)
+    SELECT coalesce(json_agg(json_build_array(found.id, found.status, found.currency, item.rows)
                              ORDER BY found.id), '[]')
       FROM ({_USERS_ORDERS}) AS found,
       LATERAL (
-           SELECT coalesce(json_agg(json_build_array(id, status, price::text, captured,
-                                                     version) ORDER BY id), '[]') AS rows
+           SELECT coalesce(json_agg(json_build_array(id, status, price::text, price_currency,
+                                                     captured, version) ORDER BY id), '[]') AS rows
              FROM ({given_items(order="found.id", pks="%(capture_pks)b", lock=False)}) AS item
       ) AS item
     """)
@@ -125,7 +128,7 @@ WRITE_CAPTURE = compact(f"""
     ),
     -- Lock the order, then its items in pk order, as the lock statement does (every
     -- capture locks in this order: none deadlock), and write only if they are as the
-    -- rules saw them: the order's status, each item's row version.
+    -- rules saw them: the order's status and currency, each item's row version.
     locked_order AS (
         SELECT id, status, currency FROM {ORDERS} WHERE id = %(order)s FOR UPDATE
     ),
@@ -134,7 +137,7 @@ WRITE_CAPTURE = compact(f"""
           FROM locked_order, LATERAL ({_LOCKED_ITEM_VERSIONS}) AS item
     ),
     unchanged AS (
-        SELECT (SELECT status = %(status)s FROM locked_order) IS TRUE
+        SELECT (SELECT status = %(status)s AND currency = %(currency)s FROM locked_order) IS TRUE
                AND count(*) = cardinality(%(ids)b::bigint[]) AS yes
           FROM locked_item JOIN given USING (id, version)
     ),
@@ -185,12 +188,14 @@ WRITE_CAPTURE = compact(f"""
 class SeenOrder(NamedTuple):
     pk: int
     status: str
+    currency: str
 
 
 class SeenItem(NamedTuple):
     pk: int
     status: str
     price: Decimal
+    currency: str
     captured: bool
     version: str  # the row's version when read (xmin and ctid)
 
@@ -230,8 +235,8 @@ def lock_order_and_items(*, user, number: str, channel: int | None, pks: list[in
         number=number,
         channel=channel,
         pks=frozenset(pks),
-        orders=list({row[0]: SeenOrder(*row[:2]) for row in rows}.values()),
-        items=[SeenItem(*row[2:]) for row in rows if row[2] is not None],
+        orders=list({row[0]: SeenOrder(*row[:3]) for row in rows}.values()),
+        items=[SeenItem(*row[3:]) for row in rows if row[3] is not None],
     )
 
 
@@ -241,11 +246,11 @@ def seen_from_json(value: list, *, number: str, channel: int | None, pks: list[i
         number=number,
         channel=channel,
         pks=frozenset(pks),
-        orders=[SeenOrder(pk, status) for pk, status, _ in value],
+        orders=[SeenOrder(pk, status, currency) for pk, status, currency, _ in value],
         items=[
-            SeenItem(pk, status, Decimal(price), captured, version)
-            for _, _, items in value
-            for pk, status, price, captured, version in items
+            SeenItem(pk, status, Decimal(price), currency, captured, version)
+            for *_, items in value
+            for pk, status, price, currency, captured, version in items
         ],
     )
 
@@ -275,6 +280,7 @@ def write_capture(
                 "now": now,
                 "order": order.pk,
                 "status": order.status,
+                "currency": order.currency,
                 "user": user_id,
                 "amount": amount,
                 "key": idempotency_key,

@@ -85,6 +85,19 @@ class OrderImportSerializer(StrictKeysMixin, serializers.ModelSerializer):
     def validate_delivery_range(self, value):
         return _json_object(value)
 
+    def validate(self, attrs):
+        # A capture's amount adds its items' prices up, in the order's currency.
+        currency = attrs.get("currency")
+        errors = [
+            {"price_currency": [f"Must be the order's currency ({currency})."]}
+            if item.get("price_currency", currency) != currency
+            else {}
+            for item in attrs.get("items", [])
+        ]
+        if any(errors):
+            raise serializers.ValidationError({"items": errors}, code="currency_mismatch")
+        return attrs
+
 
 def _json_object(value):
     if not isinstance(value, dict):

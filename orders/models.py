@@ -1,6 +1,7 @@
 """Orders as Omnitron keeps them: one row per order, one row per unit ordered."""
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 
 from omnitron.exactjson import EXACT_JSON
@@ -160,7 +161,12 @@ class OrderItem(models.Model):
         editable=False, related_name="+",
     )  # fmt: skip
     product_sku = models.CharField(max_length=128)
-    price = models.DecimalField(**MONEY, help_text="What the customer pays for this unit.")
+    # Never negative: a capture's amount is the sum of its items' prices.
+    price = models.DecimalField(
+        **MONEY,
+        validators=[MinValueValidator(0)],
+        help_text="What the customer pays for this unit.",
+    )
     retail_price = models.DecimalField(**MONEY, default=0)
     tax_rate = models.DecimalField(**RATE, default=0)
     discount_amount = models.DecimalField(**MONEY, default=0)

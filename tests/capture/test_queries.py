@@ -108,7 +108,7 @@ def test_the_given_items_are_joined_not_searched_item_by_item():
             "capture_key_since": now, **{f"capture_{k}": v for k, v in read.items()},
         }),
         "write": (WRITE_CAPTURE, {
-            "now": now, "order": 1, "status": "400", "user": 1, "amount": Decimal("1.00"),
+            "now": now, "order": 1, "status": "400", "currency": "try", "user": 1, "amount": Decimal("1.00"),
             "key": None, "request_id": "r", "ids": pks, "versions": ["v"] * len(pks),
             "changes": [None] * len(pks), **ORDER_CAPTURED_EVENT,
         }),

@@ -158,6 +158,26 @@ def test_a_second_capture_is_already_captured_never_a_silent_success(api_client,
     assert Capture.objects.count() == 1
 
 
+def test_an_item_priced_below_zero_or_in_another_currency_is_refused(api_client, order):
+    """A capture's amount is the sum of its items' prices in the order's currency: a
+    USD item was added into a TRY amount, and a negative price was captured and
+    answered 500 (the metrics refused a negative amount after the commit)."""
+    dollars, negative, fine = order.items.order_by("pk")
+    OrderItem.objects.filter(pk=dollars.pk).update(price_currency="usd")
+    OrderItem.objects.filter(pk=negative.pk).update(price="-0.01")
+    for pks, refused in (([fine.pk, dollars.pk], [dollars.pk]),
+                         ([negative.pk, fine.pk, dollars.pk], [dollars.pk, negative.pk])):  # fmt: skip
+        response = capture(api_client, order, pks, key=f"price-{len(pks)}")
+        assert response.status_code == 400
+        named = ", ".join(str(pk) for pk in refused)
+        assert response.json() == {
+            "order_items": [f"Order items cannot be captured at their price: {named}."],
+            "code": "order_item_price_invalid",
+        }
+    assert_nothing_captured()
+    assert capture(api_client, order, [fine.pk]).status_code == 200
+
+
 def test_checks_run_in_the_documented_order(api_client, channel):
     """order found > order status > items exist > item status > already captured."""
     order = make_order(channel=channel, items=3)

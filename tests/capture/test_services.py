@@ -106,3 +106,13 @@ def test_an_order_locked_past_the_lock_timeout_raises_order_locked(api_user, cha
     with holding_order_lock(order), pytest.raises(errors.OrderLocked):
         capture_pks(api_user, order, [order.items.first().pk])
     assert not Capture.objects.exists()
+
+
+def test_prices_are_judged_under_the_lock_too(api_user, order):
+    """Without the authentication statement's read (`seen`), the rules judge what the
+    locking read saw: the same refusal."""
+    item = order.items.first()
+    OrderItem.objects.filter(pk=item.pk).update(price_currency="eur")
+    with pytest.raises(errors.OrderItemPriceInvalid):
+        capture_pks(api_user, order, [item.pk])
+    assert not Capture.objects.exists()

@@ -112,6 +112,11 @@ def test_existing_orders_are_found_among_more_numbers_than_a_statement_takes(db,
          "customers[0].email: Enter a valid email address."),
         (lambda d: d["orders"][0]["items"][0].update(attributes=["red"]),
          "orders[0].items[0].attributes: Must be a JSON object."),
+        # A capture's amount adds its items' prices up, in the order's currency.
+        (lambda d: d["orders"][1]["items"][0].update(price="-0.01"),
+         "orders[1].items[0].price: Ensure this value is greater than or equal to 0."),
+        (lambda d: d["orders"][0]["items"][0].update(price_currency="usd"),
+         "orders[0].items[0].price_currency: Must be the order's currency (try)."),
     ],
 )  # fmt: skip
 def test_an_invalid_record_refuses_the_whole_file_and_is_named(db, tmp_path, mutate, expected):
