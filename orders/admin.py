@@ -4,9 +4,10 @@
 from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db.models import Count, OuterRef, Subquery
 
-from omnitron.admin import LargeTableAdmin
+from omnitron.admin import ChangedFieldsOnlyMixin, LargeTableAdmin
 
 from .models import Channel, ChannelMembership, Customer, Order, OrderItem
 from .selectors import channel_ids_for_user, order_item_list_for_user, order_list_for_user
@@ -19,7 +20,8 @@ CAPTURED_ITEM_FROZEN = ("order", "price", "price_currency", "status", "captured_
 
 class OrderItemForm(forms.ModelForm):
     """A captured item's frozen fields are shown disabled: Django ignores whatever a
-    disabled field posts, so even a forged form changes nothing."""
+    disabled field posts, so even a forged form changes nothing. An item's price is in
+    its order's currency (a capture's amount adds its items' prices up)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -27,6 +29,24 @@ class OrderItemForm(forms.ModelForm):
             for name in CAPTURED_ITEM_FROZEN:
                 if name in self.fields:
                     self.fields[name].disabled = True
+
+    def clean(self):
+        cleaned = super().clean()
+        item = self.instance
+        if item.pk is not None:
+            # The item as it is now, locked until the admin's transaction ends: a
+            # capture may have committed since the item was read for this form.
+            now = OrderItem.objects.select_for_update().only("captured_at").get(pk=item.pk)
+            if now.captured_at != item.captured_at:
+                raise ValidationError(
+                    "This item was captured while the page was open: reload it.",
+                    code="captured_meanwhile",
+                )
+        order = cleaned.get("order") or (item.order if item.order_id else None)
+        currency = cleaned.get("price_currency")
+        if order is not None and currency and currency != order.currency:
+            self.add_error("price_currency", f"Must be the order's currency ({order.currency}).")
+        return cleaned
 
 
 @admin.register(Channel)
@@ -92,7 +112,7 @@ def _item_count(**filters) -> Subquery:
 
 
 @admin.register(Order)
-class OrderAdmin(LargeTableAdmin):
+class OrderAdmin(ChangedFieldsOnlyMixin, LargeTableAdmin):
     list_display = (
         "number", "channel", "customer", "status_name", "amount_with_currency",
         "date_placed", "captured_items",
@@ -178,8 +198,11 @@ class OrderAdmin(LargeTableAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # An order's channel is fixed once it exists (the database refuses a change:
-        # orders/0008); its items and captures carry a copy of it.
-        fixed = ("channel",) if obj is not None else ()
+        # orders/0008); its items and captures carry a copy of it. Its number and
+        # currency are what its captures' audit, events and amounts name. is_send is
+        # the ERP's (PATCH /api/v1/orders/{pk}/): a page open while the ERP took the
+        # order wrote it back unsent, and the ERP pulled the order again.
+        fixed = ("number", "channel", "currency", "is_send") if obj is not None else ()
         return (*super().get_readonly_fields(request, obj), *fixed)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
@@ -211,7 +234,7 @@ class OrderAdmin(LargeTableAdmin):
 
 
 @admin.register(OrderItem)
-class OrderItemAdmin(LargeTableAdmin):
+class OrderItemAdmin(ChangedFieldsOnlyMixin, LargeTableAdmin):
     form = OrderItemForm
     list_display = ("id", "order", "product_sku", "status", "price", "captured_at")
     list_filter = ("status", ("captured_at", admin.EmptyFieldListFilter))

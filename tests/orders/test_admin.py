@@ -2,6 +2,7 @@
 
 from decimal import Decimal
 from html.parser import HTMLParser
+from unittest.mock import patch
 
 import pytest
 from django.db import connection
@@ -10,6 +11,8 @@ from django.utils import timezone
 
 from capture.models import Capture
 from events.models import WebhookSubscription
+from orders.admin import OrderItemForm
+from orders.models import Order
 from tests.factories import ChannelFactory, OrderItemFactory, make_api_user, make_order
 
 
@@ -532,3 +535,94 @@ def test_an_order_locked_by_a_capture_is_a_503_to_try_again_not_a_500(editor, ch
     assert response.status_code == 503
     assert "The database did not answer in time" in response.content.decode()
     assert client.post(url, {**data, "amount": "1.00"}).status_code == 302  # and now it can
+
+
+def test_an_orders_number_and_currency_are_fixed_once_it_exists(client, editor, channel):
+    """Renaming a captured order rewrote its audit after the fact (the captures list
+    and CSV named the new number, the event the old), and a currency changed under
+    captured items made their amounts another currency's."""
+    order = make_order(channel=channel, number="FIXED-1")
+    client.force_login(editor)
+    url = f"/admin/orders/order/{order.pk}/change/"
+    data = change_form(client, url)
+    assert not {"number", "currency"} & set(data)
+    assert client.post(url, {**data, "number": "RENAMED", "currency": "usd"}).status_code == 302
+    order.refresh_from_db()
+    assert (order.number, order.currency) == ("FIXED-1", "try")
+
+
+def test_an_item_takes_no_negative_price_and_only_its_orders_currency(client, editor, channel):
+    item = make_order(channel=channel, items=1).items.get()
+    client.force_login(editor)
+    url = f"/admin/orders/orderitem/{item.pk}/change/"
+    data = change_form(client, url)
+    for change, field in (
+        ({"price": "-0.01"}, "price"),
+        ({"price_currency": "usd"}, "price_currency"),
+    ):
+        response = client.post(url, {**data, **change})
+        assert response.status_code == 200
+        assert field in response.context["adminform"].form.errors
+    item.refresh_from_db()
+    assert (item.price, item.price_currency) == (Decimal("50.00"), "try")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_item_captured_while_its_page_was_open_is_not_changed_under_the_capture(
+    editor, channel, api_user
+):
+    """The form's item was read before a capture committed and saved after it: every
+    column written back as read (captured_at empty, the attributes before the
+    capture), which the database refused, a 500; or the status of an item just
+    captured changed, which the page of a captured item does not allow."""
+    from django.test import Client
+
+    from capture.services import ItemInput, order_capture
+    from orders.models import OrderItem
+
+    item = make_order(channel=channel, items=1).items.get()
+    client = Client(raise_request_exception=False)
+    client.force_login(editor)
+    url = f"/admin/orders/orderitem/{item.pk}/change/"
+    data = change_form(client, url)
+    real_clean = OrderItemForm.clean
+
+    def captured_meanwhile(form):  # between the POST's read of the item and its save
+        order_capture(user=api_user, order_number=item.order.number,
+                      items=[ItemInput(item.pk, {"weight_kg": 2})])  # fmt: skip
+        return real_clean(form)
+
+    with patch.object(OrderItemForm, "clean", captured_meanwhile):
+        response = client.post(url, {**data, "status": "100"})
+    assert response.status_code == 200
+    assert "captured while" in str(response.context["adminform"].form.non_field_errors())
+    item = OrderItem.objects.get(pk=item.pk)
+    assert item.captured_at is not None
+    assert (item.status, item.attributes) == ("400", {"weight_kg": 2})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_saving_an_order_writes_only_what_the_operator_changed(client, editor, channel):
+    """The ERP marked the order sent while the admin saved it: the save wrote every
+    column back as it had read the order, is_send too, and the ERP pulled the order
+    again. (is_send is not on the form: it is the ERP's.)"""
+    from django import forms
+
+    from orders.services import order_mark_sent
+
+    order = make_order(channel=channel)
+    client.force_login(editor)
+    url = f"/admin/orders/order/{order.pk}/change/"
+    data = change_form(client, url)
+    assert "is_send" not in data
+    real_clean = forms.ModelForm.clean
+
+    def sent_meanwhile(form):  # after the POST read the order, before its save
+        if isinstance(form.instance, Order):
+            order_mark_sent(order=Order.objects.get(pk=order.pk), is_send=True)
+        return real_clean(form)
+
+    with patch.object(forms.ModelForm, "clean", sent_meanwhile):
+        assert client.post(url, {**data, "notes": "call first"}).status_code == 302
+    order.refresh_from_db()
+    assert (order.notes, order.is_send) == ("call first", True)
