@@ -64,19 +64,26 @@ class ExactJSONDecoder(json.JSONDecoder):
 
 class ExactJSONEncoder(DRFJSONEncoder):
     """For Django's JSONField(encoder=...) and DRF's renderer: a Decimal is written
-    as its own digits; other types as DRF writes them (dates, UUIDs, ...)."""
+    as its own digits, in plain notation as PostgreSQL's numeric writes it (0.0000001,
+    where Python's str() writes 1E-7); other types as DRF writes them (dates, UUIDs,
+    ...)."""
 
     def encode(self, o) -> str:
         return simplejson.dumps(
             o,
-            use_decimal=True,
-            default=self.default,
+            use_decimal=False,  # simplejson's default would write str(Decimal)
+            default=self._plain_decimal,
             ensure_ascii=self.ensure_ascii,
             allow_nan=self.allow_nan,
             indent=self.indent,
             separators=(self.item_separator, self.key_separator),
             sort_keys=self.sort_keys,
         )
+
+    def _plain_decimal(self, o):
+        if isinstance(o, Decimal):
+            return simplejson.RawJSON(format(o, "f"))
+        return self.default(o)
 
 
 # For a model's JSONField: models.JSONField(default=dict, **EXACT_JSON).
