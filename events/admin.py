@@ -9,7 +9,7 @@ from omnitron.admin import LargeTableAdmin
 
 from .models import DeliveryAttempt, DeliveryState, Event, WebhookDelivery, WebhookSubscription
 from .registry import EVENT_TYPES
-from .services import webhook_deliveries_redeliver
+from .services import webhook_deliveries_redeliver, webhook_subscriptions_resume
 
 
 class SuperuserOnly:
@@ -33,12 +33,14 @@ class ReadOnly(SuperuserOnly):
 
 @admin.register(WebhookSubscription)
 class WebhookSubscriptionAdmin(SuperuserOnly, admin.ModelAdmin):
-    list_display = ("url", "is_active", "event_types", "channel_ids", "created_at")
+    list_display = ("url", "is_active", "paused_until", "event_types", "channel_ids",
+                    "created_at")  # fmt: skip
     list_filter = ("is_active",)
     search_fields = ("url",)
     fields = ("url", "event_types", "channel_ids", "headers", "retry_schedule", "is_active",
-              "masked_secret")  # fmt: skip
-    readonly_fields = ("masked_secret",)
+              "masked_secret", "paused_until", "timeouts_in_a_row")  # fmt: skip
+    readonly_fields = ("masked_secret", "paused_until", "timeouts_in_a_row")
+    actions = ["resume"]
     # A URL typed without a scheme is https: production delivers to https only.
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
@@ -56,6 +58,11 @@ class WebhookSubscriptionAdmin(SuperuserOnly, admin.ModelAdmin):
         if not subscription.pk:
             return "generated when you save, and shown once"
         return f"whsec_…{subscription.secret[-4:]}"
+
+    @admin.action(description="Resume the selected paused subscriptions now")
+    def resume(self, request, queryset):
+        resumed = webhook_subscriptions_resume(subscriptions=queryset)
+        messages.info(request, f"{resumed} subscription(s) resumed: their deliveries go now.")
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

@@ -48,7 +48,8 @@ def new_secret() -> str:
 class WebhookSubscription(models.Model):
     """Where events are sent: a URL, the types and channels it wants (no channel: all),
     extra headers for the receiver's own authentication, and a retry schedule (empty:
-    settings.WEBHOOK_RETRY_SCHEDULE)."""
+    settings.WEBHOOK_RETRY_SCHEDULE). A receiver whose POST timed out is paused: none
+    of its deliveries is sent until `paused_until` (events/services.py)."""
 
     url = models.URLField(max_length=2048, unique=True)
     secret = models.CharField(max_length=128, default=new_secret)
@@ -63,6 +64,12 @@ class WebhookSubscription(models.Model):
         help_text="Seconds to wait before each retry, e.g. 5,30,120; empty: the default.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    paused_until = models.DateTimeField(
+        null=True, blank=True, help_text="No delivery is sent before this: a POST timed out."
+    )
+    timeouts_in_a_row = models.PositiveIntegerField(
+        default=0, help_text="POSTs that timed out since the receiver last answered."
+    )
 
     class Meta:
         ordering = ["id"]

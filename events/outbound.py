@@ -239,7 +239,7 @@ class Target:
             finally:
                 response.release_conn()
         except urllib3.exceptions.HTTPError as exc:
-            error, timed_out = _describe(exc), isinstance(exc, urllib3.exceptions.TimeoutError)
+            error, timed_out = _describe(exc), _is_timeout(exc)
         except (OSError, ValueError, TypeError) as exc:  # e.g. a header http.client refuses
             error, timed_out = f"{type(exc).__name__}: {exc}", isinstance(exc, TimeoutError)
         else:
@@ -262,13 +262,12 @@ class Target:
             self.pool.close()
 
 
-def not_sent(after: Outcome) -> Outcome:
-    """The outcome of a delivery not sent because the POST before it, to the same
-    receiver, got no answer in time: its lane moves on instead of waiting out a
-    deadline per delivery. It counts as an attempt, so the delivery keeps to its retry
-    schedule."""
-    return Outcome(None, f"not sent: the POST before it timed out ({after.error})"[:255],
-                   "", 0)  # fmt: skip
+def _is_timeout(exc: urllib3.exceptions.HTTPError) -> bool:
+    # urllib3's NewConnectionError (a refused or unreachable connection) is a
+    # ConnectTimeoutError, for compatibility: a refusal is no timeout, it fails at once.
+    return isinstance(exc, urllib3.exceptions.TimeoutError) and not isinstance(
+        exc, urllib3.exceptions.NewConnectionError
+    )
 
 
 def _describe(exc: Exception) -> str:

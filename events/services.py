@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from omnitron import metrics
@@ -25,6 +25,10 @@ LANE_POLL_SECONDS = 0.2
 # connection serve many events instead of one (docs/webhooks.md has the figures). The
 # wait adds up to this much to a delivery's lag; larger batches also take longer to send.
 LANE_GATHER_SECONDS = 0.1
+# After a POST that timed out, the subscription is paused for its retry schedule's next
+# step (5 s, 30 s, 2 min, 10 min by default), never longer than this: a receiver that
+# is back gets its deliveries within this long.
+MAX_PAUSE_SECONDS = 600
 
 
 def webhook_subscription_create_or_update(
@@ -48,6 +52,7 @@ def webhook_subscription_create_or_update(
         subscription.channel_ids = channel_ids or []
         subscription.headers = headers or {}
         subscription.is_active = True
+        subscription.paused_until, subscription.timeouts_in_a_row = None, 0
         if secret is not None:
             subscription.secret = secret
         subscription.save()
@@ -65,16 +70,19 @@ def webhook_lane_flush(*, subscription_id: int, lane: int) -> int:
     delivery; anything else schedules its next attempt from the retry schedule (the
     worker's dispatcher queues the lane again when it is due), or, after the last,
     fails it. After a POST that timed out (connecting, reading, or past its deadline),
-    the rest of the batch is not sent, each recorded as an attempt, and the job ends:
-    a receiver that hangs costs its lane one deadline per job, not one per delivery (a
-    batch of 100 waited 100 timeouts), and hands the worker's slot back to the queue,
-    where other subscriptions' lanes wait (two hanging receivers' lanes held all eight
-    slots while they kept finding due deliveries). Only one job per lane runs at a
-    time (its procrastinate lock), so no delivery is ever sent twice at once. Returns
-    how many attempts were made."""
+    the subscription is paused (`_pause`) and the job ends: the rest of the batch stays
+    pending, not sent and not counted as attempts, and no lane of the subscription
+    sends until the pause ends. A receiver that hangs costs one deadline per pause,
+    not one per delivery (a batch of 100 waited 100 timeouts) nor one per lane and job
+    (two hanging receivers' lanes held all eight of the worker's slots while captures
+    kept adding deliveries). An answer, any status, ends the row of timeouts. Only one
+    job per lane runs at a time (its procrastinate lock), so no delivery is ever sent
+    twice at once. Returns how many attempts were made."""
     subscription = WebhookSubscription.objects.get(pk=subscription_id)
-    attempts, timed_out = 0, None
-    while timed_out is None and (batch := _next_batch(subscription, lane)):
+    if _is_paused(subscription):  # queued just before the pause: nothing to wait for
+        return 0
+    attempts, timed_out, answered = 0, False, False
+    while not timed_out and (batch := _next_batch(subscription, lane)):
         events = [delivery.event for delivery in batch]
         rendered = render_payloads(events)
         payloads = {event.id: event.payload or rendered[event.id] for event in events}
@@ -83,24 +91,48 @@ def webhook_lane_flush(*, subscription_id: int, lane: int) -> int:
             outcomes = []
             for delivery in batch:
                 started_at = timezone.now()
-                if timed_out is not None:  # the receiver hangs: don't wait again
-                    outcomes.append((delivery, started_at, outbound.not_sent(timed_out)))
-                    continue
                 body = payloads[delivery.event_id].encode()
                 signed = signing.headers(
                     subscription.secret, delivery.event_id, int(time.time()), body
                 )
                 outcome = target.post(body, signed)
                 outcomes.append((delivery, started_at, outcome))
+                answered = answered or outcome.status_code is not None
                 if outcome.timed_out:
-                    timed_out = outcome
+                    timed_out = True
+                    break
         finally:
             target.close()
         _record(subscription, outcomes, rendered)
         attempts += len(outcomes)
-        if len(batch) < BATCH and timed_out is None:
+        if len(batch) < BATCH and not timed_out:
             time.sleep(LANE_GATHER_SECONDS)
+    if timed_out:
+        _pause(subscription)
+    elif answered and subscription.timeouts_in_a_row:
+        WebhookSubscription.objects.filter(pk=subscription.pk).update(
+            paused_until=None, timeouts_in_a_row=0
+        )
     return attempts
+
+
+def _is_paused(subscription: WebhookSubscription) -> bool:
+    return subscription.paused_until is not None and subscription.paused_until > timezone.now()
+
+
+def _pause(subscription: WebhookSubscription) -> None:
+    """Pause the subscription after a POST that timed out, for the next step of its
+    retry schedule (at most MAX_PAUSE_SECONDS). Its lanes that time out together, as
+    they do when a pause ends, count one timeout and set one pause."""
+    with transaction.atomic():
+        subscription = WebhookSubscription.objects.select_for_update().get(pk=subscription.pk)
+        if _is_paused(subscription):
+            return
+        schedule = retry_schedule(subscription) or [MAX_PAUSE_SECONDS]
+        step = schedule[min(subscription.timeouts_in_a_row, len(schedule) - 1)]
+        subscription.paused_until = timezone.now() + timedelta(seconds=min(step, MAX_PAUSE_SECONDS))
+        subscription.timeouts_in_a_row += 1
+        subscription.save(update_fields=["paused_until", "timeouts_in_a_row"])
 
 
 def _next_batch(subscription: WebhookSubscription, lane: int) -> list[WebhookDelivery]:
@@ -113,16 +145,18 @@ def _next_batch(subscription: WebhookSubscription, lane: int) -> list[WebhookDel
 
 
 def _due(subscription: WebhookSubscription, lane: int) -> list[WebhookDelivery]:
-    """The lane's due deliveries, none once the subscription is deactivated (a running
-    job stops at its next batch)."""
+    """The lane's due deliveries, none once the subscription is deactivated or paused
+    (a running job stops at its next batch)."""
+    now = timezone.now()
     return list(
         WebhookDelivery.objects.select_related("event")
         .alias(lane=F("id") % LANES_PER_SUBSCRIPTION)
         .filter(
+            Q(subscription__paused_until__isnull=True) | Q(subscription__paused_until__lte=now),
             subscription=subscription,
             subscription__is_active=True,
             state=DeliveryState.PENDING,
-            next_attempt_at__lte=timezone.now(),
+            next_attempt_at__lte=now,
             lane=lane,
         )  # fmt: skip
         .order_by("id")[:BATCH]
@@ -171,6 +205,15 @@ def _record(subscription: WebhookSubscription, outcomes, rendered: dict[str, str
             "next_attempt_at": [d.next_attempt_at for d in deliveries],
             "outcomes": [d.last_outcome for d in deliveries],
         })  # fmt: skip
+
+
+def webhook_subscriptions_resume(*, subscriptions) -> int:
+    """End the pause of paused subscriptions (a receiver fixed before its pause ended):
+    the worker's dispatcher queues their due deliveries within a second. Returns how
+    many were paused."""
+    return subscriptions.filter(paused_until__gt=timezone.now()).update(
+        paused_until=None, timeouts_in_a_row=0
+    )
 
 
 def webhook_deliveries_redeliver(*, deliveries) -> int:

@@ -14,11 +14,15 @@ LANES_PER_SUBSCRIPTION = 4
 
 
 PROCRASTINATE_JOBS = "procrastinate_jobs"
+# A subscription whose lanes may send now (`sub`: its row).
+NOT_PAUSED = "(sub.paused_until IS NULL OR sub.paused_until <= now())"
 
 
 def lane_jobs_sql(source: str) -> str:
     """Queue a delivery job (queue %(queue)s, task %(task)s) for each lane in `source`
-    (rows of subscription_id, lane) that has no job queued or running. A lane's job
+    (rows of subscription_id, lane) that has no job queued or running and whose
+    subscription is not paused (the dispatcher queues those when the pause ends). A
+    lane's job
     sends every due delivery of its lane and keeps looking for more while they come
     (events/services.py), so under load a lane has one long job, and a capture queues
     nothing. Procrastinate's `lock` lets one job per lane run at a time, so no delivery
@@ -26,14 +30,14 @@ def lane_jobs_sql(source: str) -> str:
     picked up by the dispatcher a second later. Written against procrastinate's table
     (`ON CONFLICT DO NOTHING` on its unique queueing lock), which its defer function
     cannot do."""
-    name = "'webhook:' || subscription_id || ':' || lane"
     return f"""
         INSERT INTO {PROCRASTINATE_JOBS} (queue_name, task_name, lock, queueing_lock, args)
-        SELECT DISTINCT %(queue)s, %(task)s, {name}, {name},
-               jsonb_build_object('subscription_id', subscription_id, 'lane', lane)
-          FROM {source}
-         WHERE NOT EXISTS (SELECT 1 FROM {PROCRASTINATE_JOBS} job
-                            WHERE job.lock = {name} AND job.status = 'doing')
+        SELECT DISTINCT %(queue)s, %(task)s, name, name,
+               jsonb_build_object('subscription_id', sub.id, 'lane', lane)
+          FROM {source} s JOIN {SUBSCRIPTIONS} sub ON sub.id = s.subscription_id,
+               LATERAL (SELECT 'webhook:' || sub.id || ':' || lane AS name) n
+         WHERE {NOT_PAUSED} AND NOT EXISTS (SELECT 1 FROM {PROCRASTINATE_JOBS} job
+                                            WHERE job.lock = name AND job.status = 'doing')
         ON CONFLICT (queueing_lock) WHERE status = 'todo' DO NOTHING"""
 
 

@@ -1,19 +1,28 @@
-"""A receiver that answers a byte at a time, or never, costs a lane one POST's
-deadline (WEBHOOK_TIMEOUT_SECONDS in all), not one per delivery, and never holds it
-for ever. Real sockets on loopback, in-process lanes."""
+"""A receiver that answers a byte at a time, or never, costs its subscription one
+POST's deadline (WEBHOOK_TIMEOUT_SECONDS in all) per pause, not one per delivery or
+per lane, and never holds a worker's slot for ever. Real sockets on loopback,
+in-process lanes."""
 
 import socket
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test import override_settings
+from django.utils import timezone
 
 from events import outbound
-from events.models import DeliveryAttempt, DeliveryState, WebhookDelivery
-from events.services import webhook_lane_flush, webhook_subscription_create_or_update
+from events.models import DeliveryAttempt, DeliveryState, WebhookDelivery, WebhookSubscription
+from events.services import (
+    _pause,
+    webhook_lane_flush,
+    webhook_subscription_create_or_update,
+    webhook_subscriptions_resume,
+)
 from events.tasks import dispatch_due_deliveries
+from tests.events.helpers import receiving
 from tests.factories import make_order
 from tests.helpers import capture
 
@@ -39,6 +48,8 @@ class SlowReceiver:
                 conn, _ = self.server.accept()
             except TimeoutError:
                 continue
+            except OSError:  # closed by stop()
+                return
             threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
 
     def _answer(self, conn):
@@ -82,36 +93,96 @@ def test_an_answer_sent_a_byte_at_a_time_is_cut_at_the_deadline(slow_receiver, d
     assert outcome.error == "no whole answer within 1 s"
 
 
-@override_settings(WEBHOOK_TIMEOUT_SECONDS=0.5)
-def test_a_receiver_that_never_answers_costs_a_lane_one_deadline(api_client, channel,
-                                                                  slow_receiver):  # fmt: skip
-    """The rest of the batch is not sent, and each is recorded as an attempt; the
-    lane's job ends instead of waiting a timeout per delivery."""
-    receiver = slow_receiver()  # never answers
-    subscription, _ = webhook_subscription_create_or_update(
-        url=receiver.url, event_types=["order.captured"]
-    )
-    subscription.retry_schedule = [3600]
+def subscribe(url: str, schedule: list[int]) -> WebhookSubscription:
+    subscription, _ = webhook_subscription_create_or_update(url=url, event_types=["order.captured"])
+    subscription.retry_schedule = schedule
     subscription.save()
-    for order in [make_order(channel=channel, items=1) for _ in range(12)]:
-        assert capture(api_client, order, [order.items.get().pk]).status_code == 200
+    return subscription
+
+
+def capture_orders(client, channel, count: int) -> None:
+    for order in [make_order(channel=channel, items=1) for _ in range(count)]:
+        assert capture(client, order, [order.items.get().pk]).status_code == 200
+
+
+def lane_jobs() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'")
+        return cursor.fetchone()[0]
+
+
+@override_settings(WEBHOOK_TIMEOUT_SECONDS=0.5)
+def test_a_receiver_that_never_answers_pauses_its_subscription(api_client, channel,
+                                                                slow_receiver):  # fmt: skip
+    """One POST's deadline pauses every lane of the subscription for the next step of
+    its retry schedule: the rest of the batch stays pending, not sent and not counted
+    as attempts (they reached `failed` without ever being sent), and no lane sends or
+    is queued until the pause ends (two hanging receivers' lanes held all eight worker
+    slots, one deadline after another, while captures added deliveries)."""
+    receiver = slow_receiver()  # never answers
+    subscription = subscribe(receiver.url, [30, 3600])
+    capture_orders(api_client, channel, 12)
     lane = WebhookDelivery.objects.order_by("id").first().pk % 4
     ids = [d.pk for d in WebhookDelivery.objects.order_by("id") if d.pk % 4 == lane]
     assert len(ids) == 3
 
     started = time.monotonic()
-    webhook_lane_flush(subscription_id=subscription.pk, lane=lane)
-    # The job ends after the batch, handing its slot back: no wait for more deliveries.
-    assert time.monotonic() - started < 1.8
+    assert webhook_lane_flush(subscription_id=subscription.pk, lane=lane) == 1
+    assert time.monotonic() - started < 1.8  # one deadline; the job ends at once
 
-    attempts = list(DeliveryAttempt.objects.filter(delivery_id__in=ids).order_by("delivery_id"))
-    assert [a.delivery_id for a in attempts] == ids  # one attempt each
-    assert attempts[0].error.startswith("ReadTimeoutError") or "within" in attempts[0].error
-    assert all(a.error.startswith("not sent: the POST before it timed out")
-               for a in attempts[1:])  # fmt: skip
-    assert sum(a.duration_ms for a in attempts) < 1000  # one deadline, not three
-    states = set(WebhookDelivery.objects.filter(pk__in=ids).values_list("state", flat=True))
-    assert states == {DeliveryState.PENDING}  # each waits for its retry, an hour away
+    (attempt,) = DeliveryAttempt.objects.all()
+    assert attempt.delivery_id == ids[0]
+    assert attempt.error.startswith("ReadTimeoutError") or "within" in attempt.error
+    untouched = WebhookDelivery.objects.exclude(pk=ids[0])
+    assert set(untouched.values_list("state", "attempts")) == {(DeliveryState.PENDING, 0)}
+    subscription.refresh_from_db()
+    assert subscription.timeouts_in_a_row == 1
+    pause = (subscription.paused_until - timezone.now()).total_seconds()
+    assert 25 < pause <= 30  # the schedule's first step
+
+    for other in {0, 1, 2, 3} - {lane}:  # the other lanes send nothing while paused
+        assert webhook_lane_flush(subscription_id=subscription.pk, lane=other) == 0
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM procrastinate_jobs")
+    capture_orders(api_client, channel, 4)  # new deliveries queue no lane job
+    dispatch_due_deliveries(0)  # nor does the dispatcher
+    assert lane_jobs() == 0
+    assert DeliveryAttempt.objects.count() == 1
+
+
+def test_lanes_that_time_out_together_pause_once(db):
+    subscription = subscribe("http://127.0.0.1:9/hook", [5, 30, 120])
+    for _ in range(4):  # four lanes, as when a pause ends on a receiver that still hangs
+        _pause(subscription)
+    subscription.refresh_from_db()
+    assert subscription.timeouts_in_a_row == 1
+    subscription.paused_until = timezone.now()  # it ended; the next timeout pauses longer
+    subscription.save()
+    _pause(subscription)
+    subscription.refresh_from_db()
+    assert subscription.timeouts_in_a_row == 2
+    assert 25 < (subscription.paused_until - timezone.now()).total_seconds() <= 30
+
+
+def test_a_pause_ends_on_time_or_when_resumed_and_an_answer_ends_the_row(api_client, channel):
+    with receiving() as receiver:
+        subscription = subscribe(receiver.url, [5])
+        capture_orders(api_client, channel, 1)
+        delivery = WebhookDelivery.objects.get()
+        WebhookSubscription.objects.filter(pk=subscription.pk).update(
+            paused_until=timezone.now() + timedelta(minutes=5), timeouts_in_a_row=3
+        )
+        assert webhook_lane_flush(subscription_id=subscription.pk, lane=delivery.pk % 4) == 0
+        assert webhook_subscriptions_resume(subscriptions=WebhookSubscription.objects.all()) == 1
+        dispatch_due_deliveries(0)
+        assert lane_jobs() == 1  # the dispatcher queues its lane again
+        WebhookSubscription.objects.filter(pk=subscription.pk).update(timeouts_in_a_row=3)
+        assert webhook_lane_flush(subscription_id=subscription.pk, lane=delivery.pk % 4) == 1
+    assert receiver.ids() == [delivery.event_id]
+    delivery.refresh_from_db()
+    assert delivery.state == DeliveryState.DELIVERED
+    subscription.refresh_from_db()
+    assert (subscription.paused_until, subscription.timeouts_in_a_row) == (None, 0)
 
 
 class ResetsItsFirstConnection:
@@ -167,6 +238,21 @@ def test_a_reset_connection_costs_its_delivery_only(api_client, channel):
     assert not DeliveryAttempt.objects.filter(error__startswith="not sent").exists()
 
 
+def test_a_refused_connection_pauses_nothing_and_costs_its_delivery_only(api_client, channel):
+    """urllib3's error for a refused connection is a ConnectTimeoutError too: it was
+    taken for a timeout, and one refusal stopped the batch (and paused the receiver)."""
+    subscription = subscribe("http://127.0.0.1:9/nobody", [5])
+    capture_orders(api_client, channel, 12)
+    lane = WebhookDelivery.objects.order_by("id").first().pk % 4
+    assert webhook_lane_flush(subscription_id=subscription.pk, lane=lane) == 3
+    assert set(DeliveryAttempt.objects.values_list("error", flat=True)) == {
+        "NewConnectionError: HTTPConnection(host='127.0.0.1', port=9): Failed to establish "
+        "a new connection: [Errno 111] Connection refused"
+    }
+    subscription.refresh_from_db()
+    assert (subscription.paused_until, subscription.timeouts_in_a_row) == (None, 0)
+
+
 def test_a_deactivated_subscription_gets_no_more_attempts(api_client, channel):
     """Deactivating a subscription is how an operator stops a receiver that misbehaves:
     its lanes had gone on sending (and holding the worker's slots) for 31 hours."""
@@ -185,3 +271,21 @@ def test_a_deactivated_subscription_gets_no_more_attempts(api_client, channel):
         assert cursor.fetchone() == (0,)
     assert webhook_lane_flush(subscription_id=subscription.pk, lane=delivery.pk % 4) == 0
     assert not DeliveryAttempt.objects.exists()
+
+
+def test_the_admin_shows_a_pause_and_resumes_it(client, db):
+    from tests.factories import make_api_user
+
+    subscription = subscribe("https://hooks.example.com/paused", [5])
+    WebhookSubscription.objects.filter(pk=subscription.pk).update(
+        paused_until=timezone.now() + timedelta(minutes=5), timeouts_in_a_row=2
+    )
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    listing = client.get("/admin/events/webhooksubscription/")
+    assert listing.status_code == 200
+    assert "paused until" in listing.content.decode().lower()
+    response = client.post("/admin/events/webhooksubscription/",
+                           {"action": "resume", "_selected_action": [subscription.pk]})  # fmt: skip
+    assert response.status_code == 302
+    subscription.refresh_from_db()
+    assert (subscription.paused_until, subscription.timeouts_in_a_row) == (None, 0)
