@@ -109,8 +109,8 @@ def webhook_lane_flush(*, subscription_id: int, lane: int) -> int:
             time.sleep(LANE_GATHER_SECONDS)
     if timed_out:
         _pause(subscription)
-    elif answered and subscription.timeouts_in_a_row:
-        WebhookSubscription.objects.filter(pk=subscription.pk).update(
+    elif answered:  # the receiver answers: the row of timeouts ends
+        WebhookSubscription.objects.filter(pk=subscription.pk, timeouts_in_a_row__gt=0).update(
             paused_until=None, timeouts_in_a_row=0
         )
     return attempts
