@@ -16,6 +16,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 
 from django.conf import settings
+from django.db import DatabaseError
 
 from omnitron import error_tracking, metrics
 
@@ -62,20 +63,29 @@ class RequestLogMiddleware:
         metrics.observe_request(
             route=_route(request), method=request.method, status=status, seconds=seconds, code=code
         )
-        user = getattr(request, "user", None)
         fields = {
             "request_id": request.request_id,
             "method": request.method,
             "path": request.path,
             "status": response.status_code,
             "duration_ms": round(seconds * 1000, 2),
-            "user_id": user.pk if user is not None and user.is_authenticated else None,
+            "user_id": _user_id(request),
             **getattr(request, "log_fields", {}),
         }
         if response.status_code >= 400:
             fields["code"] = code
         level = logging.DEBUG if request.path in _QUIET_PATHS else logging.INFO
         logger.log(level, "request", extra={"fields": fields})
+
+
+def _user_id(request) -> int | None:
+    user = getattr(request, "user", None)
+    try:
+        return user.pk if user is not None and user.is_authenticated else None
+    except DatabaseError:
+        # The user was not looked up yet, and loading the session failed (the database
+        # is down): the answer is made already; the line must not turn it into a 500.
+        return None
 
 
 def _route(request) -> str:

@@ -55,6 +55,20 @@ def test_readiness_is_503_json_when_the_database_is_unreachable():
         assert requests.get(f"{base}/healthz", timeout=5).status_code == 200
 
 
+def test_a_page_the_database_fails_is_503_also_for_a_logged_in_operator():
+    """Loading the session of the request's cookie failed again in the request's log
+    line, after the 503 page was made: Django's 500."""
+    dead = f"postgres://postgres@127.0.0.1:{free_port()}/nothing"
+    with gunicorn(workers=1, env=server_env(DATABASE_URL=dead)) as (base, _):
+        session = {"sessionid": "a" * 32}
+        for path, status in (("/admin/", 503), ("/admin/orders/order/", 503),
+                             ("/admin/login/", 503), ("/nowhere/", 404)):  # fmt: skip
+            response = requests.get(f"{base}{path}", cookies=session, timeout=10)
+            assert response.status_code == status, (path, response.status_code)
+        page = requests.get(f"{base}/admin/", cookies=session, timeout=10).text
+        assert "The database is not reachable" in page
+
+
 def _manage(*args, **env):
     return subprocess.run(
         [*MANAGE, *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
