@@ -47,6 +47,8 @@ def fits_numeric(number: Decimal) -> bool:
     if not number.is_finite():
         return False
     _, digits, exponent = number.as_tuple()
+    if digits == (0,):  # 0e200000 is 0: only a zero's fraction digits count
+        return -exponent <= MAX_NUMERIC_FRACTION_DIGITS
     integer_digits = len(digits) + exponent
     return integer_digits <= MAX_NUMERIC_INTEGER_DIGITS and -exponent <= (
         MAX_NUMERIC_FRACTION_DIGITS
@@ -82,6 +84,8 @@ class ExactJSONEncoder(DRFJSONEncoder):
 
     def _plain_decimal(self, o):
         if isinstance(o, Decimal):
+            if not o.is_finite():  # as allow_nan=False refuses a float's (RawJSON would not)
+                raise ValueError(f"{o} is not JSON")
             return simplejson.RawJSON(format(o, "f"))
         return self.default(o)
 

@@ -67,7 +67,8 @@ def test_a_number_is_stored_exactly_or_refused_with_a_code(api_client, channel, 
      ("123456789012345678901234567890", "123456789012345678901234567890"),
      ("1.50", "1.50"),
      # PostgreSQL's plain notation, as docs/api.md says (Python's str() wrote 1E-7).
-     ("1e3", "1000"), ("1e-7", "0.0000001"), ("100e-9", "0.000000100"), ("-2.5E-8", "-0.000000025")],
+     ("1e3", "1000"), ("1e-7", "0.0000001"), ("100e-9", "0.000000100"), ("-2.5E-8", "-0.000000025"),
+     ("0e200000", "0"), ("-0e5", "0")],  # zero, however large its exponent
 )  # fmt: skip
 def test_what_floats_lose_is_kept(api_client, order, text, answered):
     pk = order.items.first().pk
@@ -112,3 +113,13 @@ def test_numbers_with_huge_exponents_are_refused_at_once(api_client, order):
     assert (response.status_code, response.json()["code"]) == (400, "attributes_too_large")
     size = len('{"a":[]}') + 20_000 * 131_001 + 19_999  # as PostgreSQL would write it
     assert f"{size} bytes" in response.json()["order_items"][0]["attributes"][0]
+
+
+@pytest.mark.parametrize("value", ["NaN", "-Infinity", "sNaN"])
+def test_an_answer_never_holds_a_number_json_has_not(value):
+    """Written as raw JSON, a Decimal NaN (only raw SQL can store one in a numeric
+    column) was answered `NaN`, which no JSON parser reads."""
+    from omnitron.api.renderers import render_json
+
+    with pytest.raises(ValueError, match="is not JSON"):
+        render_json({"discount_amount": Decimal(value)})
