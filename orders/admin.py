@@ -1,6 +1,8 @@
 """The operators' view of orders. Staff see the orders of their channels only
 (superusers see all); what the capture flow owns is read-only."""
 
+import copy
+
 from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
@@ -21,32 +23,77 @@ CAPTURED_ITEM_FROZEN = ("order", "price", "price_currency", "status", "captured_
 class OrderItemForm(forms.ModelForm):
     """A captured item's frozen fields are shown disabled: Django ignores whatever a
     disabled field posts, so even a forged form changes nothing. An item's price is in
-    its order's currency (a capture's amount adds its items' prices up)."""
+    its order's currency (a capture's amount adds its items' prices up).
+
+    A change is saved only if the item's capture state is still what the page showed:
+    the page carries it (`shown_capture`), and the save compares it with the row, locked
+    with its order's, order first as a capture locks them (so the two never deadlock).
+    Compared with the item as read for the POST instead, a capture that came while the
+    page was open went unnoticed, and the operator's change (cancelling an item just
+    charged) was dropped without a word."""
+
+    shown_capture = forms.CharField(widget=forms.HiddenInput, required=False)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["shown_capture"].initial = _capture_state(self.instance.captured_at)
         if self.instance.pk and self.instance.captured_at is not None:
             for name in CAPTURED_ITEM_FROZEN:
                 if name in self.fields:
                     self.fields[name].disabled = True
 
+    @property
+    def changed_data(self):
+        # What the page shows of the item's capture is no change of the operator's. A
+        # field disabled because the item was captured after the page was shown posts
+        # what the operator chose, which Django ignores: that is a change too (refused).
+        changed = [name for name in super().changed_data if name != "shown_capture"]
+        if self._posted("shown_capture") not in (None, _capture_state(self.instance.captured_at)):
+            changed += [name for name in CAPTURED_ITEM_FROZEN if self._posted_differs(name)]
+        return changed
+
+    def _posted(self, name: str):
+        field = self.fields[name]
+        return field.widget.value_from_datadict(self.data, self.files, self.add_prefix(name))
+
+    def _posted_differs(self, name: str) -> bool:
+        if name not in self.fields or self._posted(name) is None:
+            return False
+        enabled = copy.copy(self.fields[name])
+        enabled.disabled = False
+        return enabled.has_changed(self.get_initial_for_field(enabled, name), self._posted(name))
+
     def clean(self):
         cleaned = super().clean()
         item = self.instance
-        if item.pk is not None:
-            # The item as it is now, locked until the admin's transaction ends: a
-            # capture may have committed since the item was read for this form.
-            now = OrderItem.objects.select_for_update().only("captured_at").get(pk=item.pk)
-            if now.captured_at != item.captured_at:
+        if item.pk is not None and self.has_changed():
+            list(Order.objects.select_for_update().filter(pk=item.order_id).values("pk"))
+            captured_at = (
+                OrderItem.objects.select_for_update().values_list("captured_at", flat=True)
+            ).get(pk=item.pk)
+            if _capture_state(captured_at) != cleaned.get("shown_capture", ""):
                 raise ValidationError(
                     "This item was captured while the page was open: reload it.",
                     code="captured_meanwhile",
                 )
         order = cleaned.get("order") or (item.order if item.order_id else None)
         currency = cleaned.get("price_currency")
-        if order is not None and currency and currency != order.currency:
+        if (
+            _is_editable(self, "price_currency")
+            and order
+            and currency not in (None, "", order.currency)
+        ):
             self.add_error("price_currency", f"Must be the order's currency ({order.currency}).")
         return cleaned
+
+
+def _is_editable(form, name: str) -> bool:
+    # A captured item's currency is shown disabled: one from before the check stays.
+    return name in form.fields and not form.fields[name].disabled
+
+
+def _capture_state(captured_at) -> str:
+    return "" if captured_at is None else captured_at.isoformat()
 
 
 @admin.register(Channel)
@@ -88,7 +135,7 @@ class OrderItemInline(admin.TabularInline):
     can_delete = False
     fields = (
         "id", "product_sku", "status", "price", "retail_price", "price_currency",
-        "attributes", "captured_at",
+        "attributes", "captured_at", "shown_capture",
     )  # fmt: skip
     readonly_fields = (
         "id",

@@ -203,7 +203,8 @@ class ApiErrorCode(ErrorCode):
         None,
         "The database did not answer in time. Retry later.",
         "A statement ran past `DB_STATEMENT_TIMEOUT_MS`, or waited past `DB_LOCK_TIMEOUT_MS` "
-        "for a row another request holds (a capture answers `order_locked` instead). Retry.",
+        "for a row another request holds, or was ended to break a deadlock (a capture answers "
+        "`order_locked` instead). Retry.",
     )
 
 

@@ -149,8 +149,11 @@ def translate(exc: Exception) -> Exception:
     return exc
 
 
-# statement_timeout, and lock_timeout waiting for a row another request holds.
-TIMEOUTS = psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable
+# statement_timeout, lock_timeout waiting for a row another request holds, and a
+# deadlock PostgreSQL ended by ending this statement: each worth a retry.
+TIMEOUTS = (
+    psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable | psycopg.errors.DeadlockDetected
+)
 
 
 def exception_handler(exc, context):
