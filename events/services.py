@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Subquery
 from django.utils import timezone
 
 from omnitron import metrics
@@ -72,17 +72,19 @@ def webhook_lane_flush(*, subscription_id: int, lane: int) -> int:
     fails it. After a POST that timed out (connecting, reading, or past its deadline),
     the subscription is paused (`_pause`) and the job ends: the rest of the batch stays
     pending, not sent and not counted as attempts, and no lane of the subscription
-    sends until the pause ends. A receiver that hangs costs one deadline per pause,
-    not one per delivery (a batch of 100 waited 100 timeouts) nor one per lane and job
-    (two hanging receivers' lanes held all eight of the worker's slots while captures
-    kept adding deliveries). An answer, any status, ends the row of timeouts. Only one
+    sends until the pause ends; then one delivery probes the receiver (`_due`). A
+    receiver that hangs costs one deadline per pause, not one per delivery (a batch of
+    100 waited 100 timeouts) nor one per lane and job (two hanging receivers' lanes held
+    all eight of the worker's slots while captures kept adding deliveries). An answer,
+    any status, ends the row of timeouts. Only one
     job per lane runs at a time (its procrastinate lock), so no delivery is ever sent
     twice at once. Returns how many attempts were made."""
     subscription = WebhookSubscription.objects.get(pk=subscription_id)
     if _is_paused(subscription):  # queued just before the pause: nothing to wait for
         return 0
-    attempts, timed_out, answered = 0, False, False
+    attempts, timed_out = 0, False
     while not timed_out and (batch := _next_batch(subscription, lane)):
+        answered = False
         events = [delivery.event for delivery in batch]
         rendered = render_payloads(events)
         payloads = {event.id: event.payload or rendered[event.id] for event in events}
@@ -105,14 +107,14 @@ def webhook_lane_flush(*, subscription_id: int, lane: int) -> int:
             target.close()
         _record(subscription, outcomes, rendered)
         attempts += len(outcomes)
+        if answered and not timed_out:  # the receiver answers: its row of timeouts ends
+            WebhookSubscription.objects.filter(pk=subscription.pk, timeouts_in_a_row__gt=0).update(
+                paused_until=None, timeouts_in_a_row=0
+            )
         if len(batch) < BATCH and not timed_out:
             time.sleep(LANE_GATHER_SECONDS)
     if timed_out:
         _pause(subscription)
-    elif answered:  # the receiver answers: the row of timeouts ends
-        WebhookSubscription.objects.filter(pk=subscription.pk, timeouts_in_a_row__gt=0).update(
-            paused_until=None, timeouts_in_a_row=0
-        )
     return attempts
 
 
@@ -146,19 +148,24 @@ def _next_batch(subscription: WebhookSubscription, lane: int) -> list[WebhookDel
 
 def _due(subscription: WebhookSubscription, lane: int) -> list[WebhookDelivery]:
     """The lane's due deliveries, none once the subscription is deactivated or paused
-    (a running job stops at its next batch)."""
+    (a running job stops at its next batch). Of a subscription whose receiver timed out
+    and has not answered since, only its oldest due delivery, once its pause ended: one
+    POST probes the receiver, not one per lane (two hanging receivers' four lanes each
+    held all eight worker slots when their pauses ended)."""
     now = timezone.now()
+    due = WebhookDelivery.objects.filter(
+        subscription=subscription, state=DeliveryState.PENDING, next_attempt_at__lte=now
+    )
+    probe = due.order_by("id").values("id")[:1]
     return list(
-        WebhookDelivery.objects.select_related("event")
+        due.select_related("event")
         .alias(lane=F("id") % LANES_PER_SUBSCRIPTION)
         .filter(
-            Q(subscription__paused_until__isnull=True) | Q(subscription__paused_until__lte=now),
-            subscription=subscription,
+            Q(subscription__timeouts_in_a_row=0)
+            | Q(subscription__paused_until__lte=now, id=Subquery(probe)),
             subscription__is_active=True,
-            state=DeliveryState.PENDING,
-            next_attempt_at__lte=now,
             lane=lane,
-        )  # fmt: skip
+        )
         .order_by("id")[:BATCH]
     )
 

@@ -14,15 +14,13 @@ LANES_PER_SUBSCRIPTION = 4
 
 
 PROCRASTINATE_JOBS = "procrastinate_jobs"
-# A subscription whose lanes may send now (`sub`: its row).
-NOT_PAUSED = "(sub.paused_until IS NULL OR sub.paused_until <= now())"
 
 
-def lane_jobs_sql(source: str) -> str:
+def lane_jobs_sql(source: str, sending: str = "sub.timeouts_in_a_row = 0") -> str:
     """Queue a delivery job (queue %(queue)s, task %(task)s) for each lane in `source`
     (rows of subscription_id, lane) that has no job queued or running and whose
-    subscription is not paused (the dispatcher queues those when the pause ends). A
-    lane's job
+    subscription (`sub`) is `sending`: by default, one whose receiver has not timed out
+    since it last answered (the dispatcher queues the others' lanes). A lane's job
     sends every due delivery of its lane and keeps looking for more while they come
     (events/services.py), so under load a lane has one long job, and a capture queues
     nothing. Procrastinate's `lock` lets one job per lane run at a time, so no delivery
@@ -36,8 +34,8 @@ def lane_jobs_sql(source: str) -> str:
                jsonb_build_object('subscription_id', sub.id, 'lane', lane)
           FROM {source} s JOIN {SUBSCRIPTIONS} sub ON sub.id = s.subscription_id,
                LATERAL (SELECT 'webhook:' || sub.id || ':' || lane AS name) n
-         WHERE {NOT_PAUSED} AND NOT EXISTS (SELECT 1 FROM {PROCRASTINATE_JOBS} job
-                                            WHERE job.lock = name AND job.status = 'doing')
+         WHERE {sending} AND NOT EXISTS (SELECT 1 FROM {PROCRASTINATE_JOBS} job
+                                         WHERE job.lock = name AND job.status = 'doing')
         ON CONFLICT (queueing_lock) WHERE status = 'todo' DO NOTHING"""
 
 
@@ -71,14 +69,19 @@ def record_event_ctes(source: str) -> str:
 
 
 # The lanes with deliveries due now, for the worker's dispatcher (retries, and lanes
-# whose job a dead worker held).
+# whose job a dead worker held). Of a subscription whose receiver timed out: none while
+# it is paused, then only the lane of its oldest due delivery, which probes the
+# receiver (events/services.py).
+OLDEST_DUE = f"""(SELECT min(id) FROM {DELIVERIES} WHERE subscription_id = sub.id
+                  AND state = 'pending' AND next_attempt_at <= now())"""
+_PROBING = f"sub.paused_until <= now() AND lane = mod({OLDEST_DUE}, {LANES_PER_SUBSCRIPTION})"
 QUEUE_DUE_LANES = f"""
     WITH due AS (
-        SELECT subscription_id, mod(d.id, {LANES_PER_SUBSCRIPTION}) AS lane
+        SELECT DISTINCT subscription_id, mod(d.id, {LANES_PER_SUBSCRIPTION}) AS lane
           FROM {DELIVERIES} d JOIN {SUBSCRIPTIONS} sub ON sub.id = d.subscription_id
          WHERE d.state = 'pending' AND d.next_attempt_at <= now() AND sub.is_active
     )
-    {lane_jobs_sql("due")}"""
+    {lane_jobs_sql("due", f"(sub.timeouts_in_a_row = 0 OR ({_PROBING}))")}"""
 
 
 # A batch of attempts' outcomes, in one statement.

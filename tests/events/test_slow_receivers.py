@@ -3,6 +3,7 @@ POST's deadline (WEBHOOK_TIMEOUT_SECONDS in all) per pause, not one per delivery
 per lane, and never holds a worker's slot for ever. Real sockets on loopback,
 in-process lanes."""
 
+import contextlib
 import socket
 import threading
 import time
@@ -111,6 +112,8 @@ def lane_jobs() -> int:
         return cursor.fetchone()[0]
 
 
+# The dispatcher's now() is its transaction's start: the rows must be committed.
+@pytest.mark.django_db(transaction=True)
 @override_settings(WEBHOOK_TIMEOUT_SECONDS=0.5)
 def test_a_receiver_that_never_answers_pauses_its_subscription(api_client, channel,
                                                                 slow_receiver):  # fmt: skip
@@ -164,6 +167,8 @@ def test_lanes_that_time_out_together_pause_once(db):
     assert 25 < (subscription.paused_until - timezone.now()).total_seconds() <= 30
 
 
+# The dispatcher's now() is its transaction's start: the rows must be committed.
+@pytest.mark.django_db(transaction=True)
 def test_a_pause_ends_on_time_or_when_resumed_and_an_answer_ends_the_row(api_client, channel):
     with receiving() as receiver:
         subscription = subscribe(receiver.url, [5])
@@ -176,7 +181,9 @@ def test_a_pause_ends_on_time_or_when_resumed_and_an_answer_ends_the_row(api_cli
         assert webhook_subscriptions_resume(subscriptions=WebhookSubscription.objects.all()) == 1
         dispatch_due_deliveries(0)
         assert lane_jobs() == 1  # the dispatcher queues its lane again
-        WebhookSubscription.objects.filter(pk=subscription.pk).update(timeouts_in_a_row=3)
+        WebhookSubscription.objects.filter(pk=subscription.pk).update(  # it ended on time
+            paused_until=timezone.now() - timedelta(hours=1), timeouts_in_a_row=3
+        )
         assert webhook_lane_flush(subscription_id=subscription.pk, lane=delivery.pk % 4) == 1
     assert receiver.ids() == [delivery.event_id]
     delivery.refresh_from_db()
@@ -206,7 +213,7 @@ class ResetsItsFirstConnection:
             threading.Thread(target=self._answer, args=(conn, first), daemon=True).start()
 
     def _answer(self, conn, reset):
-        with conn:
+        with conn, contextlib.suppress(OSError):  # the client closed first
             while conn.recv(65536):
                 if reset:  # RST instead of an answer
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
@@ -253,6 +260,8 @@ def test_a_refused_connection_pauses_nothing_and_costs_its_delivery_only(api_cli
     assert (subscription.paused_until, subscription.timeouts_in_a_row) == (None, 0)
 
 
+# The dispatcher's now() is its transaction's start: the rows must be committed.
+@pytest.mark.django_db(transaction=True)
 def test_a_deactivated_subscription_gets_no_more_attempts(api_client, channel):
     """Deactivating a subscription is how an operator stops a receiver that misbehaves:
     its lanes had gone on sending (and holding the worker's slots) for 31 hours."""
@@ -271,6 +280,35 @@ def test_a_deactivated_subscription_gets_no_more_attempts(api_client, channel):
         assert cursor.fetchone() == (0,)
     assert webhook_lane_flush(subscription_id=subscription.pk, lane=delivery.pk % 4) == 0
     assert not DeliveryAttempt.objects.exists()
+
+
+# The dispatcher's now() is its transaction's start: the rows must be committed.
+@pytest.mark.django_db(transaction=True)
+def test_when_a_pause_ends_one_delivery_probes_the_receiver(api_client, channel):
+    """Every lane of both hanging receivers started a POST when their pauses ended, and
+    held all eight worker slots for a deadline. Now only the oldest due delivery's lane
+    is queued and sends it; once the receiver answers, every lane sends again."""
+    with receiving() as receiver:
+        subscription = subscribe(receiver.url, [5])
+        capture_orders(api_client, channel, 8)
+        WebhookSubscription.objects.filter(pk=subscription.pk).update(
+            paused_until=timezone.now() - timedelta(hours=1), timeouts_in_a_row=2
+        )
+        oldest = WebhookDelivery.objects.order_by("id").first()
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM procrastinate_jobs")
+            dispatch_due_deliveries(0)
+            cursor.execute("SELECT args->>'lane' FROM procrastinate_jobs")
+            assert cursor.fetchall() == [(str(oldest.pk % 4),)]
+            cursor.execute("DELETE FROM procrastinate_jobs")
+        other = (oldest.pk + 1) % 4
+        assert webhook_lane_flush(subscription_id=subscription.pk, lane=other) == 0
+        assert webhook_lane_flush(subscription_id=subscription.pk, lane=oldest.pk % 4) == 2
+        assert receiver.ids()[0] == oldest.event_id  # the probe, then the rest of its lane
+        subscription.refresh_from_db()
+        assert subscription.timeouts_in_a_row == 0
+        dispatch_due_deliveries(0)
+        assert lane_jobs() == 3  # the other lanes go again
 
 
 def test_the_admin_shows_a_pause_and_resumes_it(client, db):
