@@ -215,10 +215,11 @@ def _record(subscription: WebhookSubscription, outcomes, rendered: dict[str, str
 
 
 def webhook_subscriptions_resume(*, subscriptions) -> int:
-    """End the pause of paused subscriptions (a receiver fixed before its pause ended):
-    the worker's dispatcher queues their due deliveries within a second. Returns how
-    many were paused."""
-    return subscriptions.filter(paused_until__gt=timezone.now()).update(
+    """End the row of timeouts of these subscriptions, paused or sending one probe at a
+    time (a receiver fixed, or one that refuses connections since it hung): every lane
+    sends again, the worker's dispatcher queues their due deliveries within a second.
+    Returns how many were in a row of timeouts."""
+    return subscriptions.filter(timeouts_in_a_row__gt=0).update(
         paused_until=None, timeouts_in_a_row=0
     )
 

@@ -47,8 +47,6 @@ def fits_numeric(number: Decimal) -> bool:
     if not number.is_finite():
         return False
     _, digits, exponent = number.as_tuple()
-    if digits == (0,):  # 0e200000 is 0: only a zero's fraction digits count
-        return -exponent <= MAX_NUMERIC_FRACTION_DIGITS
     integer_digits = len(digits) + exponent
     return integer_digits <= MAX_NUMERIC_INTEGER_DIGITS and -exponent <= (
         MAX_NUMERIC_FRACTION_DIGITS

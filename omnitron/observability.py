@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, InterfaceError
 
 from omnitron import error_tracking, metrics
 
@@ -82,7 +82,7 @@ def _user_id(request) -> int | None:
     user = getattr(request, "user", None)
     try:
         return user.pk if user is not None and user.is_authenticated else None
-    except DatabaseError:
+    except (DatabaseError, InterfaceError):
         # The user was not looked up yet, and loading the session failed (the database
         # is down): the answer is made already; the line must not turn it into a 500.
         return None

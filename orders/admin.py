@@ -52,6 +52,12 @@ class OrderItemForm(forms.ModelForm):
             changed += [name for name in CAPTURED_ITEM_FROZEN if self._posted_differs(name)]
         return changed
 
+    def _shown_capture(self) -> str:
+        # A post without the field (a page from before it, a script) is taken as
+        # showing the item as read for this request.
+        shown = self._posted("shown_capture")
+        return _capture_state(self.instance.captured_at) if shown is None else shown
+
     def _posted(self, name: str):
         field = self.fields[name]
         return field.widget.value_from_datadict(self.data, self.files, self.add_prefix(name))
@@ -71,7 +77,7 @@ class OrderItemForm(forms.ModelForm):
             captured_at = (
                 OrderItem.objects.select_for_update().values_list("captured_at", flat=True)
             ).get(pk=item.pk)
-            if _capture_state(captured_at) != cleaned.get("shown_capture", ""):
+            if _capture_state(captured_at) != self._shown_capture():
                 raise ValidationError(
                     "This item was captured while the page was open: reload it.",
                     code="captured_meanwhile",
@@ -94,6 +100,14 @@ def _is_editable(form, name: str) -> bool:
 
 def _capture_state(captured_at) -> str:
     return "" if captured_at is None else captured_at.isoformat()
+
+
+def _without_shown_capture(admin_class, request, obj, fields):
+    """A page that changes nothing (view permission only) shows every field read-only:
+    not the capture state the form carries."""
+    if admin_class.has_change_permission(request, obj):
+        return fields
+    return [field for field in fields if field != "shown_capture"]
 
 
 @admin.register(Channel)
@@ -146,6 +160,9 @@ class OrderItemInline(admin.TabularInline):
         *CAPTURE_OWNED,
     )
     show_change_link = True
+
+    def get_fields(self, request, obj=None):
+        return _without_shown_capture(self, request, obj, super().get_fields(request, obj))
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -293,6 +310,9 @@ class OrderItemAdmin(ChangedFieldsOnlyMixin, LargeTableAdmin):
 
     def get_queryset(self, request):
         return order_item_list_for_user(user=request.user).select_related("order")
+
+    def get_fields(self, request, obj=None):
+        return _without_shown_capture(self, request, obj, super().get_fields(request, obj))
 
     def get_readonly_fields(self, request, obj=None):
         # An item stays in its order: moving it would move it to another channel too.

@@ -327,3 +327,15 @@ def test_the_admin_shows_a_pause_and_resumes_it(client, db):
     assert response.status_code == 302
     subscription.refresh_from_db()
     assert (subscription.paused_until, subscription.timeouts_in_a_row) == (None, 0)
+
+
+def test_resume_also_ends_a_row_of_timeouts_whose_pause_is_over(db):
+    """Past its pause, a receiver that refuses connections gets one probe at a time
+    until it answers: resume ended only a pause still running."""
+    subscription = subscribe("https://hooks.example.com/probing", [5])
+    WebhookSubscription.objects.filter(pk=subscription.pk).update(
+        paused_until=timezone.now() - timedelta(minutes=1), timeouts_in_a_row=4
+    )
+    assert webhook_subscriptions_resume(subscriptions=WebhookSubscription.objects.all()) == 1
+    subscription.refresh_from_db()
+    assert (subscription.paused_until, subscription.timeouts_in_a_row) == (None, 0)

@@ -696,3 +696,30 @@ def test_saving_an_order_writes_only_what_the_operator_changed(client, editor, c
         assert client.post(url, {**data, "notes": "call first"}).status_code == 302
     order.refresh_from_db()
     assert (order.notes, order.is_send) == ("call first", True)
+
+
+def test_a_post_without_the_shown_capture_takes_the_item_as_read(client, editor, channel):
+    """A page from before the field (or a script) posts none: a captured item's SKU
+    change was refused as "captured while the page was open"."""
+    from capture.services import ItemInput, order_capture
+    from orders.models import OrderItem
+
+    order = make_order(channel=channel, items=1)
+    item = order.items.get()
+    order_capture(user=make_api_user(channels=[channel]), order_number=order.number,
+                  items=[ItemInput(item.pk)])  # fmt: skip
+    client.force_login(editor)
+    url = f"/admin/orders/orderitem/{item.pk}/change/"
+    page = {k: v for k, v in change_form(client, url).items() if k != "shown_capture"}
+    assert client.post(url, {**page, "product_sku": "RENAMED"}).status_code == 302
+    assert OrderItem.objects.get(pk=item.pk).product_sku == "RENAMED"
+
+
+def test_view_only_staff_see_no_shown_capture_field(client, operator, channel):
+    order = make_order(channel=channel, items=1)
+    client.force_login(operator)
+    for url in (f"/admin/orders/order/{order.pk}/change/",
+                f"/admin/orders/orderitem/{order.items.get().pk}/change/"):  # fmt: skip
+        page = client.get(url)
+        assert page.status_code == 200
+        assert "Shown capture" not in page.content.decode()
