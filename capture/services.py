@@ -24,10 +24,10 @@
      in the order's currency;
 3. write, in one statement (`sql.write_capture`), which locks the order and the items
    (in the same order) and writes only if the order's status and currency and every
-   item's row are as read: the items' `captured_at` and their merged attributes, the audit record
-   (`Capture`, amount = the sum of the items' prices, and a `CaptureItem` per item with
-   its attributes before and after), the order's `modified_date`; and read the order
-   back. A capture takes effect as of its read: a refusal is what the rows said then,
+   item's row are as read: the items' `captured_at` and their merged attributes, the
+   audit record (`Capture`, amount = the sum of the items' prices, and a `CaptureItem`
+   per item with its attributes before and after), the order's `modified_date`; and
+   read the order back. A capture takes effect as of its read: a refusal is what the rows said then,
    and a write happens only if they still say it.
 
 Waiting for another request's lock longer than `lock_timeout` is `OrderLocked`.

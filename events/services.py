@@ -76,9 +76,9 @@ def webhook_lane_flush(*, subscription_id: int, lane: int) -> int:
     receiver that hangs costs one deadline per pause, not one per delivery (a batch of
     100 waited 100 timeouts) nor one per lane and job (two hanging receivers' lanes held
     all eight of the worker's slots while captures kept adding deliveries). An answer,
-    any status, ends the row of timeouts. Only one
-    job per lane runs at a time (its procrastinate lock), so no delivery is ever sent
-    twice at once. Returns how many attempts were made."""
+    any status, ends the row of timeouts. Only one job per lane runs at a time (its
+    procrastinate lock), so no delivery is ever sent twice at once. Returns how many
+    attempts were made."""
     subscription = WebhookSubscription.objects.get(pk=subscription_id)
     if _is_paused(subscription):  # queued just before the pause: nothing to wait for
         return 0
@@ -108,8 +108,8 @@ def webhook_lane_flush(*, subscription_id: int, lane: int) -> int:
         _record(subscription, outcomes, rendered)
         attempts += len(outcomes)
         if answered and not timed_out:  # the receiver answers: its row of timeouts ends
-            WebhookSubscription.objects.filter(pk=subscription.pk, timeouts_in_a_row__gt=0).update(
-                paused_until=None, timeouts_in_a_row=0
+            webhook_subscriptions_resume(
+                subscriptions=WebhookSubscription.objects.filter(pk=subscription.pk)
             )
         if len(batch) < BATCH and not timed_out:
             time.sleep(LANE_GATHER_SECONDS)

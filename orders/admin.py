@@ -48,7 +48,7 @@ class OrderItemForm(forms.ModelForm):
         # field disabled because the item was captured after the page was shown posts
         # what the operator chose, which Django ignores: that is a change too (refused).
         changed = [name for name in super().changed_data if name != "shown_capture"]
-        if self._posted("shown_capture") not in (None, _capture_state(self.instance.captured_at)):
+        if self._shown_capture() != _capture_state(self.instance.captured_at):
             changed += [name for name in CAPTURED_ITEM_FROZEN if self._posted_differs(name)]
         return changed
 
@@ -63,11 +63,12 @@ class OrderItemForm(forms.ModelForm):
         return field.widget.value_from_datadict(self.data, self.files, self.add_prefix(name))
 
     def _posted_differs(self, name: str) -> bool:
-        if name not in self.fields or self._posted(name) is None:
+        posted = self._posted(name) if name in self.fields else None
+        if posted is None:
             return False
         enabled = copy.copy(self.fields[name])
         enabled.disabled = False
-        return enabled.has_changed(self.get_initial_for_field(enabled, name), self._posted(name))
+        return enabled.has_changed(self.get_initial_for_field(enabled, name), posted)
 
     def clean(self):
         cleaned = super().clean()
