@@ -109,6 +109,21 @@ def _error_code(response) -> str | None:
     return code
 
 
+class RefusalsAreWarnings(logging.Filter):
+    """Django logs a request it refuses as suspicious (a Host not in ALLOWED_HOSTS, a
+    body over the limit, too many form fields) under django.security.* at error level,
+    with a traceback. That is a client's mistake or a probe, answered with a 400, not a
+    fault of the service: the handler writes it as a warning without the traceback, so
+    any client cannot fill the error log or page whoever watches it. Sentry reads the
+    record after the handlers and so takes it as a warning too (a breadcrumb)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("django.security.") and record.levelno > logging.WARNING:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = None
+        return True
+
+
 class JSONFormatter(logging.Formatter):
     """Log records as one JSON object per line, with the current request id."""
 

@@ -1,10 +1,12 @@
 """One JSON log line per request, and a request id from the client to the audit."""
 
+import io
 import json
 import logging
 import re
 
 import pytest
+from django.test import override_settings
 
 from capture.models import Capture
 from omnitron.observability import JSONFormatter
@@ -79,3 +81,25 @@ def test_logs_never_hold_a_token_a_password_or_a_body(api_client, api_user, orde
     assert "pw-123456" not in everything
     assert secret_attribute not in everything
     assert '"path": "/api/v1/auth/login/"' in everything
+
+
+@pytest.mark.django_db
+@override_settings(ALLOWED_HOSTS=["capture.example.com"])
+@pytest.mark.parametrize("path", ["/api/v1/active_user/", "/admin/login/"])
+def test_a_refused_host_is_logged_as_a_warning_without_a_traceback(client, path):
+    """Any client can send a Host the service does not serve: that is a 400 and a
+    warning, not an error with a traceback for whoever watches the error log."""
+    console = next(h for h in logging.getLogger().handlers if h.name == "console")
+    written = io.StringIO()
+    previous = console.setStream(written)
+    try:
+        response = client.get(path, HTTP_HOST="evil.example")
+    finally:
+        console.setStream(previous)
+    assert response.status_code == 400
+    lines = [json.loads(line) for line in written.getvalue().splitlines()]
+    (refusal,) = [line for line in lines if line["logger"].startswith("django.security.")]
+    assert refusal["logger"] == "django.security.DisallowedHost"
+    assert refusal["level"] == "warning"
+    assert "evil.example" in refusal["message"]
+    assert "exception" not in refusal
