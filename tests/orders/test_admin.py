@@ -350,6 +350,16 @@ def test_the_channel_autocomplete_answers_a_nul_with_nothing(client, channel):
     assert [row["id"] for row in found.json()["results"]] == [str(channel.pk)]
 
 
+def test_the_autocomplete_checks_permission_before_the_term(client, channel):
+    """Staff who may not see channels learn nothing from the autocomplete, whatever the
+    term holds."""
+    client.force_login(make_api_user(channels=[channel], is_staff=True))
+    for term in ("\x00", channel.name):
+        response = client.get("/admin/autocomplete/", {"app_label": "orders", "term": term,
+                              "model_name": "channelmembership", "field_name": "channel"})  # fmt: skip
+        assert response.status_code == 403
+
+
 # To the admin's index ("does not exist"); events are never deleted.
 @pytest.mark.parametrize(
     ("page", "status"), [("change/", 302), ("history/", 302), ("delete/", 403)]
