@@ -2,10 +2,12 @@
 documented; the feed, channel-scoped, never skipping or repeating an event."""
 
 import json
+import re
 
 import psycopg
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from capture.idempotency import idempotent_answer, request_fingerprint
 from capture.services import ItemInput, order_capture
@@ -148,16 +150,32 @@ def test_a_feed_page_holds_at_most_max_page_characters_of_payloads(
 
 def test_a_full_feed_page_renders_no_payload_beyond_it(api_client, channel, monkeypatch):
     """Rendering the payloads of 500 events of 1,000-item orders at once took over 30 s
-    (gunicorn killed the worker). Payloads are rendered 10, 20, 40... at a time, and
-    none once the page is full."""
+    (gunicorn killed the worker), and reading their rows fetched 30 MB for a page of
+    25. Events are read and rendered 10, 20, 40... at a time, and none once the page is
+    full."""
     from events import views
 
     for order in [make_order(channel=channel, items=1) for _ in range(25)]:
         assert capture(api_client, order, [order.items.get().pk]).status_code == 200
     assert not Event.objects.filter(payload__isnull=False).exists()
     monkeypatch.setattr(views, "MAX_PAGE_CHARACTERS", 1, raising=False)  # one event a page
-    assert len(api_client.get(FEED, {"limit": 500}).json()["results"]) == 1
+    with CaptureQueriesContext(connection) as queries:
+        assert len(api_client.get(FEED, {"limit": 500}).json()["results"]) == 1
     assert Event.objects.filter(payload__isnull=False).count() == 10
+    reads = [
+        q["sql"] for q in queries if q["sql"].startswith("SELECT") and '"snapshot"' in q["sql"]
+    ]
+    assert [re.search(r"LIMIT (\d+)", sql).group(1) for sql in reads] == ["10"]
+
+
+def test_a_feed_page_reads_in_growing_chunks_and_skips_nothing(api_client, channel):
+    for order in [make_order(channel=channel, items=1) for _ in range(45)]:
+        assert capture(api_client, order, [order.items.get().pk]).status_code == 200
+    every = list(Event.objects.order_by("id").values_list("id", flat=True))
+    page = api_client.get(FEED, {"limit": 40}).json()
+    assert [event["id"] for event in page["results"]] == every[:40]
+    rest = api_client.get(page["next"]).json()
+    assert [event["id"] for event in rest["results"]] == every[40:]
 
 
 @pytest.mark.django_db(transaction=True)
