@@ -3,23 +3,12 @@
 from django.contrib import admin
 from django.db.models import Prefetch
 
-from omnitron.admin import LargeTableAdmin
+from omnitron.admin import LargeTableAdmin, ReadOnlyMixin
 from orders.models import Order
 from orders.selectors import channel_id_list_for_user, in_channels
 
 from .export import captures_csv_response
 from .models import Capture, CaptureItem
-
-
-class ReadOnlyMixin:
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class CaptureInline(ReadOnlyMixin, admin.TabularInline):

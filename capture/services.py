@@ -40,11 +40,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
-import psycopg.errors
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from omnitron import metrics
+from omnitron.api.exceptions import LOCK_WAITS
 from orders.models import Order
 
 from . import sql
@@ -157,8 +157,6 @@ def _lock_waits_raise_order_locked() -> Iterator[None]:
     try:
         yield
     except OperationalError as exc:
-        if isinstance(
-            exc.__cause__, psycopg.errors.LockNotAvailable | psycopg.errors.DeadlockDetected
-        ):
+        if isinstance(exc.__cause__, LOCK_WAITS):
             raise OrderLocked() from exc
         raise

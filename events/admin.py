@@ -5,7 +5,7 @@ attempt, filtered by state, with an action that sends failed ones again."""
 from django.contrib import admin, messages
 from django.db import models
 
-from omnitron.admin import LargeTableAdmin
+from omnitron.admin import LargeTableAdmin, ReadOnlyMixin
 
 from .models import DeliveryAttempt, DeliveryState, Event, WebhookDelivery, WebhookSubscription
 from .registry import EVENT_TYPES
@@ -20,15 +20,8 @@ class SuperuserOnly:
         return self.has_module_permission(request)
 
 
-class ReadOnly(SuperuserOnly):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+class ReadOnly(ReadOnlyMixin, SuperuserOnly):
+    """Events, deliveries and attempts: superusers see them, nobody changes them."""
 
 
 @admin.register(WebhookSubscription)

@@ -7,3 +7,10 @@ class EventsConfig(AppConfig):
 
     name = "events"
     verbose_name = "Events and webhooks"
+
+    def ready(self):
+        from omnitron.metrics import add_scrape_collector
+
+        from .metrics import BacklogCollector
+
+        add_scrape_collector(BacklogCollector())

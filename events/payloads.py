@@ -36,10 +36,6 @@ def render_payloads(events: list[Event]) -> dict[str, str]:
     return rendered
 
 
-def event_payload(event: Event) -> str:
-    return event_payloads([event])[event.id]
-
-
 def feed_item(event: Event, payload: str) -> dict:
     """An event as the event feed answers it: its id and channel, then the payload."""
     body = exactjson.loads(payload)

@@ -96,10 +96,6 @@ RECORD_OUTCOMES = f"""
      WHERE d.id = o.id"""
 
 
-def lane_of(delivery_id: int) -> int:
-    return delivery_id % LANES_PER_SUBSCRIPTION
-
-
 # Events of finished transactions (every transaction with a smaller id than the
 # oldest one running has finished: the events those wrote are final, and no event the
 # feed has not served yet can sort before them), and the reader's own.

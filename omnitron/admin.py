@@ -298,6 +298,19 @@ class AdminSite(admin.AdminSite):
         super().register(model_or_iterable, admin_class, **options)
 
 
+class ReadOnlyMixin:
+    """An audit or a record in the admin: shown, never added, changed or deleted."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class SortableByChangeList(ChangeList):
     """Sorts only by the ModelAdmin's `sortable_by` columns: Django leaves them out of
     the column headers, but takes any column from the query string (`?o=5`)."""

@@ -16,7 +16,6 @@ import socket
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -28,7 +27,6 @@ from prometheus_client import (
     multiprocess,
     values,
 )
-from prometheus_client.core import GaugeMetricFamily
 
 from omnitron import db_router
 from omnitron.api.error_codes import ApiErrorCode
@@ -121,35 +119,16 @@ def count(counter: Counter, *labels: str) -> None:
 db_router.on_fallback.append(lambda: count(REPLICA_FALLBACKS))
 
 
-class BacklogCollector:
-    """At scrape time: the webhook deliveries still pending, and how old the oldest is."""
-
-    def describe(self):
-        # What registering asks for, so that it does not run the query.
-        return [
-            GaugeMetricFamily("omnitron_webhook_backlog", ""),
-            GaugeMetricFamily("omnitron_webhook_backlog_oldest_seconds", ""),
-        ]
-
-    def collect(self):
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0) "
-                "FROM events_webhookdelivery WHERE state = 'pending'"
-            )
-            pending, oldest = cursor.fetchone()
-        yield GaugeMetricFamily(
-            "omnitron_webhook_backlog", "Webhook deliveries not delivered yet.", value=pending
-        )
-        yield GaugeMetricFamily(
-            "omnitron_webhook_backlog_oldest_seconds",
-            "Age of the oldest pending webhook delivery.",
-            value=float(oldest),
-        )
+# Collectors that read at scrape time (events/metrics.py: the webhook backlog), added
+# by their app's ready(). With MULTIPROCESS each scrape registers them afresh: their
+# values are read now, not summed from files.
+SCRAPE_COLLECTORS: list = []
 
 
-if not MULTIPROCESS:
-    REGISTRY.register(BacklogCollector())
+def add_scrape_collector(collector) -> None:
+    SCRAPE_COLLECTORS.append(collector)
+    if not MULTIPROCESS:
+        REGISTRY.register(collector)
 
 
 def metrics_view(request):
@@ -160,5 +139,6 @@ def metrics_view(request):
     if MULTIPROCESS:  # every process's samples, from their files
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        registry.register(BacklogCollector())
+        for collector in SCRAPE_COLLECTORS:
+            registry.register(collector)
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

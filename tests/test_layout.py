@@ -1,4 +1,5 @@
-"""The import graph points one way: capture -> orders -> omnitron, accounts -> omnitron.
+"""The import graph points one way: capture -> events -> orders -> omnitron, accounts ->
+omnitron.
 Settings name the apps as strings; that is how the project wires them."""
 
 import ast
@@ -7,12 +8,13 @@ import pytest
 
 from tests.live import ROOT
 
-APPS = ("omnitron", "accounts", "orders", "capture")
+APPS = ("omnitron", "accounts", "orders", "events", "capture")
 ALLOWED = {
     "omnitron": {"omnitron"},
     "accounts": {"accounts", "omnitron"},
     "orders": {"orders", "omnitron"},
-    "capture": {"capture", "orders", "omnitron"},
+    "events": {"events", "orders", "omnitron"},
+    "capture": {"capture", "events", "orders", "omnitron"},
 }
 
 

@@ -75,18 +75,9 @@ class ServerError(CodedError):
 
 def first_code(codes) -> str:
     """The code of the first error, in field order, for the top-level `code`."""
-    if isinstance(codes, dict):
-        for value in codes.values():
-            found = first_code(value)
-            if found:
-                return found
-        return ""
-    if isinstance(codes, list | tuple):
-        for value in codes:
-            found = first_code(value)
-            if found:
-                return found
-        return ""
+    if isinstance(codes, dict | list | tuple):
+        values = codes.values() if isinstance(codes, dict) else codes
+        return next((found for value in values if (found := first_code(value))), "")
     return str(codes)
 
 
@@ -149,11 +140,17 @@ def translate(exc: Exception) -> Exception:
     return exc
 
 
-# statement_timeout, lock_timeout waiting for a row another request holds, and a
-# deadlock PostgreSQL ended by ending this statement: each worth a retry.
-TIMEOUTS = (
-    psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable | psycopg.errors.DeadlockDetected
-)
+# lock_timeout waiting for a row another request holds, and a deadlock PostgreSQL
+# ended by ending this statement; with statement_timeout, the TIMEOUTS: each worth a
+# retry.
+LOCK_WAITS = psycopg.errors.LockNotAvailable | psycopg.errors.DeadlockDetected
+TIMEOUTS = psycopg.errors.QueryCanceled | LOCK_WAITS
+
+
+def log_database_error(error: Exception, answer: exceptions.APIException) -> None:
+    """A database failure answered as a coded error: a warning line and the metric."""
+    logger.warning("Database error answered as %s: %s", answer.default_code, error)
+    metrics.count(metrics.DATABASE_ERRORS)
 
 
 def exception_handler(exc, context):
@@ -163,8 +160,7 @@ def exception_handler(exc, context):
 
     original, exc = exc, translate(exc)
     if isinstance(original, DatabaseError) and exc is not original:
-        logger.warning("Database error answered as %s: %s", exc.default_code, original)
-        metrics.count(metrics.DATABASE_ERRORS)
+        log_database_error(original, exc)
     response = drf_exception_handler(exc, context)
     if response is None:
         logger.error("Unhandled error in %s", context.get("view"), exc_info=original)

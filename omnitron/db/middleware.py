@@ -1,17 +1,12 @@
 """A page outside the API (the admin) that the database fails: 503 with what to do,
 as the API answers (omnitron/api/exceptions.py), not Django's 500."""
 
-import logging
-
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse
 from django.utils.html import escape
 
-from omnitron import metrics
-from omnitron.api.exceptions import translate
+from omnitron.api.exceptions import log_database_error, translate
 from omnitron.api.middleware import API_PREFIX
-
-logger = logging.getLogger(__name__)
 
 PAGE = """<!doctype html><title>503 {title}</title>
 <h1>{title}</h1>
@@ -32,7 +27,6 @@ class DatabaseErrorMiddleware:
         if not isinstance(exception, OperationalError | InterfaceError):
             return None
         error = translate(exception)
-        logger.warning("Database error answered as %s: %s", error.default_code, exception)
-        metrics.count(metrics.DATABASE_ERRORS)
+        log_database_error(exception, error)
         title = escape(error.default_detail.removesuffix(" Retry later."))
         return HttpResponse(PAGE.format(title=title), status=error.status_code)

@@ -12,11 +12,16 @@ from django.test.utils import CaptureQueriesContext
 from capture.idempotency import idempotent_answer, request_fingerprint
 from capture.services import ItemInput, order_capture
 from events.models import DeliveryState, Event, WebhookDelivery
-from events.payloads import event_payload
+from events.payloads import event_payloads
 from events.services import webhook_subscription_create_or_update
 from tests.events.helpers import assert_valid_payload
 from tests.factories import ChannelFactory, make_api_user, make_order
 from tests.helpers import capture, client_for
+
+
+def event_payload(event: Event) -> str:
+    return event_payloads([event])[event.id]
+
 
 FEED = "/api/v1/events/"
 

@@ -5,16 +5,20 @@ the shipped dashboard and alert rules parse and use metrics that exist."""
 import json
 import re
 import time
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 import requests
 import yaml
+from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from events.models import DeliveryState, WebhookDelivery
 from events.services import webhook_subscription_create_or_update
 from omnitron import db_router
 from tests.events.helpers import receiving
+from tests.helpers import capture
 from tests.live import ROOT, gunicorn, server_env, worker
 from tests.reliability.helpers import seed, token_for
 
@@ -83,6 +87,27 @@ def test_the_numbers_add_up_across_workers_and_processes(tmp_path):
               if name == "omnitron_http_requests_total"}  # fmt: skip
     assert routes <= {"capture-order", "order-detail", "/healthz", "/readyz", "metrics"}
     assert not any(re.search(r"METRICS-|wms", str(labels)) for _, labels in samples)
+
+
+def test_the_webhook_backlog_is_the_pending_deliveries_and_the_oldests_age(
+    api_client, order, client
+):
+    webhook_subscription_create_or_update(url="http://127.0.0.1:9/hook",
+                                          event_types=["order.captured"])  # fmt: skip
+    for item in order.items.all()[:2]:
+        assert capture(api_client, order, [item.pk]).status_code == 200
+    WebhookDelivery.objects.update(created_at=timezone.now() - timedelta(minutes=5))
+    families = text_string_to_metric_families(client.get("/metrics").content.decode())
+    samples = {s.name: s.value for family in families for s in family.samples}
+    assert samples["omnitron_webhook_backlog"] == 2
+    assert 300 <= samples["omnitron_webhook_backlog_oldest_seconds"] < 360
+    WebhookDelivery.objects.update(state=DeliveryState.DELIVERED)
+    families = text_string_to_metric_families(client.get("/metrics").content.decode())
+    samples = {s.name: s.value for family in families for s in family.samples}
+    assert (
+        samples["omnitron_webhook_backlog"],
+        samples["omnitron_webhook_backlog_oldest_seconds"],
+    ) == (0, 0)
 
 
 def test_metrics_answer_only_the_allowed_addresses(client, settings):

@@ -1,0 +1,36 @@
+"""The webhook backlog for /metrics (omnitron/metrics.py), read from PostgreSQL at
+scrape time."""
+
+from django.db.models import Count, Min
+from django.utils import timezone
+from prometheus_client.core import GaugeMetricFamily
+
+from .models import DeliveryState, WebhookDelivery
+
+
+class BacklogCollector:
+    """The webhook deliveries still pending, and how old the oldest is."""
+
+    def describe(self):
+        # What registering asks for, so that it does not run the query.
+        return [
+            GaugeMetricFamily("omnitron_webhook_backlog", ""),
+            GaugeMetricFamily("omnitron_webhook_backlog_oldest_seconds", ""),
+        ]
+
+    def collect(self):
+        backlog = WebhookDelivery.objects.filter(state=DeliveryState.PENDING).aggregate(
+            pending=Count("id"), oldest=Min("created_at")
+        )
+        oldest = backlog["oldest"]
+        age = (timezone.now() - oldest).total_seconds() if oldest else 0.0
+        yield GaugeMetricFamily(
+            "omnitron_webhook_backlog",
+            "Webhook deliveries not delivered yet.",
+            value=backlog["pending"],
+        )
+        yield GaugeMetricFamily(
+            "omnitron_webhook_backlog_oldest_seconds",
+            "Age of the oldest pending webhook delivery.",
+            value=max(age, 0.0),
+        )
