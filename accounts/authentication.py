@@ -16,6 +16,7 @@ from django.db import connection
 from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
+from omnitron.api.error_codes import ApiErrorCode
 from omnitron.api.lookups import UserLookup
 from omnitron.api.throttling import UserScopedRateThrottle, rate_hit_sql, rate_window
 from omnitron.db.sql import compact
@@ -93,10 +94,10 @@ class TokenAuthentication(authentication.TokenAuthentication):
             cursor.execute(statement, params)
             row = cursor.fetchone()
         if row is None:
-            raise exceptions.AuthenticationFailed("Invalid token.")
+            raise exceptions.AuthenticationFailed(ApiErrorCode.AUTHENTICATION_FAILED.message)
         user = get_user_model().from_db(connection.alias, attnames, row[: len(attnames)])
-        if not user.is_active:
-            raise exceptions.AuthenticationFailed("User inactive or deleted.")
+        if not user.is_active:  # as an unknown token: the registry's one message
+            raise exceptions.AuthenticationFailed(ApiErrorCode.AUTHENTICATION_FAILED.message)
         user.has_required_permission, *extra = row[len(attnames) :]
         if rate is not None:
             user.rate_hits = (f"{prefix}{user.pk}", extra.pop(0), seconds_left)

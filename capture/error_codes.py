@@ -6,6 +6,7 @@ docs/api.md, which lists the rules in the order they are checked."""
 from rest_framework import status
 
 from omnitron.api.error_codes import NON_FIELD_ERRORS, ErrorCode
+from omnitron.exactjson import MAX_NUMERIC_FRACTION_DIGITS, MAX_NUMERIC_INTEGER_DIGITS
 
 from .rules import (
     IDEMPOTENCY_KEY_TTL_HOURS,
@@ -13,7 +14,15 @@ from .rules import (
     MAX_ATTRIBUTES_DEPTH,
     MAX_IDEMPOTENCY_KEY_LENGTH,
     MAX_ITEMS_PER_CAPTURE,
+    NON_CAPTURABLE_ITEM_STATUSES,
 )
+
+
+def _one_of(statuses) -> str:
+    """cancellation_waiting, canceled or refunded."""
+    names = [status.label for status in sorted(statuses, key=int)]
+    return f"{', '.join(names[:-1])} or {names[-1]}"
+
 
 ORDER = "order"
 ORDER_ITEMS = "order_items"
@@ -56,7 +65,8 @@ class CaptureErrorCode(ErrorCode):
     NUMBER_OUT_OF_RANGE = (
         status.HTTP_400_BAD_REQUEST,
         ATTRIBUTES,
-        "Numbers must have at most 131072 digits before the decimal point and 16383 after it.",
+        f"Numbers must have at most {MAX_NUMERIC_INTEGER_DIGITS} digits before the decimal "
+        f"point and {MAX_NUMERIC_FRACTION_DIGITS} after it.",
         "Rule 6: a number in `attributes` that PostgreSQL's numeric cannot hold (e.g. `1e200000`).",
     )
     ORDER_NOT_FOUND = (
@@ -88,7 +98,7 @@ class CaptureErrorCode(ErrorCode):
         status.HTTP_400_BAD_REQUEST,
         ORDER_ITEMS,
         "Order items cannot be captured in their status: {pks}.",
-        "Rule 8.4: an item is cancellation_waiting, canceled or refunded.",
+        f"Rule 8.4: an item is {_one_of(NON_CAPTURABLE_ITEM_STATUSES)}.",
     )
     ALREADY_CAPTURED = (
         status.HTTP_400_BAD_REQUEST,

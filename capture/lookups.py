@@ -19,7 +19,7 @@ from omnitron.api.lookups import UserLookup
 from omnitron.limits import MAX_BIGINT
 
 from .idempotency import IDEMPOTENCY_KEY, RECORDS, TTL
-from .rules import MAX_ITEMS_PER_CAPTURE
+from .rules import MAX_ITEMS_PER_CAPTURE, MAX_ORDER_NUMBER_LENGTH
 from .sql import READ_ORDER_AND_ITEMS, Seen, seen_from_json
 
 # A larger body (1,000 items with large attributes) is read under locks instead of
@@ -88,11 +88,11 @@ def _number_channel_pks(request) -> tuple[str, int | None, list[int]] | None:
     if not isinstance(data, dict):
         return None
     number, channel, items = data.get("order"), data.get("channel"), data.get("order_items")
-    # As validated: a number of 1 to 128 characters (already trimmed), 1 to 1,000
-    # items, pks and channel from 1 to 2**63 - 1.
-    if not (isinstance(number, str) and 0 < len(number) <= 128 and number == number.strip()):
+    # As validated: a number of 1 to MAX_ORDER_NUMBER_LENGTH characters (already
+    # trimmed), 1 to MAX_ITEMS_PER_CAPTURE items, pks and channel from 1 to 2**63 - 1.
+    if not isinstance(number, str) or not 0 < len(number) <= MAX_ORDER_NUMBER_LENGTH:
         return None
-    if not _is_text(number):
+    if number != number.strip() or not _is_text(number):
         return None
     if channel is not None and not _is_id(channel):
         return None

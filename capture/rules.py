@@ -21,6 +21,7 @@ NON_CAPTURABLE_ITEM_STATUSES = frozenset(
 )
 
 MAX_ITEMS_PER_CAPTURE = 1000
+MAX_ORDER_NUMBER_LENGTH = 128  # orders.Order.number's column
 # The most captured items a page of the captures list holds (fewer captures then).
 MAX_PAGE_ITEMS = 5000
 MAX_ATTRIBUTES_BYTES = 16 * 1024

@@ -15,7 +15,12 @@ from orders.serializers import JSONObjectField
 
 from .error_codes import CaptureErrorCode
 from .models import Capture, CaptureItem
-from .rules import MAX_ATTRIBUTES_BYTES, MAX_ATTRIBUTES_DEPTH, MAX_ITEMS_PER_CAPTURE
+from .rules import (
+    MAX_ATTRIBUTES_BYTES,
+    MAX_ATTRIBUTES_DEPTH,
+    MAX_ITEMS_PER_CAPTURE,
+    MAX_ORDER_NUMBER_LENGTH,
+)
 
 
 def _check_json_value(value, depth: int = 0) -> int:
@@ -127,7 +132,7 @@ class CaptureOrderItemSerializer(SharedFieldsMixin, serializers.Serializer):
 
 
 class CaptureOrderSerializer(SharedFieldsMixin, serializers.Serializer):
-    order = serializers.CharField(max_length=128, help_text="Order Number")
+    order = serializers.CharField(max_length=MAX_ORDER_NUMBER_LENGTH, help_text="Order Number")
     order_items = CaptureOrderItemSerializer(
         many=True, allow_empty=False, help_text="List of order items"
     )

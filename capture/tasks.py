@@ -8,5 +8,5 @@ from .idempotency import idempotency_prune
 @app.periodic(cron="17 * * * *")  # hourly
 @app.task(queue="maintenance", queueing_lock="prune_idempotency_keys")
 def prune_idempotency_keys(timestamp: int) -> int:
-    """Delete Idempotency-Key answers past their 24 hours."""
+    """Delete Idempotency-Key answers past their IDEMPOTENCY_KEY_TTL_HOURS."""
     return idempotency_prune()

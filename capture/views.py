@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from omnitron.api.error_codes import ApiErrorCode
 from omnitron.api.error_codes import FieldErrorCode as F
+from omnitron.api.permissions import HasRequiredPermission
 from omnitron.api.renderers import JSONRenderer
 from omnitron.api.schema import (
     AUTHENTICATION,
@@ -42,8 +43,7 @@ from .idempotency import (
 )
 from .lookups import OrderReadLookup
 from .models import Capture
-from .permissions import CanCaptureOrders
-from .rules import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_PAGE_ITEMS
+from .rules import IDEMPOTENCY_KEY_TTL_HOURS, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_PAGE_ITEMS
 from .selectors import CAPTURED_ITEM_COLUMNS, capture_item_count, capture_list_for_user
 from .serializers import CaptureOrderSerializer, CaptureSerializer
 from .services import ItemInput, order_capture
@@ -58,7 +58,7 @@ class CaptureOrderView(APIView):
     """POST /api/v1/capture-order/: authenticate, validate, capture, answer the Order."""
 
     required_permission = "orders.capture_order"
-    permission_classes = [IsAuthenticated, CanCaptureOrders]
+    permission_classes = [IsAuthenticated, HasRequiredPermission]
     throttle_classes = [UserScopedRateThrottle]
     throttle_scope = "capture"
     # The authentication statement reads a replay's stored answer, and the order and
@@ -78,7 +78,7 @@ class CaptureOrderView(APIView):
                 description=(
                     f"Optional, one header of 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII "
                     "characters other than a comma. A retry with the same key and body "
-                    "within 24 hours replays the first answer (header "
+                    f"within {IDEMPOTENCY_KEY_TTL_HOURS} hours replays the first answer (header "
                     "`Idempotent-Replayed: true`) and changes nothing."
                 ),
                 pattern=f"^{IDEMPOTENCY_KEY.pattern}$",

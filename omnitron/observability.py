@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError
 
 from omnitron import error_tracking, metrics
+from omnitron.health import LIVENESS_PATH, READINESS_PATH
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="")
 
@@ -26,7 +27,7 @@ request_id_var: ContextVar[str] = ContextVar("request_id", default="")
 # export, where a cell starting with = + - @ is a formula to a spreadsheet, and
 # into logs and headers, where quotes and angle brackets only do harm.
 _VALID_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}")
-_QUIET_PATHS = ("/healthz", "/readyz")  # probes: logged at DEBUG, not INFO
+_QUIET_PATHS = (LIVENESS_PATH, READINESS_PATH)  # probes: logged at DEBUG, not INFO
 
 logger = logging.getLogger("omnitron.request")
 

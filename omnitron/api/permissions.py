@@ -1,11 +1,13 @@
 from rest_framework.permissions import BasePermission
 
+from .error_codes import ApiErrorCode
+
 
 class HasRequiredPermission(BasePermission):
     """The view's `required_permission` ("app_label.codename"), held directly, through
     a group, or as a superuser. TokenAuthentication has already looked it up."""
 
-    message = "You do not have permission to perform this action."
+    message = ApiErrorCode.PERMISSION_DENIED.message
 
     def has_permission(self, request, view):
         user = request.user
