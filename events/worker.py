@@ -1,4 +1,4 @@
-"""What the webhook worker (`manage.py procrastinate worker`) runs with beyond
+"""What the webhook worker (`manage.py webhook_worker`) runs with beyond
 procrastinate's defaults (settings.PROCRASTINATE_ON_APP_READY)."""
 
 import asyncio

@@ -7,7 +7,7 @@ if [ "${DJANGO_MIGRATE:-0}" = "1" ]; then
   python manage.py migrate --noinput
 fi
 if [ "${1:-}" = "worker" ]; then
-  exec python manage.py procrastinate worker
+  exec python manage.py webhook_worker
 fi
 if [ "$#" -gt 0 ]; then
   exec "$@"

@@ -69,10 +69,10 @@ class Process:
 
 @contextlib.contextmanager
 def webhook_workers(python: str, env: dict, *, count: int, name: str = "worker"):
-    """`count` webhook workers (`manage.py procrastinate worker`), each its own process
+    """`count` webhook workers (`manage.py webhook_worker`), each its own process
     group, named `{name}-{n}`; yields their Process objects, stopped after."""
     processes = [
-        Process([python, "manage.py", "procrastinate", "worker", "--name", f"{name}-{n}"],
+        Process([python, "manage.py", "webhook_worker", "--name", f"{name}-{n}"],
                 env=env)
         for n in range(count)
     ]  # fmt: skip

@@ -44,6 +44,6 @@ Serving http://$HOST:$PORT/ (Ctrl-C stops it; the database keeps its data)
   Metrics:   http://$HOST:$PORT/metrics
 MSG
 # The webhook worker (events/tasks.py) beside gunicorn.
-.venv/bin/python manage.py procrastinate worker &
+.venv/bin/python manage.py webhook_worker &
 worker=$!
 .venv/bin/gunicorn omnitron.wsgi

@@ -71,7 +71,7 @@ def gunicorn(*, workers: int = 2, env: dict | None = None, wait: bool = True):
 
 
 def worker(*, count: int = 1, env: dict | None = None):
-    """`count` webhook workers (`manage.py procrastinate worker`), each its own process
+    """`count` webhook workers (`manage.py webhook_worker`), each its own process
     group; a context manager yielding their Process objects."""
     return live.webhook_workers(str(VENV_BIN / "python"), env or server_env(), count=count,
                                 name="test-worker")  # fmt: skip

@@ -221,7 +221,7 @@ WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10)
 # A worker without a heartbeat for this long is dead; its jobs run again elsewhere.
 WEBHOOK_STALLED_SECONDS = env.int("WEBHOOK_STALLED_SECONDS", default=30)
 
-# The worker: `python manage.py procrastinate worker` (make run starts one).
+# The worker: `python manage.py webhook_worker` (make run starts one).
 PROCRASTINATE_WORKER_DEFAULTS = {
     "concurrency": env.int("WORKER_CONCURRENCY", default=8),
     "update_heartbeat_interval": max(1, WEBHOOK_STALLED_SECONDS / 3),

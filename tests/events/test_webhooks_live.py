@@ -1,14 +1,17 @@
-"""Webhooks end to end: real worker processes (`manage.py procrastinate worker`), a
+"""Webhooks end to end: real worker processes (`manage.py webhook_worker`), a
 real receiver on loopback, signatures checked with the `standardwebhooks` library,
 every body checked against the documented payload."""
 
+import contextlib
 import os
 import signal
 import threading
 import time
 
+import psycopg
 import pytest
 import requests
+from django.db import connection
 from standardwebhooks import Webhook
 
 from events.models import DeliveryState, Event, WebhookDelivery
@@ -231,3 +234,43 @@ def test_the_docs_example_receiver_verifies_a_real_delivery(api_client, channel)
     finally:
         printed = example.stop()
     assert f"{event_id} order.captured" in printed
+
+
+@contextlib.contextmanager
+def database_down_for(seconds: float):
+    """What a restart does to every session of the test database but this test's:
+    ended, and no new one for `seconds`."""
+    s = connection.settings_dict
+    admin = psycopg.connect(host=s["HOST"], port=s["PORT"], user=s["USER"], dbname="postgres",
+                            autocommit=True)  # fmt: skip
+    try:
+        admin.execute(f'ALTER DATABASE "{s["NAME"]}" WITH ALLOW_CONNECTIONS false')
+        ended = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> %s",
+            [s["NAME"], connection.connection.info.backend_pid],
+        ).fetchone()[0]
+        assert ended >= 1
+        yield
+        time.sleep(seconds)
+    finally:
+        admin.execute(f'ALTER DATABASE "{s["NAME"]}" WITH ALLOW_CONNECTIONS true')
+        admin.close()
+
+
+def test_the_worker_starts_again_after_losing_the_database(api_client, channel):
+    """Procrastinate's worker stops when its connections die (a database restart or a
+    failover ends them all); `webhook_worker` starts it again, and deliveries go on.
+    Before, every webhook stopped until someone started a worker by hand."""
+    with receiving() as receiver, worker(env=server_env(**FAST)) as (process,):
+        subscribe(receiver.url)
+        capture_orders(api_client, channel, 1)
+        receiver.wait_for(1)
+        connection.ensure_connection()
+        with database_down_for(3):
+            pass
+        events = capture_orders(api_client, channel, 2)
+        receiver.wait_for(3, timeout=30)
+        assert process.popen.poll() is None
+    assert set(receiver.ids()) == events
+    assert "it starts again in" in process.output()

@@ -1,0 +1,87 @@
+"""The webhook worker: procrastinate's worker, started again when it stops on its own.
+
+Procrastinate's worker stops when it loses the database (its LISTEN connection or a
+query fails): it expects a supervisor to start it again. Without one, a database
+restart or failover stopped every webhook until someone noticed the backlog. This
+command is that supervisor, in the worker's own process: after such a stop it waits
+(1, 2, 4... up to MAX_DELAY_SECONDS, back to 1 after a run of a minute) and starts
+the worker again with a new connection pool, until SIGTERM or SIGINT, which stop it
+as procrastinate's own command does: running jobs finish first."""
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from django.core.management.base import BaseCommand
+from procrastinate.contrib.django import app
+
+logger = logging.getLogger("events.worker")
+
+MAX_DELAY_SECONDS = 30
+STEADY_SECONDS = 60  # a worker that ran this long starts again at once
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the webhook worker (procrastinate's, with settings.PROCRASTINATE_WORKER_"
+        "DEFAULTS); it starts again after losing the database, until SIGTERM or SIGINT."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--name", default=None, help="The worker's name in its logs.")
+        parser.add_argument("--concurrency", type=int, default=None,
+                            help="Jobs run at once (default: WORKER_CONCURRENCY).")  # fmt: skip
+        parser.add_argument("--queues", default="",
+                            help="Comma-separated queues (default: every queue).")  # fmt: skip
+
+    def handle(self, *args, name, concurrency, queues, **options):
+        worker_options = {"install_signal_handlers": False}
+        if name:
+            worker_options["name"] = name
+        if concurrency:
+            worker_options["concurrency"] = concurrency
+        if queues:
+            worker_options["queues"] = [queue.strip() for queue in queues.split(",")]
+        with app.replace_connector(app.connector.get_worker_connector()):
+            asyncio.run(supervise(worker_options))
+
+
+async def supervise(worker_options: dict) -> None:
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    running: asyncio.Task | None = None
+
+    def stop() -> None:
+        stopping.set()
+        if running is not None:
+            running.cancel()  # the worker stops taking jobs and waits for its running ones
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    delay = 1
+    while not stopping.is_set():
+        started = loop.time()
+        running = asyncio.create_task(run_worker(worker_options))
+        try:
+            await running
+            reason = "it stopped"
+        except asyncio.CancelledError:
+            if stopping.is_set():
+                break
+            raise
+        except Exception as exc:  # the database is down: opening the app failed
+            reason = f"{type(exc).__name__}: {exc}"
+        if stopping.is_set():
+            break
+        if loop.time() - started >= STEADY_SECONDS:
+            delay = 1
+        logger.warning("The webhook worker stopped (%s); it starts again in %s s.", reason, delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=delay)
+        delay = min(delay * 2, MAX_DELAY_SECONDS)
+
+
+async def run_worker(worker_options: dict) -> None:
+    async with app.open_async():
+        await app.run_worker_async(**worker_options)
