@@ -110,6 +110,18 @@ def test_the_webhook_backlog_is_the_pending_deliveries_and_the_oldests_age(
     ) == (0, 0)
 
 
+def test_a_made_up_method_is_counted_as_other(client):
+    """Labels take bounded values only: a method any client can invent would add a
+    series for ever with each new name."""
+    assert client.generic("FOOBARQ", "/api/v1/orders/").status_code in (401, 405)
+    assert client.generic("FOOBARQ", "/api/v1/orders/").status_code in (401, 405)
+    families = text_string_to_metric_families(client.get("/metrics").content.decode())
+    methods = {s.labels["method"] for family in families for s in family.samples
+               if s.name == "omnitron_http_requests_total"}  # fmt: skip
+    assert "FOOBARQ" not in methods
+    assert "other" in methods
+
+
 def test_metrics_answer_only_the_allowed_addresses(client, settings):
     settings.METRICS_ALLOWED_IPS = ["10.9.9.9"]
     assert client.get("/metrics").status_code == 404  # the test client is 127.0.0.1
