@@ -5,6 +5,7 @@ as an action (capture/admin.py); both stream the same rows in constant memory.""
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import chain
@@ -26,6 +27,10 @@ FLUSH_BYTES = 64 * 1024
 # SKUs): such a one is written with an apostrophe first, which spreadsheets show as
 # text (OWASP's advice against CSV injection). The JSON list has every value as is.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A spreadsheet set to split cells on `;` (where `,` is the decimal comma: Turkish,
+# German, French settings) or on tabs starts a cell after each one, wherever it is in
+# ours: a formula start there gets the apostrophe too (`k;=1+1` is written `k;'=1+1`).
+FORMULA_AFTER_A_SPLIT = re.compile(r"([;\t])(?=[=+\-@\t\r])")
 
 
 def _cell(value):
@@ -34,8 +39,9 @@ def _cell(value):
     (decimals as stored, `150.00`; None empty)."""
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
+    if isinstance(value, str):
+        value = FORMULA_AFTER_A_SPLIT.sub(r"\1'", value)
+        return "'" + value if value.startswith(FORMULA_STARTS) else value
     return value
 
 

@@ -97,6 +97,20 @@ def test_text_a_spreadsheet_would_run_is_exported_as_text(api_client, order, key
     assert api_client.get(URL).json()["results"][0]["idempotency_key"] == key  # JSON as is
 
 
+@pytest.mark.parametrize(
+    ("key", "written"),
+    [("k;=1+1", "k;'=1+1"), ("x;@SUM(A1);-1", "x;'@SUM(A1);'-1"), ("=a;+b", "'=a;'+b"),
+     ("a;b", "a;b"), ("wms;1", "wms;1")],
+)  # fmt: skip
+def test_a_formula_after_a_semicolon_is_exported_as_text(api_client, order, key, written):
+    """A spreadsheet that splits on `;` (Turkish, German or French settings, where `,` is
+    the decimal comma) starts a cell after each one: `k;=1+1` ran `=1+1`."""
+    assert capture(api_client, order, [order.items.first().pk], key=key).status_code == 200
+    (row,) = exported(api_client)
+    assert row[9] == written
+    assert api_client.get(URL).json()["results"][0]["idempotency_key"] == key  # JSON as is
+
+
 def test_accept_header_and_format_parameter_give_the_same_csv(api_client, captured):
     by_accept = csv_rows(api_client.get(URL, HTTP_ACCEPT="text/csv"))
     by_format = csv_rows(api_client.get(f"{URL}?format=csv"))
