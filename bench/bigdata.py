@@ -184,7 +184,7 @@ def fill(database_url: str, *, template: dict, user_id: int, scale: float = 1.0)
                                       snapshot)
             SELECT 'evt_' || lpad(to_hex(3), 16, '0') || lpad(to_hex(%(s0)s + g), 16, '0'),
                    %(s0)s + g, 3, 'order.captured', {placed} + interval '1 day', t.channel_id,
-                   %(o0)s + ((g - 1) %% %(captures)s) + 1,
+                   %(c0)s + ((g - 1) %% %(captures)s) + 1,
                    jsonb_set(t.snapshot, '{{number}}', to_jsonb('PAST-' || lpad(g::text, 8, '0')))
               FROM generate_series(1, %(events)s) g,
                    (SELECT channel_id, to_jsonb(o) AS snapshot FROM orders_order o

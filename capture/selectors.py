@@ -8,6 +8,7 @@ from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
 from orders.selectors import channel_id_list_for_user, in_channels
 
 from .models import Capture, CaptureItem
+from .sql import ORDER_CAPTURED
 
 
 def captures_with_items() -> QuerySet[Capture]:
@@ -98,6 +99,23 @@ AUDIT_CHECKS = {
         SELECT i.id FROM orders_orderitem i
           LEFT JOIN capture_captureitem ci ON ci.order_item_id = i.id
          WHERE (i.captured_at IS NULL) <> (ci.id IS NULL) LIMIT 20""",
+    # Webhooks and the event feed tell the payment service and the ERP of a capture
+    # through its event, written in the capture's own statement.
+    f"capture without exactly one {ORDER_CAPTURED} event (no webhook, not in the feed)": f"""
+        SELECT c.id FROM capture_capture c
+          LEFT JOIN events_event e ON e.type = '{ORDER_CAPTURED}' AND e.object_id = c.id
+         GROUP BY c.id HAVING count(e.id) <> 1 LIMIT 20""",
+    f"{ORDER_CAPTURED} event of no capture": f"""
+        SELECT e.id FROM events_event e
+          LEFT JOIN capture_capture c ON c.id = e.object_id
+         WHERE e.type = '{ORDER_CAPTURED}' AND c.id IS NULL LIMIT 20""",
+    # The feed serves events in id order once their transaction id is below every
+    # running one's; ids written before a restore from a dump (which starts the
+    # transaction ids again) are above them: docs/operations.md says what to do.
+    "event whose transaction id is ahead of the database's (restored from a dump?): "
+    "the event feed serves nothing after it": """
+        SELECT e.id FROM events_event e
+         WHERE e.txid > pg_current_xact_id()::text::bigint LIMIT 20""",
 }
 
 

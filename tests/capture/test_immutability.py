@@ -11,6 +11,7 @@ from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 
 from capture.models import Capture, CaptureItem
+from events.models import Event
 from orders.models import OrderItem
 from tests.factories import ChannelFactory, make_api_user, make_order
 from tests.helpers import capture
@@ -93,3 +94,28 @@ def test_check_captures_passes_when_the_audit_adds_up_and_names_what_does_not(ca
     with pytest.raises(CommandError):
         call_command("check_captures", stdout=StringIO(), stderr=err)
     assert f"capture amount is not the sum of its items' prices: {record.pk}" in err.getvalue()
+
+
+def test_check_captures_names_a_capture_whose_event_is_missing(captured):
+    """Without its event a capture reaches neither a webhook nor the feed: the payment
+    service and the ERP never hear of it."""
+    record = Capture.objects.get()
+    Event.objects.filter(object_id=record.pk).delete()
+    err = StringIO()
+    with pytest.raises(CommandError):
+        call_command("check_captures", stdout=StringIO(), stderr=err)
+    assert (
+        f"capture without exactly one order.captured event (no webhook, not in the feed): {record.pk}"
+        in err.getvalue()
+    )
+
+
+def test_check_captures_names_events_ahead_of_the_databases_transaction_ids(captured):
+    """What a restore from a dump leaves: the transaction ids start again below the
+    events', and the feed serves nothing new until the ids pass them."""
+    event = Event.objects.get()
+    Event.objects.filter(pk=event.pk).update(txid=2**40)
+    err = StringIO()
+    with pytest.raises(CommandError):
+        call_command("check_captures", stdout=StringIO(), stderr=err)
+    assert f"the event feed serves nothing after it: {event.pk}" in err.getvalue()
