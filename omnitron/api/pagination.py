@@ -119,6 +119,8 @@ class Pagination(BasePagination):
             values = json.loads(base64.urlsafe_b64decode(raw.encode("ascii")))
             if not isinstance(values, list) or len(values) != len(fields):
                 raise ValueError
+            if self.encode_cursor(values) != raw:  # base64 skips stray characters
+                raise ValueError
             return [_position(field, text) for field, text in zip(fields, values, strict=True)]
         except (ValueError, TypeError, OverflowError, RecursionError, DjangoValidationError):
             error = FieldErrorCode.INVALID

@@ -3,7 +3,7 @@
 import base64
 import json
 from datetime import timedelta
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from django.db import connection
@@ -107,6 +107,10 @@ def test_the_cursor_this_list_wrote_is_taken(api_client, channel):
     assert position[0].endswith("+00:00")
     assert position[1].isdigit()
     assert api_client.get(first["next"]).status_code == 200
+    # base64 skips characters outside its alphabet and extra padding: not a cursor here.
+    for noise in ("\n", "\x00", "=====", "!"):
+        response = api_client.get(f"/api/v1/orders/?page_size=2&cursor={quote(cursor + noise)}")
+        assert (response.status_code, response.json()["code"]) == (400, "invalid"), noise
 
 
 def test_order_detail_is_the_capture_answer_and_hides_other_channels(api_client, order, foreign):
