@@ -24,7 +24,7 @@ from omnitron import exactjson, metrics
 from omnitron.api.exceptions import error_body
 from omnitron.api.lookups import UserLookup
 from omnitron.api.renderers import render_json
-from orders.models import ChannelMembership, Order
+from orders.models import Order
 from orders.serializers import OrderSerializer
 
 from .exceptions import (
@@ -36,6 +36,7 @@ from .exceptions import (
 )
 from .models import IdempotencyRecord
 from .rules import IDEMPOTENCY_KEY_TTL_HOURS, MAX_IDEMPOTENCY_KEY_LENGTH
+from .sql import MEMBERSHIPS, ORDERS
 
 TTL = timedelta(hours=IDEMPOTENCY_KEY_TTL_HOURS)
 
@@ -151,8 +152,6 @@ def _advisory_lock_id(user_id: int, key: str) -> int:
 
 
 RECORDS = IdempotencyRecord._meta.db_table
-ORDERS = Order._meta.db_table
-MEMBERSHIPS = ChannelMembership._meta.db_table
 
 TRY_LOCK = "SELECT pg_try_advisory_xact_lock(%(id)s)"
 

@@ -69,44 +69,23 @@ def webhook_lane_flush(*, subscription_id: int, lane: int) -> int:
     over one kept-alive connection, and record each attempt. A 2xx answer delivers a
     delivery; anything else schedules its next attempt from the retry schedule (the
     worker's dispatcher queues the lane again when it is due), or, after the last,
-    fails it. After a POST that timed out (connecting, reading, or past its deadline),
-    the subscription is paused (`_pause`) and the job ends: the rest of the batch stays
-    pending, not sent and not counted as attempts, and no lane of the subscription
-    sends until the pause ends; then one delivery probes the receiver (`_due`). A
-    receiver that hangs costs one deadline per pause, not one per delivery (a batch of
-    100 waited 100 timeouts) nor one per lane and job (two hanging receivers' lanes held
-    all eight of the worker's slots while captures kept adding deliveries). An answer,
-    any status, ends the row of timeouts. Only one job per lane runs at a time (its
-    procrastinate lock), so no delivery is ever sent twice at once. Returns how many
-    attempts were made."""
+    fails it. A POST that timed out (connecting, reading, or past its deadline) ends
+    the job and pauses the subscription (`_pause`): the rest of its batch stays pending
+    and uncounted, no lane sends until the pause ends, and then one delivery probes the
+    receiver (`_due`). Any answer ends the row of timeouts. docs/webhooks.md says why
+    (a hanging receiver held every worker slot). Only one job per lane runs at a time
+    (its procrastinate lock), so no delivery is ever sent twice at once. Returns how
+    many attempts were made."""
     subscription = WebhookSubscription.objects.get(pk=subscription_id)
     if _is_paused(subscription):  # queued just before the pause: nothing to wait for
         return 0
     attempts, timed_out = 0, False
     while not timed_out and (batch := _next_batch(subscription, lane)):
-        answered = False
-        events = [delivery.event for delivery in batch]
-        rendered = render_payloads(events)
-        payloads = {event.id: event.payload or rendered[event.id] for event in events}
-        target = outbound.Target(subscription.url, subscription.headers)
-        try:
-            outcomes = []
-            for delivery in batch:
-                started_at = timezone.now()
-                body = payloads[delivery.event_id].encode()
-                signed = signing.headers(
-                    subscription.secret, delivery.event_id, int(time.time()), body
-                )
-                outcome = target.post(body, signed)
-                outcomes.append((delivery, started_at, outcome))
-                answered = answered or outcome.status_code is not None
-                if outcome.timed_out:
-                    timed_out = True
-                    break
-        finally:
-            target.close()
+        outcomes, rendered = _send(subscription, batch)
         _record(subscription, outcomes, rendered)
         attempts += len(outcomes)
+        timed_out = outcomes[-1][2].timed_out
+        answered = any(outcome.status_code is not None for _, _, outcome in outcomes)
         if answered and not timed_out:  # the receiver answers: its row of timeouts ends
             webhook_subscriptions_resume(
                 subscriptions=WebhookSubscription.objects.filter(pk=subscription.pk)
@@ -116,6 +95,29 @@ def webhook_lane_flush(*, subscription_id: int, lane: int) -> int:
     if timed_out:
         _pause(subscription)
     return attempts
+
+
+def _send(subscription: WebhookSubscription, batch: list[WebhookDelivery]):
+    """POST the batch's deliveries in order over one connection, up to and including
+    the first that timed out: [(delivery, started at, outcome)], and the payloads
+    rendered for them (those not stored yet)."""
+    events = [delivery.event for delivery in batch]
+    rendered = render_payloads(events)
+    payloads = {event.id: event.payload or rendered[event.id] for event in events}
+    target = outbound.Target(subscription.url, subscription.headers)
+    outcomes = []
+    try:
+        for delivery in batch:
+            started_at = timezone.now()
+            body = payloads[delivery.event_id].encode()
+            signed = signing.headers(subscription.secret, delivery.event_id, int(time.time()), body)
+            outcome = target.post(body, signed)
+            outcomes.append((delivery, started_at, outcome))
+            if outcome.timed_out:
+                break
+    finally:
+        target.close()
+    return outcomes, rendered
 
 
 def _is_paused(subscription: WebhookSubscription) -> bool:
@@ -150,8 +152,8 @@ def _due(subscription: WebhookSubscription, lane: int) -> list[WebhookDelivery]:
     """The lane's due deliveries, none once the subscription is deactivated or paused
     (a running job stops at its next batch). Of a subscription whose receiver timed out
     and has not answered since, only its oldest due delivery, once its pause ended: one
-    POST probes the receiver, not one per lane (two hanging receivers' four lanes each
-    held all eight worker slots when their pauses ended)."""
+    POST probes the receiver, not one per lane (when every lane probed, two hanging
+    receivers held all eight worker slots as their pauses ended)."""
     now = timezone.now()
     due = WebhookDelivery.objects.filter(
         subscription=subscription, state=DeliveryState.PENDING, next_attempt_at__lte=now
