@@ -73,16 +73,19 @@ class CaptureItem(models.Model):
 class IdempotencyRecord(models.Model):
     """The stored answer of the first capture request made with a key, per user."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    # Indexed by uniq_idempotency_user_key (user, key): no index of its own to write.
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_index=False)
     key = models.CharField(max_length=255)
     # The order the answer shows, if any: it is replayed only while the user may see
-    # it. No foreign key constraint: a record is a cache of an answer, kept a day.
+    # it. No foreign key constraint: a record is a cache of an answer, kept a day. No
+    # index: records are looked up by user and key, never by order.
     order = models.ForeignKey(
         Order,
         null=True,
         blank=True,
         on_delete=models.DO_NOTHING,
         db_constraint=False,
+        db_index=False,
         related_name="+",
     )
     request_fingerprint = models.CharField(max_length=64)

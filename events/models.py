@@ -23,7 +23,8 @@ class Event(models.Model):
     id = models.CharField(primary_key=True, max_length=40)
     type = models.CharField(max_length=64)
     created_at = models.DateTimeField()
-    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="+")
+    # Indexed by event_channel_id_idx (channel, id): no index of its own to write.
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="+", db_index=False)
     # What the event is about, for its type's renderer (order.captured: the capture).
     object_id = models.BigIntegerField()
     # The rows as they were when the event happened (order.captured: the order).
@@ -98,7 +99,10 @@ class DeliveryState(models.TextChoices):
 class WebhookDelivery(models.Model):
     """One event sent to one subscription, through as many attempts as it takes."""
 
-    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="deliveries")
+    # Indexed by uniq_delivery (event, subscription): no index of its own to write.
+    event = models.ForeignKey(
+        Event, on_delete=models.PROTECT, related_name="deliveries", db_index=False
+    )
     subscription = models.ForeignKey(
         WebhookSubscription, on_delete=models.PROTECT, related_name="deliveries"
     )

@@ -42,8 +42,12 @@ class ChannelMembership(models.Model):
     """Grants a user the orders of one channel. A user sees only the orders of their
     channels; a superuser sees all."""
 
+    # Indexed by uniq_membership_user_channel (user, channel).
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="channel_memberships"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="channel_memberships",
+        db_index=False,
     )
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="memberships")
 
@@ -60,7 +64,10 @@ class Order(models.Model):
     """Every property of the seed's `Order`, as a column."""
 
     number = models.CharField(max_length=128)
-    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="orders")
+    # Indexed by order_channel_placed_idx (channel, date_placed, id).
+    channel = models.ForeignKey(
+        Channel, on_delete=models.PROTECT, related_name="orders", db_index=False
+    )
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
     date_placed = models.DateTimeField()
     status = models.CharField(max_length=8, choices=OrderStatus.choices, db_index=True)

@@ -83,3 +83,20 @@ def create_index_concurrently(schema_editor, model, index):
 
 def drop_index_concurrently(schema_editor, index):
     schema_editor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{index.name}"')
+
+
+def drop_indexes_concurrently(indexes: dict[str, str]) -> list:
+    """For a migration's database operations: drop each index, `{name: 'table
+    (columns)'}`, CONCURRENTLY (writes go on) and IF EXISTS (a step that failed can be
+    run again); reversed, each is built again CONCURRENTLY. Use it with
+    SeparateDatabaseAndState: Django's own AlterField(db_index=False) also drops and
+    re-adds the foreign key beside the index, which checks every row under a lock."""
+    from django.db import migrations
+
+    return [
+        migrations.RunSQL(
+            f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"',
+            f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" ON {on}',
+        )
+        for name, on in indexes.items()
+    ]
