@@ -115,7 +115,9 @@ AUDIT_CHECKS = {
     "event whose transaction id is ahead of the database's (restored from a dump?): "
     "the event feed serves nothing after it": """
         SELECT e.id FROM events_event e
-         WHERE e.txid > pg_current_xact_id()::text::bigint LIMIT 20""",
+         WHERE e.txid >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint
+           AND e.txid IS DISTINCT FROM pg_current_xact_id_if_assigned()::text::bigint
+         LIMIT 20""",
 }
 
 

@@ -63,11 +63,16 @@ def create_index_concurrently(schema_editor, model, index):
     """CREATE INDEX CONCURRENTLY that can be run again. A build that failed or was
     cancelled leaves an INVALID index of its name, on which a plain second run would
     fail ("already exists"): it is dropped and built again. A valid one is kept."""
-    with schema_editor.connection.cursor() as cursor:
+    create = str(index.create_sql(model, schema_editor, concurrently=True))
+    _build_concurrently(schema_editor.connection, index.name, create)
+
+
+def _build_concurrently(connection, name: str, create: str) -> None:
+    with connection.cursor() as cursor:
         cursor.execute(
             "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
             "WHERE c.relname = %s",
-            [index.name],
+            [name],
         )
         found = cursor.fetchone()
         if found and found[0]:
@@ -75,8 +80,8 @@ def create_index_concurrently(schema_editor, model, index):
         cursor.execute("SET statement_timeout = 0")
         try:
             if found:
-                cursor.execute(f'DROP INDEX CONCURRENTLY "{index.name}"')
-            cursor.execute(str(index.create_sql(model, schema_editor, concurrently=True)))
+                cursor.execute(f'DROP INDEX CONCURRENTLY "{name}"')
+            cursor.execute(create)
         finally:
             cursor.execute("RESET statement_timeout")
 
@@ -88,15 +93,20 @@ def drop_index_concurrently(schema_editor, index):
 def drop_indexes_concurrently(indexes: dict[str, str]) -> list:
     """For a migration's database operations: drop each index, `{name: 'table
     (columns)'}`, CONCURRENTLY (writes go on) and IF EXISTS (a step that failed can be
-    run again); reversed, each is built again CONCURRENTLY. Use it with
+    run again); reversed, each is built again CONCURRENTLY, as create_index_concurrently
+    does (an INVALID one a failed build left is built again). Use it with
     SeparateDatabaseAndState: Django's own AlterField(db_index=False) also drops and
     re-adds the foreign key beside the index, which checks every row under a lock."""
     from django.db import migrations
 
-    return [
-        migrations.RunSQL(
-            f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"',
-            f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" ON {on}',
-        )
-        for name, on in indexes.items()
-    ]
+    def operation(name: str, on: str):
+        def drop(apps, schema_editor):
+            schema_editor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
+
+        def restore(apps, schema_editor):
+            create = f'CREATE INDEX CONCURRENTLY "{name}" ON {on}'
+            _build_concurrently(schema_editor.connection, name, create)
+
+        return migrations.RunPython(drop, restore)
+
+    return [operation(name, on) for name, on in indexes.items()]

@@ -274,3 +274,19 @@ def test_the_worker_starts_again_after_losing_the_database(api_client, channel):
         assert process.popen.poll() is None
     assert set(receiver.ids()) == events
     assert "it starts again in" in process.output()
+
+
+def test_a_second_signal_ends_the_worker_at_once(api_client, channel):
+    """The first SIGTERM lets the running jobs finish; a second ends the process at
+    once, as with procrastinate's own command (a second Ctrl-C, or an impatient
+    supervisor)."""
+    with receiving(delay=8) as receiver, worker(env=server_env(**FAST)) as (process,):
+        subscribe(receiver.url)
+        capture_orders(api_client, channel, 1)
+        receiver.wait_for(1)  # a job is sending, and waits 8 s for its answer
+        process.send(signal.SIGTERM)
+        time.sleep(0.5)
+        assert process.popen.poll() is None  # waiting for the running job
+        process.send(signal.SIGTERM)
+        process.popen.wait(timeout=3)
+    assert process.popen.returncode == -signal.SIGTERM

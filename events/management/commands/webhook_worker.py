@@ -6,7 +6,8 @@ restart or failover stopped every webhook until someone noticed the backlog. Thi
 command is that supervisor, in the worker's own process: after such a stop it waits
 (1, 2, 4... up to MAX_DELAY_SECONDS, back to 1 after a run of a minute) and starts
 the worker again with a new connection pool, until SIGTERM or SIGINT, which stop it
-as procrastinate's own command does: running jobs finish first."""
+as procrastinate's own command does: running jobs finish first, and a second signal
+ends the process at once."""
 
 import asyncio
 import contextlib
@@ -18,6 +19,7 @@ from procrastinate.contrib.django import app
 
 logger = logging.getLogger("events.worker")
 
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
 MAX_DELAY_SECONDS = 30
 STEADY_SECONDS = 60  # a worker that ran this long starts again at once
 
@@ -53,11 +55,15 @@ async def supervise(worker_options: dict) -> None:
     running: asyncio.Task | None = None
 
     def stop() -> None:
+        # As procrastinate's own command: the first signal stops the worker gracefully,
+        # and the default handlers come back, so a second one ends the process at once.
+        for sig in SIGNALS:
+            loop.remove_signal_handler(sig)
         stopping.set()
         if running is not None:
             running.cancel()  # the worker stops taking jobs and waits for its running ones
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in SIGNALS:
         loop.add_signal_handler(sig, stop)
     delay = 1
     while not stopping.is_set():
