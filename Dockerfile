@@ -19,8 +19,11 @@ RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin app
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
 COPY . .
-# Static files are collected at build time; the key and hosts here serve only this step.
-RUN DJANGO_SECRET_KEY=build-only DJANGO_ALLOWED_HOSTS=localhost \
+# Static files are collected at build time; the key, hosts and database URL here serve
+# only this step (it connects to no database). Without the metrics directory, which
+# does not exist yet: multiprocess metrics would fail to write their files.
+RUN env -u PROMETHEUS_MULTIPROC_DIR DJANGO_SECRET_KEY=build-only DJANGO_ALLOWED_HOSTS=localhost \
+    DATABASE_URL=postgres://build-only@localhost/none \
     python manage.py collectstatic --noinput -v 0
 # Prometheus' multiprocess files (a volume shared with the worker in docker-compose.yml).
 RUN mkdir -p /tmp/omnitron-metrics && chown app /tmp/omnitron-metrics

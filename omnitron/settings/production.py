@@ -6,6 +6,9 @@ from .base import env
 
 DEBUG = False  # whatever DJANGO_DEBUG says
 SECRET_KEY = env("DJANGO_SECRET_KEY")  # required: fails fast when missing
+# Required too: base's default, the local cluster of `make run`, is for development
+# (a missing variable failed at the first request, against 127.0.0.1).
+env("DATABASE_URL")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 
 # TLS is terminated by the load balancer, which sets X-Forwarded-Proto.
