@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make run: local PostgreSQL (unless DATABASE_URL), migrations, demo data, the webhook
-# worker and gunicorn. Ctrl-C stops the worker, gunicorn, and the database if this run
-# started it (its data stays).
+# worker, and gunicorn behind nginx (deploy/nginx, as in production). Ctrl-C stops the
+# worker, nginx, gunicorn, and the database if this run started it (its data stays).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -11,6 +11,8 @@ export DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE:-omnitron.settings.dev}
 
 started_database=0
 worker=""
+proxy=""
+proxy_dir=""
 # Prometheus multiprocess mode: gunicorn's workers and the webhook worker write their
 # samples here, and /metrics adds them up (omnitron/metrics.py).
 PROMETHEUS_MULTIPROC_DIR=$(mktemp -d "${TMPDIR:-/tmp}/omnitron-metrics.XXXXXX")
@@ -20,7 +22,11 @@ cleanup() {
     kill -TERM "$worker" 2>/dev/null || true
     wait "$worker" 2>/dev/null || true
   fi
-  rm -rf "$PROMETHEUS_MULTIPROC_DIR"
+  if [ -n "$proxy" ]; then
+    kill -TERM "$proxy" 2>/dev/null || true
+    wait "$proxy" 2>/dev/null || true
+  fi
+  rm -rf "$PROMETHEUS_MULTIPROC_DIR" "$proxy_dir"
   if [ "$started_database" = 1 ]; then scripts/pg.sh stop; fi
 }
 trap cleanup EXIT
@@ -35,15 +41,40 @@ fi
 
 .venv/bin/python manage.py migrate --noinput -v 0
 .venv/bin/python manage.py load_demo --base-url "http://$HOST:$PORT"
+
+# nginx answers on HOST:PORT and hands gunicorn only whole requests, so slow or idle
+# clients hold nginx's connections, never gunicorn's few sync workers. gunicorn listens
+# on a loopback port of its own (APP_PORT, a free one unless set). Without nginx (not
+# root and not installed) gunicorn answers on HOST:PORT itself, with a warning.
+if scripts/ensure-package.sh nginx nginx; then
+  APP_PORT=${APP_PORT:-$(.venv/bin/python -c 'from scripts.live import free_port; print(free_port())')}
+  proxy_dir=$(mktemp -d "${TMPDIR:-/tmp}/omnitron-nginx.XXXXXX")
+  read -ra nginx_command < <(.venv/bin/python -m scripts.nginx "$proxy_dir" \
+    "127.0.0.1:$APP_PORT" "$HOST:$PORT" "${API_MAX_BODY_BYTES:-4194304}")
+  if (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null; then
+    echo "make run: $HOST:$PORT is taken (set PORT)" >&2
+    exit 1
+  fi
+  "${nginx_command[@]}" &
+  proxy=$!
+  export API_NUM_PROXIES=${API_NUM_PROXIES:-1}  # the client's address from X-Forwarded-For
+  bind="127.0.0.1:$APP_PORT"
+  metrics="http://127.0.0.1:$APP_PORT/metrics (gunicorn's own port: nginx does not serve it)"
+else
+  echo "make run: without nginx, gunicorn faces clients itself: a few idle connections" \
+    "can hold all its workers (docs/operations.md)" >&2
+  bind="$HOST:$PORT"
+  metrics="http://$HOST:$PORT/metrics"
+fi
 cat <<MSG
 
 Serving http://$HOST:$PORT/ (Ctrl-C stops it; the database keeps its data)
   API docs:  http://$HOST:$PORT/api/docs/
   Readiness: http://$HOST:$PORT/readyz
   Webhooks:  python manage.py create_webhook http://127.0.0.1:9000/hook  (a worker is running)
-  Metrics:   http://$HOST:$PORT/metrics
+  Metrics:   $metrics
 MSG
 # The webhook worker (events/tasks.py) beside gunicorn.
 .venv/bin/python manage.py webhook_worker &
 worker=$!
-.venv/bin/gunicorn omnitron.wsgi
+.venv/bin/gunicorn omnitron.wsgi --bind "$bind"

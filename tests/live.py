@@ -8,11 +8,11 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from string import Template
 
 import pytest
 from django.db import connection
 
+import scripts.nginx
 from scripts import live
 from scripts.live import Process, free_port, role_with_timeouts, wait_until_ready
 
@@ -89,42 +89,18 @@ def require_program(name: str, package: str) -> str:
     return path
 
 
-NGINX_TEMPLATE = ROOT / "deploy" / "nginx" / "omnitron.conf.template"
-NGINX_MAIN = """
-daemon off;
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    include {dir}/omnitron.conf;
-}}
-"""
-
-
 @contextlib.contextmanager
 def nginx(upstream_base: str, *, max_body_bytes: int = 4 * 1024 * 1024):
     """deploy/nginx's configuration, as the Docker image runs it, in front of an app
     server, on a free loopback port; yields (base URL, Process)."""
-    binary = require_program("nginx", "nginx")
+    require_program("nginx", "nginx")
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="omnitron-nginx-"))
-    workdir.chmod(0o777)  # nginx's workers may run as another user than root
-    server = Template(NGINX_TEMPLATE.read_text()).safe_substitute(
-        APP_UPSTREAM=upstream_base.removeprefix("http://"),
-        LISTEN=f"127.0.0.1:{port}",
-        MAX_BODY_BYTES=str(max_body_bytes),
-    )
-    (workdir / "omnitron.conf").write_text(server)
-    (workdir / "nginx.conf").write_text(NGINX_MAIN.format(dir=workdir))
-    process = Process([binary, "-p", str(workdir), "-c", str(workdir / "nginx.conf")],
-                      env=dict(os.environ))  # fmt: skip
+    args = scripts.nginx.configure(
+        workdir, upstream=upstream_base.removeprefix("http://"),
+        listen=f"127.0.0.1:{port}", max_body_bytes=max_body_bytes,
+    )  # fmt: skip
+    process = Process(args, env=dict(os.environ))
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_ready(f"{base}/healthz", process=process.popen)

@@ -1,11 +1,13 @@
 """The ground every issue stands on: health, settings, error shapes, the lock file,
 and `make run` itself (scripts/run.sh) against real PostgreSQL."""
 
+import contextlib
 import os
 import re
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -183,11 +185,40 @@ def readme_curls(section: str, port: int) -> list[str]:
     return [command.replace(":8000/", f":{port}/") for command in commands]
 
 
+@contextlib.contextmanager
+def idle_connections(port: int, count: int):
+    """`count` connections to 127.0.0.1:port that send nothing, or half a request."""
+    sockets = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(count)]
+    try:
+        for sock in sockets[: count // 2]:
+            sock.sendall(b"GET /readyz HTTP/1.1\r\n")
+        yield
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def admin_login(base: str, username: str, password: str) -> str | None:
+    """Log in to the admin as a browser does (its form's CSRF token, an Origin
+    header); returns where the login redirects to, None when it did not."""
+    session = requests.Session()
+    form = session.get(f"{base}/admin/login/", timeout=5).text
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1)
+    answer = session.post(
+        f"{base}/admin/login/?next=/admin/", headers={"Origin": base}, allow_redirects=False,
+        data={"username": username, "password": password, "csrfmiddlewaretoken": csrf},
+        timeout=5,
+    )  # fmt: skip
+    return answer.headers.get("Location") if answer.status_code == 302 else None
+
+
 def test_make_run_uses_the_database_of_database_url_and_delivers_webhooks(transactional_db):
     """The README's quick start: make run, the printed curl capture, the README's
     first capture, create_webhook and the README's capture of another item, which the
     receiver has well within a minute; Ctrl-C stops it all. Each capture is answered
-    200 whatever order the reader runs them in."""
+    200 whatever order the reader runs them in. make run's address is nginx, as in
+    production: idle clients hold no gunicorn worker, a browser's admin login passes
+    Django's Origin check, and /metrics is served on gunicorn's own port only."""
     name = f"run_check_{secrets.token_hex(4)}"
     admin = psycopg.connect(database_url("postgres"))
     admin.autocommit = True
@@ -199,6 +230,12 @@ def test_make_run_uses_the_database_of_database_url_and_delivers_webhooks(transa
         wait_until_ready(f"http://127.0.0.1:{port}/readyz", timeout=60, process=process.popen)
         printed = process.output()
         token = re.search(r"Token:\s+(\w+)", printed).group(1)
+        with idle_connections(port, 8):  # gunicorn's one worker would be held at once
+            assert requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).ok
+            assert admin_login(f"http://127.0.0.1:{port}", "demo", "demo") == "/admin/"
+        metrics = re.search(r"Metrics:\s+(\S+)", printed).group(1)
+        assert requests.get(metrics, timeout=5).ok
+        assert requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 404
         (first,) = readme_curls("A first capture", port)
         (another,) = readme_curls("A webhook for every capture", port)
         printed_curl = printed[printed.index("curl -s") :].split("\n\n")[0].replace("\\\n", " ")

@@ -1,0 +1,64 @@
+"""deploy/nginx's proxy outside Docker: `make run` (scripts/run.sh) and the tests run
+Debian's nginx with the image's server block (deploy/nginx/omnitron.conf.template), in
+front of gunicorn, so that slow or idle clients hold nginx's connections and never
+gunicorn's sync workers.
+
+    python -m scripts.nginx DIR UPSTREAM LISTEN MAX_BODY_BYTES
+
+writes DIR/nginx.conf and DIR/omnitron.conf and prints the command that runs nginx in
+the foreground with them. Nothing here needs Django."""
+
+import shutil
+import sys
+from pathlib import Path
+from string import Template
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER_TEMPLATE = ROOT / "deploy" / "nginx" / "omnitron.conf.template"
+# What the image's /etc/nginx/nginx.conf gives the server block, with every path in DIR
+# (nginx runs as any user, its workers as `nobody` under root) and no access log: the
+# app writes its own request log.
+MAIN = """
+daemon off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    include {dir}/omnitron.conf;
+}}
+"""
+
+
+def binary() -> str | None:
+    """Where nginx is installed (Debian puts it in /usr/sbin, often not on PATH)."""
+    return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+
+
+def configure(workdir: Path, *, upstream: str, listen: str, max_body_bytes: int) -> list[str]:
+    """Write the configuration into `workdir` (made writable for nginx's workers) and
+    return the arguments that run nginx with it: `upstream` is gunicorn's host:port,
+    `listen` where nginx answers."""
+    workdir.chmod(0o777)
+    server = Template(SERVER_TEMPLATE.read_text()).safe_substitute(
+        APP_UPSTREAM=upstream, LISTEN=listen, MAX_BODY_BYTES=str(max_body_bytes)
+    )
+    (workdir / "omnitron.conf").write_text(server)
+    (workdir / "nginx.conf").write_text(MAIN.format(dir=workdir))
+    # -e: the error log from the start, before the configuration names it.
+    return [binary() or "nginx", "-p", str(workdir), "-c", str(workdir / "nginx.conf"),
+            "-e", str(workdir / "error.log")]  # fmt: skip
+
+
+if __name__ == "__main__":
+    directory, upstream, listen, max_body = sys.argv[1:]
+    args = configure(
+        Path(directory), upstream=upstream, listen=listen, max_body_bytes=int(max_body)
+    )
+    print(" ".join(args))
