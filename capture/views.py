@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from omnitron.api.error_codes import ApiErrorCode
 from omnitron.api.error_codes import FieldErrorCode as F
 from omnitron.api.permissions import HasRequiredPermission
-from omnitron.api.renderers import JSONRenderer
+from omnitron.api.renderers import JSONErrorsMixin, JSONRenderer
 from omnitron.api.schema import (
     AUTHENTICATION,
     BODY_CODES,
@@ -165,7 +165,7 @@ CAPTURE_LIST_RESPONSES = {
     list_description="The capture audit of your channels' orders, newest first, with items.",
     retrieve_summary="Retrieve a capture",
 )
-class CaptureViewSet(ScopedReadOnlyViewSet):
+class CaptureViewSet(JSONErrorsMixin, ScopedReadOnlyViewSet):
     queryset = Capture.objects.none()  # for the schema; rows come from select()
     serializer_class = CaptureSerializer
     filter_serializer_class = CaptureFilterSerializer
@@ -184,11 +184,3 @@ class CaptureViewSet(ScopedReadOnlyViewSet):
         if isinstance(request.accepted_renderer, CSVRenderer):
             return captures_csv_response(self.get_queryset())
         return super().list(request, *args, **kwargs)
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        # An error is JSON in the API's one error shape, even when CSV was asked for.
-        if getattr(response, "exception", False) and isinstance(
-            getattr(request, "accepted_renderer", None), CSVRenderer
-        ):
-            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSON
-        return super().finalize_response(request, response, *args, **kwargs)

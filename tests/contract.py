@@ -16,7 +16,7 @@ from drf_spectacular.generators import SchemaGenerator
 from omnitron import exactjson
 from omnitron.api.error_codes import registries
 
-# Pages (HTML) and the schema itself are not JSON answers of the API.
+# Pages (HTML) and the schema itself are not JSON answers of the API; their errors are.
 NOT_JSON_PATHS = ("/api/docs/", "/api/redoc/", "/api/schema/")
 
 
@@ -101,7 +101,9 @@ def _check_registered(where: str, status: int, body) -> None:
 
 
 def check_response(method: str, path: str, status: int, content_type: str, content: bytes):
-    if not path.startswith("/api/") or path.startswith(NOT_JSON_PATHS) or method == "OPTIONS":
+    if not path.startswith("/api/") or method == "OPTIONS":
+        return
+    if path.startswith(NOT_JSON_PATHS) and status < 400:
         return
     if status == 204 or method == "HEAD":
         return

@@ -7,7 +7,7 @@ from django.utils import translation
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.response import Response
 
-from .renderers import JSONRenderer
+from .renderers import JSONErrorsMixin
 
 DOCS_CSP = "; ".join([
     "default-src 'self'",
@@ -21,7 +21,7 @@ DOCS_CSP = "; ".join([
 ])  # fmt: skip
 
 
-class OfflineDocsMixin:
+class OfflineDocsMixin(JSONErrorsMixin):
     http_method_names = ["get", "head"]  # DRF's OPTIONS answer needs a template they lack
 
     def finalize_response(self, request, response, *args, **kwargs):
@@ -38,7 +38,7 @@ class RedocView(OfflineDocsMixin, SpectacularRedocView):
     pass
 
 
-class SchemaView(SpectacularAPIView):
+class SchemaView(JSONErrorsMixin, SpectacularAPIView):
     """The schema as YAML or JSON, built once per process and language: it is the
     same for every request, building it takes 0.1 to 0.2 s of CPU, and anyone may ask
     (no token). Its errors as every other error of the API: JSON, `detail` a string
@@ -61,10 +61,3 @@ class SchemaView(SpectacularAPIView):
                 self.built[language] = schema
         filename = self._get_filename(request, version=None)
         return Response(schema, headers={"Content-Disposition": f'inline; filename="{filename}"'})
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        if response.status_code >= 400:
-            response.accepted_renderer = JSONRenderer()
-            response.accepted_media_type = JSONRenderer.media_type
-        return response

@@ -149,6 +149,20 @@ def test_docs_pages_load_only_from_this_service(client, page):
         assert client.get(asset).status_code == 200, asset
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("page", ["/api/docs/", "/api/redoc/"])
+@pytest.mark.parametrize("method", ["options", "post", "delete"])
+def test_docs_pages_refuse_other_methods_in_json(client, page, method):
+    response = getattr(client, method)(page)
+    assert response.status_code == 405
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {
+        "detail": f'Method "{method.upper()}" not allowed.',
+        "code": "method_not_allowed",
+    }
+    assert "default-src 'self'" in response["Content-Security-Policy"]
+
+
 def test_spectacular_validation_is_clean():
     out = StringIO()
     call_command("spectacular", "--validate", "--fail-on-warn", stdout=out)
