@@ -1,27 +1,31 @@
 """JSON for the errors gunicorn answers itself, before the app sees a request (a
 request line or a header over gunicorn's limits, a malformed request): the API's
 one error shape, {"detail": ..., "code": ...}, instead of gunicorn's HTML page.
-The codes are those of omnitron/api/error_codes.py (a test checks they agree); this
+The codes and details are those of omnitron/api/error_codes.py (a test checks they
+agree); this
 module runs in gunicorn's master before Django is set up, so it cannot import them."""
 
 import json
 
 from gunicorn import util
 
-CODES = {
-    400: "bad_request",
-    403: "permission_denied",
-    414: "uri_too_long",
-    417: "expectation_failed",
-    431: "header_too_large",
-    500: "server_error",
-    501: "not_implemented",
+# status: (code, detail), as the registry has them (gunicorn's own reasons differ:
+# "URI Too Long" for a 414, "Bad Request" for its 501).
+ERRORS = {
+    400: ("bad_request", "Bad request."),
+    403: ("permission_denied", "You do not have permission to perform this action."),
+    414: ("uri_too_long", "Request-URI Too Long."),
+    417: ("expectation_failed", "Expectation Failed."),
+    431: ("header_too_large", "Request Header Fields Too Large."),
+    500: ("server_error", "A server error occurred."),
+    501: ("not_implemented", "Not Implemented."),
 }
 
 
 def write_json_error(sock, status_int, reason, mesg):
-    # The message can quote the offending request; the reason is enough for a client.
-    body = json.dumps({"detail": f"{reason}.", "code": CODES.get(status_int, "bad_request")})
+    # The message can quote the offending request: the registry's detail is enough.
+    code, detail = ERRORS.get(status_int, ("bad_request", f"{reason}."))
+    body = json.dumps({"detail": detail, "code": code})
     head = (
         f"HTTP/1.1 {status_int} {reason}\r\n"
         "Connection: close\r\n"

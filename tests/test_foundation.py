@@ -2,6 +2,7 @@
 and `make run` itself (scripts/run.sh) against real PostgreSQL."""
 
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -13,6 +14,7 @@ import tempfile
 import time
 import tomllib
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -337,9 +339,30 @@ def test_errors_gunicorn_answers_itself_are_json_with_a_code(transactional_db):
             f"{base}/api/v1/capture-order/", json={}, timeout=10,
             headers={"Idempotency-Key": "k" * 10_000},
         )  # fmt: skip
-    assert (long_url.status_code, long_url.json()["code"]) == (414, "uri_too_long")
-    assert (big_header.status_code, big_header.json()["code"]) == (431, "header_too_large")
+        unknown_coding = raw_request(base, b"POST /api/v1/capture-order/ HTTP/1.1\r\n"
+                                     b"Host: x\r\nTransfer-Encoding: foo\r\n\r\n")  # fmt: skip
+    assert long_url.status_code == 414
+    assert long_url.json() == {"detail": "Request-URI Too Long.", "code": "uri_too_long"}
+    assert big_header.status_code == 431
+    assert big_header.json() == {
+        "detail": "Request Header Fields Too Large.",
+        "code": "header_too_large",
+    }
     assert big_header.headers["Content-Type"] == "application/json"
+    status_line, _, body = unknown_coding.partition(b"\r\n\r\n")
+    assert status_line.startswith(b"HTTP/1.1 501 ")
+    assert json.loads(body) == {"detail": "Not Implemented.", "code": "not_implemented"}
+
+
+def raw_request(base: str, request: bytes) -> bytes:
+    """Send `request` as is and read the answer until the server closes."""
+    url = urlsplit(base)
+    with socket.create_connection((url.hostname, url.port), timeout=5) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
 
 
 def test_models_and_migrations_agree():

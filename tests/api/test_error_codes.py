@@ -48,11 +48,11 @@ def test_drfs_own_exceptions_agree_with_the_registry(exception, error):
     assert (exception.status_code, exception.default_code) == (error.status_code, error.code)
 
 
-def test_gunicorns_answers_use_registered_codes():
-    registered = {error.code: error.status_code for error in all_codes()}
-    for status, code in gunicorn_errors.CODES.items():
-        assert registered[code] == status, code
-    assert ApiErrorCode.URI_TOO_LONG.code in gunicorn_errors.CODES.values()
+def test_gunicorns_answers_use_registered_codes_and_details():
+    registered = {error.code: (error.status_code, error.message) for error in all_codes()}
+    for status, (code, detail) in gunicorn_errors.ERRORS.items():
+        assert registered[code] == (status, detail), code
+    assert ApiErrorCode.URI_TOO_LONG.code in dict(gunicorn_errors.ERRORS.values())
 
 
 def test_every_code_the_schema_documents_is_registered():
