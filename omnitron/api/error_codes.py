@@ -310,13 +310,16 @@ def markdown_table() -> str:
         key=lambda error: error.status_code,
     )
     rows = ["| Status | `code` | Where the message is | When |", "|---|---|---|---|"]
-    field_codes = [error for error in errors if error.field == ANY_FIELD]
+    # DRF's own field codes share one row; an app's field code has its own.
+    drf_codes = [error for error in errors if isinstance(error, FieldErrorCode)]
     for error in errors:
-        if error.field == ANY_FIELD:
-            if error is field_codes[0]:
-                codes = ", ".join(f"`{e.code}`" for e in field_codes)
+        if isinstance(error, FieldErrorCode):
+            if error is drf_codes[0]:
+                codes = ", ".join(f"`{e.code}`" for e in drf_codes)
                 rows.append(f"| 400 | {codes} | the invalid field | {FIELD_CODES_WHEN} |")
             continue
-        where = "`detail`" if error.field is None else f"`{error.field}`"
+        where = {None: "`detail`", ANY_FIELD: "the invalid field"}.get(
+            error.field, f"`{error.field}`"
+        )
         rows.append(f"| {error.status_code} | `{error.code}` | {where} | {error.when} |")
     return "\n".join(rows) + "\n"
