@@ -20,6 +20,10 @@ limit_request_line = 8190
 preload_app = True
 # Access lines come from the app's own JSON request log.
 accesslog = None
+# No control socket (gunicorn 25+'s `gunicornc`): its default path is one per OS user,
+# so every gunicorn of that user (make run, the tests' servers, the benchmark's) took it
+# over from the one before, and stopping any of them deleted the others'.
+control_socket_disable = True
 
 # Prometheus multiprocess mode (omnitron/metrics.py): every worker writes its samples to
 # this directory and /metrics adds them up. It must be set before the app is loaded.

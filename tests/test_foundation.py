@@ -258,6 +258,7 @@ def test_make_run_uses_the_database_of_database_url_and_delivers_webhooks(transa
     finally:
         output = _interrupt(process)
     assert "curl" in output, output
+    assert "Control socket" not in output  # none to share with every other gunicorn
     with pytest.raises(ProcessLookupError):  # nothing of make run is left: worker included
         os.killpg(process.popen.pid, 0)
     with psycopg.connect(database_url(name)) as conn, conn.cursor() as cursor:
