@@ -4,9 +4,14 @@ gunicorn de-chunks such a body, but it has no Content-Length, and Django reads a
 body without one as empty: a chunked capture would be answered 400 `required`, as
 if the client had sent nothing. This WSGI middleware reads the body first, at most
 one byte past Django's DATA_UPLOAD_MAX_MEMORY_SIZE, and hands it on with its
-length: Django then parses it, or refuses it as too large (413 request_too_large)."""
+length: Django then parses it, or refuses it as too large (413 request_too_large).
+A body that ends before its last chunk (the client stopped sending) is handed on as
+unreadable, as a connection reset mid-body is: 400 parse_error, where gunicorn would
+close the connection without an answer."""
 
 import io
+
+from gunicorn.http.errors import ParseException
 
 
 class ChunkedBodyMiddleware:
@@ -16,7 +21,24 @@ class ChunkedBodyMiddleware:
     def __call__(self, environ, start_response):
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
         if chunked and not environ.get("CONTENT_LENGTH"):
-            body = environ["wsgi.input"].read(self.limit + 1)
-            environ["wsgi.input"] = io.BytesIO(body)
-            environ["CONTENT_LENGTH"] = str(len(body))
+            try:
+                body = environ["wsgi.input"].read(self.limit + 1)
+            except (OSError, ParseException) as exc:  # gunicorn's NoMoreData is an OSError
+                environ["wsgi.input"], environ["CONTENT_LENGTH"] = Unreadable(exc), "1"
+            else:
+                environ["wsgi.input"] = io.BytesIO(body)
+                environ["CONTENT_LENGTH"] = str(len(body))
         return self.app(environ, start_response)
+
+
+class Unreadable(io.RawIOBase):
+    """A body that could not be read: reading it raises OSError, which Django turns
+    into UnreadablePostError."""
+
+    def __init__(self, cause: Exception):
+        self.cause = cause
+
+    def read(self, size=-1):
+        raise OSError(f"the chunked body could not be read: {self.cause}")
+
+    readline = read

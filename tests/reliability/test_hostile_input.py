@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from omnitron.api.exceptions import BODY_ENDED_EARLY
 from tests.live import gunicorn, server_env
 from tests.reliability.helpers import assert_captures_add_up, fingerprint, seed, token_for
 
@@ -326,4 +327,34 @@ def test_a_body_cut_short_is_refused_and_captures_nothing():
     status_line, _, rest = raw.partition(b"\r\n")
     assert int(status_line.split()[1]) == 400, raw[:300]
     assert json.loads(rest.partition(b"\r\n\r\n")[2])["code"] == "parse_error"
+    assert fingerprint() == before
+
+
+@pytest.mark.parametrize("cut", ["before the last chunk", "mid-chunk"])
+def test_a_chunked_body_cut_short_is_refused_and_captures_nothing(cut):
+    """The client stops sending a chunked body (its side of the connection shut)
+    before the last chunk: gunicorn closed the connection without an answer."""
+    order = seed(orders=1, items=1, prefix="CUTCHUNK")[0]
+    token = token_for("wms", all_channels=True)
+    body = json.dumps({"order": order["number"], "order_items": [{"pk": order["items"][0]["pk"]}]})
+    chunk = b"%x\r\n%s\r\n" % (len(body), body.encode())
+    sent = chunk if cut == "before the last chunk" else chunk[: len(chunk) // 2]
+    before = fingerprint()
+    with gunicorn(workers=1) as (base, _):
+        host, port = urlsplit(base).hostname, urlsplit(base).port
+        head = "\r\n".join([
+            "POST /api/v1/capture-order/ HTTP/1.1", f"Host: {host}:{port}",
+            "Connection: close", f"Content-Type: {J}", f"Authorization: Token {token}",
+            "Transfer-Encoding: chunked",
+        ]) + "\r\n\r\n"  # fmt: skip
+        with socket.create_connection((host, port), timeout=60) as sock:
+            sock.sendall(head.encode("latin-1") + sent)
+            sock.shutdown(socket.SHUT_WR)
+            raw = b"".join(iter(lambda: sock.recv(65536), b""))
+    status_line, _, rest = raw.partition(b"\r\n")
+    assert status_line.startswith(b"HTTP/1.1 400 "), raw[:300]
+    assert json.loads(rest.partition(b"\r\n\r\n")[2]) == {
+        "detail": BODY_ENDED_EARLY,
+        "code": "parse_error",
+    }
     assert fingerprint() == before
