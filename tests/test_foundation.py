@@ -152,6 +152,11 @@ def test_every_dependency_is_pinned_in_the_lock_files():
         ("get", "/api/v1/no-such-endpoint/", 404, "not_found"),
         ("post", "/api/v1/capture-order", 404, "not_found"),  # no redirect that drops the body
         ("get", "/api/v1/capture-order/", 401, "not_authenticated"),
+        # Outside /api/ too: only the admin's pages are HTML.
+        ("get", "/", 404, "not_found"),
+        ("get", "/healthz/", 404, "not_found"),
+        ("get", "/API/v1/orders/", 404, "not_found"),
+        ("post", "/api", 404, "not_found"),
     ],
 )
 def test_api_errors_are_json_with_a_code(client, method, path, status, code):

@@ -1,18 +1,20 @@
-"""Django-level error pages: JSON with a code under /api/, Django's own pages elsewhere
-(the admin). They answer what never reaches a DRF view: unknown URLs, bad hosts,
-and failures in middleware."""
+"""Django-level error pages: JSON with a code, as every API answer, except under
+/admin/, whose pages are for people (Django's own pages there). They answer what never
+reaches a DRF view: unknown URLs (`/`, `/healthz/`, `/API/v1/...` too), bad hosts, and
+failures in middleware."""
 
 from django.core.exceptions import BadRequest, SuspiciousOperation
 from django.http import HttpResponse, JsonResponse
 from django.views import defaults
 
 from .error_codes import ApiErrorCode
-from .middleware import API_PREFIX
+
+ADMIN_PREFIX = "/admin/"
 
 
 def _json_or(default_view, error: ApiErrorCode):
     def view(request, exception=None):
-        if request.path.startswith(API_PREFIX):
+        if not request.path.startswith(ADMIN_PREFIX):
             return JsonResponse(error.example(), status=error.status_code)
         try:
             return default_view(request) if exception is None else default_view(request, exception)
