@@ -16,6 +16,7 @@ from omnitron import exactjson
 from omnitron.limits import MAX_JSON_VALUES
 
 from .exceptions import BODY_ENDED_EARLY, UnsupportedContentEncoding
+from .middleware import declared_length
 
 
 def _reject_duplicate_keys(pairs):
@@ -38,7 +39,7 @@ class StrictJSONParser(JSONParser):
         if encoding.strip().lower() not in ("", "identity"):
             raise UnsupportedContentEncoding(encoding=encoding[:64])
         body = stream.read()
-        if request is not None and len(body) < _declared_length(request):
+        if request is not None and len(body) < declared_length(request):
             raise ParseError(BODY_ENDED_EARLY)
         # Counted on the bytes, before any is parsed: each value costs microseconds in
         # every pass (parsing, validating, writing), and 4 MB of `[],` are 1.3 million
@@ -57,10 +58,3 @@ class StrictJSONParser(JSONParser):
             raise ParseError("JSON parse error - the body is nested too deeply.") from exc
         except ValueError as exc:  # UnicodeDecodeError included
             raise ParseError(f"JSON parse error - {exc}") from exc
-
-
-def _declared_length(request) -> int:
-    try:
-        return int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return 0

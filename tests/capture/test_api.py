@@ -223,6 +223,26 @@ def test_oversized_body_is_413(api_client, order):
     assert response.json()["code"] == "request_too_large"
 
 
+@override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1024)
+@pytest.mark.parametrize(
+    ("url", "headers"),
+    [(CAPTURE_URL, {"content_type": "text/plain"}),
+     (CAPTURE_URL, {"content_type": "application/json", "HTTP_CONTENT_ENCODING": "gzip"}),
+     (CAPTURE_URL, {"content_type": "application/json", "HTTP_AUTHORIZATION": "Token bad"}),
+     ("/api/v1/auth/login/", {"content_type": "text/plain"}),
+     ("/api/v1/no-such-endpoint/", {"content_type": "application/json"})],
+)  # fmt: skip
+def test_rule_5_size_comes_first(client, url, headers):
+    """Over the limit is 413 whatever else is wrong with the request (rule 5's order:
+    the size, then the media type, then the encoding; the token after the body)."""
+    response = client.post(url, b"x" * 1025, **headers)
+    assert response.status_code == 413
+    assert response.json() == {
+        "detail": "The request body is larger than this API accepts.",
+        "code": "request_too_large",
+    }
+
+
 @pytest.mark.urls("tests.capture.failing_urls")
 def test_unexpected_failures_are_500_json_without_a_traceback(api_client):
     response = api_client.post("/api/v1/boom/", {}, format="json")

@@ -235,13 +235,20 @@ def test_duplicate_keys_are_still_refused_by_the_parser(api_client, order):
     assert not Capture.objects.exists()
 
 
-def test_a_body_over_the_size_limit_is_still_refused_after_authentication(client, order, settings):
+@pytest.mark.parametrize("token", ["valid", "bad"])
+def test_a_body_over_the_size_limit_is_refused_before_authentication(
+    client, api_user, order, settings, token
+):
+    """Neither the read in the token statement nor a bad token gets past the limit:
+    413 first, as the proxy in front answers."""
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    key = api_user.auth_token.key if token == "valid" else "bad"
     body = {"order": order.number, "order_items": [{"pk": order.items.first().pk}], "x": "y" * 200}
     response = client.post(
-        CAPTURE_URL, body, content_type="application/json", HTTP_AUTHORIZATION="Token bad"
+        CAPTURE_URL, body, content_type="application/json", HTTP_AUTHORIZATION=f"Token {key}"
     )
-    assert response.status_code == 401  # a bad token: authentication answers first
+    assert (response.status_code, response.json()["code"]) == (413, "request_too_large")
+    assert not Capture.objects.exists()
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
