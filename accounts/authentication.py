@@ -18,8 +18,10 @@ from rest_framework.authtoken.models import Token
 
 from omnitron.api.error_codes import ApiErrorCode
 from omnitron.api.lookups import UserLookup
-from omnitron.api.throttling import UserScopedRateThrottle, rate_hit_sql, rate_window
+from omnitron.api.throttling import RateCount, UserScopedRateThrottle, rate_hit_ctes, rate_params
 from omnitron.db.sql import compact
+
+RATE_COLUMNS = ("allowed", "hits", "previous_hits")  # RateCount's, in its order
 
 
 @cache
@@ -57,8 +59,8 @@ def _token_user_statement(
     extra = [f"({lookup.sql})" for lookup in lookups]
     if counts_rate:
         key = "(SELECT %(rate_key_prefix)s::text || id FROM token_user)"
-        ctes.append(f"hit AS ({rate_hit_sql(key)})")
-        extra.insert(0, "(SELECT hits FROM hit)")
+        ctes.append(rate_hit_ctes(key))
+        extra[:0] = [f"(SELECT {column} FROM rate_hit)" for column in RATE_COLUMNS]
     sql = f"WITH {', '.join(ctes)} SELECT token_user.*, {', '.join(extra)} FROM token_user"
     return compact(sql), attnames
 
@@ -66,7 +68,7 @@ def _token_user_statement(
 class TokenAuthentication(authentication.TokenAuthentication):
     """`Authorization: Token <key>`. Leaves on the user `has_required_permission`
     (for omnitron.api.permissions.HasRequiredPermission), when it counted the request
-    for the view's rate limit `rate_hits` (for UserScopedRateThrottle), and the values
+    for the view's rate limit `rate_count` (for UserScopedRateThrottle), and the values
     of the view's `authentication_lookups` in `lookups`."""
 
     def authenticate(self, request):
@@ -80,10 +82,9 @@ class TokenAuthentication(authentication.TokenAuthentication):
         params = {"key": key, "app_label": app_label, "codename": codename}
         rate = self._rate_counted_here()
         if rate is not None:
-            scope, duration = rate
-            window, seconds_left = rate_window(duration)
+            scope, (limit, duration) = rate
             prefix = UserScopedRateThrottle.user_key_prefix(scope)
-            params.update(rate_key_prefix=prefix, window=window)
+            params.update(rate_params(duration, limit), rate_key_prefix=prefix)
         lookups = {}
         for lookup in getattr(self.view, "authentication_lookups", ()):
             if (lookup_params := lookup.params(self.request)) is not None:
@@ -100,18 +101,19 @@ class TokenAuthentication(authentication.TokenAuthentication):
             raise exceptions.AuthenticationFailed(ApiErrorCode.AUTHENTICATION_FAILED.message)
         user.has_required_permission, *extra = row[len(attnames) :]
         if rate is not None:
-            user.rate_hits = (f"{prefix}{user.pk}", extra.pop(0), seconds_left)
+            counted = [extra.pop(0) for _ in RATE_COLUMNS]
+            user.rate_count = (f"{prefix}{user.pk}", RateCount(*counted, params["elapsed"]))
         user.lookups = {
             lookup.name: lookup.load(value, lookup_params)
             for (lookup, lookup_params), value in zip(lookups.items(), extra, strict=True)
         }
         return user, key
 
-    def _rate_counted_here(self) -> tuple[str, int] | None:
-        """(scope, window seconds) when the view limits each user's rate with
-        UserScopedRateThrottle and that rate is on; else None."""
+    def _rate_counted_here(self) -> tuple[str, tuple[int, int]] | None:
+        """(scope, (requests, window seconds)) when the view limits each user's rate
+        with UserScopedRateThrottle and that rate is on; else None."""
         scope = getattr(self.view, "throttle_scope", None)
         if not scope or UserScopedRateThrottle not in getattr(self.view, "throttle_classes", ()):
             return None
-        duration = UserScopedRateThrottle.window_seconds(scope)
-        return None if duration is None else (scope, duration)
+        limit = UserScopedRateThrottle.limit(scope)
+        return None if limit is None else (scope, limit)

@@ -2,14 +2,19 @@ from django.db import models
 
 
 class RateCounter(models.Model):
-    """Requests counted per throttle key and fixed time window, shared by every app
-    process (so limits hold across replicas). The table is UNLOGGED (migration
-    0002): counters are not worth a disk flush per request, and losing them in a
-    database crash only resets the current windows."""
+    """Requests allowed per throttle key and fixed time window, shared by every app
+    process (so limits hold across replicas); omnitron/api/throttling.py slides over a
+    key's current window and the one before. The table is UNLOGGED (migration 0002):
+    counters are not worth a disk flush per request, and losing them in a database
+    crash only resets the current windows."""
 
     key = models.CharField(max_length=128)
     window_start = models.BigIntegerField(help_text="Unix time the window began.")
     hits = models.PositiveIntegerField(default=0)
+    # A default in the database too: the release before writes rows without it.
+    allowed = models.BooleanField(
+        default=True, db_default=True, help_text="Whether the last request counted was allowed."
+    )
 
     class Meta:
         constraints = [

@@ -4,9 +4,20 @@ DRF's SimpleRateThrottle keeps its history in Django's cache, which is per proce
 unless a shared cache server is added. These throttles keep DRF's parts (`scope`,
 rates from DEFAULT_THROTTLE_RATES as "<count>/<s|m|h|d>", `get_cache_key`,
 `wait`, the 429 `throttled` answer with Retry-After) and count instead in an
-unlogged PostgreSQL table, one atomic upsert per check (fixed windows)."""
+unlogged PostgreSQL table, one atomic upsert per check.
 
+The window slides: a request is allowed when the requests of the current fixed
+window, plus those of the window before weighted by the share of it the last
+`duration` seconds still cover, stay within the limit (at 12:00:45, a minute's limit
+counts 12:00:00 to 12:00:45 and a quarter of 11:59's). Fixed windows alone let twice
+the limit through in a moment across a window's end (10 logins at 11:59:59, 10 more at
+12:00:00). A request the limit refuses is not counted, as with DRF's throttles, so a
+client that retries too early is not locked out; requests refused for any other
+reason are."""
+
+import math
 import time
+from typing import NamedTuple
 
 from django.db import connection
 from rest_framework.settings import api_settings
@@ -15,37 +26,74 @@ from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 from .models import RateCounter
 
 COUNTERS = RateCounter._meta.db_table
+clock = time.time  # tests move it
 
 
-def rate_hit_sql(key_sql: str) -> str:
-    """Count one request for the key (an SQL expression) in window %(window)s."""
+def rate_hit_ctes(key_sql: str) -> str:
+    """Two CTEs that count one request for the key (an SQL expression) if the limit
+    allows it, with rate_params' parameters; `rate_hit` answers `allowed`, `hits` (the
+    requests allowed in the current window, this one included when it was) and
+    `previous_hits` (in the window before). The rows are one per key and fixed
+    window, as the release before wrote them."""
+    allows = "{hits} + 1 + (SELECT hits FROM rate_before) * %(weight)s::float8 <= %(limit)s::int"
     return f"""
-        INSERT INTO {COUNTERS} (key, window_start, hits)
-        SELECT {key_sql}, %(window)s, 1 WHERE {key_sql} IS NOT NULL
-        ON CONFLICT (key, window_start) DO UPDATE SET hits = {COUNTERS}.hits + 1
-        RETURNING hits
+        rate_before AS (
+            SELECT coalesce(max(hits), 0) AS hits FROM {COUNTERS}
+             WHERE key = {key_sql} AND window_start = %(window)s::bigint - %(duration)s::int),
+        rate_hit AS (
+            INSERT INTO {COUNTERS} AS c (key, window_start, hits, allowed)
+            SELECT {key_sql}, %(window)s, ({allows.format(hits=0)})::int, {allows.format(hits=0)}
+             WHERE {key_sql} IS NOT NULL
+            ON CONFLICT (key, window_start) DO UPDATE SET
+                hits = c.hits + ({allows.format(hits="c.hits")})::int,
+                allowed = {allows.format(hits="c.hits")}
+            RETURNING allowed, hits, (SELECT hits FROM rate_before) AS previous_hits)
     """
 
 
-HIT = rate_hit_sql("%(key)s::text")
+HIT = f"WITH {rate_hit_ctes('%(key)s::text')} SELECT allowed, hits, previous_hits FROM rate_hit"
 
 
-# The longest rate window is a day; counters of older windows can go.
-KEEP_SECONDS = 24 * 3600
+class RateCount(NamedTuple):
+    """What the upsert answered for one request, and when in its window it came."""
+
+    allowed: bool
+    hits: int  # in the current window, this request included when allowed
+    previous_hits: int  # in the window before
+    elapsed: float  # seconds into the current window
+
+    def retry_after(self, limit: int, duration: int) -> int:
+        """Whole seconds until a request would be allowed, if none comes before."""
+        if self.hits + 1 <= limit and self.previous_hits:
+            # In this window, once enough of the one before has slid away.
+            share_left = (limit - self.hits - 1) / self.previous_hits
+            wait = (1 - share_left) * duration - self.elapsed
+        elif self.hits and limit:  # in the next window, once enough of this one has
+            wait = duration - self.elapsed + (1 - (limit - 1) / self.hits) * duration
+        else:  # a limit of 0
+            wait = duration - self.elapsed
+        return max(1, math.ceil(wait - 1e-6))  # 19.000000000000004 s is 19
+
+
+def rate_params(duration: int, limit: int, now: float | None = None) -> dict:
+    """The parameters of rate_hit_ctes for a request now."""
+    now = clock() if now is None else now
+    window = int(now // duration * duration)
+    elapsed = now - window
+    return {"window": window, "duration": duration, "limit": limit,
+            "weight": 1 - elapsed / duration, "elapsed": elapsed}  # fmt: skip
+
+
+# The longest rate window is a day, and the window before it counts too: counters
+# untouched for two days can go.
+KEEP_SECONDS = 2 * 24 * 3600
 
 
 def rate_counters_prune(*, now: float | None = None) -> int:
-    """Delete the counters of windows older than a day; returns how many."""
-    cutoff = (time.time() if now is None else now) - KEEP_SECONDS
+    """Delete the counters untouched for two days; returns how many."""
+    cutoff = (clock() if now is None else now) - KEEP_SECONDS
     deleted, _ = RateCounter.objects.filter(window_start__lt=cutoff).delete()
     return deleted
-
-
-def rate_window(duration: int, now: float | None = None) -> tuple[int, float]:
-    """(start of the current window, seconds left in it)."""
-    now = time.time() if now is None else now
-    window = int(now // duration * duration)
-    return window, window + duration - now
 
 
 class PostgresRateThrottle(SimpleRateThrottle):
@@ -59,22 +107,22 @@ class PostgresRateThrottle(SimpleRateThrottle):
         self.key = self.get_cache_key(request, view)
         if self.key is None:
             return True
-        counted = getattr(request.user, "rate_hits", None)
+        counted = getattr(request.user, "rate_count", None)
         if counted is None or counted[0] != self.key:
-            counted = (self.key, *self.hit())
-        _, hits, self.seconds_left = counted
-        return hits <= self.num_requests
+            counted = (self.key, self.hit())
+        self.count = counted[1]
+        return self.count.allowed
 
-    def hit(self) -> tuple[int, float]:
-        """Count this request in the current window: (hits so far, seconds left)."""
-        window, seconds_left = rate_window(self.duration)
+    def hit(self) -> RateCount:
+        """Count this request if the limit allows it."""
+        params = rate_params(self.duration, self.num_requests)
         with connection.cursor() as cursor:
-            cursor.execute(HIT, {"key": self.key, "window": window})
-            (hits,) = cursor.fetchone()
-        return hits, seconds_left
+            cursor.execute(HIT, {"key": self.key, **params})
+            allowed, hits, previous_hits = cursor.fetchone()
+        return RateCount(allowed, hits, previous_hits, params["elapsed"])
 
     def wait(self):
-        return max(1, round(self.seconds_left))
+        return self.count.retry_after(self.num_requests, self.duration)
 
 
 class UserScopedRateThrottle(PostgresRateThrottle, ScopedRateThrottle):
@@ -92,10 +140,10 @@ class UserScopedRateThrottle(PostgresRateThrottle, ScopedRateThrottle):
         return PostgresRateThrottle.allow_request(self, request, view)
 
     @classmethod
-    def window_seconds(cls, scope: str) -> int | None:
-        """The scope's window length, or None when its rate is off."""
+    def limit(cls, scope: str) -> tuple[int, int] | None:
+        """The scope's (requests, window seconds), or None when its rate is off."""
         rate = api_settings.DEFAULT_THROTTLE_RATES.get(scope)
-        return None if rate is None else cls().parse_rate(rate)[1]
+        return None if rate is None else cls().parse_rate(rate)
 
     @classmethod
     def user_key_prefix(cls, scope: str) -> str:

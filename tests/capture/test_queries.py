@@ -16,6 +16,7 @@ from bench.explain import numbered
 from capture.lookups import OrderReadLookup
 from capture.sql import LOCK_ORDER_AND_ITEMS, ORDER_CAPTURED_EVENT, WRITE_CAPTURE
 from capture.views import CaptureOrderView
+from omnitron.api.throttling import rate_params
 from orders.models import OrderItem
 from tests.factories import OrderItemFactory, make_order
 from tests.helpers import capture
@@ -104,7 +105,7 @@ def test_the_given_items_are_joined_not_searched_item_by_item():
         "lock": (LOCK_ORDER_AND_ITEMS, {**read, "user": 1, "superuser": False}),
         "read": (token, {
             "key": "k", "app_label": "orders", "codename": "capture_order",
-            "rate_key_prefix": "p", "window": 0, "capture_key": None,
+            "rate_key_prefix": "p", **rate_params(60, 100), "capture_key": None,
             "capture_key_since": now, **{f"capture_{k}": v for k, v in read.items()},
         }),
         "write": (WRITE_CAPTURE, {

@@ -9,6 +9,7 @@ from io import StringIO
 
 import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.contrib.auth.models import AnonymousUser
 from django.core.management import call_command
 from django.test import override_settings
 
@@ -37,7 +38,9 @@ def test_login_is_limited_per_client_address(client):
         other_address = login(client, "user9", "x", address="10.0.0.2")
     assert [a.status_code for a in answers] == [400, 400, 400, 429]
     assert answers[-1].json()["code"] == "throttled"
-    assert 1 <= int(answers[-1]["Retry-After"]) <= 60
+    # Up to 80 s: the next minute, then a third of it (3 allowed in the minute before,
+    # weighted by the share of it still within the last 60 s).
+    assert 1 <= int(answers[-1]["Retry-After"]) <= 80
     assert other_address.status_code == 400
 
 
@@ -65,6 +68,87 @@ def test_capture_is_limited_per_user(api_client, order, channel):
     assert int(throttled["Retry-After"]) >= 1
     assert OrderItem.objects.get(pk=second).captured_at is None
     assert other_user.status_code == 200
+
+
+class Clock:
+    """The throttles' clock, moved by hand."""
+
+    def __init__(self, now: float):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    from omnitron.api import throttling
+
+    start = Clock(time.time() // 3600 * 3600 + 7 * 86400)  # a minute's start, in the future
+    monkeypatch.setattr(throttling, "clock", start)
+    return start
+
+
+@pytest.mark.django_db
+def test_a_login_limit_holds_across_the_end_of_a_minute(client, clock):
+    """Fixed windows let 10 guesses through at 11:59:59 and 10 more at 12:00:00: the
+    window slides, so the guesses of the minute before still count."""
+    make_api_user(username="wms")
+    with throttle_rates(login_username="3/min"):
+        clock.now += 57
+        before = [login(client, "wms", "wrong").status_code for _ in range(4)]
+        clock.now += 4  # 1 s into the next minute
+        after = login(client, "wms", "wrong")
+        wait = int(after["Retry-After"])
+        clock.now += wait - 1
+        too_early = login(client, "wms", "wrong")
+        clock.now += 1
+        in_time = login(client, "wms", "wrong")
+    assert before == [400, 400, 400, 429]
+    assert (after.status_code, after.json()["code"]) == (429, "throttled")
+    # 3 of the minute before, weighted by the 59 s of it still counted: one more at
+    # 2/3 of it, 19 s after the minute's start.
+    assert wait == 19
+    assert too_early.status_code == 429
+    assert in_time.status_code == 400
+
+
+def test_a_capture_limit_holds_across_the_end_of_a_minute(api_client, order, clock):
+    first, second, third = order.items.values_list("pk", flat=True)
+    with throttle_rates(capture="2/min"):
+        clock.now += 59
+        answers = [capture(api_client, order, [pk]).status_code for pk in (first, second)]
+        clock.now += 1.5
+        throttled = capture(api_client, order, [third])
+    assert answers == [200, 200]
+    assert (throttled.status_code, throttled.json()["code"]) == (429, "throttled")
+    # The minute before's 2 count by the share of it still within the last 60 s: by
+    # 30 s into this one, they count as 1, and one more is allowed.
+    assert int(throttled["Retry-After"]) == 30
+    assert OrderItem.objects.get(pk=third).captured_at is None
+
+
+@pytest.mark.django_db
+def test_a_client_retrying_too_early_is_not_locked_out(rf, clock):
+    """A refused request is not counted: a client sending every second against a
+    limit of 6 a minute gets about 6 a minute through, never more than 6 in a moment
+    and never locked out."""
+    from accounts.throttling import LoginAddressThrottle
+
+    allowed_at = []
+    with throttle_rates(login_address="6/min"):
+        for second in range(300):
+            clock.now += 1
+            request = rf.post(LOGIN, REMOTE_ADDR="10.9.9.9")
+            request.user = AnonymousUser()
+            if LoginAddressThrottle().allow_request(request, None):
+                allowed_at.append(second)
+    per_minute = [sum(1 for s in allowed_at if m * 60 <= s < (m + 1) * 60) for m in range(5)]
+    assert all(5 <= count <= 7 for count in per_minute), per_minute
+    in_any_ten_seconds = max(
+        sum(1 for s in allowed_at if start <= s < start + 10) for start in range(300)
+    )
+    assert in_any_ten_seconds <= 6, allowed_at
 
 
 # Login reveals nothing
@@ -203,10 +287,13 @@ def test_old_rate_counters_are_pruned():
     from omnitron.api.models import RateCounter
 
     now = int(time.time())
-    RateCounter.objects.create(key="throttle_capture_x", window_start=now - 2 * 86400, hits=3)
+    for days in (3, 1.5):  # a day's limit counts the day before too: kept for two days
+        window = int(now - days * 86400)
+        RateCounter.objects.create(key="throttle_capture_x", window_start=window, hits=3)
     RateCounter.objects.create(key="throttle_capture_x", window_start=now - 60, hits=1)
     call_command("prune_rate_counters", stderr=StringIO())
-    assert list(RateCounter.objects.values_list("window_start", flat=True)) == [now - 60]
+    kept = sorted(RateCounter.objects.values_list("window_start", flat=True))
+    assert kept == [int(now - 1.5 * 86400), now - 60]
 
 
 # The admin's login
