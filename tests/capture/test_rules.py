@@ -53,6 +53,12 @@ def post(client, body):
          "order_items", "duplicate_order_items"),
         ({"order": "A", "order_items": [{"pk": 1}], "channel": "web"}, "channel", "invalid"),
         ({"order": "A", "order_items": [{"pk": 1}], "channel": 0}, "channel", "min_value"),
+        ({"order": "A", "order_items": [{"pk": 1}], "channel": 2**63}, "channel", "max_value"),
+        ({"order": "A\x00", "order_items": [{"pk": 1}]}, "order", "null_characters_not_allowed"),
+        ({"order": "A\ud800", "order_items": [{"pk": 1}]}, "order",
+         "surrogate_characters_not_allowed"),
+        ({"order": 7.0, "order_items": [{"pk": 1}]}, "order", "invalid"),
+        ({"order": True, "order_items": [{"pk": 1}]}, "order", "invalid"),
     ],
 )  # fmt: skip
 def test_invalid_input_is_a_field_error_with_a_code(api_client, order, body, field, code):
@@ -233,3 +239,11 @@ def test_a_pk_as_a_string_of_ascii_digits_is_still_accepted(api_client, order):
     pk = order.items.first().pk
     response = post(api_client, {"order": order.number, "order_items": [{"pk": str(pk)}]})
     assert response.status_code == 200, response.content
+
+
+def test_an_order_number_sent_as_a_json_integer_is_read_as_its_digits(api_client, channel):
+    """As Omnitron's DRF CharField reads it."""
+    order = make_order(channel=channel, number="777001", items=1)
+    response = post(api_client, {"order": 777001, "order_items": [{"pk": order.items.get().pk}]})
+    assert response.status_code == 200, response.content
+    assert response.json()["number"] == "777001"

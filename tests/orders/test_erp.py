@@ -106,3 +106,12 @@ def test_marking_an_order_a_capture_holds_is_503_database_timeout(erp, channel):
     assert response.json()["code"] == "database_timeout"
     assert erp.patch(f"/api/v1/orders/{order.pk}/", {"is_send": True},
                      format="json").status_code == 200  # fmt: skip
+
+
+def test_an_order_marked_sent_can_be_put_back_in_the_pull(erp, channel):
+    order = make_order(channel=channel, items=1)
+    erp.patch(f"/api/v1/orders/{order.pk}/", {"is_send": True}, format="json")
+    response = erp.patch(f"/api/v1/orders/{order.pk}/", {"is_send": False}, format="json")
+    assert (response.status_code, response.json()["is_send"]) == (200, False)
+    unsent = erp.get("/api/v1/orders/", {"is_send": "false"}).json()["results"]
+    assert [o["pk"] for o in unsent] == [order.pk]
