@@ -45,15 +45,13 @@ def configure(workdir: Path, *, upstream: str, listen: str, max_body_bytes: int)
     """Write the configuration into `workdir` (made writable for nginx's workers) and
     return the arguments that run nginx with it: `upstream` is gunicorn's host:port,
     `listen` where nginx answers."""
-    workdir.chmod(0o777)
+    workdir.chmod(0o711)  # nginx's workers (`nobody` under root) pass through it
     server = Template(SERVER_TEMPLATE.read_text()).safe_substitute(
         APP_UPSTREAM=upstream, LISTEN=listen, MAX_BODY_BYTES=str(max_body_bytes)
     )
     (workdir / "omnitron.conf").write_text(server)
     (workdir / "nginx.conf").write_text(MAIN.format(dir=workdir))
-    # -e: the error log from the start, before the configuration names it.
-    return [binary() or "nginx", "-p", str(workdir), "-c", str(workdir / "nginx.conf"),
-            "-e", str(workdir / "error.log")]  # fmt: skip
+    return [binary() or "nginx", "-p", str(workdir), "-c", str(workdir / "nginx.conf")]
 
 
 if __name__ == "__main__":

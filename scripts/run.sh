@@ -46,6 +46,7 @@ fi
 # clients hold nginx's connections, never gunicorn's few sync workers. gunicorn listens
 # on a loopback port of its own (APP_PORT, a free one unless set). Without nginx (not
 # root and not installed) gunicorn answers on HOST:PORT itself, with a warning.
+export PATH="$PATH:/usr/sbin:/usr/local/sbin"  # where Debian puts nginx
 if scripts/ensure-package.sh nginx nginx; then
   APP_PORT=${APP_PORT:-$(.venv/bin/python -c 'from scripts.live import free_port; print(free_port())')}
   proxy_dir=$(mktemp -d "${TMPDIR:-/tmp}/omnitron-nginx.XXXXXX")
@@ -57,6 +58,11 @@ if scripts/ensure-package.sh nginx nginx; then
   fi
   "${nginx_command[@]}" &
   proxy=$!
+  for _ in $(seq 50); do  # until nginx listens, or says why it cannot
+    kill -0 "$proxy" 2>/dev/null || { echo "make run: nginx did not start" >&2; exit 1; }
+    if (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null; then break; fi
+    sleep 0.1
+  done
   export API_NUM_PROXIES=${API_NUM_PROXIES:-1}  # the client's address from X-Forwarded-For
   bind="127.0.0.1:$APP_PORT"
   metrics="http://127.0.0.1:$APP_PORT/metrics (gunicorn's own port: nginx does not serve it)"
