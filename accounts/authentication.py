@@ -21,7 +21,7 @@ from omnitron.api.lookups import UserLookup
 from omnitron.api.throttling import RateCount, UserScopedRateThrottle, rate_hit_ctes, rate_params
 from omnitron.db.sql import compact
 
-RATE_COLUMNS = ("allowed", "hits", "previous_hits")  # RateCount's, in its order
+RATE_COLUMNS = RateCount._fields[:3]  # what rate_hit answers
 
 
 @cache
@@ -82,9 +82,9 @@ class TokenAuthentication(authentication.TokenAuthentication):
         params = {"key": key, "app_label": app_label, "codename": codename}
         rate = self._rate_counted_here()
         if rate is not None:
-            scope, (limit, duration) = rate
+            scope, (requests, duration) = rate
             prefix = UserScopedRateThrottle.user_key_prefix(scope)
-            params.update(rate_params(duration, limit), rate_key_prefix=prefix)
+            params.update(rate_params(duration, requests), rate_key_prefix=prefix)
         lookups = {}
         for lookup in getattr(self.view, "authentication_lookups", ()):
             if (lookup_params := lookup.params(self.request)) is not None:
@@ -102,7 +102,7 @@ class TokenAuthentication(authentication.TokenAuthentication):
         user.has_required_permission, *extra = row[len(attnames) :]
         if rate is not None:
             counted = [extra.pop(0) for _ in RATE_COLUMNS]
-            user.rate_count = (f"{prefix}{user.pk}", RateCount(*counted, params["elapsed"]))
+            user.rate_count = (f"{prefix}{user.pk}", RateCount(*counted, params["rate_elapsed"]))
         user.lookups = {
             lookup.name: lookup.load(value, lookup_params)
             for (lookup, lookup_params), value in zip(lookups.items(), extra, strict=True)

@@ -47,8 +47,9 @@ REQUEST_ID = "bench-pgcost"
 PARAMETERS = {
     "key": ":token", "app_label": "'orders'", "codename": "'capture_order'",
     "rate_key_prefix": "'throttle_capture_'",
-    "window": "(extract(epoch from now())::int / 60 * 60)", "duration": "60",
-    "weight": "(1 - extract(epoch from now())::numeric % 60 / 60)", "limit": "10000000",
+    "rate_window": "(extract(epoch from now())::int / 60 * 60)", "rate_duration": "60",
+    "rate_weight": "(1 - extract(epoch from now())::numeric % 60 / 60)",
+    "rate_limit": "10000000",
     "capture_key": "NULL::text", "capture_key_since": "(now() - interval '1 day')",
     "idempotency_key": "NULL::text", "idempotency_since": "(now() - interval '1 day')",
     "capture_number": "(:prefix || :k)", "capture_channel": "NULL",

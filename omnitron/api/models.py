@@ -11,9 +11,11 @@ class RateCounter(models.Model):
     key = models.CharField(max_length=128)
     window_start = models.BigIntegerField(help_text="Unix time the window began.")
     hits = models.PositiveIntegerField(default=0)
-    # A default in the database too: the release before writes rows without it.
+    # Only carries the upsert's decision back through RETURNING (a refused request is
+    # not counted, so `hits` alone cannot tell). A default in the database too: the
+    # release before writes rows without it.
     allowed = models.BooleanField(
-        default=True, db_default=True, help_text="Whether the last request counted was allowed."
+        default=True, db_default=True, help_text="Whether the key's last request was allowed."
     )
 
     class Meta:

@@ -8,5 +8,5 @@ from .throttling import rate_counters_prune
 @app.periodic(cron="23 * * * *")  # hourly
 @app.task(queue="maintenance", queueing_lock="prune_rate_counters")
 def prune_rate_counters(timestamp: int) -> int:
-    """Delete rate limit counters of windows older than a day."""
+    """Delete rate limit counters untouched for two days."""
     return rate_counters_prune()

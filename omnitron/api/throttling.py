@@ -35,14 +35,21 @@ def rate_hit_ctes(key_sql: str) -> str:
     requests allowed in the current window, this one included when it was) and
     `previous_hits` (in the window before). The rows are one per key and fixed
     window, as the release before wrote them."""
-    allows = "{hits} + 1 + (SELECT hits FROM rate_before) * %(weight)s::float8 <= %(limit)s::int"
+    # A hair over the limit still allows: the sum is floating point, and at the moment
+    # Retry-After names it must not round to just above the limit.
+    allows = (
+        "{hits} + 1 + (SELECT hits FROM rate_before) * %(rate_weight)s::float8"
+        " <= %(rate_limit)s::int + 1e-9"
+    )
     return f"""
         rate_before AS (
             SELECT coalesce(max(hits), 0) AS hits FROM {COUNTERS}
-             WHERE key = {key_sql} AND window_start = %(window)s::bigint - %(duration)s::int),
+             WHERE key = {key_sql}
+               AND window_start = %(rate_window)s::bigint - %(rate_duration)s::int),
         rate_hit AS (
             INSERT INTO {COUNTERS} AS c (key, window_start, hits, allowed)
-            SELECT {key_sql}, %(window)s, ({allows.format(hits=0)})::int, {allows.format(hits=0)}
+            SELECT {key_sql}, %(rate_window)s, ({allows.format(hits=0)})::int,
+                   {allows.format(hits=0)}
              WHERE {key_sql} IS NOT NULL
             ON CONFLICT (key, window_start) DO UPDATE SET
                 hits = c.hits + ({allows.format(hits="c.hits")})::int,
@@ -70,8 +77,8 @@ class RateCount(NamedTuple):
             wait = (1 - share_left) * duration - self.elapsed
         elif self.hits and limit:  # in the next window, once enough of this one has
             wait = duration - self.elapsed + (1 - (limit - 1) / self.hits) * duration
-        else:  # a limit of 0
-            wait = duration - self.elapsed
+        else:  # a limit of 0 allows nothing, ever: a period, for a Retry-After
+            wait = duration
         return max(1, math.ceil(wait - 1e-6))  # 19.000000000000004 s is 19
 
 
@@ -80,8 +87,8 @@ def rate_params(duration: int, limit: int, now: float | None = None) -> dict:
     now = clock() if now is None else now
     window = int(now // duration * duration)
     elapsed = now - window
-    return {"window": window, "duration": duration, "limit": limit,
-            "weight": 1 - elapsed / duration, "elapsed": elapsed}  # fmt: skip
+    return {"rate_window": window, "rate_duration": duration, "rate_limit": limit,
+            "rate_weight": 1 - elapsed / duration, "rate_elapsed": elapsed}  # fmt: skip
 
 
 # The longest rate window is a day, and the window before it counts too: counters
@@ -119,7 +126,7 @@ class PostgresRateThrottle(SimpleRateThrottle):
         with connection.cursor() as cursor:
             cursor.execute(HIT, {"key": self.key, **params})
             allowed, hits, previous_hits = cursor.fetchone()
-        return RateCount(allowed, hits, previous_hits, params["elapsed"])
+        return RateCount(allowed, hits, previous_hits, params["rate_elapsed"])
 
     def wait(self):
         return self.count.retry_after(self.num_requests, self.duration)

@@ -143,6 +143,10 @@ def test_a_client_retrying_too_early_is_not_locked_out(rf, clock):
             request.user = AnonymousUser()
             if LoginAddressThrottle().allow_request(request, None):
                 allowed_at.append(second)
+    from omnitron.api.models import RateCounter
+
+    counted = RateCounter.objects.filter(key__startswith="throttle_login_address_")
+    assert sum(counted.values_list("hits", flat=True)) == len(allowed_at)  # refusals: not
     per_minute = [sum(1 for s in allowed_at if m * 60 <= s < (m + 1) * 60) for m in range(5)]
     assert all(5 <= count <= 7 for count in per_minute), per_minute
     in_any_ten_seconds = max(

@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='ratecounter',
             name='allowed',
-            field=models.BooleanField(db_default=True, default=True, help_text='Whether the last request counted was allowed.'),
+            field=models.BooleanField(db_default=True, default=True, help_text="Whether the key's last request was allowed."),
         ),
     ]
