@@ -7,11 +7,10 @@ one byte past Django's DATA_UPLOAD_MAX_MEMORY_SIZE, and hands it on with its
 length: Django then parses it, or refuses it as too large (413 request_too_large).
 A body that ends before its last chunk (the client stopped sending) is handed on as
 unreadable, as a connection reset mid-body is: 400 parse_error, where gunicorn would
-close the connection without an answer."""
+close the connection without an answer. A malformed chunk stays gunicorn's own 400
+bad_request."""
 
 import io
-
-from gunicorn.http.errors import ParseException
 
 
 class ChunkedBodyMiddleware:
@@ -23,7 +22,8 @@ class ChunkedBodyMiddleware:
         if chunked and not environ.get("CONTENT_LENGTH"):
             try:
                 body = environ["wsgi.input"].read(self.limit + 1)
-            except (OSError, ParseException) as exc:  # gunicorn's NoMoreData is an OSError
+            except OSError as exc:  # gunicorn's NoMoreData: the client stopped sending
+                # A length, so that Django reads the body, and fails.
                 environ["wsgi.input"], environ["CONTENT_LENGTH"] = Unreadable(exc), "1"
             else:
                 environ["wsgi.input"] = io.BytesIO(body)

@@ -2,8 +2,8 @@
 request line or a header over gunicorn's limits, a malformed request): the API's
 one error shape, {"detail": ..., "code": ...}, instead of gunicorn's HTML page.
 The codes and details are those of omnitron/api/error_codes.py (a test checks they
-agree); this
-module runs in gunicorn's master before Django is set up, so it cannot import them."""
+agree); this module runs in gunicorn's master before Django is set up, so it cannot
+import them."""
 
 import json
 
