@@ -68,7 +68,8 @@ def wrk(
 
 
 def wrk_figures(raw: dict) -> dict:
-    # A thread out of seeded bodies sends GET /healthz instead: not a capture.
+    # A thread out of seeded bodies sends GET /healthz instead: not a capture, and an
+    # error of the run (its requests/s and latencies would not be the captures').
     requests_ = max(0, raw["requests"] - raw["exhausted"])
     return {
         "requests": requests_,
@@ -76,7 +77,7 @@ def wrk_figures(raw: dict) -> dict:
         "p50_ms": raw["latency_us"]["p50"] / 1000,
         "p95_ms": raw["latency_us"]["p95"] / 1000,
         "p99_ms": raw["latency_us"]["p99"] / 1000,
-        "errors": sum(raw["errors"].values()),
+        "errors": sum(raw["errors"].values()) + raw["exhausted"],
         "error_detail": {**raw["errors"], "bodies_exhausted": raw["exhausted"]},
     }
 
