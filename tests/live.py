@@ -5,9 +5,11 @@ shared with the benchmark, and are importable from here as before."""
 import contextlib
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from django.db import connection
@@ -25,6 +27,7 @@ __all__ = [
     "gunicorn",
     "nginx",
     "pgbouncer",
+    "raw_request",
     "worker",
     "require_program",
     "server_env",
@@ -87,6 +90,17 @@ def require_program(name: str, package: str) -> str:
             pytest.fail(f"{reason}; CI requires it")
         pytest.skip(reason)
     return path
+
+
+def raw_request(base: str, request: bytes, *, stop_sending: bool = False, timeout=5) -> bytes:
+    """Send `request` as is and read the answer until the server closes. With
+    `stop_sending`, shut the sending side first: a client that stopped mid-request."""
+    url = urlsplit(base)
+    with socket.create_connection((url.hostname, url.port), timeout=timeout) as sock:
+        sock.sendall(request)
+        if stop_sending:
+            sock.shutdown(socket.SHUT_WR)
+        return b"".join(iter(lambda: sock.recv(65536), b""))
 
 
 @contextlib.contextmanager

@@ -14,7 +14,6 @@ import tempfile
 import time
 import tomllib
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -29,6 +28,7 @@ from tests.live import (
     database_url,
     free_port,
     gunicorn,
+    raw_request,
     server_env,
     wait_until_ready,
 )
@@ -358,17 +358,6 @@ def test_errors_gunicorn_answers_itself_are_json_with_a_code(transactional_db):
     status_line, _, body = unknown_coding.partition(b"\r\n\r\n")
     assert status_line.startswith(b"HTTP/1.1 501 ")
     assert json.loads(body) == {"detail": "Not Implemented.", "code": "not_implemented"}
-
-
-def raw_request(base: str, request: bytes) -> bytes:
-    """Send `request` as is and read the answer until the server closes."""
-    url = urlsplit(base)
-    with socket.create_connection((url.hostname, url.port), timeout=5) as sock:
-        sock.sendall(request)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-    return answer
 
 
 def test_models_and_migrations_agree():

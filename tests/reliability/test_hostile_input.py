@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from omnitron.api.exceptions import BODY_ENDED_EARLY
-from tests.live import gunicorn, server_env
+from tests.live import gunicorn, raw_request, server_env
 from tests.reliability.helpers import assert_captures_add_up, fingerprint, seed, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -305,6 +305,16 @@ def test_a_chunked_body_is_read_whole_or_refused_as_too_large():
     assert_captures_add_up()
 
 
+def capture_then_stop(base: str, token: str, framing: str, sent: bytes) -> bytes:
+    """A capture whose body is framed by `framing` (a Content-Length or chunked), of
+    which the client sends `sent`, then stops sending; the raw answer."""
+    head = "\r\n".join([
+        "POST /api/v1/capture-order/ HTTP/1.1", f"Host: {urlsplit(base).netloc}",
+        "Connection: close", f"Content-Type: {J}", f"Authorization: Token {token}", framing,
+    ]) + "\r\n\r\n"  # fmt: skip
+    return raw_request(base, head.encode("latin-1") + sent, stop_sending=True, timeout=60)
+
+
 def test_a_body_cut_short_is_refused_and_captures_nothing():
     """The client declares more than it sends, then stops (its side of the connection
     shut): gunicorn hands the app what arrived, here a whole JSON body."""
@@ -314,16 +324,7 @@ def test_a_body_cut_short_is_refused_and_captures_nothing():
     body = json.dumps({"order": order["number"], "order_items": items}).encode()
     before = fingerprint()
     with gunicorn(workers=1) as (base, _):
-        host, port = urlsplit(base).hostname, urlsplit(base).port
-        head = "\r\n".join([
-            "POST /api/v1/capture-order/ HTTP/1.1", f"Host: {host}:{port}",
-            "Connection: close", f"Content-Type: {J}", f"Authorization: Token {token}",
-            f"Content-Length: {len(body) + 500}",
-        ]) + "\r\n\r\n"  # fmt: skip
-        with socket.create_connection((host, port), timeout=60) as sock:
-            sock.sendall(head.encode("latin-1") + body)
-            sock.shutdown(socket.SHUT_WR)
-            raw = b"".join(iter(lambda: sock.recv(65536), b""))
+        raw = capture_then_stop(base, token, f"Content-Length: {len(body) + 500}", body)
     status_line, _, rest = raw.partition(b"\r\n")
     assert int(status_line.split()[1]) == 400, raw[:300]
     assert json.loads(rest.partition(b"\r\n\r\n")[2])["code"] == "parse_error"
@@ -341,16 +342,7 @@ def test_a_chunked_body_cut_short_is_refused_and_captures_nothing(cut):
     sent = chunk if cut == "before the last chunk" else chunk[: len(chunk) // 2]
     before = fingerprint()
     with gunicorn(workers=1) as (base, _):
-        host, port = urlsplit(base).hostname, urlsplit(base).port
-        head = "\r\n".join([
-            "POST /api/v1/capture-order/ HTTP/1.1", f"Host: {host}:{port}",
-            "Connection: close", f"Content-Type: {J}", f"Authorization: Token {token}",
-            "Transfer-Encoding: chunked",
-        ]) + "\r\n\r\n"  # fmt: skip
-        with socket.create_connection((host, port), timeout=60) as sock:
-            sock.sendall(head.encode("latin-1") + sent)
-            sock.shutdown(socket.SHUT_WR)
-            raw = b"".join(iter(lambda: sock.recv(65536), b""))
+        raw = capture_then_stop(base, token, "Transfer-Encoding: chunked", sent)
     status_line, _, rest = raw.partition(b"\r\n")
     assert status_line.startswith(b"HTTP/1.1 400 "), raw[:300]
     assert json.loads(rest.partition(b"\r\n\r\n")[2]) == {
