@@ -14,6 +14,7 @@ from omnitron import metrics
 from . import outbound, signing
 from .models import DeliveryAttempt, DeliveryState, WebhookDelivery, WebhookSubscription
 from .payloads import render_payloads, store_payloads
+from .registry import EVENT_TYPES
 from .sql import LANES_PER_SUBSCRIPTION, RECORD_OUTCOMES
 
 JITTER = 0.2  # a retry waits its scheduled delay, give or take 20%
@@ -31,30 +32,35 @@ LANE_GATHER_SECONDS = 0.1
 MAX_PAUSE_SECONDS = 600
 
 
+KEEP = None  # an option of webhook_subscription_create_or_update left as it is
+
+
 def webhook_subscription_create_or_update(
     *,
     url: str,
-    event_types: list[str],
-    channel_ids: list[int] | None = None,
-    headers: dict[str, str] | None = None,
+    event_types: list[str] | None = KEEP,
+    channel_ids: list[int] | None = KEEP,
+    headers: dict[str, str] | None = KEEP,
     secret: str | None = None,
 ) -> tuple[WebhookSubscription, bool]:
-    """The subscription of this URL, created (with a new secret unless one is given)
-    or updated to these event types, channels and headers, keeping its secret.
-    Returns (subscription, created)."""
+    """The subscription of this URL: created (every event type, every channel and no
+    extra header unless given; a new secret unless one is given), or updated with what
+    is given, keeping the rest (its secret, and its event types, channels or headers
+    when not given: a re-run that leaves out `channel_ids` must not widen a channel's
+    subscription to every channel). Either way its pause ends. An operator's
+    deactivation (`is_active`, the admin's) stays. Returns (subscription, created)."""
     outbound.check_url(url)
-    outbound.check_headers(headers or {})
+    if headers is not KEEP:
+        outbound.check_headers(headers)
     with transaction.atomic():
         subscription, created = WebhookSubscription.objects.select_for_update().get_or_create(
-            url=url, defaults={"event_types": event_types}
+            url=url, defaults={"event_types": sorted(EVENT_TYPES)}
         )
-        subscription.event_types = event_types
-        subscription.channel_ids = channel_ids or []
-        subscription.headers = headers or {}
-        subscription.is_active = True
+        for field, value in (("event_types", event_types), ("channel_ids", channel_ids),
+                             ("headers", headers), ("secret", secret)):  # fmt: skip
+            if value is not KEEP:
+                setattr(subscription, field, value)
         subscription.paused_until, subscription.timeouts_in_a_row = None, 0
-        if secret is not None:
-            subscription.secret = secret
         subscription.save()
     return subscription, created
 

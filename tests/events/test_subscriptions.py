@@ -1,12 +1,14 @@
 """Webhook subscriptions: the command, the admin, and what production refuses."""
 
 import json
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.test import override_settings
+from django.utils import timezone
 
 from events.models import WebhookDelivery, WebhookSubscription
 from events.outbound import TargetRefused, resolve
@@ -35,6 +37,44 @@ def test_create_webhook_prints_id_and_secret_and_keeps_the_secret_on_rerun(chann
     assert subscription.event_types == ["order.captured"]
     with pytest.raises(CommandError, match="Unknown event type"):
         create_webhook("http://127.0.0.1:9/x", "--event", "order.nope")
+
+
+@pytest.mark.django_db
+def test_a_rerun_keeps_what_its_options_leave_out(channel):
+    """A re-run without --channel made a channel's subscription every channel's (other
+    channels' orders went to that receiver), dropped the receiver's auth header and
+    turned a deactivated subscription back on."""
+    first = create_webhook("http://127.0.0.1:9/hook", "--channel", str(channel.pk),
+                           "--header", "Authorization=Bearer abc", "--event", "order.captured")  # fmt: skip
+    WebhookSubscription.objects.update(is_active=False, paused_until=timezone.now() + timedelta(60))
+    assert create_webhook("http://127.0.0.1:9/hook") == first
+    subscription = WebhookSubscription.objects.get()
+    assert subscription.channel_ids == [channel.pk]
+    assert subscription.headers == {"Authorization": "Bearer abc"}
+    assert subscription.event_types == ["order.captured"]
+    assert (subscription.is_active, subscription.paused_until) == (False, None)  # pause over
+
+    create_webhook("http://127.0.0.1:9/hook", "--all-channels", "--no-headers")
+    subscription.refresh_from_db()
+    assert (subscription.channel_ids, subscription.headers) == ([], {})
+    assert subscription.event_types == ["order.captured"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", ["0", "-5", "2147483648", "99999999999999999999", "x", "٥"])
+def test_a_channel_id_no_channel_can_have_is_refused(value, capsys):
+    with pytest.raises(CommandError, match="not a channel id"):
+        create_webhook("http://127.0.0.1:9/hook", "--channel", value)
+    assert not WebhookSubscription.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_channel_that_does_not_exist_yet_is_taken_with_a_warning():
+    err = StringIO()
+    call_command("create_webhook", "http://127.0.0.1:9/hook", "--channel", "999",
+                 stdout=StringIO(), stderr=err)  # fmt: skip
+    assert WebhookSubscription.objects.get().channel_ids == [999]
+    assert "No channel 999 yet" in err.getvalue()
 
 
 @pytest.mark.django_db

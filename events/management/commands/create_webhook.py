@@ -1,15 +1,30 @@
+import argparse
 import json
 
 from django.core.management.base import BaseCommand, CommandError
 
 from events.outbound import TargetRefused
 from events.registry import EVENT_TYPES
-from events.services import webhook_subscription_create_or_update
+from events.services import KEEP, webhook_subscription_create_or_update
+from omnitron.limits import MAX_INTEGER
+from orders.models import Channel
+
+
+def channel_id(value: str) -> int:
+    """A channel id as imports take them: 1 to 2**31 - 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not (value.isascii() and 1 <= number <= MAX_INTEGER):
+        raise argparse.ArgumentTypeError(f"not a channel id (1 to {MAX_INTEGER}): {value!r}")
+    return number
 
 
 class Command(BaseCommand):
     help = (
-        "Create a webhook subscription, or update the one of this URL (its secret stays). "
+        "Create a webhook subscription, or update the one of this URL: a re-run changes "
+        "only what its options give, keeps the rest (the secret too) and ends a pause. "
         'Prints {"id": ..., "secret": "whsec_..."} on stdout and nothing else.'
     )
 
@@ -17,32 +32,54 @@ class Command(BaseCommand):
         parser.add_argument("url")
         parser.add_argument(
             "--event", action="append", dest="events", metavar="TYPE",
-            help="an event type it wants (repeatable; default: every type)",
+            help="an event type it wants (repeatable; a new subscription: every type)",
         )  # fmt: skip
-        parser.add_argument(
-            "--channel", action="append", dest="channels", type=int, metavar="ID",
-            help="only the events of this channel (repeatable; default: every channel)",
+        channels = parser.add_mutually_exclusive_group()
+        channels.add_argument(
+            "--channel", action="append", dest="channels", type=channel_id, metavar="ID",
+            help="only the events of this channel (repeatable; a new subscription: every "
+            "channel)",
         )  # fmt: skip
-        parser.add_argument(
-            "--header", action="append", dest="headers", metavar="NAME=VALUE", default=[],
-            help="a header sent with every delivery, e.g. for the receiver's own auth",
+        channels.add_argument(
+            "--all-channels", action="store_const", const=[], dest="channels",
+            help="the events of every channel (on a re-run: drop its channel filter)",
+        )  # fmt: skip
+        headers = parser.add_mutually_exclusive_group()
+        headers.add_argument(
+            "--header", action="append", dest="headers", metavar="NAME=VALUE",
+            help="a header sent with every delivery, e.g. for the receiver's own auth "
+            "(repeatable; on a re-run they replace its headers)",
+        )  # fmt: skip
+        headers.add_argument(
+            "--no-headers", action="store_const", const=[], dest="headers",
+            help="no extra header (on a re-run: drop its headers)",
         )  # fmt: skip
 
-    def handle(self, *args, **options):
-        events = options["events"] or sorted(EVENT_TYPES)
-        if unknown := set(events) - set(EVENT_TYPES):
+    def handle(self, *args, url, events, channels, headers, **options):
+        if unknown := set(events or ()) - set(EVENT_TYPES):
             raise CommandError(f"Unknown event type(s): {', '.join(sorted(unknown))}")
-        headers = {}
-        for header in options["headers"]:
-            name, sep, value = header.partition("=")
-            if not sep or not name.strip():
-                raise CommandError(f"--header takes NAME=VALUE, not {header!r}")
-            headers[name.strip()] = value
         try:
             subscription, _ = webhook_subscription_create_or_update(
-                url=options["url"], event_types=events, channel_ids=options["channels"],
-                headers=headers,
+                url=url, event_types=events or KEEP, channel_ids=channels,
+                headers=KEEP if headers is None else _headers(headers),
             )  # fmt: skip
         except TargetRefused as exc:
             raise CommandError(str(exc)) from exc
+        if missing := set(subscription.channel_ids) - set(
+            Channel.objects.filter(pk__in=subscription.channel_ids).values_list("pk", flat=True)
+        ):
+            self.stderr.write(
+                f"No channel {', '.join(map(str, sorted(missing)))} yet: its events are "
+                "sent once its orders are imported."
+            )
         self.stdout.write(json.dumps({"id": subscription.pk, "secret": subscription.secret}))
+
+
+def _headers(given: list[str]) -> dict[str, str]:
+    headers = {}
+    for header in given:
+        name, sep, value = header.partition("=")
+        if not sep or not name.strip():
+            raise CommandError(f"--header takes NAME=VALUE, not {header!r}")
+        headers[name.strip()] = value
+    return headers
