@@ -10,7 +10,7 @@ from omnitron.api.schema import (
     AUTHENTICATION,
     BODY_CODES,
     LOGIN_FIELD_CODES,
-    OVERSIZED_REQUEST,
+    PROTOCOL_ERRORS,
     UNAVAILABLE,
 )
 from omnitron.api.schema import error_responses as errors
@@ -51,7 +51,7 @@ class ActiveUserView(APIView):
         tags=["Auth"],
         responses={
             200: ActiveUserSerializer,
-            **errors(*AUTHENTICATION, *OVERSIZED_REQUEST, *UNAVAILABLE),
+            **errors(*AUTHENTICATION, *PROTOCOL_ERRORS, *UNAVAILABLE),
         },
     )
     def get(self, request):

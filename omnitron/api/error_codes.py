@@ -83,8 +83,11 @@ class ApiErrorCode(ErrorCode):
         status.HTTP_400_BAD_REQUEST,
         None,
         "Bad request.",
-        "A request the server cannot read at all (answered before any view), or one "
-        "Django refuses as suspicious (more than 1,000 query or form fields).",
+        "A request the server cannot read at all, answered by gunicorn or the proxy "
+        "before any view (a malformed request line, a duplicate `Host`, `Content-Length` "
+        "with `Transfer-Encoding`, an HTTP version other than 1.0 and 1.1), or one Django "
+        "refuses as suspicious (more than 1,000 query or form fields, on any path the "
+        "app reads them from: every path but the health checks).",
     )
     NOT_AUTHENTICATED = (
         status.HTTP_401_UNAUTHORIZED,
@@ -133,7 +136,7 @@ class ApiErrorCode(ErrorCode):
         status.HTTP_414_REQUEST_URI_TOO_LONG,
         None,
         "Request-URI Too Long.",
-        "The request line is over 8190 bytes (answered by gunicorn, as JSON).",
+        "The request line is over 8190 bytes (answered by gunicorn or the proxy, as JSON).",
     )
     UNSUPPORTED_MEDIA_TYPE = (
         status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
@@ -158,13 +161,14 @@ class ApiErrorCode(ErrorCode):
         status.HTTP_431_REQUEST_HEADER_FIELDS_TOO_LARGE,
         None,
         "Request Header Fields Too Large.",
-        "A header is over 8190 bytes (answered by gunicorn, as JSON).",
+        "A header is over 8190 bytes (answered by gunicorn or the proxy, as JSON).",
     )
     EXPECTATION_FAILED = (
         status.HTTP_417_EXPECTATION_FAILED,
         None,
         "Expectation Failed.",
-        "An `Expect` header other than `100-continue` (answered by gunicorn, as JSON).",
+        "An `Expect` header other than `100-continue` (answered by gunicorn, as JSON; "
+        "the proxy drops such a header and the request is served).",
     )
     SERVER_ERROR = (
         status.HTTP_500_INTERNAL_SERVER_ERROR,
@@ -176,9 +180,10 @@ class ApiErrorCode(ErrorCode):
         status.HTTP_501_NOT_IMPLEMENTED,
         None,
         "Not Implemented.",
-        "A transfer coding gunicorn does not know, such as `Transfer-Encoding: foo` "
-        "(answered by gunicorn, as JSON). A known one not followed by `chunked` (`gzip`, "
-        "`identity`) gives the body no length: 400 `bad_request`.",
+        "A transfer coding the server does not know, such as `Transfer-Encoding: foo` "
+        "(answered by gunicorn or the proxy, as JSON). Behind the proxy any coding but "
+        "`chunked` alone is 501; gunicorn alone answers a known one not followed by "
+        "`chunked` (`gzip`, `identity`) 400 `bad_request`, as the body has no length.",
     )
     APP_UNAVAILABLE = (
         status.HTTP_502_BAD_GATEWAY,

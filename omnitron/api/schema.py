@@ -143,14 +143,16 @@ _F = FieldErrorCode
 AUTHENTICATION = (_A.NOT_AUTHENTICATED, _A.AUTHENTICATION_FAILED)
 # The database, or (through the proxy) the app itself, unreachable or too slow.
 UNAVAILABLE = (_A.DATABASE_UNAVAILABLE, _A.DATABASE_TIMEOUT, _A.APP_UNAVAILABLE, _A.APP_TIMEOUT)
-# Answered on any path: by gunicorn before the app sees a request line or headers too
-# large, by the app for more query fields than Django reads (bad_request).
-OVERSIZED_REQUEST = (_A.URI_TOO_LONG, _A.HEADER_TOO_LARGE, _A.BAD_REQUEST)
+# Answered on any path: by gunicorn or the proxy before the app sees a request whose
+# request line or headers are too large or malformed, or whose transfer coding or
+# expectation is unknown; by the app for more query fields than Django reads.
+PROTOCOL_ERRORS = (_A.URI_TOO_LONG, _A.HEADER_TOO_LARGE, _A.BAD_REQUEST, _A.NOT_IMPLEMENTED,
+                   _A.EXPECTATION_FAILED)  # fmt: skip
 # A JSON body: refused before its fields are read.
 BODY_CODES = (
     _A.PARSE_ERROR, _A.REQUEST_TOO_LARGE, _A.UNSUPPORTED_MEDIA_TYPE,
     _A.UNSUPPORTED_CONTENT_ENCODING, _A.THROTTLED,
-    *OVERSIZED_REQUEST,
+    *PROTOCOL_ERRORS,
 )  # fmt: skip
 STRING_CODES = (_F.BLANK, _F.MAX_LENGTH, _F.NULL_CHARACTERS_NOT_ALLOWED,
                 _F.SURROGATE_CHARACTERS_NOT_ALLOWED)  # fmt: skip
@@ -159,5 +161,5 @@ LOGIN_FIELD_CODES = (_F.REQUIRED, _F.NULL, _F.INVALID, *STRING_CODES)
 QUERY_FIELD_CODES = (_F.INVALID, _F.INVALID_CHOICE, *NUMBER_CODES, *STRING_CODES)
 
 READ_ERRORS = error_responses(
-    *QUERY_FIELD_CODES, *AUTHENTICATION, _A.NOT_FOUND, *OVERSIZED_REQUEST, *UNAVAILABLE
+    *QUERY_FIELD_CODES, *AUTHENTICATION, _A.NOT_FOUND, *PROTOCOL_ERRORS, *UNAVAILABLE
 )

@@ -1,6 +1,7 @@
 """The error code registries agree with everything built from them or beside them:
 the exceptions, DRF's own exceptions, gunicorn's answers, the schema, the docs."""
 
+import json
 import re
 
 import pytest
@@ -53,6 +54,17 @@ def test_gunicorns_answers_use_registered_codes_and_details():
     for status, (code, detail) in gunicorn_errors.ERRORS.items():
         assert registered[code] == (status, detail), code
     assert ApiErrorCode.URI_TOO_LONG.code in dict(gunicorn_errors.ERRORS.values())
+
+
+def test_the_proxys_answers_use_registered_codes_and_details():
+    """deploy/nginx answers some errors itself, as JSON written into its template."""
+    template = (ROOT / "deploy" / "nginx" / "omnitron.conf.template").read_text()
+    registered = {error.code: (error.status_code, error.message) for error in all_codes()}
+    answers = re.findall(r"return (\d+) '(\{.*\})';", template)
+    assert len(answers) >= 9
+    for status, body in answers:
+        answer = json.loads(body)
+        assert registered[answer["code"]] == (int(status), answer["detail"]), body
 
 
 def test_every_code_the_schema_documents_is_registered():

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.live import gunicorn, nginx
+from tests.live import gunicorn, nginx, raw_request
 from tests.reliability.helpers import seed, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -92,14 +92,41 @@ def test_behind_the_proxy_idle_and_slow_clients_leave_everyone_else_served():
 
 
 def test_the_proxy_answers_its_own_errors_as_json():
+    """Only 413, 502 and 504 were: a long URI, a large header, a malformed request or an
+    unknown transfer coding got nginx's HTML page."""
     with gunicorn(workers=1) as (app, server), nginx(app, max_body_bytes=1024) as (proxy, _):
         too_large = requests.post(f"{proxy}/api/v1/capture-order/", data=b"x" * 2048,
                                   headers={"Content-Type": "application/json"}, timeout=5)  # fmt: skip
         metrics = requests.get(f"{proxy}/metrics", timeout=5)
+        long_uri = requests.get(f"{proxy}/api/v1/orders/?x={'a' * 9000}", timeout=5)
+        large_header = requests.get(f"{proxy}/api/v1/orders/", headers={"X-Big": "a" * 9000},
+                                    timeout=5)  # fmt: skip
+        coding = requests.post(f"{proxy}/api/v1/auth/login/", data=b"",
+                               headers={"Transfer-Encoding": "gzip, chunked"}, timeout=5)  # fmt: skip
+        malformed = [
+            raw_request(proxy, request)
+            for request in (
+                b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n",
+                b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+                b"POST /api/v1/auth/login/ HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                b"GET / HTTP/9.9\r\nHost: x\r\n\r\n",
+            )
+        ]
+        internal = requests.get(f"{proxy}/_errors/400", timeout=5)
         server.stop()
         app_down = requests.get(f"{proxy}/healthz", timeout=5)
     assert (too_large.status_code, too_large.json()["code"]) == (413, "request_too_large")
     assert (metrics.status_code, metrics.json()["code"]) == (404, "not_found")
+    assert (long_uri.status_code, long_uri.json()["code"]) == (414, "uri_too_long")
+    assert (large_header.status_code, large_header.json()["code"]) == (431, "header_too_large")
+    assert (coding.status_code, coding.json()["code"]) == (501, "not_implemented")
+    for answer in malformed:
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400 "), answer
+        assert b"Content-Type: application/json" in head
+        assert json.loads(body)["code"] == "bad_request"
+    assert (internal.status_code, internal.json()["code"]) == (404, "not_found")
     assert (app_down.status_code, app_down.json()["code"]) == (502, "app_unavailable")
 
 
