@@ -4,6 +4,7 @@ the models, strict about unknown keys, with errors named by their path
 
 from rest_framework import serializers
 
+from omnitron import exactjson
 from omnitron.limits import MAX_INTEGER
 
 from .models import Order, OrderItem
@@ -102,6 +103,8 @@ class OrderImportSerializer(StrictKeysMixin, serializers.ModelSerializer):
 def _json_object(value):
     if not isinstance(value, dict):
         raise serializers.ValidationError("Must be a JSON object.", code="not_an_object")
+    if refusal := exactjson.jsonb_refusal(value):  # a NUL, a lone surrogate: not storable
+        raise serializers.ValidationError(refusal, code="not_storable")
     return value
 
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
@@ -154,8 +155,8 @@ def _validate_section(name, data, serializer_class, errors, progress) -> list[di
 
 
 def _check_references(channels, customers, orders) -> list[str]:
-    """Channels and customers must be in the file or already in the database; an order
-    number appears once per channel in a file."""
+    """Channels and customers must be in the file or already in the database, each pk
+    once in a file; an order number appears once per channel in a file."""
     wanted_channels = {o["channel"] for o in orders} - {c["pk"] for c in channels}
     known_channels = set(
         Channel.objects.filter(id__in=wanted_channels).values_list("id", flat=True)
@@ -165,6 +166,13 @@ def _check_references(channels, customers, orders) -> list[str]:
         Customer.objects.filter(id__in=wanted_customers).values_list("id", flat=True)
     )
     errors, first_seen = [], {}
+    for name, records in (("channels", channels), ("customers", customers)):
+        first_index = {}
+        for index, record in enumerate(records):
+            if record["pk"] in first_index:
+                errors.append(f"{name}[{index}].pk: {record['pk']} is also "
+                              f"{name}[{first_index[record['pk']]}].")  # fmt: skip
+            first_index.setdefault(record["pk"], index)
     for index, order in enumerate(orders):
         if order["channel"] in wanted_channels - known_channels:
             errors.append(f"orders[{index}].channel: Unknown channel {order['channel']}.")
@@ -196,6 +204,10 @@ def api_user_create_or_update(
     with the same arguments changes nothing. Staff may log in to the admin and view
     orders, items and captures (of their channels)."""
     User = get_user_model()
+    try:  # Django's own rules for a username: at most 150 letters, digits and @.+-_
+        User._meta.get_field(User.USERNAME_FIELD).run_validators(username)
+    except ValidationError as exc:
+        raise ValueError(f"Not a username: {' '.join(exc.messages)}") from None
     with transaction.atomic():
         user, created = User.objects.get_or_create(username=username)
         if password is not None:

@@ -117,6 +117,15 @@ def test_existing_orders_are_found_among_more_numbers_than_a_statement_takes(db,
          "orders[1].items[0].price: Ensure this value is greater than or equal to 0."),
         (lambda d: d["orders"][0]["items"][0].update(price_currency="usd"),
          "orders[0].items[0].price_currency: Must be the order's currency (try)."),
+        # What PostgreSQL's jsonb cannot store, and a pk twice: each was a traceback.
+        (lambda d: d["orders"][0]["items"][0].update(attributes={"k": "a\u0000b"}),
+         "orders[0].items[0].attributes: A NUL character (\\u0000) cannot be stored."),
+        (lambda d: d["orders"][0].update(extra_field={"x": ["\ud800"]}),
+         "orders[0].extra_field: A lone surrogate (U+D800) cannot be stored."),
+        (lambda d: d["channels"].append({"pk": 1, "name": "Web again"}),
+         "channels[1].pk: 1 is also channels[0]."),
+        (lambda d: d["customers"].append({"pk": 10, "email": "b@example.com"}),
+         "customers[1].pk: 10 is also customers[0]."),
     ],
 )  # fmt: skip
 def test_an_invalid_record_refuses_the_whole_file_and_is_named(db, tmp_path, mutate, expected):
@@ -131,6 +140,13 @@ def test_an_invalid_record_refuses_the_whole_file_and_is_named(db, tmp_path, mut
 
     assert expected in err.getvalue().splitlines()
     assert (Order.objects.count(), Channel.objects.count(), Customer.objects.count()) == (0, 0, 0)
+
+
+def test_a_file_nested_too_deeply_is_refused_with_a_message(db, tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000)
+    with pytest.raises(CommandError, match="nested too deeply"):
+        call_command("import_orders", str(path), stdout=StringIO(), stderr=StringIO())
 
 
 def test_import_reads_stdin_in_a_real_process(transactional_db):

@@ -75,3 +75,18 @@ def test_unknown_channel_is_refused(db):
     with pytest.raises(CommandError, match="Unknown channel"):
         create("wms", "--channel", "424242")
     assert not User.objects.filter(username="wms").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "refusal"),
+    [
+        (["u" * 151], "Not a username"),  # was a DataError traceback (varchar(150))
+        (["bad user"], "Not a username"),
+        (["wms", "--channel", "2147483648"], "not a channel id"),
+        (["wms", "--channel", "0"], "not a channel id"),
+    ],
+)
+def test_a_username_or_channel_the_database_cannot_hold_is_refused(db, args, refusal):
+    with pytest.raises(CommandError, match=refusal):
+        create(*args)
+    assert not User.objects.exists()

@@ -1,4 +1,3 @@
-import argparse
 import json
 
 from django.core.management.base import BaseCommand, CommandError
@@ -6,19 +5,8 @@ from django.core.management.base import BaseCommand, CommandError
 from events.outbound import TargetRefused
 from events.registry import EVENT_TYPES
 from events.services import KEEP, webhook_subscription_create_or_update
-from omnitron.limits import MAX_INTEGER
+from orders.management.arguments import channel_id
 from orders.models import Channel
-
-
-def channel_id(value: str) -> int:
-    """A channel id as imports take them: 1 to 2**31 - 1."""
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if not (value.isascii() and 1 <= number <= MAX_INTEGER):
-        raise argparse.ArgumentTypeError(f"not a channel id (1 to {MAX_INTEGER}): {value!r}")
-    return number
 
 
 class Command(BaseCommand):

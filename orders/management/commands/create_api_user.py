@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from orders.management.arguments import channel_id
 from orders.services import api_user_create_or_update
 
 
@@ -14,7 +15,7 @@ class Command(BaseCommand):
         channels = parser.add_mutually_exclusive_group()
         channels.add_argument(
             "--channel",
-            type=int,
+            type=channel_id,
             action="append",
             dest="channels",
             metavar="ID",

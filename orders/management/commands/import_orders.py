@@ -42,6 +42,8 @@ class Command(BaseCommand):
             raise CommandError(f"Cannot read {path}: {exc}") from exc
         except ValueError as exc:
             raise CommandError(f"{path} is not valid JSON: {exc}") from exc
+        except RecursionError:
+            raise CommandError(f"{path} is nested too deeply to read.") from None
 
     def _progress(self, stage, done, total):
         self.stderr.write(f"\r{stage}: {done}/{total}", ending="")
