@@ -124,7 +124,8 @@ class ApiErrorCode(ErrorCode):
         status.HTTP_406_NOT_ACCEPTABLE,
         None,
         "Could not satisfy the request Accept header.",
-        "The `Accept` header asks for something other than JSON.",
+        "The `Accept` header or `?format=` asks for something the operation does not "
+        "answer: anything but JSON, or CSV on the captures list.",
     )
     REQUEST_TOO_LARGE = (
         status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,

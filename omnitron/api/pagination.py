@@ -27,6 +27,7 @@ from rest_framework.utils.urls import replace_query_param
 from omnitron.limits import MAX_BIGINT, MIN_BIGINT
 
 from .error_codes import FieldErrorCode
+from .serializers import StrictIntegerField
 
 
 def _key(ordering: list[str]) -> tuple[list[str], bool]:
@@ -105,11 +106,17 @@ class Pagination(BasePagination):
         return [by_pk[pk] for pk in kept if pk in by_pk], more
 
     def get_page_size(self, request) -> int:
-        try:
-            size = int(request.query_params[self.page_size_query_param])
-        except (KeyError, ValueError):
+        """`page_size` when given: a whole number from 1 in ASCII digits (0, -1, 1.5,
+        abc or other scripts' digits are a 400 naming it); above max_page_size it is
+        read as max_page_size."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
             return self.page_size
-        return min(max(size, 1), self.max_page_size)
+        try:
+            size = StrictIntegerField(min_value=1).run_validation(raw)
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({self.page_size_query_param: exc.detail}) from None
+        return min(size, self.max_page_size)
 
     def decode_cursor(self, request, fields) -> list | None:
         raw = request.query_params.get(self.cursor_query_param)
@@ -171,7 +178,8 @@ class Pagination(BasePagination):
                 "required": False,
                 "in": "query",
                 "description": f"Rows per page, {self.page_size} by default, at most "
-                f"{self.max_page_size} (more is read as {self.max_page_size}).",
+                f"{self.max_page_size} (more is read as {self.max_page_size}); anything "
+                "but a whole number from 1 is a 400.",
                 "schema": {"type": "integer", "minimum": 1},
             },  # fmt: skip
         ]

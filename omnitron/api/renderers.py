@@ -1,4 +1,4 @@
-from rest_framework import renderers
+from rest_framework import exceptions, negotiation, renderers
 
 from omnitron.exactjson import ExactJSONEncoder
 
@@ -24,3 +24,15 @@ class JSONErrorsMixin:
             request.accepted_renderer = JSONRenderer()
             request.accepted_media_type = JSONRenderer.media_type
         return super().finalize_response(request, response, *args, **kwargs)
+
+
+class ContentNegotiation(negotiation.DefaultContentNegotiation):
+    """DRF's, but a `?format=` no renderer of the view answers is 406 not_acceptable,
+    as an `Accept` header none answers is (DRF answers it 404, as if the path did not
+    exist)."""
+
+    def filter_renderers(self, renderers, format):
+        renderers = [renderer for renderer in renderers if renderer.format == format]
+        if not renderers:
+            raise exceptions.NotAcceptable()
+        return renderers

@@ -113,6 +113,26 @@ def test_the_cursor_this_list_wrote_is_taken(api_client, channel):
         assert (response.status_code, response.json()["code"]) == (400, "invalid"), noise
 
 
+@pytest.mark.parametrize(
+    ("page_size", "code"),
+    [("0", "min_value"), ("-1", "invalid"), ("1.5", "invalid"), ("abc", "invalid"),
+     ("\u0667", "invalid"), ("", "invalid")],
+)  # fmt: skip
+def test_a_page_size_that_is_not_a_whole_number_from_1_is_refused(api_client, order, page_size,
+                                                                 code):  # fmt: skip
+    """0 and -1 gave a page of one row, abc the default, Arabic-Indic 7 a page of 7."""
+    response = api_client.get("/api/v1/orders/", {"page_size": page_size})
+    assert (response.status_code, response.json()["code"]) == (400, code)
+    assert list(response.json()) == ["page_size", "code"]
+
+
+def test_a_page_size_over_the_most_is_read_as_the_most(api_client, channel):
+    for _ in range(3):
+        make_order(channel=channel, items=1)
+    body = api_client.get("/api/v1/orders/", {"page_size": "100000"}).json()
+    assert (len(body["results"]), body["next"]) == (3, None)  # not a 400
+
+
 def test_order_detail_is_the_capture_answer_and_hides_other_channels(api_client, order, foreign):
     captured = capture(api_client, order, [order.items.first().pk]).json()
     assert api_client.get(f"/api/v1/orders/{order.pk}/").json() == captured

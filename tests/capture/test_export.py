@@ -178,8 +178,13 @@ def test_csv_needs_a_token_and_other_operations_stay_json(client, db, api_client
     response = client.get(URL, HTTP_ACCEPT="text/csv")
     assert response.status_code == 401
     assert response.json()["code"] == "not_authenticated"
-    # The CSV form is the list's only; a capture by pk is JSON.
-    assert api_client.get(f"{URL}1/?format=csv").json()["code"] == "not_found"
+    # The CSV form is the list's only; a capture by pk is JSON. A format an operation
+    # does not answer is 406, as an Accept header's (it was a 404, as if the path were
+    # not there).
+    for url in (f"{URL}1/?format=csv", f"{URL}?format=xml", "/api/v1/orders/?format=csv"):
+        response = api_client.get(url)
+        assert (response.status_code, response.json()["code"]) == (406, "not_acceptable"), url
+    assert api_client.get("/api/v1/orders/?format=json").status_code == 200
 
 
 def test_rows_are_read_through_a_server_side_cursor_in_chunks(api_user, channel):
