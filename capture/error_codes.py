@@ -120,13 +120,13 @@ class CaptureErrorCode(ErrorCode):
         "The order is being changed by another request. Retry shortly.",
         "Rule 9: another request held the order's or an item's lock past "
         "`DB_LOCK_TIMEOUT_MS`. "
-        "Nothing changed. Retry.",
+        "Nothing changed. Retry (`Retry-After: 1`).",
     )
     IDEMPOTENCY_KEY_IN_USE = (
         status.HTTP_409_CONFLICT,
         None,
         "A request with this Idempotency-Key is still being processed. Retry shortly.",
-        "Rule 7: the first request with this key is still running. Retry.",
+        "Rule 7: the first request with this key is still running. Retry (`Retry-After: 1`).",
     )
     IDEMPOTENCY_KEY_REUSED = (
         status.HTTP_422_UNPROCESSABLE_ENTITY,

@@ -54,6 +54,7 @@ class OrderItemPriceInvalid(ItemsError):
 
 class OrderLocked(CodedError):
     error = CaptureErrorCode.ORDER_LOCKED
+    wait = 1
 
 
 class InvalidIdempotencyKey(CodedError):
@@ -62,6 +63,7 @@ class InvalidIdempotencyKey(CodedError):
 
 class IdempotencyKeyInUse(CodedError):
     error = CaptureErrorCode.IDEMPOTENCY_KEY_IN_USE
+    wait = 1
 
 
 class IdempotencyKeyReused(CodedError):

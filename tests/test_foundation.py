@@ -57,6 +57,10 @@ def test_readiness_is_503_json_when_the_database_is_unreachable():
         assert response.status_code == 503
         assert response.json()["code"] == "database_unavailable"
         assert requests.get(f"{base}/healthz", timeout=5).status_code == 200
+        api = requests.get(f"{base}/api/v1/orders/", headers={"Authorization": "Token x"},
+                           timeout=10)  # fmt: skip
+        assert (api.status_code, api.json()["code"]) == (503, "database_unavailable")
+        assert api.headers["Retry-After"] == "5"
 
 
 def test_a_page_the_database_fails_is_503_also_for_a_logged_in_operator():
@@ -69,8 +73,9 @@ def test_a_page_the_database_fails_is_503_also_for_a_logged_in_operator():
                              ("/admin/login/", 503), ("/nowhere/", 404)):  # fmt: skip
             response = requests.get(f"{base}{path}", cookies=session, timeout=10)
             assert response.status_code == status, (path, response.status_code)
-        page = requests.get(f"{base}/admin/", cookies=session, timeout=10).text
-        assert "The database is not reachable" in page
+        page = requests.get(f"{base}/admin/", cookies=session, timeout=10)
+        assert "The database is not reachable" in page.text
+        assert page.headers["Retry-After"] == "5"
 
 
 def _manage(*args, **env):

@@ -190,19 +190,20 @@ class ApiErrorCode(ErrorCode):
         status.HTTP_502_BAD_GATEWAY,
         None,
         "The app is not reachable. Retry later.",
-        "The proxy in front of the app (deploy/nginx) reached no app server. Retry.",
+        "The proxy in front of the app (deploy/nginx) reached no app server. Retry "
+        "(`Retry-After: 5`).",
     )
     APP_TIMEOUT = (
         status.HTTP_504_GATEWAY_TIMEOUT,
         None,
         "The app did not answer in time. Retry later.",
-        "The proxy waited for the app longer than its read timeout. Retry.",
+        "The proxy waited for the app longer than its read timeout. Retry (`Retry-After: 5`).",
     )
     DATABASE_UNAVAILABLE = (
         status.HTTP_503_SERVICE_UNAVAILABLE,
         None,
         "The database is not reachable. Retry later.",
-        "PostgreSQL is unreachable. Retry.",
+        "PostgreSQL is unreachable. Retry (`Retry-After: 5`).",
     )
     DATABASE_TIMEOUT = (
         status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -210,7 +211,7 @@ class ApiErrorCode(ErrorCode):
         "The database did not answer in time. Retry later.",
         "A statement ran past `DB_STATEMENT_TIMEOUT_MS`, or waited past `DB_LOCK_TIMEOUT_MS` "
         "for a row another request holds, or was ended to break a deadlock (a capture answers "
-        "`order_locked` instead). Retry.",
+        "`order_locked` instead). Retry (`Retry-After: 5`).",
     )
 
 

@@ -35,6 +35,9 @@ class CodedError(exceptions.APIException):
 
     error: ErrorCode
     field: str | None = None
+    # Seconds a client should wait before retrying, for an answer worth a retry: DRF's
+    # exception handler sends it as Retry-After (as it does for a throttled request's).
+    wait: int | None = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -63,10 +66,12 @@ class UnsupportedContentEncoding(CodedError):
 
 class DatabaseUnavailable(CodedError):
     error = ApiErrorCode.DATABASE_UNAVAILABLE
+    wait = 5
 
 
 class DatabaseTimeout(CodedError):
     error = ApiErrorCode.DATABASE_TIMEOUT
+    wait = 5
 
 
 class ServerError(CodedError):

@@ -29,4 +29,6 @@ class DatabaseErrorMiddleware:
         error = translate(exception)
         log_database_error(exception, error)
         title = escape(error.default_detail.removesuffix(" Retry later."))
-        return HttpResponse(PAGE.format(title=title), status=error.status_code)
+        response = HttpResponse(PAGE.format(title=title), status=error.status_code)
+        response["Retry-After"] = str(error.wait)
+        return response

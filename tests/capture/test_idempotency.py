@@ -122,6 +122,7 @@ def test_a_key_whose_first_request_is_running_is_409_in_use(api_user, order, tra
 
     assert second.status_code == 409
     assert second.json()["code"] == "idempotency_key_in_use"
+    assert second["Retry-After"] == "1"
     assert results["first"].status_code == 200
     third = capture(client_for(api_user), order, [pk], key="busy")
     assert (third.status_code, third.content) == (200, results["first"].content)
@@ -135,6 +136,7 @@ def test_a_lock_held_too_long_is_409_order_locked_and_retryable(api_user, order,
         response = capture(client, order, [pk], key="slow")
     assert response.status_code == 409
     assert response.json()["code"] == "order_locked"
+    assert response["Retry-After"] == "1"
     assert not IdempotencyRecord.objects.exists()  # nothing stored: a retry runs again
     retry = capture(client, order, [pk], key="slow")
     assert retry.status_code == 200

@@ -128,6 +128,7 @@ def test_the_proxy_answers_its_own_errors_as_json():
         assert json.loads(body)["code"] == "bad_request"
     assert (internal.status_code, internal.json()["code"]) == (404, "not_found")
     assert (app_down.status_code, app_down.json()["code"]) == (502, "app_unavailable")
+    assert app_down.headers["Retry-After"] == "5"
 
 
 def test_without_the_proxy_five_idle_sockets_stall_gunicorn():
