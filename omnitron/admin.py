@@ -31,6 +31,7 @@ from django.forms.fields import InvalidJSONInput
 from django.utils.functional import cached_property
 
 from omnitron.exactjson import jsonb_refusal
+from omnitron.limits import MAX_JSON_DEPTH
 
 COUNT_CAP = 10_000
 # The query-string lookups the list filters make (field, relation, date and empty
@@ -40,7 +41,6 @@ COMPARED = ("exact", "gte", "lt")  # those that compare the column with the valu
 DATE_PARTS = {"year": range(1, 10_000), "month": range(1, 13), "day": range(1, 32)}
 MAX_LOOKUP_VALUE = 256
 MAX_NEW_INLINE_ROWS = 100  # rows one save of a page may add to an inline
-MAX_JSON_DEPTH = 100  # nesting of a JSON value a form takes
 # At most this many related rows (customers with an email, orders with a number) are
 # looked up for one search term.
 RELATED_MATCHES = 1_000

@@ -7,3 +7,6 @@ MIN_BIGINT = -(2**63)
 # Values in one JSON body (commas, objects and arrays counted): far above a real
 # request's (a 1,000-item capture with attributes holds a few thousand).
 MAX_JSON_VALUES = 200_000
+# Nesting of a JSON value the import and the admin's forms take: Python reads a stored
+# value back recursively, and one 900 deep failed every page that showed it (500).
+MAX_JSON_DEPTH = 100

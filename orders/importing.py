@@ -5,7 +5,7 @@ the models, strict about unknown keys, with errors named by their path
 from rest_framework import serializers
 
 from omnitron import exactjson
-from omnitron.limits import MAX_INTEGER
+from omnitron.limits import MAX_INTEGER, MAX_JSON_DEPTH
 
 from .models import Order, OrderItem
 
@@ -103,7 +103,9 @@ class OrderImportSerializer(StrictKeysMixin, serializers.ModelSerializer):
 def _json_object(value):
     if not isinstance(value, dict):
         raise serializers.ValidationError("Must be a JSON object.", code="not_an_object")
-    if refusal := exactjson.jsonb_refusal(value):  # a NUL, a lone surrogate: not storable
+    # A NUL, a lone surrogate: not storable; deeper than MAX_JSON_DEPTH: stored, but no
+    # page could read it back.
+    if refusal := exactjson.jsonb_refusal(value, max_depth=MAX_JSON_DEPTH):
         raise serializers.ValidationError(refusal, code="not_storable")
     return value
 

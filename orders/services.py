@@ -201,13 +201,16 @@ def api_user_create_or_update(
 ) -> Token:
     """Create or update an API user and return their token. The user's channels become
     exactly the given ones (every existing channel with all_channels); re-running it
-    with the same arguments changes nothing. Staff may log in to the admin and view
-    orders, items and captures (of their channels)."""
+    with the same arguments changes nothing, and a user an operator deactivated stays
+    inactive. Staff may log in to the admin and view orders, items and captures (of
+    their channels)."""
     User = get_user_model()
-    try:  # Django's own rules for a username: at most 150 letters, digits and @.+-_
-        User._meta.get_field(User.USERNAME_FIELD).run_validators(username)
+    try:  # Django's own rules for a username: 1 to 150 letters, digits and @.+-_
+        User._meta.get_field(User.USERNAME_FIELD).clean(username, None)
     except ValidationError as exc:
         raise ValueError(f"Not a username: {' '.join(exc.messages)}") from None
+    if password == "":
+        raise ValueError("A password cannot be empty (login refuses it).")
     with transaction.atomic():
         user, created = User.objects.get_or_create(username=username)
         if password is not None:
@@ -216,8 +219,7 @@ def api_user_create_or_update(
             user.set_unusable_password()  # token only, until a password is given
         user.is_superuser = superuser
         user.is_staff = staff or superuser
-        user.is_active = True
-        user.save()
+        user.save()  # an operator's deactivation (is_active, in the admin) stays
 
         for codename, granted in (
             ("capture_order", can_capture),

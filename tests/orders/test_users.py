@@ -82,6 +82,8 @@ def test_unknown_channel_is_refused(db):
     [
         (["u" * 151], "Not a username"),  # was a DataError traceback (varchar(150))
         (["bad user"], "Not a username"),
+        ([""], "Not a username"),  # was a user with no name, whose captures showed none
+        (["wms", "--password", ""], "cannot be empty"),
         (["wms", "--channel", "2147483648"], "not a channel id"),
         (["wms", "--channel", "0"], "not a channel id"),
     ],
@@ -90,3 +92,12 @@ def test_a_username_or_channel_the_database_cannot_hold_is_refused(db, args, ref
     with pytest.raises(CommandError, match=refusal):
         create(*args)
     assert not User.objects.exists()
+
+
+def test_a_rerun_leaves_a_deactivated_user_inactive(db):
+    """A provisioning script's re-run revived an integration an operator had stopped."""
+    channel = ChannelFactory()
+    token = create("wms", "--channel", str(channel.pk)).strip()
+    User.objects.filter(username="wms").update(is_active=False)
+    assert create("wms", "--channel", str(channel.pk)).strip() == token
+    assert not User.objects.get(username="wms").is_active
