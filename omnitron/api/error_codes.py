@@ -85,7 +85,7 @@ class ApiErrorCode(ErrorCode):
         "Bad request.",
         "A request the server cannot read at all, answered by gunicorn or the proxy "
         "before any view (a malformed request line, a duplicate `Host`, `Content-Length` "
-        "with `Transfer-Encoding`, an HTTP version other than 1.0 and 1.1), or one Django "
+        "with `Transfer-Encoding`, an HTTP major version other than 1), or one Django "
         "refuses as suspicious (more than 1,000 query or form fields, on any path the "
         "app reads them from: every path but the health checks).",
     )
@@ -118,7 +118,7 @@ class ApiErrorCode(ErrorCode):
         status.HTTP_405_METHOD_NOT_ALLOWED,
         None,
         'Method "{method}" not allowed.',
-        "The path does not take this method.",
+        "The path does not take this method (`TRACE`: none does, and the proxy answers it).",
     )
     NOT_ACCEPTABLE = (
         status.HTTP_406_NOT_ACCEPTABLE,
@@ -162,7 +162,8 @@ class ApiErrorCode(ErrorCode):
         status.HTTP_431_REQUEST_HEADER_FIELDS_TOO_LARGE,
         None,
         "Request Header Fields Too Large.",
-        "A header is over 8190 bytes (answered by gunicorn or the proxy, as JSON).",
+        "A header line of more than 8,188 bytes, or more than 100 header fields "
+        "(answered by gunicorn or the proxy, as JSON).",
     )
     EXPECTATION_FAILED = (
         status.HTTP_417_EXPECTATION_FAILED,

@@ -114,6 +114,7 @@ def test_the_proxy_answers_its_own_errors_as_json():
             )
         ]
         internal = requests.get(f"{proxy}/_errors/400", timeout=5)
+        trace = requests.request("TRACE", f"{proxy}/api/v1/orders/", timeout=5)
         server.stop()
         app_down = requests.get(f"{proxy}/healthz", timeout=5)
     assert (too_large.status_code, too_large.json()["code"]) == (413, "request_too_large")
@@ -127,6 +128,8 @@ def test_the_proxy_answers_its_own_errors_as_json():
         assert b"Content-Type: application/json" in head
         assert json.loads(body)["code"] == "bad_request"
     assert (internal.status_code, internal.json()["code"]) == (404, "not_found")
+    assert (trace.status_code, trace.json()) == (
+        405, {"detail": 'Method "TRACE" not allowed.', "code": "method_not_allowed"})  # fmt: skip
     assert (app_down.status_code, app_down.json()["code"]) == (502, "app_unavailable")
     assert app_down.headers["Retry-After"] == "5"
 
