@@ -16,6 +16,7 @@ from .models import DeliveryAttempt, DeliveryState, WebhookDelivery, WebhookSubs
 from .payloads import render_payloads, store_payloads
 from .registry import EVENT_TYPES
 from .sql import LANES_PER_SUBSCRIPTION, RECORD_OUTCOMES
+from .worker import STOPPING
 
 JITTER = 0.2  # a retry waits its scheduled delay, give or take 20%
 BATCH = 100  # deliveries claimed, rendered and recorded together
@@ -79,14 +80,15 @@ def webhook_lane_flush(*, subscription_id: int, lane: int) -> int:
     the job and pauses the subscription (`_pause`): the rest of its batch stays pending
     and uncounted, no lane sends until the pause ends, and then one delivery probes the
     receiver (`_due`). Any answer ends the row of timeouts. docs/webhooks.md says why
-    (a hanging receiver held every worker slot). Only one job per lane runs at a time
+    (a hanging receiver held every worker slot). A worker asked to stop (STOPPING) ends
+    the job after the batch it is sending. Only one job per lane runs at a time
     (its procrastinate lock), so no delivery is ever sent twice at once. Returns how
     many attempts were made."""
     subscription = WebhookSubscription.objects.get(pk=subscription_id)
     if _is_paused(subscription):  # queued just before the pause: nothing to wait for
         return 0
     attempts, timed_out = 0, False
-    while not timed_out and (batch := _next_batch(subscription, lane)):
+    while not (timed_out or STOPPING.is_set()) and (batch := _next_batch(subscription, lane)):
         outcomes, rendered = _send(subscription, batch)
         _record(subscription, outcomes, rendered)
         attempts += len(outcomes)
@@ -150,7 +152,8 @@ def _next_batch(subscription: WebhookSubscription, lane: int) -> list[WebhookDel
     no job is queued for a lane while its job runs."""
     deadline = time.monotonic() + LANE_IDLE_SECONDS
     while not (batch := _due(subscription, lane)) and time.monotonic() < deadline:
-        time.sleep(LANE_POLL_SECONDS)
+        if STOPPING.wait(LANE_POLL_SECONDS):
+            return []
     return batch
 
 

@@ -2,8 +2,16 @@
 procrastinate's defaults (settings.PROCRASTINATE_ON_APP_READY)."""
 
 import asyncio
+import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
+
+# Set when the worker is asked to stop (manage.py webhook_worker): a lane job ends
+# after the batch it is sending instead of waiting for more deliveries, so the worker
+# stops while captures keep coming (its lanes' jobs never ran out of work before, and
+# a deploy's SIGTERM ran into its SIGKILL). What the lane leaves pending, the
+# dispatcher queues again within a second, for whichever worker runs then.
+STOPPING = threading.Event()
 
 # The event loops whose default thread pool was sized for their worker.
 _SIZED = weakref.WeakSet()

@@ -290,3 +290,30 @@ def test_a_second_signal_ends_the_worker_at_once(api_client, channel):
         process.send(signal.SIGTERM)
         process.popen.wait(timeout=3)
     assert process.popen.returncode == -signal.SIGTERM
+
+
+def test_sigterm_stops_a_worker_while_captures_keep_coming(api_client, channel):
+    """A lane's job sent deliveries for as long as new ones came: under steady traffic
+    the first SIGTERM never stopped the worker (a helper's run: 62 s, 36 events sent
+    after the signal), and a deploy's SIGKILL followed. Now each lane ends after its
+    batch; a worker started after it delivers the rest, each event once."""
+    with receiving() as receiver:
+        subscribe(receiver.url)
+        with worker(env=server_env(**FAST)) as (process,):
+            capture_orders(api_client, channel, 1)
+            receiver.wait_for(1)  # a lane's job is running
+            signalled = None
+            started = time.monotonic()
+            while time.monotonic() - started < 12 and process.popen.poll() is None:
+                capture_orders(api_client, channel, 1)
+                if signalled is None and time.monotonic() - started > 1:
+                    process.send(signal.SIGTERM)
+                    signalled = time.monotonic()
+            stopped_after = time.monotonic() - signalled
+            assert process.popen.poll() == 0, "the worker stopped on its own"
+        assert stopped_after < 5, f"stopped {stopped_after:.1f} s after SIGTERM"
+        events = set(Event.objects.values_list("id", flat=True))
+        with worker(env=server_env(**FAST)):
+            receiver.wait_for(len(events), timeout=30)
+            wait_until(delivered(len(events)), 10, "every delivery recorded")
+    assert sorted(receiver.ids()) == sorted(events)

@@ -17,6 +17,8 @@ import signal
 from django.core.management.base import BaseCommand
 from procrastinate.contrib.django import app
 
+from events.worker import STOPPING
+
 logger = logging.getLogger("events.worker")
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -60,11 +62,13 @@ async def supervise(worker_options: dict) -> None:
         for sig in SIGNALS:
             loop.remove_signal_handler(sig)
         stopping.set()
+        STOPPING.set()  # lane jobs end after their batch (events/worker.py)
         if running is not None:
             running.cancel()  # the worker stops taking jobs and waits for its running ones
 
     for sig in SIGNALS:
         loop.add_signal_handler(sig, stop)
+    STOPPING.clear()
     delay = 1
     while not stopping.is_set():
         started = loop.time()
