@@ -10,6 +10,7 @@ export PORT=${PORT:-8000}
 export DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE:-omnitron.settings.dev}
 
 started_database=0
+app=""
 worker=""
 proxy=""
 proxy_dir=""
@@ -18,6 +19,10 @@ proxy_dir=""
 PROMETHEUS_MULTIPROC_DIR=$(mktemp -d "${TMPDIR:-/tmp}/omnitron-metrics.XXXXXX")
 export PROMETHEUS_MULTIPROC_DIR
 cleanup() {
+  if [ -n "$app" ]; then
+    kill -TERM "$app" 2>/dev/null || true
+    wait "$app" 2>/dev/null || true
+  fi
   if [ -n "$worker" ]; then
     kill -TERM "$worker" 2>/dev/null || true
     wait "$worker" 2>/dev/null || true
@@ -83,4 +88,8 @@ MSG
 # The webhook worker (events/tasks.py) beside gunicorn.
 .venv/bin/python manage.py webhook_worker &
 worker=$!
-.venv/bin/gunicorn omnitron.wsgi --bind "$bind"
+# In the background, waited for: bash runs a trap (a SIGTERM to make, which passes it
+# on to this script) only once a foreground command ends, and gunicorn never would.
+.venv/bin/gunicorn omnitron.wsgi --bind "$bind" &
+app=$!
+wait "$app"

@@ -301,7 +301,17 @@ def test_make_run_starts_its_own_postgresql_and_keeps_the_data():
                 css = requests.get(f"http://127.0.0.1:{port}/static/admin/css/base.css", timeout=5)
                 assert css.status_code == 200
             finally:
-                output = _interrupt(process)
+                if run == 1:
+                    output = _interrupt(process)  # Ctrl-C: the whole group
+                else:
+                    # SIGTERM to the script alone, as make passes its own on (a
+                    # supervisor's stop): bash ran its trap only once gunicorn ended,
+                    # and nothing stopped.
+                    os.kill(process.popen.pid, signal.SIGTERM)
+                    process.popen.wait(timeout=30)
+                    output = process.output()
+            with pytest.raises(ProcessLookupError):  # nothing of the run is left
+                os.killpg(process.popen.pid, 0)
             assert re.search(expected, output), f"run {run}: {output}"
             status = subprocess.run(
                 ["scripts/pg.sh", "status"], cwd=ROOT, env={**clean_env, **env},
