@@ -145,11 +145,21 @@ def test_an_invalid_record_refuses_the_whole_file_and_is_named(db, tmp_path, mut
     assert (Order.objects.count(), Channel.objects.count(), Customer.objects.count()) == (0, 0, 0)
 
 
-def test_a_file_nested_too_deeply_is_refused_with_a_message(db, tmp_path):
-    path = tmp_path / "deep.json"
-    path.write_text("[" * 100_000)
-    with pytest.raises(CommandError, match="nested too deeply"):
+@pytest.mark.parametrize(
+    ("content", "refusal"),
+    [
+        (b"[" * 100_000, "nested too deeply"),
+        # The last of two lists was imported alone.
+        (b'{"orders": [], "orders": []}', "not valid JSON: duplicate key 'orders'"),
+        (b'{"channels": [{"pk": 1, "name": "\xff"}]}', "not valid JSON: 'utf-8' codec"),
+    ],
+)
+def test_a_file_that_is_not_plain_json_is_refused_with_a_message(db, tmp_path, content, refusal):
+    path = tmp_path / "file.json"
+    path.write_bytes(content)
+    with pytest.raises(CommandError, match=refusal):
         call_command("import_orders", str(path), stdout=StringIO(), stderr=StringIO())
+    assert not Channel.objects.exists()
 
 
 def test_import_reads_stdin_in_a_real_process(transactional_db):
@@ -162,3 +172,11 @@ def test_import_reads_stdin_in_a_real_process(transactional_db):
     created = json.loads(result.stdout)["created"]
     assert [order["number"] for order in created] == ["ORD-1", "ORD-2"]
     assert Order.objects.count() == 2
+    # Invalid UTF-8 on stdin is the file's refusal, not lone surrogates in a field.
+    result = subprocess.run(
+        [str(VENV_BIN / "python"), "manage.py", "import_orders", "-"],
+        input=b'{"channels": [{"pk": 1, "name": "\xff"}]}', cwd=ROOT, env=server_env(),
+        capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert b"- is not valid JSON: 'utf-8' codec" in result.stderr

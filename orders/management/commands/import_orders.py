@@ -33,17 +33,34 @@ class Command(BaseCommand):
         )
 
     def _read(self, path):
+        """The file's JSON: UTF-8 (from stdin too, where invalid bytes had become lone
+        surrogates), without a duplicate key (the last of two `orders` lists was
+        imported alone), exact decimals."""
         try:
             if path == "-":
-                return json.load(sys.stdin, parse_float=exactjson.parse_decimal)
-            with open(path, encoding="utf-8") as handle:
-                return json.load(handle, parse_float=exactjson.parse_decimal)
+                raw = sys.stdin.buffer.read()
+            else:
+                with open(path, "rb") as handle:
+                    raw = handle.read()
+            return json.loads(
+                raw.decode("utf-8"),
+                parse_float=exactjson.parse_decimal,
+                object_pairs_hook=_without_duplicate_keys,
+            )
         except OSError as exc:
             raise CommandError(f"Cannot read {path}: {exc}") from exc
-        except ValueError as exc:
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError included
             raise CommandError(f"{path} is not valid JSON: {exc}") from exc
         except RecursionError:
             raise CommandError(f"{path} is nested too deeply to read.") from None
 
     def _progress(self, stage, done, total):
         self.stderr.write(f"\r{stage}: {done}/{total}", ending="")
+
+
+def _without_duplicate_keys(pairs: list[tuple]) -> dict:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        duplicate = next(key for key in keys if keys.count(key) > 1)
+        raise ValueError(f"duplicate key {duplicate!r}")
+    return dict(pairs)
