@@ -375,6 +375,19 @@ def test_errors_gunicorn_answers_itself_are_json_with_a_code(transactional_db):
     assert json.loads(body) == {"detail": "Not Implemented.", "code": "not_implemented"}
 
 
+@pytest.mark.parametrize(
+    "command", [["check_captures"], ["create_api_user", "wms"], ["rotate_token", "wms"]]
+)
+def test_a_command_with_the_database_unreachable_says_so_in_one_line(command):
+    """Each printed a traceback of some forty lines."""
+    dead = f"postgres://postgres@127.0.0.1:{free_port()}/nothing"
+    result = _manage(*command, DATABASE_URL=dead)
+    assert result.returncode == 1
+    assert result.stderr.startswith("The database failed: "), result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
 def test_models_and_migrations_agree():
     result = _manage("makemigrations", "--check", "--dry-run")
     assert result.returncode == 0, result.stdout + result.stderr
