@@ -108,9 +108,9 @@ class Pagination(BasePagination):
     def get_page_size(self, request) -> int:
         """`page_size` when given: a whole number from 1 in ASCII digits (0, -1, 1.5,
         abc or other scripts' digits are a 400 naming it); above max_page_size it is
-        read as max_page_size."""
+        read as max_page_size. Empty, it is not given, as every filter's empty value."""
         raw = request.query_params.get(self.page_size_query_param)
-        if raw is None:
+        if not raw:
             return self.page_size
         try:
             size = StrictIntegerField(min_value=1).run_validation(raw)
