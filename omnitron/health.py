@@ -5,6 +5,7 @@ from django.db import connection
 from django.http import JsonResponse
 
 from omnitron.api.error_codes import ApiErrorCode
+from omnitron.api.exceptions import DatabaseUnavailable
 
 LIVENESS_PATH = "/healthz"
 READINESS_PATH = "/readyz"
@@ -40,6 +41,8 @@ class HealthCheckMiddleware:
         if database_ready():
             return JsonResponse({"status": "ok", "database": "ok"})
         unavailable = ApiErrorCode.DATABASE_UNAVAILABLE
-        return JsonResponse(
+        response = JsonResponse(
             {"status": "unavailable", **unavailable.example()}, status=unavailable.status_code
         )
+        response["Retry-After"] = str(DatabaseUnavailable.wait)
+        return response

@@ -56,6 +56,7 @@ def test_readiness_is_503_json_when_the_database_is_unreachable():
         response = requests.get(f"{base}/readyz", timeout=10)
         assert response.status_code == 503
         assert response.json()["code"] == "database_unavailable"
+        assert response.headers["Retry-After"] == "5"
         assert requests.get(f"{base}/healthz", timeout=5).status_code == 200
         api = requests.get(f"{base}/api/v1/orders/", headers={"Authorization": "Token x"},
                            timeout=10)  # fmt: skip

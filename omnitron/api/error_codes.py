@@ -124,8 +124,8 @@ class ApiErrorCode(ErrorCode):
         status.HTTP_406_NOT_ACCEPTABLE,
         None,
         "Could not satisfy the request Accept header.",
-        "The `Accept` header or `?format=` asks for something the operation does not "
-        "answer: anything but JSON, or CSV on the captures list.",
+        "The `Accept` header or `?format=` asks for a type the operation does not render: "
+        "JSON everywhere, CSV also on the captures list, YAML also on `/api/schema/`.",
     )
     REQUEST_TOO_LARGE = (
         status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
@@ -162,8 +162,9 @@ class ApiErrorCode(ErrorCode):
         status.HTTP_431_REQUEST_HEADER_FIELDS_TOO_LARGE,
         None,
         "Request Header Fields Too Large.",
-        "A header line of more than 8,188 bytes, or more than 100 header fields "
-        "(answered by gunicorn or the proxy, as JSON).",
+        "A header line of more than 8,188 bytes, or more than 100 header fields as gunicorn "
+        "receives them (the proxy adds two), or at the proxy more than 32 KB of headers "
+        "in all (answered by gunicorn or the proxy, as JSON).",
     )
     EXPECTATION_FAILED = (
         status.HTTP_417_EXPECTATION_FAILED,
