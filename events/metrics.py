@@ -1,11 +1,16 @@
 """The webhook backlog for /metrics (omnitron/metrics.py), read from PostgreSQL at
 scrape time."""
 
+import logging
+
+from django.db import DatabaseError
 from django.db.models import Count, Min
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
 from .models import DeliveryState, WebhookDelivery
+
+logger = logging.getLogger(__name__)
 
 
 class BacklogCollector:
@@ -19,9 +24,16 @@ class BacklogCollector:
         ]
 
     def collect(self):
-        backlog = WebhookDelivery.objects.filter(state=DeliveryState.PENDING).aggregate(
-            pending=Count("id"), oldest=Min("created_at")
-        )
+        try:
+            backlog = WebhookDelivery.objects.filter(state=DeliveryState.PENDING).aggregate(
+                pending=Count("id"), oldest=Min("created_at")
+            )
+        except DatabaseError as exc:
+            # Left out of this scrape, not the scrape's end: with the database down the
+            # counters that tell of it (omnitron_database_connection_errors_total, for
+            # the DatabaseUnreachable alert) were lost in an HTML 503.
+            logger.warning("The webhook backlog is left out of /metrics: %s", exc)
+            return
         oldest = backlog["oldest"]
         age = (timezone.now() - oldest).total_seconds() if oldest else 0.0
         yield GaugeMetricFamily(

@@ -19,7 +19,7 @@ from events.services import webhook_subscription_create_or_update
 from omnitron import db_router
 from tests.events.helpers import receiving
 from tests.helpers import capture
-from tests.live import ROOT, gunicorn, server_env, worker
+from tests.live import ROOT, free_port, gunicorn, server_env, worker
 from tests.reliability.helpers import seed, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -126,6 +126,24 @@ def test_metrics_answer_only_the_allowed_addresses(client, settings):
     settings.METRICS_ALLOWED_IPS = ["10.9.9.9"]
     assert client.get("/metrics").status_code == 404  # the test client is 127.0.0.1
     assert client.get("/metrics", REMOTE_ADDR="10.9.9.9").status_code == 200
+
+
+def test_metrics_are_scraped_while_the_database_is_down(tmp_path):
+    """The backlog gauges read PostgreSQL at scrape time: with it down, /metrics was
+    the admin's HTML 503, and the counter the DatabaseUnreachable alert watches was
+    never scraped. Now the backlog is left out and the rest is served."""
+    dead = f"postgres://postgres@127.0.0.1:{free_port()}/nothing"
+    env = server_env(DATABASE_URL=dead, PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    with gunicorn(workers=1, env=env) as (base, _):
+        answer = requests.get(f"{base}/api/v1/orders/", headers={"Authorization": "Token x"},
+                              timeout=10)  # fmt: skip
+        assert answer.status_code == 503
+        metrics = requests.get(f"{base}/metrics", timeout=10)
+    assert metrics.status_code == 200
+    samples = {s.name: s.value for family in text_string_to_metric_families(metrics.text)
+               for s in family.samples}  # fmt: skip
+    assert samples["omnitron_database_connection_errors_total"] >= 1
+    assert "omnitron_webhook_backlog" not in samples
 
 
 def test_a_read_sent_to_the_primary_instead_of_the_replica_is_counted(client):
