@@ -18,7 +18,13 @@ from rest_framework.authtoken.models import Token
 
 from omnitron.api.error_codes import ApiErrorCode
 from omnitron.api.lookups import UserLookup
-from omnitron.api.throttling import RateCount, UserScopedRateThrottle, rate_hit_ctes, rate_params
+from omnitron.api.throttling import (
+    RateCount,
+    UserScopedRateThrottle,
+    is_counted,
+    rate_hit_ctes,
+    rate_params,
+)
 from omnitron.db.sql import compact
 
 RATE_COLUMNS = RateCount._fields[:3]  # what rate_hit answers
@@ -114,6 +120,8 @@ class TokenAuthentication(authentication.TokenAuthentication):
         with UserScopedRateThrottle and that rate is on; else None."""
         scope = getattr(self.view, "throttle_scope", None)
         if not scope or UserScopedRateThrottle not in getattr(self.view, "throttle_classes", ()):
+            return None
+        if not is_counted(self.request.method, self.view):
             return None
         limit = UserScopedRateThrottle.limit(scope)
         return None if limit is None else (scope, limit)

@@ -103,13 +103,23 @@ def rate_counters_prune(*, now: float | None = None) -> int:
     return deleted
 
 
+def is_counted(method: str, view) -> bool:
+    """Whether a request counts toward its view's rate limits: a method the view
+    handles, OPTIONS (its description) aside; without a view (the admin's login, which
+    counts its own POSTs) it does. A GET to the POST-only capture endpoint (a probe's,
+    answered 405) used up a client's captures and was answered 429."""
+    if view is None:
+        return True
+    return method != "OPTIONS" and hasattr(view, method.lower())
+
+
 class PostgresRateThrottle(SimpleRateThrottle):
     def get_rate(self):
         # Read at each request (DRF reads its class attribute once, at import).
         return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
 
     def allow_request(self, request, view):
-        if self.rate is None:
+        if self.rate is None or not is_counted(request.method, view):
             return True
         self.key = self.get_cache_key(request, view)
         if self.key is None:

@@ -70,6 +70,21 @@ def test_capture_is_limited_per_user(api_client, order, channel):
     assert other_user.status_code == 200
 
 
+def test_only_captures_count_toward_the_capture_limit(api_client, order):
+    """A GET (405) or an OPTIONS to the capture endpoint spent the limit: a probe could
+    lock an integration out of capturing, and a GET over the limit was a 429."""
+    url = "/api/v1/capture-order/"
+    with throttle_rates(capture="2/min"):
+        probes = [api_client.get(url).status_code for _ in range(5)]
+        probes += [api_client.options(url).status_code for _ in range(5)]
+        captures = [capture(api_client, order, [pk]).status_code
+                    for pk in order.items.values_list("pk", flat=True)]  # fmt: skip
+        after = api_client.get(url).status_code
+    assert probes == [405] * 5 + [200] * 5
+    assert captures == [200, 200, 429]  # the limit is the captures'
+    assert after == 405
+
+
 class Clock:
     """The throttles' clock, moved by hand."""
 
