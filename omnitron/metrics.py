@@ -11,6 +11,8 @@ or a path with an id.
 /metrics answers only the addresses in METRICS_ALLOWED_IPS (404 to everyone else);
 the proxy in front of the app never forwards it."""
 
+import functools
+import ipaddress
 import os
 import socket
 from decimal import Decimal
@@ -136,8 +138,24 @@ def add_scrape_collector(collector) -> None:
         REGISTRY.register(collector)
 
 
+def scraper_allowed(address: str | None) -> bool:
+    """Whether METRICS_ALLOWED_IPS (addresses or networks, 10.0.0.0/8) holds the
+    address: a Prometheus container on a compose network has an address of its
+    network's, not one known in advance."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    return any(ip in network for network in _allowed_networks(tuple(settings.METRICS_ALLOWED_IPS)))
+
+
+@functools.cache
+def _allowed_networks(entries: tuple[str, ...]) -> list:
+    return [ipaddress.ip_network(entry.strip(), strict=False) for entry in entries if entry.strip()]
+
+
 def metrics_view(request):
-    if request.META.get("REMOTE_ADDR") not in settings.METRICS_ALLOWED_IPS:
+    if not scraper_allowed(request.META.get("REMOTE_ADDR")):
         not_found = ApiErrorCode.NOT_FOUND
         return JsonResponse(not_found.example(), status=not_found.status_code)
     registry = REGISTRY

@@ -1,9 +1,11 @@
 """Settings shared by every environment. Anything that differs between machines
 comes from the environment (see docs/configuration.md)."""
 
+import ipaddress
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -241,7 +243,13 @@ PROCRASTINATE_ON_APP_READY = "events.worker.on_app_ready"
 # these addresses (the proxy never forwards /metrics). With PROMETHEUS_MULTIPROC_DIR
 # set (make run, Docker), every gunicorn worker and the webhook worker are counted.
 METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
+# Addresses or networks (172.16.0.0/12: a compose network's scraper).
 METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+for _entry in METRICS_ALLOWED_IPS:
+    try:
+        ipaddress.ip_network(_entry.strip(), strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {_exc}") from None
 
 # Error tracking (omnitron/error_tracking.py): off unless SENTRY_DSN is set.
 SENTRY_DSN = env.str("SENTRY_DSN", default="")

@@ -123,9 +123,13 @@ def test_a_made_up_method_is_counted_as_other(client):
 
 
 def test_metrics_answer_only_the_allowed_addresses(client, settings):
-    settings.METRICS_ALLOWED_IPS = ["10.9.9.9"]
+    settings.METRICS_ALLOWED_IPS = ["10.9.9.9", "172.16.0.0/12"]
     assert client.get("/metrics").status_code == 404  # the test client is 127.0.0.1
     assert client.get("/metrics", REMOTE_ADDR="10.9.9.9").status_code == 200
+    # A network: a Prometheus container's address on a compose network.
+    assert client.get("/metrics", REMOTE_ADDR="172.18.0.5").status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="172.32.0.1").status_code == 404
+    assert client.get("/metrics", REMOTE_ADDR="not an address").status_code == 404
 
 
 def test_metrics_are_scraped_while_the_database_is_down(tmp_path):
