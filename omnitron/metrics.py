@@ -8,7 +8,7 @@ have bounded values only: route names, status classes, error codes (the registry
 currencies (the model's choices), delivery outcomes: never an order number, a user
 or a path with an id.
 
-/metrics answers only the addresses in METRICS_ALLOWED_IPS (404 to everyone else);
+/metrics answers only the addresses or networks in METRICS_ALLOWED_IPS (404 to others);
 the proxy in front of the app never forwards it."""
 
 import functools
