@@ -20,11 +20,19 @@ class EventDataField(serializers.JSONField):
 
 
 class EventFilterSerializer(serializers.Serializer):
+    # Not trimmed: another spelling of an id is refused, as a list's cursor is.
     after = serializers.RegexField(
-        EVENT_ID, required=False, help_text="The last event id you got: the events after it."
-    )
+        EVENT_ID, required=False, trim_whitespace=False,
+        help_text="The last event id you got: the events after it.",
+    )  # fmt: skip
     type = serializers.ChoiceField(choices=sorted(EVENT_TYPES), required=False)
     limit = StrictIntegerField(required=False, min_value=1, max_value=500, default=50)
+
+    def validate_after(self, value):
+        if value.endswith("\n"):  # the pattern's `$` matches before a final newline
+            message = self.fields["after"].error_messages["invalid"]
+            raise serializers.ValidationError(message, code="invalid")
+        return value
 
 
 class EventSerializer(serializers.Serializer):

@@ -120,7 +120,7 @@ class Pagination(BasePagination):
 
     def decode_cursor(self, request, fields) -> list | None:
         raw = request.query_params.get(self.cursor_query_param)
-        if raw is None:
+        if not raw:  # empty: not given, as every filter's empty value
             return None
         try:
             values = json.loads(base64.urlsafe_b64decode(raw.encode("ascii")))

@@ -125,6 +125,9 @@ def test_the_feed_serves_the_callers_channels_oldest_first_by_cursor(api_client,
     assert api_client.get(FEED, {"type": "order.captured"}).json()["results"]
     assert api_client.get(FEED, {"type": "order.nope"}).json()["code"] == "invalid_choice"
     assert api_client.get(FEED, {"after": "nope"}).json()["code"] == "invalid"
+    # Another spelling of an id is refused, as a list's cursor is (it was trimmed).
+    for spelling in (f" {ids[0]} ", f"{ids[0]}\n"):
+        assert api_client.get(FEED, {"after": spelling}).json()["code"] == "invalid"
 
 
 def test_a_feed_page_holds_at_most_max_page_characters_of_payloads(
