@@ -19,6 +19,7 @@ from rest_framework.authtoken.models import Token
 from omnitron.api.error_codes import ApiErrorCode
 from omnitron.api.lookups import UserLookup
 from omnitron.api.throttling import (
+    RATE_COLUMNS,
     RateCount,
     UserScopedRateThrottle,
     is_counted,
@@ -26,8 +27,6 @@ from omnitron.api.throttling import (
     rate_params,
 )
 from omnitron.db.sql import compact
-
-RATE_COLUMNS = RateCount._fields[:3]  # what rate_hit answers
 
 
 @cache

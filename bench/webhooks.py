@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psycopg
 
+import scripts.nginx
 from bench.infra import PYTHON, log, manage
 from bench.load import RATIO_CONCURRENCY, Server, ratio, wrk
 from scripts.live import Process, free_port, wait_until_ready, webhook_workers
@@ -54,7 +55,7 @@ def webhook_env(env: dict) -> dict:
 @contextmanager
 def receiver():
     """nginx on a free port; yields (URL, path of its log of arrivals)."""
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    binary = scripts.nginx.binary() or "nginx"
     workdir = Path(tempfile.mkdtemp(prefix="omnitron-bench-receiver-"))
     workdir.chmod(0o777)
     port = free_port()

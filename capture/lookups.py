@@ -16,6 +16,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from omnitron.api.lookups import UserLookup
+from omnitron.api.middleware import declared_length
 from omnitron.limits import MAX_BIGINT
 
 from .idempotency import IDEMPOTENCY_KEY, RECORDS, TTL
@@ -75,10 +76,7 @@ def _number_channel_pks(request) -> tuple[str, int | None, list[int]] | None:
         return None
     if request.META.get("HTTP_CONTENT_ENCODING", "").strip().lower() not in ("", "identity"):
         return None
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return None
+    length = declared_length(request)
     if not 0 < length <= min(MAX_READ_BODY_BYTES, settings.DATA_UPLOAD_MAX_MEMORY_SIZE):
         return None  # a body Django refuses is refused after authentication, as before
     try:

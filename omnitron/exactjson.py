@@ -38,6 +38,17 @@ def loads(text: str | bytes, **kwargs):
     return json.loads(text, parse_float=parse_decimal, parse_int=_integer, **kwargs)
 
 
+def without_duplicate_keys(pairs: list[tuple]) -> dict:
+    """A decoder's object_pairs_hook: the object, or ValueError for a key given twice
+    (json keeps the last one silently)."""
+    result = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}.")
+        result[key] = value
+    return result
+
+
 def dumps(value, **kwargs) -> str:
     return simplejson.dumps(value, use_decimal=True, **kwargs)
 

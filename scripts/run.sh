@@ -18,19 +18,16 @@ proxy_dir=""
 # samples here, and /metrics adds them up (omnitron/metrics.py).
 PROMETHEUS_MULTIPROC_DIR=$(mktemp -d "${TMPDIR:-/tmp}/omnitron-metrics.XXXXXX")
 export PROMETHEUS_MULTIPROC_DIR
+stop() {  # a background process of this run, if it was started
+  if [ -n "$1" ]; then
+    kill -TERM "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+  fi
+}
 cleanup() {
-  if [ -n "$app" ]; then
-    kill -TERM "$app" 2>/dev/null || true
-    wait "$app" 2>/dev/null || true
-  fi
-  if [ -n "$worker" ]; then
-    kill -TERM "$worker" 2>/dev/null || true
-    wait "$worker" 2>/dev/null || true
-  fi
-  if [ -n "$proxy" ]; then
-    kill -TERM "$proxy" 2>/dev/null || true
-    wait "$proxy" 2>/dev/null || true
-  fi
+  stop "$app"
+  stop "$worker"
+  stop "$proxy"
   rm -rf "$PROMETHEUS_MULTIPROC_DIR" "$proxy_dir"
   if [ "$started_database" = 1 ]; then scripts/pg.sh stop; fi
 }

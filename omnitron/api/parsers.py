@@ -19,15 +19,6 @@ from .exceptions import BODY_ENDED_EARLY, UnsupportedContentEncoding
 from .middleware import declared_length
 
 
-def _reject_duplicate_keys(pairs):
-    result = {}
-    for key, value in pairs:
-        if key in result:
-            raise ParseError(f"JSON parse error - duplicate key {key!r}.")
-        result[key] = value
-    return result
-
-
 class StrictJSONParser(JSONParser):
     """DRF hands a JSON parser the body already read: Django refuses one over
     DATA_UPLOAD_MAX_MEMORY_SIZE (the API_MAX_BODY_BYTES variable) before reading it, and the
@@ -51,7 +42,7 @@ class StrictJSONParser(JSONParser):
         try:
             return exactjson.loads(
                 body.decode("utf-8"),
-                object_pairs_hook=_reject_duplicate_keys,
+                object_pairs_hook=exactjson.without_duplicate_keys,
                 parse_constant=strict_constant,
             )
         except RecursionError as exc:

@@ -58,9 +58,6 @@ def rate_hit_ctes(key_sql: str) -> str:
     """
 
 
-HIT = f"WITH {rate_hit_ctes('%(key)s::text')} SELECT allowed, hits, previous_hits FROM rate_hit"
-
-
 class RateCount(NamedTuple):
     """What the upsert answered for one request, and when in its window it came."""
 
@@ -80,6 +77,10 @@ class RateCount(NamedTuple):
         else:  # a limit of 0 allows nothing, ever: a period, for a Retry-After
             wait = duration
         return max(1, math.ceil(wait - 1e-6))  # 19.000000000000004 s is 19
+
+
+RATE_COLUMNS = RateCount._fields[:3]  # what rate_hit answers
+HIT = f"WITH {rate_hit_ctes('%(key)s::text')} SELECT {', '.join(RATE_COLUMNS)} FROM rate_hit"
 
 
 def rate_params(duration: int, limit: int, now: float | None = None) -> dict:

@@ -45,7 +45,7 @@ class Command(BaseCommand):
             return json.loads(
                 raw.decode("utf-8"),
                 parse_float=exactjson.parse_decimal,
-                object_pairs_hook=_without_duplicate_keys,
+                object_pairs_hook=exactjson.without_duplicate_keys,
             )
         except OSError as exc:
             raise CommandError(f"Cannot read {path}: {exc}") from exc
@@ -56,11 +56,3 @@ class Command(BaseCommand):
 
     def _progress(self, stage, done, total):
         self.stderr.write(f"\r{stage}: {done}/{total}", ending="")
-
-
-def _without_duplicate_keys(pairs: list[tuple]) -> dict:
-    keys = [key for key, _ in pairs]
-    if len(set(keys)) != len(keys):
-        duplicate = next(key for key in keys if keys.count(key) > 1)
-        raise ValueError(f"duplicate key {duplicate!r}")
-    return dict(pairs)
