@@ -1,7 +1,8 @@
-"""The worker's tasks (procrastinate, PostgreSQL-based: `python manage.py procrastinate
-worker`). A capture's statement queues a job for each lane of its deliveries
-(events/sql.py); a job sends every due delivery of its lane; a dispatcher queues the
-lanes whose retries fall due."""
+"""The worker's tasks (procrastinate, PostgreSQL-based), run by `python manage.py
+webhook_worker` (procrastinate's worker, started again when it loses the database).
+A capture's statement queues a job for each lane of its deliveries (events/sql.py); a
+job sends every due delivery of its lane; a dispatcher queues the lanes whose retries
+fall due."""
 
 from django.conf import settings
 from django.db import connection

@@ -10,11 +10,11 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.utils import timezone
 
-from events.models import WebhookDelivery, WebhookSubscription
+from events.models import DeliveryState, WebhookDelivery, WebhookSubscription
 from events.outbound import TargetRefused, resolve
-from events.services import webhook_lane_flush
+from events.services import webhook_lane_flush, webhook_subscription_create_or_update
 from tests.events.helpers import receiving
-from tests.factories import make_api_user
+from tests.factories import make_api_user, make_order
 from tests.helpers import capture
 
 
@@ -111,6 +111,33 @@ def test_the_admin_shows_the_secret_once_then_masked(client, db):
     page = client.get(f"/admin/events/webhooksubscription/{subscription.pk}/change/")
     assert subscription.secret not in page.content.decode()
     assert f"whsec_…{subscription.secret[-4:]}" in page.content.decode()
+
+
+def test_the_admin_sends_failed_deliveries_again_and_counts_the_rest(client, api_client, channel):
+    """The action queues the failed deliveries of the selection and says how many of it
+    it left: pending and delivered ones alike."""
+    webhook_subscription_create_or_update(url="https://hooks.example.com/a",
+                                          event_types=["order.captured"])  # fmt: skip
+    for order in [make_order(channel=channel, items=1) for _ in range(4)]:
+        assert capture(api_client, order, [order.items.get().pk]).status_code == 200
+    failed, delivered, pending, other_failed = WebhookDelivery.objects.order_by("pk")
+    WebhookDelivery.objects.filter(pk__in=[failed.pk, other_failed.pk]).update(
+        state=DeliveryState.FAILED, attempts=6, next_attempt_at=None
+    )
+    WebhookDelivery.objects.filter(pk=delivered.pk).update(
+        state=DeliveryState.DELIVERED, delivered_at=timezone.now(), next_attempt_at=None
+    )
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    selection = [failed.pk, delivered.pk, pending.pk]
+    response = client.post("/admin/events/webhookdelivery/",
+                           {"action": "redeliver", "_selected_action": selection}, follow=True)  # fmt: skip
+    assert [str(m) for m in response.context["messages"]] == [
+        "1 delivery(ies) queued again; 2 not failed, left as they were."
+    ]
+    states = dict(WebhookDelivery.objects.values_list("pk", "state"))
+    assert states == {failed.pk: DeliveryState.PENDING, delivered.pk: DeliveryState.DELIVERED,
+                      pending.pk: DeliveryState.PENDING, other_failed.pk: DeliveryState.FAILED}  # fmt: skip
+    assert WebhookDelivery.objects.get(pk=failed.pk).next_attempt_at <= timezone.now()
 
 
 def test_staff_who_are_not_superusers_see_no_webhooks(client, channel):

@@ -14,8 +14,10 @@ import contextlib
 import logging
 import signal
 
+import psycopg
 from django.core.management.base import BaseCommand
 from procrastinate.contrib.django import app
+from procrastinate.exceptions import ConnectorException
 
 from events.worker import STOPPING
 
@@ -24,6 +26,8 @@ logger = logging.getLogger("events.worker")
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 MAX_DELAY_SECONDS = 30
 STEADY_SECONDS = 60  # a worker that ran this long starts again at once
+# How losing the database shows when the worker opens its pool or runs its queries.
+DATABASE_ERRORS = (ConnectorException, psycopg.Error, OSError)
 
 
 class Command(BaseCommand):
@@ -80,7 +84,13 @@ async def supervise(worker_options: dict) -> None:
             if stopping.is_set():
                 break
             raise
-        except Exception as exc:  # the database is down: opening the app failed
+        except DATABASE_ERRORS as exc:  # the database is down: opening the app failed
+            reason = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:
+            # A bug or a bad setting: its traceback goes to the log (an ERROR, for the
+            # alerts), and the worker is started again as for a database loss, so a
+            # failure that passes does not leave the webhooks stopped.
+            logger.exception("The webhook worker failed.")
             reason = f"{type(exc).__name__}: {exc}"
         if stopping.is_set():
             break

@@ -1,0 +1,45 @@
+"""webhook_worker's supervisor: it starts procrastinate's worker again whatever stopped
+it, logging a lost database as a warning and anything else with its traceback."""
+
+import asyncio
+import logging
+import os
+import signal
+
+import psycopg
+import pytest
+
+from events import worker
+from events.management.commands import webhook_worker
+
+
+@pytest.fixture
+def runs(monkeypatch):
+    """The supervised worker fails with each exception in turn, then gets SIGTERM."""
+    failures = []
+
+    async def run_worker(options):
+        if failures:
+            raise failures.pop(0)
+        os.kill(os.getpid(), signal.SIGTERM)  # the supervisor's handler stops it
+        await asyncio.sleep(10)
+
+    monkeypatch.setattr(webhook_worker, "run_worker", run_worker)
+    monkeypatch.setattr(webhook_worker, "MAX_DELAY_SECONDS", 0)
+    yield failures
+    worker.STOPPING.clear()  # set by the SIGTERM, read by every lane job after it
+
+
+def test_a_lost_database_is_a_warning_and_anything_else_an_error_with_its_traceback(runs, caplog):
+    runs[:] = [psycopg.OperationalError("connection refused"), ValueError("bad setting")]
+    caplog.set_level(logging.INFO, logger="events.worker")
+    asyncio.run(webhook_worker.supervise({}))
+    records = [(r.levelname, r.getMessage(), r.exc_info is not None) for r in caplog.records]
+    assert records == [
+        ("WARNING", "The webhook worker stopped (OperationalError: connection refused); "
+                    "it starts again in 1 s.", False),
+        ("ERROR", "The webhook worker failed.", True),
+        ("WARNING", "The webhook worker stopped (ValueError: bad setting); it starts again "
+                    "in 0 s.", False),
+    ]  # fmt: skip
+    assert runs == []  # started a third time, after both failures
