@@ -36,6 +36,7 @@ from .exceptions import (
 )
 from .models import IdempotencyRecord
 from .rules import IDEMPOTENCY_KEY_TTL_HOURS, MAX_IDEMPOTENCY_KEY_LENGTH
+from .serializers import ITEM_FIELDS, REQUEST_FIELDS
 from .sql import MEMBERSHIPS, ORDERS
 
 TTL = timedelta(hours=IDEMPOTENCY_KEY_TTL_HOURS)
@@ -102,7 +103,7 @@ def _is_int(value) -> bool:
 
 
 def _validated_shape(data) -> bool:
-    if not (isinstance(data, dict) and data.keys() <= {"order", "order_items", "channel"}):
+    if not (isinstance(data, dict) and data.keys() <= REQUEST_FIELDS):
         return False
     items = data.get("order_items")
     return (
@@ -111,7 +112,7 @@ def _validated_shape(data) -> bool:
         and isinstance(items, list)
         and all(
             isinstance(item, dict)
-            and item.keys() <= {"pk", "attributes"}
+            and item.keys() <= ITEM_FIELDS
             and _is_int(item.get("pk"))
             and ("attributes" not in item or isinstance(item["attributes"], dict))
             for item in items
@@ -134,14 +135,12 @@ def idempotency_key_parse(raw: str | None) -> str | None:
 
 def request_fingerprint(data: dict) -> str:
     """A hash of a validated capture request: equal for the same order, channel and
-    items, whatever the JSON's whitespace and key order."""
-    payload = {
-        "order": data["order"],
-        "channel": data.get("channel"),
-        "order_items": [
-            {"pk": item["pk"], "attributes": item.get("attributes")} for item in data["order_items"]
-        ],
-    }
+    items, whatever the JSON's whitespace and key order. Every field counts (an absent
+    one as null), so two requests that differ in any field never share an answer."""
+    payload = {field: data.get(field) for field in REQUEST_FIELDS}
+    payload["order_items"] = [
+        {field: item.get(field) for field in ITEM_FIELDS} for item in data["order_items"]
+    ]
     canonical = exactjson.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 

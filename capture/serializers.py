@@ -22,6 +22,12 @@ from .rules import (
     MAX_ORDER_NUMBER_LENGTH,
 )
 
+# The request's fields, named once for the code that reads a body without these
+# serializers (the plain items below, the replay's shape check and the fingerprint in
+# capture/idempotency.py); a test checks they are the serializers' fields.
+REQUEST_FIELDS = frozenset({"order", "order_items", "channel"})
+ITEM_FIELDS = frozenset({"pk", "attributes"})
+
 
 def _check_json_value(value, depth: int = 0) -> int:
     """Refuse what PostgreSQL's jsonb cannot store (NUL characters, lone surrogates,
@@ -84,7 +90,7 @@ def _plain_items(data) -> list[dict] | None:
         return None
     items = []
     for entry in data:
-        if type(entry) is not dict or not entry.keys() <= {"pk", "attributes"}:
+        if type(entry) is not dict or not entry.keys() <= ITEM_FIELDS:
             return None
         pk = entry.get("pk")
         if type(pk) is not int or not 1 <= pk <= MAX_BIGINT:

@@ -2,6 +2,7 @@
 
 import json
 import threading
+from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
@@ -14,6 +15,12 @@ from capture.exceptions import (
 )
 from capture.idempotency import idempotent_answer, request_fingerprint
 from capture.models import Capture, IdempotencyRecord
+from capture.serializers import (
+    ITEM_FIELDS,
+    REQUEST_FIELDS,
+    CaptureOrderItemSerializer,
+    CaptureOrderSerializer,
+)
 from capture.services import ItemInput, order_capture
 from orders.models import ChannelMembership
 
@@ -53,6 +60,27 @@ def test_the_fingerprint_ignores_key_order_and_absent_attributes():
     reordered = {"order_items": [{"attributes": None, "pk": 1}], "order": "A-1"}
     assert request_fingerprint(reordered) == request_fingerprint(BODY)
     assert request_fingerprint({**BODY, "channel": 2}) != request_fingerprint(BODY)
+
+
+def test_the_fingerprint_is_the_one_stored_keys_were_made_with():
+    """Keys stored by earlier releases still replay: the hash of the same request
+    does not change (values computed by the release that introduced this test)."""
+    assert request_fingerprint(BODY) == (
+        "56df88407895283da0569700f59bab6dcf3f891a052e9959439ae3e92dfb4280"
+    )
+    body = {"order": "ŞÖ-7", "channel": 3, "order_items": [
+        {"pk": 9, "attributes": {"w": Decimal("1.20"), "n": ["x", None]}}, {"pk": 2}]}  # fmt: skip
+    assert request_fingerprint(body) == (
+        "94ee047c1e832537739a15abbaf9fa14b12feda2947cde6e274b94b41b411ff7"
+    )
+
+
+def test_the_fields_read_without_the_serializer_are_the_serializers():
+    """The fingerprint and the replay's shape check name the request's fields once
+    (REQUEST_FIELDS, ITEM_FIELDS): a field added to the serializer must be added there,
+    or two requests differing only in it would share an answer."""
+    assert CaptureOrderSerializer().fields.keys() == REQUEST_FIELDS
+    assert CaptureOrderItemSerializer().fields.keys() == ITEM_FIELDS
 
 
 def test_a_refusal_is_stored_then_raised_and_replayed(api_user):
