@@ -9,6 +9,16 @@ from omnitron.limits import MAX_INTEGER, MAX_JSON_DEPTH
 
 from .models import Order, OrderItem
 
+
+def import_document_parse(raw: bytes):
+    """An import document's JSON, as every reader of one takes it: UTF-8, numbers exact
+    (decimals, not floats), a key given twice refused (json keeps the last one: the
+    last of two `orders` lists was imported alone). ValueError when it is not that
+    (UnicodeDecodeError and JSONDecodeError included); RecursionError when nested
+    deeper than Python can read."""
+    return exactjson.loads(raw.decode("utf-8"), object_pairs_hook=exactjson.without_duplicate_keys)
+
+
 ORDER_IMPORT_EXCLUDE = {"id", "channel", "customer", "created_date", "modified_date"}
 
 

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand
 from django.db.models import Count
 
 from capture.rules import CAPTURABLE_ORDER_STATUSES, NON_CAPTURABLE_ITEM_STATUSES
+from orders.importing import import_document_parse
 from orders.models import Order
 from orders.services import api_user_create_or_update, orders_import
 
@@ -24,7 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--password", default="demo")
 
     def handle(self, *args, **options):
-        result = orders_import(data=json.loads(DEMO_FILE.read_text()))
+        result = orders_import(data=import_document_parse(DEMO_FILE.read_bytes()))
         token = api_user_create_or_update(
             username=options["username"],
             all_channels=True,

@@ -3,7 +3,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from omnitron import exactjson
+from orders.importing import import_document_parse
 from orders.services import ImportInvalid, orders_import
 
 
@@ -33,20 +33,15 @@ class Command(BaseCommand):
         )
 
     def _read(self, path):
-        """The file's JSON: UTF-8 (from stdin too, where invalid bytes had become lone
-        surrogates), without a duplicate key (the last of two `orders` lists was
-        imported alone), exact decimals."""
+        """The file's JSON (import_document_parse), read as bytes from stdin too, where
+        invalid UTF-8 had become lone surrogates."""
         try:
             if path == "-":
                 raw = sys.stdin.buffer.read()
             else:
                 with open(path, "rb") as handle:
                     raw = handle.read()
-            return json.loads(
-                raw.decode("utf-8"),
-                parse_float=exactjson.parse_decimal,
-                object_pairs_hook=exactjson.without_duplicate_keys,
-            )
+            return import_document_parse(raw)
         except OSError as exc:
             raise CommandError(f"Cannot read {path}: {exc}") from exc
         except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError included
