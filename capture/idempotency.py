@@ -251,8 +251,8 @@ def _store(*, user, key: str, fingerprint: str, answer: Answer, order_id: int | 
         )
 
 
-def idempotency_prune(*, now=None) -> int:
+def idempotency_prune() -> int:
     """Delete the records older than the TTL; returns how many."""
-    cutoff = (now or timezone.now()) - TTL
+    cutoff = timezone.now() - TTL
     deleted, _ = IdempotencyRecord.objects.filter(created_at__lte=cutoff).delete()
     return deleted

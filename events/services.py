@@ -42,10 +42,9 @@ def webhook_subscription_create_or_update(
     event_types: list[str] | None = KEEP,
     channel_ids: list[int] | None = KEEP,
     headers: dict[str, str] | None = KEEP,
-    secret: str | None = None,
 ) -> tuple[WebhookSubscription, bool]:
     """The subscription of this URL: created (every event type, every channel and no
-    extra header unless given; a new secret unless one is given), or updated with what
+    extra header unless given; a new secret), or updated with what
     is given, keeping the rest (its secret, and its event types, channels or headers
     when not given: a re-run that leaves out `channel_ids` must not widen a channel's
     subscription to every channel). Either way its pause ends. An operator's
@@ -58,7 +57,7 @@ def webhook_subscription_create_or_update(
             url=url, defaults={"event_types": sorted(EVENT_TYPES)}
         )
         for field, value in (("event_types", event_types), ("channel_ids", channel_ids),
-                             ("headers", headers), ("secret", secret)):  # fmt: skip
+                             ("headers", headers)):  # fmt: skip
             if value is not KEEP:
                 setattr(subscription, field, value)
         subscription.paused_until, subscription.timeouts_in_a_row = None, 0

@@ -97,9 +97,9 @@ def rate_params(duration: int, limit: int, now: float | None = None) -> dict:
 KEEP_SECONDS = 2 * 24 * 3600
 
 
-def rate_counters_prune(*, now: float | None = None) -> int:
+def rate_counters_prune() -> int:
     """Delete the counters untouched for two days; returns how many."""
-    cutoff = (clock() if now is None else now) - KEEP_SECONDS
+    cutoff = clock() - KEEP_SECONDS
     deleted, _ = RateCounter.objects.filter(window_start__lt=cutoff).delete()
     return deleted
 
