@@ -1,4 +1,6 @@
-"""Reads of the capture audit, through the user's channels."""
+"""Reads of the capture audit: the captures of the user's channels (the API and the
+admin), the rows of the reconciliation export, and the audit's own checks
+(AUDIT_CHECKS, run by `manage.py check_captures`)."""
 
 from collections.abc import Iterator
 
