@@ -5,9 +5,10 @@ from django.conf import settings
 from django.db import models
 
 from omnitron.exactjson import EXACT_JSON
+from omnitron.observability import MAX_REQUEST_ID_LENGTH
 from orders.models import MONEY, Channel, Order, OrderItem
 
-from .rules import MAX_ITEMS_PER_CAPTURE
+from .rules import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_ITEMS_PER_CAPTURE
 
 # The largest capture: MAX_ITEMS_PER_CAPTURE items at the largest price an item can
 # have (MONEY) fits, so nothing the import accepts can overflow a capture's amount.
@@ -35,8 +36,8 @@ class Capture(models.Model):
     created_at = models.DateTimeField()
     amount = models.DecimalField(**CAPTURE_AMOUNT, help_text="Sum of the captured items' price.")
     currency = models.CharField(max_length=3)
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
-    request_id = models.CharField(max_length=128, blank=True, default="")
+    idempotency_key = models.CharField(max_length=MAX_IDEMPOTENCY_KEY_LENGTH, null=True, blank=True)
+    request_id = models.CharField(max_length=MAX_REQUEST_ID_LENGTH, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]  # and its index: pages at any depth cost the same
@@ -75,7 +76,7 @@ class IdempotencyRecord(models.Model):
 
     # Indexed by uniq_idempotency_user_key (user, key): no index of its own to write.
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_index=False)
-    key = models.CharField(max_length=255)
+    key = models.CharField(max_length=MAX_IDEMPOTENCY_KEY_LENGTH)
     # The order the answer shows, if any: it is replayed only while the user may see
     # it. No foreign key constraint: a record is a cache of an answer, kept a day. No
     # index: records are looked up by user and key, never by order.

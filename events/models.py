@@ -12,7 +12,13 @@ from django.db import models
 from omnitron.exactjson import EXACT_JSON
 from orders.models import Channel
 
-from .outbound import TargetRefused, check_headers, check_url
+from .outbound import (
+    MAX_OUTCOME_LENGTH,
+    MAX_URL_LENGTH,
+    TargetRefused,
+    check_headers,
+    check_url,
+)
 
 
 class Event(models.Model):
@@ -52,7 +58,7 @@ class WebhookSubscription(models.Model):
     settings.WEBHOOK_RETRY_SCHEDULE). A receiver whose POST timed out is paused: none
     of its deliveries is sent until `paused_until` (events/services.py)."""
 
-    url = models.URLField(max_length=2048, unique=True)
+    url = models.URLField(max_length=MAX_URL_LENGTH, unique=True)
     secret = models.CharField(max_length=128, default=new_secret)
     event_types = ArrayField(models.CharField(max_length=64), default=list)
     channel_ids = ArrayField(models.IntegerField(), default=list, blank=True)
@@ -113,7 +119,7 @@ class WebhookDelivery(models.Model):
     created_at = models.DateTimeField()
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
-    last_outcome = models.CharField(max_length=255, blank=True, default="")
+    last_outcome = models.CharField(max_length=MAX_OUTCOME_LENGTH, blank=True, default="")
 
     class Meta:
         ordering = ["-id"]
@@ -143,7 +149,7 @@ class DeliveryAttempt(models.Model):
     started_at = models.DateTimeField()
     duration_ms = models.PositiveIntegerField()
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    error = models.CharField(max_length=255, blank=True, default="")
+    error = models.CharField(max_length=MAX_OUTCOME_LENGTH, blank=True, default="")
     response_excerpt = models.TextField(blank=True, default="")
 
     class Meta:

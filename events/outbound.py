@@ -22,7 +22,9 @@ import urllib3
 from django.conf import settings
 
 RESPONSE_EXCERPT_BYTES = 1024
-MAX_URL_LENGTH = 2048  # WebhookSubscription.url's
+MAX_URL_LENGTH = 2048  # WebhookSubscription.url's column
+# An attempt's error and a delivery's last outcome (their columns).
+MAX_OUTCOME_LENGTH = 255
 
 
 class TargetRefused(Exception):
@@ -76,7 +78,7 @@ def check_headers(headers) -> None:
         raise TargetRefused("headers must be an object of name: value strings")
     for name, value in headers.items():
         if not isinstance(name, str) or not HEADER_NAME.fullmatch(name):
-            raise TargetRefused(f"not a header name: {name!r}"[:255])
+            raise TargetRefused(f"not a header name: {name!r}"[:MAX_OUTCOME_LENGTH])
         if name.lower() in RESERVED_HEADERS:
             raise TargetRefused(f"the {name} header is set by the sender")
         if (
@@ -84,7 +86,9 @@ def check_headers(headers) -> None:
             or len(value) > 4096
             or not all(char == " " or (char.isprintable() and not char.isspace()) for char in value)
         ):
-            raise TargetRefused(f"the {name} header's value must be visible text"[:255])
+            raise TargetRefused(
+                f"the {name} header's value must be visible text"[:MAX_OUTCOME_LENGTH]
+            )
 
 
 def resolve(host: str, port: int) -> str:
@@ -272,7 +276,7 @@ def _is_timeout(exc: urllib3.exceptions.HTTPError) -> bool:
 
 def _describe(exc: Exception) -> str:
     reason = getattr(exc, "reason", None) or exc
-    return f"{type(exc).__name__}: {reason}"[:255]
+    return f"{type(exc).__name__}: {reason}"[:MAX_OUTCOME_LENGTH]
 
 
 def _outcome(started: float, *, status_code=None, error="", excerpt="",
@@ -280,7 +284,9 @@ def _outcome(started: float, *, status_code=None, error="", excerpt="",
     duration = round((time.monotonic() - started) * 1000)
     # PostgreSQL's text holds no NUL: a receiver's answer with one could not be
     # recorded, and its delivery was sent again every second.
-    return Outcome(status_code, _text(error)[:255], _text(excerpt), duration, timed_out)
+    return Outcome(
+        status_code, _text(error)[:MAX_OUTCOME_LENGTH], _text(excerpt), duration, timed_out
+    )
 
 
 def _text(value: str) -> str:

@@ -197,7 +197,7 @@ def _record(subscription: WebhookSubscription, outcomes, rendered: dict[str, str
         ))  # fmt: skip
         delivery.last_outcome = (
             f"HTTP {outcome.status_code}" if outcome.status_code else outcome.error
-        )[:255]
+        )[: outbound.MAX_OUTCOME_LENGTH]
         if outcome.delivered:
             delivery.state, delivery.delivered_at = DeliveryState.DELIVERED, timezone.now()
             delivery.next_attempt_at = None

@@ -8,6 +8,7 @@ from omnitron.api.serializers import QueryDateTimeField, StrictIntegerField
 from omnitron.limits import MAX_BIGINT
 
 from .enums import OrderStatus
+from .models import ORDER_NUMBER_LENGTH
 
 
 class QueryBooleanField(serializers.BooleanField):
@@ -18,7 +19,7 @@ class QueryBooleanField(serializers.BooleanField):
 
 
 class OrderFilterSerializer(serializers.Serializer):
-    number = serializers.CharField(required=False, max_length=128)
+    number = serializers.CharField(required=False, max_length=ORDER_NUMBER_LENGTH)
     channel = StrictIntegerField(required=False, min_value=1, max_value=MAX_BIGINT)
     status = serializers.ChoiceField(required=False, choices=OrderStatus.choices)
     date_placed__gte = QueryDateTimeField(required=False)

@@ -8,6 +8,8 @@ from omnitron.exactjson import EXACT_JSON
 
 from .enums import CancelStatus, ClientType, Currency, DeliveryType, OrderStatus, ShippingCompany
 
+ORDER_NUMBER_LENGTH = 128  # Omnitron's order numbers; the capture and the filters check it
+
 MONEY = {"max_digits": 12, "decimal_places": 2}
 RATE = {"max_digits": 5, "decimal_places": 2}
 
@@ -63,7 +65,7 @@ class ChannelMembership(models.Model):
 class Order(models.Model):
     """Every property of the seed's `Order`, as a column."""
 
-    number = models.CharField(max_length=128)
+    number = models.CharField(max_length=ORDER_NUMBER_LENGTH)
     # Indexed by order_channel_placed_idx (channel, date_placed, id).
     channel = models.ForeignKey(
         Channel, on_delete=models.PROTECT, related_name="orders", db_index=False
