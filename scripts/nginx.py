@@ -6,8 +6,10 @@ gunicorn's sync workers.
     python -m scripts.nginx DIR UPSTREAM LISTEN MAX_BODY_BYTES
 
 writes DIR/nginx.conf and DIR/omnitron.conf and prints the command that runs nginx in
-the foreground with them. Nothing here needs Django."""
+the foreground with them (PROXY_CONNECTIONS_PER_CLIENT, 128 unless set, as in the
+image). Nothing here needs Django."""
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -36,19 +38,31 @@ http {{
 """
 
 
+DEFAULT_CONNECTIONS_PER_CLIENT = 128  # deploy/nginx/Dockerfile's too
+
+
 def binary() -> str | None:
     """Where nginx is installed (Debian puts it in /usr/sbin, often not on PATH)."""
     return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
 
 
-def configure(workdir: Path, *, upstream: str, listen: str, max_body_bytes: int) -> list[str]:
+def configure(
+    workdir: Path,
+    *,
+    upstream: str,
+    listen: str,
+    max_body_bytes: int,
+    connections_per_client: int = DEFAULT_CONNECTIONS_PER_CLIENT,
+) -> list[str]:
     """Write the configuration into `workdir` (made writable for nginx's workers) and
     return the arguments that run nginx with it: `upstream` is gunicorn's host:port,
-    `listen` where nginx answers."""
+    `listen` where nginx answers, `connections_per_client` the requests one client
+    address may have in progress at once."""
     workdir.chmod(0o711)  # nginx's workers (`nobody` under root) pass through it
     server = Template(SERVER_TEMPLATE.read_text()).safe_substitute(
-        APP_UPSTREAM=upstream, LISTEN=listen, MAX_BODY_BYTES=str(max_body_bytes)
-    )
+        APP_UPSTREAM=upstream, LISTEN=listen, MAX_BODY_BYTES=str(max_body_bytes),
+        CONNECTIONS_PER_CLIENT=str(connections_per_client),
+    )  # fmt: skip
     (workdir / "omnitron.conf").write_text(server)
     (workdir / "nginx.conf").write_text(MAIN.format(dir=workdir))
     return [binary() or "nginx", "-p", str(workdir), "-c", str(workdir / "nginx.conf")]
@@ -56,7 +70,12 @@ def configure(workdir: Path, *, upstream: str, listen: str, max_body_bytes: int)
 
 if __name__ == "__main__":
     directory, upstream, listen, max_body = sys.argv[1:]
-    args = configure(
-        Path(directory), upstream=upstream, listen=listen, max_body_bytes=int(max_body)
+    per_client = os.environ.get("PROXY_CONNECTIONS_PER_CLIENT") or str(
+        DEFAULT_CONNECTIONS_PER_CLIENT
     )
+    if not (per_client.isascii() and per_client.isdigit() and int(per_client) > 0):
+        sys.exit(f"PROXY_CONNECTIONS_PER_CLIENT must be a whole number above 0, not {per_client!r}")
+    per_client = int(per_client)
+    args = configure(Path(directory), upstream=upstream, listen=listen,
+                     max_body_bytes=int(max_body), connections_per_client=per_client)  # fmt: skip
     print(" ".join(args))

@@ -104,7 +104,12 @@ def raw_request(base: str, request: bytes, *, stop_sending: bool = False, timeou
 
 
 @contextlib.contextmanager
-def nginx(upstream_base: str, *, max_body_bytes: int = 4 * 1024 * 1024):
+def nginx(
+    upstream_base: str,
+    *,
+    max_body_bytes: int = 4 * 1024 * 1024,
+    connections_per_client: int = scripts.nginx.DEFAULT_CONNECTIONS_PER_CLIENT,
+):
     """deploy/nginx's configuration, as the Docker image runs it, in front of an app
     server, on a free loopback port; yields (base URL, Process)."""
     require_program("nginx", "nginx")
@@ -113,6 +118,7 @@ def nginx(upstream_base: str, *, max_body_bytes: int = 4 * 1024 * 1024):
     args = scripts.nginx.configure(
         workdir, upstream=upstream_base.removeprefix("http://"),
         listen=f"127.0.0.1:{port}", max_body_bytes=max_body_bytes,
+        connections_per_client=connections_per_client,
     )  # fmt: skip
     process = Process(args, env=dict(os.environ))
     base = f"http://127.0.0.1:{port}"

@@ -158,6 +158,14 @@ class ApiErrorCode(ErrorCode):
         "Over a rate limit (capture per user, login per address or username); "
         "`Retry-After` says when to retry.",
     )
+    TOO_MANY_CONNECTIONS = (
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        None,
+        "Too many requests from your address at once. Retry later.",
+        "The proxy (deploy/nginx) is already handling as many requests from the "
+        "client's address as it takes at once (128 by default; a request counts from "
+        "its headers to its answer). Retry (`Retry-After: 1`).",
+    )
     HEADER_TOO_LARGE = (
         status.HTTP_431_REQUEST_HEADER_FIELDS_TOO_LARGE,
         None,

@@ -145,10 +145,11 @@ AUTHENTICATION = (_A.NOT_AUTHENTICATED, _A.AUTHENTICATION_FAILED)
 UNAVAILABLE = (_A.DATABASE_UNAVAILABLE, _A.DATABASE_TIMEOUT, _A.APP_UNAVAILABLE, _A.APP_TIMEOUT)
 # Answered on any path: by gunicorn or the proxy before the app sees a request whose
 # request line or headers are too large or malformed, or whose transfer coding or
-# expectation is unknown; by the app for more query fields than Django reads, or an
-# `Accept` or `?format=` it does not answer.
+# expectation is unknown, or by the proxy to an address with too many requests at once;
+# by the app for more query fields than Django reads, or an `Accept` or `?format=` it
+# does not answer.
 PROTOCOL_ERRORS = (_A.URI_TOO_LONG, _A.HEADER_TOO_LARGE, _A.BAD_REQUEST, _A.NOT_IMPLEMENTED,
-                   _A.EXPECTATION_FAILED, _A.NOT_ACCEPTABLE)  # fmt: skip
+                   _A.EXPECTATION_FAILED, _A.NOT_ACCEPTABLE, _A.TOO_MANY_CONNECTIONS)  # fmt: skip
 # A JSON body: refused before its fields are read.
 BODY_CODES = (
     _A.PARSE_ERROR, _A.REQUEST_TOO_LARGE, _A.UNSUPPORTED_MEDIA_TYPE,

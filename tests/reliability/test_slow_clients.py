@@ -91,6 +91,102 @@ def test_behind_the_proxy_idle_and_slow_clients_leave_everyone_else_served():
     assert slowest < 1.0, f"slowest answer took {slowest:.2f} s"
 
 
+def probe(proxy: str, request: bytes) -> tuple[float, bytes]:
+    """One request from another loopback address than the crowd's (127.0.0.2): another
+    client, as nginx counts them. Returns (seconds, the answer's status line)."""
+    started = time.monotonic()
+    with socket.create_connection(address(proxy), timeout=5,
+                                  source_address=("127.0.0.2", 0)) as sock:  # fmt: skip
+        sock.sendall(request)
+        answer = b"".join(iter(lambda: sock.recv(65536), b""))
+    return time.monotonic() - started, answer.partition(b"\r\n")[0]
+
+
+def received(sock: socket.socket) -> bytes:
+    """What the server sent on this socket so far (nothing from one still reading)."""
+    sock.settimeout(0.05)
+    chunks = []
+    with contextlib.suppress(TimeoutError, ConnectionError):
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_one_address_holding_bodies_open_gets_its_own_limit_and_others_are_served():
+    """A client that sends a body a byte at a time keeps its request going as long as
+    it likes (nginx's body timeout is per read). One address holding 4,096 such
+    requests took every connection nginx has, and every other client was refused: an
+    address gets PROXY_CONNECTIONS_PER_CLIENT requests at once (128), the rest a JSON
+    429 at once, and their connections are closed within a second or two, however the
+    client keeps sending (nginx kept one discarding its body for 30 s)."""
+    orders = seed(orders=5, items=1, prefix="HOLD")
+    token = token_for("wms-hold", all_channels=True)
+    head = (b"POST /api/v1/capture-order/ HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{")  # fmt: skip
+    with gunicorn(workers=2) as (app, _), nginx(app) as (proxy, _):
+        crowd = []
+        trickling = threading.Event()
+
+        def trickle():
+            while not trickling.wait(0.3):
+                for sock in crowd:
+                    with contextlib.suppress(OSError):
+                        sock.send(b" ")
+
+        sender = threading.Thread(target=trickle, daemon=True)
+        try:
+            for _ in range(300):
+                sock = socket.create_connection(address(proxy), timeout=5)
+                sock.sendall(head)
+                crowd.append(sock)
+            sender.start()
+            time.sleep(0.5)
+            answers = {sock: received(sock) for sock in crowd}
+            refused = [sock for sock, answer in answers.items() if answer]
+            served = []
+            for order in orders:
+                body = json.dumps({"order": order["number"],
+                                   "order_items": [{"pk": order["items"][0]["pk"]}]}).encode()  # fmt: skip
+                served.append(probe(proxy, (
+                    b"POST /api/v1/capture-order/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                    b"Authorization: Token " + token.encode() + b"\r\n"
+                    b"Content-Type: application/json\r\n"
+                    b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)))  # fmt: skip
+                served.append(
+                    probe(proxy, b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                )
+            time.sleep(2.5)  # while the crowd keeps sending
+            still_open = [sock for sock in refused if not closed_by_server(sock)]
+        finally:
+            trickling.set()
+            if sender.is_alive():
+                sender.join()
+            for sock in crowd:
+                sock.close()
+    assert len(refused) == 300 - 128
+    for sock in refused:
+        head_lines, _, body_part = answers[sock].partition(b"\r\n\r\n")
+        assert head_lines.startswith(b"HTTP/1.1 429 "), answers[sock]
+        assert b"Retry-After: 1" in head_lines.split(b"\r\n")
+        assert json.loads(body_part)["code"] == "too_many_connections"
+    assert still_open == []
+    assert [line for _, line in served] == [b"HTTP/1.1 200 OK"] * 10
+    slowest = max(seconds for seconds, _ in served)
+    assert slowest < 1.0, f"slowest answer took {slowest:.2f} s"
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    sock.settimeout(0.05)
+    try:
+        while sock.recv(65536):
+            pass
+    except TimeoutError:
+        return False
+    except ConnectionError:
+        return True
+    return True
+
+
 def test_the_proxy_answers_its_own_errors_as_json():
     """Only 413, 502 and 504 were: a long URI, a large header, a malformed request or an
     unknown transfer coding got nginx's HTML page."""
