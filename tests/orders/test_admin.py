@@ -350,6 +350,25 @@ def test_the_channel_autocomplete_answers_a_nul_with_nothing(client, channel):
     assert [row["id"] for row in found.json()["results"]] == [str(channel.pk)]
 
 
+@pytest.mark.parametrize(
+    ("app_label", "model_name", "field_name"),
+    [("orders", "orderitem", "order"), ("capture", "capture", "order"),
+     ("events", "webhookdelivery", "event")],
+)  # fmt: skip
+def test_the_large_lists_autocompletes_answer_a_nul_with_nothing(
+    client, order, app_label, model_name, field_name
+):
+    """The orders', captures' and events' admins search their own way (whole values)
+    and skipped the check of the term: a NUL failed in the database (500)."""
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    query = {"app_label": app_label, "model_name": model_name, "field_name": field_name}
+    response = client.get("/admin/autocomplete/", {**query, "term": "\x00"})
+    assert (response.status_code, response.json()["results"]) == (200, [])
+    if field_name == "order":
+        found = client.get("/admin/autocomplete/", {**query, "term": order.number})
+        assert [row["id"] for row in found.json()["results"]] == [str(order.pk)]
+
+
 def test_the_autocomplete_checks_permission_before_the_term(client, channel):
     """Staff who may not see channels learn nothing from the autocomplete, whatever the
     term holds."""
