@@ -8,6 +8,15 @@ class JSONRenderer(renderers.JSONRenderer):
 
     encoder_class = ExactJSONEncoder
 
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        try:
+            return super().render(data, accepted_media_type, renderer_context)
+        except UnicodeEncodeError:
+            # A lone surrogate, echoed from the request (an error naming a key the
+            # client sent: 500 before): written as the \u escape the client sent it as.
+            self.ensure_ascii = True
+            return super().render(data, accepted_media_type, renderer_context)
+
 
 def render_json(data) -> bytes:
     """The bytes the API answers for `data`."""

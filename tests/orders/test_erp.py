@@ -63,6 +63,18 @@ def test_a_number_beyond_what_decimal_holds_is_a_parse_error(erp, channel):
     assert Order.objects.get(pk=order.pk).is_send is False
 
 
+def test_a_key_with_a_lone_surrogate_is_named_as_it_was_sent(erp, channel):
+    """The answer names the key it refuses; a lone surrogate in it failed to encode
+    (500): it is written back as the escape it came in."""
+    order = make_order(channel=channel, items=1)
+    response = erp.generic("PATCH", f"/api/v1/orders/{order.pk}/",
+                           '{"is_send": true, "a\\udfff": 1}',
+                           content_type="application/json")  # fmt: skip
+    assert (response.status_code, response.json()["code"]) == (400, "not_writable")
+    assert b'"a\\udfff":' in response.content
+    assert Order.objects.get(pk=order.pk).is_send is False
+
+
 def test_marking_sent_needs_the_permission_and_the_channel(erp, api_client, channel):
     mine = make_order(channel=channel, items=1)
     theirs = make_order(channel=ChannelFactory(), items=1)
