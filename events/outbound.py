@@ -240,6 +240,10 @@ class Target:
             )  # fmt: skip
             try:
                 excerpt = response.read(RESPONSE_EXCERPT_BYTES, decode_content=False)
+                if len(excerpt) == RESPONSE_EXCERPT_BYTES:
+                    # More may follow, unread: on a connection used again, it was read
+                    # as the next POST's answer. The next POST opens a new one.
+                    response.close()
             finally:
                 response.release_conn()
         except urllib3.exceptions.HTTPError as exc:

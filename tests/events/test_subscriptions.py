@@ -1,6 +1,9 @@
 """Webhook subscriptions: the command, the admin, and what production refuses."""
 
+import http.server
 import json
+import threading
+import time
 from datetime import timedelta
 from io import StringIO
 
@@ -191,6 +194,61 @@ def test_an_answer_with_a_nul_byte_is_recorded_and_retried_on_schedule(api_clien
     assert delivery.next_attempt_at > delivery.tries.get().started_at  # the schedule's wait
     assert delivery.tries.get().response_excerpt == "ok\ufffdbad"
     assert len(receiver.requests) == 1
+
+
+class StreamingReceiver:
+    """Answers every POST 200 with a chunked body of 8,000 bytes, sent in four chunks
+    10 ms apart, on a kept-alive connection."""
+
+    def __init__(self):
+        received = self.received = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                received.append(self.rfile.read(int(self.headers["Content-Length"])))
+                self.send_response(200)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for _ in range(4):
+                    self.wfile.write(b"7d0\r\n" + b"x" * 2000 + b"\r\n")
+                    self.wfile.flush()
+                    time.sleep(0.01)
+                self.wfile.write(b"0\r\n\r\n")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@override_settings(WEBHOOK_REQUIRE_HTTPS=False, WEBHOOK_ALLOW_PRIVATE_TARGETS=True)
+def test_an_answer_longer_than_what_is_read_does_not_spoil_the_next_post(api_client, channel):
+    """Only the first 1 KB of an answer is read. The connection went back to be used
+    for the batch's next POST with the rest of a streamed answer still to come, which
+    was then read as that POST's answer (BadStatusLine): a receiver answering 200 every
+    time had deliveries failed and retried."""
+    receiver = StreamingReceiver()
+    try:
+        create_webhook(receiver.url)
+        for order in [make_order(channel=channel, items=1) for _ in range(12)]:
+            assert capture(api_client, order, [order.items.get().pk]).status_code == 200
+        subscription_id = WebhookSubscription.objects.get().pk
+        for lane in range(4):
+            webhook_lane_flush(subscription_id=subscription_id, lane=lane)
+    finally:
+        receiver.stop()
+    outcomes = list(WebhookDelivery.objects.values_list("state", "attempts", "last_outcome"))
+    assert outcomes == [(DeliveryState.DELIVERED, 1, "HTTP 200")] * 12
+    assert len(receiver.received) == 12
 
 
 @override_settings(WEBHOOK_REQUIRE_HTTPS=False, WEBHOOK_ALLOW_PRIVATE_TARGETS=True)
