@@ -15,7 +15,7 @@ from . import outbound, signing
 from .models import DeliveryAttempt, DeliveryState, WebhookDelivery, WebhookSubscription
 from .payloads import render_payloads, store_payloads
 from .registry import EVENT_TYPES
-from .sql import LANES_PER_SUBSCRIPTION, RECORD_OUTCOMES
+from .sql import LANE_JOB_WAITING, LANES_PER_SUBSCRIPTION, RECORD_OUTCOMES, WEBHOOK_QUEUE
 from .worker import STOPPING
 
 JITTER = 0.2  # a retry waits its scheduled delay, give or take 20%
@@ -148,12 +148,20 @@ def _pause(subscription: WebhookSubscription) -> None:
 
 def _next_batch(subscription: WebhookSubscription, lane: int) -> list[WebhookDelivery]:
     """The lane's due deliveries; waiting up to LANE_IDLE_SECONDS for new ones, since
-    no job is queued for a lane while its job runs."""
+    no job is queued for a lane while its job runs, unless another lane's job waits
+    for a worker slot: with more lanes than slots, deliveries waited behind idle jobs
+    (2 s and more)."""
     deadline = time.monotonic() + LANE_IDLE_SECONDS
     while not (batch := _due(subscription, lane)) and time.monotonic() < deadline:
-        if STOPPING.wait(LANE_POLL_SECONDS):
+        if STOPPING.wait(LANE_POLL_SECONDS) or _lane_job_waiting():
             return []
     return batch
+
+
+def _lane_job_waiting() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(LANE_JOB_WAITING, {"queue": WEBHOOK_QUEUE})
+        return cursor.fetchone()[0]
 
 
 def _due(subscription: WebhookSubscription, lane: int) -> list[WebhookDelivery]:

@@ -14,6 +14,17 @@ LANES_PER_SUBSCRIPTION = 4
 
 
 PROCRASTINATE_JOBS = "procrastinate_jobs"
+WEBHOOK_QUEUE = "webhooks"  # the lanes' jobs (events/tasks.py)
+
+# Whether a lane's job waits in the webhook queue that could run now (its lane's job is
+# not running): an idle lane's job ends then, and gives its worker slot up.
+LANE_JOB_WAITING = f"""
+    SELECT EXISTS (
+        SELECT 1 FROM {PROCRASTINATE_JOBS} job
+         WHERE job.status = 'todo' AND job.queue_name = %(queue)s
+           AND (job.scheduled_at IS NULL OR job.scheduled_at <= now())
+           AND NOT EXISTS (SELECT 1 FROM {PROCRASTINATE_JOBS} running
+                            WHERE running.lock = job.lock AND running.status = 'doing'))"""
 
 
 def lane_jobs_sql(source: str, sending: str = "sub.timeouts_in_a_row = 0") -> str:

@@ -10,9 +10,7 @@ from procrastinate.contrib.django import app
 from procrastinate.jobs import Status
 
 from .services import webhook_lane_flush
-from .sql import QUEUE_DUE_LANES
-
-WEBHOOK_QUEUE = "webhooks"
+from .sql import QUEUE_DUE_LANES, WEBHOOK_QUEUE
 
 
 @app.task(queue=WEBHOOK_QUEUE)

@@ -158,6 +158,27 @@ def test_a_worker_sends_as_many_at_once_as_its_concurrency(api_client, channel):
     assert receiver.most_at_once == 12
 
 
+def test_idle_lanes_give_their_slots_to_lanes_with_deliveries(api_client, channel):
+    """A lane's job waits for more deliveries before it ends (LANE_IDLE_SECONDS),
+    holding its worker slot; with more lanes than slots (5 subscriptions of 4 lanes,
+    8 slots), new deliveries waited behind idle jobs: 2.0 s at the median, up to 6 s,
+    in this test. An idle lane now ends as soon as another lane's job waits (0.1 s at
+    the median, at most 0.75 s here)."""
+    with receiving() as receiver, worker(env=server_env(**FAST)):
+        for n in range(5):  # a capture's 5 deliveries: each subscription's lane shifts
+            subscribe(f"{receiver.url}?subscription={n}")
+        for _ in range(12):
+            capture_orders(api_client, channel, 1)
+            time.sleep(0.3)
+        wait_until(delivered(12 * 5), 30, "every delivery sent")
+    lags = sorted(
+        (delivery.tries.get().started_at - delivery.event.created_at).total_seconds()
+        for delivery in WebhookDelivery.objects.select_related("event")
+    )
+    median, slowest = lags[len(lags) // 2], lags[-1]
+    assert (median < 0.5, slowest < 1.5) == (True, True), (median, slowest)
+
+
 def test_a_subscription_for_one_channel_gets_only_that_channel(api_client, api_user, channel):
     other = ChannelFactory()
     api_user.channel_memberships.create(channel=other)
