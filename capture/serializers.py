@@ -10,6 +10,7 @@ from rest_framework import serializers
 from omnitron import exactjson
 from omnitron.api.error_codes import FieldErrorCode
 from omnitron.api.serializers import OutputModelSerializer, SharedFieldsMixin, StrictIntegerField
+from omnitron.exactjson import LargeInteger
 from omnitron.limits import MAX_BIGINT
 from orders.serializers import JSONObjectField
 
@@ -137,8 +138,17 @@ class CaptureOrderItemSerializer(SharedFieldsMixin, serializers.Serializer):
         return check_attributes(value)
 
 
+class OrderNumberField(serializers.CharField):
+    """A string, or a JSON integer read as its digits (1002 as "1002", as Omnitron's
+    DRF field does): one of over 4,000 digits too (decoded as a LargeInteger), which is
+    then `max_length`, as a shorter long one is, not `invalid`."""
+
+    def to_internal_value(self, data):
+        return super().to_internal_value(str(data) if isinstance(data, LargeInteger) else data)
+
+
 class CaptureOrderSerializer(SharedFieldsMixin, serializers.Serializer):
-    order = serializers.CharField(max_length=MAX_ORDER_NUMBER_LENGTH, help_text="Order Number")
+    order = OrderNumberField(max_length=MAX_ORDER_NUMBER_LENGTH, help_text="Order Number")
     order_items = CaptureOrderItemSerializer(
         many=True, allow_empty=False, help_text="List of order items"
     )

@@ -18,10 +18,15 @@ MAX_NUMERIC_INTEGER_DIGITS = 131072
 MAX_NUMERIC_FRACTION_DIGITS = 16383
 
 
-def _integer(text: str) -> int | Decimal:
-    # Python refuses to convert integers of over 4300 digits (sys.int_info); PostgreSQL
-    # answers 1e4300 as such a one.
-    return int(text) if len(text) <= 4000 else Decimal(text)
+class LargeInteger(Decimal):
+    """A JSON integer of more than 4,000 digits: Python refuses to convert integers of
+    over 4,300 (sys.int_info), and PostgreSQL answers 1e4300 as such a one. Fields
+    that take an integer tell it from a number written with a fraction or an exponent
+    (a Decimal), which they refuse as `invalid`."""
+
+
+def _integer(text: str) -> int | LargeInteger:
+    return int(text) if len(text) <= 4000 else LargeInteger(text)
 
 
 def parse_decimal(text: str) -> Decimal:

@@ -133,3 +133,30 @@ def test_a_zero_with_an_exponent_beyond_numerics_is_refused_not_a_500(api_client
     body = f'{{"order": "{order.number}", "order_items": [{{"pk": {pk}, "attributes": {{"n": {text}}}}}]}}'
     response = post_raw(api_client, body)
     assert (response.status_code, response.json()["code"]) == (400, "number_out_of_range")
+
+
+@pytest.mark.parametrize("digits", [19, 1_000, 4_000, 4_001, 4_300, 100_000])
+def test_an_integer_too_long_for_a_field_is_named_by_its_range_whatever_its_length(
+    api_client, order, digits
+):
+    """A JSON integer of over 4,000 digits is decoded as a LargeInteger (Python will not
+    convert one of over 4,300): a pk or a channel that long was `invalid` and an order
+    number `invalid` (not a string), where a shorter one is `max_value` and, read as
+    its digits, `max_length`."""
+    long = "9" * digits
+    item = order.items.first().pk
+    bodies = {
+        ("order_items", "pk", "max_value"): f'{{"order": "{order.number}", "order_items": [{{"pk": {long}}}]}}',
+        ("order_items", "pk", "min_value"): f'{{"order": "{order.number}", "order_items": [{{"pk": -{long}}}]}}',
+        ("channel", None, "max_value"): f'{{"order": "{order.number}", "channel": {long}, "order_items": [{{"pk": {item}}}]}}',
+        ("order", None, "max_length"): f'{{"order": {long}, "order_items": [{{"pk": {item}}}]}}',
+    }  # fmt: skip
+    if digits <= 128:  # a number a string field takes
+        del bodies["order", None, "max_length"]
+    for (field, inner, code), body in bodies.items():
+        response = api_client.post(CAPTURE_URL, body, content_type="application/json")
+        assert response.status_code == 400, body[:80]
+        error = response.json()[field]
+        if inner:
+            error = error[0][inner]
+        assert [response.json()["code"], len(error)] == [code, 1], (field, response.json())
