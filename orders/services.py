@@ -1,4 +1,6 @@
-"""Writes of the orders domain: the import that brings orders in, and API users."""
+"""Writes of the orders domain: the import that brings orders in, the ERP's mark-sent,
+and API users' access to orders (their channels and permissions, with their token;
+accounts/ holds what concerns users alone, such as rotating a token)."""
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +27,10 @@ INSERT_BATCH = 5000
 STAFF_VIEW_PERMISSIONS = ["view_order", "view_orderitem", "view_capture", "view_captureitem"]
 
 Progress = Callable[[str, int, int], None]
+
+
+class ApiUserInvalid(ValueError):
+    """An API user cannot be made as asked (the message says why); nothing changed."""
 
 
 class ImportInvalid(Exception):
@@ -203,14 +209,15 @@ def api_user_create_or_update(
     exactly the given ones (every existing channel with all_channels); re-running it
     with the same arguments changes nothing, and a user an operator deactivated stays
     inactive. Staff may log in to the admin and view orders, items and captures (of
-    their channels)."""
+    their channels). Raises ApiUserInvalid for a username Django refuses, an empty
+    password or a channel that does not exist."""
     User = get_user_model()
     try:  # Django's own rules for a username: 1 to 150 letters, digits and @.+-_
         User._meta.get_field(User.USERNAME_FIELD).clean(username, None)
     except ValidationError as exc:
-        raise ValueError(f"Not a username: {' '.join(exc.messages)}") from None
+        raise ApiUserInvalid(f"Not a username: {' '.join(exc.messages)}") from None
     if password == "":
-        raise ValueError("A password cannot be empty (login refuses it).")
+        raise ApiUserInvalid("A password cannot be empty (login refuses it).")
     with transaction.atomic():
         user, created = User.objects.get_or_create(username=username)
         if password is not None:
@@ -239,7 +246,7 @@ def api_user_create_or_update(
                 Channel.objects.filter(id__in=channel_ids).values_list("id", flat=True)
             )
             if unknown:
-                raise ValueError(f"Unknown channel(s): {', '.join(map(str, sorted(unknown)))}")
+                raise ApiUserInvalid(f"Unknown channel(s): {', '.join(map(str, sorted(unknown)))}")
         if channel_ids is not None:
             ChannelMembership.objects.filter(user=user).exclude(channel_id__in=channel_ids).delete()
             ChannelMembership.objects.bulk_create(

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from orders.management.arguments import channel_id
-from orders.services import api_user_create_or_update
+from orders.services import ApiUserInvalid, api_user_create_or_update
 
 
 class Command(BaseCommand):
@@ -50,6 +50,6 @@ class Command(BaseCommand):
                 staff=options["staff"],
                 superuser=options["superuser"],
             )
-        except ValueError as exc:
+        except ApiUserInvalid as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(token.key)
