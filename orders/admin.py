@@ -11,7 +11,7 @@ from django.db.models import Count, OuterRef, Subquery
 
 from omnitron.admin import ChangedFieldsOnlyMixin, LargeTableAdmin
 
-from .models import Channel, ChannelMembership, Customer, Order, OrderItem
+from .models import Channel, ChannelMembership, Customer, Order, OrderItem, price_currency_error
 from .selectors import channel_ids_for_user, order_item_list_for_user, order_list_for_user
 
 CAPTURE_OWNED = ("captured_at", "attributes", "created_date", "modified_date")
@@ -84,13 +84,11 @@ class OrderItemForm(forms.ModelForm):
                     code="captured_meanwhile",
                 )
         order = cleaned.get("order") or (item.order if item.order_id else None)
-        currency = cleaned.get("price_currency")
-        if (
-            _is_editable(self, "price_currency")
-            and order
-            and currency not in (None, "", order.currency)
+        editable = _is_editable(self, "price_currency") and order
+        if editable and (
+            error := price_currency_error(order.currency, cleaned.get("price_currency"))
         ):
-            self.add_error("price_currency", f"Must be the order's currency ({order.currency}).")
+            self.add_error("price_currency", error)
         return cleaned
 
 

@@ -7,7 +7,7 @@ from rest_framework import serializers
 from omnitron import exactjson
 from omnitron.limits import MAX_INTEGER, MAX_JSON_DEPTH
 
-from .models import Order, OrderItem
+from .models import Order, OrderItem, price_currency_error
 
 
 def import_document_parse(raw: bytes):
@@ -97,11 +97,10 @@ class OrderImportSerializer(StrictKeysMixin, serializers.ModelSerializer):
         return _json_object(value)
 
     def validate(self, attrs):
-        # A capture's amount adds its items' prices up, in the order's currency.
         currency = attrs.get("currency")
         errors = [
-            {"price_currency": [f"Must be the order's currency ({currency})."]}
-            if item.get("price_currency", currency) != currency
+            {"price_currency": [error]}
+            if (error := price_currency_error(currency, item.get("price_currency")))
             else {}
             for item in attrs.get("items", [])
         ]

@@ -158,6 +158,15 @@ class Order(models.Model):
         return self.number
 
 
+def price_currency_error(order_currency: str, price_currency: str | None) -> str | None:
+    """Why an item's price currency cannot be its order's (None when it can, or is not
+    given): a capture's amount adds its items' prices up, in the order's currency. The
+    import and the admin's item forms check it."""
+    if price_currency in (None, "") or price_currency == order_currency:
+        return None
+    return f"Must be the order's currency ({order_currency})."
+
+
 class OrderItem(models.Model):
     """One unit of a product in an order (quantity 2 is two items), as in Omnitron."""
 
