@@ -5,7 +5,7 @@ from django.db.models import Prefetch
 
 from omnitron.admin import LargeTableAdmin, ReadOnlyMixin
 from orders.models import Order
-from orders.selectors import channel_id_list_for_user, in_channels
+from orders.selectors import visible_to
 
 from .export import captures_csv_response
 from .models import Capture, CaptureItem
@@ -61,10 +61,7 @@ class CaptureAdmin(ReadOnlyMixin, LargeTableAdmin):
     inlines = [CaptureItemInline]
 
     def get_queryset(self, request):
-        captures = super().get_queryset(request)
-        if request.user.is_superuser:
-            return captures
-        return in_channels(captures, channel_id_list_for_user(request.user))
+        return visible_to(super().get_queryset(request), request.user)
 
     @admin.action(description="Export selected captures as CSV", permissions=["view"])
     def export_csv(self, request, queryset):

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from django.db import connection, transaction
 from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
 
-from orders.selectors import channel_id_list_for_user, in_channels
+from orders.selectors import visible_to
 
 from .models import Capture, CaptureItem
 from .sql import ORDER_CAPTURED
@@ -30,9 +30,7 @@ def capture_item_count() -> Subquery:
 def capture_list_for_user(*, user, filters: dict | None = None) -> QuerySet[Capture]:
     """Captures of the orders the user may see, with their items. Filters: order,
     created_at__gte, created_at__lte."""
-    captures = captures_with_items()
-    if not user.is_superuser:
-        captures = in_channels(captures, channel_id_list_for_user(user))
+    captures = visible_to(captures_with_items(), user)
     filters = dict(filters or {})
     if "order" in filters:
         filters["order_id"] = filters.pop("order")

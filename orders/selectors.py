@@ -32,6 +32,15 @@ def in_channels(queryset: QuerySet, channel_ids: list[int]) -> QuerySet:
     return queryset.filter(InLiterals(F("channel_id"), list(channel_ids)))
 
 
+def visible_to(queryset: QuerySet, user) -> QuerySet:
+    """The rows of `queryset` (of a model with a `channel`) the user may see: those of
+    their channels, every row for a superuser. Every read of orders, items, captures
+    and events goes through it (the API, the admin, the event feed)."""
+    if user.is_superuser:
+        return queryset
+    return in_channels(queryset, channel_id_list_for_user(user))
+
+
 class InLiterals(Lookup):
     """`lhs IN (1, 2, …)` with the integers written into the statement."""
 
@@ -47,9 +56,7 @@ class InLiterals(Lookup):
 def order_list_for_user(*, user, filters: dict | None = None) -> QuerySet[Order]:
     """Orders the user may see: those of their channels; every order for a superuser.
     Filters: number, channel, status, date_placed__gte, date_placed__lte."""
-    orders = Order.objects.all()
-    if not user.is_superuser:
-        orders = in_channels(orders, channel_id_list_for_user(user))
+    orders = visible_to(Order.objects.all(), user)
     filters = dict(filters or {})
     if "channel" in filters:
         orders = in_channels(orders, [filters.pop("channel")])
@@ -58,9 +65,7 @@ def order_list_for_user(*, user, filters: dict | None = None) -> QuerySet[Order]
 
 def order_item_list_for_user(*, user, filters: dict | None = None) -> QuerySet[OrderItem]:
     """Items of the orders the user may see. Filters: order, status, is_captured."""
-    items = OrderItem.objects.all()
-    if not user.is_superuser:
-        items = in_channels(items, channel_id_list_for_user(user))
+    items = visible_to(OrderItem.objects.all(), user)
     filters = dict(filters or {})
     if "is_captured" in filters:
         items = items.filter(captured_at__isnull=not filters.pop("is_captured"))
