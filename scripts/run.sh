@@ -79,7 +79,7 @@ cat <<MSG
 Serving http://$HOST:$PORT/ (Ctrl-C stops it; the database keeps its data)
   API docs:  http://$HOST:$PORT/api/docs/
   Readiness: http://$HOST:$PORT/readyz
-  Webhooks:  python manage.py create_webhook http://127.0.0.1:9000/hook  (a worker is running)
+  Webhooks:  .venv/bin/python manage.py create_webhook http://127.0.0.1:9000/hook  (a worker is running)
   Metrics:   $metrics
 MSG
 # The webhook worker (events/tasks.py) beside gunicorn.
