@@ -2,9 +2,11 @@
 
 Unexpected 500s (logged by the API's exception handler) and webhook worker failures
 (logged by the worker) are reported, tagged with the request id. Nothing secret
-leaves: no user data (send_default_pii off), no request bodies, and `scrub` drops the
-Authorization, Cookie and other credential headers, cookies, query strings and
-anything that looks like a token from every event before it is sent."""
+leaves: no user data (send_default_pii off), no request bodies, no local variables of
+the frames (the SDK sends them by default: authentication's held the token, and the
+request's repr its query string), and `scrub` drops the Authorization, Cookie and
+other credential headers, cookies, query strings and anything that looks like a token
+or a password from every event before it is sent."""
 
 import re
 
@@ -14,8 +16,12 @@ from sentry_sdk.integrations.django import DjangoIntegration
 SECRET_HEADERS = {"authorization", "cookie", "set-cookie", "x-api-key", "proxy-authorization",
                   "webhook-signature", "idempotency-key"}  # fmt: skip
 FILTERED = "[Filtered]"
-# `Token <40 hex>` (DRF tokens), webhook secrets, and passwords in text.
-TOKENS = re.compile(r"(Token\s+)[0-9a-f]{20,}|whsec_[A-Za-z0-9+/=]+|(password[\"':= ]+)\S+", re.I)
+# `Token <40 hex>` and 40 hex digits alone (DRF tokens), webhook secrets, and passwords
+# in text.
+TOKENS = re.compile(
+    r"(Token\s+)[0-9a-f]{20,}|\b[0-9a-f]{40}\b|whsec_[A-Za-z0-9+/=]+|(password[\"':= ]+)\S+",
+    re.I,
+)
 
 
 def init(*, dsn: str, environment: str) -> None:
@@ -24,6 +30,7 @@ def init(*, dsn: str, environment: str) -> None:
         environment=environment,
         integrations=[DjangoIntegration()],
         send_default_pii=False,
+        include_local_variables=False,
         max_request_body_size="never",
         traces_sample_rate=0,
         before_send=scrub,

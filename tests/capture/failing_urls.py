@@ -6,7 +6,8 @@ from rest_framework.views import APIView
 
 class Boom(APIView):
     def post(self, request):
-        raise RuntimeError("something nobody expected")
+        key = request.auth  # a local variable holding the token, as authentication's do
+        raise RuntimeError(f"something nobody expected ({len(key)})")
 
 
 urlpatterns = [
