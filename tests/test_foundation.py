@@ -111,6 +111,20 @@ def test_production_refuses_to_start_without_a_required_variable(missing):
     assert missing in result.stderr
 
 
+@pytest.mark.parametrize("rate", ["abc", "5/fortnight", "2/month", "-1/min", "10/MIN"])
+def test_a_rate_limit_drf_would_misread_stops_the_app_at_start(rate):
+    """DRF reads a rate at the first request it limits: `abc` answered every capture
+    500, and it reads only the period's first letter (`2/month` was 2 a minute)."""
+    result = _manage("check", THROTTLE_LOGIN_USERNAME_RATE=rate)
+    assert result.returncode != 0
+    assert "THROTTLE_LOGIN_USERNAME_RATE" in result.stderr
+
+
+@pytest.mark.parametrize("rate", ["10/min", "0/s", "5/second", "100/hour", "9/d", "off"])
+def test_a_rate_limit_as_documented_is_taken(rate):
+    assert _manage("check", THROTTLE_CAPTURE_RATE=rate).returncode == 0
+
+
 def test_the_dockerfiles_collectstatic_step_runs(tmp_path):
     """The image's build step, as the Dockerfile writes it, with the image's variables
     and nothing else (no Docker engine here to build it): it failed on the metrics

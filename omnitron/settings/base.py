@@ -2,6 +2,7 @@
 comes from the environment (see docs/configuration.md)."""
 
 import ipaddress
+import re
 from pathlib import Path
 
 import environ
@@ -139,14 +140,27 @@ REST_FRAMEWORK = {
 }
 
 
+RATE = re.compile(r"[0-9]{1,9}/(s|sec|second|m|min|minute|h|hour|d|day)")
+
+
 def throttle_rates(defaults: dict[str, str]) -> dict[str, str | None]:
     """DRF's rates ("<count>/<s|min|hour|day>"), each from its THROTTLE_<SCOPE>_RATE
     variable; "off" is no limit. Counted in PostgreSQL by every process and node
-    (omnitron/api/throttling.py)."""
+    (omnitron/api/throttling.py). Anything else stops the app at start: DRF reads a
+    rate at the first request it limits (`abc` answered every capture 500) and only the
+    period's first letter (`2/month` was 2 a minute)."""
     rates = {}
     for scope, default in defaults.items():
-        rate = env.str(f"THROTTLE_{scope.upper()}_RATE", default=default)
-        rates[scope] = None if rate.lower() in ("off", "none", "") else rate
+        name = f"THROTTLE_{scope.upper()}_RATE"
+        rate = env.str(name, default=default)
+        if rate.lower() in ("off", "none", ""):
+            rates[scope] = None
+        elif RATE.fullmatch(rate):
+            rates[scope] = rate
+        else:
+            raise ImproperlyConfigured(
+                f"{name}: {rate!r} is not <count>/<s|min|hour|day>, nor off."
+            )
     return rates
 
 
