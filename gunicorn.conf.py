@@ -20,6 +20,15 @@ limit_request_line = 8190
 preload_app = True
 # Access lines come from the app's own JSON request log.
 accesslog = None
+# gunicorn's own lines (starting, workers, signals) are JSON too, as the app's.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "omnitron.logformat.JSONFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json",
+                             "stream": "ext://sys.stderr"}},
+    "loggers": {"gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False}},
+}  # fmt: skip
 # No control socket (gunicorn 25+'s `gunicornc`): its default path is one per OS user,
 # so every gunicorn of that user (make run, the tests' servers, the benchmark's) took it
 # over from the one before, and stopping any of them deleted the others'.

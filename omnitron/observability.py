@@ -13,12 +13,11 @@ import re
 import time
 import uuid
 from contextvars import ContextVar
-from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError
 
-from omnitron import error_tracking, metrics
+from omnitron import error_tracking, logformat, metrics
 from omnitron.health import LIVENESS_PATH, READINESS_PATH
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="")
@@ -127,18 +126,8 @@ class RefusalsAreWarnings(logging.Filter):
         return True
 
 
-class JSONFormatter(logging.Formatter):
+class JSONFormatter(logformat.JSONFormatter):
     """Log records as one JSON object per line, with the current request id."""
 
-    def format(self, record):
-        entry = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-            "request_id": request_id_var.get() or None,
-            **getattr(record, "fields", {}),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+    def context(self) -> dict:
+        return {"request_id": request_id_var.get() or None}

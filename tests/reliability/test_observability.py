@@ -6,11 +6,13 @@ import logging
 import re
 
 import pytest
+import requests
 from django.test import override_settings
 
 from capture.models import Capture
 from omnitron.observability import JSONFormatter
 from tests.helpers import CAPTURE_URL, capture
+from tests.live import gunicorn
 
 
 @pytest.fixture
@@ -103,3 +105,17 @@ def test_a_refused_host_is_logged_as_a_warning_without_a_traceback(client, path)
     assert refusal["level"] == "warning"
     assert "evil.example" in refusal["message"]
     assert "exception" not in refusal
+
+
+@pytest.mark.django_db(transaction=True)
+def test_everything_a_server_prints_is_one_json_object_per_line():
+    """gunicorn's own lines (starting, booting workers, the signal that stops it) were
+    its plain text among the app's JSON."""
+    with gunicorn(workers=1) as (base, server):
+        assert requests.get(f"{base}/healthz", timeout=5).status_code == 200
+        assert requests.get(f"{base}/api/v1/orders/", timeout=5).status_code == 401
+    lines = [line for line in server.output().splitlines() if line.strip()]
+    parsed = [json.loads(line) for line in lines]
+    loggers = {entry["logger"] for entry in parsed}
+    assert {"gunicorn.error", "omnitron.request"} <= loggers
+    assert any("Booting worker" in entry["message"] for entry in parsed)
