@@ -173,4 +173,7 @@ def exception_handler(exc, context):
         response = Response(status=exc.status_code)
     response.data = error_body(exc)
     response.error_code = response.data["code"]  # for the request log line
+    # Logged here (above) and in the request log: Django's handler logs a 5xx again
+    # once the middleware has returned, where the line has no request id.
+    response._has_been_logged = True
     return response

@@ -119,3 +119,14 @@ def test_everything_a_server_prints_is_one_json_object_per_line():
     loggers = {entry["logger"] for entry in parsed}
     assert {"gunicorn.error", "omnitron.request"} <= loggers
     assert any("Booting worker" in entry["message"] for entry in parsed)
+
+
+@pytest.mark.urls("tests.capture.failing_urls")
+def test_an_unexpected_500_is_logged_once_within_its_request(api_client, caplog):
+    """Django's handler logged the 500 again ("Internal Server Error: ...") after the
+    middleware had returned, on a line without the request id."""
+    caplog.set_level(logging.INFO)
+    response = api_client.post("/api/v1/boom/", {}, format="json")
+    assert response.status_code == 500
+    errors = [(r.name, r.getMessage()) for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [name for name, _ in errors] == ["omnitron.api.exceptions"], errors
