@@ -4,6 +4,7 @@ health middleware) so load balancer probes skip host checks, sessions and auth."
 from django.db import connection
 from django.http import JsonResponse
 
+from omnitron import metrics
 from omnitron.api.error_codes import ApiErrorCode
 from omnitron.api.exceptions import DatabaseUnavailable
 
@@ -40,6 +41,7 @@ class HealthCheckMiddleware:
             return JsonResponse({"status": "ok"})
         if database_ready():
             return JsonResponse({"status": "ok", "database": "ok"})
+        metrics.count(metrics.DATABASE_ERRORS)  # the DatabaseUnreachable alert's counter
         unavailable = ApiErrorCode.DATABASE_UNAVAILABLE
         response = JsonResponse(
             {"status": "unavailable", **unavailable.example()}, status=unavailable.status_code
