@@ -101,3 +101,19 @@ def test_a_rerun_leaves_a_deactivated_user_inactive(db):
     User.objects.filter(username="wms").update(is_active=False)
     assert create("wms", "--channel", str(channel.pk)).strip() == token
     assert not User.objects.get(username="wms").is_active
+
+
+def test_a_user_left_without_a_channel_is_warned_about(db):
+    """On a fresh database (Docker's, before any import) --all-channels gave the user no
+    channel, silently: every list was empty and every capture order_not_found."""
+    warned = StringIO()
+    call_command("create_api_user", "early", "--all-channels", stdout=StringIO(), stderr=warned)
+    assert "no channel" in warned.getvalue()
+    ChannelFactory()
+    again = StringIO()
+    call_command("create_api_user", "early", "--all-channels", stdout=StringIO(), stderr=again)
+    assert again.getvalue() == ""
+    assert len(channels_of("early")) == 1
+    superuser = StringIO()
+    call_command("create_api_user", "root", "--superuser", stdout=StringIO(), stderr=superuser)
+    assert superuser.getvalue() == ""  # sees every order without channels

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from orders.management.arguments import channel_id
+from orders.models import ChannelMembership
 from orders.services import ApiUserInvalid, api_user_create_or_update
 
 
@@ -52,4 +53,13 @@ class Command(BaseCommand):
             )
         except ApiUserInvalid as exc:
             raise CommandError(str(exc)) from exc
+        if (
+            not options["superuser"]
+            and not ChannelMembership.objects.filter(user_id=token.user_id).exists()
+        ):
+            self.stderr.write(
+                "The user has no channel: it sees no order and captures none. Channels come "
+                "with the orders imported (import_orders); run this again with --channel or "
+                "--all-channels after the import."
+            )
         self.stdout.write(token.key)
