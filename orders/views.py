@@ -27,6 +27,9 @@ ORDER_SENT_FIELD_CODES = (FieldErrorCode.REQUIRED, FieldErrorCode.NULL, FieldErr
     ),
 )
 class OrderViewSet(ScopedReadOnlyViewSet):
+    """The read-only order lists, plus one write: PATCH `is_send` (the ERP's mark-sent),
+    which alone needs a permission."""
+
     queryset = Order.objects.none()  # for the schema; rows come from select()
     serializer_class = OrderSerializer
     filter_serializer_class = OrderFilterSerializer
