@@ -1,6 +1,7 @@
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
+from omnitron.api.pagination import Pagination
 from omnitron.api.serializers import StrictIntegerField
 
 from .registry import EVENT_TYPES
@@ -26,7 +27,8 @@ class EventFilterSerializer(serializers.Serializer):
         help_text="The last event id you got: the events after it.",
     )  # fmt: skip
     type = serializers.ChoiceField(choices=sorted(EVENT_TYPES), required=False)
-    limit = StrictIntegerField(required=False, min_value=1, max_value=500, default=50)
+    limit = StrictIntegerField(required=False, min_value=1, max_value=Pagination.max_page_size,
+                               default=Pagination.page_size)  # as the lists' page_size  # fmt: skip
 
     def validate_after(self, value):
         if value.endswith("\n"):  # the pattern's `$` matches before a final newline

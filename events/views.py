@@ -5,37 +5,9 @@ from rest_framework.views import APIView
 from omnitron.api.schema import READ_ERRORS
 from omnitron.db_router import ReplicaReadsMixin
 
-from .payloads import event_payloads, feed_item
-from .selectors import event_feed_for_user
+from .payloads import feed_item
+from .selectors import event_feed_page
 from .serializers import EventFilterSerializer, EventPageSerializer
-
-# The most payload characters a page of the feed holds: an event of an order of 1,000
-# items is about 40,000, and 500 of them took 2.4 s and 21 MB. The page ends before
-# the event that would pass it (the first always comes); `after` goes on from there.
-MAX_PAGE_CHARACTERS = 1_000_000
-
-
-def _page(events, limit: int) -> tuple[list, dict[str, str]]:
-    """Up to `limit` events of the feed (a queryset in id order) and their payloads,
-    up to MAX_PAGE_CHARACTERS. Events are read and their payloads rendered 10, 20,
-    40... at a time, and no more once the page is full: reading 500 events of
-    1,000-item orders at once fetched 30 MB of rows for a page of 25, and rendering
-    them took over 30 s (the worker was killed). Each read goes on after the last
-    event kept, as a poller's next page would."""
-    kept, payloads, size, chunk = [], {}, 0, 10
-    while len(kept) < limit:
-        after = events.filter(id__gt=kept[-1].id) if kept else events
-        batch = list(after[: min(chunk, limit - len(kept))])
-        payloads.update(event_payloads(batch))
-        for event in batch:
-            size += len(payloads[event.id])
-            if kept and size > MAX_PAGE_CHARACTERS:
-                return kept, payloads
-            kept.append(event)
-        if len(batch) < chunk:
-            break  # the feed has no more
-        chunk *= 2
-    return kept, payloads
 
 
 class EventFeedView(ReplicaReadsMixin, APIView):
@@ -58,10 +30,10 @@ class EventFeedView(ReplicaReadsMixin, APIView):
         filters = EventFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         options = filters.validated_data
-        feed = event_feed_for_user(
-            user=request.user, after=options.get("after"), type=options.get("type")
-        )
-        events, payloads = _page(feed, options["limit"])
+        events, payloads = event_feed_page(
+            user=request.user, after=options.get("after"), type=options.get("type"),
+            limit=options["limit"],
+        )  # fmt: skip
         next_url = None
         if events:
             query = request.query_params.copy()

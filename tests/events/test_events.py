@@ -135,7 +135,7 @@ def test_a_feed_page_holds_at_most_max_page_characters_of_payloads(
 ):
     """500 events of orders of 1,000 items were 21 MB and 2.4 s in one answer. A page
     ends before the event that would pass the limit; polling with `after` goes on."""
-    from events import views
+    from events import selectors
 
     orders = [make_order(channel=channel, items=n) for n in (1, 30, 1, 1)]
     for order in orders:
@@ -145,7 +145,7 @@ def test_a_feed_page_holds_at_most_max_page_characters_of_payloads(
         )
     assert len(api_client.get(FEED).json()["results"]) == 4  # renders and stores the payloads
     sizes = [len(p) for p in Event.objects.order_by("id").values_list("payload", flat=True)]
-    monkeypatch.setattr(views, "MAX_PAGE_CHARACTERS", sizes[0] + 1, raising=False)
+    monkeypatch.setattr(selectors, "MAX_PAGE_CHARACTERS", sizes[0] + 1)
     pages, url = [], FEED + "?limit=500"
     while True:
         body = api_client.get(url).json()
@@ -161,12 +161,12 @@ def test_a_full_feed_page_renders_no_payload_beyond_it(api_client, channel, monk
     (gunicorn killed the worker), and reading their rows fetched 30 MB for a page of
     25. Events are read and rendered 10, 20, 40... at a time, and none once the page is
     full."""
-    from events import views
+    from events import selectors
 
     for order in [make_order(channel=channel, items=1) for _ in range(25)]:
         assert capture(api_client, order, [order.items.get().pk]).status_code == 200
     assert not Event.objects.filter(payload__isnull=False).exists()
-    monkeypatch.setattr(views, "MAX_PAGE_CHARACTERS", 1, raising=False)  # one event a page
+    monkeypatch.setattr(selectors, "MAX_PAGE_CHARACTERS", 1)  # one event a page
     with CaptureQueriesContext(connection) as queries:
         assert len(api_client.get(FEED, {"limit": 500}).json()["results"]) == 1
     assert Event.objects.filter(payload__isnull=False).count() == 10
