@@ -11,13 +11,29 @@ from django.db.models import Count, OuterRef, Subquery
 
 from omnitron.admin import ChangedFieldsOnlyMixin, LargeTableAdmin
 
-from .models import Channel, ChannelMembership, Customer, Order, OrderItem, price_currency_error
+from .models import (
+    Channel,
+    ChannelMembership,
+    Customer,
+    Order,
+    OrderItem,
+    delivery_range_normalized,
+    price_currency_error,
+)
 from .selectors import channel_ids_for_user, order_item_list_for_user, order_list_for_user
 
 CAPTURE_OWNED = ("captured_at", "attributes", "created_date", "modified_date")
 # What a capture's audit record relies on: once an item is captured, no one changes
 # these through the admin, superusers included (the database refuses it too).
 CAPTURED_ITEM_FROZEN = ("order", "price", "price_currency", "status", "captured_at")
+
+
+class OrderForm(forms.ModelForm):
+    def clean_delivery_range(self):
+        try:
+            return delivery_range_normalized(self.cleaned_data["delivery_range"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
 
 class OrderItemForm(forms.ModelForm):
@@ -176,6 +192,7 @@ def _item_count(**filters) -> Subquery:
 
 @admin.register(Order)
 class OrderAdmin(ChangedFieldsOnlyMixin, LargeTableAdmin):
+    form = OrderForm
     list_display = (
         "number", "channel", "customer", "status_name", "amount_with_currency",
         "date_placed", "captured_items",

@@ -7,7 +7,7 @@ from rest_framework import serializers
 from omnitron import exactjson
 from omnitron.limits import MAX_INTEGER, MAX_JSON_DEPTH
 
-from .models import Order, OrderItem, price_currency_error
+from .models import Order, OrderItem, delivery_range_normalized, price_currency_error
 
 
 def import_document_parse(raw: bytes):
@@ -94,7 +94,10 @@ class OrderImportSerializer(StrictKeysMixin, serializers.ModelSerializer):
         return _json_object(value)
 
     def validate_delivery_range(self, value):
-        return _json_object(value)
+        try:
+            return delivery_range_normalized(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc), code="invalid") from None
 
     def validate(self, attrs):
         currency = attrs.get("currency")

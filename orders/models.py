@@ -1,5 +1,8 @@
 """Orders as Omnitron keeps them: one row per order, one row per unit ordered."""
 
+import re
+from datetime import UTC, datetime
+
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
@@ -156,6 +159,38 @@ class Order(models.Model):
 
     def __str__(self):
         return self.number
+
+
+DELIVERY_RANGE_KEYS = ("start", "end")
+_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def delivery_range_normalized(value) -> dict:
+    """An order's `delivery_range` as the seed's Order has it, `{"start", "end"}`, each
+    an ISO 8601 date-time with its offset, in UTC with `Z` as every date-time the API
+    answers (`2026-11-22T12:00:00+03:00` is `2026-11-22T09:00:00Z`). ValueError, saying
+    why, for anything else: the import stored any object, and the capture answered
+    `{"start": "garbage", "end": 5}`."""
+    if not isinstance(value, dict):
+        raise ValueError("Must be a JSON object.")
+    if unknown := sorted(set(value) - set(DELIVERY_RANGE_KEYS)):
+        raise ValueError(f"Only start and end, not {', '.join(map(repr, unknown))}.")
+    normalized = {}
+    for key in DELIVERY_RANGE_KEYS:
+        if key not in value:
+            continue
+        text = value[key]
+        if not (isinstance(text, str) and _DATE_TIME.fullmatch(text)):
+            raise ValueError(f"{key}: an ISO 8601 date-time with its offset, such as "
+                             "2026-11-22T09:00:00Z.")  # fmt: skip
+        try:
+            moment = datetime.fromisoformat(text).astimezone(UTC)
+        except (ValueError, OverflowError):
+            raise ValueError(f"{key}: not a date-time of the calendar.") from None
+        normalized[key] = moment.isoformat().replace("+00:00", "Z")
+    return normalized
 
 
 def price_currency_error(order_currency: str, price_currency: str | None) -> str | None:

@@ -10,7 +10,7 @@ from rest_framework import serializers
 from omnitron.api.serializers import OutputModelSerializer
 
 from .error_codes import OrderErrorCode
-from .models import Order, OrderItem
+from .models import Order, OrderItem, delivery_range_normalized
 
 # The seed's property order.
 ORDER_FIELDS = [
@@ -41,7 +41,16 @@ class CancellationInfoField(serializers.JSONField):
 
 @extend_schema_field({"type": "object", "properties": {"start": DATE_TIME, "end": DATE_TIME}})
 class DeliveryRangeField(serializers.JSONField):
-    pass
+    """In UTC with `Z`, as the import and the admin store it now; a value stored before
+    that rule (another offset) is answered so too, one that is no date-time as it is."""
+
+    def to_representation(self, value):
+        if not value:
+            return value
+        try:
+            return delivery_range_normalized(value)
+        except ValueError:
+            return value
 
 
 class OrderSerializer(OutputModelSerializer):

@@ -425,3 +425,15 @@ def test_a_small_channels_event_feed_reads_a_page_whatever_other_channels_hold(d
     assert len(pages) == 2
     for statement, params in pages:
         assert rows_read(statement, params, table) <= 3
+
+
+def test_a_delivery_range_stored_before_its_rule_is_answered_in_utc(api_client, order):
+    """Stored by an import before the rule (another offset), it is answered in UTC with
+    Z, as every date-time; one that is no date-time is answered as it is."""
+    Order.objects.filter(pk=order.pk).update(delivery_range={"start": "2026-11-22T12:00:00+03:00"})
+    answer = api_client.get(f"/api/v1/orders/{order.pk}/").json()
+    assert answer["delivery_range"] == {"start": "2026-11-22T09:00:00Z"}
+    Order.objects.filter(pk=order.pk).update(delivery_range={"start": "garbage"})
+    assert api_client.get(f"/api/v1/orders/{order.pk}/").json()["delivery_range"] == {
+        "start": "garbage"
+    }

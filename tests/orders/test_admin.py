@@ -770,3 +770,17 @@ def test_view_only_staff_see_no_shown_capture_field(client, operator, channel):
         page = client.get(url)
         assert page.status_code == 200
         assert "Shown capture" not in page.content.decode()
+
+
+def test_the_order_form_takes_a_delivery_range_as_the_seed_has_it(client, channel):
+    order = make_order(channel=channel, items=1)
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    url = f"/admin/orders/order/{order.pk}/change/"
+    data = change_form(client, url)
+    refused = client.post(url, {**data, "delivery_range": '{"start": "soon"}'})
+    assert refused.status_code == 200
+    assert refused.context["adminform"].form.errors["delivery_range"]
+    saved = client.post(url, {**data, "delivery_range": '{"end": "2026-11-22T12:00:00+03:00"}'})
+    assert saved.status_code == 302
+    order.refresh_from_db()
+    assert order.delivery_range == {"end": "2026-11-22T09:00:00Z"}

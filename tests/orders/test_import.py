@@ -180,3 +180,54 @@ def test_import_reads_stdin_in_a_real_process(transactional_db):
     )  # fmt: skip
     assert result.returncode == 1
     assert b"- is not valid JSON: 'utf-8' codec" in result.stderr
+
+
+DATE_TIME_WANTED = "an ISO 8601 date-time with its offset, such as 2026-11-22T09:00:00Z."
+
+
+@pytest.mark.parametrize(
+    ("delivery_range", "refusal"),
+    [
+        (
+            {"start": "garbage", "end": 5},
+            "start: " + DATE_TIME_WANTED,
+        ),
+        (
+            {"start": "2026-11-22T12:00:00+03:00", "end": 5},
+            "end: " + DATE_TIME_WANTED,
+        ),
+        (
+            {"start": "2026-11-22"},
+            "start: " + DATE_TIME_WANTED,
+        ),  # a date alone
+        (
+            {"start": "2026-11-22T12:00:00"},
+            "start: " + DATE_TIME_WANTED,
+        ),  # no offset
+        ({"start": "2026-02-30T12:00:00Z"}, "start: not a date-time of the calendar."),
+        ({"from": "2026-11-22T12:00:00Z"}, "Only start and end, not 'from'."),
+        (["2026-11-22T12:00:00Z"], "Must be a JSON object."),
+    ],
+)
+def test_a_delivery_range_that_is_not_the_seeds_is_refused(db, tmp_path, delivery_range, refusal):
+    """The seed's Order has `delivery_range: {start, end}`, both date-times; any object
+    was stored, and the capture answered `{"start": "garbage", "end": 5}`."""
+    data = document()
+    data["orders"][0]["delivery_range"] = delivery_range
+    err = StringIO()
+    path = tmp_path / "orders.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(CommandError, match="Import refused"):
+        call_command("import_orders", str(path), stdout=StringIO(), stderr=err)
+    assert f"orders[0].delivery_range: {refusal}" in err.getvalue().splitlines(), err.getvalue()
+
+
+def test_a_delivery_range_is_stored_in_utc_as_the_api_answers_date_times(db, tmp_path):
+    data = document()
+    data["orders"][0]["delivery_range"] = {"start": "2026-11-22T12:00:00+03:00",
+                                           "end": "2026-11-23T09:30Z"}  # fmt: skip
+    data["orders"][1]["delivery_range"] = {}
+    run_import(tmp_path, data)
+    assert Order.objects.get(number="ORD-1").delivery_range == {
+        "start": "2026-11-22T09:00:00Z", "end": "2026-11-23T09:30:00Z"}  # fmt: skip
+    assert Order.objects.get(number="ORD-2").delivery_range == {}
