@@ -38,7 +38,19 @@ class JSONErrorsMixin:
 class ContentNegotiation(negotiation.DefaultContentNegotiation):
     """DRF's, but a `?format=` no renderer of the view answers is 406 not_acceptable,
     as an `Accept` header none answers is (DRF answers it 404, as if the path did not
-    exist)."""
+    exist); a `?format=` a renderer answers wins over `Accept` (SDKs send `Accept:
+    application/json` on every request, and `?format=csv` was 406 for them); and an
+    empty `Accept` is no preference, as none at all (it was 406)."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        format = format_suffix or request.query_params.get(self.settings.URL_FORMAT_OVERRIDE)
+        if format:
+            renderer = self.filter_renderers(renderers, format)[0]
+            return renderer, renderer.media_type
+        return super().select_renderer(request, renderers, format_suffix)
+
+    def get_accept_list(self, request):
+        return super().get_accept_list(request) or ["*/*"]
 
     def filter_renderers(self, renderers, format):
         renderers = [renderer for renderer in renderers if renderer.format == format]

@@ -187,6 +187,19 @@ def test_csv_needs_a_token_and_other_operations_stay_json(client, db, api_client
     assert api_client.get("/api/v1/orders/?format=json").status_code == 200
 
 
+def test_format_in_the_url_wins_over_accept_and_an_empty_accept_takes_anything(api_client):
+    """An SDK sends `Accept: application/json` on every request: the documented
+    `?format=csv` answered it 406. An empty `Accept` was 406 too."""
+    csv = api_client.get(f"{URL}?format=csv", HTTP_ACCEPT="application/json")
+    assert (csv.status_code, csv["Content-Type"].split(";")[0]) == (200, "text/csv")
+    as_json = api_client.get(f"{URL}?format=json", HTTP_ACCEPT="text/csv")
+    assert (as_json.status_code, as_json["Content-Type"]) == (200, "application/json")
+    empty = api_client.get("/api/v1/orders/", HTTP_ACCEPT="")
+    assert (empty.status_code, empty["Content-Type"]) == (200, "application/json")
+    refused = api_client.get("/api/v1/orders/", HTTP_ACCEPT="text/html")
+    assert (refused.status_code, refused.json()["code"]) == (406, "not_acceptable")
+
+
 def test_rows_are_read_through_a_server_side_cursor_in_chunks(api_user, channel):
     client = client_for(api_user)
     for _ in range(3):
