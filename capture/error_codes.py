@@ -6,7 +6,7 @@ docs/api.md, which lists the rules in the order they are checked."""
 from rest_framework import status
 
 from omnitron.api.error_codes import NON_FIELD_ERRORS, ErrorCode
-from omnitron.exactjson import MAX_NUMERIC_FRACTION_DIGITS, MAX_NUMERIC_INTEGER_DIGITS
+from omnitron.exactjson import MAX_INTEGER_DIGITS, MAX_NUMERIC_FRACTION_DIGITS
 
 from .rules import (
     IDEMPOTENCY_KEY_TTL_HOURS,
@@ -65,9 +65,11 @@ class CaptureErrorCode(ErrorCode):
     NUMBER_OUT_OF_RANGE = (
         status.HTTP_400_BAD_REQUEST,
         ATTRIBUTES,
-        f"Numbers must have at most {MAX_NUMERIC_INTEGER_DIGITS} digits before the decimal "
+        f"Numbers must have at most {MAX_INTEGER_DIGITS} digits before the decimal "
         f"point and {MAX_NUMERIC_FRACTION_DIGITS} after it.",
-        "Rule 6: a number in `attributes` that PostgreSQL's numeric cannot hold (e.g. `1e200000`).",
+        "Rule 6: a number in `attributes` with more than 4,300 digits before the point (an "
+        "integer JSON clients such as Python's cannot read back: `1e5000`) or more than "
+        "16,383 after it (PostgreSQL's numeric).",
     )
     ORDER_NOT_FOUND = (
         status.HTTP_400_BAD_REQUEST,

@@ -14,7 +14,12 @@ import simplejson
 from rest_framework.utils.encoders import JSONEncoder as DRFJSONEncoder
 
 # PostgreSQL's numeric (the numbers of jsonb): digits before and after the point.
-MAX_NUMERIC_INTEGER_DIGITS = 131072
+# Digits before the point of a number the service keeps: PostgreSQL's numeric holds
+# 131,072, but it answers numbers in plain notation, and Python's json reads an integer
+# of at most 4,300 digits (sys.int_info.default_max_str_digits): a capture's 1e5000
+# came back in the answer, the webhook and the feed as 5,001 digits no Python client
+# (the standard webhooks library included) could read.
+MAX_INTEGER_DIGITS = 4300
 MAX_NUMERIC_FRACTION_DIGITS = 16383
 
 
@@ -23,6 +28,11 @@ class LargeInteger(Decimal):
     over 4,300 (sys.int_info), and PostgreSQL answers 1e4300 as such a one. Fields
     that take an integer tell it from a number written with a fraction or an exponent
     (a Decimal), which they refuse as `invalid`."""
+
+
+# DRF's messages name a value's type ("Expected a list of items but got type ..."): an
+# integer, whatever its length.
+LargeInteger.__name__ = LargeInteger.__qualname__ = "int"
 
 
 def _integer(text: str) -> int | LargeInteger:
@@ -59,14 +69,13 @@ def dumps(value, **kwargs) -> str:
 
 
 def fits_numeric(number: Decimal) -> bool:
-    """Whether PostgreSQL's numeric can hold the number (jsonb refuses it otherwise)."""
+    """Whether PostgreSQL's numeric can hold the number (jsonb refuses it otherwise),
+    with at most MAX_INTEGER_DIGITS before the point, so that it can be answered."""
     if not number.is_finite():
         return False
     _, digits, exponent = number.as_tuple()
     integer_digits = len(digits) + exponent
-    return integer_digits <= MAX_NUMERIC_INTEGER_DIGITS and -exponent <= (
-        MAX_NUMERIC_FRACTION_DIGITS
-    )
+    return integer_digits <= MAX_INTEGER_DIGITS and -exponent <= (MAX_NUMERIC_FRACTION_DIGITS)
 
 
 class ExactJSONDecoder(json.JSONDecoder):
@@ -126,7 +135,10 @@ def jsonb_refusal(value, *, max_depth: int | None = None) -> str | None:
         elif isinstance(part, float | Decimal):
             number = Decimal(part) if isinstance(part, float) else part
             if not fits_numeric(number):
-                return "Numbers must be finite and within PostgreSQL's numeric range."
+                return (
+                    f"Numbers must be finite, with at most {MAX_INTEGER_DIGITS} digits before "
+                    f"the point and {MAX_NUMERIC_FRACTION_DIGITS} after it."
+                )
         elif isinstance(part, dict | list):
             if max_depth is not None and depth >= max_depth:
                 return f"The value is nested more than {max_depth} deep."
