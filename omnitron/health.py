@@ -47,4 +47,7 @@ class HealthCheckMiddleware:
             {"status": "unavailable", **unavailable.example()}, status=unavailable.status_code
         )
         response["Retry-After"] = str(DatabaseUnavailable.wait)
+        # Counted above and on its request line: not an ERROR line of Django's too, after
+        # the middleware (without the request id), once per probe.
+        response._has_been_logged = True
         return response

@@ -23,9 +23,13 @@ SERVER_TEMPLATE = ROOT / "deploy" / "nginx" / "omnitron.conf.template"
 MAIN = """
 daemon off;
 worker_processes 1;
+# Connections still sending their headers are not counted per address (limit_conn counts
+# a request once its headers are in): many of them from one address crowd out others
+# once every connection is taken, so there are many (a file descriptor each).
+worker_rlimit_nofile 40000;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
-events {{ worker_connections 4096; }}
+events {{ worker_connections 16384; }}
 http {{
     access_log off;
     client_body_temp_path {dir}/body;

@@ -8,6 +8,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export HOST=${HOST:-127.0.0.1}
 export PORT=${PORT:-8000}
 export DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE:-omnitron.settings.dev}
+# The proxy's limit per client address (scripts/nginx.py): refused before anything starts.
+if [[ -n ${PROXY_CONNECTIONS_PER_CLIENT:-} && ! $PROXY_CONNECTIONS_PER_CLIENT =~ ^[1-9][0-9]*$ ]]; then
+  echo "make run: PROXY_CONNECTIONS_PER_CLIENT must be a whole number above 0" >&2
+  exit 1
+fi
 
 started_database=0
 app=""

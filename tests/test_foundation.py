@@ -111,7 +111,7 @@ def test_production_refuses_to_start_without_a_required_variable(missing):
     assert missing in result.stderr
 
 
-@pytest.mark.parametrize("rate", ["abc", "5/fortnight", "2/month", "-1/min", "10/MIN"])
+@pytest.mark.parametrize("rate", ["abc", "5/fortnight", "2/month", "-1/min", "10/MIN", "None"])
 def test_a_rate_limit_drf_would_misread_stops_the_app_at_start(rate):
     """DRF reads a rate at the first request it limits: `abc` answered every capture
     500, and it reads only the period's first letter (`2/month` was 2 a minute)."""
@@ -120,9 +120,18 @@ def test_a_rate_limit_drf_would_misread_stops_the_app_at_start(rate):
     assert "THROTTLE_LOGIN_USERNAME_RATE" in result.stderr
 
 
-@pytest.mark.parametrize("rate", ["10/min", "0/s", "5/second", "100/hour", "9/d", "off"])
+@pytest.mark.parametrize("rate", ["10/min", "0/s", "5/second", "100/hour", "9/d", "off", "OFF"])
 def test_a_rate_limit_as_documented_is_taken(rate):
     assert _manage("check", THROTTLE_CAPTURE_RATE=rate).returncode == 0
+
+
+def test_an_empty_rate_limit_is_its_default_not_off():
+    """An empty variable turned the limit off, silently: only `off` does."""
+    result = _manage("shell", "-c", "from django.conf import settings; "
+                     "print(settings.REST_FRAMEWORK['DEFAULT_THROTTLE_RATES']['login_username'])",
+                     THROTTLE_LOGIN_USERNAME_RATE="",
+                     DJANGO_SETTINGS_MODULE="omnitron.settings.dev")  # fmt: skip
+    assert result.stdout.splitlines()[-1] == "10/min", result.stderr
 
 
 def test_the_dockerfiles_collectstatic_step_runs(tmp_path):

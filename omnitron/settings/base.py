@@ -152,8 +152,8 @@ def throttle_rates(defaults: dict[str, str]) -> dict[str, str | None]:
     rates = {}
     for scope, default in defaults.items():
         name = f"THROTTLE_{scope.upper()}_RATE"
-        rate = env.str(name, default=default)
-        if rate.lower() in ("off", "none", ""):
+        rate = env.str(name, default="") or default  # set but empty: the default
+        if rate.lower() == "off":
             rates[scope] = None
         elif RATE.fullmatch(rate):
             rates[scope] = rate

@@ -130,3 +130,12 @@ def test_an_unexpected_500_is_logged_once_within_its_request(api_client, caplog)
     assert response.status_code == 500
     errors = [(r.name, r.getMessage()) for r in caplog.records if r.levelno >= logging.ERROR]
     assert [name for name, _ in errors] == ["omnitron.api.exceptions"], errors
+
+
+def test_a_readiness_probe_that_fails_is_no_error_line(client, caplog, monkeypatch):
+    """Each 503 of /readyz was also Django's ERROR "Service Unavailable: /readyz", after
+    the middleware, without a request id: one per probe while the database is down."""
+    monkeypatch.setattr("omnitron.health.database_ready", lambda: False)
+    caplog.set_level(logging.INFO)
+    assert client.get("/readyz").status_code == 503
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
