@@ -3,6 +3,7 @@ DEFAULT_THROTTLE_RATES' `login_address` and `login_username`), counted together 
 the API's login and the admin's: the same counters in PostgreSQL, on every node."""
 
 import hashlib
+import unicodedata
 
 from omnitron.api.throttling import PostgresRateThrottle
 
@@ -39,7 +40,11 @@ class LoginUsernameThrottle(LoginThrottle):
         # DRF's parsed body, or the admin login form's.
         data = request.data if hasattr(request, "data") else request.POST
         username = data.get("username") if hasattr(data, "get") else None
-        return username if isinstance(username, str) and username else None
+        if not isinstance(username, str):
+            return None
+        # As Django's login form reads it (trimmed, NFKC): " ops " and "ｏｐｓ" log in to
+        # the admin as "ops", and were counted apart, each spelling with its own limit.
+        return unicodedata.normalize("NFKC", username.strip()).strip() or None
 
 
 LOGIN_THROTTLES = [LoginAddressThrottle, LoginUsernameThrottle]

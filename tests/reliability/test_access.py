@@ -340,6 +340,22 @@ def test_the_admin_login_is_limited_per_username_and_address(client):
 
 
 @pytest.mark.django_db
+def test_every_spelling_the_admin_logs_in_with_counts_as_its_username(client):
+    """The admin's login form trims the username and folds look-alike characters
+    (NFKC): " ops " and "ｏｐｓ" logged in as "ops" after its limit was reached, each
+    spelling counted apart."""
+    make_api_user(username="ops", is_staff=True, password="right-password-1")
+    with throttle_rates(login_username="3/min"):
+        for n in range(3):
+            admin_login(client, "ops", "wrong", address=f"10.0.5.{n}")
+        spellings = [admin_login(client, name, "right-password-1", address="10.0.5.9")
+                     for name in (" ops ", "ｏｐｓ", "ops\u3000")]  # fmt: skip
+    for refused in spellings:
+        assert b"Too many login attempts. Try again in" in refused.content
+    assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.django_db
 def test_admin_and_api_logins_share_their_counters(client):
     make_api_user(username="ops", is_staff=True, password="right-password-1")
     with throttle_rates(login_username="2/min"):
