@@ -20,12 +20,29 @@ from .models import (
     delivery_range_normalized,
     price_currency_error,
 )
-from .selectors import channel_ids_for_user, order_item_list_for_user, order_list_for_user
+from .selectors import (
+    channel_id_list_for_user,
+    channel_ids_for_user,
+    order_item_list_for_user,
+    order_list_for_user,
+)
 
 CAPTURE_OWNED = ("captured_at", "attributes", "created_date", "modified_date")
 # What a capture's audit record relies on: once an item is captured, no one changes
 # these through the admin, superusers included (the database refuses it too).
 CAPTURED_ITEM_FROZEN = ("order", "price", "price_currency", "status", "captured_at")
+
+
+class UserChannelsFilter(admin.RelatedFieldListFilter):
+    """The channel filter lists the channels the user may see (every one for a
+    superuser): Django's listed every channel's name and id to staff of one."""
+
+    def field_choices(self, field, request, model_admin):
+        choices = super().field_choices(field, request, model_admin)
+        if request.user.is_superuser:
+            return choices
+        allowed = set(channel_id_list_for_user(request.user))
+        return [(pk, label) for pk, label in choices if pk in allowed]
 
 
 class OrderForm(forms.ModelForm):
@@ -197,7 +214,7 @@ class OrderAdmin(ChangedFieldsOnlyMixin, LargeTableAdmin):
         "number", "channel", "customer", "status_name", "amount_with_currency",
         "date_placed", "captured_items",
     )  # fmt: skip
-    list_filter = ("status", "channel", "currency", "date_placed")
+    list_filter = ("status", ("channel", UserChannelsFilter), "currency", "date_placed")
     search_fields = ("number", "customer__email")
     search_help_text = "A whole order number or customer email."
     list_select_related = ("channel", "customer")

@@ -784,3 +784,19 @@ def test_the_order_form_takes_a_delivery_range_as_the_seed_has_it(client, channe
     assert saved.status_code == 302
     order.refresh_from_db()
     assert order.delivery_range == {"end": "2026-11-22T09:00:00Z"}
+
+
+def test_the_channel_filter_lists_only_the_staff_members_channels(client, operator, channel):
+    """Django's filter listed every channel's name and id to staff of one channel."""
+    other = ChannelFactory(name="Someone Else's Shop")
+    second = ChannelFactory()
+    operator.channel_memberships.create(channel=second)  # one channel: no filter at all
+    make_order(channel=channel, items=1)
+    client.force_login(operator)
+    page = client.get("/admin/orders/order/").content.decode()
+    assert f"channel__id__exact={channel.pk}" in page
+    assert f"channel__id__exact={second.pk}" in page
+    assert f"channel__id__exact={other.pk}" not in page
+    assert "Someone Else" not in page
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    assert f"channel__id__exact={other.pk}" in client.get("/admin/orders/order/").content.decode()
