@@ -25,6 +25,7 @@ from .selectors import (
     channel_ids_for_user,
     order_item_list_for_user,
     order_list_for_user,
+    visible_to,
 )
 
 CAPTURE_OWNED = ("captured_at", "attributes", "created_date", "modified_date")
@@ -306,6 +307,13 @@ class OrderAdmin(ChangedFieldsOnlyMixin, LargeTableAdmin):
         # A new order goes into one of the staff member's channels.
         if db_field.name == "channel" and not request.user.is_superuser:
             kwargs["queryset"] = Channel.objects.filter(pk__in=channel_ids_for_user(request.user))
+        # Customers are not per channel: staff who may not view customers take (and are
+        # shown) only those of their channels' orders. Any customer's id posted in the
+        # form was shown back with its email, on the page of the form's error.
+        user = request.user
+        if db_field.name == "customer" and not user.has_perm("orders.view_customer"):
+            theirs = visible_to(Order.objects.all(), user).values("customer_id")
+            kwargs["queryset"] = Customer.objects.filter(pk__in=theirs)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_queryset(self, request):

@@ -800,3 +800,29 @@ def test_the_channel_filter_lists_only_the_staff_members_channels(client, operat
     assert "Someone Else" not in page
     client.force_login(make_api_user(is_superuser=True, is_staff=True))
     assert f"channel__id__exact={other.pk}" in client.get("/admin/orders/order/").content.decode()
+
+
+def test_staff_who_may_not_view_customers_name_and_take_only_their_channels(client, channel):
+    """The order form's customer took any customer's id, and the page of the form's
+    error named that customer's email: every customer's, by counting up ids."""
+    from django.contrib.auth.models import Permission
+
+    from orders.models import Customer
+
+    staff = make_api_user(channels=[channel], is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(
+        codename__in=["view_order", "change_order", "view_orderitem"]))  # fmt: skip
+    order = make_order(channel=channel, items=1)
+    theirs = make_order(channel=ChannelFactory(), items=1).customer
+    Customer.objects.filter(pk=theirs.pk).update(email="secret-buyer@example.com")
+    client.force_login(staff)
+    url = f"/admin/orders/order/{order.pk}/change/"
+    data = change_form(client, url)
+    refused = client.post(url, {**data, "customer": theirs.pk, "amount": "abc"})
+    assert refused.status_code == 200
+    assert "secret-buyer@example.com" not in refused.content.decode()
+    assert refused.context["adminform"].form.errors["customer"]
+    assert client.post(url, {**data, "notes": "kept"}).status_code == 302  # their own
+    order.refresh_from_db()
+    assert order.notes == "kept"
+    assert order.customer_id != theirs.pk
