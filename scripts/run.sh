@@ -15,6 +15,7 @@ if [[ -n ${PROXY_CONNECTIONS_PER_CLIENT:-} && ! $PROXY_CONNECTIONS_PER_CLIENT =~
 fi
 
 started_database=0
+local_cluster=""
 app=""
 worker=""
 proxy=""
@@ -44,6 +45,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
   scripts/pg.sh start
   DATABASE_URL=$(scripts/pg.sh url)
   export DATABASE_URL
+  local_cluster=$DATABASE_URL
 fi
 
 .venv/bin/python manage.py migrate --noinput -v 0
@@ -79,12 +81,18 @@ else
   bind="$HOST:$PORT"
   metrics="http://$HOST:$PORT/metrics"
 fi
+# Commands in another terminal find the local cluster on its default port; on another
+# (PG_PORT) they need its URL. A DATABASE_URL of the user's own is theirs to give.
+manage=".venv/bin/python manage.py"
+if [ -n "${local_cluster:-}" ] && [ "$local_cluster" != "postgres://postgres@127.0.0.1:54329/omnitron" ]; then
+  manage="DATABASE_URL=$local_cluster $manage"
+fi
 cat <<MSG
 
 Serving http://$HOST:$PORT/ (Ctrl-C stops it; the database keeps its data)
   API docs:  http://$HOST:$PORT/api/docs/
   Readiness: http://$HOST:$PORT/readyz
-  Webhooks:  .venv/bin/python manage.py create_webhook http://127.0.0.1:9000/hook  (a worker is running)
+  Webhooks:  $manage create_webhook http://127.0.0.1:9000/hook  (a worker is running)
   Metrics:   $metrics
 MSG
 # The webhook worker (events/tasks.py) beside gunicorn.

@@ -134,6 +134,19 @@ def test_an_empty_rate_limit_is_its_default_not_off():
     assert result.stdout.splitlines()[-1] == "10/min", result.stderr
 
 
+def test_without_database_url_commands_use_the_local_cluster_on_its_pg_port():
+    """`make run` with PG_PORT=47253 served, and `manage.py create_webhook` in another
+    terminal with the same PG_PORT looked for the cluster on 54329."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(PG_PORT="47253", PG_DATABASE="shop", DJANGO_SETTINGS_MODULE="omnitron.settings.dev")
+    result = subprocess.run(
+        [*MANAGE, "shell", "-c", "from django.conf import settings; "
+         "d = settings.DATABASES['default']; print(d['HOST'], d['PORT'], d['NAME'])"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert result.stdout.splitlines()[-1] == "127.0.0.1 47253 shop", result.stderr
+
+
 def test_the_dockerfiles_collectstatic_step_runs(tmp_path):
     """The image's build step, as the Dockerfile writes it, with the image's variables
     and nothing else (no Docker engine here to build it): it failed on the metrics

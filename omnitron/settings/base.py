@@ -87,10 +87,14 @@ def database_options(*, lock_timeout_ms: int, statement_timeout_ms: int) -> dict
     return options
 
 
-# The local cluster of scripts/pg.sh is the default; DATABASE_URL points anywhere else.
-DATABASES = {
-    "default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:54329/omnitron"),
-}
+# The local cluster of scripts/pg.sh is the default, on its PG_PORT and PG_DATABASE as
+# `make run` starts it (a command run beside `make run PG_PORT=...` found nothing on
+# 54329); DATABASE_URL points anywhere else.
+LOCAL_CLUSTER = (
+    f"postgres://postgres@127.0.0.1:{env.int('PG_PORT', default=54329)}/"
+    f"{env.str('PG_DATABASE', default='omnitron')}"
+)
+DATABASES = {"default": env.db("DATABASE_URL", default=LOCAL_CLUSTER)}
 DATABASES["default"].update(
     {
         # Django's PostgreSQL backend, reconnecting once when a request's first statement
