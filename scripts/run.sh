@@ -38,7 +38,7 @@ cleanup() {
   if [ "$started_database" = 1 ]; then scripts/pg.sh stop; fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 0' INT TERM  # Ctrl-C is how it is stopped: a clean stop, not make's error
 
 if [ -z "${DATABASE_URL:-}" ]; then
   if ! scripts/pg.sh status >/dev/null 2>&1; then started_database=1; fi
