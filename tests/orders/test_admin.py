@@ -464,6 +464,13 @@ def change_form(client, url) -> dict:
     return form.data
 
 
+def superuser_order_form(client, order) -> tuple[str, dict]:
+    """Logged in as a superuser: the order's change page URL and its form as shown."""
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    url = f"/admin/orders/order/{order.pk}/change/"
+    return url, change_form(client, url)
+
+
 HOSTILE_JSON = {
     "NUL": '{"a": "\\u0000"}', "surrogate": '{"a": "\\ud800"}', "surrogate key": '{"\\udfff": 1}',
     "NaN": "[NaN]", "Infinity": '{"a": Infinity}', "out of range": "[1e999999]",
@@ -480,9 +487,7 @@ HOSTILE_JSON = {
 def test_the_order_form_refuses_json_that_jsonb_cannot_store(client, channel, extra_field):
     """Each was a 500 (the database refused it, or the page could not be written)."""
     order = make_order(channel=channel, items=1, extra_field={"kept": 1})
-    client.force_login(make_api_user(is_superuser=True, is_staff=True))
-    url = f"/admin/orders/order/{order.pk}/change/"
-    data = change_form(client, url)
+    url, data = superuser_order_form(client, order)
     assert data["extra_field"].strip() == '{"kept": 1}'
 
     response = client.post(url, {**data, "extra_field": extra_field})
@@ -495,9 +500,7 @@ def test_the_order_form_refuses_json_that_jsonb_cannot_store(client, channel, ex
 
 def test_the_order_form_still_saves_json(client, channel):
     order = make_order(channel=channel, items=1)
-    client.force_login(make_api_user(is_superuser=True, is_staff=True))
-    url = f"/admin/orders/order/{order.pk}/change/"
-    data = change_form(client, url)
+    url, data = superuser_order_form(client, order)
     response = client.post(url, {**data, "extra_field": '{"gift": "yes", "weight": 1.50}'})
     assert response.status_code == 302
     order.refresh_from_db()
@@ -508,9 +511,7 @@ def test_a_forged_form_count_builds_no_more_forms_than_the_rows(client, channel)
     """Django builds as many inline forms as TOTAL_FORMS says, up to 2,000 per inline:
     1,000,000 took 6 s of a worker. An inline builds its rows' forms, no more."""
     order = make_order(channel=channel, items=2, extra_field={"kept": 1})
-    client.force_login(make_api_user(is_superuser=True, is_staff=True))
-    url = f"/admin/orders/order/{order.pk}/change/"
-    data = change_form(client, url)
+    url, data = superuser_order_form(client, order)
     assert data["items-TOTAL_FORMS"] == "2"
 
     forged = {**data, "items-TOTAL_FORMS": "1000000", "extra_field": '{"changed": 1}'}
@@ -774,9 +775,7 @@ def test_view_only_staff_see_no_shown_capture_field(client, operator, channel):
 
 def test_the_order_form_takes_a_delivery_range_as_the_seed_has_it(client, channel):
     order = make_order(channel=channel, items=1)
-    client.force_login(make_api_user(is_superuser=True, is_staff=True))
-    url = f"/admin/orders/order/{order.pk}/change/"
-    data = change_form(client, url)
+    url, data = superuser_order_form(client, order)
     refused = client.post(url, {**data, "delivery_range": '{"start": "soon"}'})
     assert refused.status_code == 200
     assert refused.context["adminform"].form.errors["delivery_range"]
