@@ -48,7 +48,7 @@ def _check_json_value(value, depth: int = 0) -> int:
             ) from None
         return 0
     if isinstance(value, Decimal):
-        if not exactjson.fits_numeric(value):
+        if not exactjson.number_in_range(value):
             raise CaptureErrorCode.NUMBER_OUT_OF_RANGE.validation_error()
         return _plain_length(value) - len(str(value))
     if isinstance(value, dict):

@@ -38,8 +38,9 @@ def event_feed_page(
 
 
 # The most payload characters a page of the feed holds: an event of an order of 1,000
-# items is 40,000 to 100,000, and 500 of the smaller ones took 2.4 s and 21 MB. The page ends before
-# the event that would pass it (the first always comes); `after` goes on from there.
+# items is 40,000 to 100,000, and 500 of the smaller ones took 2.4 s and 21 MB. The
+# page ends before the event that would pass it (the first always comes); `after` goes
+# on from there.
 MAX_PAGE_CHARACTERS = 1_000_000
 
 

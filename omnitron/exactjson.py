@@ -68,14 +68,15 @@ def dumps(value, **kwargs) -> str:
     return simplejson.dumps(value, use_decimal=True, **kwargs)
 
 
-def fits_numeric(number: Decimal) -> bool:
-    """Whether PostgreSQL's numeric can hold the number (jsonb refuses it otherwise),
-    with at most MAX_INTEGER_DIGITS before the point, so that it can be answered."""
+def number_in_range(number: Decimal) -> bool:
+    """Whether the service keeps the number: finite, at most MAX_INTEGER_DIGITS before
+    the point (so that JSON clients read it back) and what PostgreSQL's numeric holds
+    after it (jsonb refuses more)."""
     if not number.is_finite():
         return False
     _, digits, exponent = number.as_tuple()
     integer_digits = len(digits) + exponent
-    return integer_digits <= MAX_INTEGER_DIGITS and -exponent <= (MAX_NUMERIC_FRACTION_DIGITS)
+    return integer_digits <= MAX_INTEGER_DIGITS and -exponent <= MAX_NUMERIC_FRACTION_DIGITS
 
 
 class ExactJSONDecoder(json.JSONDecoder):
@@ -134,7 +135,7 @@ def jsonb_refusal(value, *, max_depth: int | None = None) -> str | None:
                 return f"A lone surrogate (U+{ord(part[exc.start]):04X}) cannot be stored."
         elif isinstance(part, float | Decimal):
             number = Decimal(part) if isinstance(part, float) else part
-            if not fits_numeric(number):
+            if not number_in_range(number):
                 return (
                     f"Numbers must be finite, with at most {MAX_INTEGER_DIGITS} digits before "
                     f"the point and {MAX_NUMERIC_FRACTION_DIGITS} after it."

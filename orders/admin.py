@@ -304,13 +304,13 @@ class OrderAdmin(ChangedFieldsOnlyMixin, LargeTableAdmin):
         return (*super().get_readonly_fields(request, obj), *fixed)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        user = request.user
         # A new order goes into one of the staff member's channels.
-        if db_field.name == "channel" and not request.user.is_superuser:
-            kwargs["queryset"] = Channel.objects.filter(pk__in=channel_ids_for_user(request.user))
+        if db_field.name == "channel" and not user.is_superuser:
+            kwargs["queryset"] = Channel.objects.filter(pk__in=channel_ids_for_user(user))
         # Customers are not per channel: staff who may not view customers take (and are
         # shown) only those of their channels' orders. Any customer's id posted in the
         # form was shown back with its email, on the page of the form's error.
-        user = request.user
         if db_field.name == "customer" and not user.has_perm("orders.view_customer"):
             theirs = visible_to(Order.objects.all(), user).values("customer_id")
             kwargs["queryset"] = Customer.objects.filter(pk__in=theirs)

@@ -84,7 +84,7 @@ fi
 # Commands in another terminal find the local cluster on its default port; on another
 # (PG_PORT) they need its URL. A DATABASE_URL of the user's own is theirs to give.
 manage=".venv/bin/python manage.py"
-if [ -n "${local_cluster:-}" ] && [ "$local_cluster" != "postgres://postgres@127.0.0.1:54329/omnitron" ]; then
+if [ -n "$local_cluster" ] && [ "$local_cluster" != "$(env -u PG_PORT -u PG_DATABASE scripts/pg.sh url)" ]; then
   manage="DATABASE_URL=$local_cluster $manage"
 fi
 cat <<MSG

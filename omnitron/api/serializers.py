@@ -29,10 +29,11 @@ class StrictIntegerField(serializers.IntegerField):
     def to_internal_value(self, data):
         if isinstance(data, str) and len(data) > self.MAX_STRING_LENGTH:
             self.fail("max_string_length")
-        if isinstance(data, LargeInteger) and data > 0 and self.max_value is not None:
-            self.fail("max_value", max_value=self.max_value)  # as any integer over it
-        if isinstance(data, LargeInteger) and data < 0 and self.min_value is not None:
-            self.fail("min_value", min_value=self.min_value)
+        if isinstance(data, LargeInteger):  # beyond a bound: its code, as a shorter one's
+            if data > 0 and self.max_value is not None:
+                self.fail("max_value", max_value=self.max_value)
+            if data < 0 and self.min_value is not None:
+                self.fail("min_value", min_value=self.min_value)
         if type(data) is not int and not (isinstance(data, str) and _ASCII_DIGITS.fullmatch(data)):
             self.fail("invalid")
         return int(data)
