@@ -134,6 +134,40 @@ def test_an_empty_rate_limit_is_its_default_not_off():
     assert result.stdout.splitlines()[-1] == "10/min", result.stderr
 
 
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "DB_LOCK_TIMEOUT_MS=0",  # PostgreSQL's lock_timeout 0: no timeout, never order_locked
+        "DB_CONNECT_TIMEOUT=0",  # libpq's connect_timeout 0: wait forever
+        "WORKER_CONCURRENCY=0",
+        "WEBHOOK_STALLED_SECONDS=0",  # every running job found stalled
+        "WEBHOOK_RETRY_SCHEDULE=5,x",
+        "WEBHOOK_RETRY_SCHEDULE=0",
+        "WEBHOOK_TIMEOUT_SECONDS=nan",
+        "API_NUM_PROXIES=-3",
+        "API_MAX_BODY_BYTES=lots",
+        "PG_PORT=70000",
+    ],
+)
+def test_a_number_setting_that_would_turn_off_what_it_protects_stops_the_app(variable):
+    name, value = variable.split("=")
+    result = _manage("check", **{name: value})
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {name}: {value!r}" in result.stderr, result.stderr[-500:]
+
+
+def test_an_empty_number_setting_is_its_default():
+    """WEBHOOK_RETRY_SCHEDULE= (set, empty) was no retry at all: one failed attempt and
+    the delivery had failed for good."""
+    result = _manage("shell", "-c", "from django.conf import settings as s; "
+                     "print(s.WEBHOOK_RETRY_SCHEDULE, s.PROCRASTINATE_WORKER_DEFAULTS['concurrency'])",
+                     WEBHOOK_RETRY_SCHEDULE="", WORKER_CONCURRENCY=" ",
+                     DJANGO_SETTINGS_MODULE="omnitron.settings.dev")  # fmt: skip
+    assert result.stdout.splitlines()[-1] == "[5, 30, 120, 600, 3600, 21600, 86400] 8", (
+        result.stderr
+    )
+
+
 def test_without_database_url_commands_use_the_local_cluster_on_its_pg_port():
     """`make run` with PG_PORT=47253 served, and `manage.py create_webhook` in another
     terminal with the same PG_PORT looked for the cluster on 54329."""

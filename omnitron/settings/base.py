@@ -2,6 +2,7 @@
 comes from the environment (see docs/configuration.md)."""
 
 import ipaddress
+import math
 import re
 from pathlib import Path
 
@@ -11,6 +12,39 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
+
+
+def env_number(name: str, default, *, minimum, maximum=None, cast=int):
+    """A number from the environment; set but empty is the default. Anything else that
+    is not a number from `minimum` to `maximum` stops the app at start, naming the
+    variable: the values below a setting's least turn off what it protects
+    (DB_LOCK_TIMEOUT_MS=0 is no lock timeout at all, DB_CONNECT_TIMEOUT=0 waits for a
+    connection forever, WORKER_CONCURRENCY=0 runs no delivery)."""
+    text = env.str(name, default="").strip()
+    if not text:
+        return default
+    try:
+        value = cast(text)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value < minimum:
+        raise ImproperlyConfigured(f"{name}: {text!r} is not a number of at least {minimum}.")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name}: {text!r} is more than {maximum}.")
+    return value
+
+
+def env_delays(name: str, default: list[int]) -> list[int]:
+    """Seconds, comma-separated, each at least 1; set but empty is the default (an empty
+    list was no retry at all)."""
+    text = env.str(name, default="").strip()
+    if not text:
+        return default
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isascii() and part.isdigit() and int(part) >= 1 for part in parts):
+        raise ImproperlyConfigured(f"{name}: {text!r} is not seconds (1 or more), comma-separated.")
+    return [int(part) for part in parts]
+
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
@@ -76,7 +110,7 @@ def database_options(*, lock_timeout_ms: int, statement_timeout_ms: int) -> dict
     DB_TIMEOUTS_ON_ROLE=1 leaves the timeouts to the database role (ALTER ROLE ... SET):
     PgBouncer refuses the `options` startup parameter that carries them otherwise."""
     options = {
-        "connect_timeout": env.int("DB_CONNECT_TIMEOUT", default=3),
+        "connect_timeout": env_number("DB_CONNECT_TIMEOUT", 3, minimum=1),
         "options": f"-c lock_timeout={lock_timeout_ms} -c statement_timeout={statement_timeout_ms}",
         "application_name": "omnitron-capture",
         "server_side_binding": True,
@@ -91,7 +125,7 @@ def database_options(*, lock_timeout_ms: int, statement_timeout_ms: int) -> dict
 # `make run` starts it (a command run beside `make run PG_PORT=...` found nothing on
 # 54329); DATABASE_URL points anywhere else.
 LOCAL_CLUSTER = (
-    f"postgres://postgres@127.0.0.1:{env.int('PG_PORT', default=54329)}/"
+    f"postgres://postgres@127.0.0.1:{env_number('PG_PORT', 54329, minimum=1, maximum=65535)}/"
     f"{env.str('PG_DATABASE', default='omnitron')}"
 )
 DATABASES = {"default": env.db("DATABASE_URL", default=LOCAL_CLUSTER)}
@@ -101,11 +135,11 @@ DATABASES["default"].update(
         # finds its reused connection dead (omnitron/db/base.py): no `SELECT 1` health
         # check round trip per request, and a restarted database costs no failed request.
         "ENGINE": "omnitron.db",
-        "CONN_MAX_AGE": env.int("DJANGO_CONN_MAX_AGE", default=60),
+        "CONN_MAX_AGE": env_number("DJANGO_CONN_MAX_AGE", 60, minimum=0),
         "CONN_HEALTH_CHECKS": False,
         "OPTIONS": database_options(
-            lock_timeout_ms=env.int("DB_LOCK_TIMEOUT_MS", default=3000),
-            statement_timeout_ms=env.int("DB_STATEMENT_TIMEOUT_MS", default=15000),
+            lock_timeout_ms=env_number("DB_LOCK_TIMEOUT_MS", 3000, minimum=1),
+            statement_timeout_ms=env_number("DB_STATEMENT_TIMEOUT_MS", 15000, minimum=1),
         ),
     }
 )
@@ -175,10 +209,10 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = throttle_rates(
 # Proxies in front of the app that append to X-Forwarded-For (for the client address).
 # 0: the connection's address. (DRF's own default, None, takes the whole header a
 # client sends: each made-up address would get its own login limit.)
-REST_FRAMEWORK["NUM_PROXIES"] = env.int("API_NUM_PROXIES", default=0)
+REST_FRAMEWORK["NUM_PROXIES"] = env_number("API_NUM_PROXIES", 0, minimum=0)
 
 # Largest request body read (Django's own limit); larger is 413 request_too_large.
-DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("API_MAX_BODY_BYTES", default=4 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_number("API_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1)
 
 # Everything the app logs is JSON, one object per line on stderr (omnitron/observability.py).
 LOGGING = {
@@ -236,16 +270,14 @@ SPECTACULAR_SETTINGS = {
 WEBHOOK_REQUIRE_HTTPS = env.bool("WEBHOOK_REQUIRE_HTTPS", default=True)
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
 # Seconds before each retry; after the last, a delivery has failed (about 31 hours).
-WEBHOOK_RETRY_SCHEDULE = env.list(
-    "WEBHOOK_RETRY_SCHEDULE", cast=int, default=[5, 30, 120, 600, 3600, 21600, 86400]
-)
-WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10)
+WEBHOOK_RETRY_SCHEDULE = env_delays("WEBHOOK_RETRY_SCHEDULE", [5, 30, 120, 600, 3600, 21600, 86400])
+WEBHOOK_TIMEOUT_SECONDS = env_number("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=0.1, cast=float)
 # A worker without a heartbeat for this long is dead; its jobs run again elsewhere.
-WEBHOOK_STALLED_SECONDS = env.int("WEBHOOK_STALLED_SECONDS", default=30)
+WEBHOOK_STALLED_SECONDS = env_number("WEBHOOK_STALLED_SECONDS", 30, minimum=3)
 
 # The worker: `python manage.py webhook_worker` (make run starts one).
 PROCRASTINATE_WORKER_DEFAULTS = {
-    "concurrency": env.int("WORKER_CONCURRENCY", default=8),
+    "concurrency": env_number("WORKER_CONCURRENCY", 8, minimum=1),
     "update_heartbeat_interval": max(1, WEBHOOK_STALLED_SECONDS / 3),
     "stalled_worker_timeout": WEBHOOK_STALLED_SECONDS,
     # New jobs arrive by LISTEN/NOTIFY at once; retries scheduled for later are
@@ -281,7 +313,7 @@ if SENTRY_DSN:
 # Read replica (omnitron/db_router.py): with DATABASE_REPLICA_URL set, the read endpoints
 # read from it; everything else stays on the primary. After a failure to reach it,
 # reads go to the primary for DB_REPLICA_RETRY_SECONDS (docs/scaling.md).
-DB_REPLICA_RETRY_SECONDS = env.float("DB_REPLICA_RETRY_SECONDS", default=5)
+DB_REPLICA_RETRY_SECONDS = env_number("DB_REPLICA_RETRY_SECONDS", 5, minimum=0, cast=float)
 if env.str("DATABASE_REPLICA_URL", default=""):
     _replica = env.db("DATABASE_REPLICA_URL")
     DATABASES["replica"] = {  # the primary's engine and options, the replica's address

@@ -8,6 +8,7 @@ import signal
 
 import psycopg
 import pytest
+from django.core.management import CommandError, call_command
 
 from events import worker
 from events.management.commands import webhook_worker
@@ -43,3 +44,10 @@ def test_a_lost_database_is_a_warning_and_anything_else_an_error_with_its_traceb
                     "in 0 s.", False),
     ]  # fmt: skip
     assert runs == []  # started a third time, after both failures
+
+
+@pytest.mark.parametrize("concurrency", ["0", "-3", "two"])
+def test_a_concurrency_below_one_is_refused(concurrency):
+    """--concurrency 0 ran the default's 8 slots, and -3 was handed to procrastinate."""
+    with pytest.raises(CommandError, match="is not a number of at least 1"):
+        call_command("webhook_worker", "--concurrency", concurrency)

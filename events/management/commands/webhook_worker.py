@@ -9,6 +9,7 @@ the worker again with a new connection pool, until SIGTERM or SIGINT, which stop
 as procrastinate's own command does: running jobs finish first, and a second signal
 ends the process at once."""
 
+import argparse
 import asyncio
 import contextlib
 import logging
@@ -38,7 +39,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--name", default=None, help="The worker's name in its logs.")
-        parser.add_argument("--concurrency", type=int, default=None,
+        parser.add_argument("--concurrency", type=positive_int, default=None,
                             help="Jobs run at once (default: WORKER_CONCURRENCY).")  # fmt: skip
         parser.add_argument("--queues", default="",
                             help="Comma-separated queues (default: every queue).")  # fmt: skip
@@ -47,12 +48,19 @@ class Command(BaseCommand):
         worker_options = {"install_signal_handlers": False}
         if name:
             worker_options["name"] = name
-        if concurrency:
+        if concurrency is not None:
             worker_options["concurrency"] = concurrency
         if queues:
             worker_options["queues"] = [queue.strip() for queue in queues.split(",")]
         with app.replace_connector(app.connector.get_worker_connector()):
             asyncio.run(supervise(worker_options))
+
+
+def positive_int(text: str) -> int:
+    """--concurrency: 0 ran the default's 8 and a negative number was passed on."""
+    if not (text.isascii() and text.isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of at least 1.")
+    return int(text)
 
 
 async def supervise(worker_options: dict) -> None:
