@@ -60,13 +60,14 @@ def replica_configured() -> bool:
 
 
 def replica_usable() -> bool:
-    """Whether the replica is connected and answers: connects when needed (a kept
-    connection is health-checked once per request). A failure opens the breaker."""
+    """Whether the replica is connected: connects when needed. A failure opens the
+    breaker. A kept connection found dead by a read's first statement is opened again
+    and the statement run again, once, by the backend (omnitron/db/base.py), as for
+    the primary: no health check round trip per request."""
     if time.monotonic() < _down_until:
         return False
     replica = connections[REPLICA]
     try:
-        replica.close_if_health_check_failed()
         replica.ensure_connection()
     except DatabaseError as exc:
         replica_failed(exc)

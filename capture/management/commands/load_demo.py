@@ -2,7 +2,7 @@ import json
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count
 
 from capture.rules import CAPTURABLE_ORDER_STATUSES, NON_CAPTURABLE_ITEM_STATUSES
@@ -25,6 +25,13 @@ class Command(BaseCommand):
         parser.add_argument("--password", default="demo")
 
     def handle(self, *args, **options):
+        if settings.SETTINGS_MODULE.endswith(".production"):
+            # The image carries this command too: demo / demo as a superuser of every
+            # channel has no place in a shop's database.
+            raise CommandError(
+                "load_demo makes a superuser with a known password: not with the "
+                "production settings (DJANGO_SETTINGS_MODULE=omnitron.settings.production)."
+            )
         result = orders_import(data=import_document_parse(DEMO_FILE.read_bytes()))
         token = api_user_create_or_update(
             username=options["username"],
