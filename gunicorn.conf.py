@@ -1,5 +1,6 @@
 """gunicorn settings, read by `make run` and the Docker image (gunicorn loads this
-file from the working directory). HOST, PORT and WEB_CONCURRENCY override."""
+file from the working directory). HOST, PORT, WEB_CONCURRENCY, GUNICORN_TIMEOUT and
+PROMETHEUS_MULTIPROC_DIR override (docs/configuration.md)."""
 
 import multiprocessing
 import os
@@ -8,7 +9,9 @@ import tempfile
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
-# A request never needs this long: the database's own timeouts answer first.
+# A stuck worker is killed after this long. A capture or a page never needs it: the
+# database's timeouts (DB_STATEMENT_TIMEOUT_MS, 15 s) answer first. A CSV export of a
+# whole date range can (docs/api.md): narrow the range, or raise both.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 keepalive = 5

@@ -67,9 +67,9 @@ class CaptureErrorCode(ErrorCode):
         ATTRIBUTES,
         f"Numbers must have at most {MAX_INTEGER_DIGITS} digits before the decimal "
         f"point and {MAX_NUMERIC_FRACTION_DIGITS} after it.",
-        "Rule 6: a number in `attributes` with more than 4,300 digits before the point (an "
-        "integer JSON clients such as Python's cannot read back: `1e5000`) or more than "
-        "16,383 after it (PostgreSQL's numeric).",
+        f"Rule 6: a number in `attributes` with more than {MAX_INTEGER_DIGITS:,} digits before "
+        "the point (an integer JSON clients such as Python's cannot read back: `1e5000`) or "
+        f"more than {MAX_NUMERIC_FRACTION_DIGITS:,} after it (PostgreSQL's numeric).",
     )
     ORDER_NOT_FOUND = (
         status.HTTP_400_BAD_REQUEST,

@@ -8,7 +8,12 @@ from .error_codes import CaptureErrorCode
 
 class CaptureError(CodedError):
     """A capture rule refused the request before anything was written. `order_id`:
-    the order the refusal is about, when the rules found it."""
+    the order the refusal is about, when the rules found it.
+
+    Only these refusals are stored for an Idempotency-Key and replayed to its retries
+    (capture/idempotency.py): the same request gets the same answer. A refusal that a
+    retry may get past (OrderLocked, the key's own errors) is a CodedError that is not
+    a CaptureError; a new refusal belongs here only if a retry must not succeed."""
 
     order_id: int | None = None
 

@@ -18,9 +18,10 @@ from django.utils import timezone
 from omnitron.api.lookups import UserLookup
 from omnitron.api.middleware import declared_length
 from omnitron.limits import MAX_BIGINT
+from orders.models import ORDER_NUMBER_LENGTH
 
 from .idempotency import IDEMPOTENCY_KEY, RECORDS, TTL
-from .rules import MAX_ITEMS_PER_CAPTURE, MAX_ORDER_NUMBER_LENGTH
+from .rules import MAX_ITEMS_PER_CAPTURE
 from .sql import READ_ORDER_AND_ITEMS, Seen, seen_from_json
 
 # A larger body (1,000 items with large attributes) is read under locks instead of
@@ -86,9 +87,9 @@ def _number_channel_pks(request) -> tuple[str, int | None, list[int]] | None:
     if not isinstance(data, dict):
         return None
     number, channel, items = data.get("order"), data.get("channel"), data.get("order_items")
-    # As validated: a number of 1 to MAX_ORDER_NUMBER_LENGTH characters (already
+    # As validated: a number of 1 to ORDER_NUMBER_LENGTH characters (already
     # trimmed), 1 to MAX_ITEMS_PER_CAPTURE items, pks and channel from 1 to 2**63 - 1.
-    if not isinstance(number, str) or not 0 < len(number) <= MAX_ORDER_NUMBER_LENGTH:
+    if not isinstance(number, str) or not 0 < len(number) <= ORDER_NUMBER_LENGTH:
         return None
     if number != number.strip() or not _is_text(number):
         return None

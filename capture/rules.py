@@ -1,7 +1,6 @@
 """The capture rules as data: read by the code, quoted by docs/api.md and the schema."""
 
 from orders.enums import OrderStatus
-from orders.models import ORDER_NUMBER_LENGTH
 
 # An order can be captured only in these statuses (Omnitron's capturable states).
 CAPTURABLE_ORDER_STATUSES = frozenset(
@@ -22,7 +21,6 @@ NON_CAPTURABLE_ITEM_STATUSES = frozenset(
 )
 
 MAX_ITEMS_PER_CAPTURE = 1000
-MAX_ORDER_NUMBER_LENGTH = ORDER_NUMBER_LENGTH
 # The most captured items a page of the captures list holds (fewer captures then).
 MAX_PAGE_ITEMS = 5000
 MAX_ATTRIBUTES_BYTES = 16 * 1024

@@ -12,6 +12,7 @@ from omnitron.api.error_codes import FieldErrorCode
 from omnitron.api.serializers import OutputModelSerializer, SharedFieldsMixin, StrictIntegerField
 from omnitron.exactjson import LargeInteger
 from omnitron.limits import MAX_BIGINT
+from orders.models import ORDER_NUMBER_LENGTH
 from orders.serializers import JSONObjectField
 
 from .error_codes import CaptureErrorCode
@@ -20,7 +21,6 @@ from .rules import (
     MAX_ATTRIBUTES_BYTES,
     MAX_ATTRIBUTES_DEPTH,
     MAX_ITEMS_PER_CAPTURE,
-    MAX_ORDER_NUMBER_LENGTH,
 )
 
 # The request's fields, named once for the code that reads a body without these
@@ -148,7 +148,7 @@ class OrderNumberField(serializers.CharField):
 
 
 class CaptureOrderSerializer(SharedFieldsMixin, serializers.Serializer):
-    order = OrderNumberField(max_length=MAX_ORDER_NUMBER_LENGTH, help_text="Order Number")
+    order = OrderNumberField(max_length=ORDER_NUMBER_LENGTH, help_text="Order Number")
     order_items = CaptureOrderItemSerializer(
         many=True, allow_empty=False, help_text="List of order items"
     )

@@ -48,6 +48,7 @@ from .selectors import CAPTURED_ITEM_COLUMNS, capture_item_count, capture_list_f
 from .serializers import CaptureOrderSerializer, CaptureSerializer
 from .services import ItemInput, order_capture
 
+JSON = JSONRenderer.media_type
 CAPTURE_FIELD_CODES = (
     F.REQUIRED, F.NULL, F.INVALID, F.NOT_A_LIST, F.EMPTY, F.NOT_A_DICT,
     *NUMBER_CODES, *STRING_CODES,
@@ -143,7 +144,6 @@ def answer_response(answer: Answer) -> HttpResponse:
     return response
 
 
-JSON = JSONRenderer.media_type
 CAPTURE_LIST_RESPONSES = {
     (200, JSON): OpenApiResponse(
         CaptureSerializer(many=True),

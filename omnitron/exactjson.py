@@ -23,6 +23,11 @@ MAX_INTEGER_DIGITS = 4300
 MAX_NUMERIC_FRACTION_DIGITS = 16383
 
 
+# Integers written with more characters than this are decoded as LargeInteger, well
+# within Python's limit of 4,300 digits for int() (a sign and leading zeros count too).
+INT_CHARACTERS = 4000
+
+
 class LargeInteger(Decimal):
     """A JSON integer of more than 4,000 digits: Python refuses to convert integers of
     over 4,300 (sys.int_info), and PostgreSQL answers 1e4300 as such a one. Fields
@@ -36,7 +41,7 @@ LargeInteger.__name__ = LargeInteger.__qualname__ = "int"
 
 
 def _integer(text: str) -> int | LargeInteger:
-    return int(text) if len(text) <= 4000 else LargeInteger(text)
+    return int(text) if len(text) <= INT_CHARACTERS else LargeInteger(text)
 
 
 def parse_decimal(text: str) -> Decimal:
