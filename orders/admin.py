@@ -27,6 +27,7 @@ from .selectors import (
     order_list_for_user,
     visible_to,
 )
+from .services import order_item_captured_at_locked
 
 CAPTURE_OWNED = ("captured_at", "attributes", "created_date", "modified_date")
 # What a capture's audit record relies on: once an item is captured, no one changes
@@ -110,10 +111,8 @@ class OrderItemForm(forms.ModelForm):
         cleaned = super().clean()
         item = self.instance
         if item.pk is not None and self.has_changed():
-            list(Order.objects.select_for_update().filter(pk=item.order_id).values("pk"))
-            captured_at = (
-                OrderItem.objects.select_for_update().values_list("captured_at", flat=True)
-            ).get(pk=item.pk)
+            # The admin's change view runs in a transaction: the locks last until the save.
+            captured_at = order_item_captured_at_locked(item)
             if _capture_state(captured_at) != self._shown_capture():
                 raise ValidationError(
                     "This item was captured while the page was open: reload it.",

@@ -262,3 +262,14 @@ def order_mark_sent(*, order: Order, is_send: bool) -> Order:
     order.is_send = is_send
     order.save(update_fields=["is_send", "modified_date"])
     return order
+
+
+def order_item_captured_at_locked(item: OrderItem):
+    """The item's `captured_at` as it is now, with the item and its order locked until
+    the caller's transaction ends: the order first, then the item, as a capture locks
+    them, so the two never deadlock. For a change that must not race a capture (the
+    admin's item form: a capture that came while its page was open)."""
+    list(Order.objects.select_for_update().filter(pk=item.order_id).values("pk"))
+    return (OrderItem.objects.select_for_update().values_list("captured_at", flat=True)).get(
+        pk=item.pk
+    )

@@ -12,7 +12,11 @@ The order of a migration that uses these (orders/0008, capture/0007):
 5. `create_index_concurrently`, for the index that reads it.
 A step that fails can be run again: each one is idempotent. The steps that read the
 whole table run without the connection's statement timeout (DB_STATEMENT_TIMEOUT_MS
-is meant for requests: 15 s by default)."""
+is meant for requests: 15 s by default).
+
+Migrations that have landed import these functions, and a migration never changes
+once it has landed: change what a function here does only in a way every migration
+that uses it still wants, and add a new function for anything else."""
 
 from django.db import transaction
 
