@@ -14,7 +14,7 @@ from .enums import CancelStatus, ClientType, Currency, DeliveryType, OrderStatus
 ORDER_NUMBER_LENGTH = 128  # Omnitron's order numbers; the capture and the filters check it
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
-RATE = {"max_digits": 5, "decimal_places": 2}
+RATE_DIGITS = {"max_digits": 5, "decimal_places": 2}
 
 
 class Channel(models.Model):
@@ -80,7 +80,7 @@ class Order(models.Model):
     amount = models.DecimalField(**MONEY)
     discount_amount = models.DecimalField(**MONEY, default=0)
     shipping_amount = models.DecimalField(**MONEY, default=0)
-    shipping_tax_rate = models.DecimalField(**RATE, null=True, blank=True)
+    shipping_tax_rate = models.DecimalField(**RATE_DIGITS, null=True, blank=True)
     refund_amount = models.DecimalField(**MONEY, default=0)
     discount_refund_amount = models.DecimalField(**MONEY, default=0)
     shipping_refund_amount = models.DecimalField(**MONEY, default=0)
@@ -221,7 +221,7 @@ class OrderItem(models.Model):
         help_text="What the customer pays for this unit.",
     )
     retail_price = models.DecimalField(**MONEY, default=0)
-    tax_rate = models.DecimalField(**RATE, default=0)
+    tax_rate = models.DecimalField(**RATE_DIGITS, default=0)
     discount_amount = models.DecimalField(**MONEY, default=0)
     price_currency = models.CharField(max_length=3, choices=Currency.choices)
     status = models.CharField(max_length=8, choices=OrderStatus.choices)

@@ -124,11 +124,11 @@ def database_options(*, lock_timeout_ms: int, statement_timeout_ms: int) -> dict
 # The local cluster of scripts/pg.sh is the default, on its PG_PORT and PG_DATABASE as
 # `make run` starts it (a command run beside `make run PG_PORT=...` found nothing on
 # 54329); DATABASE_URL points anywhere else.
-LOCAL_CLUSTER = (
+local_cluster = (
     f"postgres://postgres@127.0.0.1:{env_number('PG_PORT', 54329, minimum=1, maximum=65535)}/"
     f"{env.str('PG_DATABASE', default='omnitron')}"
 )
-DATABASES = {"default": env.db("DATABASE_URL", default=LOCAL_CLUSTER)}
+DATABASES = {"default": env.db("DATABASE_URL", default=local_cluster)}
 DATABASES["default"].update(
     {
         # Django's PostgreSQL backend, reconnecting once when a request's first statement
@@ -178,7 +178,8 @@ REST_FRAMEWORK = {
 }
 
 
-RATE = re.compile(r"[0-9]{1,9}/(s|sec|second|m|min|minute|h|hour|d|day)")
+# Lower case, as local_cluster above: a helper of this module, not a Django setting.
+rate_pattern = re.compile(r"[0-9]{1,9}/(s|sec|second|m|min|minute|h|hour|d|day)")
 
 
 def throttle_rates(defaults: dict[str, str]) -> dict[str, str | None]:
@@ -193,7 +194,7 @@ def throttle_rates(defaults: dict[str, str]) -> dict[str, str | None]:
         rate = env.str(name, default="") or default  # set but empty: the default
         if rate.lower() == "off":
             rates[scope] = None
-        elif RATE.fullmatch(rate):
+        elif rate_pattern.fullmatch(rate):
             rates[scope] = rate
         else:
             raise ImproperlyConfigured(
