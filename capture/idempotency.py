@@ -24,6 +24,7 @@ from omnitron import exactjson, metrics
 from omnitron.api.exceptions import error_body
 from omnitron.api.lookups import UserLookup
 from omnitron.api.renderers import render_json
+from omnitron.limits import is_row_id
 from orders.models import Order
 from orders.serializers import OrderSerializer
 
@@ -98,22 +99,18 @@ def replay_as_sent(stored, data) -> Answer | None:
     return _replay(stored, fingerprint)
 
 
-def _is_int(value) -> bool:
-    return type(value) is int  # not bool
-
-
 def _validated_shape(data) -> bool:
     if not (isinstance(data, dict) and data.keys() <= REQUEST_FIELDS):
         return False
     items = data.get("order_items")
     return (
         isinstance(data.get("order"), str)
-        and ("channel" not in data or _is_int(data["channel"]))
+        and ("channel" not in data or is_row_id(data["channel"]))
         and isinstance(items, list)
         and all(
             isinstance(item, dict)
             and item.keys() <= ITEM_FIELDS
-            and _is_int(item.get("pk"))
+            and is_row_id(item.get("pk"))
             and ("attributes" not in item or isinstance(item["attributes"], dict))
             for item in items
         )

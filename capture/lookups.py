@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from omnitron.api.lookups import UserLookup
 from omnitron.api.middleware import declared_length
-from omnitron.limits import MAX_BIGINT
+from omnitron.limits import is_row_id
 from orders.models import ORDER_NUMBER_LENGTH
 
 from .idempotency import IDEMPOTENCY_KEY, RECORDS, TTL
@@ -93,18 +93,14 @@ def _number_channel_pks(request) -> tuple[str, int | None, list[int]] | None:
         return None
     if number != number.strip() or not _is_text(number):
         return None
-    if channel is not None and not _is_id(channel):
+    if channel is not None and not is_row_id(channel):
         return None
     if not (isinstance(items, list) and 0 < len(items) <= MAX_ITEMS_PER_CAPTURE):
         return None
     pks = [item.get("pk") if isinstance(item, dict) else None for item in items]
-    if not all(_is_id(pk) for pk in pks):
+    if not all(is_row_id(pk) for pk in pks):
         return None
     return number, channel, pks
-
-
-def _is_id(value) -> bool:
-    return type(value) is int and 1 <= value <= MAX_BIGINT  # not bool
 
 
 def _is_text(value: str) -> bool:

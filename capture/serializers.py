@@ -11,7 +11,7 @@ from omnitron import exactjson
 from omnitron.api.error_codes import FieldErrorCode
 from omnitron.api.serializers import OutputModelSerializer, SharedFieldsMixin, StrictIntegerField
 from omnitron.exactjson import LargeInteger
-from omnitron.limits import MAX_BIGINT
+from omnitron.limits import MAX_BIGINT, is_row_id
 from orders.models import ORDER_NUMBER_LENGTH
 from orders.serializers import JSONObjectField
 
@@ -94,7 +94,7 @@ def _plain_items(data) -> list[dict] | None:
         if type(entry) is not dict or not entry.keys() <= ITEM_FIELDS:
             return None
         pk = entry.get("pk")
-        if type(pk) is not int or not 1 <= pk <= MAX_BIGINT:
+        if not is_row_id(pk):
             return None
         if "attributes" not in entry:
             items.append({"pk": pk})
