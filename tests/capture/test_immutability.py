@@ -1,4 +1,4 @@
-"""Once captured, an item's order, price, currency, status and capture time are the
+"""Once captured, an item's order, SKU, price, currency, status and capture time are the
 capture's: the admin shows them but saves no change to them, superusers included;
 the capture records never change; the database refuses either whatever asks; and
 `check_captures` proves the audit adds up."""
@@ -46,14 +46,15 @@ def test_a_superuser_cannot_move_or_reprice_a_captured_item(client, superuser, c
     url = f"/admin/orders/orderitem/{captured.pk}/change/"
     data = admin_form_data(client, url)
     data.update(order=other_order.pk, price="0.01", price_currency="usd", status="600",
-                product_sku="STILL-EDITABLE")  # fmt: skip
+                product_sku="ANOTHER-PRODUCT", tax_rate="0.18")  # fmt: skip
     response = client.post(url, data)
     assert response.status_code == 302, response.content[:500]
     after = OrderItem.objects.get(pk=captured.pk)
-    assert (after.order_id, after.price, after.price_currency, after.status, after.captured_at) == (
-        captured.order_id, captured.price, captured.price_currency, captured.status,
-        captured.captured_at)  # fmt: skip
-    assert after.product_sku == "STILL-EDITABLE"  # what the capture does not own stays editable
+    assert (after.order_id, after.product_sku, after.price, after.price_currency, after.status,
+            after.captured_at) == (
+        captured.order_id, captured.product_sku, captured.price, captured.price_currency,
+        captured.status, captured.captured_at)  # fmt: skip
+    assert after.tax_rate == Decimal("0.18")  # what the capture does not own stays editable
 
 
 def test_an_uncaptured_item_can_still_be_edited(client, superuser, order):
@@ -71,12 +72,14 @@ def test_the_database_refuses_to_change_a_captured_item_or_a_capture(captured):
     for change in (
         lambda: OrderItem.objects.filter(pk=captured.pk).update(price=Decimal("1.00")),
         lambda: OrderItem.objects.filter(pk=captured.pk).update(captured_at=None),
+        # The export and the audit name the item by its SKU (the event sent had it).
+        lambda: OrderItem.objects.filter(pk=captured.pk).update(product_sku="ANOTHER"),
         lambda: Capture.objects.update(amount=Decimal("1.00")),
         lambda: CaptureItem.objects.all().delete(),
     ):
         with pytest.raises(DatabaseError, match="captured|immutable"), transaction.atomic():
             change()
-    OrderItem.objects.filter(pk=captured.pk).update(product_sku="FINE")  # not the audit's
+    OrderItem.objects.filter(pk=captured.pk).update(tax_rate=Decimal("0.08"))  # not the audit's
 
 
 def test_check_captures_passes_when_the_audit_adds_up_and_names_what_does_not(captured):
