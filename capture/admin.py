@@ -1,6 +1,8 @@
 """The capture audit in the admin: shown, never added, edited or deleted."""
 
+from django import forms
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.db.models import Prefetch
 
 from omnitron.admin import LargeTableAdmin, ReadOnlyMixin
@@ -72,3 +74,24 @@ class CaptureAdmin(ReadOnlyMixin, LargeTableAdmin):
 # The order's page lists its captures too.
 order_admin = admin.site.get_model_admin(Order)
 order_admin.inlines = [*order_admin.inlines, CaptureInline]
+
+
+# A user who has captured keeps their username: the audit names them by it (PostgreSQL
+# refuses the change too, capture/migrations/0010). Said on the user's page, not a 500.
+user_admin = admin.site.get_model_admin(get_user_model())
+
+
+class UserChangeForm(user_admin.form):
+    def clean_username(self):
+        username = self.cleaned_data["username"]
+        user = self.instance
+        if user.pk and username != user.username and Capture.objects.filter(user=user).exists():
+            raise forms.ValidationError(
+                "This user has captured: the capture audit names them by this username, "
+                "so it stays. Make a new user instead.",
+                code="capturer_username_fixed",
+            )
+        return username
+
+
+user_admin.form = UserChangeForm

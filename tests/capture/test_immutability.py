@@ -7,6 +7,7 @@ from decimal import Decimal
 from io import StringIO
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 
@@ -122,3 +123,23 @@ def test_check_captures_names_events_ahead_of_the_databases_transaction_ids(capt
     with pytest.raises(CommandError):
         call_command("check_captures", stdout=StringIO(), stderr=err)
     assert f"the event feed serves nothing after it: {event.pk}" in err.getvalue()
+
+
+def test_a_user_who_has_captured_keeps_their_username(captured, client, superuser):
+    """The captures API and the export name who captured by username: renamed, a user's
+    captures showed the new name, and the old one could go to someone else."""
+    capturer = Capture.objects.get().user
+    with pytest.raises(DatabaseError, match="has captured"), transaction.atomic():
+        User.objects.filter(pk=capturer.pk).update(username="someone-else")
+    User.objects.filter(pk=capturer.pk).update(email="new@example.com")  # the rest is free
+    never_captured = make_api_user()
+    User.objects.filter(pk=never_captured.pk).update(username="renamed-freely")
+
+    client.force_login(superuser)
+    url = f"/admin/auth/user/{capturer.pk}/change/"
+    data = admin_form_data(client, url)
+    data.update(username="someone-else", date_joined_0="2026-01-01", date_joined_1="00:00:00")
+    response = client.post(url, data)
+    assert response.status_code == 200
+    assert "the capture audit names them by this username" in response.content.decode()
+    assert User.objects.get(pk=capturer.pk).username == capturer.username
