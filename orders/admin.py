@@ -8,8 +8,11 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db.models import Count, OuterRef, Subquery
+from django.urls import reverse
+from django.utils.html import format_html
 
 from omnitron.admin import ChangedFieldsOnlyMixin, LargeTableAdmin
+from omnitron.limits import MAX_BIGINT
 
 from .models import (
     Channel,
@@ -50,6 +53,31 @@ class UserChannelsFilter(admin.RelatedFieldListFilter):
             return choices
         allowed = set(channel_id_list_for_user(request.user))
         return [(pk, label) for pk, label in choices if pk in allowed]
+
+
+class ItemOrderFilter(admin.SimpleListFilter):
+    """The items of one order (`?order=<pk>`, the link on a large order's page). It
+    offers only the order asked for: a choice per order would list the whole table."""
+
+    title = "order"
+    parameter_name = "order"
+
+    def lookups(self, request, model_admin):
+        value = self.value()
+        if value is None:
+            return []
+        pk = int(value) if value.isascii() and value.isdigit() else None
+        orders = visible_to(Order.objects.all(), request.user)
+        number = orders.filter(pk=pk).values_list("number", flat=True).first() if pk else None
+        return [(value, number or "no such order")]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        if not (value.isascii() and value.isdigit() and int(value) <= MAX_BIGINT):
+            return queryset.none()
+        return queryset.filter(order_id=int(value))
 
 
 class OrderForm(forms.ModelForm):
@@ -147,20 +175,44 @@ def _without_shown_capture(admin_class, request, obj, fields):
     return [field for field in fields if field != "shown_capture"]
 
 
+class SuperuserWritesMixin:
+    """Only superusers add, change or delete these: they span channels. A staff member
+    of one channel with the delete permission on customers was shown, on the delete
+    page, the orders of every channel the customer had bought in; one with the add
+    permission on channel memberships could give themselves any channel."""
+
+    superuser_writes = ("add", "change", "delete")
+
+    def _allowed(self, write: str, request) -> bool:
+        return request.user.is_superuser or write not in self.superuser_writes
+
+    def has_add_permission(self, request, *args):
+        return self._allowed("add", request) and super().has_add_permission(request, *args)
+
+    def has_change_permission(self, request, obj=None):
+        return self._allowed("change", request) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._allowed("delete", request) and super().has_delete_permission(request, obj)
+
+
 @admin.register(Channel)
-class ChannelAdmin(admin.ModelAdmin):
+class ChannelAdmin(SuperuserWritesMixin, admin.ModelAdmin):
     list_display = ("id", "name")
     search_fields = ("name",)
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(SuperuserWritesMixin, admin.ModelAdmin):
+    # Staff add and change customers for their orders; a delete reaches every channel.
+    superuser_writes = ("delete",)
+
     list_display = ("id", "email", "first_name", "last_name")
     search_fields = ("email", "first_name", "last_name")
 
 
 @admin.register(ChannelMembership)
-class ChannelMembershipAdmin(admin.ModelAdmin):
+class ChannelMembershipAdmin(SuperuserWritesMixin, admin.ModelAdmin):
     list_display = ("user", "channel")
     list_filter = ("channel",)
     list_select_related = ("user", "channel")
@@ -168,7 +220,7 @@ class ChannelMembershipAdmin(admin.ModelAdmin):
     autocomplete_fields = ("channel",)
 
 
-class ChannelMembershipInline(admin.TabularInline):
+class ChannelMembershipInline(SuperuserWritesMixin, admin.TabularInline):
     model = ChannelMembership
     extra = 0
     autocomplete_fields = ("channel",)
@@ -205,6 +257,10 @@ class OrderItemInline(admin.TabularInline):
         return False
 
 
+# An order with more items than this shows them as a link to their list, not as rows.
+MAX_INLINE_ITEMS = 100
+
+
 def _item_count(**filters) -> Subquery:
     """The number of the order's items (matching `filters`), counted for the rows of
     the page only: a GROUP BY over the join would count every order's items first."""
@@ -223,11 +279,14 @@ class OrderAdmin(ChangedFieldsOnlyMixin, LargeTableAdmin):
     search_fields = ("number", "customer__email")
     search_help_text = "A whole order number or customer email."
     list_select_related = ("channel", "customer")
-    readonly_fields = ("created_date", "modified_date")
+    readonly_fields = ("items_link", "created_date", "modified_date")
     raw_id_fields = ("customer",)
     inlines = [OrderItemInline]  # the capture app adds its captures
     fieldsets = [
-        (None, {"fields": ("number", "channel", "customer", "status", "date_placed")}),
+        (
+            None,
+            {"fields": ("number", "channel", "customer", "status", "date_placed", "items_link")},
+        ),
         (
             "Amounts",
             {
@@ -329,6 +388,27 @@ class OrderAdmin(ChangedFieldsOnlyMixin, LargeTableAdmin):
             )
         )
 
+    def get_inline_instances(self, request, obj=None):
+        # The items' rows of a large order are not on its page: Django refuses a form of
+        # over 1,000 fields (DATA_UPLOAD_MAX_NUMBER_FIELDS, a bare 400), which an order
+        # of some 230 items posted, so it could not be saved at all; its page of 1,000
+        # items took 7 s. Its items are a link to their list (items_link) instead.
+        inlines = super().get_inline_instances(request, obj)
+        if obj is not None and (obj.items_total or 0) > MAX_INLINE_ITEMS:
+            inlines = [inline for inline in inlines if not isinstance(inline, OrderItemInline)]
+        return inlines
+
+    @admin.display(description="items")
+    def items_link(self, order):
+        if order.pk is None:
+            return "-"
+        url = reverse("admin:orders_orderitem_changelist") + f"?order={order.pk}"
+        shown = "" if (order.items_total or 0) > MAX_INLINE_ITEMS else " (also below)"
+        return format_html(
+            '<a href="{}">{} items, {} captured</a>{}',
+            url, order.items_total or 0, order.items_captured or 0, shown,
+        )  # fmt: skip
+
     @admin.display(description="status")
     def status_name(self, order):
         return f"{order.get_status_display()} ({order.status})"
@@ -346,7 +426,7 @@ class OrderAdmin(ChangedFieldsOnlyMixin, LargeTableAdmin):
 class OrderItemAdmin(ChangedFieldsOnlyMixin, LargeTableAdmin):
     form = OrderItemForm
     list_display = ("id", "order", "product_sku", "status", "price", "captured_at")
-    list_filter = ("status", ("captured_at", admin.EmptyFieldListFilter))
+    list_filter = ("status", ("captured_at", admin.EmptyFieldListFilter), ItemOrderFilter)
     search_fields = ("order__number",)
     search_help_text = "A whole order number."
     list_select_related = ("order",)

@@ -826,3 +826,65 @@ def test_staff_who_may_not_view_customers_name_and_take_only_their_channels(clie
     order.refresh_from_db()
     assert order.notes == "kept"
     assert order.customer_id != theirs.pk
+
+
+def test_a_large_orders_page_links_its_items_and_saves(client, editor, channel):
+    """An order of 240 items posted 1,013 fields: Django's limit of 1,000 answered a
+    bare 400, so the order could not be changed (cancelled) in the admin at all."""
+    from orders.admin import MAX_INLINE_ITEMS
+
+    large = make_order(channel=channel, items=240)
+    small = make_order(channel=channel, items=3)
+    client.force_login(editor)
+    url = f"/admin/orders/order/{large.pk}/change/"
+    page = client.get(url).content.decode()
+    assert 'name="items-TOTAL_FORMS"' not in page
+    link = f"/admin/orders/orderitem/?order={large.pk}"
+    assert f'<a href="{link}">240 items, 0 captured</a>' in page
+    response = client.post(url, {**change_form(client, url), "status": "100"})
+    assert response.status_code == 302, response.content[:300]
+    large.refresh_from_db()
+    assert large.status == "100"
+    listed = client.get(link)
+    assert listed.status_code == 200
+    assert listed.context["cl"].result_count == 240
+    others = make_order(channel=ChannelFactory(), items=2)  # not the editor's channel
+    for value in (others.pk, "abc", "9" * 30):
+        page = client.get(f"/admin/orders/orderitem/?order={value}")
+        assert page.status_code == 200
+        assert page.context["cl"].result_count == 0
+    assert 240 > MAX_INLINE_ITEMS >= 3
+    assert (
+        'name="items-TOTAL_FORMS" value="3"'
+        in client.get(f"/admin/orders/order/{small.pk}/change/").content.decode()
+    )
+
+
+def test_only_superusers_delete_customers_and_channels_or_grant_channels(client, channel):
+    """A customer or a channel spans channels: the delete page of a customer listed, to
+    staff of one channel, the orders of every channel the customer had bought in. And
+    staff who could add a channel membership could give themselves any channel."""
+    from django.contrib.auth.models import Permission
+
+    other = ChannelFactory()
+    order = make_order(channel=other, items=1)
+    staff = make_api_user(channels=[channel], is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=[
+        "view_customer", "delete_customer", "view_channel", "delete_channel",
+        "view_channelmembership", "add_channelmembership", "change_channelmembership",
+    ]))  # fmt: skip
+    client.force_login(staff)
+    customer_delete = f"/admin/orders/customer/{order.customer_id}/delete/"
+    for url in (customer_delete, f"/admin/orders/channel/{other.pk}/delete/",
+                "/admin/orders/channelmembership/add/"):  # fmt: skip
+        response = client.get(url)
+        assert response.status_code == 403, url
+        assert order.number not in response.content.decode()
+    response = client.post("/admin/orders/channelmembership/add/",
+                           {"user": staff.pk, "channel": other.pk})  # fmt: skip
+    assert response.status_code == 403
+    assert list(staff.channel_memberships.values_list("channel_id", flat=True)) == [channel.pk]
+    assert client.get(f"/admin/orders/customer/{order.customer_id}/change/").status_code == 200
+
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    assert order.number in client.get(customer_delete).content.decode()  # protected: named
