@@ -1,6 +1,7 @@
 """Access: rate limits, login that reveals nothing, channel isolation on every
 endpoint, token rotation, and production settings."""
 
+import json
 import os
 import statistics
 import subprocess
@@ -365,3 +366,22 @@ def test_admin_and_api_logins_share_their_counters(client):
         admin_after = admin_login(client, "ops", "right-password-1")
     assert api_after.status_code == 429
     assert b"Too many login attempts" in admin_after.content
+
+
+@pytest.mark.django_db
+def test_a_huge_username_of_expanding_characters_is_refused_as_fast_as_a_plain_one(client):
+    """NFKC writes U+FDFA as 18 characters: the username limit normalized 4 MB of it
+    before any length check, 2 s a login (ten at once: 24 s each, and every other
+    request waited). The same bytes of a plain name cost what parsing them costs."""
+
+    def timed(name: str) -> float:
+        body = json.dumps({"username": name, "password": "x"}, ensure_ascii=False).encode()
+        started = time.process_time()
+        with throttle_rates(login_username="100/min", login_address="100/min"):
+            response = client.post(LOGIN, body, content_type="application/json")
+        assert response.status_code == 400  # too long a username, coded
+        return time.process_time() - started
+
+    plain = min(timed("a" * 3_900_000) for _ in range(3))
+    expanding = min(timed("\ufdfa" * 1_300_000) for _ in range(3))  # 3.9 MB of UTF-8
+    assert expanding < plain * 3 + 0.2, (expanding, plain)
