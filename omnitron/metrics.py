@@ -19,6 +19,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -154,10 +155,17 @@ def _allowed_networks(entries: tuple[str, ...]) -> list:
     return [ipaddress.ip_network(entry.strip(), strict=False) for entry in entries if entry.strip()]
 
 
+@csrf_exempt  # it takes no method that changes anything: a POST is the 405 below
 def metrics_view(request):
     if not scraper_allowed(request.META.get("REMOTE_ADDR")):
         not_found = ApiErrorCode.NOT_FOUND
         return JsonResponse(not_found.example(), status=not_found.status_code)
+    if request.method not in ("GET", "HEAD"):
+        # A POST was Django's CSRF page (HTML), and TRACE or OPTIONS the metrics.
+        refused = ApiErrorCode.METHOD_NOT_ALLOWED
+        response = JsonResponse(refused.example(method=request.method), status=refused.status_code)
+        response["Allow"] = "GET, HEAD"
+        return response
     registry = REGISTRY
     if MULTIPROCESS:  # every process's samples, from their files
         registry = CollectorRegistry()

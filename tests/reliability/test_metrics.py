@@ -132,6 +132,20 @@ def test_metrics_answer_only_the_allowed_addresses(client, settings):
     assert client.get("/metrics", REMOTE_ADDR="not an address").status_code == 404
 
 
+def test_metrics_take_only_get_and_head():
+    """A POST was Django's CSRF page (HTML, no code); TRACE and OPTIONS answered the
+    metrics."""
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    assert client.head("/metrics").status_code == 200
+    for method in ("post", "put", "delete", "options", "trace"):
+        response = getattr(client, method)("/metrics")
+        assert response.status_code == 405, method
+        assert response.json()["code"] == "method_not_allowed"
+        assert response["Allow"] == "GET, HEAD"
+
+
 def test_metrics_are_scraped_while_the_database_is_down(tmp_path):
     """The backlog gauges read PostgreSQL at scrape time: with it down, /metrics was
     the admin's HTML 503, and the counter the DatabaseUnreachable alert watches was
