@@ -75,40 +75,49 @@ AUDIT_CHECKS = {
     "capture amount is not the sum of its items' prices": """
         SELECT c.id FROM capture_capture c
           LEFT JOIN capture_captureitem ci ON ci.capture_id = c.id
-         GROUP BY c.id, c.amount HAVING c.amount IS DISTINCT FROM coalesce(sum(ci.price), -1)
-         LIMIT 20""",
+         GROUP BY c.id, c.amount HAVING c.amount IS DISTINCT FROM coalesce(sum(ci.price), -1)""",
     "capture item's price or currency is not its order item's": """
         SELECT ci.id FROM capture_captureitem ci
           JOIN capture_capture c ON c.id = ci.capture_id
           JOIN orders_orderitem i ON i.id = ci.order_item_id
-         WHERE ci.price <> i.price OR c.currency <> i.price_currency LIMIT 20""",
+         WHERE ci.price <> i.price OR c.currency <> i.price_currency""",
     "capture item belongs to another order than its capture": """
         SELECT ci.id FROM capture_captureitem ci
           JOIN capture_capture c ON c.id = ci.capture_id
           JOIN orders_orderitem i ON i.id = ci.order_item_id
-         WHERE i.order_id <> c.order_id LIMIT 20""",
+         WHERE i.order_id <> c.order_id""",
     "capture's channel is not its order's": """
         SELECT c.id FROM capture_capture c
           JOIN orders_order o ON o.id = c.order_id
-         WHERE c.channel_id <> o.channel_id LIMIT 20""",
+         WHERE c.channel_id <> o.channel_id""",
+    "capture's currency is not its order's": """
+        SELECT c.id FROM capture_capture c
+          JOIN orders_order o ON o.id = c.order_id
+         WHERE c.currency <> o.currency""",
     "order item's channel is not its order's (its channel's lists would show it wrongly)": """
         SELECT i.id FROM orders_orderitem i
           JOIN orders_order o ON o.id = i.order_id
-         WHERE i.channel_id <> o.channel_id LIMIT 20""",
+         WHERE i.channel_id <> o.channel_id""",
     "captured item without a capture item, or the other way round": """
         SELECT i.id FROM orders_orderitem i
           LEFT JOIN capture_captureitem ci ON ci.order_item_id = i.id
-         WHERE (i.captured_at IS NULL) <> (ci.id IS NULL) LIMIT 20""",
+         WHERE (i.captured_at IS NULL) <> (ci.id IS NULL)""",
     # Webhooks and the event feed tell the payment service and the ERP of a capture
     # through its event, written in the capture's own statement.
     f"capture without exactly one {ORDER_CAPTURED} event (no webhook, not in the feed)": f"""
         SELECT c.id FROM capture_capture c
           LEFT JOIN events_event e ON e.type = '{ORDER_CAPTURED}' AND e.object_id = c.id
-         GROUP BY c.id HAVING count(e.id) <> 1 LIMIT 20""",
+         GROUP BY c.id HAVING count(e.id) <> 1""",
+    # The feed and the webhooks' channel filter go by the event's channel: another
+    # channel's users would read the capture, and its own would never hear of it.
+    f"{ORDER_CAPTURED} event whose channel is not its capture's": f"""
+        SELECT e.id FROM events_event e
+          JOIN capture_capture c ON c.id = e.object_id
+         WHERE e.type = '{ORDER_CAPTURED}' AND e.channel_id IS DISTINCT FROM c.channel_id""",
     f"{ORDER_CAPTURED} event of no capture": f"""
         SELECT e.id FROM events_event e
           LEFT JOIN capture_capture c ON c.id = e.object_id
-         WHERE e.type = '{ORDER_CAPTURED}' AND c.id IS NULL LIMIT 20""",
+         WHERE e.type = '{ORDER_CAPTURED}' AND c.id IS NULL""",
     # The feed serves events in id order once their transaction id is below every
     # running one's; ids written before a restore from a dump (which starts the
     # transaction ids again) are above them: docs/operations.md says what to do.
@@ -116,19 +125,23 @@ AUDIT_CHECKS = {
     "the event feed serves nothing after it": """
         SELECT e.id FROM events_event e
          WHERE e.txid >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint
-           AND e.txid IS DISTINCT FROM pg_current_xact_id_if_assigned()::text::bigint
-         LIMIT 20""",
+           AND e.txid IS DISTINCT FROM pg_current_xact_id_if_assigned()::text::bigint""",
 }
 
 
+# The ids each line names at most; a line with more ends "and more".
+SHOWN_IDS = 20
+
+
 def capture_audit_problems() -> list[str]:
-    """Every broken invariant of the capture audit, one line each (ids, at most 20 per
-    kind); an empty list when the captures add up."""
+    """Every broken invariant of the capture audit, one line each (ids, at most
+    SHOWN_IDS per kind); an empty list when the captures add up."""
     problems = []
     with connection.cursor() as cursor:
         for name, sql in AUDIT_CHECKS.items():
-            cursor.execute(sql)
-            ids = [row[0] for row in cursor.fetchall()]
+            cursor.execute(f"{sql} LIMIT {SHOWN_IDS + 1}")
+            ids = [str(row[0]) for row in cursor.fetchall()]
             if ids:
-                problems.append(f"{name}: {', '.join(map(str, ids))}")
+                more = ", and more" if len(ids) > SHOWN_IDS else ""
+                problems.append(f"{name}: {', '.join(ids[:SHOWN_IDS])}{more}")
     return problems

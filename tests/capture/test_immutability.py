@@ -143,3 +143,31 @@ def test_a_user_who_has_captured_keeps_their_username(captured, client, superuse
     assert response.status_code == 200
     assert "the capture audit names them by this username" in response.content.decode()
     assert User.objects.get(pk=capturer.pk).username == capturer.username
+
+
+def test_check_captures_names_an_event_of_another_channel_and_a_currency_changed(captured):
+    """The feed and the webhooks go by the event's channel: moved, another channel's
+    user read the capture, and the check still said every capture adds up."""
+    event, record = Event.objects.get(), Capture.objects.get()
+    Event.objects.filter(pk=event.pk).update(channel=ChannelFactory())
+    with connection.cursor() as cursor:  # what only a bypass of the checks could do
+        cursor.execute("UPDATE orders_order SET currency = 'usd' WHERE id = %s",
+                       [record.order_id])  # fmt: skip
+    err = StringIO()
+    with pytest.raises(CommandError):
+        call_command("check_captures", stdout=StringIO(), stderr=err)
+    assert f"order.captured event whose channel is not its capture's: {event.pk}" in err.getvalue()
+    assert f"capture's currency is not its order's: {record.pk}\n" in err.getvalue()
+
+
+def test_check_captures_says_when_it_names_only_some(captured):
+    extra = make_order(channel=captured.channel, items=25)
+    with connection.cursor() as cursor:  # captured with no capture item
+        cursor.execute("UPDATE orders_orderitem SET captured_at = now() WHERE order_id = %s",
+                       [extra.pk])  # fmt: skip
+    err = StringIO()
+    with pytest.raises(CommandError):
+        call_command("check_captures", stdout=StringIO(), stderr=err)
+    (line,) = [line for line in err.getvalue().splitlines() if "without a capture item" in line]
+    assert line.endswith(", and more")
+    assert len(line.split(": ", 1)[1].removesuffix(", and more").split(", ")) == 20

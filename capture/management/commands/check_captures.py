@@ -7,11 +7,12 @@ class Command(BaseCommand):
     help = (
         "Check that the capture audit adds up: every capture's amount is the sum of its "
         "items' prices, every capture item is an item of its capture's order at the "
-        "same price and currency, captures and items carry their order's channel, an item "
-        "is captured exactly when it has a capture item, every capture has exactly one "
-        "order.captured event and every such event a capture, and no event's transaction "
-        "id is ahead of the database's (the event feed would stop at it). Exits 1, naming "
-        "the rows, when one does not."
+        "same price and currency, captures carry their order's currency, captures, items "
+        "and events carry their order's channel, an item is captured exactly when it has a "
+        "capture item, every capture has exactly one order.captured event and every such "
+        "event a capture, and no event's transaction id is ahead of the database's (the "
+        "event feed would stop at it). Exits 1, naming the rows (20 of each kind, then "
+        "'and more'), when one does not."
     )
 
     def handle(self, *args, **options):
