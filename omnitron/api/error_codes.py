@@ -293,6 +293,13 @@ class FieldErrorCode(ErrorCode):
         '"{input}" is not a valid choice.',
         "A value outside the field's choices (query filters).",
     )
+    UNKNOWN_PARAMETER = (
+        400,
+        ANY_FIELD,
+        "This list takes no such query parameter.",
+        "A query parameter a list does not take, named: a misspelt filter "
+        "(`created_at__gt`) was ignored, and the CSV export held every capture.",
+    )
 
 
 # DRF raises these itself; the registry documents them (tests check they agree).
