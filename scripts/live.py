@@ -167,6 +167,7 @@ def role_with_timeouts(admin_url: str, name: str, *, member_of: str, lock_timeou
         f"GRANT {member_of} TO {name}",
         f"ALTER ROLE {name} SET lock_timeout = '{lock_timeout_ms}ms'",
         f"ALTER ROLE {name} SET statement_timeout = '{statement_timeout_ms}ms'",
+        f"ALTER ROLE {name} SET client_connection_check_interval = '1s'",
     ]
     with psycopg.connect(admin_url, autocommit=True) as conn:
         for statement in statements:

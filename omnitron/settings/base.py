@@ -111,7 +111,14 @@ def database_options(*, lock_timeout_ms: int, statement_timeout_ms: int) -> dict
     PgBouncer refuses the `options` startup parameter that carries them otherwise."""
     options = {
         "connect_timeout": env_number("DB_CONNECT_TIMEOUT", 3, minimum=1),
-        "options": f"-c lock_timeout={lock_timeout_ms} -c statement_timeout={statement_timeout_ms}",
+        # client_connection_check_interval: a statement waiting on a lock notices within
+        # a second that its app process is gone, and ends: a capture whose worker was
+        # killed while it waited (gunicorn's timeout, a deploy) committed a second later,
+        # after the client had been told the app was not reached.
+        "options": (
+            f"-c lock_timeout={lock_timeout_ms} -c statement_timeout={statement_timeout_ms} "
+            "-c client_connection_check_interval=1000"
+        ),
         "application_name": "omnitron-capture",
         "server_side_binding": True,
         "prepare_threshold": 5 if env.bool("DB_PREPARED_STATEMENTS", default=True) else None,

@@ -194,7 +194,50 @@ def test_every_app_connection_has_a_lock_and_a_statement_timeout():
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "omnitron.settings.production",
              "DJANGO_SECRET_KEY": "x" * 50, "DJANGO_ALLOWED_HOSTS": "example.com"},
     )  # fmt: skip
-    assert production.stdout.strip() == "-c lock_timeout=3000 -c statement_timeout=15000"
+    assert production.stdout.strip() == (
+        "-c lock_timeout=3000 -c statement_timeout=15000 -c client_connection_check_interval=1000"
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_while_its_capture_waits_for_a_lock_commits_nothing():
+    """Without an Idempotency-Key the write is one statement in its own transaction:
+    killed while it waited for the order's lock, the worker's statement still ran and
+    committed once the lock was released, while the client (through nginx) had been
+    answered 502 app_unavailable."""
+    order = seed(orders=1, items=2, prefix="LOCKKILL")[0]
+    token = token_for("wms", all_channels=True)
+    pk = order["items"][0]["pk"]
+    body = {"order": order["number"], "order_items": [{"pk": pk}]}
+    headers = {"Authorization": f"Token {token}"}
+    s = connection.settings_dict
+    with gunicorn(workers=1, env=server_env(DB_LOCK_TIMEOUT_MS=30000)) as (base, server):
+        blocker = psycopg.connect(host=s["HOST"], port=s["PORT"], user=s["USER"], dbname=s["NAME"])
+        with blocker.cursor() as cursor:
+            cursor.execute("SELECT id FROM orders_order WHERE number = %s FOR UPDATE",
+                           [order["number"]])  # fmt: skip
+        failures = []
+
+        def doomed():
+            try:
+                requests.post(f"{base}/api/v1/capture-order/", json=body, headers=headers,
+                              timeout=30)  # fmt: skip
+            except requests.RequestException as exc:
+                failures.append(exc)
+
+        thread = threading.Thread(target=doomed)
+        thread.start()
+        wait_for_lock_waiters(1)
+        (worker,) = worker_pids(server.popen.pid, expect=1)
+        os.kill(worker, signal.SIGKILL)
+        thread.join(timeout=30)
+        assert failures, "the client saw its connection die"
+        time.sleep(2.5)  # past client_connection_check_interval
+        blocker.rollback()
+        blocker.close()
+        time.sleep(1)
+        assert OrderItem.objects.get(pk=pk).captured_at is None
+        assert not Capture.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
