@@ -89,10 +89,15 @@ def test_a_malformed_key_is_refused(api_client, order, key):
 
 def test_expired_keys_are_forgotten_and_pruned(api_client, order):
     first_pk, second_pk, _ = order.items.values_list("pk", flat=True)
-    capture(api_client, order, [first_pk], key="old")
-    IdempotencyRecord.objects.update(
-        created_at=IdempotencyRecord.objects.get().created_at - timedelta(hours=25)
-    )
+    first = capture(api_client, order, [first_pk], key="old")
+    created = IdempotencyRecord.objects.get().created_at
+    # Just under 24 hours the key still holds: a retry replays, another body is refused.
+    IdempotencyRecord.objects.update(created_at=created - timedelta(hours=23, minutes=59))
+    replay = capture(api_client, order, [first_pk], key="old")
+    assert (replay.status_code, replay.content) == (200, first.content)
+    assert replay["Idempotent-Replayed"] == "true"
+    assert capture(api_client, order, [second_pk], key="old").status_code == 422
+    IdempotencyRecord.objects.update(created_at=created - timedelta(hours=25))
 
     # After 24 hours the key is new again: a different body is no longer "reused".
     assert capture(api_client, order, [second_pk], key="old").status_code == 200
