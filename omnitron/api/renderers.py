@@ -39,8 +39,9 @@ class ContentNegotiation(negotiation.DefaultContentNegotiation):
     """DRF's, but a `?format=` no renderer of the view answers is 406 not_acceptable,
     as an `Accept` header none answers is (DRF answers it 404, as if the path did not
     exist); a `?format=` a renderer answers wins over `Accept` (SDKs send `Accept:
-    application/json` on every request, and `?format=csv` was 406 for them); and an
-    empty `Accept` is no preference, as none at all (it was 406)."""
+    application/json` on every request, and `?format=csv` was 406 for them); an
+    empty `Accept` is no preference, as none at all (it was 406); and a wildcard
+    Content-Type is no JSON."""
 
     def select_renderer(self, request, renderers, format_suffix=None):
         format = format_suffix or request.query_params.get(self.settings.URL_FORMAT_OVERRIDE)
@@ -51,6 +52,14 @@ class ContentNegotiation(negotiation.DefaultContentNegotiation):
 
     def get_accept_list(self, request):
         return super().get_accept_list(request) or ["*/*"]
+
+    def select_parser(self, request, parsers):
+        # A Content-Type with a wildcard (`*/*`, `application/*`) names no format, and
+        # is 415 as any other but JSON: DRF's match goes both ways, so it read them as
+        # JSON.
+        if "*" in request.content_type.split(";", 1)[0]:
+            return None
+        return super().select_parser(request, parsers)
 
     def filter_renderers(self, renderers, format):
         renderers = [renderer for renderer in renderers if renderer.format == format]

@@ -199,12 +199,17 @@ def test_duplicate_json_keys_are_refused(api_client, order):
     assert response.json()["code"] == "parse_error"
 
 
-def test_wrong_content_type_is_415(api_client):
-    response = api_client.post(
-        CAPTURE_URL, "order=1", content_type="application/x-www-form-urlencoded"
-    )
+@pytest.mark.parametrize(
+    "content_type",
+    # A wildcard names no format: DRF matched `*/*` and `application/*` to JSON.
+    ["application/x-www-form-urlencoded", "*/*", "application/*", "*/json", "text/plain"],
+)
+def test_wrong_content_type_is_415(api_client, order, content_type):
+    body = json.dumps({"order": order.number, "order_items": [{"pk": order.items.first().pk}]})
+    response = api_client.post(CAPTURE_URL, body, content_type=content_type)
     assert response.status_code == 415
     assert response.json()["code"] == "unsupported_media_type"
+    assert not Capture.objects.exists()
 
 
 def test_wrong_method_is_405(api_client):
