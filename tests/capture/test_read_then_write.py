@@ -177,6 +177,8 @@ def test_a_padded_number_is_captured_after_validation_trims_it(api_client, order
     """The raw body's number is not the validated one: the read is not used."""
     pk = order.items.first().pk
     body = {"order": f"  {order.number} ", "order_items": [{"pk": pk}]}
+    assert lookup_params(body) is None
+    assert lookup_params({**body, "order": order.number}) is not None
     response = api_client.post(CAPTURE_URL, body, format="json")
     assert response.status_code == 200, response.content
     assert OrderItem.objects.get(pk=pk).captured_at is not None

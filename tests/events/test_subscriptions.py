@@ -2,6 +2,7 @@
 
 import http.server
 import json
+import socket
 import threading
 import time
 from datetime import timedelta
@@ -280,3 +281,18 @@ def test_an_ipv6_address_carrying_a_private_ipv4_one_is_refused(address):
 @override_settings(WEBHOOK_ALLOW_PRIVATE_TARGETS=False)
 def test_a_public_ipv6_address_is_taken():
     assert resolve("2001:4860:4860::8888", 443) == "2001:4860:4860::8888"
+
+
+@override_settings(WEBHOOK_ALLOW_PRIVATE_TARGETS=False)
+@pytest.mark.parametrize("order", [("8.8.8.8", "10.0.0.5"), ("10.0.0.5", "8.8.8.8")])
+def test_a_name_with_a_public_and_a_private_address_is_refused(monkeypatch, order):
+    """The connection may go to any address a name resolves to: every one is checked,
+    not the first (a resolver's stand-in: this machine reaches no DNS server)."""
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        assert host == "hooks.example.com"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port)) for address in order]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    with pytest.raises(TargetRefused, match=r"non-public address \(10\.0\.0\.5\)"):
+        resolve("hooks.example.com", 443)
