@@ -227,34 +227,37 @@ def api_user_create_or_update(
         user.is_superuser = superuser
         user.is_staff = staff or superuser
         user.save()  # an operator's deactivation (is_active, in the admin) stays
-
-        for codename, granted in (
-            ("capture_order", can_capture),
-            ("mark_order_sent", can_mark_sent),
-        ):
-            permission = Permission.objects.get(content_type__app_label="orders", codename=codename)
-            (user.user_permissions.add if granted else user.user_permissions.remove)(permission)
-        views = Permission.objects.filter(
-            content_type__app_label__in=["orders", "capture"], codename__in=STAFF_VIEW_PERMISSIONS
-        )
-        (user.user_permissions.add if staff else user.user_permissions.remove)(*views)
-
+        _grant(user, capture=can_capture, mark_sent=can_mark_sent, staff=staff)
         if all_channels:
-            channel_ids = list(Channel.objects.values_list("id", flat=True))
+            _set_channels(user, list(Channel.objects.values_list("id", flat=True)))
         elif channel_ids is not None:
-            unknown = set(channel_ids) - set(
-                Channel.objects.filter(id__in=channel_ids).values_list("id", flat=True)
-            )
-            if unknown:
-                raise ApiUserInvalid(f"Unknown channel(s): {', '.join(map(str, sorted(unknown)))}")
-        if channel_ids is not None:
-            ChannelMembership.objects.filter(user=user).exclude(channel_id__in=channel_ids).delete()
-            ChannelMembership.objects.bulk_create(
-                [ChannelMembership(user=user, channel_id=pk) for pk in channel_ids],
-                ignore_conflicts=True,
-            )
+            _set_channels(user, channel_ids)
         token, _ = Token.objects.get_or_create(user=user)
     return token
+
+
+def _grant(user, *, capture: bool, mark_sent: bool, staff: bool) -> None:
+    """Exactly these permissions of an API user: capturing, marking orders sent, and
+    the staff's views of orders, items and captures."""
+    for codename, granted in (("capture_order", capture), ("mark_order_sent", mark_sent)):
+        permission = Permission.objects.get(content_type__app_label="orders", codename=codename)
+        (user.user_permissions.add if granted else user.user_permissions.remove)(permission)
+    views = Permission.objects.filter(
+        content_type__app_label__in=["orders", "capture"], codename__in=STAFF_VIEW_PERMISSIONS
+    )
+    (user.user_permissions.add if staff else user.user_permissions.remove)(*views)
+
+
+def _set_channels(user, channel_ids: list[int]) -> None:
+    """The user's channels become exactly these; ApiUserInvalid names any that does
+    not exist."""
+    known = set(Channel.objects.filter(id__in=channel_ids).values_list("id", flat=True))
+    if unknown := set(channel_ids) - known:
+        raise ApiUserInvalid(f"Unknown channel(s): {', '.join(map(str, sorted(unknown)))}")
+    ChannelMembership.objects.filter(user=user).exclude(channel_id__in=channel_ids).delete()
+    ChannelMembership.objects.bulk_create(
+        [ChannelMembership(user=user, channel_id=pk) for pk in channel_ids], ignore_conflicts=True
+    )
 
 
 def order_mark_sent(*, order: Order, is_send: bool) -> Order:
