@@ -113,6 +113,27 @@ def test_database_restart_under_traffic_fails_fast_and_recovers(own_cluster):
     assert_captures_add_up(url)
 
 
+def capture_killed_while_waiting(base, server, body, headers) -> bool:
+    """Send a capture to a one-worker server, SIGKILL the worker once the capture waits
+    on a lock the test holds; whether the client saw its connection fail."""
+    failures = []
+
+    def doomed():
+        try:
+            requests.post(f"{base}/api/v1/capture-order/", json=body, headers=headers,
+                          timeout=30)  # fmt: skip
+        except requests.RequestException as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=doomed)
+    thread.start()
+    wait_for_lock_waiters(1)
+    (worker,) = worker_pids(server.popen.pid, expect=1)
+    os.kill(worker, signal.SIGKILL)
+    thread.join(timeout=30)
+    return bool(failures)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_capture_commits_nothing():
     order = seed(orders=1, items=2, prefix="KILL")[0]
@@ -134,24 +155,9 @@ def test_a_worker_killed_mid_capture_commits_nothing():
                 "status_code, response_body, created_at) VALUES (%s, %s, 'x', 200, '{}', now())",
                 [user_id, "crash-1"],
             )
-        failures = []
-
-        def doomed():
-            try:
-                requests.post(f"{base}/api/v1/capture-order/", json=body, headers=headers,
-                              timeout=30)  # fmt: skip
-            except requests.RequestException as exc:
-                failures.append(exc)
-
-        thread = threading.Thread(target=doomed)
-        thread.start()
-        wait_for_lock_waiters(1)
-        (worker,) = worker_pids(server.popen.pid, expect=1)
-        os.kill(worker, signal.SIGKILL)
-        thread.join(timeout=30)
+        assert capture_killed_while_waiting(base, server, body, headers), "no failure seen"
         blocker.rollback()
         blocker.close()
-        assert failures, "the client saw its connection die"
 
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -216,22 +222,7 @@ def test_a_worker_killed_while_its_capture_waits_for_a_lock_commits_nothing():
         with blocker.cursor() as cursor:
             cursor.execute("SELECT id FROM orders_order WHERE number = %s FOR UPDATE",
                            [order["number"]])  # fmt: skip
-        failures = []
-
-        def doomed():
-            try:
-                requests.post(f"{base}/api/v1/capture-order/", json=body, headers=headers,
-                              timeout=30)  # fmt: skip
-            except requests.RequestException as exc:
-                failures.append(exc)
-
-        thread = threading.Thread(target=doomed)
-        thread.start()
-        wait_for_lock_waiters(1)
-        (worker,) = worker_pids(server.popen.pid, expect=1)
-        os.kill(worker, signal.SIGKILL)
-        thread.join(timeout=30)
-        assert failures, "the client saw its connection die"
+        assert capture_killed_while_waiting(base, server, body, headers), "no failure seen"
         time.sleep(2.5)  # past client_connection_check_interval
         blocker.rollback()
         blocker.close()
