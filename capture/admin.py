@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Prefetch
 
 from omnitron.admin import LargeTableAdmin, ReadOnlyMixin
+from orders.admin import OrderFilter
 from orders.models import Order
 from orders.selectors import visible_to
 
@@ -55,7 +56,7 @@ class CaptureAdmin(ReadOnlyMixin, LargeTableAdmin):
     # insert): the request log names the order of each request.
     search_fields = ("order__number",)
     search_help_text = "A whole order number."
-    list_filter = ("created_at",)
+    list_filter = ("created_at", OrderFilter)  # ?order=<pk>: the link on an order's page
     actions = ["export_csv"]
     readonly_fields = ("order", "user", "created_at", "amount", "currency", "idempotency_key",
                        "request_id")  # fmt: skip

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db.models import Count, OuterRef, Subquery
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from omnitron.admin import ChangedFieldsOnlyMixin, LargeTableAdmin
 from omnitron.limits import MAX_BIGINT
@@ -55,9 +55,10 @@ class UserChannelsFilter(admin.RelatedFieldListFilter):
         return [(pk, label) for pk, label in choices if pk in allowed]
 
 
-class ItemOrderFilter(admin.SimpleListFilter):
-    """The items of one order (`?order=<pk>`, the link on a large order's page). It
-    offers only the order asked for: a choice per order would list the whole table."""
+class OrderFilter(admin.SimpleListFilter):
+    """The rows (items, captures) of one order: `?order=<pk>`, the links on an order's
+    page. It offers only the order asked for: a choice per order would list the whole
+    table."""
 
     title = "order"
     parameter_name = "order"
@@ -257,8 +258,15 @@ class OrderItemInline(admin.TabularInline):
         return False
 
 
-# An order with more items than this shows them as a link to their list, not as rows.
-MAX_INLINE_ITEMS = 100
+# An order with more items (or captures) than this shows them as a link to their list,
+# not as rows on its page.
+MAX_INLINE_ROWS = 100
+
+
+def _rows(model, order) -> int:
+    """How many rows of `model` the order has, counted up to MAX_INLINE_ROWS + 1 only."""
+    rows = model._default_manager.filter(order=order).order_by()[: MAX_INLINE_ROWS + 1]
+    return rows.count()
 
 
 def _item_count(**filters) -> Subquery:
@@ -279,13 +287,13 @@ class OrderAdmin(ChangedFieldsOnlyMixin, LargeTableAdmin):
     search_fields = ("number", "customer__email")
     search_help_text = "A whole order number or customer email."
     list_select_related = ("channel", "customer")
-    readonly_fields = ("items_link", "created_date", "modified_date")
+    readonly_fields = ("lists", "created_date", "modified_date")
     raw_id_fields = ("customer",)
     inlines = [OrderItemInline]  # the capture app adds its captures
     fieldsets = [
         (
             None,
-            {"fields": ("number", "channel", "customer", "status", "date_placed", "items_link")},
+            {"fields": ("number", "channel", "customer", "status", "date_placed", "lists")},
         ),
         (
             "Amounts",
@@ -389,25 +397,31 @@ class OrderAdmin(ChangedFieldsOnlyMixin, LargeTableAdmin):
         )
 
     def get_inline_instances(self, request, obj=None):
-        # The items' rows of a large order are not on its page: Django refuses a form of
-        # over 1,000 fields (DATA_UPLOAD_MAX_NUMBER_FIELDS, a bare 400), which an order
-        # of some 230 items posted, so it could not be saved at all; its page of 1,000
-        # items took 7 s. Its items are a link to their list (items_link) instead.
+        # The rows of a large order are not on its page: Django refuses a form of over
+        # 1,000 fields (DATA_UPLOAD_MAX_NUMBER_FIELDS, a bare 400), which an order of
+        # some 230 items (or 480 captures, two hidden fields each) posted, so it could
+        # not be saved at all; its page of 1,000 items took 7 s. Its rows are a link to
+        # their list (`lists`) instead.
         inlines = super().get_inline_instances(request, obj)
-        if obj is not None and (obj.items_total or 0) > MAX_INLINE_ITEMS:
-            inlines = [inline for inline in inlines if not isinstance(inline, OrderItemInline)]
-        return inlines
+        if obj is None:
+            return inlines
+        return [inline for inline in inlines if _rows(inline.model, obj) <= MAX_INLINE_ROWS]
 
-    @admin.display(description="items")
-    def items_link(self, order):
+    @admin.display(description="lists")
+    def lists(self, order):
+        """A link to each inline's list of this order's rows, with its count (up to
+        just past MAX_INLINE_ROWS); those past it are not shown below."""
         if order.pk is None:
             return "-"
-        url = reverse("admin:orders_orderitem_changelist") + f"?order={order.pk}"
-        shown = "" if (order.items_total or 0) > MAX_INLINE_ITEMS else " (also below)"
-        return format_html(
-            '<a href="{}">{} items, {} captured</a>{}',
-            url, order.items_total or 0, order.items_captured or 0, shown,
-        )  # fmt: skip
+        links = []
+        for inline in self.inlines:
+            meta = inline.model._meta
+            url = reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist")
+            rows = _rows(inline.model, order)
+            count = f"{MAX_INLINE_ROWS}+" if rows > MAX_INLINE_ROWS else str(rows)
+            links.append(format_html('<a href="{}?order={}">{} {}</a>', url, order.pk, count,
+                                     meta.verbose_name_plural))  # fmt: skip
+        return format_html_join(", ", "{}", ((link,) for link in links))
 
     @admin.display(description="status")
     def status_name(self, order):
@@ -426,7 +440,7 @@ class OrderAdmin(ChangedFieldsOnlyMixin, LargeTableAdmin):
 class OrderItemAdmin(ChangedFieldsOnlyMixin, LargeTableAdmin):
     form = OrderItemForm
     list_display = ("id", "order", "product_sku", "status", "price", "captured_at")
-    list_filter = ("status", ("captured_at", admin.EmptyFieldListFilter), ItemOrderFilter)
+    list_filter = ("status", ("captured_at", admin.EmptyFieldListFilter), OrderFilter)
     search_fields = ("order__number",)
     search_help_text = "A whole order number."
     list_select_related = ("order",)
