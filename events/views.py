@@ -3,6 +3,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from omnitron.api.schema import READ_ERRORS
+from omnitron.api.viewsets import refuse_unknown_parameters
 from omnitron.db_router import ReplicaReadsMixin
 
 from .payloads import feed_item
@@ -27,6 +28,8 @@ class EventFeedView(ReplicaReadsMixin, APIView):
         responses={200: EventPageSerializer, **READ_ERRORS},
     )
     def get(self, request):
+        # `page_size` and `cursor`, the lists' paging, are taken and ignored (documented).
+        refuse_unknown_parameters(request, {*EventFilterSerializer().fields, "page_size", "cursor"})
         filters = EventFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         options = filters.validated_data

@@ -251,3 +251,17 @@ def test_the_admin_finds_an_event_and_its_deliveries_by_whole_id(api_client, cli
     deliveries = client.get(f"/admin/events/webhookdelivery/?q={second.id}").content.decode()
     assert second.id in deliveries
     assert first.id not in deliveries
+
+
+def test_the_feed_refuses_a_parameter_it_does_not_take(api_client, order):
+    """`?afer=<id>`, misspelt, served the feed from its start, and went on into `next`."""
+    capture(api_client, order, [order.items.first().pk])
+    event = Event.objects.get()
+    response = api_client.get(FEED, {"afer": event.id})
+    assert response.status_code == 400
+    assert response.json() == {
+        "afer": ["This list takes no such query parameter."], "code": "unknown_parameter",
+    }  # fmt: skip
+    taken = api_client.get(FEED, {"after": event.id, "type": "order.captured", "limit": 5,
+                                  "page_size": 9, "cursor": "x", "format": "json"})  # fmt: skip
+    assert (taken.status_code, taken.json()["results"]) == (200, [])
