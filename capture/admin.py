@@ -83,9 +83,15 @@ user_admin = admin.site.get_model_admin(get_user_model())
 
 
 class UserChangeForm(user_admin.form):
+    """Django reads a username as NFKC (the form's field and the model's clean): a
+    stored "ｆｕｌｌ" comes back "full". That is no rename, and the stored name stays:
+    taken for one, it blocked every change to such a capturer, deactivation included."""
+
     def clean_username(self):
         username = self.cleaned_data["username"]
         user = self.instance
+        if user.pk and user.normalize_username(user.username) == username:
+            return user.username
         if user.pk and username != user.username and Capture.objects.filter(user=user).exists():
             raise forms.ValidationError(
                 "This user has captured: the capture audit names them by this username, "
@@ -93,6 +99,12 @@ class UserChangeForm(user_admin.form):
                 code="capturer_username_fixed",
             )
         return username
+
+    def _post_clean(self):
+        super()._post_clean()  # the model's clean() writes the NFKC form on the instance
+        stored, user = self.initial.get("username"), self.instance
+        if user.pk and stored and user.normalize_username(stored) == user.username:
+            user.username = stored
 
 
 user_admin.form = UserChangeForm

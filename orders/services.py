@@ -212,6 +212,7 @@ def api_user_create_or_update(
     their channels). Raises ApiUserInvalid for a username Django refuses, an empty
     password or a channel that does not exist."""
     User = get_user_model()
+    username = User.normalize_username(username)  # NFKC, as Django's forms read it
     try:  # Django's own rules for a username: 1 to 150 letters, digits and @.+-_
         User._meta.get_field(User.USERNAME_FIELD).clean(username, None)
     except ValidationError as exc:

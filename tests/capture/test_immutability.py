@@ -16,6 +16,7 @@ from events.models import Event
 from orders.models import OrderItem
 from tests.factories import ChannelFactory, make_api_user, make_order
 from tests.helpers import capture
+from tests.orders.test_admin import change_form
 
 
 @pytest.fixture
@@ -171,3 +172,23 @@ def test_check_captures_says_when_it_names_only_some(captured):
     (line,) = [line for line in err.getvalue().splitlines() if "without a capture item" in line]
     assert line.endswith(", and more")
     assert len(line.split(": ", 1)[1].removesuffix(", and more").split(", ")) == 20
+
+
+def test_a_capturer_stored_under_a_non_nfkc_name_can_still_be_deactivated(client, superuser):
+    """The admin's form reads a username as NFKC: a capturer stored as "ｆｕｌｌ" came
+    back "full", taken for a rename, so no change to them saved, deactivation included."""
+    capturer = make_api_user()
+    User.objects.filter(pk=capturer.pk).update(username="ｆｕｌｌ")
+    order = make_order(channel=ChannelFactory(), items=1)
+    capturer.channel_memberships.create(channel=order.channel)
+    from capture.services import ItemInput, order_capture
+
+    order_capture(user=User.objects.get(pk=capturer.pk), order_number=order.number,
+                  items=[ItemInput(order.items.get().pk)])  # fmt: skip
+    client.force_login(superuser)
+    url = f"/admin/auth/user/{capturer.pk}/change/"
+    data = {key: value for key, value in change_form(client, url).items() if key != "is_active"}
+    response = client.post(url, data)  # the box unticked: deactivated
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    after = User.objects.get(pk=capturer.pk)
+    assert (after.username, after.is_active) == ("ｆｕｌｌ", False)

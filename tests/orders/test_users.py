@@ -117,3 +117,12 @@ def test_a_user_left_without_a_channel_is_warned_about(db):
     superuser = StringIO()
     call_command("create_api_user", "root", "--superuser", stdout=StringIO(), stderr=superuser)
     assert superuser.getvalue() == ""  # sees every order without channels
+
+
+def test_a_username_is_stored_as_the_admin_login_reads_it(db):
+    """NFKC, as Django's forms read it: "ｗｍｓ" was stored as typed, and the admin's
+    login and user page read it as "wms", another name."""
+    channel = ChannelFactory()
+    token = create("ｗｍｓ", "--channel", str(channel.pk)).strip()
+    assert create("wms", "--channel", str(channel.pk)).strip() == token  # the same user
+    assert list(User.objects.values_list("username", flat=True)) == ["wms"]
