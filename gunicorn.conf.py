@@ -7,12 +7,17 @@ import os
 import shutil
 import tempfile
 
-bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
+from omnitron.envnumbers import env_number
+
+# Checked as the app's settings are (WEB_CONCURRENCY=0 started a master with no worker,
+# whose port took connections and never answered; GUNICORN_TIMEOUT=0 is no timeout).
+port = env_number("PORT", 8000, minimum=1, maximum=65535)
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{port}"
+workers = env_number("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1, minimum=1)
 # A stuck worker is killed after this long. A capture or a page never needs it: the
 # database's timeouts (DB_STATEMENT_TIMEOUT_MS, 15 s) answer first. A CSV export of a
 # whole date range can (docs/api.md): narrow the range, or raise both.
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+timeout = env_number("GUNICORN_TIMEOUT", 30, minimum=1)
 graceful_timeout = 20
 keepalive = 5
 # gunicorn's largest request line (long filter query strings); headers keep 8190 bytes.

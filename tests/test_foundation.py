@@ -147,6 +147,12 @@ def test_an_empty_rate_limit_is_its_default_not_off():
         "API_NUM_PROXIES=-3",
         "API_MAX_BODY_BYTES=lots",
         "PG_PORT=70000",
+        "DB_LOCK_TIMEOUT_MS=2147483648",  # past PostgreSQL's integer: every connect failed
+        "WEBHOOK_STALLED_SECONDS=1000000000000",
+        "WORKER_CONCURRENCY=99999999999",
+        "API_NUM_PROXIES=+1",  # only ASCII digits: these look like typos
+        "DB_CONNECT_TIMEOUT=1_000",
+        "WORKER_CONCURRENCY=\u0663",
     ],
 )
 def test_a_number_setting_that_would_turn_off_what_it_protects_stops_the_app(variable):
@@ -154,6 +160,24 @@ def test_a_number_setting_that_would_turn_off_what_it_protects_stops_the_app(var
     result = _manage("check", **{name: value})
     assert result.returncode != 0
     assert f"ImproperlyConfigured: {name}: {value!r}" in result.stderr, result.stderr[-500:]
+
+
+@pytest.mark.parametrize(
+    "variable", ["WEB_CONCURRENCY=0", "GUNICORN_TIMEOUT=0", "GUNICORN_TIMEOUT=abc", "PORT=99999"]
+)
+def test_gunicorn_refuses_a_number_that_would_leave_it_unable_to_serve(variable):
+    """WEB_CONCURRENCY=0 started a master with no worker: its port took connections and
+    never answered. GUNICORN_TIMEOUT=0 is no timeout at all."""
+    name, value = variable.split("=")
+    check = [str(VENV_BIN / "gunicorn"), "--check-config", "omnitron.wsgi"]
+    env = {**os.environ, name: value, "DJANGO_SETTINGS_MODULE": "omnitron.settings.dev"}
+    result = subprocess.run(check, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert f"ValueError: {name}: {value!r}" in result.stderr + result.stdout
+    fine = {**env, name: {"PORT": "8001"}.get(name, "3")}
+    assert (
+        subprocess.run(check, cwd=ROOT, env=fine, capture_output=True, timeout=60).returncode == 0
+    )
 
 
 def test_an_empty_number_setting_is_its_default():

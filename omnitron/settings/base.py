@@ -2,36 +2,38 @@
 comes from the environment (see docs/configuration.md)."""
 
 import ipaddress
-import math
 import re
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from omnitron import envnumbers
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
 
 
+# PostgreSQL's integer settings (lock_timeout, statement_timeout) hold at most this.
+# (Lower case, as every helper of this module: not Django settings.)
+pg_int_max = 2**31 - 1
+
+
 def env_number(name: str, default, *, minimum, maximum=None, cast=int):
-    """A number from the environment; set but empty is the default. Anything else that
-    is not a number from `minimum` to `maximum` stops the app at start, naming the
-    variable: the values below a setting's least turn off what it protects
-    (DB_LOCK_TIMEOUT_MS=0 is no lock timeout at all, DB_CONNECT_TIMEOUT=0 waits for a
-    connection forever, WORKER_CONCURRENCY=0 runs no delivery)."""
-    text = env.str(name, default="").strip()
-    if not text:
-        return default
+    """A number from the environment (omnitron/envnumbers.py); one it refuses stops the
+    app at start, naming the variable: DB_LOCK_TIMEOUT_MS=0 was no lock timeout at all,
+    DB_CONNECT_TIMEOUT=0 waited for a connection forever, WORKER_CONCURRENCY=0 ran no
+    delivery."""
     try:
-        value = cast(text)
-    except ValueError:
-        value = None
-    if value is None or not math.isfinite(value) or value < minimum:
-        raise ImproperlyConfigured(f"{name}: {text!r} is not a number of at least {minimum}.")
-    if maximum is not None and value > maximum:
-        raise ImproperlyConfigured(f"{name}: {text!r} is more than {maximum}.")
-    return value
+        return envnumbers.env_number(name, default, minimum=minimum, maximum=maximum, cast=cast)
+    except ValueError as exc:
+        raise ImproperlyConfigured(str(exc)) from None
+
+
+def env_milliseconds(name: str, default: int) -> int:
+    """A PostgreSQL timeout: 0 would turn it off, and more than an integer is refused."""
+    return env_number(name, default, minimum=1, maximum=pg_int_max)
 
 
 def env_delays(name: str, default: list[int]) -> list[int]:
@@ -110,7 +112,7 @@ def database_options(*, lock_timeout_ms: int, statement_timeout_ms: int) -> dict
     DB_TIMEOUTS_ON_ROLE=1 leaves the timeouts to the database role (ALTER ROLE ... SET):
     PgBouncer refuses the `options` startup parameter that carries them otherwise."""
     options = {
-        "connect_timeout": env_number("DB_CONNECT_TIMEOUT", 3, minimum=1),
+        "connect_timeout": env_number("DB_CONNECT_TIMEOUT", 3, minimum=1, maximum=pg_int_max),
         # client_connection_check_interval: a statement waiting on a lock notices within
         # a second that its app process is gone, and ends: a capture whose worker was
         # killed while it waited (gunicorn's timeout, a deploy) committed a second later,
@@ -145,8 +147,8 @@ DATABASES["default"].update(
         "CONN_MAX_AGE": env_number("DJANGO_CONN_MAX_AGE", 60, minimum=0),
         "CONN_HEALTH_CHECKS": False,
         "OPTIONS": database_options(
-            lock_timeout_ms=env_number("DB_LOCK_TIMEOUT_MS", 3000, minimum=1),
-            statement_timeout_ms=env_number("DB_STATEMENT_TIMEOUT_MS", 15000, minimum=1),
+            lock_timeout_ms=env_milliseconds("DB_LOCK_TIMEOUT_MS", 3000),
+            statement_timeout_ms=env_milliseconds("DB_STATEMENT_TIMEOUT_MS", 15000),
         ),
     }
 )
@@ -279,13 +281,17 @@ WEBHOOK_REQUIRE_HTTPS = env.bool("WEBHOOK_REQUIRE_HTTPS", default=True)
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
 # Seconds before each retry; after the last, a delivery has failed (about 31 hours).
 WEBHOOK_RETRY_SCHEDULE = env_delays("WEBHOOK_RETRY_SCHEDULE", [5, 30, 120, 600, 3600, 21600, 86400])
-WEBHOOK_TIMEOUT_SECONDS = env_number("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=0.1, cast=float)
+WEBHOOK_TIMEOUT_SECONDS = env_number(
+    "WEBHOOK_TIMEOUT_SECONDS", 10, minimum=0.1, maximum=3600, cast=float
+)
 # A worker without a heartbeat for this long is dead; its jobs run again elsewhere.
-WEBHOOK_STALLED_SECONDS = env_number("WEBHOOK_STALLED_SECONDS", 30, minimum=3)
+WEBHOOK_STALLED_SECONDS = env_number("WEBHOOK_STALLED_SECONDS", 30, minimum=3, maximum=86400)
 
-# The worker: `python manage.py webhook_worker` (make run starts one).
+# The worker: `python manage.py webhook_worker` (make run starts one). Each job slot is a
+# thread and a database connection: more than this is a mistake, not a setting.
+MAX_WORKER_CONCURRENCY = 256
 PROCRASTINATE_WORKER_DEFAULTS = {
-    "concurrency": env_number("WORKER_CONCURRENCY", 8, minimum=1),
+    "concurrency": env_number("WORKER_CONCURRENCY", 8, minimum=1, maximum=MAX_WORKER_CONCURRENCY),
     "update_heartbeat_interval": max(1, WEBHOOK_STALLED_SECONDS / 3),
     "stalled_worker_timeout": WEBHOOK_STALLED_SECONDS,
     # New jobs arrive by LISTEN/NOTIFY at once; retries scheduled for later are

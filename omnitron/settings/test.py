@@ -1,7 +1,7 @@
 """The test suite: a throwaway PostgreSQL from scripts/test.sh (DATABASE_URL)."""
 
 from .base import *  # noqa: F403
-from .base import env, env_number
+from .base import env, env_milliseconds, env_number
 
 SECRET_KEY = "test-only-insecure-key"
 DEBUG = False
@@ -26,8 +26,8 @@ for _database in DATABASES.values():  # noqa: F405
     _database["CONN_MAX_AGE"] = env_number("DJANGO_CONN_MAX_AGE", 0, minimum=0)
     # Shorter lock waits keep the lock-timeout tests quick.
     _database["OPTIONS"] = database_options(  # noqa: F405
-        lock_timeout_ms=env_number("DB_LOCK_TIMEOUT_MS", 2000, minimum=1),
-        statement_timeout_ms=env_number("DB_STATEMENT_TIMEOUT_MS", 15000, minimum=1),
+        lock_timeout_ms=env_milliseconds("DB_LOCK_TIMEOUT_MS", 2000),
+        statement_timeout_ms=env_milliseconds("DB_STATEMENT_TIMEOUT_MS", 15000),
     )
 
 # No rate limits unless a test asks for them (tests send bursts on purpose).

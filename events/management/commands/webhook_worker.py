@@ -16,6 +16,7 @@ import logging
 import signal
 
 import psycopg
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from procrastinate.contrib.django import app
 from procrastinate.exceptions import ConnectorException
@@ -58,8 +59,9 @@ class Command(BaseCommand):
 
 def positive_int(text: str) -> int:
     """--concurrency: 0 ran the default's 8 and a negative number was passed on."""
-    if not (text.isascii() and text.isdigit() and int(text) >= 1):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of at least 1.")
+    most = settings.MAX_WORKER_CONCURRENCY
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= most):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 1 to {most}.")
     return int(text)
 
 

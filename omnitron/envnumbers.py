@@ -1,0 +1,25 @@
+"""Numbers from the environment, read the same way by the settings and gunicorn.conf.py
+(which runs before Django): ASCII digits (and a point, for a float); set but empty is
+the default; anything else, or a number outside its range, is refused naming the
+variable. The least value of a setting is the one below which it turns off what it
+protects (a lock_timeout or a gunicorn timeout of 0 is none at all), and its most the
+one past which it fails later (a lock_timeout past PostgreSQL's integers refused every
+connection)."""
+
+import os
+import re
+
+PATTERNS = {int: re.compile(r"[0-9]+"), float: re.compile(r"[0-9]+(\.[0-9]+)?")}
+
+
+def env_number(name: str, default, *, minimum, maximum=None, cast=int):
+    """The variable's number, or ValueError with a message that names it."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not PATTERNS[cast].fullmatch(text) or cast(text) < minimum:
+        raise ValueError(f"{name}: {text!r} is not a number of at least {minimum}.")
+    value = cast(text)
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name}: {text!r} is more than {maximum}.")
+    return value
