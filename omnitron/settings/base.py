@@ -154,6 +154,10 @@ DATABASES["default"].update(
 )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# `manage.py load_demo` (a superuser demo / demo of every channel): the development and
+# test settings allow it; any other, a shop's own module included, does not.
+DEMO_DATA_ALLOWED = False
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

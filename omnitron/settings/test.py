@@ -37,3 +37,5 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = throttle_rates(  # noqa: F405
 
 # A live server under test may serve a URLconf of the tests' own (a view that fails).
 ROOT_URLCONF = env.str("DJANGO_ROOT_URLCONF", default=ROOT_URLCONF)  # noqa: F405
+
+DEMO_DATA_ALLOWED = True  # manage.py load_demo (make run)

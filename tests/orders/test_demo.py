@@ -37,6 +37,6 @@ def test_demo_refuses_the_production_settings(transactional_db):
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 1
-    assert "not with the production settings" in result.stderr
+    assert "only with the development or test settings" in result.stderr
     assert not User.objects.filter(username="demo").exists()
     assert Order.objects.count() == 0
