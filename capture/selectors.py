@@ -129,7 +129,7 @@ AUDIT_CHECKS = {
 }
 
 
-# The ids each line names at most; a line with more ends "and more".
+# The ids each line names at most (the lowest); a line with more ends "and more".
 SHOWN_IDS = 20
 
 
@@ -139,7 +139,7 @@ def capture_audit_problems() -> list[str]:
     problems = []
     with connection.cursor() as cursor:
         for name, sql in AUDIT_CHECKS.items():
-            cursor.execute(f"{sql} LIMIT {SHOWN_IDS + 1}")
+            cursor.execute(f"{sql} ORDER BY 1 LIMIT {SHOWN_IDS + 1}")  # the lowest ids
             ids = [str(row[0]) for row in cursor.fetchall()]
             if ids:
                 more = ", and more" if len(ids) > SHOWN_IDS else ""
