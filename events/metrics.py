@@ -14,7 +14,9 @@ logger = logging.getLogger(__name__)
 
 
 class BacklogCollector:
-    """The webhook deliveries still pending, and how old the oldest is."""
+    """The webhook deliveries still pending for active subscriptions, and how old the
+    oldest is. An inactive subscription's are never tried: counted, they paged the
+    WebhookBacklogGrowing alert for ever."""
 
     def describe(self):
         # What registering asks for, so that it does not run the query.
@@ -25,9 +27,10 @@ class BacklogCollector:
 
     def collect(self):
         try:
-            backlog = WebhookDelivery.objects.filter(state=DeliveryState.PENDING).aggregate(
-                pending=Count("id"), oldest=Min("created_at")
+            pending = WebhookDelivery.objects.filter(
+                state=DeliveryState.PENDING, subscription__is_active=True
             )
+            backlog = pending.aggregate(pending=Count("id"), oldest=Min("created_at"))
         except DatabaseError as exc:
             # Left out of this scrape, not the scrape's end: with the database down the
             # counters that tell of it (omnitron_database_connection_errors_total, for

@@ -14,7 +14,7 @@ import yaml
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from events.models import DeliveryState, WebhookDelivery
+from events.models import DeliveryState, Event, WebhookDelivery, WebhookSubscription
 from events.services import webhook_subscription_create_or_update
 from omnitron import db_router
 from tests.events.helpers import receiving
@@ -101,6 +101,16 @@ def test_the_webhook_backlog_is_the_pending_deliveries_and_the_oldests_age(
     samples = {s.name: s.value for family in families for s in family.samples}
     assert samples["omnitron_webhook_backlog"] == 2
     assert 300 <= samples["omnitron_webhook_backlog_oldest_seconds"] < 360
+    # An inactive subscription's deliveries are never tried: they paged for ever.
+    inactive = webhook_subscription_create_or_update(url="http://127.0.0.1:9/off",
+                                                     event_types=["order.captured"])[0]  # fmt: skip
+    WebhookDelivery.objects.create(event=Event.objects.first(), subscription=inactive,
+                                   created_at=timezone.now() - timedelta(days=3))  # fmt: skip
+    WebhookSubscription.objects.filter(pk=inactive.pk).update(is_active=False)
+    families = text_string_to_metric_families(client.get("/metrics").content.decode())
+    samples = {s.name: s.value for family in families for s in family.samples}
+    assert samples["omnitron_webhook_backlog"] == 2
+    assert samples["omnitron_webhook_backlog_oldest_seconds"] < 360
     WebhookDelivery.objects.update(state=DeliveryState.DELIVERED)
     families = text_string_to_metric_families(client.get("/metrics").content.decode())
     samples = {s.name: s.value for family in families for s in family.samples}
