@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from omnitron.exactjson import EXACT_JSON
+from omnitron.limits import MAX_INTEGER
 from orders.models import Channel
 
 from .outbound import (
@@ -19,6 +20,7 @@ from .outbound import (
     check_headers,
     check_url,
 )
+from .registry import EVENT_TYPES
 
 
 class Event(models.Model):
@@ -50,6 +52,10 @@ class Event(models.Model):
 def new_secret() -> str:
     """A Standard Webhooks secret: whsec_ + base64 of 32 random bytes."""
     return "whsec_" + b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
+# The longest wait before a retry a subscription may set: a week.
+MAX_RETRY_DELAY = 7 * 24 * 3600
 
 
 class WebhookSubscription(models.Model):
@@ -85,13 +91,23 @@ class WebhookSubscription(models.Model):
         return self.url
 
     def clean(self):
-        # The admin's form checks what webhook_subscription_create_or_update does.
+        # The admin's form checks what webhook_subscription_create_or_update and
+        # create_webhook do: a subscription it took could receive nothing (a misspelt
+        # event type, channel 0) or wait decades for a retry.
         errors = {}
         for field, check in (("url", check_url), ("headers", check_headers)):
             try:
                 check(getattr(self, field))
             except TargetRefused as exc:
                 errors[field] = str(exc)
+        if not self.event_types:
+            errors["event_types"] = "At least one event type: with none it receives nothing."
+        elif unknown := set(self.event_types) - set(EVENT_TYPES):
+            errors["event_types"] = f"Unknown event type(s): {', '.join(sorted(unknown))}."
+        if any(not 1 <= pk <= MAX_INTEGER for pk in self.channel_ids or ()):
+            errors["channel_ids"] = f"A channel id is 1 to {MAX_INTEGER}."
+        if any(not 1 <= delay <= MAX_RETRY_DELAY for delay in self.retry_schedule or ()):
+            errors["retry_schedule"] = f"Each delay is 1 to {MAX_RETRY_DELAY:,} seconds (a week)."
         if errors:
             raise ValidationError(errors)
 

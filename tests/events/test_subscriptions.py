@@ -117,6 +117,23 @@ def test_the_admin_shows_the_secret_once_then_masked(client, db):
     assert f"whsec_…{subscription.secret[-4:]}" in page.content.decode()
 
 
+@pytest.mark.parametrize(
+    "field, value",
+    [("event_types", "order.capture"), ("event_types", ""), ("channel_ids", "-5,0"),
+     ("channel_ids", "2147483648"), ("retry_schedule", "2147483647"), ("retry_schedule", "0")],
+)  # fmt: skip
+def test_the_admin_refuses_a_subscription_that_could_receive_nothing(client, db, field, value):
+    """The admin took a misspelt event type and channel 0, which receive nothing, and a
+    retry in 68 years, pending (and in the backlog) all that time."""
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    form = {"url": "http://127.0.0.1:9/admin", "event_types": "order.captured",
+            "channel_ids": "", "headers": "{}", "retry_schedule": "", "is_active": "on"}  # fmt: skip
+    response = client.post("/admin/events/webhooksubscription/add/", {**form, field: value})
+    assert response.status_code == 200
+    assert field in response.context["adminform"].form.errors
+    assert not WebhookSubscription.objects.exists()
+
+
 def test_the_admin_sends_failed_deliveries_again_and_counts_the_rest(client, api_client, channel):
     """The action queues the failed deliveries of the selection and says how many of it
     it left: pending and delivered ones alike."""
