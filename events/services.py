@@ -88,6 +88,12 @@ def webhook_lane_flush(*, subscription_id: int, lane: int) -> int:
         return 0
     attempts, timed_out = 0, False
     while not (timed_out or STOPPING.is_set()) and (batch := _next_batch(subscription, lane)):
+        # Read again for each batch: a job runs as long as deliveries keep coming, and
+        # one read at its start sent to a changed URL's old address, with old headers
+        # and secret, for seconds after the change (and after a deactivation).
+        subscription.refresh_from_db()
+        if not subscription.is_active or _is_paused(subscription):
+            break
         outcomes, rendered = _send(subscription, batch)
         _record(subscription, outcomes, rendered)
         attempts += len(outcomes)

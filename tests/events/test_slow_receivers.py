@@ -339,3 +339,35 @@ def test_resume_also_ends_a_row_of_timeouts_whose_pause_is_over(db):
     assert webhook_subscriptions_resume(subscriptions=WebhookSubscription.objects.all()) == 1
     subscription.refresh_from_db()
     assert (subscription.paused_until, subscription.timeouts_in_a_row) == (None, 0)
+
+
+@override_settings(WEBHOOK_REQUIRE_HTTPS=False, WEBHOOK_ALLOW_PRIVATE_TARGETS=True)
+def test_a_changed_subscription_is_used_from_the_next_batch(api_client, channel, monkeypatch):
+    """A lane's job runs as long as deliveries keep coming: it read the subscription
+    once, and went on sending to the old URL with the old headers for seconds after an
+    operator changed them (and after a deactivation)."""
+    from events import services
+
+    monkeypatch.setattr(services, "BATCH", 1)
+    monkeypatch.setattr(services, "LANE_IDLE_SECONDS", 0)
+    with receiving() as old, receiving() as new, receiving() as never:
+        subscription = subscribe(old.url, [30])
+        capture_orders(api_client, channel, 12)
+        lane = WebhookDelivery.objects.order_by("id").first().pk % 4
+        sent = services._send
+
+        def send_then_change(subscription_then, batch):
+            outcome = sent(subscription_then, batch)
+            if len(new.requests) == 1:  # then deactivates it
+                WebhookSubscription.objects.filter(pk=subscription.pk).update(is_active=False)
+            elif len(old.requests) == 1:  # an operator saves the subscription meanwhile
+                WebhookSubscription.objects.filter(pk=subscription.pk).update(
+                    url=new.url, headers={"X-New": "1"}
+                )
+            return outcome
+
+        monkeypatch.setattr(services, "_send", send_then_change)
+        assert webhook_lane_flush(subscription_id=subscription.pk, lane=lane) == 2
+    assert (len(old.requests), len(new.requests), len(never.requests)) == (1, 1, 0)
+    assert new.requests[0]["headers"]["X-New"] == "1"
+    assert WebhookDelivery.objects.filter(state=DeliveryState.PENDING).count() == 10

@@ -118,7 +118,7 @@ def test_the_admin_shows_the_secret_once_then_masked(client, db):
 
 
 @pytest.mark.parametrize(
-    "field, value",
+    ("field", "value"),
     [("event_types", "order.capture"), ("event_types", ""), ("channel_ids", "-5,0"),
      ("channel_ids", "2147483648"), ("retry_schedule", "2147483647"), ("retry_schedule", "0")],
 )  # fmt: skip
