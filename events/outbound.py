@@ -60,6 +60,14 @@ def check_url(url: str) -> None:
         raise TargetRefused("the URL has a space or a control character")
     if len(url) > MAX_URL_LENGTH:
         raise TargetRefused(f"the URL is longer than {MAX_URL_LENGTH} characters")
+    # An address written in the URL is refused here, not after a day of retries; a
+    # name is checked when it is resolved, for each delivery (it may change).
+    try:
+        ip = ipaddress.ip_address(parts.hostname.split("%")[0])
+    except ValueError:
+        return
+    if not settings.WEBHOOK_ALLOW_PRIVATE_TARGETS and not _is_public(ip):
+        raise TargetRefused(f"{parts.hostname} is not a public address")
 
 
 # Headers a subscription may not set: the message's framing and its signature.
@@ -102,10 +110,16 @@ def resolve(host: str, port: int) -> str:
     if not settings.WEBHOOK_ALLOW_PRIVATE_TARGETS:
         for address in addresses:
             ip = ipaddress.ip_address(address.split("%")[0])
-            for checked in (ip, *_embedded_ipv4(ip)):
-                if not checked.is_global or checked.is_multicast:
-                    raise TargetRefused(f"{host} resolves to a non-public address ({ip})")
+            if not _is_public(ip):
+                raise TargetRefused(f"{host} resolves to a non-public address ({ip})")
     return addresses[0]
+
+
+def _is_public(ip) -> bool:
+    """A global unicast address, and so is any IPv4 address it carries."""
+    return all(
+        checked.is_global and not checked.is_multicast for checked in (ip, *_embedded_ipv4(ip))
+    )
 
 
 NAT64 = ipaddress.ip_network("64:ff9b::/96")

@@ -88,6 +88,20 @@ def test_production_refuses_a_plain_http_subscription():
         create_webhook("http://example.com/hook")
 
 
+@override_settings(WEBHOOK_ALLOW_PRIVATE_TARGETS=False)
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "10.1.2.3", "169.254.169.254", "[::1]", "[::ffff:10.0.0.1]"]
+)
+def test_a_private_address_written_in_the_url_is_refused_when_subscribing(db, host):
+    """It was refused only when sending: a day of retries to an address that could
+    never be called."""
+    with pytest.raises(CommandError, match="not a public address"):
+        create_webhook(f"https://{host}/hook")
+    assert not WebhookSubscription.objects.exists()
+    create_webhook("https://[2001:4860:4860::8888]/hook")  # a public one is taken
+    assert WebhookSubscription.objects.count() == 1
+
+
 @override_settings(WEBHOOK_REQUIRE_HTTPS=False, WEBHOOK_ALLOW_PRIVATE_TARGETS=False)
 def test_a_target_resolving_to_a_private_address_is_refused_when_sending(api_client, order):
     """Production settings (private targets refused), checked at delivery time, after
