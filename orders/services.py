@@ -262,7 +262,11 @@ def _set_channels(user, channel_ids: list[int]) -> None:
 
 
 def order_mark_sent(*, order: Order, is_send: bool) -> Order:
-    """Record whether the ERP has taken the order (Omnitron's `is_send`)."""
+    """Record whether the ERP has taken the order (Omnitron's `is_send`). Marking it as
+    it already is changes nothing, its modified_date included: an ERP that retries its
+    PATCH does not make the order look changed."""
+    if order.is_send == is_send:
+        return order
     order.is_send = is_send
     order.save(update_fields=["is_send", "modified_date"])
     return order

@@ -127,3 +127,18 @@ def test_an_order_marked_sent_can_be_put_back_in_the_pull(erp, channel):
     assert (response.status_code, response.json()["is_send"]) == (200, False)
     unsent = erp.get("/api/v1/orders/", {"is_send": "false"}).json()["results"]
     assert [o["pk"] for o in unsent] == [order.pk]
+
+
+def test_marking_an_order_as_it_already_is_changes_nothing(erp, channel):
+    """A retried PATCH moved the order's modified_date, as if it had changed."""
+    order = make_order(channel=channel, items=1)
+    url = f"/api/v1/orders/{order.pk}/"
+    first = erp.patch(url, {"is_send": True}, format="json").json()
+    time.sleep(0.01)
+    again = erp.patch(url, {"is_send": True}, format="json")
+    assert again.status_code == 200
+    assert again.json() == first
+    assert (
+        Order.objects.get(pk=order.pk).modified_date.isoformat().replace("+00:00", "Z")
+        == first["modified_date"]
+    )
