@@ -41,11 +41,11 @@ class BacklogCollector:
         age = (timezone.now() - oldest).total_seconds() if oldest else 0.0
         yield GaugeMetricFamily(
             "omnitron_webhook_backlog",
-            "Webhook deliveries not delivered yet.",
+            "Webhook deliveries of active subscriptions not delivered yet.",
             value=backlog["pending"],
         )
         yield GaugeMetricFamily(
             "omnitron_webhook_backlog_oldest_seconds",
-            "Age of the oldest pending webhook delivery.",
+            "Age of the oldest pending webhook delivery of an active subscription.",
             value=max(age, 0.0),
         )

@@ -167,3 +167,5 @@ QUERY_FIELD_CODES = (
 READ_ERRORS = error_responses(
     *QUERY_FIELD_CODES, *AUTHENTICATION, _A.NOT_FOUND, *PROTOCOL_ERRORS, *UNAVAILABLE
 )
+# A detail URL reads no query parameter: none of the lists' field codes.
+DETAIL_ERRORS = error_responses(*AUTHENTICATION, _A.NOT_FOUND, *PROTOCOL_ERRORS, *UNAVAILABLE)

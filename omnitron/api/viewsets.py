@@ -7,7 +7,7 @@ from omnitron.db_router import ReplicaReadsMixin
 
 from .error_codes import FieldErrorCode
 from .pagination import Pagination
-from .schema import READ_ERRORS
+from .schema import DETAIL_ERRORS, READ_ERRORS
 
 
 class ScopedReadOnlyViewSet(ReplicaReadsMixin, viewsets.ReadOnlyModelViewSet):
@@ -67,7 +67,7 @@ def documented(*, tag: str, list_summary: str, list_description: str, retrieve_s
             parameters=[viewset.filter_serializer_class],
             responses={200: serializer(many=True), **READ_ERRORS},
         )
-        one = extend_schema(**retrieve, responses={200: serializer, **READ_ERRORS})
+        one = extend_schema(**retrieve, responses={200: serializer, **DETAIL_ERRORS})
         return extend_schema(tags=[tag])(extend_schema_view(list=listing, retrieve=one)(viewset))
 
     return decorate
