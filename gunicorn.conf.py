@@ -13,11 +13,13 @@ from omnitron.envnumbers import env_number
 # whose port took connections and never answered; GUNICORN_TIMEOUT=0 is no timeout).
 port = env_number("PORT", 8000, minimum=1, maximum=65535)
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{port}"
-workers = env_number("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1, minimum=1)
+workers = env_number(
+    "WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1, minimum=1, maximum=1024
+)
 # A stuck worker is killed after this long. A capture or a page never needs it: the
 # database's timeouts (DB_STATEMENT_TIMEOUT_MS, 15 s) answer first. A CSV export of a
 # whole date range can (docs/api.md): narrow the range, or raise both.
-timeout = env_number("GUNICORN_TIMEOUT", 30, minimum=1)
+timeout = env_number("GUNICORN_TIMEOUT", 30, minimum=1, maximum=86400)
 graceful_timeout = 20
 keepalive = 5
 # gunicorn's largest request line (long filter query strings); headers keep 8190 bytes.

@@ -5,6 +5,7 @@ to each subscription afterwards (events/tasks.py)."""
 import secrets
 from base64 import b64encode
 
+from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -52,10 +53,6 @@ class Event(models.Model):
 def new_secret() -> str:
     """A Standard Webhooks secret: whsec_ + base64 of 32 random bytes."""
     return "whsec_" + b64encode(secrets.token_bytes(32)).decode("ascii")
-
-
-# The longest wait before a retry a subscription may set: a week.
-MAX_RETRY_DELAY = 7 * 24 * 3600
 
 
 class WebhookSubscription(models.Model):
@@ -106,8 +103,12 @@ class WebhookSubscription(models.Model):
             errors["event_types"] = f"Unknown event type(s): {', '.join(sorted(unknown))}."
         if any(not 1 <= pk <= MAX_INTEGER for pk in self.channel_ids or ()):
             errors["channel_ids"] = f"A channel id is 1 to {MAX_INTEGER}."
-        if any(not 1 <= delay <= MAX_RETRY_DELAY for delay in self.retry_schedule or ()):
-            errors["retry_schedule"] = f"Each delay is 1 to {MAX_RETRY_DELAY:,} seconds (a week)."
+        schedule = self.retry_schedule or ()
+        most = settings.MAX_RETRY_DELAY
+        if len(schedule) > settings.MAX_RETRIES or any(not 1 <= s <= most for s in schedule):
+            errors["retry_schedule"] = (
+                f"At most {settings.MAX_RETRIES} delays, each 1 to {most:,} seconds (a week)."
+            )
         if errors:
             raise ValidationError(errors)
 

@@ -9,7 +9,9 @@ connection)."""
 import os
 import re
 
-PATTERNS = {int: re.compile(r"[0-9]+"), float: re.compile(r"[0-9]+(\.[0-9]+)?")}
+# At most 18 digits: every setting's range is far below, and Python refuses to read an
+# integer of over 4,300 digits (a message naming no variable) or reads 400 nines as inf.
+PATTERNS = {int: re.compile(r"[0-9]{1,18}"), float: re.compile(r"[0-9]{1,18}(\.[0-9]{1,18})?")}
 
 
 def env_number(name: str, default, *, minimum, maximum=None, cast=int):

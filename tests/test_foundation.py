@@ -153,6 +153,10 @@ def test_an_empty_rate_limit_is_its_default_not_off():
         "API_NUM_PROXIES=+1",  # only ASCII digits: these look like typos
         "DB_CONNECT_TIMEOUT=1_000",
         "WORKER_CONCURRENCY=\u0663",
+        "WEBHOOK_RETRY_SCHEDULE=300000000000",  # its next attempt past the year 9999
+        "WEBHOOK_RETRY_SCHEDULE=" + ",".join(["1"] * 21),
+        "DB_REPLICA_RETRY_SECONDS=" + "9" * 400,  # read as inf: the replica out for good
+        "DB_CONNECT_TIMEOUT=" + "9" * 5000,  # Python's own message named no variable
     ],
 )
 def test_a_number_setting_that_would_turn_off_what_it_protects_stops_the_app(variable):
@@ -163,7 +167,15 @@ def test_a_number_setting_that_would_turn_off_what_it_protects_stops_the_app(var
 
 
 @pytest.mark.parametrize(
-    "variable", ["WEB_CONCURRENCY=0", "GUNICORN_TIMEOUT=0", "GUNICORN_TIMEOUT=abc", "PORT=99999"]
+    "variable",
+    [
+        "WEB_CONCURRENCY=0",
+        "GUNICORN_TIMEOUT=0",
+        "GUNICORN_TIMEOUT=abc",
+        "PORT=99999",
+        "GUNICORN_TIMEOUT=99999999999",
+        "WEB_CONCURRENCY=99999999",
+    ],  # fmt: skip
 )
 def test_gunicorn_refuses_a_number_that_would_leave_it_unable_to_serve(variable):
     """WEB_CONCURRENCY=0 started a master with no worker: its port took connections and

@@ -36,15 +36,26 @@ def env_milliseconds(name: str, default: int) -> int:
     return env_number(name, default, minimum=1, maximum=pg_int_max)
 
 
+# A retry schedule: at most this many delays, each 1 s to a week (as a subscription's
+# own in the admin): 300000000000 s failed to record the attempt (a date past 9999).
+MAX_RETRIES = 20
+MAX_RETRY_DELAY = 7 * 24 * 3600
+
+
 def env_delays(name: str, default: list[int]) -> list[int]:
-    """Seconds, comma-separated, each at least 1; set but empty is the default (an empty
-    list was no retry at all)."""
+    """Seconds, comma-separated; set but empty is the default (an empty list was no
+    retry at all)."""
     text = env.str(name, default="").strip()
     if not text:
         return default
     parts = [part.strip() for part in text.split(",")]
-    if not all(part.isascii() and part.isdigit() and int(part) >= 1 for part in parts):
-        raise ImproperlyConfigured(f"{name}: {text!r} is not seconds (1 or more), comma-separated.")
+    if len(parts) > MAX_RETRIES or not all(
+        re.fullmatch(r"[0-9]{1,7}", part) and 1 <= int(part) <= MAX_RETRY_DELAY for part in parts
+    ):
+        raise ImproperlyConfigured(
+            f"{name}: {text[:100]!r} is not up to {MAX_RETRIES} delays of 1 to "
+            f"{MAX_RETRY_DELAY} seconds, comma-separated."
+        )
     return [int(part) for part in parts]
 
 
