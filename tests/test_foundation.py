@@ -154,7 +154,7 @@ def test_an_empty_rate_limit_is_its_default_not_off():
         "DB_CONNECT_TIMEOUT=1_000",
         "WORKER_CONCURRENCY=\u0663",
         "WEBHOOK_RETRY_SCHEDULE=300000000000",  # its next attempt past the year 9999
-        "WEBHOOK_RETRY_SCHEDULE=" + ",".join(["1"] * 21),
+        "WEBHOOK_RETRY_SCHEDULE=" + ",".join(["1"] * 31),
         "DB_REPLICA_RETRY_SECONDS=" + "9" * 400,  # read as inf: the replica out for good
         "DB_CONNECT_TIMEOUT=" + "9" * 5000,  # Python's own message named no variable
     ],

@@ -38,7 +38,7 @@ def env_milliseconds(name: str, default: int) -> int:
 
 # A retry schedule: at most this many delays, each 1 s to a week (as a subscription's
 # own in the admin): 300000000000 s failed to record the attempt (a date past 9999).
-MAX_RETRIES = 20
+MAX_RETRIES = 30
 MAX_RETRY_DELAY = 7 * 24 * 3600
 
 

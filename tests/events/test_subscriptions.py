@@ -135,7 +135,7 @@ def test_the_admin_shows_the_secret_once_then_masked(client, db):
     ("field", "value"),
     [("event_types", "order.capture"), ("event_types", ""), ("channel_ids", "-5,0"),
      ("channel_ids", "2147483648"), ("retry_schedule", "2147483647"), ("retry_schedule", "0"),
-     ("retry_schedule", ",".join(["1"] * 21))],
+     ("retry_schedule", ",".join(["1"] * 31))],
 )  # fmt: skip
 def test_the_admin_refuses_a_subscription_that_could_receive_nothing(client, db, field, value):
     """The admin took a misspelt event type and channel 0, which receive nothing, and a
