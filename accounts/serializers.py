@@ -1,4 +1,4 @@
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, get_user_model
 from rest_framework import serializers
 
 from .error_codes import AccountErrorCode
@@ -11,9 +11,16 @@ class LoginSerializer(serializers.Serializer):
     )
 
     def validate(self, attrs):
+        username = attrs["username"]
+        User = get_user_model()
+        if not User.objects.filter(username=username).exists():
+            # As the admin's login form reads it (NFKC), and create_api_user stores it:
+            # "ｗｍｓ" is the user "wms". A name stored as sent (before create_api_user
+            # normalized) still logs in as sent.
+            username = User.normalize_username(username)
         user = authenticate(
             request=self.context.get("request"),
-            username=attrs["username"],
+            username=username,
             password=attrs["password"],
         )
         if user is None:

@@ -212,7 +212,10 @@ def api_user_create_or_update(
     their channels). Raises ApiUserInvalid for a username Django refuses, an empty
     password or a channel that does not exist."""
     User = get_user_model()
-    username = User.normalize_username(username)  # NFKC, as Django's forms read it
+    if not User.objects.filter(username=username).exists():
+        # A new name is stored as Django's forms read it (NFKC: "ｗｍｓ" is "wms"); one
+        # stored as typed before stays that user, never another.
+        username = User.normalize_username(username)
     try:  # Django's own rules for a username: 1 to 150 letters, digits and @.+-_
         User._meta.get_field(User.USERNAME_FIELD).clean(username, None)
     except ValidationError as exc:

@@ -37,8 +37,13 @@ class ScopedReadOnlyViewSet(ReplicaReadsMixin, viewsets.ReadOnlyModelViewSet):
         refuse_unknown_parameters(
             self.request,
             {*self.filter_serializer_class().fields, pagination.cursor_query_param,
-             pagination.page_size_query_param},
+             pagination.page_size_query_param, IGNORED_PAGE},
         )  # fmt: skip
+
+
+# Taken and ignored: Akinon's omnisdk sends `page=1` with every list (the page-number
+# pages these keyset pages replaced); the lists answer their first page to it, as before.
+IGNORED_PAGE = "page"
 
 
 def refuse_unknown_parameters(request, known: set[str]) -> None:

@@ -464,6 +464,7 @@ def test_a_query_parameter_a_list_does_not_take_is_refused_by_name(api_client, c
 def test_a_lists_own_parameters_are_all_taken(api_client, channel):
     order = make_order(channel=channel, items=1)
     for url in (
+        "/api/v1/order_items/?page=1",  # omnisdk's list() sends it, always
         f"/api/v1/orders/?format=json&page_size=5&number={order.number}&channel={channel.pk}"
         "&status=100&is_send=false&date_placed__gte=2000-01-01T00:00:00Z",
         f"/api/v1/order_items/?order={order.pk}&status=100&is_captured=false&cursor=",

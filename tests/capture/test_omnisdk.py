@@ -3,7 +3,7 @@
 import pytest
 import requests
 from omnisdk.omnitron.client import OmnitronApiClient
-from omnisdk.omnitron.endpoints import OmnitronApiEndpoint
+from omnisdk.omnitron.endpoints import OmnitronApiEndpoint, OrderItemEndpoint
 from rest_framework.authtoken.models import Token
 
 from orders.models import OrderItem
@@ -41,6 +41,12 @@ def test_omnisdk_logs_in_captures_and_relogs_after_a_401(live_server_url, api_us
 
         with pytest.raises(requests.HTTPError) as refused:
             endpoint.create({"order": order.number, "order_items": [{"pk": first.pk}]})
+
+        # Its list() sends `page=1`, which the lists take (and ignore).
+        listed = OrderItemEndpoint(raw=True).list(params={"order": order.pk})  # the JSON
+        assert {item["pk"] for item in listed["results"]} == {
+            item.pk for item in order.items.all()
+        }
     assert refused.value.response.status_code == 400
     assert refused.value.args[1]["code"] == "already_captured"
     assert set(

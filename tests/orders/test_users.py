@@ -5,6 +5,7 @@ from io import StringIO
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from rest_framework.test import APIClient
 
 from orders.models import ChannelMembership
 from tests.factories import ChannelFactory
@@ -126,3 +127,24 @@ def test_a_username_is_stored_as_the_admin_login_reads_it(db):
     token = create("ｗｍｓ", "--channel", str(channel.pk)).strip()
     assert create("wms", "--channel", str(channel.pk)).strip() == token  # the same user
     assert list(User.objects.values_list("username", flat=True)) == ["wms"]
+    # ...and the API's login reads it the same way (omnisdk logs in with the name given).
+    create("wms", "--channel", str(channel.pk), "--password", "pw-for-wms-1")
+    client = APIClient()
+    answer = client.post("/api/v1/auth/login/", {"username": "ｗｍｓ", "password": "pw-for-wms-1"},
+                         format="json")  # fmt: skip
+    assert (answer.status_code, answer.json()) == (200, {"key": token})
+
+
+def test_a_name_stored_as_typed_before_stays_that_user(db):
+    """Before names were stored as NFKC, "ｆｕｌｌ" was stored as typed: a re-run made a
+    second user "full" (a new token), and with both there it reconfigured "full"."""
+    channel = ChannelFactory()
+    token = create("ｆｕｌｌ", "--channel", str(channel.pk), "--password", "pw-full-1").strip()
+    User.objects.filter(username="full").update(username="ｆｕｌｌ")  # as stored back then
+    other = create("full", "--channel", str(channel.pk)).strip()  # another user, now
+    assert create("ｆｕｌｌ", "--channel", str(channel.pk)).strip() == token
+    assert other != token
+    assert sorted(User.objects.values_list("username", flat=True)) == ["full", "ｆｕｌｌ"]
+    answer = APIClient().post("/api/v1/auth/login/", {"username": "ｆｕｌｌ",
+                                                      "password": "pw-full-1"}, format="json")  # fmt: skip
+    assert (answer.status_code, answer.json()) == (200, {"key": token})
