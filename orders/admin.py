@@ -35,9 +35,9 @@ from .services import order_item_captured_at_locked
 CAPTURE_OWNED = ("captured_at", "attributes", "created_date", "modified_date")
 # What a capture's audit record relies on: once an item is captured, no one changes
 # these through the admin, superusers included. The database refuses a change to all
-# but `status` from anywhere (capture/migrations/0004 and 0009, trigger
-# captured_item_fixed); the status is the admin's rule only, so that another system may
-# still move it.
+# but `status` from anywhere (capture/migrations/0004 and 0009, triggers
+# captured_item_fixed and captured_item_sku_fixed); the status is the admin's rule
+# only, so that another system may still move it.
 CAPTURED_ITEM_FROZEN = (
     "order", "product_sku", "price", "price_currency", "status", "captured_at",
 )  # fmt: skip

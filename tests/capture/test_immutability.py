@@ -181,6 +181,7 @@ def test_a_capturer_stored_under_a_non_nfkc_name_can_still_be_deactivated(client
     back "full", taken for a rename, so no change to them saved, deactivation included."""
     capturer = make_api_user()
     User.objects.filter(pk=capturer.pk).update(username="ｆｕｌｌ")
+    make_api_user(username="full")  # the NFKC spelling, another user
     order = make_order(channel=ChannelFactory(), items=1)
     capturer.channel_memberships.create(channel=order.channel)
     from capture.services import ItemInput, order_capture
