@@ -50,7 +50,7 @@ class SchemaView(JSONErrorsMixin, SpectacularAPIView):
     `"; filename=...` a second filename), so none is asked for."""
 
     built: dict[str, dict] = {}
-    rendered: dict[tuple, bytes] = {}
+    rendered: dict[tuple | None, bytes] = {}
     MAX_KEPT = 8  # ?lang= and Accept may name anything: what is kept stays bounded
 
     def _get_schema_response(self, request):
@@ -62,11 +62,14 @@ class SchemaView(JSONErrorsMixin, SpectacularAPIView):
             if len(self.built) < self.MAX_KEPT:
                 self.built[language] = schema
         renderer, media_type = request.accepted_renderer, request.accepted_media_type
-        key = (language, type(renderer), media_type)
+        # Kept only as the renderer's own type names it: an Accept with parameters
+        # (`; indent=2`, or made up, one per request) is rendered each time, so that no
+        # client fills what is kept.
+        key = (language, type(renderer)) if media_type == renderer.media_type else None
         body = self.rendered.get(key)
         if body is None:
             body = renderer.render(schema, media_type, self.get_renderer_context())
-            if len(self.rendered) < self.MAX_KEPT * 2:
+            if key is not None and len(self.rendered) < self.MAX_KEPT * 2:
                 self.rendered[key] = body
         charset = f"; charset={renderer.charset}" if renderer.charset else ""
         response = HttpResponse(body, content_type=f"{media_type}{charset}")
