@@ -3,7 +3,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from omnitron.api.schema import READ_ERRORS
-from omnitron.api.viewsets import refuse_unknown_parameters
+from omnitron.api.viewsets import IGNORED_PAGE, refuse_unknown_parameters
 from omnitron.db_router import ReplicaReadsMixin
 
 from .payloads import feed_item
@@ -28,8 +28,9 @@ class EventFeedView(ReplicaReadsMixin, APIView):
         responses={200: EventPageSerializer, **READ_ERRORS},
     )
     def get(self, request):
-        # `page_size` and `cursor`, the lists' paging, are taken and ignored (documented).
-        refuse_unknown_parameters(request, {*EventFilterSerializer().fields, "page_size", "cursor"})
+        # The lists' paging (`page_size`, `cursor`, omnisdk's `page`) is taken and ignored.
+        taken = {*EventFilterSerializer().fields, "page_size", "cursor", IGNORED_PAGE}
+        refuse_unknown_parameters(request, taken)
         filters = EventFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         options = filters.validated_data

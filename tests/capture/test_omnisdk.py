@@ -44,9 +44,7 @@ def test_omnisdk_logs_in_captures_and_relogs_after_a_401(live_server_url, api_us
 
         # Its list() sends `page=1`, which the lists take (and ignore).
         listed = OrderItemEndpoint(raw=True).list(params={"order": order.pk})  # the JSON
-        assert {item["pk"] for item in listed["results"]} == {
-            item.pk for item in order.items.all()
-        }
+        assert {item["pk"] for item in listed["results"]} == {item.pk for item in order.items.all()}
     assert refused.value.response.status_code == 400
     assert refused.value.args[1]["code"] == "already_captured"
     assert set(

@@ -263,5 +263,5 @@ def test_the_feed_refuses_a_parameter_it_does_not_take(api_client, order):
         "afer": ["This list takes no such query parameter."], "code": "unknown_parameter",
     }  # fmt: skip
     taken = api_client.get(FEED, {"after": event.id, "type": "order.captured", "limit": 5,
-                                  "page_size": 9, "cursor": "x", "format": "json"})  # fmt: skip
+                                  "page_size": 9, "cursor": "x", "page": 1, "format": "json"})  # fmt: skip
     assert (taken.status_code, taken.json()["results"]) == (200, [])
