@@ -3,7 +3,6 @@ DEFAULT_THROTTLE_RATES' `login_address` and `login_username`), counted together 
 the API's login and the admin's: the same counters in PostgreSQL, on every node."""
 
 import hashlib
-import unicodedata
 
 from django.contrib.auth import get_user_model
 
@@ -48,12 +47,13 @@ class LoginUsernameThrottle(LoginThrottle):
         # No user has a longer name, and NFKC makes some characters 18 long: 4 MB of
         # U+FDFA took each login 2 s (24 s for ten at once) before any length check.
         # Django's username field skips NFKC past that length too (CVE-2023-46695).
-        longest = get_user_model()._meta.get_field("username").max_length
+        User = get_user_model()
+        longest = User._meta.get_field("username").max_length
         if len(username) > longest:
             return username[: longest + 1]
         # As Django's login form reads it (trimmed, NFKC): " ops " and "ｏｐｓ" log in to
         # the admin as "ops", and were counted apart, each spelling with its own limit.
-        return unicodedata.normalize("NFKC", username).strip() or None
+        return User.normalize_username(username).strip() or None
 
 
 LOGIN_THROTTLES = [LoginAddressThrottle, LoginUsernameThrottle]

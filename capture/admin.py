@@ -101,19 +101,14 @@ class UserChangeForm(user_admin.form):
         return username
 
     def validate_unique(self):
-        # The model's clean() has written the NFKC form on the instance: checked as that,
-        # a "ｆｕｌｌ" beside a user "full" could not be saved at all.
-        self._keep_stored_name()
-        super().validate_unique()
-
-    def _post_clean(self):
-        super()._post_clean()
-        self._keep_stored_name()
-
-    def _keep_stored_name(self):
+        # Run by every clean (ModelForm._post_clean), after the model's clean() wrote the
+        # NFKC form on the instance: the stored name goes back first, so that the check
+        # and the save see it (checked as "full", a "ｆｕｌｌ" beside a user "full" could
+        # not be saved at all).
         stored, user = self.initial.get("username"), self.instance
         if user.pk and stored and user.normalize_username(stored) == user.username:
             user.username = stored
+        super().validate_unique()
 
 
 user_admin.form = UserChangeForm

@@ -19,6 +19,11 @@ def env_number(name: str, default, *, minimum, maximum=None, cast=int):
     text = os.environ.get(name, "").strip()
     if not text:
         return default
+    return number(name, text, minimum=minimum, maximum=maximum, cast=cast)
+
+
+def number(name: str, text: str, *, minimum, maximum=None, cast=int):
+    """`text` as a number from `minimum` to `maximum`, or ValueError naming `name`."""
     if not PATTERNS[cast].fullmatch(text) or cast(text) < minimum:
         raise ValueError(f"{name}: {text!r} is not a number of at least {minimum}.")
     value = cast(text)

@@ -67,18 +67,21 @@ class OrderFilter(admin.SimpleListFilter):
         value = self.value()
         if value is None:
             return []
-        pk = int(value) if value.isascii() and value.isdigit() else None
+        pk = self._pk()
         orders = visible_to(Order.objects.all(), request.user)
         number = orders.filter(pk=pk).values_list("number", flat=True).first() if pk else None
         return [(value, number or "no such order")]
 
     def queryset(self, request, queryset):
-        value = self.value()
-        if value is None:
+        if self.value() is None:
             return queryset
-        if not (value.isascii() and value.isdigit() and int(value) <= MAX_BIGINT):
-            return queryset.none()
-        return queryset.filter(order_id=int(value))
+        pk = self._pk()
+        return queryset.none() if pk is None else queryset.filter(order_id=pk)
+
+    def _pk(self) -> int | None:
+        value = self.value()
+        pk = int(value) if value.isascii() and value.isdigit() else None
+        return pk if pk is not None and 1 <= pk <= MAX_BIGINT else None
 
 
 class OrderForm(forms.ModelForm):
@@ -264,9 +267,13 @@ MAX_INLINE_ROWS = 100
 
 
 def _rows(model, order) -> int:
-    """How many rows of `model` the order has, counted up to MAX_INLINE_ROWS + 1 only."""
-    rows = model._default_manager.filter(order=order).order_by()[: MAX_INLINE_ROWS + 1]
-    return rows.count()
+    """How many rows of `model` the order has, counted up to MAX_INLINE_ROWS + 1 only,
+    once per page (the inlines and the `lists` field both ask)."""
+    counted = order.__dict__.setdefault("_inline_rows", {})
+    if model not in counted:
+        rows = model._default_manager.filter(order=order).order_by()[: MAX_INLINE_ROWS + 1]
+        counted[model] = rows.count()
+    return counted[model]
 
 
 def _item_count(**filters) -> Subquery:

@@ -49,14 +49,15 @@ def env_delays(name: str, default: list[int]) -> list[int]:
     if not text:
         return default
     parts = [part.strip() for part in text.split(",")]
-    if len(parts) > MAX_RETRIES or not all(
-        re.fullmatch(r"[0-9]{1,7}", part) and 1 <= int(part) <= MAX_RETRY_DELAY for part in parts
-    ):
+    try:
+        if len(parts) > MAX_RETRIES:
+            raise ValueError
+        return [envnumbers.number(name, part, minimum=1, maximum=MAX_RETRY_DELAY) for part in parts]
+    except ValueError:
         raise ImproperlyConfigured(
             f"{name}: {text[:100]!r} is not up to {MAX_RETRIES} delays of 1 to "
             f"{MAX_RETRY_DELAY} seconds, comma-separated."
-        )
-    return [int(part) for part in parts]
+        ) from None
 
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)

@@ -22,6 +22,7 @@ from procrastinate.contrib.django import app
 from procrastinate.exceptions import ConnectorException
 
 from events.worker import STOPPING
+from omnitron import envnumbers
 
 logger = logging.getLogger("events.worker")
 
@@ -60,9 +61,10 @@ class Command(BaseCommand):
 def positive_int(text: str) -> int:
     """--concurrency: 0 ran the default's 8 and a negative number was passed on."""
     most = settings.MAX_WORKER_CONCURRENCY
-    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= most):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 1 to {most}.")
-    return int(text)
+    try:
+        return envnumbers.number("--concurrency", text, minimum=1, maximum=most)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 1 to {most}.") from None
 
 
 async def supervise(worker_options: dict) -> None:
