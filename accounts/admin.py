@@ -1,10 +1,13 @@
 """The admin's login, limited like the API's: the same per-address and per-username
-counters, so guessing a password gains nothing by switching from one to the other."""
+counters, so guessing a password gains nothing by switching from one to the other,
+and the same login slots (accounts/services.py)."""
 
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
 
+from .exceptions import LoginsBusy
+from .services import login_slot
 from .throttling import login_wait
 
 
@@ -12,6 +15,7 @@ class ThrottledAdminLoginForm(AdminAuthenticationForm):
     error_messages = {
         **AdminAuthenticationForm.error_messages,
         "throttled": "Too many login attempts. Try again in %(wait)s seconds.",
+        "busy": "Too many logins in progress. Try again in a second.",
     }
 
     def clean(self):
@@ -21,7 +25,11 @@ class ThrottledAdminLoginForm(AdminAuthenticationForm):
             raise ValidationError(
                 self.error_messages["throttled"], code="throttled", params={"wait": wait}
             )
-        return super().clean()
+        try:
+            with login_slot():
+                return super().clean()
+        except LoginsBusy:
+            raise ValidationError(self.error_messages["busy"], code="busy") from None
 
 
 admin.site.login_form = ThrottledAdminLoginForm

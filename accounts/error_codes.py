@@ -13,3 +13,12 @@ class AccountErrorCode(ErrorCode):
         "Login with an unknown username, a wrong password or an inactive user: the same "
         "answer for all three.",
     )
+    LOGINS_BUSY = (
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        None,
+        "Too many logins in progress. Retry in a second.",
+        "As many logins as `LOGIN_CONCURRENCY` allows (2 by default, counted across every "
+        "app process on the database) are checking a password: a check costs a large "
+        "share of a second of CPU on purpose, and logins may not take every worker. "
+        "`Retry-After: 1`.",
+    )

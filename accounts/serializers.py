@@ -2,12 +2,18 @@ from django.contrib.auth import authenticate, get_user_model
 from rest_framework import serializers
 
 from .error_codes import AccountErrorCode
+from .services import login_slot
 
 
 class LoginSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150, trim_whitespace=False)
+    # min_length: for the document (minLength); "" is refused first, as `blank`.
+    username = serializers.CharField(min_length=1, max_length=150, trim_whitespace=False)
     password = serializers.CharField(
-        max_length=1024, trim_whitespace=False, style={"input_type": "password"}, write_only=True
+        min_length=1,
+        max_length=1024,
+        trim_whitespace=False,
+        style={"input_type": "password"},
+        write_only=True,
     )
 
     def validate(self, attrs):
@@ -18,11 +24,12 @@ class LoginSerializer(serializers.Serializer):
             # "ｗｍｓ" is the user "wms". A name stored as sent (before create_api_user
             # normalized) still logs in as sent.
             username = User.normalize_username(username)
-        user = authenticate(
-            request=self.context.get("request"),
-            username=username,
-            password=attrs["password"],
-        )
+        with login_slot():
+            user = authenticate(
+                request=self.context.get("request"),
+                username=username,
+                password=attrs["password"],
+            )
         if user is None:
             raise AccountErrorCode.INVALID_CREDENTIALS.validation_error()
         attrs["user"] = user

@@ -1,8 +1,14 @@
-"""Writes of accounts: API tokens."""
+"""Writes of accounts: API tokens; and the login slots that keep password checks
+from taking every worker."""
 
+from contextlib import contextmanager
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connection, transaction
 from rest_framework.authtoken.models import Token
+
+from .exceptions import LoginsBusy
 
 
 def api_token_get_or_create(*, user) -> Token:
@@ -21,3 +27,25 @@ def api_token_rotate(*, username: str) -> Token:
             raise LookupError(f"No user {username!r}.") from None
         Token.objects.filter(user=user).delete()
         return Token.objects.create(user=user)
+
+
+# The advisory lock space of login slots: (LOGIN_SLOTS, slot) for slot 1 to
+# LOGIN_CONCURRENCY. Two-key locks never meet capture/idempotency.py's one-key ones.
+LOGIN_SLOTS = 0x4C6F67  # "Log"
+TAKE_LOGIN_SLOT = """
+    SELECT EXISTS (SELECT FROM generate_series(1, %(slots)s) AS slot
+                    WHERE pg_try_advisory_xact_lock(%(space)s, slot))"""
+
+
+@contextmanager
+def login_slot():
+    """Hold one of LOGIN_CONCURRENCY login slots, shared by every app process on the
+    database, while checking a password; raises LoginsBusy when all are taken. A
+    transaction-level lock (it works through PgBouncer's transaction pooling): the
+    slot is free again when the block ends, or when the process dies."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(TAKE_LOGIN_SLOT, {"slots": settings.LOGIN_CONCURRENCY, "space": LOGIN_SLOTS})
+        (taken,) = cursor.fetchone()
+        if not taken:
+            raise LoginsBusy()
+        yield

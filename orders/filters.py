@@ -1,6 +1,7 @@
 """Query parameters of the read endpoints, validated like any input: a bad value is
 a 400 field error with a code, never silently ignored. Selectors apply them."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import empty
 
@@ -18,8 +19,16 @@ class QueryBooleanField(serializers.BooleanField):
     default_empty_html = empty
 
 
+@extend_schema_field(
+    {"type": "string", "minLength": 1, "maxLength": ORDER_NUMBER_LENGTH, "pattern": r"\S"}
+)
+class OrderNumberQueryField(serializers.CharField):
+    """An order number, trimmed as the capture trims it: one of whitespace only is
+    `blank` (the document's pattern says so; empty is no filter, as for any parameter)."""
+
+
 class OrderFilterSerializer(serializers.Serializer):
-    number = serializers.CharField(required=False, max_length=ORDER_NUMBER_LENGTH)
+    number = OrderNumberQueryField(required=False, max_length=ORDER_NUMBER_LENGTH)
     channel = StrictIntegerField(required=False, min_value=1, max_value=MAX_BIGINT)
     status = serializers.ChoiceField(required=False, choices=OrderStatus.choices)
     date_placed__gte = QueryDateTimeField(required=False)

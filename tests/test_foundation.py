@@ -263,7 +263,9 @@ def test_every_dependency_is_pinned_in_the_lock_files():
     [
         ("get", "/api/v1/no-such-endpoint/", 404, "not_found"),
         ("post", "/api/v1/capture-order", 404, "not_found"),  # no redirect that drops the body
-        ("get", "/api/v1/capture-order/", 401, "not_authenticated"),
+        ("get", "/api/v1/active_user/", 401, "not_authenticated"),
+        # The method is judged first: the path never takes a GET, token or not.
+        ("get", "/api/v1/capture-order/", 405, "method_not_allowed"),
         # Outside /api/ too: only the admin's pages are HTML.
         ("get", "/", 404, "not_found"),
         ("get", "/healthz/", 404, "not_found"),

@@ -23,6 +23,7 @@ DOCS_CSP = "; ".join([
 
 class OfflineDocsMixin(JSONErrorsMixin):
     http_method_names = ["get", "head"]  # DRF's OPTIONS answer needs a template they lack
+    answers_other_methods = True  # with the CSP (omnitron/api/middleware.py)
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -49,6 +50,7 @@ class SchemaView(JSONErrorsMixin, SpectacularAPIView):
     schema and its Content-Disposition header (a newline there was a 500, and
     `"; filename=...` a second filename), so none is asked for."""
 
+    http_method_names = ["get", "head"]  # DRF's OPTIONS answer came in YAML
     built: dict[str, dict] = {}
     rendered: dict[tuple | None, bytes] = {}
     MAX_KEPT = 8  # ?lang= and Accept may name anything: what is kept stays bounded

@@ -34,6 +34,51 @@ class BodySizeMiddleware:
         return self.get_response(request)
 
 
+class MethodCheckMiddleware:
+    """A method an API view does not take is 405 method_not_allowed, with `Allow`,
+    before anything else about the request is judged. DRF checks the method last,
+    after content negotiation, authentication and throttling: a TRACE with
+    `?format=csv` was 406, a DELETE without a token 401, and each counted toward
+    the rate limits. A view that sets `answers_other_methods` answers them itself
+    (the docs pages: their 405 carries their Content-Security-Policy too)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if not (request.path_info.startswith(API_PREFIX) and hasattr(view_func, "cls")):
+            return None
+        if getattr(view_func.cls, "answers_other_methods", False):
+            return None
+        allowed = view_methods(view_func)
+        if request.method.lower() in allowed:
+            return None
+        error = ApiErrorCode.METHOD_NOT_ALLOWED
+        response = JsonResponse(error.example(method=request.method), status=error.status_code)
+        response["Allow"] = ", ".join(method.upper() for method in allowed)
+        return response
+
+
+def view_methods(view_func) -> list[str]:
+    """The methods a DRF view (from `as_view()`) answers, lower case, as DRF's `Allow`
+    lists them: a viewset's mapped actions; an APIView's handlers; HEAD with GET."""
+    cls = view_func.cls
+    actions = getattr(view_func, "actions", None)
+    handled = (
+        set(actions)
+        if actions is not None
+        else {m for m in cls.http_method_names if hasattr(cls, m)}
+    )
+    if actions is not None and hasattr(cls, "options"):
+        handled.add("options")
+    if "get" in handled:
+        handled.add("head")
+    return [method for method in cls.http_method_names if method in handled]
+
+
 def _limit() -> int:
     return settings.DATA_UPLOAD_MAX_MEMORY_SIZE  # read per request: tests override it
 

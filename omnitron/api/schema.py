@@ -53,6 +53,18 @@ def _rename_refs(node):
     return node
 
 
+def query_parameters_may_be_empty(result, generator, request, public):
+    """Postprocessing hook: every query parameter takes an empty value (`?status=`)
+    as if it were not sent, as DRF reads form-like input: say so (`allowEmptyValue`),
+    or the document would call `?status=` invalid."""
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query":
+                    parameter["allowEmptyValue"] = True
+    return result
+
+
 # Values for the placeholders of the registry's messages in the documented examples.
 _EXAMPLE_PARAMS = {
     "pks": "3, 5", "status": "200", "size": 20480, "reason": "Expecting value: line 1 "

@@ -41,15 +41,16 @@ class StrictIntegerField(serializers.IntegerField):
 
 _ASCII_DIGITS = re.compile("[0-9]+")
 _EXTENDED_DATE_TIME = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
-    r"(Z|[+-][0-9]{2}:[0-9]{2})?"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})?"
 )
 
 
 class QueryDateTimeField(serializers.DateTimeField):
     """An ISO 8601 date-time query parameter in the extended form its error message
     names (`2025-06-01T00:00:00Z`; a space for the `T`, as RFC 3339 allows and Python's
-    str() of a datetime writes); without an offset it is UTC. Python reads more
+    str() of a datetime writes; `t` and `z` in lower case, as RFC 3339 allows too);
+    without an offset it is UTC. Python reads more
     (a date alone, week dates, the basic form), and a date alone was midnight: an
     export `date_placed__lte=2026-11-25` left that whole day out. One that leaves the
     calendar once in UTC (`0001-01-01T00:00:00+01:00`) is `invalid` too: DRF's own
@@ -59,7 +60,7 @@ class QueryDateTimeField(serializers.DateTimeField):
         if isinstance(value, str) and not _EXTENDED_DATE_TIME.fullmatch(value):
             formats = getattr(self, "input_formats", api_settings.DATETIME_INPUT_FORMATS)
             self.fail("invalid", format=humanize_datetime.datetime_formats(formats))
-        return super().to_internal_value(value)
+        return super().to_internal_value(value.upper() if isinstance(value, str) else value)
 
     def fail(self, key, **kwargs):
         if key in ("overflow", "make_aware"):

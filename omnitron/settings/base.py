@@ -90,6 +90,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "omnitron.api.middleware.CommonMiddleware",  # sets Content-Length on what is below
     "omnitron.api.middleware.BodySizeMiddleware",
+    "omnitron.api.middleware.MethodCheckMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -194,6 +195,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["omnitron.api.renderers.JSONRenderer"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "omnitron.api.renderers.ContentNegotiation",
+    "DEFAULT_METADATA_CLASS": "omnitron.api.metadata.Metadata",
     "DEFAULT_PARSER_CLASSES": ["omnitron.api.parsers.StrictJSONParser"],
     "EXCEPTION_HANDLER": "omnitron.api.exceptions.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -232,6 +234,10 @@ def throttle_rates(defaults: dict[str, str]) -> dict[str, str | None]:
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = throttle_rates(
     {"login_address": "30/min", "login_username": "10/min", "capture": "6000/min"}
 )
+# Logins checking a password at once, across every app process on the database: a
+# check (PBKDF2) costs a large share of a second of CPU, so a burst of logins under the
+# rates above could otherwise take every worker. One more answers 503 logins_busy.
+LOGIN_CONCURRENCY = env_number("LOGIN_CONCURRENCY", 2, minimum=1, maximum=1024)
 # Proxies in front of the app that append to X-Forwarded-For (for the client address).
 # 0: the connection's address. (DRF's own default, None, takes the whole header a
 # client sends: each made-up address would get its own login limit.)
@@ -287,6 +293,8 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "omnitron.api.schema.seed_component_names",
+        "omnitron.api.schema.query_parameters_may_be_empty",
+        "capture.schema.capture_request_limits",
         "events.schema.webhook_components",
     ],
 }

@@ -1,6 +1,7 @@
 """Requests built to break the service get a 4xx with the API's coded JSON, never a
 500: too many query fields, a crafted schema version, a form Django cannot read on a
-page outside the API, OPTIONS on the docs pages, and a made-up X-Forwarded-For."""
+page outside the API, OPTIONS on the docs pages, a method a path does not take, and a
+made-up X-Forwarded-For."""
 
 import pytest
 from django.test import Client
@@ -82,3 +83,31 @@ def test_the_schema_is_built_once_for_every_anonymous_request(client, monkeypatc
     assert answers[0].content == answers[2].content
     assert answers[1].json() == answers[3].json()
     assert len(built) == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "allow"),
+    [
+        ("trace", "/api/v1/captures/?format=csv", "GET, HEAD, OPTIONS"),
+        ("delete", "/api/v1/orders/1/", "GET, PATCH, HEAD, OPTIONS"),
+        ("put", "/api/v1/capture-order/", "POST, OPTIONS"),
+        ("options", "/api/schema/", "GET, HEAD"),
+    ],
+)
+def test_a_method_a_path_does_not_take_is_405_before_anything_else(client, method, url, allow):
+    """Without a token, and whatever the Accept: DRF judged the method last (a TRACE of
+    the CSV export was 406, a DELETE without a token 401, the schema's OPTIONS YAML)."""
+    response = client.generic(method.upper(), url, HTTP_ACCEPT="application/xml")
+    assert response.status_code == 405
+    assert response.json() == {
+        "detail": f'Method "{method.upper()}" not allowed.',
+        "code": "method_not_allowed",
+    }
+    assert response["Allow"] == allow
+
+
+def test_options_describes_a_view_without_its_docstring(api_client):
+    response = api_client.options("/api/v1/events/")
+    assert response.status_code == 200
+    assert response.json()["name"] == "Event Feed"
+    assert "description" not in response.json()

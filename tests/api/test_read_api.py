@@ -166,6 +166,8 @@ def test_order_filters(channel):
     since = (now - timedelta(days=1)).isoformat().replace("+00:00", "Z")
     assert numbers(f"date_placed__gte={since}") == sorted([new.pk, elsewhere.pk])
     assert numbers(f"date_placed__lte={since}") == [old.pk]
+    # RFC 3339 allows the T and the Z in lower case.
+    assert numbers(f"date_placed__lte={since.replace('T', 't').replace('Z', 'z')}") == [old.pk]
 
 
 @pytest.mark.parametrize(

@@ -6,14 +6,18 @@ import os
 import statistics
 import subprocess
 import time
+from contextlib import contextmanager
 from io import StringIO
 
+import psycopg
 import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.contrib.auth.models import AnonymousUser
 from django.core.management import call_command
+from django.db import connection
 from django.test import override_settings
 
+from accounts.services import LOGIN_SLOTS
 from capture.models import Capture
 from orders.models import Order, OrderItem
 from tests.factories import ChannelFactory, make_api_user, make_order
@@ -338,6 +342,43 @@ def test_the_admin_login_is_limited_per_username_and_address(client):
     assert "_auth_user_id" not in client.session
     # ...and an unknown username gets the same answers: nothing tells who exists.
     assert [b"Too many" in r.content for r in unknown] == [False, False, False, True]
+
+
+@contextmanager
+def login_slots_taken(count):
+    """Another connection holds the first `count` login slots, as logins checking a
+    password in other processes would."""
+    params = connection.get_connection_params()
+    with psycopg.connect(**params, autocommit=True) as other:
+        for slot in range(1, count + 1):
+            other.execute("SELECT pg_advisory_lock(%s, %s)", (LOGIN_SLOTS, slot))
+        yield
+
+
+@pytest.mark.django_db(transaction=True)  # a slot is free again when a login's transaction ends
+@override_settings(LOGIN_CONCURRENCY=2)
+def test_logins_past_the_concurrency_wait_outside_instead_of_taking_workers(client):
+    """A password check costs a large share of a second of CPU: 25 logins at once (under
+    the per-minute limits) held every worker, and a capture waited 31 s behind them."""
+    make_api_user(username="ops", is_staff=True, password="right-password-1")
+    with login_slots_taken(1):
+        one_slot_left = login(client, "ops", "right-password-1")
+    with login_slots_taken(2):
+        busy = login(client, "ops", "right-password-1")
+        admin_busy = admin_login(client, "ops", "right-password-1")
+    after = login(client, "ops", "right-password-1")
+    assert one_slot_left.status_code == 200
+    assert busy.status_code == 503
+    assert busy.json() == {
+        "detail": "Too many logins in progress. Retry in a second.",
+        "code": "logins_busy",
+    }
+    assert busy["Retry-After"] == "1"
+    assert admin_busy.status_code == 200
+    assert b"Too many logins in progress. Try again in a second." in admin_busy.content
+    assert "_auth_user_id" not in client.session
+    assert after.status_code == 200
+    assert after.json()["key"]
 
 
 @pytest.mark.django_db
