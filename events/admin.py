@@ -5,19 +5,11 @@ attempt, filtered by state, with an action that sends failed ones again."""
 from django.contrib import admin, messages
 from django.db import models
 
-from omnitron.admin import LargeTableAdmin, ReadOnlyMixin
+from omnitron.admin import LargeTableAdmin, ReadOnlyMixin, SuperuserOnly
 
 from .models import DeliveryAttempt, Event, WebhookDelivery, WebhookSubscription
 from .registry import EVENT_TYPES
 from .services import webhook_deliveries_redeliver, webhook_subscriptions_resume
-
-
-class SuperuserOnly:
-    def has_module_permission(self, request):
-        return request.user.is_active and request.user.is_superuser
-
-    def has_view_permission(self, request, obj=None):
-        return self.has_module_permission(request)
 
 
 class ReadOnly(ReadOnlyMixin, SuperuserOnly):

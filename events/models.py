@@ -101,8 +101,13 @@ class WebhookSubscription(models.Model):
             errors["event_types"] = "At least one event type: with none it receives nothing."
         elif unknown := set(self.event_types) - set(EVENT_TYPES):
             errors["event_types"] = f"Unknown event type(s): {', '.join(sorted(unknown))}."
-        if any(not 1 <= pk <= MAX_INTEGER for pk in self.channel_ids or ()):
+        channel_ids = self.channel_ids or ()
+        if any(not 1 <= pk <= MAX_INTEGER for pk in channel_ids):
             errors["channel_ids"] = f"A channel id is 1 to {MAX_INTEGER}."
+        elif len(set(channel_ids)) != len(channel_ids):
+            errors["channel_ids"] = "Each channel once."
+        elif len(channel_ids) > MAX_SUBSCRIPTION_CHANNELS:
+            errors["channel_ids"] = f"At most {MAX_SUBSCRIPTION_CHANNELS:,}; none is every channel."
         schedule = self.retry_schedule or ()
         most = settings.MAX_RETRY_DELAY
         if len(schedule) > settings.MAX_RETRIES or any(not 1 <= s <= most for s in schedule):
@@ -111,6 +116,9 @@ class WebhookSubscription(models.Model):
             )
         if errors:
             raise ValidationError(errors)
+
+
+MAX_SUBSCRIPTION_CHANNELS = 1_000  # none is every channel
 
 
 class DeliveryState(models.TextChoices):

@@ -168,6 +168,7 @@ def role_with_timeouts(admin_url: str, name: str, *, member_of: str, lock_timeou
         f"ALTER ROLE {name} SET lock_timeout = '{lock_timeout_ms}ms'",
         f"ALTER ROLE {name} SET statement_timeout = '{statement_timeout_ms}ms'",
         f"ALTER ROLE {name} SET client_connection_check_interval = '1s'",
+        f"ALTER ROLE {name} SET jit = off",
     ]
     with psycopg.connect(admin_url, autocommit=True) as conn:
         for statement in statements:

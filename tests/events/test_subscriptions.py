@@ -134,12 +134,15 @@ def test_the_admin_shows_the_secret_once_then_masked(client, db):
 @pytest.mark.parametrize(
     ("field", "value"),
     [("event_types", "order.capture"), ("event_types", ""), ("channel_ids", "-5,0"),
-     ("channel_ids", "2147483648"), ("retry_schedule", "2147483647"), ("retry_schedule", "0"),
+     ("channel_ids", "2147483648"), ("channel_ids", "1,1"),
+     ("channel_ids", ",".join(str(n) for n in range(1, 1002))),
+     ("retry_schedule", "2147483647"), ("retry_schedule", "0"),
      ("retry_schedule", ",".join(["1"] * 31))],
 )  # fmt: skip
 def test_the_admin_refuses_a_subscription_that_could_receive_nothing(client, db, field, value):
-    """The admin took a misspelt event type and channel 0, which receive nothing, and a
-    retry in 68 years, pending (and in the backlog) all that time."""
+    """The admin took a misspelt event type and channel 0, which receive nothing, a
+    retry in 68 years, pending (and in the backlog) all that time, and 20,000 copies of
+    one channel."""
     client.force_login(make_api_user(is_superuser=True, is_staff=True))
     form = {"url": "http://127.0.0.1:9/admin", "event_types": "order.captured",
             "channel_ids": "", "headers": "{}", "retry_schedule": "", "is_active": "on"}  # fmt: skip
