@@ -17,6 +17,25 @@ class CommonMiddleware(DjangoCommonMiddleware):
         return super().should_redirect_with_slash(request)
 
 
+class HeadMiddleware:
+    """A HEAD's answer without its body, which Django leaves to the server: gunicorn
+    dropped it, logging a warning for each HEAD, and a streamed body (the CSV export)
+    was produced whole first. Outside CommonMiddleware, so the Content-Length the same
+    GET would carry stays."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if request.method == "HEAD":
+            if response.streaming:
+                response.streaming_content = []  # the body's iterator is never run
+            else:
+                response.content = b""
+        return response
+
+
 class BodySizeMiddleware:
     """Rule 5's first check: an API request that declares a body over API_MAX_BODY_BYTES
     (Django's DATA_UPLOAD_MAX_MEMORY_SIZE) is 413 request_too_large before anything

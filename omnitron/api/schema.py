@@ -161,10 +161,11 @@ UNAVAILABLE = (_A.DATABASE_UNAVAILABLE, _A.DATABASE_TIMEOUT, _A.APP_UNAVAILABLE,
 # by the app for more query fields than Django reads, or an `Accept` or `?format=` it
 # does not answer.
 PROTOCOL_ERRORS = (_A.URI_TOO_LONG, _A.HEADER_TOO_LARGE, _A.BAD_REQUEST, _A.NOT_IMPLEMENTED,
-                   _A.EXPECTATION_FAILED, _A.NOT_ACCEPTABLE, _A.TOO_MANY_CONNECTIONS)  # fmt: skip
+                   _A.EXPECTATION_FAILED, _A.NOT_ACCEPTABLE, _A.TOO_MANY_CONNECTIONS,
+                   _A.REQUEST_TOO_LARGE)  # any request's body, a GET's too  # fmt: skip
 # A JSON body: refused before its fields are read.
 BODY_CODES = (
-    _A.PARSE_ERROR, _A.REQUEST_TOO_LARGE, _A.UNSUPPORTED_MEDIA_TYPE,
+    _A.PARSE_ERROR, _A.UNSUPPORTED_MEDIA_TYPE,
     _A.UNSUPPORTED_CONTENT_ENCODING, _A.THROTTLED,
     *PROTOCOL_ERRORS,
 )  # fmt: skip

@@ -84,6 +84,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "omnitron.observability.RequestLogMiddleware",
+    "omnitron.api.middleware.HeadMiddleware",
     "omnitron.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

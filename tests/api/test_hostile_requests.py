@@ -111,3 +111,38 @@ def test_options_describes_a_view_without_its_docstring(api_client):
     assert response.status_code == 200
     assert response.json()["name"] == "Event Feed"
     assert "description" not in response.json()
+
+
+def wsgi(method, path, token):
+    """The answer as the WSGI server gets it (Django's test client drops a HEAD's body
+    itself): status, headers, body."""
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.test.client import RequestFactory
+
+    environ = RequestFactory()._base_environ(
+        REQUEST_METHOD=method, PATH_INFO=path.partition("?")[0],
+        QUERY_STRING=path.partition("?")[2], HTTP_AUTHORIZATION=f"Token {token}",
+    )  # fmt: skip
+    started = {}
+    body = WSGIHandler()(environ, lambda status, headers: started.update(status=status,
+                                                                          headers=dict(headers)))  # fmt: skip
+    return started["status"], started["headers"], b"".join(body)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_head_answers_the_gets_headers_without_its_body(api_user, order):
+    """gunicorn dropped the body and logged a warning for every HEAD; the CSV export
+    was produced whole first."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    token = api_user.auth_token.key
+    get_status, get_headers, get_body = wsgi("GET", "/api/v1/orders/", token)
+    status, headers, body = wsgi("HEAD", "/api/v1/orders/", token)
+    assert (status, body) == (get_status, b"")
+    assert get_body
+    assert headers["Content-Length"] == get_headers["Content-Length"] == str(len(get_body))
+    with CaptureQueriesContext(connection) as queries:
+        status, headers, body = wsgi("HEAD", "/api/v1/captures/?format=csv", token)
+    assert (status, headers["Content-Type"], body) == ("200 OK", "text/csv; charset=utf-8", b"")
+    assert not any("capture_captureitem" in query["sql"] for query in queries.captured_queries)

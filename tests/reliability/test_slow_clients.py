@@ -207,6 +207,8 @@ def test_the_proxy_answers_its_own_errors_as_json():
                 b"POST /api/v1/auth/login/ HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
                 b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
                 b"GET / HTTP/9.9\r\nHost: x\r\n\r\n",
+                # No Host: the app's links (`next`) named gunicorn's own port.
+                b"GET /api/v1/orders/ HTTP/1.0\r\n\r\n",
             )
         ]
         internal = requests.get(f"{proxy}/_errors/400", timeout=5)
