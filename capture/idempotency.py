@@ -24,6 +24,7 @@ from omnitron import exactjson, metrics
 from omnitron.api.exceptions import error_body
 from omnitron.api.lookups import UserLookup
 from omnitron.api.renderers import render_json
+from omnitron.db.pruning import delete_in_batches
 from omnitron.limits import is_row_id
 from orders.models import Order
 from orders.serializers import OrderSerializer
@@ -251,5 +252,4 @@ def _store(*, user, key: str, fingerprint: str, answer: Answer, order_id: int | 
 def idempotency_prune() -> int:
     """Delete the records older than the TTL; returns how many."""
     cutoff = timezone.now() - TTL
-    deleted, _ = IdempotencyRecord.objects.filter(created_at__lte=cutoff).delete()
-    return deleted
+    return delete_in_batches(IdempotencyRecord.objects.filter(created_at__lte=cutoff))

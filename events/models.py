@@ -77,8 +77,9 @@ class WebhookSubscription(models.Model):
     paused_until = models.DateTimeField(
         null=True, blank=True, help_text="No delivery is sent before this: a POST timed out."
     )
+    # A default in the database too: the release before writes rows without it.
     timeouts_in_a_row = models.PositiveIntegerField(
-        default=0, help_text="POSTs that timed out since the receiver last answered."
+        default=0, db_default=0, help_text="POSTs that timed out since the receiver last answered."
     )
 
     class Meta:

@@ -23,6 +23,8 @@ from django.db import connection
 from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 
+from omnitron.db.pruning import delete_in_batches
+
 from .models import RateCounter
 
 COUNTERS = RateCounter._meta.db_table
@@ -100,8 +102,7 @@ KEEP_SECONDS = 2 * 24 * 3600
 def rate_counters_prune() -> int:
     """Delete the counters untouched for two days; returns how many."""
     cutoff = clock() - KEEP_SECONDS
-    deleted, _ = RateCounter.objects.filter(window_start__lt=cutoff).delete()
-    return deleted
+    return delete_in_batches(RateCounter.objects.filter(window_start__lt=cutoff))
 
 
 def is_counted(method: str, view) -> bool:

@@ -18,9 +18,19 @@ Migrations that have landed import these functions, and a migration never change
 once it has landed: change what a function here does only in a way every migration
 that uses it still wants, and add a new function for anything else."""
 
-from django.db import transaction
+import time
+
+import psycopg.errors
+from django.db import OperationalError, transaction
 
 BATCH = 10_000
+# An exclusive lock is waited for at most LOCK_WAIT at a time, below the app's
+# lock_timeout (DB_LOCK_TIMEOUT_MS, 3 s): a capture queues behind a waiting ALTER, and
+# with 10 s of waiting behind a long reader (a backup, a report) every capture of
+# those seconds answered 409 order_locked. It is tried again, LOCK_TRIES times.
+LOCK_WAIT = "1s"
+LOCK_TRIES = 30
+LOCK_PAUSE = 0.5  # seconds between tries: the queued captures go through meanwhile
 
 
 def fill_in_batches(connection, *, table: str, update: str, around: tuple = ((), ())):
@@ -47,8 +57,8 @@ def set_not_null(connection, *, table: str, column: str):
     """SET NOT NULL without scanning the table under an exclusive lock: PostgreSQL
     skips the scan when a validated CHECK already proves it, and validating a CHECK
     scans under a lock that lets reads and writes go on. The exclusive locks taken
-    here are each held for a moment; each waits at most 10 s for running
-    transactions, then fails (and the migration can be run again)."""
+    here are each held for a moment; each is waited for LOCK_WAIT at a time, up to
+    LOCK_TRIES times, then the step fails (and the migration can be run again)."""
     check = f"{table}_{column}_not_null"
     for statement in (
         f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {check}",
@@ -57,10 +67,23 @@ def set_not_null(connection, *, table: str, column: str):
         f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL",
         f"ALTER TABLE {table} DROP CONSTRAINT {check}",
     ):
-        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-            cursor.execute("SET LOCAL lock_timeout = '10s'")
-            cursor.execute("SET LOCAL statement_timeout = 0")
-            cursor.execute(statement)
+        _with_short_lock_waits(connection, statement)
+
+
+def _with_short_lock_waits(connection, statement: str) -> None:
+    for attempt in range(1, LOCK_TRIES + 1):
+        try:
+            with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+                cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'")
+                cursor.execute("SET LOCAL statement_timeout = 0")
+                cursor.execute(statement)
+            return
+        except OperationalError as exc:
+            if attempt == LOCK_TRIES or not isinstance(
+                exc.__cause__, psycopg.errors.LockNotAvailable
+            ):
+                raise
+        time.sleep(LOCK_PAUSE)
 
 
 def create_index_concurrently(schema_editor, model, index):

@@ -3,10 +3,13 @@
 import json
 import threading
 from datetime import timedelta
+from io import StringIO
 
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from capture.models import Capture, IdempotencyRecord
 from orders.models import ChannelMembership, OrderItem
@@ -163,3 +166,28 @@ def test_two_idempotency_key_headers_are_refused(api_client, order):
     response = capture(api_client, order, [order.items.first().pk], key="first,second")
     assert (response.status_code, response.json()["code"]) == (400, "invalid_idempotency_key")
     assert not Capture.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_backlog_of_expired_keys_is_pruned_in_batches_under_the_statement_timeout(
+    api_user, monkeypatch
+):
+    """One DELETE of two million expired answers ran past the 15 s statement timeout and
+    deleted nothing, every hour: the table only grew. Each batch is its own short
+    statement now. Here: 25 expired, in batches of 10."""
+    from omnitron.db import pruning
+
+    now = timezone.now()
+    IdempotencyRecord.objects.bulk_create(
+        IdempotencyRecord(user=api_user, key=f"k{n}", request_fingerprint="f", status_code=200,
+                          response_body="{}", created_at=now - timedelta(hours=25 + n))
+        for n in range(25)
+    )  # fmt: skip
+    kept = IdempotencyRecord.objects.create(user=api_user, key="fresh", request_fingerprint="f",
+                                            status_code=200, response_body="{}", created_at=now)  # fmt: skip
+    monkeypatch.setattr(pruning, "PRUNE_BATCH", 10)
+    with CaptureQueriesContext(connection) as queries:
+        call_command("prune_idempotency_keys", stderr=StringIO())
+    assert list(IdempotencyRecord.objects.values_list("pk", flat=True)) == [kept.pk]
+    deletes = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("DELETE")]
+    assert len(deletes) == 3  # 10, 10 and 5

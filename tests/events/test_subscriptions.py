@@ -331,3 +331,18 @@ def test_a_name_with_a_public_and_a_private_address_is_refused(monkeypatch, orde
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     with pytest.raises(TargetRefused, match=r"non-public address \(10\.0\.0\.5\)"):
         resolve("hooks.example.com", 443)
+
+
+def test_a_subscription_written_by_the_release_before_gets_its_defaults(db):
+    """The release before a migration keeps serving while it runs, and knows no
+    `timeouts_in_a_row`: its create_webhook failed on NOT NULL."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO events_webhooksubscription (url, secret, event_types, channel_ids, "
+            "headers, retry_schedule, is_active, created_at) VALUES ('https://hooks.example.com/', "
+            "'whsec_x', '{order.captured}', '{}', '{}', '{}', true, now()) RETURNING id"
+        )
+        (pk,) = cursor.fetchone()
+    assert WebhookSubscription.objects.get(pk=pk).timeouts_in_a_row == 0

@@ -3,8 +3,11 @@ docs/performance.md, "A small channel among large ones"). The database writes it
 whoever writes the row; an order's channel is fixed, so the copies stay true; and
 the migrations that brought the column filled the rows that were already there."""
 
+import threading
+import time
 from io import StringIO
 
+import psycopg
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
@@ -132,3 +135,41 @@ def test_the_migrations_fill_the_rows_that_were_there_and_can_run_again(monkeypa
         assert sorted(cursor.fetchall()) == [("capture_capture", "NO"), ("orders_orderitem", "NO")]
     with pytest.raises(DatabaseError, match="immutable"), transaction.atomic():
         Capture.objects.update(request_id="changed")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_setting_not_null_behind_a_long_reader_lets_writes_through_meanwhile():
+    """A report or a backup reading the table held the ALTER's exclusive lock back; the
+    ALTER waited 10 s, and every capture queued behind it for those seconds gave up at
+    its own 3 s lock_timeout (409 order_locked). It waits 1 s at a time now."""
+    params = connection.get_connection_params()
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE scratch_backfill (id int PRIMARY KEY, c int)")
+        cursor.execute("INSERT INTO scratch_backfill SELECT g, g FROM generate_series(1, 10) g")
+    writes = []
+
+    def write_meanwhile():
+        time.sleep(0.3)  # the ALTER is waiting by now
+        with psycopg.connect(**params, autocommit=True) as writer:
+            writer.execute("SET lock_timeout = '3s'")  # the app's DB_LOCK_TIMEOUT_MS
+            writer.execute("INSERT INTO scratch_backfill VALUES (11, 11)")
+            writes.append(time.monotonic() - started)
+
+    try:
+        with psycopg.connect(**params) as reader:
+            reader.execute("SELECT count(*) FROM scratch_backfill")  # holds its lock
+            started = time.monotonic()
+            writer = threading.Thread(target=write_meanwhile)
+            writer.start()
+            threading.Timer(4, reader.commit).start()
+            backfill.set_not_null(connection, table="scratch_backfill", column="c")
+            writer.join()
+        assert len(writes) == 1  # the write went through, within its own lock_timeout
+        assert writes[0] < 3
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT is_nullable FROM information_schema.columns "
+                           "WHERE table_name = 'scratch_backfill' AND column_name = 'c'")  # fmt: skip
+            assert cursor.fetchone() == ("NO",)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE IF EXISTS scratch_backfill")

@@ -7,6 +7,7 @@ import statistics
 import subprocess
 import time
 from contextlib import contextmanager
+from datetime import timedelta
 from io import StringIO
 
 import psycopg
@@ -426,3 +427,37 @@ def test_a_huge_username_of_expanding_characters_is_refused_as_fast_as_a_plain_o
     plain = min(timed("a" * 3_900_000) for _ in range(3))
     expanding = min(timed("\ufdfa" * 1_300_000) for _ in range(3))  # 3.9 MB of UTF-8
     assert expanding < plain * 3 + 0.2, (expanding, plain)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_clears_expired_sessions_and_ended_jobs():
+    """Nothing removed them: a session row per admin login, and a job per failed lane
+    or prune, for ever."""
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    from omnitron.api.tasks import clear_expired_sessions, remove_ended_jobs
+
+    now = timezone.now()
+    Session.objects.create(session_key="old", session_data="", expire_date=now - timedelta(hours=1))
+    Session.objects.create(
+        session_key="live", session_data="", expire_date=now + timedelta(hours=1)
+    )
+    with connection.cursor() as cursor:
+        jobs = {}
+        for name, status, age in [("old_failed", "failed", "8 days"), ("old_cancelled",
+                                  "cancelled", "8 days"), ("new_failed", "failed", "1 day"),
+                                  ("waiting", "todo", "8 days")]:  # fmt: skip
+            cursor.execute("INSERT INTO procrastinate_jobs (queue_name, task_name, args, status) "
+                           "VALUES ('deliveries', %s, '{}', %s) RETURNING id", [name, status])  # fmt: skip
+            jobs[name] = cursor.fetchone()[0]
+            cursor.execute("INSERT INTO procrastinate_events (job_id, type, at) "
+                           "VALUES (%s, 'deferred', now() - %s::interval)", [jobs[name], age])  # fmt: skip
+            cursor.execute("UPDATE procrastinate_events SET at = now() - %s::interval "
+                           "WHERE job_id = %s", [age, jobs[name]])  # fmt: skip
+    clear_expired_sessions(timestamp=0)
+    remove_ended_jobs(timestamp=0)
+    assert list(Session.objects.values_list("session_key", flat=True)) == ["live"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT task_name FROM procrastinate_jobs ORDER BY id")
+        assert [row[0] for row in cursor.fetchall()] == ["new_failed", "waiting"]
