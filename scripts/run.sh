@@ -95,8 +95,24 @@ Serving http://$HOST:$PORT/ (Ctrl-C stops it; the database keeps its data)
   Webhooks:  $manage create_webhook http://127.0.0.1:9000/hook  (a worker is running)
   Metrics:   $metrics
 MSG
-# The webhook worker (events/tasks.py) beside gunicorn.
-.venv/bin/python manage.py webhook_worker &
+# The webhook worker (events/tasks.py) beside gunicorn, started again whenever it ends
+# (killed, crashed): with none, deliveries waited for good (docker-compose.yml's
+# `restart: unless-stopped` does this in production). A TERM ends both.
+supervise_worker() {
+  set +e  # a child already gone is no error here: it is reaped below
+  local child="" stopping=0
+  trap 'stopping=1; kill -TERM "$child" 2>/dev/null' TERM INT  # Ctrl-C: the group's
+  while true; do
+    .venv/bin/python manage.py webhook_worker &
+    child=$!
+    if [ "$stopping" = 1 ]; then kill -TERM "$child" 2>/dev/null; fi  # TERM before child=$!
+    while kill -0 "$child" 2>/dev/null; do wait "$child" || true; done  # reaped
+    if [ "$stopping" = 1 ]; then return; fi
+    echo "make run: the webhook worker ended; starting it again in 1 s" >&2
+    sleep 1
+  done
+}
+supervise_worker &
 worker=$!
 # In the background, waited for: bash runs a trap (a SIGTERM to make, which passes it
 # on to this script) only once a foreground command ends, and gunicorn never would.

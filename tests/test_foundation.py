@@ -333,13 +333,27 @@ def admin_login(base: str, username: str, password: str) -> str | None:
     return answer.headers.get("Location") if answer.status_code == 302 else None
 
 
+def webhook_worker_pid(group: int) -> int:
+    """The pid of the `manage.py webhook_worker` in a process group."""
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and os.getpgid(int(proc.name)) == group:
+                command = (proc / "cmdline").read_bytes().split(b"\0")
+                if b"webhook_worker" in command and command[0].endswith(b"python"):
+                    return int(proc.name)
+        except (ProcessLookupError, FileNotFoundError, PermissionError):
+            continue
+    raise LookupError("no webhook worker in the group")
+
+
 def test_make_run_uses_the_database_of_database_url_and_delivers_webhooks(transactional_db):
     """The README's quick start: make run, the printed curl capture, the README's
     first capture, create_webhook and the README's capture of another item, which the
     receiver has well within a minute; Ctrl-C stops it all. Each capture is answered
     200 whatever order the reader runs them in. make run's address is nginx, as in
     production: idle clients hold no gunicorn worker, a browser's admin login passes
-    Django's Origin check, and /metrics is served on gunicorn's own port only."""
+    Django's Origin check, /metrics is served on gunicorn's own port only, and the
+    webhook worker, killed, is started again."""
     name = f"run_check_{secrets.token_hex(4)}"
     admin = psycopg.connect(database_url("postgres"))
     admin.autocommit = True
@@ -365,6 +379,8 @@ def test_make_run_uses_the_database_of_database_url_and_delivers_webhooks(transa
                       "DATABASE_URL": database_url(name)}  # fmt: skip
             subprocess.run([*MANAGE, "create_webhook", receiver.url], cwd=ROOT, env=manage,
                            check=True, capture_output=True)  # fmt: skip
+            # A worker killed is started again: with none, deliveries waited for good.
+            os.kill(webhook_worker_pid(process.popen.pid), signal.SIGKILL)
             started = time.monotonic()
             for curl in (another, first, printed_curl):
                 answer = subprocess.run(["bash", "-c", f"{curl} -w '\\n%{{http_code}}'"],
