@@ -39,8 +39,7 @@ CAPTURE_OWNED = ("captured_at", "attributes", "created_date", "modified_date")
 # captured_item_fixed and captured_item_sku_fixed); the status is the admin's rule
 # only, so that another system may still move it.
 CAPTURED_ITEM_FROZEN = (
-    "order", "product_sku", "price", "retail_price", "tax_rate", "discount_amount",
-    "price_currency", "status", "captured_at",
+    "order", "product_sku", "price", "price_currency", "status", "captured_at",
 )  # fmt: skip
 
 

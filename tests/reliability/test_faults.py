@@ -201,7 +201,8 @@ def test_every_app_connection_has_a_lock_and_a_statement_timeout():
              "DJANGO_SECRET_KEY": "x" * 50, "DJANGO_ALLOWED_HOSTS": "example.com"},
     )  # fmt: skip
     assert production.stdout.strip() == (
-        "-c lock_timeout=3000 -c statement_timeout=15000 -c client_connection_check_interval=1000"
+        "-c lock_timeout=3000 -c statement_timeout=15000 -c client_connection_check_interval=1000 "
+        "-c jit=off"
     )
 
 

@@ -53,7 +53,8 @@ def test_pgbouncer_refuses_options_and_the_app_sends_none_with_timeouts_on_the_r
         psycopg.connect(overrides["DATABASE_URL"], options="-c lock_timeout=2000")
     options = database_options(lock_timeout_ms=2000, statement_timeout_ms=15000)
     assert options["options"] == (
-        "-c lock_timeout=2000 -c statement_timeout=15000 -c client_connection_check_interval=1000"
+        "-c lock_timeout=2000 -c statement_timeout=15000 -c client_connection_check_interval=1000 "
+        "-c jit=off"
     )
     monkeypatch.setenv("DB_TIMEOUTS_ON_ROLE", "1")
     assert "options" not in database_options(lock_timeout_ms=2000, statement_timeout_ms=15000)
