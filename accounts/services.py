@@ -42,10 +42,14 @@ def login_slot():
     """Hold one of LOGIN_CONCURRENCY login slots, shared by every app process on the
     database, while checking a password; raises LoginsBusy when all are taken. A
     transaction-level lock (it works through PgBouncer's transaction pooling): the
-    slot is free again when the block ends, or when the process dies."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(TAKE_LOGIN_SLOT, {"slots": settings.LOGIN_CONCURRENCY, "space": LOGIN_SLOTS})
-        (taken,) = cursor.fetchone()
+    slot is free again when the block ends, or when the process dies. The block is a
+    transaction of its own (`durable`): inside another one the slot would be held
+    until that one ended."""
+    with transaction.atomic(durable=True):
+        with connection.cursor() as cursor:
+            cursor.execute(TAKE_LOGIN_SLOT, {"slots": settings.LOGIN_CONCURRENCY,
+                                             "space": LOGIN_SLOTS})  # fmt: skip
+            (taken,) = cursor.fetchone()
         if not taken:
             raise LoginsBusy()
         yield

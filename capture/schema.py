@@ -8,8 +8,7 @@ def capture_request_limits(result, generator, request, public):
     """Postprocessing hook (SPECTACULAR_SETTINGS), after the seed's names are given: 1
     to MAX_ITEMS_PER_CAPTURE items, and an order number that is not only whitespace
     (it is trimmed, then must not be blank)."""
-    schema = result.get("components", {}).get("schemas", {}).get("CaptureOrderSerializer")
-    if schema is not None:
-        schema["properties"]["order_items"].update(minItems=1, maxItems=MAX_ITEMS_PER_CAPTURE)
-        schema["properties"]["order"].update(minLength=1, pattern=r"\S")
+    properties = result["components"]["schemas"]["CaptureOrderSerializer"]["properties"]
+    properties["order_items"].update(minItems=1, maxItems=MAX_ITEMS_PER_CAPTURE)
+    properties["order"].update(minLength=1, pattern=r"\S")
     return result

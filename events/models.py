@@ -55,6 +55,9 @@ def new_secret() -> str:
     return "whsec_" + b64encode(secrets.token_bytes(32)).decode("ascii")
 
 
+MAX_SUBSCRIPTION_CHANNELS = 1_000  # channels one subscription names (none: every one)
+
+
 class WebhookSubscription(models.Model):
     """Where events are sent: a URL, the types and channels it wants (no channel: all),
     extra headers for the receiver's own authentication, and a retry schedule (empty:
@@ -117,9 +120,6 @@ class WebhookSubscription(models.Model):
             )
         if errors:
             raise ValidationError(errors)
-
-
-MAX_SUBSCRIPTION_CHANNELS = 1_000  # none is every channel
 
 
 class DeliveryState(models.TextChoices):

@@ -48,7 +48,9 @@ def webhook_subscription_create_or_update(
     is given, keeping the rest (its secret, and its event types, channels or headers
     when not given: a re-run that leaves out `channel_ids` must not widen a channel's
     subscription to every channel). Either way its pause ends. An operator's
-    deactivation (`is_active`, the admin's) stays. Returns (subscription, created)."""
+    deactivation (`is_active`, the admin's) stays. Returns (subscription, created).
+    Raises TargetRefused for a URL or headers it will not send to, and Django's
+    ValidationError for anything else the admin would refuse."""
     outbound.check_url(url)
     if headers is not KEEP:
         outbound.check_headers(headers)
@@ -61,6 +63,7 @@ def webhook_subscription_create_or_update(
             if value is not KEEP:
                 setattr(subscription, field, value)
         subscription.paused_until, subscription.timeouts_in_a_row = None, 0
+        subscription.clean()  # the admin's rules (event types, channels, retries)
         subscription.save()
     return subscription, created
 

@@ -219,7 +219,10 @@ class CheckedInputMixin(CheckedFormFieldsMixin):
         passes its term here unchecked, after its permission check: the NUL failed in
         the database (500). Django matches each word of a term apart, on every search
         field: 200 words on a million customers ran past every timeout."""
-        if "\x00" in search_term or len(list(smart_split(search_term))) > MAX_SEARCH_WORDS:
+        if "\x00" in search_term:
+            return queryset.none(), False
+        words = isinstance(self, ExactSearchMixin) or len(list(smart_split(search_term)))
+        if words > MAX_SEARCH_WORDS:  # an exact search compares the whole term, once
             return queryset.none(), False
         return super().get_search_results(request, queryset, search_term)
 
@@ -269,11 +272,11 @@ def _is_comparable(model, path: str, value: str) -> bool:
 
 
 @functools.cache
-def _checked(admin_class: type, mixin: type) -> type:
-    """`admin_class` with `mixin` in front (`Checked<name>`), unless it has it."""
+def _checked(admin_class: type, mixin: type, prefix: str = "Checked") -> type:
+    """`admin_class` with `mixin` in front (`<prefix><name>`), unless it has it."""
     if issubclass(admin_class, mixin):
         return admin_class
-    return type(f"Checked{admin_class.__name__}", (mixin, admin_class), {"__module__": __name__})
+    return type(f"{prefix}{admin_class.__name__}", (mixin, admin_class), {"__module__": __name__})
 
 
 def _raw_id_lookups(model) -> set[tuple[str, str]]:
@@ -330,7 +333,7 @@ class AdminSite(admin.AdminSite):
         for model in models_:
             model_admin = admin_class
             if model._meta.app_label in SUPERUSER_ONLY_APPS:
-                model_admin = _checked(admin_class, SuperuserOnly)
+                model_admin = _checked(admin_class, SuperuserOnly, prefix="SuperuserOnly")
             super().register(model, model_admin, **options)
 
     def autocomplete_view(self, request):

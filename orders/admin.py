@@ -225,6 +225,7 @@ class CustomerAdmin(FixedIdMixin, SuperuserWritesMixin, LargeTableAdmin):
 
     list_display = ("id", "email", "first_name", "last_name")
     search_fields = ("email",)
+    search_help_text = "A whole email (case-sensitive)."
 
 
 @admin.register(ChannelMembership)

@@ -9,12 +9,10 @@ class OrderSentSchema(OpenApiSerializerExtension):
     """PATCH /api/v1/orders/{id}/ takes exactly `{"is_send": <bool>}`: drf-spectacular
     documents a PATCH body as DRF's partial update, every field optional (a `{}` was
     valid by the document and 400 `required` by the server), and any other key is 400
-    `not_writable`."""
+    `not_writable`. The component keeps drf-spectacular's name for a PATCH body,
+    `PatchedOrderSent`."""
 
     target_class = "orders.serializers.OrderSentSerializer"
-
-    def get_name(self, auto_schema, direction):
-        return "OrderSent"
 
     def map_serializer(self, auto_schema, direction):
         whole = copy.copy(self.target)

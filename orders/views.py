@@ -10,7 +10,6 @@ from omnitron.api.viewsets import ScopedReadOnlyViewSet, documented
 from .error_codes import OrderErrorCode
 from .filters import OrderFilterSerializer, OrderItemFilterSerializer
 from .models import Order, OrderItem
-from .schema import OrderSentSchema  # noqa: F401 (registers the extension)
 from .selectors import order_item_list_for_user, order_list_for_user
 from .serializers import OrderItemSerializer, OrderSentSerializer, OrderSerializer
 from .services import order_mark_sent

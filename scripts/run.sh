@@ -31,8 +31,8 @@ stop() {  # a background process of this run, if it was started
   fi
 }
 cleanup() {
+  stop "$worker"  # first: its supervisor would start it again meanwhile
   stop "$app"
-  stop "$worker"
   stop "$proxy"
   rm -rf "$PROMETHEUS_MULTIPROC_DIR" "$proxy_dir"
   if [ "$started_database" = 1 ]; then scripts/pg.sh stop; fi
@@ -97,19 +97,26 @@ Serving http://$HOST:$PORT/ (Ctrl-C stops it; the database keeps its data)
 MSG
 # The webhook worker (events/tasks.py) beside gunicorn, started again whenever it ends
 # (killed, crashed): with none, deliveries waited for good (docker-compose.yml's
-# `restart: unless-stopped` does this in production). A TERM ends both.
+# `restart: unless-stopped` does this in production). It runs in a session of its
+# own, so that Ctrl-C reaches it once, from here: a second signal would end it at
+# once, abandoning the deliveries it is sending.
 supervise_worker() {
   set +e  # a child already gone is no error here: it is reaped below
-  local child="" stopping=0
-  trap 'stopping=1; kill -TERM "$child" 2>/dev/null' TERM INT  # Ctrl-C: the group's
-  while true; do
-    .venv/bin/python manage.py webhook_worker &
+  local child="" stopping=0 told=0
+  tell() {  # one TERM: the worker stops gracefully (running deliveries finish)
+    stopping=1
+    if [ "$told" = 0 ] && [ -n "$child" ]; then told=1; kill -TERM "$child" 2>/dev/null; fi
+  }
+  trap tell INT TERM
+  while [ "$stopping" = 0 ]; do
+    setsid .venv/bin/python manage.py webhook_worker &
     child=$!
-    if [ "$stopping" = 1 ]; then kill -TERM "$child" 2>/dev/null; fi  # TERM before child=$!
-    while kill -0 "$child" 2>/dev/null; do wait "$child" || true; done  # reaped
-    if [ "$stopping" = 1 ]; then return; fi
-    echo "make run: the webhook worker ended; starting it again in 1 s" >&2
-    sleep 1
+    if [ "$stopping" = 1 ]; then tell; fi  # a signal before child=$!
+    while kill -0 "$child" 2>/dev/null; do wait "$child"; done  # until reaped
+    if [ "$stopping" = 0 ]; then
+      echo "make run: the webhook worker ended; starting it again in 1 s" >&2
+      sleep 1
+    fi
   done
 }
 supervise_worker &

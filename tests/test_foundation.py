@@ -334,16 +334,19 @@ def admin_login(base: str, username: str, password: str) -> str | None:
 
 
 def webhook_worker_pid(group: int) -> int:
-    """The pid of the `manage.py webhook_worker` in a process group."""
+    """The pid of make run's `manage.py webhook_worker`: in a session of its own, a
+    child of a process of make run's group."""
     for proc in Path("/proc").iterdir():
         try:
-            if proc.name.isdigit() and os.getpgid(int(proc.name)) == group:
-                command = (proc / "cmdline").read_bytes().split(b"\0")
-                if b"webhook_worker" in command and command[0].endswith(b"python"):
-                    return int(proc.name)
-        except (ProcessLookupError, FileNotFoundError, PermissionError):
+            if not proc.name.isdigit():
+                continue
+            command = (proc / "cmdline").read_bytes().split(b"\0")
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if b"webhook_worker" in command and os.getpgid(parent) == group:
+                return int(proc.name)
+        except (ProcessLookupError, FileNotFoundError, PermissionError, IndexError):
             continue
-    raise LookupError("no webhook worker in the group")
+    raise LookupError("no webhook worker in make run")
 
 
 def test_make_run_uses_the_database_of_database_url_and_delivers_webhooks(transactional_db):
@@ -390,12 +393,15 @@ def test_make_run_uses_the_database_of_database_url_and_delivers_webhooks(transa
                 assert '"number":"DEMO-' in answer.stdout
             receiver.wait_for(3, timeout=60)
             assert time.monotonic() - started < 60
+        worker = webhook_worker_pid(process.popen.pid)  # the one started again
     finally:
         output = _interrupt(process)
     assert "curl" in output, output
     assert "Control socket" not in output  # none to share with every other gunicorn
-    with pytest.raises(ProcessLookupError):  # nothing of make run is left: worker included
+    with pytest.raises(ProcessLookupError):  # nothing of make run is left
         os.killpg(process.popen.pid, 0)
+    with pytest.raises(ProcessLookupError):  # the worker (in a session of its own) reaped
+        os.kill(worker, 0)
     with psycopg.connect(database_url(name)) as conn, conn.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM orders_order WHERE number LIKE 'DEMO-%%'")
         assert cursor.fetchone()[0] > 0

@@ -55,7 +55,8 @@ class BodySizeMiddleware:
 
 class MethodCheckMiddleware:
     """A method an API view does not take is 405 method_not_allowed, with `Allow`,
-    before anything else about the request is judged. DRF checks the method last,
+    before anything else about the request is judged but the size of its body
+    (BodySizeMiddleware's 413, as the proxy answers it first). DRF checks the method last,
     after content negotiation, authentication and throttling: a TRACE with
     `?format=csv` was 406, a DELETE without a token 401, and each counted toward
     the rate limits. A view that sets `answers_other_methods` answers them itself

@@ -1,10 +1,12 @@
-"""Periodic jobs of the API plumbing, run by the worker (procrastinate) instead of cron."""
-
-from importlib import import_module
+"""Periodic jobs of the project's plumbing (rate counters, the admin's sessions, the task
+queue's own jobs), run by the worker (procrastinate) instead of cron."""
 
 from asgiref.sync import async_to_sync
-from django.conf import settings
+from django.contrib.sessions.models import Session
+from django.utils import timezone
 from procrastinate.contrib.django import app
+
+from omnitron.db.pruning import delete_in_batches
 
 from .throttling import rate_counters_prune
 
@@ -22,9 +24,9 @@ def prune_rate_counters(timestamp: int) -> int:
 @app.periodic(cron="29 * * * *")  # hourly
 @app.task(queue="maintenance", queueing_lock="clear_expired_sessions")
 def clear_expired_sessions(timestamp: int) -> None:
-    """Delete the admin's expired sessions (Django's clearsessions): nothing else does,
-    and a session row is written for every admin login."""
-    import_module(settings.SESSION_ENGINE).SessionStore.clear_expired()
+    """Delete the admin's expired sessions (as Django's clearsessions, in batches):
+    nothing else does, and a session row is written for every admin login."""
+    delete_in_batches(Session.objects.filter(expire_date__lt=timezone.now()))
 
 
 @app.periodic(cron="41 3 * * *")  # daily
@@ -33,7 +35,8 @@ def remove_ended_jobs(timestamp: int) -> None:
     """Delete the jobs that failed, were cancelled or aborted, ENDED_JOBS_KEPT_HOURS
     after they ended (a lane job whose worker stalled, a prune that failed): nothing
     else does. A successful job is deleted as it ends (the worker's `delete_jobs`), and
-    a webhook delivery's state is its own row, not its job's."""
+    a webhook delivery's state is its own row, not its job's. One statement
+    (procrastinate's), over the jobs that stayed: successful ones never do."""
     async_to_sync(app.job_manager.delete_old_jobs)(
         nb_hours=ENDED_JOBS_KEPT_HOURS,
         include_failed=True,

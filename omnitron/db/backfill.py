@@ -24,11 +24,12 @@ import psycopg.errors
 from django.db import OperationalError, transaction
 
 BATCH = 10_000
-# An exclusive lock is waited for at most LOCK_WAIT at a time, below the app's
-# lock_timeout (DB_LOCK_TIMEOUT_MS, 3 s): a capture queues behind a waiting ALTER, and
-# with 10 s of waiting behind a long reader (a backup, a report) every capture of
-# those seconds answered 409 order_locked. It is tried again, LOCK_TRIES times.
-LOCK_WAIT = "1s"
+# An exclusive lock is waited for a third of the app's lock_timeout at a time
+# (DB_LOCK_TIMEOUT_MS, the connection's own), at most LOCK_WAIT_MS: a capture queues
+# behind a waiting ALTER, and with 10 s of waiting behind a long reader (a backup, a
+# report) every capture of those seconds answered 409 order_locked. It is tried
+# again, LOCK_TRIES times.
+LOCK_WAIT_MS = 1000
 LOCK_TRIES = 30
 LOCK_PAUSE = 0.5  # seconds between tries: the queued captures go through meanwhile
 
@@ -57,8 +58,9 @@ def set_not_null(connection, *, table: str, column: str):
     """SET NOT NULL without scanning the table under an exclusive lock: PostgreSQL
     skips the scan when a validated CHECK already proves it, and validating a CHECK
     scans under a lock that lets reads and writes go on. The exclusive locks taken
-    here are each held for a moment; each is waited for LOCK_WAIT at a time, up to
-    LOCK_TRIES times, then the step fails (and the migration can be run again)."""
+    here are each held for a moment; each is waited for a third of the app's
+    lock_timeout at a time (at most LOCK_WAIT_MS), up to LOCK_TRIES times, then the
+    step fails (and the migration can be run again)."""
     check = f"{table}_{column}_not_null"
     for statement in (
         f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {check}",
@@ -71,10 +73,14 @@ def set_not_null(connection, *, table: str, column: str):
 
 
 def _with_short_lock_waits(connection, statement: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT setting::int FROM pg_settings WHERE name = 'lock_timeout'")
+        (app_wait,) = cursor.fetchone()  # milliseconds; 0: none
+    wait = max(min(LOCK_WAIT_MS, app_wait // 3), 10) if app_wait else LOCK_WAIT_MS
     for attempt in range(1, LOCK_TRIES + 1):
         try:
             with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-                cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'")
+                cursor.execute(f"SET LOCAL lock_timeout = {wait}")
                 cursor.execute("SET LOCAL statement_timeout = 0")
                 cursor.execute(statement)
             return

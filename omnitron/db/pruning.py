@@ -11,13 +11,13 @@ PRUNE_BATCH = 10_000
 
 def delete_in_batches(queryset) -> int:
     """Delete the rows of `queryset` (filtered on an indexed column), PRUNE_BATCH at a
-    time; returns how many. Rows that match after it started may go too."""
-    manager = queryset.model._default_manager
+    time, each batch a transaction of its own; returns how many. A row is deleted only
+    if it still matches when its batch is deleted."""
     deleted = 0
     while True:
-        with transaction.atomic():
+        with transaction.atomic(durable=True):
             pks = list(queryset.values_list("pk", flat=True)[:PRUNE_BATCH])
             if not pks:
                 return deleted
-            count, _ = manager.filter(pk__in=pks).delete()
+            count, _ = queryset.filter(pk__in=pks).delete()
         deleted += count

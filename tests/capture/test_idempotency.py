@@ -4,6 +4,7 @@ import json
 import threading
 from datetime import timedelta
 from io import StringIO
+from unittest.mock import patch
 
 import pytest
 from django.core.management import call_command
@@ -168,13 +169,14 @@ def test_two_idempotency_key_headers_are_refused(api_client, order):
     assert not Capture.objects.exists()
 
 
-@pytest.mark.django_db
-def test_a_backlog_of_expired_keys_is_pruned_in_batches_under_the_statement_timeout(
-    api_user, monkeypatch
-):
+@pytest.mark.django_db(transaction=True)
+def test_a_backlog_of_expired_keys_is_pruned_in_batches_each_committed(api_user, monkeypatch):
     """One DELETE of two million expired answers ran past the 15 s statement timeout and
-    deleted nothing, every hour: the table only grew. Each batch is its own short
-    statement now. Here: 25 expired, in batches of 10."""
+    deleted nothing, every hour: the table only grew. Each batch is a short statement
+    and a transaction of its own now: a failure keeps what the batches before it did.
+    Here: 25 expired, in batches of 10, the third batch failing, then a run that ends."""
+    from django.db.models import QuerySet
+
     from omnitron.db import pruning
 
     now = timezone.now()
@@ -186,8 +188,18 @@ def test_a_backlog_of_expired_keys_is_pruned_in_batches_under_the_statement_time
     kept = IdempotencyRecord.objects.create(user=api_user, key="fresh", request_fingerprint="f",
                                             status_code=200, response_body="{}", created_at=now)  # fmt: skip
     monkeypatch.setattr(pruning, "PRUNE_BATCH", 10)
+    real_delete, calls = QuerySet.delete, []
+
+    def third_fails(queryset):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("the database went away")
+        return real_delete(queryset)
+
+    with patch.object(QuerySet, "delete", third_fails), pytest.raises(RuntimeError):
+        call_command("prune_idempotency_keys", stderr=StringIO())
+    assert IdempotencyRecord.objects.count() == 6  # two batches of 10 stayed deleted
     with CaptureQueriesContext(connection) as queries:
         call_command("prune_idempotency_keys", stderr=StringIO())
     assert list(IdempotencyRecord.objects.values_list("pk", flat=True)) == [kept.pk]
-    deletes = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("DELETE")]
-    assert len(deletes) == 3  # 10, 10 and 5
+    assert [q["sql"] for q in queries.captured_queries if q["sql"].startswith("DELETE")]

@@ -346,3 +346,32 @@ def test_a_subscription_written_by_the_release_before_gets_its_defaults(db):
         )
         (pk,) = cursor.fetchone()
     assert WebhookSubscription.objects.get(pk=pk).timeouts_in_a_row == 0
+
+
+def test_the_service_and_create_webhook_keep_the_admins_channel_rules(db):
+    """The rules were the admin form's only: create_webhook took a channel twice and
+    more than a thousand."""
+
+    with pytest.raises(ValidationError, match="Each channel once"):
+        webhook_subscription_create_or_update(url="https://hooks.example.com/a",
+                                              channel_ids=[1, 1])  # fmt: skip
+    with pytest.raises(CommandError, match="At most 1,000"):
+        call_command("create_webhook", "https://hooks.example.com/b",
+                     *[f"--channel={n}" for n in range(1, 1002)], stdout=StringIO(),
+                     stderr=StringIO())  # fmt: skip
+    call_command("create_webhook", "https://hooks.example.com/c", "--channel=1", "--channel=1",
+                 stdout=StringIO(), stderr=StringIO())  # fmt: skip
+    assert WebhookSubscription.objects.get().channel_ids == [1]
+
+
+def test_staff_with_every_subscription_permission_still_cannot_write_one(client, channel):
+    from django.contrib.auth.models import Permission
+
+    staff = make_api_user(channels=[channel], is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__endswith="webhooksubscription"))
+    client.force_login(staff)
+    response = client.post("/admin/events/webhooksubscription/add/", {
+        "url": "https://hooks.example.com/", "event_types": "order.captured", "channel_ids": "",
+        "headers": "{}", "retry_schedule": "", "is_active": "on"})  # fmt: skip
+    assert response.status_code == 403
+    assert not WebhookSubscription.objects.exists()

@@ -141,7 +141,8 @@ def test_the_migrations_fill_the_rows_that_were_there_and_can_run_again(monkeypa
 def test_setting_not_null_behind_a_long_reader_lets_writes_through_meanwhile():
     """A report or a backup reading the table held the ALTER's exclusive lock back; the
     ALTER waited 10 s, and every capture queued behind it for those seconds gave up at
-    its own 3 s lock_timeout (409 order_locked). It waits 1 s at a time now."""
+    its own 3 s lock_timeout (409 order_locked). It waits 1 s at a time now (a third
+    of the app's lock_timeout, at most 1 s)."""
     params = connection.get_connection_params()
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE scratch_backfill (id int PRIMARY KEY, c int)")
@@ -149,8 +150,12 @@ def test_setting_not_null_behind_a_long_reader_lets_writes_through_meanwhile():
     writes = []
 
     def write_meanwhile():
-        time.sleep(0.3)  # the ALTER is waiting by now
         with psycopg.connect(**params, autocommit=True) as writer:
+            while not writer.execute(  # until the ALTER waits for the reader's lock
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE 'ALTER TABLE scratch_backfill%%'"
+            ).fetchone()[0]:
+                time.sleep(0.02)
             writer.execute("SET lock_timeout = '3s'")  # the app's DB_LOCK_TIMEOUT_MS
             writer.execute("INSERT INTO scratch_backfill VALUES (11, 11)")
             writes.append(time.monotonic() - started)

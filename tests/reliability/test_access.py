@@ -380,6 +380,10 @@ def test_logins_past_the_concurrency_wait_outside_instead_of_taking_workers(clie
     assert "_auth_user_id" not in client.session
     assert after.status_code == 200
     assert after.json()["key"]
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
+        free = [other.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOGIN_SLOTS, slot))
+                .fetchone()[0] for slot in (1, 2)]  # fmt: skip
+    assert free == [True, True]  # every login gave its slot back
 
 
 @pytest.mark.django_db

@@ -1,5 +1,6 @@
 import json
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from events.outbound import TargetRefused
@@ -48,11 +49,14 @@ class Command(BaseCommand):
             raise CommandError(f"Unknown event type(s): {', '.join(sorted(unknown))}")
         try:
             subscription, _ = webhook_subscription_create_or_update(
-                url=url, event_types=events or KEEP, channel_ids=channels,
+                url=url, event_types=events or KEEP,
+                channel_ids=None if channels is None else sorted(set(channels)),
                 headers=KEEP if headers is None else _headers(headers),
             )  # fmt: skip
         except TargetRefused as exc:
             raise CommandError(str(exc)) from exc
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from exc
         if missing := set(subscription.channel_ids) - set(
             Channel.objects.filter(pk__in=subscription.channel_ids).values_list("pk", flat=True)
         ):
