@@ -6,3 +6,11 @@ class AccountsConfig(AppConfig):
 
     name = "accounts"
     verbose_name = "Accounts"
+
+    def ready(self):
+        from rest_framework.authtoken.models import Token
+
+        # DRF's Token prints as its key, and Django prints related rows wherever it
+        # lists them: a user's delete page showed staff the user's key (a superuser's
+        # too). Named by its user and last four characters instead.
+        Token.__str__ = lambda token: f"API token of user {token.user_id} (…{token.key[-4:]})"

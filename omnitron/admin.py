@@ -24,11 +24,13 @@ from django.contrib.admin import helpers, widgets
 from django.contrib.admin.utils import NotRelationField, get_fields_from_path
 from django.contrib.admin.views import autocomplete
 from django.contrib.admin.views.main import ChangeList
+from django.contrib.auth.views import PasswordChangeView
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import models
 from django.db.models import Q
 from django.forms.fields import InvalidJSONInput
+from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.text import smart_split
 
@@ -336,8 +338,22 @@ class AdminSite(admin.AdminSite):
                 model_admin = _checked(admin_class, SuperuserOnly, prefix="SuperuserOnly")
             super().register(model, model_admin, **options)
 
+    # The form of the admin's own password change, as `login_form` is the login's
+    # (accounts/admin.py sets both); None: Django's.
+    password_change_form = None
+
     def autocomplete_view(self, request):
         return AutocompleteJsonView.as_view(admin_site=self)(request)
+
+    def password_change(self, request, extra_context=None):
+        if self.password_change_form is None:
+            return super().password_change(request, extra_context)
+        request.current_app = self.name
+        return PasswordChangeView.as_view(
+            form_class=self.password_change_form,
+            success_url=reverse("admin:password_change_done", current_app=self.name),
+            extra_context={**self.each_context(request), **(extra_context or {})},
+        )(request)
 
 
 class AutocompleteJsonView(autocomplete.AutocompleteJsonView):

@@ -9,7 +9,7 @@ from omnitron.api.serializers import QueryDateTimeField, StrictIntegerField
 from omnitron.limits import MAX_BIGINT
 
 from .enums import OrderStatus
-from .models import ORDER_NUMBER_LENGTH
+from .models import ORDER_NUMBER_LENGTH, ORDER_NUMBER_PATTERN
 
 
 class QueryBooleanField(serializers.BooleanField):
@@ -20,11 +20,13 @@ class QueryBooleanField(serializers.BooleanField):
 
 
 @extend_schema_field(
-    {"type": "string", "minLength": 1, "maxLength": ORDER_NUMBER_LENGTH, "pattern": r"\S"}
-)
+    {"type": "string", "minLength": 1, "maxLength": ORDER_NUMBER_LENGTH,
+     "pattern": ORDER_NUMBER_PATTERN}
+)  # fmt: skip
 class OrderNumberQueryField(serializers.CharField):
     """An order number, trimmed as the capture trims it: one of whitespace only is
-    `blank` (the document's pattern says so; empty is no filter, as for any parameter)."""
+    `blank`, one with a NUL refused (the document's pattern says both; empty is no
+    filter, as for any parameter)."""
 
 
 class OrderFilterSerializer(serializers.Serializer):

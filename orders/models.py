@@ -12,6 +12,9 @@ from omnitron.exactjson import EXACT_JSON
 from .enums import CancelStatus, ClientType, Currency, DeliveryType, OrderStatus, ShippingCompany
 
 ORDER_NUMBER_LENGTH = 128  # Omnitron's order numbers; the capture and the filters check it
+# An order number as the API reads one, for the OpenAPI document: not whitespace only
+# (it is trimmed, then `blank`), and no NUL (`null_characters_not_allowed`).
+ORDER_NUMBER_PATTERN = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
 RATE_DIGITS = {"max_digits": 5, "decimal_places": 2}

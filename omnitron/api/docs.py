@@ -23,7 +23,7 @@ DOCS_CSP = "; ".join([
 
 class OfflineDocsMixin(JSONErrorsMixin):
     http_method_names = ["get", "head"]  # DRF's OPTIONS answer needs a template they lack
-    answers_other_methods = True  # with the CSP (omnitron/api/middleware.py)
+    error_headers = {"Content-Security-Policy": DOCS_CSP}  # on the middleware's 405 too
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)

@@ -59,8 +59,8 @@ class MethodCheckMiddleware:
     (BodySizeMiddleware's 413, as the proxy answers it first). DRF checks the method last,
     after content negotiation, authentication and throttling: a TRACE with
     `?format=csv` was 406, a DELETE without a token 401, and each counted toward
-    the rate limits. A view that sets `answers_other_methods` answers them itself
-    (the docs pages: their 405 carries their Content-Security-Policy too)."""
+    the rate limits. A view's `error_headers` go with it (the docs pages' Content-
+    Security-Policy)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -71,14 +71,14 @@ class MethodCheckMiddleware:
     def process_view(self, request, view_func, view_args, view_kwargs):
         if not (request.path_info.startswith(API_PREFIX) and hasattr(view_func, "cls")):
             return None
-        if getattr(view_func.cls, "answers_other_methods", False):
-            return None
         allowed = view_methods(view_func)
         if request.method.lower() in allowed:
             return None
         error = ApiErrorCode.METHOD_NOT_ALLOWED
         response = JsonResponse(error.example(method=request.method), status=error.status_code)
         response["Allow"] = ", ".join(method.upper() for method in allowed)
+        for name, value in getattr(view_func.cls, "error_headers", {}).items():
+            response[name] = value
         return response
 
 

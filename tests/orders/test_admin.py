@@ -1011,3 +1011,13 @@ def test_a_large_list_has_no_delete_of_everything_selected(client, channel, mode
     client.post(url, {"action": "delete_selected", "select_across": "1", "index": "0",
                       "_selected_action": str(row.pk), "post": "yes"})  # fmt: skip
     assert {name: model.objects.count() for name, model in counts.items()} == before
+
+
+def test_a_users_delete_page_shows_staff_no_api_key(client, channel):
+    """DRF's Token prints as its key, and the delete page lists what goes with the user:
+    staff who may delete users read any user's key, a superuser's included."""
+    root = make_api_user(is_superuser=True, is_staff=True)
+    client.force_login(staff_with(channel, "view_user", "delete_user"))
+    page = client.get(f"/admin/auth/user/{root.pk}/delete/").content.decode()
+    assert f"API token of user {root.pk}" in page
+    assert root.auth_token.key not in page

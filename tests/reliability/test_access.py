@@ -466,3 +466,22 @@ def test_the_worker_clears_expired_sessions_and_ended_jobs():
         cursor.execute("SELECT task_name FROM procrastinate_jobs WHERE id = ANY(%s) ORDER BY id",
                        [list(jobs.values())])  # fmt: skip
         assert [row[0] for row in cursor.fetchall()] == ["new_failed", "waiting"]
+
+
+@pytest.mark.django_db(transaction=True)  # a slot is free again when a check's transaction ends
+@override_settings(LOGIN_CONCURRENCY=2)
+def test_the_admins_password_change_checks_the_old_password_in_a_login_slot(client):
+    """Forty password changes at once from one session (wrong old passwords) held every
+    worker for 6 s: checking the old password costs what a login's check does."""
+    staff = make_api_user(username="ops", is_staff=True, password="right-password-1")
+    client.force_login(staff)
+    form = {"old_password": "wrong", "new_password1": "N3w-pass-phrase!",
+            "new_password2": "N3w-pass-phrase!"}  # fmt: skip
+    with login_slots_taken(2):
+        busy = client.post("/admin/password_change/", form)
+    wrong = client.post("/admin/password_change/", form)
+    assert b"Too many password checks in progress" in busy.content
+    assert b"Too many password checks in progress" not in wrong.content
+    assert b"Your old password was entered incorrectly" in wrong.content
+    done = client.post("/admin/password_change/", {**form, "old_password": "right-password-1"})
+    assert done.status_code == 302
