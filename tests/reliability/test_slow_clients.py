@@ -211,6 +211,7 @@ def test_the_proxy_answers_its_own_errors_as_json():
                 b"GET /api/v1/orders/ HTTP/1.0\r\n\r\n",
             )
         ]
+        hostless_probe = raw_request(proxy, b"GET /healthz HTTP/1.0\r\n\r\n")
         internal = requests.get(f"{proxy}/_errors/400", timeout=5)
         trace = requests.request("TRACE", f"{proxy}/api/v1/orders/", timeout=5)
         server.stop()
@@ -225,6 +226,7 @@ def test_the_proxy_answers_its_own_errors_as_json():
         assert head.startswith(b"HTTP/1.1 400 "), answer
         assert b"Content-Type: application/json" in head
         assert json.loads(body)["code"] == "bad_request"
+    assert hostless_probe.startswith(b"HTTP/1.1 200 "), hostless_probe  # a health check's
     assert (internal.status_code, internal.json()["code"]) == (404, "not_found")
     assert (trace.status_code, trace.json()) == (
         405, {"detail": 'Method "TRACE" not allowed.', "code": "method_not_allowed"})  # fmt: skip
