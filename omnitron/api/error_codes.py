@@ -85,7 +85,8 @@ class ApiErrorCode(ErrorCode):
         "Bad request.",
         "A request the server cannot read at all, answered by gunicorn or the proxy "
         "before any view (a malformed request line, a duplicate `Host`, `Content-Length` "
-        "with `Transfer-Encoding`, an HTTP major version other than 1), or one Django "
+        "with `Transfer-Encoding`, an HTTP major version other than 1, no `Host` through "
+        "the proxy but to a health check), or one Django "
         "refuses as suspicious (more than 1,000 query or form fields, on any path the "
         "app reads them from: every path but the health checks).",
     )
