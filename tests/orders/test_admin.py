@@ -175,7 +175,7 @@ def test_lists_count_up_to_a_cap_and_say_so(client, channel, monkeypatch, url):
     Capture.objects.create(order=order, user=admin, created_at=order.date_placed,
                            amount=0, currency="try")  # fmt: skip
     under_cap = client.get(url).content.decode()
-    assert "3+" not in under_cap
+    assert "3+ " not in under_cap  # "3+" alone is in a date filter's link on the 30th
 
     for _ in range(3):
         order = make_order(channel=channel, items=2)
