@@ -3,6 +3,8 @@ counters, so guessing a password gains nothing by switching from one to the othe
 and the same login slots (accounts/services.py); and its own password change, whose
 check of the old password takes a login slot too."""
 
+from contextlib import contextmanager
+
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm, AdminPasswordChangeForm
 from django.core.exceptions import ValidationError
@@ -10,6 +12,16 @@ from django.core.exceptions import ValidationError
 from .exceptions import LoginsBusy
 from .services import login_slot
 from .throttling import login_wait
+
+
+@contextmanager
+def login_slot_or_form_error(message: str):
+    """A login slot for an admin form's password check; all taken: the form's error."""
+    try:
+        with login_slot():
+            yield
+    except LoginsBusy:
+        raise ValidationError(message, code="busy") from None
 
 
 class ThrottledAdminLoginForm(AdminAuthenticationForm):
@@ -26,11 +38,8 @@ class ThrottledAdminLoginForm(AdminAuthenticationForm):
             raise ValidationError(
                 self.error_messages["throttled"], code="throttled", params={"wait": wait}
             )
-        try:
-            with login_slot():
-                return super().clean()
-        except LoginsBusy:
-            raise ValidationError(self.error_messages["busy"], code="busy") from None
+        with login_slot_or_form_error(self.error_messages["busy"]):
+            return super().clean()
 
 
 admin.site.login_form = ThrottledAdminLoginForm
@@ -41,13 +50,10 @@ class SlottedPasswordChangeForm(AdminPasswordChangeForm):
     one session held every worker for 6 s (a capture waited as long)."""
 
     def clean_old_password(self):
-        try:
-            with login_slot():
-                return super().clean_old_password()
-        except LoginsBusy:
-            raise ValidationError(
-                "Too many password checks in progress. Try again in a second.", code="busy"
-            ) from None
+        with login_slot_or_form_error(
+            "Too many password checks in progress. Try again in a second."
+        ):
+            return super().clean_old_password()
 
 
 admin.site.password_change_form = SlottedPasswordChangeForm

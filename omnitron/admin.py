@@ -223,8 +223,10 @@ class CheckedInputMixin(CheckedFormFieldsMixin):
         field: 200 words on a million customers ran past every timeout."""
         if "\x00" in search_term:
             return queryset.none(), False
-        words = isinstance(self, ExactSearchMixin) or len(list(smart_split(search_term)))
-        if words > MAX_SEARCH_WORDS:  # an exact search compares the whole term, once
+        # An exact search (ExactSearchMixin) compares the whole term, once.
+        if not isinstance(self, ExactSearchMixin) and (
+            len(list(smart_split(search_term))) > MAX_SEARCH_WORDS
+        ):
             return queryset.none(), False
         return super().get_search_results(request, queryset, search_term)
 

@@ -43,13 +43,21 @@ CAPTURED_ITEM_FROZEN = (
 )  # fmt: skip
 
 
-class FixedIdMixin:
-    """An id is typed when a row is added (Omnitron's ids), then shown, not edited: a
-    changed id saved a second row and left the first as it was."""
+class FixedOnceAddedMixin:
+    """`fixed_once_added`: fields given when a row is added, then shown, not edited."""
+
+    fixed_once_added: tuple[str, ...] = ()
 
     def get_readonly_fields(self, request, obj=None):
-        fixed = ("id",) if obj is not None else ()
+        fixed = self.fixed_once_added if obj is not None else ()
         return (*super().get_readonly_fields(request, obj), *fixed)
+
+
+class FixedIdMixin(FixedOnceAddedMixin):
+    """An id is typed when a row is added (Omnitron's ids), then fixed: a changed id
+    saved a second row and left the first as it was."""
+
+    fixed_once_added = ("id",)
 
 
 class UserChannelsFilter(admin.RelatedFieldListFilter):
@@ -297,7 +305,7 @@ def _item_count(**filters) -> Subquery:
 
 
 @admin.register(Order)
-class OrderAdmin(ChangedFieldsOnlyMixin, LargeTableAdmin):
+class OrderAdmin(FixedOnceAddedMixin, ChangedFieldsOnlyMixin, LargeTableAdmin):
     form = OrderForm
     list_display = (
         "number", "channel", "customer", "status_name", "amount_with_currency",
@@ -385,14 +393,12 @@ class OrderAdmin(ChangedFieldsOnlyMixin, LargeTableAdmin):
         ),
     ]
 
-    def get_readonly_fields(self, request, obj=None):
-        # An order's channel is fixed once it exists (the database refuses a change:
-        # orders/0008); its items and captures carry a copy of it. Its number and
-        # currency are what its captures' audit, events and amounts name. is_send is
-        # the ERP's (PATCH /api/v1/orders/{pk}/): a page open while the ERP took the
-        # order wrote it back unsent, and the ERP pulled the order again.
-        fixed = ("number", "channel", "currency", "is_send") if obj is not None else ()
-        return (*super().get_readonly_fields(request, obj), *fixed)
+    # An order's channel is fixed once it exists (the database refuses a change:
+    # orders/0008); its items and captures carry a copy of it. Its number and currency
+    # are what its captures' audit, events and amounts name. is_send is the ERP's
+    # (PATCH /api/v1/orders/{pk}/): a page open while the ERP took the order wrote it
+    # back unsent, and the ERP pulled the order again.
+    fixed_once_added = ("number", "channel", "currency", "is_send")
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         user = request.user
@@ -457,7 +463,7 @@ class OrderAdmin(ChangedFieldsOnlyMixin, LargeTableAdmin):
 
 
 @admin.register(OrderItem)
-class OrderItemAdmin(ChangedFieldsOnlyMixin, LargeTableAdmin):
+class OrderItemAdmin(FixedOnceAddedMixin, ChangedFieldsOnlyMixin, LargeTableAdmin):
     form = OrderItemForm
     list_display = ("id", "order", "product_sku", "status", "price", "captured_at")
     list_filter = ("status", ("captured_at", admin.EmptyFieldListFilter), OrderFilter)
@@ -473,10 +479,8 @@ class OrderItemAdmin(ChangedFieldsOnlyMixin, LargeTableAdmin):
     def get_fields(self, request, obj=None):
         return _without_shown_capture(self, request, obj, super().get_fields(request, obj))
 
-    def get_readonly_fields(self, request, obj=None):
-        # An item stays in its order: moving it would move it to another channel too.
-        fixed = ("order",) if obj is not None else ()
-        return (*super().get_readonly_fields(request, obj), *fixed)
+    # An item stays in its order: moving it would move it to another channel too.
+    fixed_once_added = ("order",)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         # A new item goes into an order the staff member sees.

@@ -1,3 +1,5 @@
+import functools
+
 from django.conf import settings
 from django.http import JsonResponse
 from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
@@ -82,7 +84,8 @@ class MethodCheckMiddleware:
         return response
 
 
-def view_methods(view_func) -> list[str]:
+@functools.cache  # one per URL pattern's view
+def view_methods(view_func) -> tuple[str, ...]:
     """The methods a DRF view (from `as_view()`) answers, lower case, as DRF's `Allow`
     lists them: a viewset's mapped actions; an APIView's handlers; HEAD with GET."""
     cls = view_func.cls
@@ -96,7 +99,7 @@ def view_methods(view_func) -> list[str]:
         handled.add("options")
     if "get" in handled:
         handled.add("head")
-    return [method for method in cls.http_method_names if method in handled]
+    return tuple(method for method in cls.http_method_names if method in handled)
 
 
 def _limit() -> int:
