@@ -281,10 +281,15 @@ def test_api_errors_are_json_with_a_code(client, method, path, status, code):
 
 
 @pytest.mark.django_db
-def test_admin_keeps_its_html_pages(client):
-    response = client.get("/admin/no-such-page/")
-    assert response.status_code in (302, 404)
-    assert "application/json" not in response["Content-Type"]
+def test_admin_keeps_its_html_pages(client, admin_client):
+    """The API's JSON errors stop at /api/: the admin answers an unknown page the
+    admin's way (to the login page first, so its URLs are not probed without one)."""
+    anonymous = client.get("/admin/no-such-page/")
+    assert anonymous.status_code == 302
+    assert anonymous["Location"] == "/admin/login/?next=/admin/no-such-page/"
+    missing = admin_client.get("/admin/no-such-page/")
+    assert missing.status_code == 404
+    assert missing["Content-Type"].startswith("text/html")
 
 
 # `make run` is scripts/run.sh once the virtualenv exists.
