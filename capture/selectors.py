@@ -7,10 +7,11 @@ from collections.abc import Iterator
 from django.db import connection, transaction
 from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
 
+from events.sql import EVENTS
 from orders.selectors import visible_to
 
 from .models import Capture, CaptureItem
-from .sql import ORDER_CAPTURED
+from .sql import CAPTURE_ITEMS, CAPTURES, ITEMS, ORDER_CAPTURED, ORDERS
 
 
 def captures_with_items() -> QuerySet[Capture]:
@@ -70,60 +71,60 @@ def captured_item_rows(captures: QuerySet[Capture], *, chunk_size: int = 2000) -
         yield from items.iterator(chunk_size=chunk_size)
 
 
-# The audit adds up: each query lists what breaks one invariant, at most 20 rows.
+# The audit adds up: each query lists the ids of the rows that break one invariant.
 AUDIT_CHECKS = {
-    "capture amount is not the sum of its items' prices": """
-        SELECT c.id FROM capture_capture c
-          LEFT JOIN capture_captureitem ci ON ci.capture_id = c.id
+    "capture amount is not the sum of its items' prices": f"""
+        SELECT c.id FROM {CAPTURES} c
+          LEFT JOIN {CAPTURE_ITEMS} ci ON ci.capture_id = c.id
          GROUP BY c.id, c.amount HAVING c.amount IS DISTINCT FROM coalesce(sum(ci.price), -1)""",
-    "capture item's price or currency is not its order item's": """
-        SELECT ci.id FROM capture_captureitem ci
-          JOIN capture_capture c ON c.id = ci.capture_id
-          JOIN orders_orderitem i ON i.id = ci.order_item_id
+    "capture item's price or currency is not its order item's": f"""
+        SELECT ci.id FROM {CAPTURE_ITEMS} ci
+          JOIN {CAPTURES} c ON c.id = ci.capture_id
+          JOIN {ITEMS} i ON i.id = ci.order_item_id
          WHERE ci.price <> i.price OR c.currency <> i.price_currency""",
-    "capture item belongs to another order than its capture": """
-        SELECT ci.id FROM capture_captureitem ci
-          JOIN capture_capture c ON c.id = ci.capture_id
-          JOIN orders_orderitem i ON i.id = ci.order_item_id
+    "capture item belongs to another order than its capture": f"""
+        SELECT ci.id FROM {CAPTURE_ITEMS} ci
+          JOIN {CAPTURES} c ON c.id = ci.capture_id
+          JOIN {ITEMS} i ON i.id = ci.order_item_id
          WHERE i.order_id <> c.order_id""",
-    "capture's channel is not its order's": """
-        SELECT c.id FROM capture_capture c
-          JOIN orders_order o ON o.id = c.order_id
+    "capture's channel is not its order's": f"""
+        SELECT c.id FROM {CAPTURES} c
+          JOIN {ORDERS} o ON o.id = c.order_id
          WHERE c.channel_id <> o.channel_id""",
-    "capture's currency is not its order's": """
-        SELECT c.id FROM capture_capture c
-          JOIN orders_order o ON o.id = c.order_id
+    "capture's currency is not its order's": f"""
+        SELECT c.id FROM {CAPTURES} c
+          JOIN {ORDERS} o ON o.id = c.order_id
          WHERE c.currency <> o.currency""",
-    "order item's channel is not its order's (its channel's lists would show it wrongly)": """
-        SELECT i.id FROM orders_orderitem i
-          JOIN orders_order o ON o.id = i.order_id
+    "order item's channel is not its order's (its channel's lists would show it wrongly)": f"""
+        SELECT i.id FROM {ITEMS} i
+          JOIN {ORDERS} o ON o.id = i.order_id
          WHERE i.channel_id <> o.channel_id""",
-    "captured item without a capture item, or the other way round": """
-        SELECT i.id FROM orders_orderitem i
-          LEFT JOIN capture_captureitem ci ON ci.order_item_id = i.id
+    "captured item without a capture item, or the other way round": f"""
+        SELECT i.id FROM {ITEMS} i
+          LEFT JOIN {CAPTURE_ITEMS} ci ON ci.order_item_id = i.id
          WHERE (i.captured_at IS NULL) <> (ci.id IS NULL)""",
     # Webhooks and the event feed tell the payment service and the ERP of a capture
     # through its event, written in the capture's own statement.
     f"capture without exactly one {ORDER_CAPTURED} event (no webhook, not in the feed)": f"""
-        SELECT c.id FROM capture_capture c
-          LEFT JOIN events_event e ON e.type = '{ORDER_CAPTURED}' AND e.object_id = c.id
+        SELECT c.id FROM {CAPTURES} c
+          LEFT JOIN {EVENTS} e ON e.type = '{ORDER_CAPTURED}' AND e.object_id = c.id
          GROUP BY c.id HAVING count(e.id) <> 1""",
     # The feed and the webhooks' channel filter go by the event's channel: another
     # channel's users would read the capture, and its own would never hear of it.
     f"{ORDER_CAPTURED} event whose channel is not its capture's": f"""
-        SELECT e.id FROM events_event e
-          JOIN capture_capture c ON c.id = e.object_id
+        SELECT e.id FROM {EVENTS} e
+          JOIN {CAPTURES} c ON c.id = e.object_id
          WHERE e.type = '{ORDER_CAPTURED}' AND e.channel_id IS DISTINCT FROM c.channel_id""",
     f"{ORDER_CAPTURED} event of no capture": f"""
-        SELECT e.id FROM events_event e
-          LEFT JOIN capture_capture c ON c.id = e.object_id
+        SELECT e.id FROM {EVENTS} e
+          LEFT JOIN {CAPTURES} c ON c.id = e.object_id
          WHERE e.type = '{ORDER_CAPTURED}' AND c.id IS NULL""",
     # The feed serves events in id order once their transaction id is below every
     # running one's; ids written before a restore from a dump (which starts the
     # transaction ids again) are above them: docs/operations.md says what to do.
     "event whose transaction id is ahead of the database's (restored from a dump?): "
-    "the event feed serves nothing after it": """
-        SELECT e.id FROM events_event e
+    "the event feed serves nothing after it": f"""
+        SELECT e.id FROM {EVENTS} e
          WHERE e.txid >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint
            AND e.txid IS DISTINCT FROM pg_current_xact_id_if_assigned()::text::bigint""",
 }

@@ -157,7 +157,7 @@ class WebhookDelivery(models.Model):
             # What the worker's dispatcher and lane jobs look for: pending, due.
             models.Index(
                 fields=["subscription", "next_attempt_at"],
-                condition=models.Q(state="pending"),
+                condition=models.Q(state=DeliveryState.PENDING),
                 name="delivery_due_idx",
             ),
         ]

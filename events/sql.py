@@ -2,12 +2,14 @@
 jobs that will deliver the event all commit together or not at all, in one round
 trip (capture/sql.py folds these into the capture's write)."""
 
-from .models import Event, WebhookDelivery, WebhookSubscription
+from .models import DeliveryState, Event, WebhookDelivery, WebhookSubscription
 
 EVENTS = Event._meta.db_table
 DELIVERIES = WebhookDelivery._meta.db_table
 SUBSCRIPTIONS = WebhookSubscription._meta.db_table
 EVENT_SEQUENCE = f"{EVENTS}_seq"  # created by migration 0002
+# The state the due deliveries' partial index (delivery_due_idx) is on.
+PENDING = DeliveryState.PENDING.value
 # Deliveries of one subscription run in at most this many parallel lanes: a slow or
 # failing receiver holds a few worker slots at most, never all of them.
 LANES_PER_SUBSCRIPTION = 4
@@ -69,7 +71,7 @@ def record_event_ctes(source: str) -> str:
     delivery AS (
         INSERT INTO {DELIVERIES} (event_id, subscription_id, state, attempts, created_at,
                                   next_attempt_at, last_outcome)
-        SELECT event.id, sub.id, 'pending', 0, %(now)s, %(now)s, ''
+        SELECT event.id, sub.id, '{PENDING}', 0, %(now)s, %(now)s, ''
           FROM event
           JOIN {SUBSCRIPTIONS} sub
             ON sub.is_active AND %(event_type)s = ANY(sub.event_types)
@@ -84,13 +86,13 @@ def record_event_ctes(source: str) -> str:
 # it is paused, then only the lane of its oldest due delivery, which probes the
 # receiver (events/services.py).
 OLDEST_DUE = f"""(SELECT min(id) FROM {DELIVERIES} WHERE subscription_id = sub.id
-                  AND state = 'pending' AND next_attempt_at <= now())"""
+                  AND state = '{PENDING}' AND next_attempt_at <= now())"""
 _PROBING = f"sub.paused_until <= now() AND lane = mod({OLDEST_DUE}, {LANES_PER_SUBSCRIPTION})"
 QUEUE_DUE_LANES = f"""
     WITH due AS (
         SELECT DISTINCT subscription_id, mod(d.id, {LANES_PER_SUBSCRIPTION}) AS lane
           FROM {DELIVERIES} d JOIN {SUBSCRIPTIONS} sub ON sub.id = d.subscription_id
-         WHERE d.state = 'pending' AND d.next_attempt_at <= now() AND sub.is_active
+         WHERE d.state = '{PENDING}' AND d.next_attempt_at <= now() AND sub.is_active
     )
     {lane_jobs_sql("due", f"(sub.timeouts_in_a_row = 0 OR ({_PROBING}))")}"""
 

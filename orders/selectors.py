@@ -42,9 +42,9 @@ def visible_to(queryset: QuerySet, user) -> QuerySet:
 
 
 class InLiterals(Lookup):
-    """`lhs IN (1, 2, …)` with the integers written into the statement."""
+    """`lhs IN (1, 2, …)` with the integers written into the statement (used as an
+    expression, `filter(InLiterals(F(...), ids))`; not registered as a lookup)."""
 
-    lookup_name = "in_literals"
     prepare_rhs = False
 
     def as_sql(self, compiler, connection):

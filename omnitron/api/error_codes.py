@@ -303,20 +303,6 @@ class FieldErrorCode(ErrorCode):
     )
 
 
-# DRF raises these itself; the registry documents them (tests check they agree).
-DRF_EXCEPTIONS = {
-    exceptions.ParseError: ApiErrorCode.PARSE_ERROR,
-    exceptions.NotAuthenticated: ApiErrorCode.NOT_AUTHENTICATED,
-    exceptions.AuthenticationFailed: ApiErrorCode.AUTHENTICATION_FAILED,
-    exceptions.PermissionDenied: ApiErrorCode.PERMISSION_DENIED,
-    exceptions.NotFound: ApiErrorCode.NOT_FOUND,
-    exceptions.MethodNotAllowed: ApiErrorCode.METHOD_NOT_ALLOWED,
-    exceptions.NotAcceptable: ApiErrorCode.NOT_ACCEPTABLE,
-    exceptions.UnsupportedMediaType: ApiErrorCode.UNSUPPORTED_MEDIA_TYPE,
-    exceptions.Throttled: ApiErrorCode.THROTTLED,
-}
-
-
 def registries() -> list[type[ErrorCode]]:
     """Every app's registry: the ErrorCode enums of each installed app's
     `error_codes` module, in the order of INSTALLED_APPS."""
