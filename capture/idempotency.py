@@ -1,8 +1,8 @@
 """Idempotency-Key: the first request with a key that reaches the capture rules
 stores its answer; a retry with the same key and body gets that answer again.
 
-`idempotent_answer` is the whole flow, called by the view: claim the key, produce
-the answer (run the capture and render it), store it. Everything happens inside the
+`idempotent_answer` is the whole flow, called by `services.capture_answer`: claim the
+key, produce the answer (run the capture and render it), store it. Everything happens inside the
 capture's own transaction, so a stored answer and the capture it describes are
 committed together or not at all. A transaction-level advisory lock on (user, key)
 tells a concurrent duplicate that the first request is still running, without
@@ -79,10 +79,15 @@ def idempotent_answer(
             body = render_json(error_body(exc))
             _store(**record, answer=Answer(exc.status_code, body), order_id=exc.order_id)
         else:
-            answer = Answer(status.HTTP_200_OK, render_json(OrderSerializer(order).data))
+            answer = order_answer(order)
             _store(**record, answer=answer, order_id=order.pk)
             return answer
     raise refusal
+
+
+def order_answer(order: Order) -> Answer:
+    """A capture's answer: the order after it, 200."""
+    return Answer(status.HTTP_200_OK, render_json(OrderSerializer(order).data))
 
 
 def replay_as_sent(stored, data) -> Answer | None:
@@ -122,11 +127,12 @@ def _validated_shape(data) -> bool:
 IDEMPOTENCY_KEY = re.compile(rf"[\x21-\x2b\x2d-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}")
 
 
-def idempotency_key_parse(raw: str | None) -> str | None:
-    """The header's value, or None when absent."""
-    if raw is None:
-        return None
-    if not IDEMPOTENCY_KEY.fullmatch(raw):
+def idempotency_key(request) -> str | None:
+    """The request's Idempotency-Key header, or None when it has none. Raises
+    InvalidIdempotencyKey when it is not 1 to MAX_IDEMPOTENCY_KEY_LENGTH visible ASCII
+    characters other than a comma."""
+    raw = request.headers.get("Idempotency-Key")
+    if raw is not None and not IDEMPOTENCY_KEY.fullmatch(raw):
         raise InvalidIdempotencyKey()
     return raw
 
@@ -177,8 +183,11 @@ class StoredAnswerLookup(UserLookup):
                   "%(idempotency_since)s")  # fmt: skip
 
     def params(self, request) -> dict | None:
-        key = request.headers.get("Idempotency-Key")
-        if key is None or not IDEMPOTENCY_KEY.fullmatch(key):
+        try:
+            key = idempotency_key(request)
+        except InvalidIdempotencyKey:
+            return None  # refused by the view
+        if key is None:
             return None
         return {"idempotency_key": key, "idempotency_since": timezone.now() - TTL}
 

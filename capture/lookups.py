@@ -20,7 +20,8 @@ from omnitron.api.middleware import declared_length
 from omnitron.limits import is_row_id
 from orders.models import ORDER_NUMBER_LENGTH
 
-from .idempotency import IDEMPOTENCY_KEY, RECORDS, TTL
+from .exceptions import InvalidIdempotencyKey
+from .idempotency import RECORDS, TTL, idempotency_key
 from .rules import MAX_ITEMS_PER_CAPTURE
 from .sql import READ_ORDER_AND_ITEMS, Seen, seen_from_json
 
@@ -44,8 +45,9 @@ class OrderReadLookup(UserLookup):
                THEN ({READ_ORDER_AND_ITEMS}) END"""
 
     def params(self, request) -> dict | None:
-        key = request.headers.get("Idempotency-Key")
-        if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+        try:
+            key = idempotency_key(request)
+        except InvalidIdempotencyKey:
             return None  # refused before the capture reads anything
         read = _number_channel_pks(request)
         if read is None:

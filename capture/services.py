@@ -1,5 +1,8 @@
 """Capture: mark exactly the given items of an order captured, or none of them.
 
+`capture_answer` is the endpoint's answer to a validated request: `order_capture`,
+under the request's Idempotency-Key when it has one (capture/idempotency.py), rendered.
+
 `order_capture` reads, judges, writes (Saleor's order actions):
 
 1. read the order and the given items. Usually the authentication statement has read
@@ -59,6 +62,7 @@ from .exceptions import (
     OrderNotCapturable,
     OrderNotFound,
 )
+from .idempotency import Answer, idempotent_answer, order_answer, request_fingerprint
 from .rules import CAPTURABLE_ORDER_STATUSES, NON_CAPTURABLE_ITEM_STATUSES
 
 
@@ -108,6 +112,44 @@ def order_capture(
         raise outcome
     metrics.observe_capture(items=len(given), amount=_amount(seen.items), currency=outcome.currency)
     return outcome
+
+
+def capture_answer(
+    *,
+    user,
+    data: dict,
+    idempotency_key: str | None = None,
+    stored: list | None = None,
+    seen: sql.Seen | None = None,
+    request_id: str = "",
+) -> Answer:
+    """The capture endpoint's answer to a validated request (CaptureOrderSerializer's
+    data), rendered: the order after `order_capture`; with an Idempotency-Key, the
+    answer stored under the key (the first request's, or this one's, stored in the
+    capture's transaction: capture/idempotency.py). `stored` and `seen`: the key's
+    stored answer and the order as the authentication statement read them, if it did.
+    Raises what order_capture and idempotent_answer raise."""
+
+    def capture() -> Order:
+        return order_capture(
+            user=user,
+            order_number=data["order"],
+            items=[ItemInput(item["pk"], item.get("attributes")) for item in data["order_items"]],
+            channel=data.get("channel"),
+            idempotency_key=idempotency_key,
+            request_id=request_id,
+            seen=seen,
+        )
+
+    if idempotency_key is None:
+        return order_answer(capture())
+    return idempotent_answer(
+        user=user,
+        key=idempotency_key,
+        fingerprint=request_fingerprint(data),
+        capture=capture,
+        stored=stored,
+    )
 
 
 def _judge_and_write(seen: sql.Seen, given: dict, **write) -> Order | CaptureError | None:

@@ -7,7 +7,6 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 from rest_framework.permissions import IsAuthenticated
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from omnitron.api.error_codes import ApiErrorCode
@@ -26,7 +25,6 @@ from omnitron.api.schema import error_responses as errors
 from omnitron.api.throttling import UserScopedRateThrottle
 from omnitron.api.viewsets import ScopedReadOnlyViewSet, documented
 from omnitron.observability import note
-from orders.models import Order
 from orders.serializers import OrderSerializer
 
 from .error_codes import CaptureErrorCode
@@ -36,17 +34,15 @@ from .idempotency import (
     IDEMPOTENCY_KEY,
     Answer,
     StoredAnswerLookup,
-    idempotency_key_parse,
-    idempotent_answer,
+    idempotency_key,
     replay_as_sent,
-    request_fingerprint,
 )
 from .lookups import OrderReadLookup
 from .models import Capture
 from .rules import IDEMPOTENCY_KEY_TTL_HOURS, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_PAGE_ITEMS
 from .selectors import CAPTURED_ITEM_COLUMNS, capture_item_count, capture_list_for_user
 from .serializers import CaptureOrderSerializer, CaptureSerializer
-from .services import ItemInput, order_capture
+from .services import capture_answer
 
 JSON = JSONRenderer.media_type
 CAPTURE_FIELD_CODES = (
@@ -98,7 +94,7 @@ class CaptureOrderView(APIView):
         },
     )
     def post(self, request):
-        key = idempotency_key_parse(request.headers.get("Idempotency-Key"))
+        key = idempotency_key(request)
         lookups = getattr(request.user, "lookups", {})
         stored = lookups.get(StoredAnswerLookup.name)
         if key is not None and stored is not None:
@@ -108,36 +104,20 @@ class CaptureOrderView(APIView):
                 return answer_response(replayed)
         serializer = CaptureOrderSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        note(request, order=data["order"])
-
-        def capture() -> Order:
-            return order_capture(
-                user=request.user,
-                order_number=data["order"],
-                items=[
-                    ItemInput(item["pk"], item.get("attributes")) for item in data["order_items"]
-                ],
-                channel=data.get("channel"),
-                idempotency_key=key,
-                request_id=getattr(request, "request_id", ""),
-                seen=lookups.get(OrderReadLookup.name),
-            )
-
-        if key is None:
-            return Response(OrderSerializer(capture()).data)
-        answer = idempotent_answer(
+        note(request, order=serializer.validated_data["order"])
+        answer = capture_answer(
             user=request.user,
-            key=key,
-            fingerprint=request_fingerprint(data),
-            capture=capture,
+            data=serializer.validated_data,
+            idempotency_key=key,
             stored=stored,
+            seen=lookups.get(OrderReadLookup.name),
+            request_id=getattr(request, "request_id", ""),
         )
         return answer_response(answer)
 
 
 def answer_response(answer: Answer) -> HttpResponse:
-    """An Idempotency-Key's answer, byte for byte as stored."""
+    """A capture's answer; an Idempotency-Key's byte for byte as stored."""
     response = HttpResponse(answer.body, status=answer.status_code, content_type=JSON)
     if answer.replayed:
         response["Idempotent-Replayed"] = "true"
