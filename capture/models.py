@@ -5,7 +5,7 @@ from django.conf import settings
 from django.db import models
 
 from omnitron.exactjson import EXACT_JSON
-from omnitron.observability import MAX_REQUEST_ID_LENGTH
+from omnitron.limits import MAX_REQUEST_ID_LENGTH
 from orders.models import MONEY, Channel, Order, OrderItem
 
 from .rules import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_ITEMS_PER_CAPTURE

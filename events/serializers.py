@@ -12,7 +12,8 @@ EVENT_ID = r"^evt_[0-9a-f]{32}$"
 @extend_schema_field(
     PolymorphicProxySerializer(
         component_name="EventData",
-        serializers=[event_type.data_serializer for event_type in EVENT_TYPES.values()],
+        # Read when the schema is generated: apps register their types in ready().
+        serializers=lambda: [event_type.data_serializer for event_type in EVENT_TYPES.values()],
         resource_type_field_name=None,
     )
 )
@@ -26,9 +27,16 @@ class EventFilterSerializer(serializers.Serializer):
         EVENT_ID, required=False, trim_whitespace=False,
         help_text="The last event id you got: the events after it.",
     )  # fmt: skip
-    type = serializers.ChoiceField(choices=sorted(EVENT_TYPES), required=False)
+    type = serializers.ChoiceField(choices=[], required=False)  # the registered types: get_fields
     limit = StrictIntegerField(required=False, min_value=1, max_value=Pagination.max_page_size,
                                default=Pagination.page_size)  # as the lists' page_size  # fmt: skip
+
+    def get_fields(self):
+        fields = super().get_fields()
+        # Read when the filter is used: apps register their types in ready(), which may
+        # come after this module is imported.
+        fields["type"].choices = sorted(EVENT_TYPES)
+        return fields
 
     def validate_after(self, value):
         if value.endswith("\n"):  # the pattern's `$` matches before a final newline

@@ -19,3 +19,6 @@ MAX_JSON_VALUES = 200_000
 # Nesting of a JSON value the import and the admin's forms take: Python reads a stored
 # value back recursively, and one 900 deep failed every page that showed it (500).
 MAX_JSON_DEPTH = 100
+# A request id (X-Request-ID, or generated: omnitron/observability.py), stored with
+# each capture (capture.Capture.request_id).
+MAX_REQUEST_ID_LENGTH = 128

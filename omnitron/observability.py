@@ -19,14 +19,13 @@ from django.db import DatabaseError, InterfaceError
 
 from omnitron import error_tracking, logformat, metrics
 from omnitron.health import LIVENESS_PATH, READINESS_PATH
+from omnitron.limits import MAX_REQUEST_ID_LENGTH
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="")
 
 # Letters and digits first: an id is stored with the capture and written into the CSV
 # export, where a cell starting with = + - @ is a formula to a spreadsheet, and
 # into logs and headers, where quotes and angle brackets only do harm.
-# The request id is stored with each capture (capture.Capture.request_id).
-MAX_REQUEST_ID_LENGTH = 128
 _VALID_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._:/-]{{0,{MAX_REQUEST_ID_LENGTH - 1}}}")
 _QUIET_PATHS = (LIVENESS_PATH, READINESS_PATH)  # probes: logged at DEBUG, not INFO
 
