@@ -22,8 +22,7 @@ from typing import NamedTuple
 
 from django.db import connection, models
 
-from events.sql import record_event_ctes
-from events.tasks import WEBHOOK_QUEUE, deliver_lane
+from events.sql import record_event_ctes, record_event_params
 from omnitron import exactjson
 from omnitron.db.sql import compact
 from orders.models import ChannelMembership, Order, OrderItem
@@ -42,11 +41,7 @@ _ORDER_COLUMNS = ", ".join(f'"{field.column}"' for field in _ORDER_FIELDS)
 _ORDER_JSON = [isinstance(field, models.JSONField) for field in _ORDER_FIELDS]
 
 ORDER_CAPTURED = "order.captured"
-ORDER_CAPTURED_EVENT = {
-    "event_type": ORDER_CAPTURED,
-    "queue": WEBHOOK_QUEUE,
-    "task": deliver_lane.name,
-}
+ORDER_CAPTURED_EVENT = record_event_params(ORDER_CAPTURED)
 
 
 def orders_with_number(*, user: str, superuser: str, params: str) -> str:

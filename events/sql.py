@@ -17,6 +17,7 @@ LANES_PER_SUBSCRIPTION = 4
 
 PROCRASTINATE_JOBS = "procrastinate_jobs"
 WEBHOOK_QUEUE = "webhooks"  # the lanes' jobs (events/tasks.py)
+DELIVER_LANE_TASK = "events.tasks.deliver_lane"  # their task's name (events/tasks.py)
 
 # Whether a lane's job waits in the webhook queue that could run now (its lane's job is
 # not running): an idle lane's job ends then, and gives its worker slot up.
@@ -52,12 +53,18 @@ def lane_jobs_sql(source: str, sending: str = "sub.timeouts_in_a_row = 0") -> st
         ON CONFLICT (queueing_lock) WHERE status = 'todo' DO NOTHING"""
 
 
+def record_event_params(event_type: str) -> dict:
+    """The parameters of record_event_ctes' SQL for events of this type, but %(now)s."""
+    return {"event_type": event_type, "queue": WEBHOOK_QUEUE, "task": DELIVER_LANE_TASK}
+
+
 def record_event_ctes(source: str) -> str:
     """CTEs (to follow a `WITH`) that record an event of type %(event_type)s at
     %(now)s for each row of the CTE `source` (columns channel_id, object_id,
     snapshot), a delivery due now for each active subscription that wants it, and a
     job for each lane of those deliveries that has none queued: the change, its event
-    and their delivery commit together or not at all, in the caller's round trip."""
+    and their delivery commit together or not at all, in the caller's round trip.
+    Its parameters but %(now)s: record_event_params."""
     return f"""
     event AS (
         INSERT INTO {EVENTS} (id, seq, txid, type, created_at, channel_id, object_id, snapshot)

@@ -10,10 +10,11 @@ from procrastinate.contrib.django import app
 from procrastinate.jobs import Status
 
 from .services import webhook_lane_flush
-from .sql import QUEUE_DUE_LANES, WEBHOOK_QUEUE
+from .sql import DELIVER_LANE_TASK, QUEUE_DUE_LANES, WEBHOOK_QUEUE
 
 
-@app.task(queue=WEBHOOK_QUEUE)
+# Named as procrastinate would name it anyway: the capture's statement queues its jobs by name.
+@app.task(queue=WEBHOOK_QUEUE, name=DELIVER_LANE_TASK)
 def deliver_lane(subscription_id: int, lane: int) -> int:
     """Every due delivery of one lane of one subscription (events/services.py)."""
     return webhook_lane_flush(subscription_id=subscription_id, lane=lane)
