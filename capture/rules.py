@@ -1,4 +1,5 @@
-"""The capture rules as data: read by the code, quoted by docs/api.md and the schema."""
+"""The capture rules and limits as data (statuses, sizes, the Idempotency-Key's, a
+page's): read by the code, quoted by docs/api.md and the schema."""
 
 from orders.enums import OrderStatus
 
