@@ -110,6 +110,8 @@ def _build_concurrently(connection, name: str, create: str) -> None:
         found = cursor.fetchone()
         if found and found[0]:
             return
+        # For the session, not SET LOCAL as elsewhere: CONCURRENTLY cannot run inside a
+        # transaction. Reset after, as the connection goes on to the next migration.
         cursor.execute("SET statement_timeout = 0")
         try:
             if found:
