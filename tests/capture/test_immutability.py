@@ -195,3 +195,20 @@ def test_a_capturer_stored_under_a_non_nfkc_name_can_still_be_deactivated(client
     assert response.status_code == 302, response.content.decode()[-2000:]
     after = User.objects.get(pk=capturer.pk)
     assert (after.username, after.is_active) == ("ｆｕｌｌ", False)
+
+
+def test_the_admin_freezes_what_the_database_freezes_and_the_status(db):
+    """CAPTURED_ITEM_FROZEN (the admin's list) is the columns the database's triggers
+    fix once an item is captured, and the status, which only the admin fixes."""
+    from orders.admin import CAPTURED_ITEM_FROZEN
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT a.attname FROM pg_trigger t
+                 JOIN pg_attribute a ON a.attrelid = t.tgrelid AND a.attnum = ANY(t.tgattr)
+                WHERE t.tgrelid = 'orders_orderitem'::regclass
+                  AND t.tgname IN ('captured_item_fixed', 'captured_item_sku_fixed')"""
+        )
+        fixed_by_triggers = {name for (name,) in cursor.fetchall()}
+    columns = {OrderItem._meta.get_field(name).column for name in CAPTURED_ITEM_FROZEN}
+    assert fixed_by_triggers == columns - {"status"}
