@@ -17,7 +17,7 @@ from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
 from omnitron.api.error_codes import ApiErrorCode
-from omnitron.api.lookups import UserLookup
+from omnitron.api.lookups import TokenStatement, UserLookup
 from omnitron.api.throttling import (
     RATE_COLUMNS,
     RateCount,
@@ -71,10 +71,10 @@ def _token_user_statement(
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
-    """`Authorization: Token <key>`. Leaves on the user `has_required_permission`
-    (for omnitron.api.permissions.HasRequiredPermission), when it counted the request
-    for the view's rate limit `rate_count` (for UserScopedRateThrottle), and the values
-    of the view's `authentication_lookups` in `lookups`."""
+    """`Authorization: Token <key>`. `request.auth` is a TokenStatement: whether the user
+    has the view's permission (for omnitron.api.permissions.HasRequiredPermission), the
+    request's count toward the view's rate limit when it counted it here (for
+    UserScopedRateThrottle), and the values of the view's `authentication_lookups`."""
 
     def authenticate(self, request):
         self.request = request
@@ -104,15 +104,20 @@ class TokenAuthentication(authentication.TokenAuthentication):
         user = get_user_model().from_db(connection.alias, attnames, row[: len(attnames)])
         if not user.is_active:  # as an unknown token: the registry's one message
             raise exceptions.AuthenticationFailed(ApiErrorCode.AUTHENTICATION_FAILED.message)
-        user.has_required_permission, *extra = row[len(attnames) :]
+        has_required_permission, *extra = row[len(attnames) :]
+        rate_count = None
         if rate is not None:
             counted = [extra.pop(0) for _ in RATE_COLUMNS]
-            user.rate_count = (f"{prefix}{user.pk}", RateCount(*counted, params["rate_elapsed"]))
-        user.lookups = {
-            lookup.name: lookup.load(value, lookup_params)
-            for (lookup, lookup_params), value in zip(lookups.items(), extra, strict=True)
-        }
-        return user, key
+            rate_count = (f"{prefix}{user.pk}", RateCount(*counted, params["rate_elapsed"]))
+        return user, TokenStatement(
+            key=key,
+            has_required_permission=has_required_permission,
+            rate_count=rate_count,
+            lookups={
+                lookup.name: lookup.load(value, lookup_params)
+                for (lookup, lookup_params), value in zip(lookups.items(), extra, strict=True)
+            },
+        )
 
     def _rate_counted_here(self) -> tuple[str, tuple[int, int]] | None:
         """(scope, (requests, window seconds)) when the view limits each user's rate

@@ -95,7 +95,7 @@ class CaptureOrderView(APIView):
     )
     def post(self, request):
         key = idempotency_key(request)
-        lookups = getattr(request.user, "lookups", {})
+        lookups = getattr(request.auth, "lookups", {})
         stored = lookups.get(StoredAnswerLookup.name)
         if key is not None and stored is not None:
             replayed = replay_as_sent(stored, request.data)

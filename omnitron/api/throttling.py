@@ -126,7 +126,9 @@ class PostgresRateThrottle(SimpleRateThrottle):
         self.key = self.get_cache_key(request, view)
         if self.key is None:
             return True
-        counted = getattr(request.user, "rate_count", None)
+        # Counted by the token statement already? (The admin's login passes Django's
+        # request, which has no `auth`.)
+        counted = getattr(getattr(request, "auth", None), "rate_count", None)
         if counted is None or counted[0] != self.key:
             counted = (self.key, self.hit())
         self.count = counted[1]
