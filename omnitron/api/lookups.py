@@ -26,9 +26,10 @@ class TokenStatement:
 
 
 class UserLookup:
-    """A scalar subquery that may use `token_user.id` and `token_user.is_superuser`
-    (the authenticated user), with its `%(...)s` parameters (`%(...)b` for binary ones,
-    as capture/sql.py sends arrays). A view lists its lookups
+    """A scalar subquery that may use the authenticated user's row, `token_user` (its
+    columns, and `has_required_permission`: accounts/authentication.py), with its
+    `%(...)s` parameters (`%(...)b` for binary ones, as capture/sql.py sends arrays).
+    A view lists its lookups
     in `authentication_lookups`; their values, as `load` gives them, arrive in
     `request.auth.lookups[name]`."""
 
