@@ -1,4 +1,8 @@
-"""Idempotency-Key: replay, reuse with another body, in use, expiry."""
+"""Idempotency-Key through the API: replay, reuse with another body, in use, expiry.
+A retry's stored answer is usually read by the authentication statement
+(StoredAnswerLookup); tests/capture/test_idempotency_flow.py covers the same rules when
+the answer is read inside the capture's transaction instead (`_claim`: a retry that
+raced the first request)."""
 
 import json
 import threading

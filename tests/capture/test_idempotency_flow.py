@@ -1,4 +1,7 @@
-"""idempotent_answer called directly: claim, capture, render, store, in one transaction."""
+"""idempotent_answer called directly: claim, capture, render, store, in one transaction.
+Without a stored answer read beforehand, so every rule runs through `_claim`, the read
+inside the capture's transaction (the API's path for a retry that raced the first
+request; tests/capture/test_idempotency.py covers the API's usual path)."""
 
 import json
 import threading

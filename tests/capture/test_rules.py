@@ -1,4 +1,5 @@
-"""Every capture rule: 400 with the documented code, and nothing changes."""
+"""Every capture rule through the API: the documented status and code on the wire, and
+nothing changes. (tests/capture/test_services.py checks the service's own errors.)"""
 
 import json
 
