@@ -15,6 +15,7 @@ import json
 from django.conf import settings
 from django.utils import timezone
 
+from omnitron import exactjson
 from omnitron.api.lookups import UserLookup
 from omnitron.api.middleware import declared_length
 from omnitron.limits import is_row_id
@@ -93,7 +94,7 @@ def _number_channel_pks(request) -> tuple[str, int | None, list[int]] | None:
     # trimmed), 1 to MAX_ITEMS_PER_CAPTURE items, pks and channel from 1 to 2**63 - 1.
     if not isinstance(number, str) or not 0 < len(number) <= ORDER_NUMBER_LENGTH:
         return None
-    if number != number.strip() or not _is_text(number):
+    if number != number.strip() or exactjson.text_refusal(number):
         return None
     if channel is not None and not is_row_id(channel):
         return None
@@ -103,14 +104,3 @@ def _number_channel_pks(request) -> tuple[str, int | None, list[int]] | None:
     if not all(is_row_id(pk) for pk in pks):
         return None
     return number, channel, pks
-
-
-def _is_text(value: str) -> bool:
-    """PostgreSQL's text: no NUL, and valid UTF-8 (no lone surrogate)."""
-    if "\x00" in value:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True

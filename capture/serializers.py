@@ -30,34 +30,29 @@ REQUEST_FIELDS = frozenset({"order", "order_items", "channel"})
 ITEM_FIELDS = frozenset({"pk", "attributes"})
 
 
-def _check_json_value(value, depth: int = 0) -> int:
+def _check_json_value(value) -> int:
     """Refuse what PostgreSQL's jsonb cannot store (NUL characters, lone surrogates,
-    numbers beyond numeric's range) and absurd nesting, here instead of failing in the
-    database. Returns how many characters longer the value's numbers are in the plain
-    notation PostgreSQL answers them in (1E+3 is 1000)."""
-    if depth > MAX_ATTRIBUTES_DEPTH:
-        raise CaptureErrorCode.TOO_DEEP.validation_error()
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise FieldErrorCode.NULL_CHARACTERS_NOT_ALLOWED.validation_error()
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise FieldErrorCode.SURROGATE_CHARACTERS_NOT_ALLOWED.validation_error(
-                code_point=ord(value[exc.start])
-            ) from None
-        return 0
-    if isinstance(value, Decimal):
-        if not exactjson.number_in_range(value):
-            raise CaptureErrorCode.NUMBER_OUT_OF_RANGE.validation_error()
-        return _plain_length(value) - len(str(value))
-    if isinstance(value, dict):
-        children = [part for pair in value.items() for part in pair]
-    elif isinstance(value, list):
-        children = value
-    else:
-        return 0
-    return sum(_check_json_value(child, depth + 1) for child in children)
+    numbers beyond numeric's range) and absurd nesting (a value deeper than
+    MAX_ATTRIBUTES_DEPTH), here instead of failing in the database; the first in the
+    document's order. Returns how many characters longer the value's numbers are in
+    the plain notation PostgreSQL answers them in (1E+3 is 1000)."""
+    growth = 0
+    for part, depth in exactjson.walk(value):
+        if depth > MAX_ATTRIBUTES_DEPTH:
+            raise CaptureErrorCode.TOO_DEEP.validation_error()
+        if isinstance(part, str):
+            if refusal := exactjson.text_refusal(part):
+                kind, code_point = refusal
+                if kind == "nul":
+                    raise FieldErrorCode.NULL_CHARACTERS_NOT_ALLOWED.validation_error()
+                raise FieldErrorCode.SURROGATE_CHARACTERS_NOT_ALLOWED.validation_error(
+                    code_point=code_point
+                )
+        elif isinstance(part, Decimal):
+            if not exactjson.number_in_range(part):
+                raise CaptureErrorCode.NUMBER_OUT_OF_RANGE.validation_error()
+            growth += _plain_length(part) - len(str(part))
+    return growth
 
 
 def _plain_length(value: Decimal) -> int:

@@ -8,6 +8,7 @@ number the API answers. Integers stay Python ints, which are exact already, up t
 the length Python converts; longer ones are Decimals too."""
 
 import json
+from collections.abc import Iterator
 from decimal import Decimal
 
 import simplejson
@@ -123,21 +124,46 @@ class ExactJSONEncoder(DRFJSONEncoder):
 EXACT_JSON = {"encoder": ExactJSONEncoder, "decoder": ExactJSONDecoder}
 
 
-def jsonb_refusal(value, *, max_depth: int | None = None) -> str | None:
-    """Why PostgreSQL's jsonb would refuse a decoded JSON value (a NUL character, a lone
-    surrogate, a number that is not finite or beyond numeric's range), or one nested
-    deeper than `max_depth`; None if neither. It walks the value without recursion:
-    any depth the decoder produced is walked."""
+def walk(value) -> Iterator[tuple[object, int]]:
+    """Every value inside `value`, itself first (depth 0), with its depth, in document
+    order (an object's key, then its value). Without recursion: any depth the decoder
+    produced is walked, and a caller that stops early builds nothing past that."""
     pending = [(value, 0)]
     while pending:
         part, depth = pending.pop()
+        yield part, depth
+        if isinstance(part, dict):
+            children = [child for pair in part.items() for child in pair]
+        elif isinstance(part, list):
+            children = part
+        else:
+            continue
+        pending.extend((child, depth + 1) for child in reversed(children))
+
+
+def text_refusal(value: str) -> tuple[str, int] | None:
+    """Why PostgreSQL would refuse a text (in jsonb or a column): ("nul", 0) for a NUL
+    character, ("surrogate", its code point) for a lone surrogate; None if neither."""
+    if "\x00" in value:
+        return "nul", 0
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return "surrogate", ord(value[exc.start])
+    return None
+
+
+def jsonb_refusal(value, *, max_depth: int | None = None) -> str | None:
+    """Why PostgreSQL's jsonb would refuse a decoded JSON value (a NUL character, a lone
+    surrogate, a number that is not finite or beyond numeric's range), or one with an
+    array or object nested `max_depth` deep; None if neither."""
+    for part, depth in walk(value):
         if isinstance(part, str):
-            if "\x00" in part:
-                return "A NUL character (\\u0000) cannot be stored."
-            try:
-                part.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                return f"A lone surrogate (U+{ord(part[exc.start]):04X}) cannot be stored."
+            if refusal := text_refusal(part):
+                kind, code_point = refusal
+                if kind == "nul":
+                    return "A NUL character (\\u0000) cannot be stored."
+                return f"A lone surrogate (U+{code_point:04X}) cannot be stored."
         elif isinstance(part, float | Decimal):
             number = Decimal(part) if isinstance(part, float) else part
             if not number_in_range(number):
@@ -145,9 +171,6 @@ def jsonb_refusal(value, *, max_depth: int | None = None) -> str | None:
                     f"Numbers must be finite, with at most {MAX_INTEGER_DIGITS} digits before "
                     f"the point and {MAX_NUMERIC_FRACTION_DIGITS} after it."
                 )
-        elif isinstance(part, dict | list):
-            if max_depth is not None and depth >= max_depth:
-                return f"The value is nested more than {max_depth} deep."
-            children = [*part, *part.values()] if isinstance(part, dict) else part
-            pending.extend((child, depth + 1) for child in children)
+        elif isinstance(part, dict | list) and max_depth is not None and depth >= max_depth:
+            return f"The value is nested more than {max_depth} deep."
     return None
