@@ -2,12 +2,13 @@
 (superusers see all); what the capture flow owns is read-only."""
 
 import copy
+from decimal import Decimal
 
 from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Count, OuterRef, Subquery, Sum
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
@@ -315,7 +316,7 @@ class OrderAdmin(FixedOnceAddedMixin, ChangedFieldsOnlyMixin, LargeTableAdmin):
     search_fields = ("number", "customer__email")
     search_help_text = "A whole order number or customer email."
     list_select_related = ("channel", "customer")
-    readonly_fields = ("lists", "created_date", "modified_date")
+    readonly_fields = ("lists", "captured_amount", "created_date", "modified_date")
     raw_id_fields = ("customer",)
     inlines = [OrderItemInline]  # the capture app adds its captures
     fieldsets = [
@@ -328,6 +329,7 @@ class OrderAdmin(FixedOnceAddedMixin, ChangedFieldsOnlyMixin, LargeTableAdmin):
             {
                 "fields": (
                     ("amount", "currency"),
+                    "captured_amount",
                     "discount_amount",
                     "shipping_amount",
                     "shipping_tax_rate",
@@ -456,6 +458,18 @@ class OrderAdmin(FixedOnceAddedMixin, ChangedFieldsOnlyMixin, LargeTableAdmin):
     @admin.display(description="amount")
     def amount_with_currency(self, order):
         return f"{order.amount} {order.currency.upper()}"
+
+    @admin.display(description="captured amount")
+    def captured_amount(self, order):
+        """What the captures charged, beside the order's amount: nothing caps a capture
+        at it (a refund after a capture lowers the amount; docs/operations.md), so an
+        operator sees where more was charged."""
+        if order.pk is None:
+            return "-"
+        captured = order.items.filter(captured_at__isnull=False).aggregate(total=Sum("price"))
+        total = captured["total"] or Decimal("0.00")
+        shown = f"{total} {order.currency.upper()}"
+        return f"{shown}: more than the order's amount" if total > order.amount else shown
 
     @admin.display(description="captured")
     def captured_items(self, order):

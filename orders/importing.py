@@ -2,6 +2,10 @@
 the models, strict about unknown keys, with errors named by their path
 (`orders[3].items[1].price: ...`)."""
 
+import re
+from decimal import ROUND_DOWN, Decimal
+
+from django.db import models
 from rest_framework import serializers
 
 from omnitron import exactjson
@@ -35,6 +39,36 @@ class StrictKeysMixin:
         return super().to_internal_value(data)
 
 
+class ImportDecimalField(serializers.DecimalField):
+    """DRF's DecimalField, reading a number written in text as JSON writes numbers:
+    ASCII digits, a point, an exponent (Python's Decimal also read `1_000` and other
+    scripts' digits, `١٢٣`, as numbers). More places than the column's are taken when
+    the extra ones are zeros (`19.990` is 19.99)."""
+
+    PLAIN_NUMBER = re.compile(r"\s*-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?\s*")
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and not self.PLAIN_NUMBER.fullmatch(data):
+            self.fail("invalid")
+        if isinstance(data, str | Decimal) and self.decimal_places is not None:
+            try:
+                number = Decimal(data)
+                places = number.quantize(Decimal(1).scaleb(-self.decimal_places), ROUND_DOWN)
+            except ArithmeticError:
+                pass  # DRF's own checks word what is wrong with it
+            else:
+                if places == number:
+                    data = places
+        return super().to_internal_value(data)
+
+
+class ImportModelSerializer(StrictKeysMixin, serializers.ModelSerializer):
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.DecimalField: ImportDecimalField,
+    }
+
+
 class ChannelImportSerializer(StrictKeysMixin, serializers.Serializer):
     pk = serializers.IntegerField(min_value=1, max_value=MAX_INTEGER)
     name = serializers.CharField(max_length=255)
@@ -47,7 +81,7 @@ class CustomerImportSerializer(StrictKeysMixin, serializers.Serializer):
     last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
 
 
-class OrderItemImportSerializer(StrictKeysMixin, serializers.ModelSerializer):
+class OrderItemImportSerializer(ImportModelSerializer):
     class Meta:
         model = OrderItem
         fields = [
@@ -71,7 +105,7 @@ class OrderItemImportSerializer(StrictKeysMixin, serializers.ModelSerializer):
         return _json_object(value)
 
 
-class OrderImportSerializer(StrictKeysMixin, serializers.ModelSerializer):
+class OrderImportSerializer(ImportModelSerializer):
     channel = serializers.IntegerField(min_value=1, max_value=MAX_INTEGER)
     customer = serializers.IntegerField(min_value=1, max_value=MAX_INTEGER)
     items = OrderItemImportSerializer(many=True, required=False)

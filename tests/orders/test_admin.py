@@ -134,6 +134,23 @@ def test_order_page_shows_items_and_read_only_captures(client, operator, channel
     )
 
 
+def test_order_page_shows_what_was_captured_beside_the_amount(client, channel):
+    """Nothing caps a capture at the order's amount (a refund lowers it after the
+    money was taken): the page shows the captured total, and says when it is more."""
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    order = make_order(channel=channel, number="OVER-1", items=0)  # amount 150.00
+    for price in ("100.00", "60.00", "5.00"):
+        OrderItemFactory(order=order, price=Decimal(price))
+    url = f"/admin/orders/order/{order.pk}/change/"
+    assert "0.00 TRY</div>" in client.get(url).content.decode()
+    order.items.filter(price=Decimal("100.00")).update(captured_at=timezone.now())
+    page = client.get(url).content.decode()
+    assert "100.00 TRY</div>" in page
+    assert "more than the order" not in page
+    order.items.filter(price=Decimal("60.00")).update(captured_at=timezone.now())
+    assert "160.00 TRY: more than the order&#x27;s amount" in client.get(url).content.decode()
+
+
 def test_search_finds_a_whole_number_or_customer_email_on_indexes(client, channel):
     admin = make_api_user(is_superuser=True, is_staff=True)
     a = make_order(channel=channel, number="FIND-ME", items=1)

@@ -129,6 +129,13 @@ def test_existing_orders_are_found_among_more_numbers_than_a_statement_takes(db,
          "channels[1].pk: 1 is also channels[0]."),
         (lambda d: d["customers"].append({"pk": 10, "email": "b@example.com"}),
          "customers[1].pk: 10 is also customers[0]."),
+        # Python's Decimal reads these as numbers; JSON's numbers are ASCII digits.
+        (lambda d: d["orders"][1]["items"][0].update(price="1_000"),
+         "orders[1].items[0].price: A valid number is required."),
+        (lambda d: d["orders"][0].update(amount="١٢٣"),
+         "orders[0].amount: A valid number is required."),
+        (lambda d: d["orders"][0].update(amount="150.001"),
+         "orders[0].amount: Ensure that there are no more than 2 decimal places."),
     ],
 )  # fmt: skip
 def test_an_invalid_record_refuses_the_whole_file_and_is_named(db, tmp_path, mutate, expected):
@@ -143,6 +150,16 @@ def test_an_invalid_record_refuses_the_whole_file_and_is_named(db, tmp_path, mut
 
     assert expected in err.getvalue().splitlines()
     assert (Order.objects.count(), Channel.objects.count(), Customer.objects.count()) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("written", ['"19.990"', '"19.99000"', '"1.999e1"', "19.990"])
+def test_a_price_with_more_places_than_a_cent_takes_them_when_they_are_zeros(db, tmp_path, written):
+    data = document()
+    data["orders"][0]["items"][0]["price"] = "PRICE"
+    path = tmp_path / "orders.json"
+    path.write_text(json.dumps(data).replace('"PRICE"', written))  # as written, JSON or text
+    call_command("import_orders", str(path), stdout=StringIO(), stderr=StringIO())
+    assert OrderItem.objects.get(product_sku="SKU-1").price == Decimal("19.99")
 
 
 @pytest.mark.parametrize(
