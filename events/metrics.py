@@ -1,7 +1,8 @@
-"""The webhook backlog for /metrics (omnitron/metrics.py), read from PostgreSQL at
-scrape time."""
+"""The webhook backlog and the deliveries that failed for good, for /metrics
+(omnitron/metrics.py), read from PostgreSQL at scrape time."""
 
 import logging
+from datetime import timedelta
 
 from django.db import DatabaseError
 from django.db.models import Count, Min
@@ -13,9 +14,16 @@ from .models import DeliveryState, WebhookDelivery
 logger = logging.getLogger(__name__)
 
 
+# Failed deliveries count for a week after their event: long enough to be seen and
+# sent again, and an operator who chose not to resend them sees the alert end.
+FAILED_WINDOW = timedelta(days=7)
+
+
 class BacklogCollector:
     """The webhook deliveries still pending for active subscriptions, and how old the
-    oldest is. An inactive subscription's are never tried: counted, they paged the
+    oldest is; and those that failed after every retry in the last FAILED_WINDOW and
+    were not sent again (a capture the payment service or the ERP has not heard of).
+    An inactive subscription's are never tried: counted, they paged the
     WebhookBacklogGrowing alert for ever."""
 
     def describe(self):
@@ -23,14 +31,18 @@ class BacklogCollector:
         return [
             GaugeMetricFamily("omnitron_webhook_backlog", ""),
             GaugeMetricFamily("omnitron_webhook_backlog_oldest_seconds", ""),
+            GaugeMetricFamily("omnitron_webhook_failed", ""),
         ]
 
     def collect(self):
+        active = WebhookDelivery.objects.filter(subscription__is_active=True)
         try:
-            pending = WebhookDelivery.objects.filter(
-                state=DeliveryState.PENDING, subscription__is_active=True
+            backlog = active.filter(state=DeliveryState.PENDING).aggregate(
+                pending=Count("id"), oldest=Min("created_at")
             )
-            backlog = pending.aggregate(pending=Count("id"), oldest=Min("created_at"))
+            failed = active.filter(
+                state=DeliveryState.FAILED, created_at__gte=timezone.now() - FAILED_WINDOW
+            ).count()
         except DatabaseError as exc:
             # Left out of this scrape, not the scrape's end: with the database down the
             # counters that tell of it (omnitron_database_connection_errors_total, for
@@ -48,4 +60,10 @@ class BacklogCollector:
             "omnitron_webhook_backlog_oldest_seconds",
             "Age of the oldest pending webhook delivery of an active subscription.",
             value=max(age, 0.0),
+        )
+        yield GaugeMetricFamily(
+            "omnitron_webhook_failed",
+            "Webhook deliveries of active subscriptions that failed after every retry in "
+            "the last 7 days and were not sent again.",
+            value=failed,
         )

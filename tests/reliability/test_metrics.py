@@ -120,6 +120,30 @@ def test_the_webhook_backlog_is_the_pending_deliveries_and_the_oldests_age(
     ) == (0, 0)
 
 
+def test_failed_deliveries_are_counted_until_sent_again_or_a_week_old(api_client, order, client):
+    """A delivery that failed after every retry is a capture the receiver never heard
+    of: counted (for the WebhookDeliveriesFailing alert) until it is sent again."""
+    webhook_subscription_create_or_update(url="http://127.0.0.1:9/hook",
+                                          event_types=["order.captured"])  # fmt: skip
+    for item in order.items.all()[:3]:
+        assert capture(api_client, order, [item.pk]).status_code == 200
+    first, second, third = WebhookDelivery.objects.order_by("pk")
+    WebhookDelivery.objects.update(state=DeliveryState.FAILED)
+    WebhookDelivery.objects.filter(pk=third.pk).update(
+        created_at=timezone.now() - timedelta(days=8)
+    )
+
+    def failed():
+        families = text_string_to_metric_families(client.get("/metrics").content.decode())
+        return {s.name: s.value for f in families for s in f.samples}["omnitron_webhook_failed"]
+
+    assert failed() == 2
+    WebhookDelivery.objects.filter(pk=first.pk).update(state=DeliveryState.PENDING)  # sent again
+    assert failed() == 1
+    WebhookSubscription.objects.update(is_active=False)
+    assert failed() == 0
+
+
 def test_a_made_up_method_is_counted_as_other(client):
     """Labels take bounded values only: a method any client can invent would add a
     series for ever with each new name."""
@@ -193,7 +217,8 @@ def test_the_dashboard_and_the_alert_rules_parse_and_use_real_metrics():
     from omnitron import metrics
 
     names = {m._name for m in vars(metrics).values() if hasattr(m, "_name")}
-    names |= {"omnitron_webhook_backlog", "omnitron_webhook_backlog_oldest_seconds"}
+    names |= {"omnitron_webhook_backlog", "omnitron_webhook_backlog_oldest_seconds",
+              "omnitron_webhook_failed"}  # fmt: skip
     dashboard = json.loads((ROOT / "deploy" / "monitoring" / "grafana-dashboard.json").read_text())
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     rules = yaml.safe_load((ROOT / "deploy" / "monitoring" / "alerts.yml").read_text())
