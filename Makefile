@@ -1,6 +1,8 @@
 # The two commands: `make run` serves the app, `make test` checks it.
 # Both create .venv and install requirements-dev.lock on first use.
 SHELL := /bin/bash
+# Debian puts nginx and pgbouncer in /usr/sbin, which a user's PATH may not hold.
+export PATH := $(PATH):/usr/sbin:/usr/local/sbin
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

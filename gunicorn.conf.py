@@ -2,6 +2,7 @@
 file from the working directory). HOST, PORT, WEB_CONCURRENCY, GUNICORN_TIMEOUT and
 PROMETHEUS_MULTIPROC_DIR override (docs/configuration.md)."""
 
+import atexit
 import multiprocessing
 import os
 import shutil
@@ -47,9 +48,18 @@ control_socket_disable = True
 # Prometheus multiprocess mode (omnitron/metrics.py): every worker writes its samples to
 # this directory and /metrics adds them up. It must be set before the app is loaded.
 # Given (make run, Docker: shared with the webhook worker), or one of gunicorn's own.
-_own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
-if _own_metrics_dir:
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="omnitron-metrics-")
+    _master = os.getpid()
+
+    @atexit.register
+    def _remove_own_metrics_dir():
+        # When the master ends however it ends but killed (on_exit is not called when
+        # the app fails to load, nor for --check-config); not when a worker does.
+        if os.getpid() == _master:
+            shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
 os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 
@@ -58,8 +68,3 @@ def on_starting(server):
     from omnitron.gunicorn_errors import install
 
     install()
-
-
-def on_exit(server):
-    if _own_metrics_dir:
-        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

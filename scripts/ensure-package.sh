@@ -3,6 +3,7 @@
 # COMMAND is missing and we run as root; otherwise say what to install and exit 1.
 set -euo pipefail
 command=$1 package=$2
+export PATH="$PATH:/usr/sbin:/usr/local/sbin"  # Debian's nginx and pgbouncer, for any user
 if command -v "$command" >/dev/null 2>&1; then
   exit 0
 fi

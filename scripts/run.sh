@@ -39,6 +39,9 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 0' INT TERM  # Ctrl-C is how it is stopped: a clean stop, not make's error
+# The terminal closed: stop as for Ctrl-C, writing nowhere (gunicorn and nginx would
+# take a hangup for "reload", and the worker would be left running).
+trap 'exec >/dev/null 2>&1; exit 0' HUP
 
 if [ -z "${DATABASE_URL:-}" ]; then
   if ! scripts/pg.sh status >/dev/null 2>&1; then started_database=1; fi
@@ -107,7 +110,7 @@ supervise_worker() {
     stopping=1
     if [ "$told" = 0 ] && [ -n "$child" ]; then told=1; kill -TERM "$child" 2>/dev/null; fi
   }
-  trap tell INT TERM
+  trap tell INT TERM HUP
   while [ "$stopping" = 0 ]; do
     setsid .venv/bin/python manage.py webhook_worker &
     child=$!

@@ -57,12 +57,17 @@ def server_env(**overrides) -> dict:
 
 @contextlib.contextmanager
 def gunicorn(*, workers: int = 2, env: dict | None = None, wait: bool = True):
-    """An app server on a free loopback port; yields (base URL, Process)."""
+    """An app server on a free loopback port; yields (base URL, Process). Its metrics
+    directory is this helper's, removed after it even when a test killed the server."""
     port = free_port()
+    env = dict(env or server_env())
+    own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in env
+    if own_metrics_dir:
+        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="omnitron-test-metrics-")
     process = Process(
         [str(VENV_BIN / "gunicorn"), "omnitron.wsgi", "--workers", str(workers),
          "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "5"],
-        env=env or server_env(),
+        env=env,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
@@ -71,6 +76,8 @@ def gunicorn(*, workers: int = 2, env: dict | None = None, wait: bool = True):
         yield base, process
     finally:
         process.stop()
+        if own_metrics_dir:
+            shutil.rmtree(env["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 def worker(*, count: int = 1, env: dict | None = None):

@@ -425,6 +425,7 @@ def test_make_run_starts_its_own_postgresql_and_keeps_the_data():
         runs = [
             (1, r"Demo data: \d+ order\(s\) loaded, 0 already"),
             (2, r"Demo data: 0 order\(s\) loaded, \d+ already there"),
+            (3, r"Demo data: 0 order\(s\) loaded, \d+ already there"),
         ]
         for run, expected in runs:
             port = free_port()
@@ -436,9 +437,16 @@ def test_make_run_starts_its_own_postgresql_and_keeps_the_data():
                 assert requests.get(f"http://127.0.0.1:{port}/admin/login/", timeout=5).ok
                 css = requests.get(f"http://127.0.0.1:{port}/static/admin/css/base.css", timeout=5)
                 assert css.status_code == 200
+                worker = webhook_worker_pid(process.popen.pid)
             finally:
                 if run == 1:
                     output = _interrupt(process)  # Ctrl-C: the whole group
+                elif run == 3:
+                    # The terminal closed: a hangup to the group. gunicorn and nginx took it
+                    # for "reload", and the worker (a session of its own) was left running.
+                    os.killpg(process.popen.pid, signal.SIGHUP)
+                    process.popen.wait(timeout=30)
+                    output = process.output()
                 else:
                     # SIGTERM to the script alone, as make passes its own on (a
                     # supervisor's stop): bash ran its trap only once gunicorn ended,
@@ -448,6 +456,8 @@ def test_make_run_starts_its_own_postgresql_and_keeps_the_data():
                     output = process.output()
             with pytest.raises(ProcessLookupError):  # nothing of the run is left
                 os.killpg(process.popen.pid, 0)
+            with pytest.raises(ProcessLookupError):  # the worker, in a session of its own
+                os.kill(worker, 0)
             assert re.search(expected, output), f"run {run}: {output}"
             status = subprocess.run(
                 ["scripts/pg.sh", "status"], cwd=ROOT, env={**clean_env, **env},
