@@ -6,12 +6,22 @@ import atexit
 import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 
-from omnitron.envnumbers import env_number
+from omnitron import envnumbers
 
-# Checked as the app's settings are (WEB_CONCURRENCY=0 started a master with no worker,
-# whose port took connections and never answered; GUNICORN_TIMEOUT=0 is no timeout).
+
+def env_number(name: str, default: int, **limits) -> int:
+    """Checked as the app's settings are (WEB_CONCURRENCY=0 started a master with no
+    worker, whose port took connections and never answered; GUNICORN_TIMEOUT=0 is no
+    timeout); a refusal is one line naming the variable, not a traceback."""
+    try:
+        return envnumbers.env_number(name, default, **limits)
+    except ValueError as exc:
+        sys.exit(f"gunicorn: {exc}")
+
+
 port = env_number("PORT", 8000, minimum=1, maximum=65535)
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{port}"
 workers = env_number(

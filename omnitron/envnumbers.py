@@ -1,9 +1,10 @@
-"""Numbers from the environment, read the same way by the settings and gunicorn.conf.py
-(which runs before Django): ASCII digits (and a point, for a float); set but empty is
-the default; anything else, or a number outside its range, is refused naming the
-variable. The least value of a setting is the one below which it turns off what it
-protects (a lock_timeout or a gunicorn timeout of 0 is none at all), and its most the
-one past which it fails later (a lock_timeout past PostgreSQL's integers refused every
+"""Numbers and on/off flags from the environment, read the same way by the settings
+and gunicorn.conf.py (which runs before Django): ASCII digits (and a point, for a
+float); a flag's true/false, 1/0, yes/no or on/off; set but empty is the default;
+anything else, or a number outside its range, is refused naming the variable. The
+least value of a setting is the one below which it turns off what it protects (a
+lock_timeout or a gunicorn timeout of 0 is none at all), and its most the one past
+which it fails later (a lock_timeout past PostgreSQL's integers refused every
 connection)."""
 
 import os
@@ -30,3 +31,20 @@ def number(name: str, text: str, *, minimum, maximum=None, cast=int):
     if maximum is not None and value > maximum:
         raise ValueError(f"{name}: {text!r} is more than {maximum}.")
     return value
+
+
+FLAGS = {"true": True, "1": True, "yes": True, "on": True,
+         "false": False, "0": False, "no": False, "off": False}  # fmt: skip
+
+
+def env_flag(name: str, default: bool) -> bool:
+    """The variable as on or off, or ValueError naming it: a value read as "off"
+    whatever it said (`WEBHOOK_REQUIRE_HTTPS=enabled`) turned a safeguard off."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        return FLAGS[text.lower()]
+    except KeyError:
+        message = f"{name}: {text[:40]!r} is not one of true/false, 1/0, yes/no, on/off."
+        raise ValueError(message) from None

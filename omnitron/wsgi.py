@@ -2,14 +2,20 @@
 (the Dockerfile sets production; `make run` sets dev)."""
 
 import os
+import sys
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.wsgi import get_wsgi_application
 from django.urls import get_resolver
 
 from omnitron.chunked import ChunkedBodyMiddleware
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "omnitron.settings.production")
+try:
+    settings.INSTALLED_APPS  # noqa: B018  read now: a wrong variable is one line, not a traceback
+except ImproperlyConfigured as exc:
+    sys.exit(f"omnitron: {exc}")
 
 application = ChunkedBodyMiddleware(
     get_wsgi_application(), limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE

@@ -24,6 +24,10 @@ proxy_dir=""
 # samples here, and /metrics adds them up (omnitron/metrics.py).
 PROMETHEUS_MULTIPROC_DIR=$(mktemp -d "${TMPDIR:-/tmp}/omnitron-metrics.XXXXXX")
 export PROMETHEUS_MULTIPROC_DIR
+# gunicorn's own settings (PORT, WEB_CONCURRENCY, GUNICORN_TIMEOUT), checked before
+# anything starts rather than after the banner.
+.venv/bin/python -c 'import runpy; runpy.run_path("gunicorn.conf.py")' || {
+  rm -rf "$PROMETHEUS_MULTIPROC_DIR"; exit 1; }
 stop() {  # a background process of this run, if it was started
   if [ -n "$1" ]; then
     kill -TERM "$1" 2>/dev/null || true

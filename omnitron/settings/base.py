@@ -31,6 +31,40 @@ def env_number(name: str, default, *, minimum, maximum=None, cast=int):
         raise ImproperlyConfigured(str(exc)) from None
 
 
+def env_flag(name: str, default: bool) -> bool:
+    """On or off (omnitron/envnumbers.py); anything else stops the app at start."""
+    try:
+        return envnumbers.env_flag(name, default)
+    except ValueError as exc:
+        raise ImproperlyConfigured(str(exc)) from None
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def env_log_level(name: str, default: str) -> str:
+    """A logging level's name, in any case (logging failed to start on another)."""
+    level = env.str(name, default="").strip().upper() or default
+    if level not in LOG_LEVELS:
+        raise ImproperlyConfigured(f"{name}: {level[:40]!r} is not one of {', '.join(LOG_LEVELS)}.")
+    return level
+
+
+POSTGRES_SCHEMES = ("postgres", "postgresql", "pgsql")
+
+
+def env_database(name: str, default: str | None = None) -> dict:
+    """A PostgreSQL URL, postgres://user:password@host:port/name, as Django's database
+    settings (another scheme was tried as PostgreSQL, or failed naming no variable)."""
+    url = env.str(name, default="").strip() or default
+    scheme, _, rest = (url or "").partition("://")
+    if scheme not in POSTGRES_SCHEMES or not rest:
+        raise ImproperlyConfigured(
+            f"{name}: not a PostgreSQL URL (postgres://user:password@host:port/name)."
+        )
+    return env.db_url_config(url)
+
+
 def env_milliseconds(name: str, default: int) -> int:
     """A PostgreSQL timeout: 0 would turn it off, and more than an integer is refused."""
     return env_number(name, default, minimum=1, maximum=pg_int_max)
@@ -60,7 +94,7 @@ def env_delays(name: str, default: list[int]) -> list[int]:
         ) from None
 
 
-DEBUG = env.bool("DJANGO_DEBUG", default=False)
+DEBUG = env_flag("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 
 INSTALLED_APPS = [
@@ -141,9 +175,9 @@ def database_options(*, lock_timeout_ms: int, statement_timeout_ms: int) -> dict
         ),
         "application_name": "omnitron-capture",
         "server_side_binding": True,
-        "prepare_threshold": 5 if env.bool("DB_PREPARED_STATEMENTS", default=True) else None,
+        "prepare_threshold": 5 if env_flag("DB_PREPARED_STATEMENTS", True) else None,
     }
-    if env.bool("DB_TIMEOUTS_ON_ROLE", default=False):
+    if env_flag("DB_TIMEOUTS_ON_ROLE", False):
         del options["options"]
     return options
 
@@ -155,7 +189,7 @@ local_cluster = (
     f"postgres://postgres@127.0.0.1:{env_number('PG_PORT', 54329, minimum=1, maximum=65535)}/"
     f"{env.str('PG_DATABASE', default='omnitron')}"
 )
-DATABASES = {"default": env.db("DATABASE_URL", default=local_cluster)}
+DATABASES = {"default": env_database("DATABASE_URL", default=local_cluster)}
 DATABASES["default"].update(
     {
         # Django's PostgreSQL backend, reconnecting once when a request's first statement
@@ -264,12 +298,12 @@ LOGGING = {
             "filters": ["refusals_are_warnings"],
         }
     },
-    "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": env_log_level("DJANGO_LOG_LEVEL", "INFO")},
     "loggers": {
         # Requests are logged once, by omnitron.request: Django keeps only its errors.
         "django.request": {"level": "ERROR"},
         # The task queue says a lot at start-up and per job.
-        "procrastinate": {"level": env.str("PROCRASTINATE_LOG_LEVEL", default="WARNING")},
+        "procrastinate": {"level": env_log_level("PROCRASTINATE_LOG_LEVEL", "WARNING")},
     },
 }
 
@@ -306,8 +340,8 @@ SPECTACULAR_SETTINGS = {
 
 # Webhooks (events/). Production refuses http:// and targets on non-public addresses;
 # development settings allow both, for a receiver on this machine.
-WEBHOOK_REQUIRE_HTTPS = env.bool("WEBHOOK_REQUIRE_HTTPS", default=True)
-WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
+WEBHOOK_REQUIRE_HTTPS = env_flag("WEBHOOK_REQUIRE_HTTPS", True)
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env_flag("WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
 # Seconds before each retry; after the last, a delivery has failed (about 31 hours).
 WEBHOOK_RETRY_SCHEDULE = env_delays("WEBHOOK_RETRY_SCHEDULE", [5, 30, 120, 600, 3600, 21600, 86400])
 WEBHOOK_TIMEOUT_SECONDS = env_number(
@@ -335,7 +369,7 @@ PROCRASTINATE_ON_APP_READY = "events.worker.on_app_ready"
 # Prometheus metrics (omnitron/metrics.py): GET /metrics on the app's own port, only to
 # these addresses (the proxy never forwards /metrics). With PROMETHEUS_MULTIPROC_DIR
 # set (make run, Docker), every gunicorn worker and the webhook worker are counted.
-METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
+METRICS_ENABLED = env_flag("METRICS_ENABLED", True)
 # Addresses or networks (172.16.0.0/12: a compose network's scraper).
 METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
 for _entry in METRICS_ALLOWED_IPS:
@@ -358,7 +392,7 @@ if SENTRY_DSN:
 # reads go to the primary for DB_REPLICA_RETRY_SECONDS (docs/scaling.md).
 DB_REPLICA_RETRY_SECONDS = env_number("DB_REPLICA_RETRY_SECONDS", 5, minimum=0, cast=float)
 if env.str("DATABASE_REPLICA_URL", default=""):
-    _replica = env.db("DATABASE_REPLICA_URL")
+    _replica = env_database("DATABASE_REPLICA_URL")
     DATABASES["replica"] = {  # the primary's engine and options, the replica's address
         **DATABASES["default"],
         **{key: _replica[key] for key in ("NAME", "USER", "PASSWORD", "HOST", "PORT")},

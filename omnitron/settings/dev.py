@@ -2,13 +2,13 @@
 admin's static files are served by whitenoise exactly as in production."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import env, env_flag
 
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="dev-only-insecure-key-do-not-use-in-production")
 
 # A webhook receiver on this machine, over plain HTTP, is fine in development.
-WEBHOOK_REQUIRE_HTTPS = env.bool("WEBHOOK_REQUIRE_HTTPS", default=False)
-WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=True)
+WEBHOOK_REQUIRE_HTTPS = env_flag("WEBHOOK_REQUIRE_HTTPS", False)
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env_flag("WEBHOOK_ALLOW_PRIVATE_TARGETS", True)
 
 # Serve static files straight from the apps: no collectstatic needed locally.
 WHITENOISE_USE_FINDERS = True

@@ -2,7 +2,7 @@
 Passes `manage.py check --deploy` given DJANGO_SECRET_KEY and DJANGO_ALLOWED_HOSTS."""
 
 from .base import *  # noqa: F403
-from .base import env, env_number
+from .base import env, env_flag, env_number
 
 DEBUG = False  # whatever DJANGO_DEBUG says
 SECRET_KEY = env("DJANGO_SECRET_KEY")  # required: fails fast when missing
@@ -13,7 +13,7 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 
 # TLS is terminated by the load balancer, which sets X-Forwarded-Proto.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+SECURE_SSL_REDIRECT = env_flag("DJANGO_SECURE_SSL_REDIRECT", True)
 SECURE_HSTS_SECONDS = env_number("DJANGO_SECURE_HSTS_SECONDS", 60 * 60 * 24 * 365, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True

@@ -1,7 +1,7 @@
 """The test suite: a throwaway PostgreSQL from scripts/test.sh (DATABASE_URL)."""
 
 from .base import *  # noqa: F403
-from .base import env, env_milliseconds, env_number
+from .base import env, env_flag, env_milliseconds, env_number
 
 SECRET_KEY = "test-only-insecure-key"
 DEBUG = False
@@ -15,8 +15,8 @@ STORAGES = {
 }
 
 # Receivers started by the tests listen on loopback, over plain HTTP.
-WEBHOOK_REQUIRE_HTTPS = env.bool("WEBHOOK_REQUIRE_HTTPS", default=False)
-WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=True)
+WEBHOOK_REQUIRE_HTTPS = env_flag("WEBHOOK_REQUIRE_HTTPS", False)
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env_flag("WEBHOOK_ALLOW_PRIVATE_TARGETS", True)
 
 # Fast hashing: tests create many users.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
