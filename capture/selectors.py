@@ -5,7 +5,8 @@ admin), the rows of the reconciliation export, and the audit's own checks
 from collections.abc import Iterator
 
 from django.db import connection, transaction
-from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery, Sum, TextField
+from django.db.models.functions import Cast, Length
 
 from events.sql import EVENTS
 from orders.selectors import visible_to
@@ -26,6 +27,24 @@ def capture_item_count() -> Subquery:
     the page, on the items' capture index: COUNT(*) may read the index alone)."""
     items = CaptureItem.objects.filter(capture=OuterRef("pk")).order_by()
     return Subquery(items.values("capture").annotate(n=Count("*")).values("n"))
+
+
+def capture_attribute_characters(pks: list[int], *, using: str) -> dict[int, int]:
+    """The characters of each capture's items' attributes, before and after, as JSON
+    (the part of a capture's answer its items' number does not bound)."""
+    sizes = (
+        CaptureItem.objects.using(using)
+        .filter(capture_id__in=pks)
+        .order_by()
+        .values("capture_id")
+        .annotate(
+            size=Sum(
+                Length(Cast("attributes_before", TextField()))
+                + Length(Cast("attributes_after", TextField()))
+            )
+        )
+    )
+    return {row["capture_id"]: row["size"] or 0 for row in sizes}
 
 
 def capture_list_for_user(*, user, filters: dict | None = None) -> QuerySet[Capture]:

@@ -39,8 +39,18 @@ from .idempotency import (
 )
 from .lookups import OrderReadLookup
 from .models import Capture
-from .rules import IDEMPOTENCY_KEY_TTL_HOURS, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_PAGE_ITEMS
-from .selectors import CAPTURED_ITEM_COLUMNS, capture_item_count, capture_list_for_user
+from .rules import (
+    IDEMPOTENCY_KEY_TTL_HOURS,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_PAGE_ATTRIBUTE_CHARACTERS,
+    MAX_PAGE_ITEMS,
+)
+from .selectors import (
+    CAPTURED_ITEM_COLUMNS,
+    capture_attribute_characters,
+    capture_item_count,
+    capture_list_for_user,
+)
 from .serializers import CaptureOrderSerializer, CaptureSerializer
 from .services import capture_answer
 
@@ -150,8 +160,10 @@ class CaptureViewSet(JSONErrorsMixin, ScopedReadOnlyViewSet):
     serializer_class = CaptureSerializer
     filter_serializer_class = CaptureFilterSerializer
     # A capture holds 1 to 1,000 items: a page holds at most MAX_PAGE_ITEMS of them
-    # (500 captures of 1,000 items took 26 s, past gunicorn's timeout).
+    # (500 captures of 1,000 items took 26 s, past gunicorn's timeout), and at most
+    # MAX_PAGE_ATTRIBUTE_CHARACTERS of their attributes (16 KB each, before and after).
     page_parts = (capture_item_count(), MAX_PAGE_ITEMS)
+    page_weight = (capture_attribute_characters, MAX_PAGE_ATTRIBUTE_CHARACTERS)
 
     def select(self, *, user, filters):
         return capture_list_for_user(user=user, filters=filters)

@@ -88,7 +88,10 @@ class Pagination(BasePagination):
         in size names, on its view, `page_parts`: an expression counting a row's parts
         (a capture's items), and the most parts a page holds. Its page then ends
         before the row that would pass that (the first row always comes), and only
-        the page's rows are read whole, their parts with them."""
+        the page's rows are read whole, their parts with them. A view may also name
+        `page_weight`: a function giving the rows kept so far (pks) each a weight (a
+        capture's characters of attributes), read only for those, and the most a page
+        holds; the page then ends before the row that would pass that too."""
         parts = getattr(view, "page_parts", None)
         if parts is None:
             rows = list(queryset[: self.page_size + 1])
@@ -102,6 +105,15 @@ class Pagination(BasePagination):
                 more = True
                 break
             kept.append(pk)
+        weighed = getattr(view, "page_weight", None)
+        if weighed is not None:  # (for one row too: the same statements for any page)
+            weigh, most = weighed
+            weights, total = weigh(kept, using=queryset.db), 0
+            for index, pk in enumerate(kept):
+                total += weights.get(pk, 0)
+                if index and total > most:
+                    kept, more = kept[:index], True
+                    break
         by_pk = {row.pk: row for row in queryset.filter(pk__in=kept)}
         return [by_pk[pk] for pk in kept if pk in by_pk], more
 

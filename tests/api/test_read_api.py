@@ -288,6 +288,34 @@ def test_a_captures_page_holds_at_most_max_page_items_items(api_client, channel,
     assert pages == [[2], [6], [1, 4], [2, 3]]
 
 
+def test_a_captures_page_holds_at_most_its_budget_of_attribute_characters(
+    api_client, channel, monkeypatch
+):
+    """An item's attributes take up to 16 KB, before and after: 5,000 such items made an
+    82 MB page, and 128 of those at once held every worker. A page also ends before the
+    capture whose attributes would pass the budget (here 2,500 characters instead of
+    2,000,000); `next` goes on from there, and every capture comes once."""
+    from capture import views
+
+    monkeypatch.setattr(views.CaptureViewSet, "page_weight",
+                        (views.capture_attribute_characters, 2500))  # fmt: skip
+    notes = [1000, 1000, 3000, 100, 100, 1000]  # oldest first; the list is newest first
+    for size in notes:
+        order = make_order(channel=channel, items=1)
+        item = order.items.get()
+        body = {"order": order.number,
+                "order_items": [{"pk": item.pk, "attributes": {"note": "x" * size}}]}  # fmt: skip
+        assert api_client.post("/api/v1/capture-order/", body, format="json").status_code == 200
+    pages, url = [], "/api/v1/captures/?page_size=100"
+    while url:
+        body = api_client.get(url).json()
+        pages.append([len(c["items"][0]["attributes_after"]["note"]) for c in body["results"]])
+        url = body["next"]
+    # Newest first: 1000 100 100 (1,200 and some), then 3000 alone (over the budget, by
+    # itself), then 1000 1000.
+    assert pages == [[1000, 100, 100], [3000], [1000, 1000]]
+
+
 @pytest.mark.parametrize("url", ["/api/v1/orders/", "/api/v1/order_items/", "/api/v1/captures/"])
 def test_read_endpoints_need_a_token(client, db, url):
     response = client.get(url)
