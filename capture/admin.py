@@ -1,7 +1,7 @@
 """The capture audit in the admin: shown, never added, edited or deleted."""
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.db.models import Prefetch
 
@@ -10,7 +10,7 @@ from orders.admin import OrderFilter
 from orders.models import Order
 from orders.selectors import visible_to
 
-from .export import captures_csv_response
+from .export import ExportTooLarge, captures_csv_response
 from .models import Capture, CaptureItem
 
 
@@ -68,8 +68,13 @@ class CaptureAdmin(ReadOnlyMixin, LargeTableAdmin):
 
     @admin.action(description="Export selected captures as CSV", permissions=["view"])
     def export_csv(self, request, queryset):
-        """The API's reconciliation export (capture/export.py) of the selected captures."""
-        return captures_csv_response(queryset)
+        """The API's reconciliation export (capture/export.py) of the selected captures;
+        too many, the list again with why (narrow it by date)."""
+        try:
+            return captures_csv_response(queryset)
+        except ExportTooLarge as exc:
+            self.message_user(request, str(exc.detail), messages.ERROR)
+            return None
 
 
 # The order's page lists its captures too.

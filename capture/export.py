@@ -14,8 +14,12 @@ from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from rest_framework import renderers
 
+from omnitron.api.error_codes import ApiErrorCode
+from omnitron.api.exceptions import CodedError
+
 from .models import Capture
-from .selectors import CAPTURED_ITEM_COLUMNS, captured_item_rows
+from .rules import MAX_EXPORT_ROWS
+from .selectors import CAPTURED_ITEM_COLUMNS, captured_item_count, captured_item_rows
 
 FILENAME = "captures.csv"
 # Rows are written to a buffer that is sent, then emptied, once it holds this much.
@@ -66,8 +70,17 @@ class CSVRenderer(renderers.BaseRenderer):
         yield buffer.getvalue().encode()
 
 
+class ExportTooLarge(CodedError):
+    error = ApiErrorCode.EXPORT_TOO_LARGE
+
+
 def captures_csv_response(captures: QuerySet[Capture]) -> StreamingHttpResponse:
-    """The items of these captures as a CSV attachment, header row first, streamed."""
+    """The items of these captures as a CSV attachment, header row first, streamed.
+    Raises ExportTooLarge, before anything is sent, for more than MAX_EXPORT_ROWS items:
+    a status cannot change once the rows flow, and a file cut short at the server's
+    timeout looked whole."""
+    if captured_item_count(captures, at_most=MAX_EXPORT_ROWS + 1) > MAX_EXPORT_ROWS:
+        raise ExportTooLarge(limit=MAX_EXPORT_ROWS)
     rows: Iterator = chain([tuple(CAPTURED_ITEM_COLUMNS)], captured_item_rows(captures))
     renderer = CSVRenderer()
     return StreamingHttpResponse(

@@ -74,6 +74,13 @@ CAPTURED_ITEM_COLUMNS = {
 }
 
 
+def captured_item_count(captures: QuerySet[Capture], *, at_most: int) -> int:
+    """How many items these captures hold, counted up to `at_most` (a LIMIT inside the
+    count: the cost stays bounded whatever the captures hold)."""
+    items = CaptureItem.objects.filter(capture__in=captures).order_by()
+    return items[:at_most].count()
+
+
 def captured_item_rows(captures: QuerySet[Capture], *, chunk_size: int = 2000) -> Iterator[tuple]:
     """Every item of these captures, as a tuple of CAPTURED_ITEM_COLUMNS' values, in
     the order they were captured (CaptureItem pk). One query, read `chunk_size` rows at

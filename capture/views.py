@@ -17,7 +17,7 @@ from omnitron.api.schema import (
     AUTHENTICATION,
     BODY_CODES,
     NUMBER_CODES,
-    READ_ERRORS,
+    READ_ERROR_CODES,
     STRING_CODES,
     UNAVAILABLE,
 )
@@ -144,7 +144,10 @@ CAPTURE_LIST_RESPONSES = {
         ),
     ),
     (200, CSVRenderer.media_type): OpenApiResponse(OpenApiTypes.STR),
-    **{(status, JSON): response for status, response in READ_ERRORS.items()},  # errors: JSON
+    **{  # errors: JSON
+        (status, JSON): response
+        for status, response in errors(*READ_ERROR_CODES, ApiErrorCode.EXPORT_TOO_LARGE).items()
+    },
 }
 
 
@@ -171,6 +174,15 @@ class CaptureViewSet(JSONErrorsMixin, ScopedReadOnlyViewSet):
     def get_renderers(self):
         renderers = super().get_renderers()
         return [*renderers, CSVRenderer()] if self.action == "list" else renderers
+
+    def list_parameters(self) -> set[str]:
+        # The export is not paginated: a cursor sent to resume one was ignored, and the
+        # file held every row again.
+        if isinstance(self.request.accepted_renderer, CSVRenderer):
+            pagination = self.pagination_class
+            paging = {pagination.cursor_query_param, pagination.page_size_query_param}
+            return super().list_parameters() - paging
+        return super().list_parameters()
 
     def list(self, request, *args, **kwargs):
         if isinstance(request.accepted_renderer, CSVRenderer):

@@ -70,7 +70,7 @@ _EXAMPLE_PARAMS = {
     "pks": "3, 5", "status": "200", "size": 20480, "reason": "Expecting value: line 1 "
     "column 1 (char 0)", "method": "PUT", "media_type": "text/plain", "wait": 12,
     "max_length": 128, "min_value": 1, "max_value": 9223372036854775807,
-    "input_type": "str", "input": "999", "code_point": 0xD800, "encoding": "gzip",
+    "input_type": "str", "input": "999", "code_point": 0xD800, "encoding": "gzip", "limit": 250000,
 }  # fmt: skip
 
 
@@ -177,8 +177,8 @@ QUERY_FIELD_CODES = (
     _F.INVALID, _F.INVALID_CHOICE, _F.UNKNOWN_PARAMETER, *NUMBER_CODES, *STRING_CODES,
 )  # fmt: skip
 
-READ_ERRORS = error_responses(
-    *QUERY_FIELD_CODES, *AUTHENTICATION, _A.NOT_FOUND, *PROTOCOL_ERRORS, *UNAVAILABLE
-)
+READ_ERROR_CODES = (*QUERY_FIELD_CODES, *AUTHENTICATION, _A.NOT_FOUND, *PROTOCOL_ERRORS,
+                    *UNAVAILABLE)  # fmt: skip
+READ_ERRORS = error_responses(*READ_ERROR_CODES)
 # A detail URL reads no query parameter: none of the lists' field codes.
 DETAIL_ERRORS = error_responses(*AUTHENTICATION, _A.NOT_FOUND, *PROTOCOL_ERRORS, *UNAVAILABLE)

@@ -33,12 +33,13 @@ class ScopedReadOnlyViewSet(ReplicaReadsMixin, viewsets.ReadOnlyModelViewSet):
         return self.select(user=self.request.user, filters=filters)
 
     def _refuse_unknown_parameters(self):
+        refuse_unknown_parameters(self.request, self.list_parameters())
+
+    def list_parameters(self) -> set[str]:
+        """The query parameters the list takes: its filters and the page's."""
         pagination = self.pagination_class
-        refuse_unknown_parameters(
-            self.request,
-            {*self.filter_serializer_class().fields, pagination.cursor_query_param,
-             pagination.page_size_query_param, IGNORED_PAGE},
-        )  # fmt: skip
+        return {*self.filter_serializer_class().fields, pagination.cursor_query_param,
+                pagination.page_size_query_param, IGNORED_PAGE}  # fmt: skip
 
 
 # Taken and ignored: Akinon's omnisdk sends `page=1` with every list (the page-number

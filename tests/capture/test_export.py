@@ -174,6 +174,39 @@ def test_a_bad_filter_is_a_coded_json_400_even_when_csv_is_asked(api_client, que
     assert field in response.json()
 
 
+def test_an_export_of_more_items_than_one_answer_sends_is_refused_before_any_row(
+    api_client, captured, monkeypatch
+):
+    """Five unfiltered exports of 980,000 items ran past gunicorn's timeout, cut short
+    into 200s whose files looked whole. Over the limit (here 2 items instead of
+    250,000) the export is a 400 before anything is sent; a date range narrows it."""
+    from capture import export
+
+    monkeypatch.setattr(export, "MAX_EXPORT_ROWS", 2)
+    refused = api_client.get(URL, HTTP_ACCEPT="text/csv")  # 3 items
+    assert refused.status_code == 400
+    assert refused["Content-Type"] == "application/json"
+    assert refused.json() == {
+        "code": "export_too_large",
+        "detail": "The export holds more than 2 rows: narrow it with the list's filters "
+        "(a date range).",
+    }
+    order, (first, second, cheap) = captured
+    newest = order.captures.order_by("pk").last()
+    since = newest.created_at.isoformat().replace("+00:00", "Z")
+    assert [row[4] for row in exported(api_client, f"created_at__gte={since}")] == [str(cheap.pk)]
+
+
+@pytest.mark.parametrize("query", ["cursor=abc", "page_size=10", "page_size=abc"])
+def test_the_export_takes_no_page_parameters(api_client, captured, query):
+    """The export is not paginated: a cursor sent to resume one was ignored, and the
+    file held every row again."""
+    response = api_client.get(f"{URL}?format=csv&{query}")
+    assert response.status_code == 400
+    assert response.json()["code"] == "unknown_parameter"
+    assert query.split("=")[0] in response.json()
+
+
 def test_csv_needs_a_token_and_other_operations_stay_json(client, db, api_client):
     response = client.get(URL, HTTP_ACCEPT="text/csv")
     assert response.status_code == 401
@@ -242,6 +275,19 @@ def test_admin_exports_the_selected_captures_as_the_api_does(client, api_client,
     assert {int(row[0]) for row in csv_rows(admin_export(client, [mine[1], foreign]))[1:]} == {
         mine[1]
     }
+
+
+def test_admin_export_of_too_many_items_says_so_on_the_list(client, operator, captured,
+                                                             monkeypatch):  # fmt: skip
+    from capture import export
+
+    monkeypatch.setattr(export, "MAX_EXPORT_ROWS", 2)
+    order, _ = captured
+    client.force_login(operator)
+    page = admin_export(client, order.captures.values_list("pk", flat=True), "?")
+    assert page.status_code == 302  # back to the list, with the message
+    listed = client.get(page["Location"]).content.decode()
+    assert "The export holds more than 2 rows" in listed
 
 
 def test_admin_lists_captures_by_date(client, operator, captured):
