@@ -55,7 +55,8 @@ db-destroy:
 	@scripts/pg.sh destroy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles test-artifacts
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis staticfiles test-artifacts
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 schema: $(INSTALLED)
 	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file openapi.yaml

@@ -91,7 +91,7 @@ async def supervise(worker_options: dict) -> None:
         running = asyncio.create_task(run_worker(worker_options))
         try:
             await running
-            reason = "it stopped"
+            reason = "it ended by itself"
         except asyncio.CancelledError:
             if stopping.is_set():
                 break
