@@ -1,22 +1,13 @@
-"""The test suite: a throwaway PostgreSQL from scripts/test.sh (DATABASE_URL)."""
+"""The test suite: the development settings (static files from the apps, webhook
+receivers on loopback over plain HTTP, the demo data), against a throwaway PostgreSQL
+from scripts/test.sh (DATABASE_URL), with what tests need besides."""
 
-from .base import *  # noqa: F403
-from .base import env, env_flag, env_milliseconds, env_number
+from .base import env, env_milliseconds, env_number
+from .dev import *  # noqa: F403
 
 SECRET_KEY = "test-only-insecure-key"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
-
-WHITENOISE_USE_FINDERS = True
-STATIC_ROOT = None  # nothing collected locally
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-}
-
-# Receivers started by the tests listen on loopback, over plain HTTP.
-WEBHOOK_REQUIRE_HTTPS = env_flag("WEBHOOK_REQUIRE_HTTPS", False)
-WEBHOOK_ALLOW_PRIVATE_TARGETS = env_flag("WEBHOOK_ALLOW_PRIVATE_TARGETS", True)
 
 # Fast hashing: tests create many users.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -37,5 +28,3 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = throttle_rates(  # noqa: F405
 
 # A live server under test may serve a URLconf of the tests' own (a view that fails).
 ROOT_URLCONF = env.str("DJANGO_ROOT_URLCONF", default=ROOT_URLCONF)  # noqa: F405
-
-DEMO_DATA_ALLOWED = True  # manage.py load_demo (make run)
