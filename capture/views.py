@@ -177,14 +177,19 @@ class CaptureViewSet(JSONErrorsMixin, ScopedReadOnlyViewSet):
 
     def list_parameters(self) -> set[str]:
         # The export is not paginated: a cursor sent to resume one was ignored, and the
-        # file held every row again.
-        if isinstance(self.request.accepted_renderer, CSVRenderer):
-            pagination = self.pagination_class
-            paging = {pagination.cursor_query_param, pagination.page_size_query_param}
-            return super().list_parameters() - paging
+        # file held every row again (an empty one is not sent, as any parameter's).
+        cursor = self.pagination_class.cursor_query_param
+        if self._exporting() and self.request.query_params.get(cursor):
+            return super().list_parameters() - {cursor}
         return super().list_parameters()
 
     def list(self, request, *args, **kwargs):
-        if isinstance(request.accepted_renderer, CSVRenderer):
-            return captures_csv_response(self.get_queryset())
+        if self._exporting():
+            captures = self.get_queryset()
+            # Checked as the JSON list checks it; the export is whole whatever it says.
+            self.paginator.get_page_size(request)
+            return captures_csv_response(captures)
         return super().list(request, *args, **kwargs)
+
+    def _exporting(self) -> bool:
+        return isinstance(self.request.accepted_renderer, CSVRenderer)

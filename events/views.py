@@ -4,7 +4,7 @@ from rest_framework.views import APIView
 
 from omnitron.api.schema import READ_ERRORS
 from omnitron.api.viewsets import IGNORED_PAGE, refuse_unknown_parameters
-from omnitron.db_router import ReplicaReadsMixin
+from omnitron.db.router import ReplicaReadsMixin
 
 from .payloads import feed_item
 from .selectors import event_feed_page

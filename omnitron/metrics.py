@@ -31,8 +31,8 @@ from prometheus_client import (
     values,
 )
 
-from omnitron import db_router
 from omnitron.api.error_codes import ApiErrorCode
+from omnitron.db import router as db_router
 
 ENABLED = settings.METRICS_ENABLED
 MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR" in os.environ

@@ -3,7 +3,7 @@ from rest_framework import viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.settings import api_settings
 
-from omnitron.db_router import ReplicaReadsMixin
+from omnitron.db.router import ReplicaReadsMixin
 
 from .error_codes import FieldErrorCode
 from .pagination import Pagination
@@ -14,7 +14,7 @@ class ScopedReadOnlyViewSet(ReplicaReadsMixin, viewsets.ReadOnlyModelViewSet):
     """List and retrieve what a selector lets the user see. The list's query
     parameters are validated by `filter_serializer_class` and handed to the selector;
     rows the selector hides are 404 on retrieve, never 403. GET requests read from the
-    read replica when there is one (omnitron/db_router.py)."""
+    read replica when there is one (omnitron/db/router.py)."""
 
     pagination_class = Pagination
     filter_serializer_class = None

@@ -387,7 +387,7 @@ if SENTRY_DSN:
         dsn=SENTRY_DSN, environment=env.str("SENTRY_ENVIRONMENT", default="production")
     )
 
-# Read replica (omnitron/db_router.py): with DATABASE_REPLICA_URL set, the read endpoints
+# Read replica (omnitron/db/router.py): with DATABASE_REPLICA_URL set, the read endpoints
 # read from it; everything else stays on the primary. After a failure to reach it,
 # reads go to the primary for DB_REPLICA_RETRY_SECONDS (docs/scaling.md).
 DB_REPLICA_RETRY_SECONDS = env_number("DB_REPLICA_RETRY_SECONDS", 5, minimum=0, cast=float)
@@ -398,4 +398,4 @@ if env.str("DATABASE_REPLICA_URL", default=""):
         **{key: _replica[key] for key in ("NAME", "USER", "PASSWORD", "HOST", "PORT")},
         "TEST": {"MIRROR": "default"},
     }
-    DATABASE_ROUTERS = ["omnitron.db_router.ReplicaRouter"]
+    DATABASE_ROUTERS = ["omnitron.db.router.ReplicaRouter"]

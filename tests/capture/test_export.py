@@ -197,14 +197,23 @@ def test_an_export_of_more_items_than_one_answer_sends_is_refused_before_any_row
     assert [row[4] for row in exported(api_client, f"created_at__gte={since}")] == [str(cheap.pk)]
 
 
-@pytest.mark.parametrize("query", ["cursor=abc", "page_size=10", "page_size=abc"])
-def test_the_export_takes_no_page_parameters(api_client, captured, query):
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [("cursor=abc", "unknown_parameter"), ("page_size=abc", "invalid"), ("page_size=0", "min_value")],
+)  # fmt: skip
+def test_the_export_takes_no_cursor_and_checks_page_size_as_the_list(api_client, captured, query,
+                                                                     code):  # fmt: skip
     """The export is not paginated: a cursor sent to resume one was ignored, and the
-    file held every row again."""
+    file held every row again; a page_size that is not one was ignored too."""
     response = api_client.get(f"{URL}?format=csv&{query}")
     assert response.status_code == 400
-    assert response.json()["code"] == "unknown_parameter"
+    assert response.json()["code"] == code
     assert query.split("=")[0] in response.json()
+
+
+@pytest.mark.parametrize("query", ["cursor=", "page_size=", "page_size=1"])
+def test_an_empty_cursor_or_a_page_size_still_exports_every_row(api_client, captured, query):
+    assert len(exported(api_client, query)) == len(exported(api_client)) == 3
 
 
 def test_csv_needs_a_token_and_other_operations_stay_json(client, db, api_client):

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from events.models import DeliveryState, Event, WebhookDelivery, WebhookSubscription
 from events.services import webhook_subscription_create_or_update
-from omnitron import db_router
+from omnitron.db import router as db_router
 from tests.events.helpers import receiving
 from tests.helpers import capture
 from tests.live import ROOT, free_port, gunicorn, server_env, worker
@@ -200,7 +200,7 @@ def test_metrics_are_scraped_while_the_database_is_down(tmp_path):
 
 
 def test_a_read_sent_to_the_primary_instead_of_the_replica_is_counted(client):
-    """omnitron/db_router.py calls its on_fallback hooks once per such request."""
+    """omnitron/db/router.py calls its on_fallback hooks once per such request."""
 
     def fallbacks() -> float:
         families = text_string_to_metric_families(client.get("/metrics").content.decode())

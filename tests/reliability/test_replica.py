@@ -1,4 +1,4 @@
-"""A read replica (omnitron/db_router.py): a real streaming replica of the test cluster
+"""A read replica (omnitron/db/router.py): a real streaming replica of the test cluster
 (`scripts/pg.sh` with PG_PRIMARY_PORT: pg_basebackup -R, hot standby) serves the read
 endpoints; the capture, authentication and every write stay on the primary; and a
 replica that stops, or dies in the middle of a request, costs no request."""
@@ -17,7 +17,7 @@ from django.db import connection, connections, router, transaction
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from omnitron import db_router
+from omnitron.db import router as db_router
 from orders.models import Order
 from tests.live import database_url, free_port, gunicorn, server_env
 from tests.reliability.helpers import PG, own_cluster, seed, token_for
@@ -90,7 +90,7 @@ def replica_alias(port: int):
     replica = type(default)({**default.settings_dict, "PORT": port}, db_router.REPLICA)
     connections[db_router.REPLICA] = replica
     try:
-        with override_settings(DATABASE_ROUTERS=["omnitron.db_router.ReplicaRouter"]):
+        with override_settings(DATABASE_ROUTERS=["omnitron.db.router.ReplicaRouter"]):
             yield replica
     finally:
         replica.close()
