@@ -50,9 +50,12 @@ def closed_breaker(monkeypatch):
 
 
 def wait_for_replay(replica_url: str, timeout: float = 15) -> None:
-    """Until the replica has replayed everything the primary has written so far."""
+    """Until the replica has replayed everything the primary has committed so far: up
+    to the WAL flushed (a commit is flushed before it returns). Not the insert position:
+    a record after the last commit (the checkpointer's or the background writer's) can
+    wait unflushed, and unsent, for many seconds (a run timed out at 15 s)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_current_wal_insert_lsn()")
+        cursor.execute("SELECT pg_current_wal_flush_lsn()")
         (target,) = cursor.fetchone()
     deadline = time.monotonic() + timeout
     with psycopg.connect(replica_url, autocommit=True) as conn:
