@@ -39,18 +39,18 @@ def env_flag(name: str, default: bool) -> bool:
         raise ImproperlyConfigured(str(exc)) from None
 
 
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+log_levels = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def env_log_level(name: str, default: str) -> str:
     """A logging level's name, in any case (logging failed to start on another)."""
     level = env.str(name, default="").strip().upper() or default
-    if level not in LOG_LEVELS:
-        raise ImproperlyConfigured(f"{name}: {level[:40]!r} is not one of {', '.join(LOG_LEVELS)}.")
+    if level not in log_levels:
+        raise ImproperlyConfigured(f"{name}: {level[:40]!r} is not one of {', '.join(log_levels)}.")
     return level
 
 
-POSTGRES_SCHEMES = ("postgres", "postgresql", "pgsql")
+postgres_schemes = ("postgres", "postgresql", "pgsql")
 
 
 def env_database(name: str, default: str | None = None) -> dict:
@@ -58,7 +58,7 @@ def env_database(name: str, default: str | None = None) -> dict:
     settings (another scheme was tried as PostgreSQL, or failed naming no variable)."""
     url = env.str(name, default="").strip() or default
     scheme, _, rest = (url or "").partition("://")
-    if scheme not in POSTGRES_SCHEMES or not rest:
+    if scheme not in postgres_schemes or not rest:
         raise ImproperlyConfigured(
             f"{name}: not a PostgreSQL URL (postgres://user:password@host:port/name)."
         )

@@ -50,10 +50,17 @@ def closed_breaker(monkeypatch):
 
 
 def wait_for_replay(replica_url: str, timeout: float = 15) -> None:
-    """Until the replica has replayed everything the primary has committed so far: up
-    to the WAL flushed (a commit is flushed before it returns). Not the insert position:
-    a record after the last commit (the checkpointer's or the background writer's) can
-    wait unflushed, and unsent, for many seconds (a run timed out at 15 s)."""
+    """Until the replica has replayed everything the primary has committed so far. A
+    replica is sent the WAL the primary has flushed, and the tests' cluster commits
+    asynchronously (scripts/pg.sh, PG_FAST): its WAL writer flushes up to the last
+    commit, so a record written after it (a checkpoint's, the background writer's)
+    could wait unflushed, and unsent, past the timeout (waiting for the insert position
+    failed a clean run), and the flushed position read right after a commit can be
+    short of it. A commit with synchronous_commit on of a transaction that wrote WAL
+    flushes everything before it; the replica is waited for up to there."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit = on")
+        cursor.execute("SELECT pg_logical_emit_message(true, 'omnitron-tests', 'flush')")
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_current_wal_flush_lsn()")
         (target,) = cursor.fetchone()
