@@ -76,7 +76,7 @@ class WebhookDeliveryAdmin(ReadOnly, LargeTableAdmin):
     search_fields = ("event_id",)
     search_help_text = "A whole event id (evt_...)."
     fields = ("event", "subscription", "state", "attempts", "created_at", "next_attempt_at",
-              "delivered_at", "last_outcome")  # fmt: skip
+              "delivered_at", "failed_at", "last_outcome")  # fmt: skip
     readonly_fields = fields
     inlines = [DeliveryAttemptInline]
     actions = ["redeliver"]

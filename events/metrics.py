@@ -14,8 +14,9 @@ from .models import DeliveryState, WebhookDelivery
 logger = logging.getLogger(__name__)
 
 
-# Failed deliveries count for a week after their event: long enough to be seen and
-# sent again, and an operator who chose not to resend them sees the alert end.
+# Failed deliveries count for a week after they failed (their last attempt, however
+# long their retries took): long enough to be seen and sent again, and an operator who
+# chose not to resend them sees the alert end.
 FAILED_WINDOW = timedelta(days=7)
 
 
@@ -41,7 +42,7 @@ class BacklogCollector:
                 pending=Count("id"), oldest=Min("created_at")
             )
             failed = active.filter(
-                state=DeliveryState.FAILED, created_at__gte=timezone.now() - FAILED_WINDOW
+                state=DeliveryState.FAILED, failed_at__gte=timezone.now() - FAILED_WINDOW
             ).count()
         except DatabaseError as exc:
             # Left out of this scrape, not the scrape's end: with the database down the

@@ -145,6 +145,8 @@ class WebhookDelivery(models.Model):
     created_at = models.DateTimeField()
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # When its last attempt failed it for good; cleared when it is sent again.
+    failed_at = models.DateTimeField(null=True, blank=True)
     last_outcome = models.CharField(max_length=MAX_OUTCOME_LENGTH, blank=True, default="")
 
     class Meta:
@@ -159,6 +161,12 @@ class WebhookDelivery(models.Model):
                 fields=["subscription", "next_attempt_at"],
                 condition=models.Q(state=DeliveryState.PENDING),
                 name="delivery_due_idx",
+            ),
+            # What /metrics counts: the deliveries failed for good lately.
+            models.Index(
+                fields=["failed_at"],
+                condition=models.Q(state=DeliveryState.FAILED),
+                name="delivery_failed_idx",
             ),
         ]
         verbose_name_plural = "webhook deliveries"

@@ -222,6 +222,7 @@ def _record(subscription: WebhookSubscription, outcomes, rendered: dict[str, str
             metrics.observe_delivery("delivered", lag)
         elif delivery.attempts > len(schedule):
             delivery.state, delivery.next_attempt_at = DeliveryState.FAILED, None
+            delivery.failed_at = timezone.now()
             metrics.observe_delivery("failed")
         else:
             delay = schedule[delivery.attempts - 1] * random.uniform(1 - JITTER, 1 + JITTER)
@@ -237,6 +238,7 @@ def _record(subscription: WebhookSubscription, outcomes, rendered: dict[str, str
             "states": [d.state for d in deliveries],
             "delivered_at": [d.delivered_at for d in deliveries],
             "next_attempt_at": [d.next_attempt_at for d in deliveries],
+            "failed_at": [d.failed_at for d in deliveries],
             "outcomes": [d.last_outcome for d in deliveries],
         })  # fmt: skip
 
@@ -256,5 +258,5 @@ def webhook_deliveries_redeliver(*, deliveries) -> int:
     worker's dispatcher); the attempt count goes on from where it stopped and one more
     failure fails them again. Returns how many were queued."""
     return deliveries.filter(state=DeliveryState.FAILED).update(
-        state=DeliveryState.PENDING, next_attempt_at=timezone.now()
+        state=DeliveryState.PENDING, next_attempt_at=timezone.now(), failed_at=None
     )

@@ -108,11 +108,12 @@ QUEUE_DUE_LANES = f"""
 RECORD_OUTCOMES = f"""
     UPDATE {DELIVERIES} d
        SET attempts = o.attempts, state = o.state, delivered_at = o.delivered_at,
-           next_attempt_at = o.next_attempt_at, last_outcome = o.outcome
+           next_attempt_at = o.next_attempt_at, failed_at = o.failed_at,
+           last_outcome = o.outcome
       FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(states)s::text[],
                   %(delivered_at)s::timestamptz[], %(next_attempt_at)s::timestamptz[],
-                  %(outcomes)s::text[])
-           AS o(id, attempts, state, delivered_at, next_attempt_at, outcome)
+                  %(failed_at)s::timestamptz[], %(outcomes)s::text[])
+           AS o(id, attempts, state, delivered_at, next_attempt_at, failed_at, outcome)
      WHERE d.id = o.id"""
 
 

@@ -16,7 +16,11 @@ from django.utils import timezone
 
 from events.models import DeliveryState, WebhookDelivery, WebhookSubscription
 from events.outbound import TargetRefused, resolve
-from events.services import webhook_lane_flush, webhook_subscription_create_or_update
+from events.services import (
+    retry_schedule,
+    webhook_lane_flush,
+    webhook_subscription_create_or_update,
+)
 from tests.events.helpers import receiving
 from tests.factories import make_api_user, make_order
 from tests.helpers import capture
@@ -301,6 +305,23 @@ def test_a_subscription_stored_with_unusable_headers_fails_on_schedule(api_clien
     assert delivery.attempts == 1
     assert delivery.tries.get().error.startswith("refused: headers must be an object")
     assert receiver.requests == []
+
+
+def test_a_delivery_failed_for_good_records_when(api_client, order):
+    """/metrics counts the deliveries failed in the last week by that time (a failure's
+    retries can last weeks after the event)."""
+    with receiving() as receiver:
+        create_webhook(receiver.url)
+        WebhookSubscription.objects.update(headers=[1, 2])  # every attempt refused
+        capture(api_client, order, [order.items.first().pk])
+        delivery = WebhookDelivery.objects.get()
+        schedule = retry_schedule(delivery.subscription)
+        WebhookDelivery.objects.update(attempts=len(schedule))  # the last attempt is next
+        before = timezone.now()
+        webhook_lane_flush(subscription_id=delivery.subscription_id, lane=delivery.pk % 4)
+    delivery.refresh_from_db()
+    assert delivery.state == DeliveryState.FAILED
+    assert before <= delivery.failed_at <= timezone.now()
 
 
 @override_settings(WEBHOOK_ALLOW_PRIVATE_TARGETS=False)

@@ -15,7 +15,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from events.models import DeliveryState, Event, WebhookDelivery, WebhookSubscription
-from events.services import webhook_subscription_create_or_update
+from events.services import webhook_deliveries_redeliver, webhook_subscription_create_or_update
 from omnitron.db import router as db_router
 from tests.events.helpers import receiving
 from tests.helpers import capture
@@ -128,17 +128,19 @@ def test_failed_deliveries_are_counted_until_sent_again_or_a_week_old(api_client
     for item in order.items.all()[:3]:
         assert capture(api_client, order, [item.pk]).status_code == 200
     first, second, third = WebhookDelivery.objects.order_by("pk")
-    WebhookDelivery.objects.update(state=DeliveryState.FAILED)
-    WebhookDelivery.objects.filter(pk=third.pk).update(
-        created_at=timezone.now() - timedelta(days=8)
-    )
+    # Failed now, however long ago they were created (retries can last weeks), and the
+    # third 8 days ago.
+    WebhookDelivery.objects.update(state=DeliveryState.FAILED, failed_at=timezone.now(),
+                                   created_at=timezone.now() - timedelta(days=30))  # fmt: skip
+    WebhookDelivery.objects.filter(pk=third.pk).update(failed_at=timezone.now() - timedelta(days=8))
 
     def failed():
         families = text_string_to_metric_families(client.get("/metrics").content.decode())
         return {s.name: s.value for f in families for s in f.samples}["omnitron_webhook_failed"]
 
     assert failed() == 2
-    WebhookDelivery.objects.filter(pk=first.pk).update(state=DeliveryState.PENDING)  # sent again
+    webhook_deliveries_redeliver(deliveries=WebhookDelivery.objects.filter(pk=first.pk))
+    assert WebhookDelivery.objects.get(pk=first.pk).failed_at is None
     assert failed() == 1
     WebhookSubscription.objects.update(is_active=False)
     assert failed() == 0
