@@ -41,11 +41,12 @@ class StrictKeysMixin:
 
 class ImportDecimalField(serializers.DecimalField):
     """DRF's DecimalField, reading a number written in text as JSON writes numbers:
-    ASCII digits, a point, an exponent (Python's Decimal also read `1_000` and other
-    scripts' digits, `١٢٣`, as numbers). More places than the column's are taken when
-    the extra ones are zeros (`19.990` is 19.99)."""
+    ASCII digits without a leading zero or spaces, a point, an exponent (Python's
+    Decimal also read `1_000` and other scripts' digits, `١٢٣`, as numbers). More
+    places than the column's are taken when the extra ones are zeros (`19.990` is
+    19.99)."""
 
-    PLAIN_NUMBER = re.compile(r"\s*-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?\s*")
+    PLAIN_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
 
     def to_internal_value(self, data):
         if isinstance(data, str) and not self.PLAIN_NUMBER.fullmatch(data):

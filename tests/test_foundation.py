@@ -161,11 +161,14 @@ def test_an_empty_rate_limit_is_its_default_not_off():
     ],
 )
 def test_a_number_setting_that_would_turn_off_what_it_protects_stops_the_app(variable):
-    name, value = variable.split("=")
+    name, value = variable.split("=", 1)
     result = _manage("check", **{name: value})
     assert result.returncode != 0
     assert result.stderr.startswith(f"manage.py: {name}: {value!r}"), result.stderr[-500:]
     assert "Traceback" not in result.stderr
+
+
+NOT_A_URL = "not a PostgreSQL URL (postgres://user:password@host:port/name)."
 
 
 @pytest.mark.parametrize(
@@ -178,19 +181,20 @@ def test_a_number_setting_that_would_turn_off_what_it_protects_stops_the_app(var
         # logging failed to start, naming no variable.
         ("DJANGO_LOG_LEVEL=LOUD", "is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL."),
         # Tried as PostgreSQL (mysql://), or a traceback naming no variable (garbage).
-        (
-            "DATABASE_URL=mysql://x@y/z",
-            "not a PostgreSQL URL (postgres://user:password@host:port/name).",
-        ),
-        ("DATABASE_URL=garbage", "not a PostgreSQL URL (postgres://user:password@host:port/name)."),
-        (
-            "DATABASE_REPLICA_URL=garbage",
-            "not a PostgreSQL URL (postgres://user:password@host:port/name).",
-        ),
+        ("DATABASE_URL=mysql://x@y/z", NOT_A_URL),
+        ("DATABASE_URL=garbage", NOT_A_URL),
+        ("DATABASE_REPLICA_URL=garbage", NOT_A_URL),
+        # Started, then every read of the replica's was a 500 (no database name), or a
+        # command ended in a traceback (no name, a port that is not one, a socket path).
+        ("DATABASE_REPLICA_URL=postgres://postgres@127.0.0.1:5432", NOT_A_URL),
+        ("DATABASE_URL=postgres://postgres@127.0.0.1:5432/", NOT_A_URL),
+        ("DATABASE_URL=postgres://postgres@127.0.0.1:abc/omnitron", NOT_A_URL),
+        ("DATABASE_URL=postgres://postgres@127.0.0.1:99999/omnitron", NOT_A_URL),
+        ("DATABASE_URL=postgres://%2Ftmp/omnitron", NOT_A_URL),
     ],
 )
 def test_a_setting_of_another_kind_than_its_own_stops_the_app_in_one_line(variable, refusal):
-    name, value = variable.split("=")
+    name, value = variable.split("=", 1)
     result = _manage("check", **{name: value})
     assert result.returncode == 1
     (line,) = result.stderr.splitlines()
@@ -201,10 +205,11 @@ def test_a_setting_of_another_kind_than_its_own_stops_the_app_in_one_line(variab
 @pytest.mark.parametrize(
     "variable",
     ["WEBHOOK_REQUIRE_HTTPS=OFF", "DJANGO_DEBUG=no", "DB_PREPARED_STATEMENTS=True",
-     "DJANGO_LOG_LEVEL=debug", "METRICS_ENABLED= "],
+     "DJANGO_LOG_LEVEL=debug", "METRICS_ENABLED= ",
+     "DATABASE_REPLICA_URL=POSTGRESQL://u:p%40ss@[::1]:5432/omnitron?sslmode=disable"],
 )  # fmt: skip
 def test_a_setting_as_documented_is_taken(variable):
-    name, value = variable.split("=")
+    name, value = variable.split("=", 1)
     assert _manage("check", **{name: value}).returncode == 0
 
 
@@ -222,7 +227,7 @@ def test_a_setting_as_documented_is_taken(variable):
 def test_gunicorn_refuses_a_number_that_would_leave_it_unable_to_serve(variable):
     """WEB_CONCURRENCY=0 started a master with no worker: its port took connections and
     never answered. GUNICORN_TIMEOUT=0 is no timeout at all."""
-    name, value = variable.split("=")
+    name, value = variable.split("=", 1)
     check = [str(VENV_BIN / "gunicorn"), "--check-config", "omnitron.wsgi"]
     env = {**os.environ, name: value, "DJANGO_SETTINGS_MODULE": "omnitron.settings.dev"}
     result = subprocess.run(check, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)

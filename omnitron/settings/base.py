@@ -4,6 +4,7 @@ comes from the environment (see docs/configuration.md)."""
 import ipaddress
 import re
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -43,10 +44,14 @@ log_levels = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def env_log_level(name: str, default: str) -> str:
-    """A logging level's name, in any case (logging failed to start on another)."""
-    level = env.str(name, default="").strip().upper() or default
+    """A logging level's name, in any case of ASCII (logging failed to start on another;
+    `ınfo`, a dotless i, is INFO in upper case)."""
+    text = env.str(name, default="").strip()
+    level = text.upper() if text.isascii() else text
+    if not text:
+        return default
     if level not in log_levels:
-        raise ImproperlyConfigured(f"{name}: {level[:40]!r} is not one of {', '.join(log_levels)}.")
+        raise ImproperlyConfigured(f"{name}: {text[:40]!r} is not one of {', '.join(log_levels)}.")
     return level
 
 
@@ -55,14 +60,22 @@ postgres_schemes = ("postgres", "postgresql", "pgsql")
 
 def env_database(name: str, default: str | None = None) -> dict:
     """A PostgreSQL URL, postgres://user:password@host:port/name, as Django's database
-    settings (another scheme was tried as PostgreSQL, or failed naming no variable)."""
-    url = env.str(name, default="").strip() or default
-    scheme, _, rest = (url or "").partition("://")
-    if scheme not in postgres_schemes or not rest:
-        raise ImproperlyConfigured(
-            f"{name}: not a PostgreSQL URL (postgres://user:password@host:port/name)."
-        )
-    return env.db_url_config(url)
+    settings. Another scheme was tried as PostgreSQL; one without a database name
+    started, then failed every read (a replica's) or a command with a traceback; a
+    port that is not one, a host given as a socket path, failed naming no variable."""
+    url = env.str(name, default="").strip() or default or ""
+    usage = f"{name}: not a PostgreSQL URL (postgres://user:password@host:port/name)."
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError when it is not a number from 0 to 65535
+    except ValueError:
+        raise ImproperlyConfigured(usage) from None
+    database = unquote(parts.path.removeprefix("/"))
+    if (parts.scheme.lower() not in postgres_schemes or not parts.hostname
+            or "%" in parts.netloc.rpartition("@")[2] or port == 0
+            or not database or "/" in database):  # fmt: skip
+        raise ImproperlyConfigured(usage)
+    return env.db_url_config(parts._replace(scheme=parts.scheme.lower()).geturl())
 
 
 def env_milliseconds(name: str, default: int) -> int:

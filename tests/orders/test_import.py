@@ -136,6 +136,10 @@ def test_existing_orders_are_found_among_more_numbers_than_a_statement_takes(db,
          "orders[0].amount: A valid number is required."),
         (lambda d: d["orders"][0].update(amount="150.001"),
          "orders[0].amount: Ensure that there are no more than 2 decimal places."),
+        (lambda d: d["orders"][0].update(amount="0150.00"),
+         "orders[0].amount: A valid number is required."),
+        (lambda d: d["orders"][0].update(amount=" 150.00"),
+         "orders[0].amount: A valid number is required."),
     ],
 )  # fmt: skip
 def test_an_invalid_record_refuses_the_whole_file_and_is_named(db, tmp_path, mutate, expected):
