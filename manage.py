@@ -7,17 +7,13 @@ import sys
 
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "omnitron.settings.dev")
-    from django.conf import settings
-    from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
     from django.db import InterfaceError, OperationalError
 
-    try:
-        settings.INSTALLED_APPS  # noqa: B018  read first: a wrong variable is one line
-    except ImproperlyConfigured as exc:
-        if "--traceback" in sys.argv:
-            raise
-        sys.exit(f"manage.py: {exc}")
+    from omnitron.envnumbers import settings_or_exit
+
+    if "--traceback" not in sys.argv:
+        settings_or_exit("manage.py")
     try:
         execute_from_command_line(sys.argv)
     except (OperationalError, InterfaceError) as exc:

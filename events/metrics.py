@@ -65,6 +65,6 @@ class BacklogCollector:
         yield GaugeMetricFamily(
             "omnitron_webhook_failed",
             "Webhook deliveries of active subscriptions that failed after every retry in "
-            "the last 7 days and were not sent again.",
+            f"the last {FAILED_WINDOW.days} days and were not sent again.",
             value=failed,
         )

@@ -5,10 +5,12 @@ anything else, or a number outside its range, is refused naming the variable. Th
 least value of a setting is the one below which it turns off what it protects (a
 lock_timeout or a gunicorn timeout of 0 is none at all), and its most the one past
 which it fails later (a lock_timeout past PostgreSQL's integers refused every
-connection)."""
+connection). `settings_or_exit` makes a setting refused at start one line, for
+manage.py and the WSGI entry point."""
 
 import os
 import re
+import sys
 
 # At most 18 digits: every setting's range is far below, and Python refuses to read an
 # integer of over 4,300 digits (a message naming no variable) or reads 400 nines as inf.
@@ -48,3 +50,15 @@ def env_flag(name: str, default: bool) -> bool:
     except KeyError:
         message = f"{name}: {text[:40]!r} is not one of true/false, 1/0, yes/no, on/off."
         raise ValueError(message) from None
+
+
+def settings_or_exit(program: str) -> None:
+    """Read Django's settings now: a variable they refuse ends `program` with one line
+    naming it (ImproperlyConfigured's message), not a traceback."""
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        settings.INSTALLED_APPS  # noqa: B018  reading a setting loads them all
+    except ImproperlyConfigured as exc:
+        sys.exit(f"{program}: {exc}")

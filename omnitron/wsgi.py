@@ -2,20 +2,16 @@
 (the Dockerfile sets production; `make run` sets dev)."""
 
 import os
-import sys
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.core.wsgi import get_wsgi_application
 from django.urls import get_resolver
 
 from omnitron.chunked import ChunkedBodyMiddleware
+from omnitron.envnumbers import settings_or_exit
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "omnitron.settings.production")
-try:
-    settings.INSTALLED_APPS  # noqa: B018  read now: a wrong variable is one line, not a traceback
-except ImproperlyConfigured as exc:
-    sys.exit(f"omnitron: {exc}")
+settings_or_exit("omnitron")
 
 application = ChunkedBodyMiddleware(
     get_wsgi_application(), limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE

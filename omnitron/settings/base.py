@@ -47,9 +47,9 @@ def env_log_level(name: str, default: str) -> str:
     """A logging level's name, in any case of ASCII (logging failed to start on another;
     `ınfo`, a dotless i, is INFO in upper case)."""
     text = env.str(name, default="").strip()
-    level = text.upper() if text.isascii() else text
     if not text:
         return default
+    level = text.upper() if text.isascii() else text
     if level not in log_levels:
         raise ImproperlyConfigured(f"{name}: {text[:40]!r} is not one of {', '.join(log_levels)}.")
     return level
