@@ -25,7 +25,6 @@ from omnitron.api.exceptions import error_body
 from omnitron.api.lookups import UserLookup
 from omnitron.api.renderers import render_json
 from omnitron.db.pruning import delete_in_batches
-from omnitron.limits import is_row_id
 from orders.models import Order
 from orders.serializers import OrderSerializer
 
@@ -38,7 +37,7 @@ from .exceptions import (
 )
 from .models import IdempotencyRecord
 from .rules import IDEMPOTENCY_KEY_TTL_HOURS, MAX_IDEMPOTENCY_KEY_LENGTH
-from .serializers import ITEM_FIELDS, REQUEST_FIELDS
+from .shape import ITEM_FIELDS, REQUEST_FIELDS, plain_request
 from .sql import MEMBERSHIPS, ORDERS
 
 TTL = timedelta(hours=IDEMPOTENCY_KEY_TTL_HOURS)
@@ -92,35 +91,17 @@ def order_answer(order: Order) -> Answer:
 
 def replay_as_sent(stored, data) -> Answer | None:
     """The stored answer, without validating the body again, when the body as sent
-    is the stored request: it has the exact shape validation gives back (no other
-    keys, no nulls, integers where integers go) and fingerprints as the stored,
-    validated request. None otherwise: the caller validates and compares the
+    is the stored request: it has the shape validation gives back (capture/shape.py:
+    no other keys, no nulls, integers where integers go) and fingerprints as the
+    stored, validated request. None otherwise: the caller validates and compares the
     validated body, which may still be the same request (validation trims the order
     number, for one). Raises what `_replay` raises."""
-    if not _validated_shape(data):
+    if not plain_request(data):
         return None
     fingerprint = request_fingerprint(data)
     if fingerprint != stored[0]:
         return None
     return _replay(stored, fingerprint)
-
-
-def _validated_shape(data) -> bool:
-    if not (isinstance(data, dict) and data.keys() <= REQUEST_FIELDS):
-        return False
-    items = data.get("order_items")
-    return (
-        isinstance(data.get("order"), str)
-        and ("channel" not in data or is_row_id(data["channel"]))
-        and isinstance(items, list)
-        and all(
-            isinstance(item, dict)
-            and item.keys() <= ITEM_FIELDS
-            and is_row_id(item.get("pk"))
-            and ("attributes" not in item or isinstance(item["attributes"], dict))
-            for item in items
-        )
-    )
 
 
 # Visible ASCII but the comma: two Idempotency-Key headers arrive joined by one.

@@ -3,10 +3,9 @@ statement (accounts/authentication.py): a capture is then two statements, that o
 and the write (capture/sql.py, capture/services.py).
 
 The read needs the order number, the channel and the item pks before DRF has parsed
-the body, so it reads them from the raw body. When the body is not plain JSON of the
-request's shape within the serializer's limits, or its values are not the validated
-ones (validation trims the number, for one), there is no read here and the service
-reads under locks instead: the body's own answer (400, 413, 415) is left to the
+the body, so it reads them from the raw body. When the body is not JSON of the plain
+shape (capture/shape.py: what validation gives back as it is), there is no read here
+and the service reads under locks instead: the body's own answer (400, 413, 415) is left to the
 parser and the serializer, after authentication, as before. Users without the
 capture permission get no read."""
 
@@ -15,15 +14,12 @@ import json
 from django.conf import settings
 from django.utils import timezone
 
-from omnitron import exactjson
 from omnitron.api.lookups import UserLookup
 from omnitron.api.middleware import declared_length
-from omnitron.limits import is_row_id
-from orders.models import ORDER_NUMBER_LENGTH
 
 from .exceptions import InvalidIdempotencyKey
 from .idempotency import RECORDS, TTL, idempotency_key
-from .rules import MAX_ITEMS_PER_CAPTURE
+from .shape import plain_request
 from .sql import READ_ORDER_AND_ITEMS, Seen, seen_from_json
 
 # A larger body (1,000 items with large attributes) is read under locks instead of
@@ -74,8 +70,8 @@ class OrderReadLookup(UserLookup):
 
 
 def _number_channel_pks(request) -> tuple[str, int | None, list[int]] | None:
-    """The order number, channel and item pks of a JSON capture body, if it has the
-    shape the serializer validates, with values PostgreSQL takes as they are."""
+    """The order number, channel and item pks of a JSON capture body of the plain
+    shape (capture/shape.py), as validation gives them back."""
     if request.content_type.partition(";")[0].strip().lower() != "application/json":
         return None
     if request.META.get("HTTP_CONTENT_ENCODING", "").strip().lower() not in ("", "identity"):
@@ -87,20 +83,6 @@ def _number_channel_pks(request) -> tuple[str, int | None, list[int]] | None:
         data = json.loads(request.body)
     except (ValueError, RecursionError):
         return None
-    if not isinstance(data, dict):
+    if not plain_request(data):
         return None
-    number, channel, items = data.get("order"), data.get("channel"), data.get("order_items")
-    # As validated: a number of 1 to ORDER_NUMBER_LENGTH characters (already
-    # trimmed), 1 to MAX_ITEMS_PER_CAPTURE items, pks and channel from 1 to 2**63 - 1.
-    if not isinstance(number, str) or not 0 < len(number) <= ORDER_NUMBER_LENGTH:
-        return None
-    if number != number.strip() or exactjson.text_refusal(number):
-        return None
-    if channel is not None and not is_row_id(channel):
-        return None
-    if not (isinstance(items, list) and 0 < len(items) <= MAX_ITEMS_PER_CAPTURE):
-        return None
-    pks = [item.get("pk") if isinstance(item, dict) else None for item in items]
-    if not all(is_row_id(pk) for pk in pks):
-        return None
-    return number, channel, pks
+    return data["order"], data.get("channel"), [item["pk"] for item in data["order_items"]]

@@ -11,7 +11,7 @@ from omnitron import exactjson
 from omnitron.api.error_codes import FieldErrorCode
 from omnitron.api.serializers import OutputModelSerializer, SharedFieldsMixin, StrictIntegerField
 from omnitron.exactjson import LargeInteger
-from omnitron.limits import MAX_BIGINT, is_row_id
+from omnitron.limits import MAX_BIGINT
 from orders.models import ORDER_NUMBER_LENGTH
 from orders.serializers import JSONObjectField
 
@@ -22,12 +22,7 @@ from .rules import (
     MAX_ATTRIBUTES_DEPTH,
     MAX_ITEMS_PER_CAPTURE,
 )
-
-# The request's fields, named once for the code that reads a body without these
-# serializers (the plain items below, the replay's shape check and the fingerprint in
-# capture/idempotency.py); a test checks they are the serializers' fields.
-REQUEST_FIELDS = frozenset({"order", "order_items", "channel"})
-ITEM_FIELDS = frozenset({"pk", "attributes"})
+from .shape import plain_item
 
 
 def _check_json_value(value) -> int:
@@ -79,30 +74,18 @@ def check_attributes(value: dict) -> dict:
 def _plain_items(data) -> list[dict] | None:
     """The common, valid shape of `order_items`, validated without DRF's per-item
     machinery (docs/performance.md has what it saves at 1,000 items): a non-empty
-    list of {"pk": <int in range>, "attributes": <valid object>?}. Anything else
-    returns None and takes DRF's path, which words every error. Both paths give the
-    same result (tests/capture/test_input_properties.py)."""
-    if not isinstance(data, list) or not data:
+    list of plain items (capture/shape.py) whose attributes pass check_attributes.
+    Anything else returns None and takes DRF's path, which words every error. Both
+    paths give the same result (tests/capture/test_input_properties.py)."""
+    if not (isinstance(data, list) and data and all(plain_item(entry) for entry in data)):
         return None
-    items = []
-    for entry in data:
-        if type(entry) is not dict or not entry.keys() <= ITEM_FIELDS:
-            return None
-        pk = entry.get("pk")
-        if not is_row_id(pk):
-            return None
-        if "attributes" not in entry:
-            items.append({"pk": pk})
-            continue
-        attributes = entry["attributes"]
-        if type(attributes) is not dict:
-            return None
-        try:
-            check_attributes(attributes)
-        except serializers.ValidationError:
-            return None
-        items.append({"pk": pk, "attributes": attributes})
-    return items
+    try:
+        for entry in data:
+            if "attributes" in entry:
+                check_attributes(entry["attributes"])
+    except serializers.ValidationError:
+        return None
+    return [dict(entry) for entry in data]
 
 
 class CaptureOrderItemListSerializer(serializers.ListSerializer):

@@ -18,13 +18,9 @@ from capture.exceptions import (
 )
 from capture.idempotency import idempotent_answer, request_fingerprint
 from capture.models import Capture, IdempotencyRecord
-from capture.serializers import (
-    ITEM_FIELDS,
-    REQUEST_FIELDS,
-    CaptureOrderItemSerializer,
-    CaptureOrderSerializer,
-)
+from capture.serializers import CaptureOrderItemSerializer, CaptureOrderSerializer
 from capture.services import ItemInput, order_capture
+from capture.shape import ITEM_FIELDS, REQUEST_FIELDS
 from orders.models import ChannelMembership
 
 BODY = {"order": "A-1", "order_items": [{"pk": 1}]}
@@ -79,9 +75,9 @@ def test_the_fingerprint_is_the_one_stored_keys_were_made_with():
 
 
 def test_the_fields_read_without_the_serializer_are_the_serializers():
-    """The fingerprint and the replay's shape check name the request's fields once
-    (REQUEST_FIELDS, ITEM_FIELDS): a field added to the serializer must be added there,
-    or two requests differing only in it would share an answer."""
+    """The fingerprint and the plain shape (capture/shape.py) name the request's fields
+    once (REQUEST_FIELDS, ITEM_FIELDS): a field added to the serializer must be added
+    there, or two requests differing only in it would share an answer."""
     assert CaptureOrderSerializer().fields.keys() == REQUEST_FIELDS
     assert CaptureOrderItemSerializer().fields.keys() == ITEM_FIELDS
 

@@ -4,17 +4,20 @@ The serializer validates the common shape of `order_items` without DRF's per-ite
 machinery (capture/serializers.py, _plain_items). For any input whatsoever, it must
 answer exactly as DRF's own path does: the same validity, the same validated data,
 the same errors and codes. A replay may skip validation for a body that validation
-would give back unchanged (capture/idempotency.py, replay_as_sent)."""
+would give back unchanged (capture/idempotency.py, replay_as_sent), and the
+authentication statement reads the order a plain body names before validation
+(capture/shape.py, capture/lookups.py)."""
 
 import json
 from decimal import Decimal
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from capture import serializers as capture_serializers
 from capture.idempotency import replay_as_sent, request_fingerprint
 from capture.serializers import CaptureOrderSerializer
+from capture.shape import plain_request
 
 # Numbers as the parser gives them: ints, and Decimals for fractions and exponents,
 # from everyday ones to ones PostgreSQL's numeric cannot hold.
@@ -151,3 +154,27 @@ def test_a_replay_skips_validation_only_for_a_body_validation_gives_back_unchang
     # ...and a body as sent that takes the shortcut is the validated body.
     if replay_as_sent(stored, body) is not None:
         assert body == validated
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(bodies, valid_bodies))
+@example({"order": "A-1", "order_items": [{"pk": 7, "attributes": {"w": 1}}], "channel": 2})
+@example({"order": "A-1", "order_items": [{"pk": 7}, {"pk": 7}]})
+@example({"order": "A-1", "order_items": [{"pk": 7, "attributes": {"nul": "a\x00"}}]})
+def test_a_plain_body_names_the_order_and_items_validation_gives_back(body):
+    """The authentication statement reads the order, channel and item pks of a plain
+    body (capture/shape.py) before validation: validation must give back the same
+    ones, or refuse only what the shape leaves to it (the items' attributes and
+    duplicate pks)."""
+    if not plain_request(body):
+        return
+    serializer = CaptureOrderSerializer(data=body)
+    if not serializer.is_valid():
+        assert serializer.errors.keys() == {"order_items"}
+        return
+    validated = serializer.validated_data
+    assert validated["order"] == body["order"]
+    assert validated.get("channel") == body.get("channel")
+    assert [item["pk"] for item in validated["order_items"]] == [
+        item["pk"] for item in body["order_items"]
+    ]
