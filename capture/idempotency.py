@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework import status
 
-from omnitron import exactjson, metrics
+from omnitron import exactjson
 from omnitron.api.exceptions import error_body
 from omnitron.api.lookups import UserLookup
 from omnitron.api.renderers import render_json
@@ -28,6 +28,7 @@ from omnitron.db.pruning import delete_in_batches
 from orders.models import Order
 from orders.serializers import OrderSerializer
 
+from . import metrics
 from .exceptions import (
     CaptureError,
     IdempotencyKeyInUse,
@@ -218,7 +219,7 @@ def _replay(stored: list, fingerprint: str) -> Answer:
         raise IdempotencyKeyReused()
     if not visible:
         raise OrderNotFound()  # the user lost the order's channel since
-    metrics.count(metrics.REPLAYS)
+    metrics.count_replay()
     return Answer(status_code, body.encode("utf-8"), replayed=True)
 
 

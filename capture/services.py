@@ -46,11 +46,10 @@ from decimal import Decimal
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
-from omnitron import metrics
 from omnitron.api.exceptions import LOCK_WAITS
 from orders.models import Order
 
-from . import sql
+from . import metrics, sql
 from .exceptions import (
     AlreadyCaptured,
     CaptureError,
@@ -94,7 +93,7 @@ def order_capture(
         if seen is not None and seen.is_for(order_number, channel, given):
             outcome = _judge_and_write(seen, given, **write)
             if outcome is None:
-                metrics.count(metrics.CAPTURE_REREADS)
+                metrics.count_reread()
         if outcome is None:  # not read yet, or a row changed since it was read
             # No savepoint inside an enclosing transaction (the Idempotency-Key's): a
             # refusal is raised only after the block, and nothing was written before it.
@@ -108,7 +107,7 @@ def order_capture(
     if isinstance(outcome, CaptureError):
         if len(seen.orders) == 1:
             outcome.order_id = seen.orders[0].pk
-        metrics.count(metrics.REFUSALS, outcome.default_code)
+        metrics.count_refusal(outcome.default_code)
         raise outcome
     metrics.observe_capture(items=len(given), amount=_amount(seen.items), currency=outcome.currency)
     return outcome

@@ -1,5 +1,7 @@
-"""The webhook backlog and the deliveries that failed for good, for /metrics
-(omnitron/metrics.py), read from PostgreSQL at scrape time."""
+"""The webhooks' metrics, served at /metrics with the rest (omnitron/metrics.py, which
+is imported first: it sets up the processes' shared sample files): the worker's
+attempts by outcome and their lag, counted as they happen; the backlog and the
+deliveries that failed for good, read from PostgreSQL at scrape time."""
 
 import logging
 from datetime import timedelta
@@ -7,11 +9,32 @@ from datetime import timedelta
 from django.db import DatabaseError
 from django.db.models import Count, Min
 from django.utils import timezone
+from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
+
+from omnitron.metrics import ENABLED
 
 from .models import DeliveryState, WebhookDelivery
 
 logger = logging.getLogger(__name__)
+
+DELIVERIES = Counter(
+    "omnitron_webhook_deliveries_total",
+    "Webhook attempts, by outcome (delivered, retry, failed).",
+    ["outcome"],
+)
+DELIVERY_LAG = Histogram(
+    "omnitron_webhook_delivery_lag_seconds",
+    "From an event's time to its delivery.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 15, 60, 300, 3600),
+)
+
+
+def observe_delivery(outcome: str, lag_seconds: float | None = None) -> None:
+    if ENABLED:
+        DELIVERIES.labels(outcome).inc()
+        if lag_seconds is not None:
+            DELIVERY_LAG.observe(lag_seconds)
 
 
 # Failed deliveries count for a week after they failed (their last attempt, however

@@ -9,9 +9,8 @@ from django.db import connection, transaction
 from django.db.models import F, Q, Subquery
 from django.utils import timezone
 
-from omnitron import metrics
-
 from . import outbound, signing
+from .metrics import observe_delivery
 from .models import DeliveryAttempt, DeliveryState, WebhookDelivery, WebhookSubscription
 from .payloads import render_payloads, store_payloads
 from .registry import EVENT_TYPES
@@ -219,15 +218,15 @@ def _record(subscription: WebhookSubscription, outcomes, rendered: dict[str, str
             delivery.state, delivery.delivered_at = DeliveryState.DELIVERED, timezone.now()
             delivery.next_attempt_at = None
             lag = (delivery.delivered_at - delivery.event.created_at).total_seconds()
-            metrics.observe_delivery("delivered", lag)
+            observe_delivery("delivered", lag)
         elif delivery.attempts > len(schedule):
             delivery.state, delivery.next_attempt_at = DeliveryState.FAILED, None
             delivery.failed_at = timezone.now()
-            metrics.observe_delivery("failed")
+            observe_delivery("failed")
         else:
             delay = schedule[delivery.attempts - 1] * random.uniform(1 - JITTER, 1 + JITTER)
             delivery.next_attempt_at = timezone.now() + timedelta(seconds=delay)
-            metrics.observe_delivery("retry")
+            observe_delivery("retry")
     deliveries = [delivery for delivery, _, _ in outcomes]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL synchronous_commit = off")

@@ -1,4 +1,6 @@
-"""Prometheus metrics, served at GET /metrics on the app's own port.
+"""Prometheus metrics, served at GET /metrics on the app's own port: the requests,
+errors and database faults here; the capture's in capture/metrics.py and the
+webhooks' in events/metrics.py, which import this module first.
 
 With PROMETHEUS_MULTIPROC_DIR set before the first import of prometheus_client
 (gunicorn.conf.py sets it; `make run` and the Docker image share it with the webhook
@@ -15,7 +17,6 @@ import functools
 import ipaddress
 import os
 import socket
-from decimal import Decimal
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
@@ -56,18 +57,6 @@ ERRORS = Counter(
     "Error answers, by status and code (order_locked, throttled, database_unavailable...).",
     ["status", "code"],
 )
-CAPTURES = Counter("omnitron_captures_total", "Successful captures.")
-CAPTURED_ITEMS = Counter("omnitron_captured_items_total", "Items captured.")
-CAPTURED_AMOUNT = Counter(
-    "omnitron_captured_amount_total", "Money captured, per currency.", ["currency"]
-)
-REFUSALS = Counter("omnitron_capture_refusals_total", "Captures a rule refused, by code.", ["code"])
-CAPTURE_REREADS = Counter(
-    "omnitron_capture_rereads_total",
-    "Captures whose order or items changed between their first read and their write, "
-    "read again under locks.",
-)
-REPLAYS = Counter("omnitron_idempotent_replays_total", "Stored Idempotency-Key answers replayed.")
 DATABASE_ERRORS = Counter(
     "omnitron_database_connection_errors_total",
     "Requests answered 503 because PostgreSQL was unreachable or too slow.",
@@ -76,18 +65,6 @@ REPLICA_FALLBACKS = Counter(
     "omnitron_replica_fallbacks_total",
     "Reads sent to the primary because the replica was unreachable.",
 )
-DELIVERIES = Counter(
-    "omnitron_webhook_deliveries_total",
-    "Webhook attempts, by outcome (delivered, retry, failed).",
-    ["outcome"],
-)
-DELIVERY_LAG = Histogram(
-    "omnitron_webhook_delivery_lag_seconds",
-    "From an event's time to its delivery.",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 15, 60, 300, 3600),
-)
-
-
 # The methods a label names; any other a client makes up is "other" (each new label
 # value is a series kept for ever: 10,000 made-up methods tripled /metrics).
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -101,20 +78,6 @@ def observe_request(*, route: str, method: str, status: int, seconds: float, cod
     LATENCY.labels(route, status_class).observe(seconds)
     if status >= 400 and code:
         ERRORS.labels(str(status), code).inc()
-
-
-def observe_capture(*, items: int, amount: Decimal, currency: str) -> None:
-    if ENABLED:
-        CAPTURES.inc()
-        CAPTURED_ITEMS.inc(items)
-        CAPTURED_AMOUNT.labels(currency).inc(float(amount))
-
-
-def observe_delivery(outcome: str, lag_seconds: float | None = None) -> None:
-    if ENABLED:
-        DELIVERIES.labels(outcome).inc()
-        if lag_seconds is not None:
-            DELIVERY_LAG.observe(lag_seconds)
 
 
 def count(counter: Counter, *labels: str) -> None:

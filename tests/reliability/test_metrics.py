@@ -216,11 +216,13 @@ def test_a_read_sent_to_the_primary_instead_of_the_replica_is_counted(client):
 
 
 def test_the_dashboard_and_the_alert_rules_parse_and_use_real_metrics():
+    from capture import metrics as capture_metrics
+    from events import metrics as events_metrics
     from omnitron import metrics
 
-    names = {m._name for m in vars(metrics).values() if hasattr(m, "_name")}
-    names |= {"omnitron_webhook_backlog", "omnitron_webhook_backlog_oldest_seconds",
-              "omnitron_webhook_failed"}  # fmt: skip
+    modules = (metrics, capture_metrics, events_metrics)
+    names = {m._name for module in modules for m in vars(module).values() if hasattr(m, "_name")}
+    names |= {family.name for family in events_metrics.BacklogCollector().describe()}
     dashboard = json.loads((ROOT / "deploy" / "monitoring" / "grafana-dashboard.json").read_text())
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     rules = yaml.safe_load((ROOT / "deploy" / "monitoring" / "alerts.yml").read_text())
