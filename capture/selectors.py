@@ -4,6 +4,7 @@ admin), the rows of the reconciliation export, and the audit's own checks
 
 from collections.abc import Iterator
 
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery, Sum, TextField
 from django.db.models.functions import Cast, Length
@@ -97,6 +98,23 @@ def captured_item_rows(captures: QuerySet[Capture], *, chunk_size: int = 2000) -
         yield from items.iterator(chunk_size=chunk_size)
 
 
+# The triggers that keep the audit true whatever writes to the database (capture's
+# migrations 0004, 0007, 0009 and 0010, orders' 0008), and their tables: a capture and
+# its items never change, a captured item keeps its order, price, currency, capture
+# time and SKU, a capturer their username, and captures and items their order's
+# channel.
+GUARD_TRIGGERS = {
+    "capture_immutable": CAPTURES,
+    "capture_item_immutable": CAPTURE_ITEMS,
+    "capture_channel": CAPTURES,
+    "captured_item_fixed": ITEMS,
+    "captured_item_sku_fixed": ITEMS,
+    "capturer_username_fixed": get_user_model()._meta.db_table,
+    "item_channel": ITEMS,
+    "order_channel_fixed": ORDERS,
+}
+_GUARDS = ", ".join(f"('{name}', '{table}')" for name, table in GUARD_TRIGGERS.items())
+
 # The audit adds up: each query lists the ids of the rows that break one invariant.
 AUDIT_CHECKS = {
     "capture amount is not the sum of its items' prices": f"""
@@ -153,6 +171,15 @@ AUDIT_CHECKS = {
         SELECT e.id FROM {EVENTS} e
          WHERE e.txid >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint
            AND e.txid IS DISTINCT FROM pg_current_xact_id_if_assigned()::text::bigint""",
+    # Not rows: the guards themselves. A trigger dropped or disabled (by hand, or a
+    # restore without them) lets a write change what the audit adds up from.
+    "trigger that keeps captured records as they were is missing or disabled "
+    "(the database would take changes to them)": f"""
+        SELECT guard.name FROM (VALUES {_GUARDS}) AS guard (name, relation)
+         WHERE NOT EXISTS (
+               SELECT 1 FROM pg_trigger t
+                WHERE t.tgname = guard.name AND t.tgrelid = to_regclass(guard.relation)
+                  AND t.tgenabled IN ('O', 'A'))""",
 }
 
 
@@ -162,7 +189,8 @@ SHOWN_IDS = 20
 
 def capture_audit_problems() -> list[str]:
     """Every broken invariant of the capture audit, one line each (ids, at most
-    SHOWN_IDS per kind); an empty list when the captures add up."""
+    SHOWN_IDS per kind, or the missing triggers' names); an empty list when the
+    captures add up."""
     problems = []
     # Each check reads whole tables: the statement timeout is for requests (15 s by
     # default), and at some millions of items a check would pass it.

@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 
 from capture.models import Capture, CaptureItem
+from capture.selectors import GUARD_TRIGGERS
 from events.models import Event
 from orders.models import OrderItem
 from tests.factories import ChannelFactory, make_api_user, make_order
@@ -159,6 +160,29 @@ def test_check_captures_names_an_event_of_another_channel_and_a_currency_changed
         call_command("check_captures", stdout=StringIO(), stderr=err)
     assert f"order.captured event whose channel is not its capture's: {event.pk}" in err.getvalue()
     assert f"capture's currency is not its order's: {record.pk}\n" in err.getvalue()
+
+
+def test_check_captures_names_a_guard_trigger_dropped_or_disabled(captured):
+    """The triggers are what keep a captured record as it was against a shell or a
+    script: one lost (dropped by hand, a restore without it) or disabled, the database
+    takes changes the audit would not see until they were made. Every trigger of the
+    project's tables is one of the guards the check knows."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
+            " AND tgrelid::regclass::text NOT LIKE 'procrastinate%%'"
+        )
+        assert {name for (name,) in cursor.fetchall()} == set(GUARD_TRIGGERS)
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the capture's checks, before DDL
+        cursor.execute("DROP TRIGGER captured_item_fixed ON orders_orderitem")
+        cursor.execute("ALTER TABLE capture_capture DISABLE TRIGGER capture_immutable")
+    err = StringIO()
+    with pytest.raises(CommandError):
+        call_command("check_captures", stdout=StringIO(), stderr=err)
+    assert (
+        "trigger that keeps captured records as they were is missing or disabled "
+        "(the database would take changes to them): capture_immutable, captured_item_fixed\n"
+    ) in err.getvalue()
 
 
 def test_check_captures_says_when_it_names_only_some(captured):

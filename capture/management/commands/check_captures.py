@@ -10,9 +10,10 @@ class Command(BaseCommand):
         "same price and currency, captures carry their order's currency, captures, items "
         "and events carry their order's channel, an item is captured exactly when it has a "
         "capture item, every capture has exactly one order.captured event and every such "
-        "event a capture, and no event's transaction id is ahead of the database's (the "
-        "event feed would stop at it). Exits 1, naming the rows (20 of each kind, then "
-        "'and more'), when one does not."
+        "event a capture, no event's transaction id is ahead of the database's (the "
+        "event feed would stop at it), and the triggers that keep captured records as "
+        "they were are in place and enabled. Exits 1, naming the rows (20 of each kind, "
+        "then 'and more') or the triggers, when one does not."
     )
 
     def handle(self, *args, **options):
