@@ -23,7 +23,7 @@ def env_number(name: str, default: int, **limits) -> int:
 
 
 port = env_number("PORT", 8000, minimum=1, maximum=65535)
-bind = f"{os.environ.get('HOST', '127.0.0.1')}:{port}"
+bind = f"{envnumbers.env_text('HOST', '127.0.0.1')}:{port}"
 workers = env_number(
     "WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1, minimum=1, maximum=1024
 )
@@ -58,7 +58,7 @@ control_socket_disable = True
 # Prometheus multiprocess mode (omnitron/metrics.py): every worker writes its samples to
 # this directory and /metrics adds them up. It must be set before the app is loaded.
 # Given (make run, Docker: shared with the webhook worker), or one of gunicorn's own.
-if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+if not envnumbers.env_text("PROMETHEUS_MULTIPROC_DIR"):  # unset or empty
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="omnitron-metrics-")
     _master = os.getpid()
 

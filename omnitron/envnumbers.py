@@ -1,7 +1,8 @@
-"""Numbers and on/off flags from the environment, read the same way by the settings
-and gunicorn.conf.py (which runs before Django): ASCII digits (and a point, for a
-float); a flag's true/false, 1/0, yes/no or on/off; set but empty is the default;
-anything else, or a number outside its range, is refused naming the variable. The
+"""Text, lists, numbers and on/off flags from the environment, read the same way by
+the settings and gunicorn.conf.py (which runs before Django): a variable set but
+empty (or spaces) is its default, whatever its kind; numbers are ASCII digits (and a
+point, for a float), a flag's true/false, 1/0, yes/no or on/off; anything else, or a
+number outside its range, is refused naming the variable. The
 least value of a setting is the one below which it turns off what it protects (a
 lock_timeout or a gunicorn timeout of 0 is none at all), and its most the one past
 which it fails later (a lock_timeout past PostgreSQL's integers refused every
@@ -12,6 +13,27 @@ import os
 import re
 import sys
 
+
+def env_text(name: str, default: str = "") -> str:
+    """The variable's text without surrounding spaces, or `default` when it is unset or
+    that leaves nothing (`HOST=` was every interface, `DJANGO_ALLOWED_HOSTS=` no host)."""
+    return os.environ.get(name, "").strip() or default
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    """Comma-separated text, each entry stripped, empty ones left out; `default` when
+    that leaves none."""
+    return [entry.strip() for entry in env_text(name).split(",") if entry.strip()] or default
+
+
+def env_required(name: str, where: str) -> str:
+    """The variable's text, or ValueError naming it when it is unset or empty (an empty
+    DATABASE_URL fell back to a development default)."""
+    if not (text := env_text(name)):
+        raise ValueError(f"{name} is required {where}.")
+    return text
+
+
 # At most 18 digits: every setting's range is far below, and Python refuses to read an
 # integer of over 4,300 digits (a message naming no variable) or reads 400 nines as inf.
 PATTERNS = {int: re.compile(r"[0-9]{1,18}"), float: re.compile(r"[0-9]{1,18}(\.[0-9]{1,18})?")}
@@ -19,7 +41,7 @@ PATTERNS = {int: re.compile(r"[0-9]{1,18}"), float: re.compile(r"[0-9]{1,18}(\.[
 
 def env_number(name: str, default, *, minimum, maximum=None, cast=int):
     """The variable's number, or ValueError with a message that names it."""
-    text = os.environ.get(name, "").strip()
+    text = env_text(name)
     if not text:
         return default
     return number(name, text, minimum=minimum, maximum=maximum, cast=cast)
@@ -42,7 +64,7 @@ FLAGS = {"true": True, "1": True, "yes": True, "on": True,
 def env_flag(name: str, default: bool) -> bool:
     """The variable as on or off, or ValueError naming it: a value read as "off"
     whatever it said (`WEBHOOK_REQUIRE_HTTPS=enabled`) turned a safeguard off."""
-    text = os.environ.get(name, "").strip()
+    text = env_text(name)
     if not text:
         return default
     try:

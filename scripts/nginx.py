@@ -74,7 +74,8 @@ def configure(
 
 if __name__ == "__main__":
     directory, upstream, listen, max_body = sys.argv[1:]
-    per_client = os.environ.get("PROXY_CONNECTIONS_PER_CLIENT") or str(
+    # Set but empty (or spaces) is the default, as every variable.
+    per_client = os.environ.get("PROXY_CONNECTIONS_PER_CLIENT", "").strip() or str(
         DEFAULT_CONNECTIONS_PER_CLIENT
     )
     if not (per_client.isascii() and per_client.isdigit() and int(per_client) > 0):

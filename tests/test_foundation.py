@@ -97,19 +97,73 @@ def test_production_settings_pass_the_deploy_check():
     assert "no issues" in result.stdout
 
 
-@pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "DATABASE_URL"])
-def test_production_refuses_to_start_without_a_required_variable(missing):
+@pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "DATABASE_URL", "DJANGO_ALLOWED_HOSTS"])
+@pytest.mark.parametrize("value", [None, "", " ", ","])
+def test_production_refuses_to_start_without_a_required_variable(missing, value):
     """No development default in production: without DATABASE_URL the app connected to
-    a local cluster at its first request instead of failing at start."""
+    a local cluster at its first request instead of failing at start; set but empty,
+    it still did, and an empty DJANGO_ALLOWED_HOSTS refused every request."""
     env = {"DJANGO_SETTINGS_MODULE": "omnitron.settings.production",
-           "DJANGO_SECRET_KEY": "s" * 50, "DJANGO_ALLOWED_HOSTS": "capture.example.com"}  # fmt: skip
+           "DJANGO_SECRET_KEY": "s" * 50, "DJANGO_ALLOWED_HOSTS": "capture.example.com",
+           "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/omnitron"}  # fmt: skip
+    if value == "," and missing != "DJANGO_ALLOWED_HOSTS":
+        return  # a list's emptiness; the others are text
+    env = {**os.environ, **env, missing: value}
     result = subprocess.run(
         [*MANAGE, "check"], cwd=ROOT, capture_output=True, text=True, timeout=60,
-        env={k: v for k, v in {**os.environ, **env}.items() if k != missing},
+        env={k: v for k, v in env.items() if v is not None},
     )  # fmt: skip
-    assert result.returncode != 0
-    assert missing in result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.returncode == 1
+    assert result.stderr == (f"manage.py: {missing} is required with the production settings.\n")
+
+
+# A variable set but empty (or spaces) is its default, whatever its kind
+# (docs/configuration.md): these took the empty text as their value.
+EMPTY_IS_THE_DEFAULT = {
+    "DJANGO_ALLOWED_HOSTS": ("settings.ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"]),
+    "METRICS_ALLOWED_IPS": ("settings.METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"]),
+    "DJANGO_SECRET_KEY": ("settings.SECRET_KEY", "dev-only-insecure-key-do-not-use-in-production"),
+    "PG_DATABASE": ("settings.DATABASES['default']['NAME']", "omnitron"),
+    "DATABASE_REPLICA_URL": ("list(settings.DATABASES)", ["default"]),
+    "THROTTLE_LOGIN_USERNAME_RATE": (
+        "settings.REST_FRAMEWORK['DEFAULT_THROTTLE_RATES']['login_username']",
+        "10/min",
+    ),
+    "SENTRY_DSN": ("settings.SENTRY_DSN", ""),
+}
+
+
+@pytest.mark.parametrize("variable", sorted(EMPTY_IS_THE_DEFAULT))
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_text_setting_is_its_default(variable, value):
+    expression, default = EMPTY_IS_THE_DEFAULT[variable]
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update({variable: value, "DJANGO_SETTINGS_MODULE": "omnitron.settings.dev"})
+    program = f"import json; from django.conf import settings; print(json.dumps({expression}))"
+    result = subprocess.run([*MANAGE, "shell", "-c", program], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60, env=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == default
+
+
+def test_an_empty_static_root_is_its_default_and_an_empty_host_is_loopback():
+    """DJANGO_STATIC_ROOT= was the project's own directory (collectstatic wrote into the
+    source tree); HOST= had gunicorn listen on every interface, without the proxy."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "omnitron.settings.production",
+           "DJANGO_SECRET_KEY": "s" * 50, "DJANGO_ALLOWED_HOSTS": "capture.example.com",
+           "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/omnitron",
+           "DJANGO_STATIC_ROOT": "", "HOST": " ", "PORT": "8123"}  # fmt: skip
+    result = subprocess.run(
+        [*MANAGE, "shell", "-c", "from django.conf import settings; print(settings.STATIC_ROOT)"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert result.stdout.splitlines()[-1] == str(ROOT / "staticfiles"), result.stderr
+    config = subprocess.run(
+        [str(VENV_BIN / "python"), "-c",
+         "import runpy; print(runpy.run_path('gunicorn.conf.py')['bind'])"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert config.stdout.splitlines()[-1] == "127.0.0.1:8123", config.stderr
 
 
 @pytest.mark.parametrize("rate", ["abc", "5/fortnight", "2/month", "-1/min", "10/MIN", "None"])

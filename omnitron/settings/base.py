@@ -2,14 +2,16 @@
 comes from the environment (see docs/configuration.md)."""
 
 import ipaddress
+import os
 import re
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from omnitron import envnumbers
+from omnitron.envnumbers import env_list, env_text
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -32,6 +34,15 @@ def env_number(name: str, default, *, minimum, maximum=None, cast=int):
         raise ImproperlyConfigured(str(exc)) from None
 
 
+def env_required(name: str) -> str:
+    """Text the production settings cannot do without; unset or empty stops the app at
+    start, naming it."""
+    try:
+        return envnumbers.env_required(name, "with the production settings")
+    except ValueError as exc:
+        raise ImproperlyConfigured(str(exc)) from None
+
+
 def env_flag(name: str, default: bool) -> bool:
     """On or off (omnitron/envnumbers.py); anything else stops the app at start."""
     try:
@@ -46,7 +57,7 @@ log_levels = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 def env_log_level(name: str, default: str) -> str:
     """A logging level's name, in any case of ASCII (logging failed to start on another;
     `ınfo`, a dotless i, is INFO in upper case)."""
-    text = env.str(name, default="").strip()
+    text = env_text(name)
     if not text:
         return default
     level = text.upper() if text.isascii() else text
@@ -58,13 +69,15 @@ def env_log_level(name: str, default: str) -> str:
 postgres_schemes = ("postgres", "postgresql", "pgsql")
 
 
-def env_database(name: str, default: str | None = None) -> dict:
+def env_database(name: str, default: str = "", default_from: str = "") -> dict:
     """A PostgreSQL URL, postgres://user:password@host:port/name, as Django's database
-    settings. Another scheme was tried as PostgreSQL; one without a database name
+    settings; `default` (made from the variables `default_from` names) when unset or
+    empty. Another scheme was tried as PostgreSQL; one without a database name
     started, then failed every read (a replica's) or a command with a traceback; a
     port that is not one, a host given as a socket path, failed naming no variable."""
-    url = env.str(name, default="").strip() or default or ""
-    usage = f"{name}: not a PostgreSQL URL (postgres://user:password@host:port/name)."
+    url = env_text(name) or default
+    source = name if env_text(name) else default_from or name
+    usage = f"{source}: not a PostgreSQL URL (postgres://user:password@host:port/name)."
     try:
         parts = urlsplit(url)
         port = parts.port  # ValueError when it is not a number from 0 to 65535
@@ -92,7 +105,7 @@ MAX_RETRY_DELAY = 7 * 24 * 3600
 def env_delays(name: str, default: list[int]) -> list[int]:
     """Seconds, comma-separated; set but empty is the default (an empty list was no
     retry at all)."""
-    text = env.str(name, default="").strip()
+    text = env_text(name)
     if not text:
         return default
     parts = [part.strip() for part in text.split(",")]
@@ -108,7 +121,7 @@ def env_delays(name: str, default: list[int]) -> list[int]:
 
 
 DEBUG = env_flag("DJANGO_DEBUG", False)
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 
 INSTALLED_APPS = [
     "omnitron.apps.AdminConfig",  # django.contrib.admin with omnitron.admin.AdminSite
@@ -200,9 +213,9 @@ def database_options(*, lock_timeout_ms: int, statement_timeout_ms: int) -> dict
 # 54329); DATABASE_URL points anywhere else.
 local_cluster = (
     f"postgres://postgres@127.0.0.1:{env_number('PG_PORT', 54329, minimum=1, maximum=65535)}/"
-    f"{env.str('PG_DATABASE', default='omnitron')}"
+    f"{quote(env_text('PG_DATABASE', 'omnitron'), safe='')}"
 )
-DATABASES = {"default": env_database("DATABASE_URL", default=local_cluster)}
+DATABASES = {"default": env_database("DATABASE_URL", local_cluster, "PG_DATABASE")}
 DATABASES["default"].update(
     {
         # Django's PostgreSQL backend, reconnecting once when a request's first statement
@@ -236,7 +249,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=BASE_DIR / "staticfiles")
+STATIC_ROOT = Path(env_text("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
@@ -270,7 +283,7 @@ def throttle_rates(defaults: dict[str, str]) -> dict[str, str | None]:
     rates = {}
     for scope, default in defaults.items():
         name = f"THROTTLE_{scope.upper()}_RATE"
-        rate = env.str(name, default="") or default  # set but empty: the default
+        rate = env_text(name, default)
         if rate.lower() == "off":
             rates[scope] = None
         elif rate_pattern.fullmatch(rate):
@@ -383,8 +396,12 @@ PROCRASTINATE_ON_APP_READY = "events.worker.on_app_ready"
 # these addresses (the proxy never forwards /metrics). With PROMETHEUS_MULTIPROC_DIR
 # set (make run, Docker), every gunicorn worker and the webhook worker are counted.
 METRICS_ENABLED = env_flag("METRICS_ENABLED", True)
+# Set but empty is unset, as every variable: prometheus_client, which reads it when
+# imported, wrote its sample files to the working directory.
+if not env_text("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 # Addresses or networks (172.16.0.0/12: a compose network's scraper).
-METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
 for _entry in METRICS_ALLOWED_IPS:
     try:
         ipaddress.ip_network(_entry.strip(), strict=False)
@@ -392,19 +409,17 @@ for _entry in METRICS_ALLOWED_IPS:
         raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {_exc}") from None
 
 # Error tracking (omnitron/error_tracking.py): off unless SENTRY_DSN is set.
-SENTRY_DSN = env.str("SENTRY_DSN", default="")
+SENTRY_DSN = env_text("SENTRY_DSN")
 if SENTRY_DSN:
     from omnitron import error_tracking
 
-    error_tracking.init(
-        dsn=SENTRY_DSN, environment=env.str("SENTRY_ENVIRONMENT", default="production")
-    )
+    error_tracking.init(dsn=SENTRY_DSN, environment=env_text("SENTRY_ENVIRONMENT", "production"))
 
 # Read replica (omnitron/db/router.py): with DATABASE_REPLICA_URL set, the read endpoints
 # read from it; everything else stays on the primary. After a failure to reach it,
 # reads go to the primary for DB_REPLICA_RETRY_SECONDS (docs/scaling.md).
 DB_REPLICA_RETRY_SECONDS = env_number("DB_REPLICA_RETRY_SECONDS", 5, minimum=0, cast=float)
-if env.str("DATABASE_REPLICA_URL", default=""):
+if env_text("DATABASE_REPLICA_URL"):
     _replica = env_database("DATABASE_REPLICA_URL")
     DATABASES["replica"] = {  # the primary's engine and options, the replica's address
         **DATABASES["default"],

@@ -2,9 +2,9 @@
 admin's static files are served by whitenoise exactly as in production."""
 
 from .base import *  # noqa: F403
-from .base import env, env_flag
+from .base import env_flag, env_text
 
-SECRET_KEY = env("DJANGO_SECRET_KEY", default="dev-only-insecure-key-do-not-use-in-production")
+SECRET_KEY = env_text("DJANGO_SECRET_KEY", "dev-only-insecure-key-do-not-use-in-production")
 
 # A webhook receiver on this machine, over plain HTTP, is fine in development.
 WEBHOOK_REQUIRE_HTTPS = env_flag("WEBHOOK_REQUIRE_HTTPS", False)

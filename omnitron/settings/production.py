@@ -1,15 +1,19 @@
 """Production: every secret and host comes from the environment; no development defaults.
 Passes `manage.py check --deploy` given DJANGO_SECRET_KEY and DJANGO_ALLOWED_HOSTS."""
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .base import *  # noqa: F403
-from .base import env, env_flag, env_number
+from .base import env_flag, env_list, env_number, env_required
 
 DEBUG = False  # whatever DJANGO_DEBUG says
-SECRET_KEY = env("DJANGO_SECRET_KEY")  # required: fails fast when missing
+SECRET_KEY = env_required("DJANGO_SECRET_KEY")  # fails fast when missing or empty
 # Required too: base's default, the local cluster of `make run`, is for development
 # (a missing variable failed at the first request, against 127.0.0.1).
-env("DATABASE_URL")
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
+env_required("DATABASE_URL")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [])
+if not ALLOWED_HOSTS:  # none would refuse every request
+    raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS is required with the production settings.")
 
 # TLS is terminated by the load balancer, which sets X-Forwarded-Proto.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -19,4 +23,4 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
-CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])

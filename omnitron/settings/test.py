@@ -2,7 +2,7 @@
 receivers on loopback over plain HTTP, the demo data), against a throwaway PostgreSQL
 from scripts/test.sh (DATABASE_URL), with what tests need besides."""
 
-from .base import env, env_milliseconds, env_number
+from .base import env_milliseconds, env_number, env_text
 from .dev import *  # noqa: F403
 
 SECRET_KEY = "test-only-insecure-key"
@@ -27,4 +27,4 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = throttle_rates(  # noqa: F405
 )
 
 # A live server under test may serve a URLconf of the tests' own (a view that fails).
-ROOT_URLCONF = env.str("DJANGO_ROOT_URLCONF", default=ROOT_URLCONF)  # noqa: F405
+ROOT_URLCONF = env_text("DJANGO_ROOT_URLCONF", ROOT_URLCONF)  # noqa: F405
