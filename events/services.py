@@ -1,5 +1,6 @@
 """Writes of the events app: webhook subscriptions, and delivering an event to one."""
 
+import logging
 import random
 import time
 from datetime import timedelta
@@ -14,8 +15,16 @@ from .metrics import observe_delivery
 from .models import DeliveryAttempt, DeliveryState, WebhookDelivery, WebhookSubscription
 from .payloads import render_payloads, store_payloads
 from .registry import EVENT_TYPES
-from .sql import LANE_JOB_WAITING, LANES_PER_SUBSCRIPTION, RECORD_OUTCOMES, WEBHOOK_QUEUE
+from .sql import (
+    JOB_RUNNING,
+    LANE_JOB_WAITING,
+    LANES_PER_SUBSCRIPTION,
+    RECORD_OUTCOMES,
+    WEBHOOK_QUEUE,
+)
 from .worker import STOPPING
+
+logger = logging.getLogger(__name__)
 
 JITTER = 0.2  # a retry waits its scheduled delay, give or take 20%
 BATCH = 100  # deliveries claimed, rendered and recorded together
@@ -30,6 +39,11 @@ LANE_GATHER_SECONDS = 0.1
 # step (5 s, 30 s, 2 min, 10 min by default), never longer than this: a receiver that
 # is back gets its deliveries within this long.
 MAX_PAUSE_SECONDS = 600
+# A lane's job checks it still holds its lane before a POST when this long has passed
+# since it last did (at most half of WEBHOOK_STALLED_SECONDS): a worker frozen past
+# that (stopped, starved) has had its jobs ended as stalled and their lanes given to
+# new jobs, and on waking it sent the rest of its batch while a new job sent the same.
+HOLD_CHECK_SECONDS = 5
 
 
 KEEP = None  # an option of webhook_subscription_create_or_update left as it is
@@ -72,7 +86,30 @@ def retry_schedule(subscription: WebhookSubscription) -> list[int]:
     return subscription.retry_schedule or settings.WEBHOOK_RETRY_SCHEDULE
 
 
-def webhook_lane_flush(*, subscription_id: int, lane: int) -> int:
+class LaneHold:
+    """A lane job's hold on its lane: its procrastinate job still running (`job_id`;
+    None, as in tests that call webhook_lane_flush themselves, always holds)."""
+
+    def __init__(self, job_id: int | None):
+        self.job_id = job_id
+        self.checked_at = time.monotonic()
+        self.lost = False
+
+    def held(self) -> bool:
+        """False once the job was found ended as stalled; asked of the database only
+        when HOLD_CHECK_SECONDS (or half of WEBHOOK_STALLED_SECONDS) passed since the
+        last time, so a lane sending without pause asks about once in that time."""
+        interval = min(HOLD_CHECK_SECONDS, settings.WEBHOOK_STALLED_SECONDS / 2)
+        if self.lost or self.job_id is None or time.monotonic() - self.checked_at < interval:
+            return not self.lost
+        with connection.cursor() as cursor:
+            cursor.execute(JOB_RUNNING, {"id": self.job_id})
+            (running,) = cursor.fetchone()
+        self.checked_at, self.lost = time.monotonic(), not running
+        return running
+
+
+def webhook_lane_flush(*, subscription_id: int, lane: int, job_id: int | None = None) -> int:
     """Send every due delivery of one lane of a subscription, oldest first, in batches
     over one kept-alive connection, and record each attempt. A 2xx answer delivers a
     delivery; anything else schedules its next attempt from the retry schedule (the
@@ -83,11 +120,14 @@ def webhook_lane_flush(*, subscription_id: int, lane: int) -> int:
     receiver (`_due`). Any answer ends the row of timeouts. docs/webhooks.md says why
     (a hanging receiver held every worker slot). A worker asked to stop (STOPPING) ends
     the job after the batch it is sending. Only one job per lane runs at a time
-    (its procrastinate lock), so no delivery is ever sent twice at once. Returns how
-    many attempts were made."""
+    (its procrastinate lock), so no delivery is ever sent twice at once; a job ended
+    as stalled (`job_id`'s worker froze) stops at its next POST once it wakes
+    (LaneHold), and records no outcome over another job's. Returns how many attempts
+    were made."""
     subscription = WebhookSubscription.objects.get(pk=subscription_id)
     if _is_paused(subscription):  # queued just before the pause: nothing to wait for
         return 0
+    hold = LaneHold(job_id)
     attempts, timed_out = 0, False
     while not (timed_out or STOPPING.is_set()) and (batch := _next_batch(subscription, lane)):
         # Read again for each batch: a job runs as long as deliveries keep coming, and
@@ -96,9 +136,18 @@ def webhook_lane_flush(*, subscription_id: int, lane: int) -> int:
         subscription.refresh_from_db()
         if not subscription.is_active or _is_paused(subscription):
             break
-        outcomes, rendered = _send(subscription, batch)
-        _record(subscription, outcomes, rendered)
+        outcomes, rendered = _send(subscription, batch, hold)
+        recorded = _record(subscription, outcomes, rendered)
         attempts += len(outcomes)
+        if hold.lost or recorded < len(outcomes):
+            logger.warning(
+                "Webhook lane %s of subscription %s: job %s no longer holds it (ended as "
+                "stalled: its worker stopped for %s s or more); %s of its %s attempts were "
+                "another job's to record. It stops; the lane's new job sends the rest.",
+                lane, subscription.pk, job_id, settings.WEBHOOK_STALLED_SECONDS,
+                len(outcomes) - recorded, len(outcomes),
+            )  # fmt: skip
+            break
         timed_out = outcomes[-1][2].timed_out
         answered = any(outcome.status_code is not None for _, _, outcome in outcomes)
         if answered and not timed_out:  # the receiver answers: its row of timeouts ends
@@ -112,10 +161,10 @@ def webhook_lane_flush(*, subscription_id: int, lane: int) -> int:
     return attempts
 
 
-def _send(subscription: WebhookSubscription, batch: list[WebhookDelivery]):
+def _send(subscription: WebhookSubscription, batch: list[WebhookDelivery], hold: LaneHold):
     """POST the batch's deliveries in order over one connection, up to and including
-    the first that timed out: [(delivery, started at, outcome)], and the payloads
-    rendered for them (those not stored yet)."""
+    the first that timed out, while the job holds its lane: [(delivery, started at,
+    outcome)], and the payloads rendered for them (those not stored yet)."""
     events = [delivery.event for delivery in batch]
     rendered = render_payloads(events)
     payloads = {event.id: event.payload or rendered[event.id] for event in events}
@@ -123,6 +172,8 @@ def _send(subscription: WebhookSubscription, batch: list[WebhookDelivery]):
     outcomes = []
     try:
         for delivery in batch:
+            if not hold.held():
+                break
             started_at = timezone.now()
             body = payloads[delivery.event_id].encode()
             signed = signing.headers(subscription.secret, delivery.event_id, int(time.time()), body)
@@ -196,14 +247,15 @@ def _due(subscription: WebhookSubscription, lane: int) -> list[WebhookDelivery]:
     )
 
 
-def _record(subscription: WebhookSubscription, outcomes, rendered: dict[str, str]) -> None:
+def _record(subscription: WebhookSubscription, outcomes, rendered: dict[str, str]) -> int:
     """The batch's payloads (first rendering), attempts and outcomes, in one
     transaction committed without waiting for its WAL flush: a database crash may lose
     the last of these records, and those deliveries are sent again, with the same
     webhook-id (at least once, as promised). Events themselves are written, durably,
-    by the capture."""
+    by the capture. A delivery another job of the lane recorded meanwhile keeps that
+    job's record (RECORD_OUTCOMES). Returns how many were recorded."""
     schedule = retry_schedule(subscription)
-    attempts = []
+    attempts, observed = [], []
     for delivery, started_at, outcome in outcomes:
         delivery.attempts += 1
         attempts.append(DeliveryAttempt(
@@ -218,20 +270,19 @@ def _record(subscription: WebhookSubscription, outcomes, rendered: dict[str, str
             delivery.state, delivery.delivered_at = DeliveryState.DELIVERED, timezone.now()
             delivery.next_attempt_at = None
             lag = (delivery.delivered_at - delivery.event.created_at).total_seconds()
-            observe_delivery("delivered", lag)
+            observed.append((delivery.pk, "delivered", lag))
         elif delivery.attempts > len(schedule):
             delivery.state, delivery.next_attempt_at = DeliveryState.FAILED, None
             delivery.failed_at = timezone.now()
-            observe_delivery("failed")
+            observed.append((delivery.pk, "failed", None))
         else:
             delay = schedule[delivery.attempts - 1] * random.uniform(1 - JITTER, 1 + JITTER)
             delivery.next_attempt_at = timezone.now() + timedelta(seconds=delay)
-            observe_delivery("retry")
+            observed.append((delivery.pk, "retry", None))
     deliveries = [delivery for delivery, _, _ in outcomes]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL synchronous_commit = off")
         store_payloads(rendered)
-        DeliveryAttempt.objects.bulk_create(attempts)
         cursor.execute(RECORD_OUTCOMES, {
             "ids": [d.pk for d in deliveries], "attempts": [d.attempts for d in deliveries],
             "states": [d.state for d in deliveries],
@@ -240,6 +291,12 @@ def _record(subscription: WebhookSubscription, outcomes, rendered: dict[str, str
             "failed_at": [d.failed_at for d in deliveries],
             "outcomes": [d.last_outcome for d in deliveries],
         })  # fmt: skip
+        recorded = {delivery_id for (delivery_id,) in cursor.fetchall()}
+        DeliveryAttempt.objects.bulk_create([a for a in attempts if a.delivery_id in recorded])
+    for delivery_id, kind, lag in observed:
+        if delivery_id in recorded:
+            observe_delivery(kind, lag)
+    return len(recorded)
 
 
 def webhook_subscriptions_resume(*, subscriptions) -> int:

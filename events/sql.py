@@ -104,7 +104,10 @@ QUEUE_DUE_LANES = f"""
     {lane_jobs_sql("due", f"(sub.timeouts_in_a_row = 0 OR ({_PROBING}))")}"""
 
 
-# A batch of attempts' outcomes, in one statement.
+# A batch of attempts' outcomes, in one statement: of the deliveries still as the job
+# read them (pending, with one attempt fewer), whose ids it returns. One that changed
+# meanwhile was sent and recorded by another job of its lane (this one's worker froze
+# past WEBHOOK_STALLED_SECONDS): its record stays that job's.
 RECORD_OUTCOMES = f"""
     UPDATE {DELIVERIES} d
        SET attempts = o.attempts, state = o.state, delivered_at = o.delivered_at,
@@ -114,7 +117,13 @@ RECORD_OUTCOMES = f"""
                   %(delivered_at)s::timestamptz[], %(next_attempt_at)s::timestamptz[],
                   %(failed_at)s::timestamptz[], %(outcomes)s::text[])
            AS o(id, attempts, state, delivered_at, next_attempt_at, failed_at, outcome)
-     WHERE d.id = o.id"""
+     WHERE d.id = o.id AND d.state = '{PENDING}' AND d.attempts = o.attempts - 1
+    RETURNING d.id"""
+
+# Whether a job still runs: one ended as stalled (its worker gave no sign of life for
+# WEBHOOK_STALLED_SECONDS) no longer holds its lane, whose next job may be running.
+JOB_RUNNING = f"""
+    SELECT EXISTS (SELECT 1 FROM {PROCRASTINATE_JOBS} WHERE id = %(id)s AND status = 'doing')"""
 
 
 # Events of finished transactions (every transaction with a smaller id than the

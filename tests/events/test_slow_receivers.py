@@ -356,8 +356,8 @@ def test_a_changed_subscription_is_used_from_the_next_batch(api_client, channel,
         lane = WebhookDelivery.objects.order_by("id").first().pk % 4
         sent = services._send
 
-        def send_then_change(subscription_then, batch):
-            outcome = sent(subscription_then, batch)
+        def send_then_change(subscription_then, batch, hold):
+            outcome = sent(subscription_then, batch, hold)
             if len(new.requests) == 1:  # then deactivates it
                 WebhookSubscription.objects.filter(pk=subscription.pk).update(is_active=False)
             elif len(old.requests) == 1:  # an operator saves the subscription meanwhile

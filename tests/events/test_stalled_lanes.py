@@ -1,0 +1,113 @@
+"""A lane's job whose worker froze past WEBHOOK_STALLED_SECONDS is ended as stalled and
+its lane given to a new job. On waking, the old job sent the rest of its batch while
+the new one sent the same deliveries, and wrote its outcomes over the new job's
+(attempt numbers twice, an attempt count below the attempts recorded). It now stops
+at its next POST and records nothing over another job's record. In-process lanes, a
+real receiver on loopback; the job's row is procrastinate's."""
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from events import outbound, services
+from events.models import DeliveryAttempt, DeliveryState, WebhookDelivery
+from events.services import webhook_lane_flush, webhook_subscription_create_or_update
+from tests.events.helpers import receiving
+from tests.events.test_slow_receivers import capture_orders
+
+
+def running_job() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args, status)"
+            " VALUES ('webhooks', 'events.tasks.deliver_lane', 'webhook:test', '{}', 'doing')"
+            " RETURNING id"
+        )
+        return cursor.fetchone()[0]
+
+
+def end_as_stalled(job_id: int) -> None:
+    """What release_stalled_jobs does to a job whose worker gave no sign of life."""
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE procrastinate_jobs SET status = 'failed' WHERE id = %s", [job_id])
+
+
+@pytest.fixture
+def after_each_post(monkeypatch):
+    """Runs the given function after each POST a lane makes."""
+    hooks = []
+    post = outbound.Target.post
+
+    def posted(target, body, headers):
+        outcome = post(target, body, headers)
+        for hook in hooks:
+            hook()
+        return outcome
+
+    monkeypatch.setattr(outbound.Target, "post", posted)
+    return hooks.append
+
+
+def test_a_job_ended_as_stalled_stops_at_its_next_post(api_client, channel, monkeypatch,
+                                                       after_each_post):  # fmt: skip
+    monkeypatch.setattr(services, "HOLD_CHECK_SECONDS", 0)  # as if frozen between POSTs
+    with receiving() as receiver:
+        subscription, _ = webhook_subscription_create_or_update(url=receiver.url)
+        capture_orders(api_client, channel, 12)
+        lane = WebhookDelivery.objects.order_by("id").first().pk % 4
+        job = running_job()
+        after_each_post(lambda: end_as_stalled(job))
+        assert webhook_lane_flush(subscription_id=subscription.pk, lane=lane, job_id=job) == 1
+    assert len(receiver.requests) == 1  # of the lane's three
+    in_lane = [d for d in WebhookDelivery.objects.order_by("id") if d.pk % 4 == lane]
+    assert [(d.state, d.attempts) for d in in_lane] == [
+        (DeliveryState.DELIVERED, 1), (DeliveryState.PENDING, 0), (DeliveryState.PENDING, 0),
+    ]  # fmt: skip
+    assert DeliveryAttempt.objects.count() == 1
+
+
+def test_a_job_that_holds_its_lane_sends_it_all(api_client, channel, monkeypatch):
+    monkeypatch.setattr(services, "HOLD_CHECK_SECONDS", 0)
+    with receiving() as receiver:
+        subscription, _ = webhook_subscription_create_or_update(url=receiver.url)
+        capture_orders(api_client, channel, 12)
+        lane = WebhookDelivery.objects.order_by("id").first().pk % 4
+        assert webhook_lane_flush(subscription_id=subscription.pk, lane=lane,
+                                  job_id=running_job()) == 3  # fmt: skip
+    assert len(receiver.requests) == 3
+
+
+def test_an_outcome_another_job_recorded_meanwhile_is_kept(api_client, channel,
+                                                           after_each_post):  # fmt: skip
+    """The POST the frozen job was making when it froze reaches the receiver after the
+    new job's (the same webhook-id: at least once); its outcome is not recorded over
+    the new job's, and the job stops."""
+    with receiving() as receiver:
+        subscription, _ = webhook_subscription_create_or_update(url=receiver.url)
+        capture_orders(api_client, channel, 12)
+        first = WebhookDelivery.objects.order_by("id").first()
+
+        def recorded_by_the_new_job():
+            if DeliveryAttempt.objects.filter(delivery=first).exists():
+                return  # once
+            WebhookDelivery.objects.filter(pk=first.pk).update(
+                state=DeliveryState.DELIVERED, attempts=1, delivered_at=timezone.now(),
+                next_attempt_at=None, last_outcome="HTTP 204",
+            )  # fmt: skip
+            DeliveryAttempt.objects.create(delivery=first, number=1, started_at=timezone.now(),
+                                           duration_ms=3, status_code=204)  # fmt: skip
+
+        after_each_post(recorded_by_the_new_job)
+        assert webhook_lane_flush(subscription_id=subscription.pk, lane=first.pk % 4) == 3
+    first.refresh_from_db()
+    others = WebhookDelivery.objects.filter(
+        pk__in=[pk for pk in range(first.pk + 4, first.pk + 9, 4)]
+    )
+    assert set(others.values_list("state", "attempts")) == {(DeliveryState.DELIVERED, 1)}
+    assert (first.state, first.attempts, first.last_outcome) == (
+        DeliveryState.DELIVERED, 1, "HTTP 204",
+    )  # fmt: skip
+    assert list(DeliveryAttempt.objects.filter(delivery=first).values_list("status_code")) == [
+        (204,)
+    ]
+    assert len(receiver.requests) == 3  # its batch was sent before it could know
