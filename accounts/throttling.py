@@ -41,8 +41,10 @@ class LoginUsernameThrottle(LoginThrottle):
         # DRF's parsed body, or the admin login form's.
         data = request.data if hasattr(request, "data") else request.POST
         username = data.get("username") if hasattr(data, "get") else None
+        if type(username) is int:  # a JSON number: the login's field reads 4242 as "4242"
+            username = str(username)
         if not isinstance(username, str):
-            return None
+            return None  # refused by the login's field, before any password is checked
         username = username.strip()
         # No user has a longer name, and NFKC makes some characters 18 long: 4 MB of
         # U+FDFA took each login 2 s (24 s for ten at once) before any length check.

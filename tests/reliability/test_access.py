@@ -60,6 +60,17 @@ def test_login_is_limited_per_username_whatever_the_address(client):
     assert other_user.status_code == 400
 
 
+@pytest.mark.django_db
+def test_a_username_sent_as_a_number_counts_as_its_text(client):
+    """The login reads {"username": 424242} as "424242", and the limit counted nothing
+    for it: a name of digits had only the per-address limit against guessing."""
+    make_api_user(username="424242", password="right-password-1")
+    with throttle_rates(login_username="2/min"):
+        answers = [login(client, 424242, "wrong", address=f"10.0.2.{n}") for n in range(2)]
+        answers += [login(client, "424242", "right-password-1", address="10.0.2.9")]
+    assert [a.status_code for a in answers] == [400, 400, 429]
+
+
 def test_capture_is_limited_per_user(api_client, order, channel):
     other = client_for(make_api_user(channels=[channel]))
     first, second, third = order.items.values_list("pk", flat=True)
