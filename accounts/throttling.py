@@ -33,14 +33,23 @@ class LoginAddressThrottle(LoginThrottle):
 
 
 class LoginUsernameThrottle(LoginThrottle):
-    """Per username, whatever the address: slows password guessing."""
+    """Per username, whatever the address: slows password guessing. The username is
+    the request's (the login's body or form), or `username`, the account whose
+    password is checked when the request does not name it (the admin's password
+    change)."""
 
     scope = "login_username"
+
+    def __init__(self, username: str | None = None):
+        super().__init__()
+        self.username = username
 
     def identity(self, request):
         # DRF's parsed body, or the admin login form's.
         data = request.data if hasattr(request, "data") else request.POST
-        username = data.get("username") if hasattr(data, "get") else None
+        username = self.username
+        if username is None:
+            username = data.get("username") if hasattr(data, "get") else None
         if type(username) is int:  # a JSON number: the login's field reads 4242 as "4242"
             username = str(username)
         if not isinstance(username, str):
@@ -61,12 +70,12 @@ class LoginUsernameThrottle(LoginThrottle):
 LOGIN_THROTTLES = [LoginAddressThrottle, LoginUsernameThrottle]
 
 
-def login_wait(request) -> int | None:
-    """Count a login attempt made outside DRF (the admin's) against every login
-    limit; the seconds to wait when one is exceeded, else None."""
+def login_wait(request, *, username: str | None = None) -> int | None:
+    """Count a password check made outside DRF (the admin's login, or its password
+    change of `username`'s password) against every login limit; the seconds to wait
+    when one is exceeded, else None."""
     waits = []
-    for throttle_class in LOGIN_THROTTLES:
-        throttle = throttle_class()
+    for throttle in (LoginAddressThrottle(), LoginUsernameThrottle(username)):
         if not throttle.allow_request(request, None):
             waits.append(throttle.wait())
     return max(waits) if waits else None

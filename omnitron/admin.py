@@ -341,7 +341,8 @@ class AdminSite(admin.AdminSite):
             super().register(model, model_admin, **options)
 
     # The form of the admin's own password change, as `login_form` is the login's
-    # (accounts/admin.py sets both); None: Django's.
+    # (accounts/admin.py sets both), given the request as the login's is; None:
+    # Django's.
     password_change_form = None
 
     def autocomplete_view(self, request):
@@ -351,11 +352,16 @@ class AdminSite(admin.AdminSite):
         if self.password_change_form is None:
             return super().password_change(request, extra_context)
         request.current_app = self.name
-        return PasswordChangeView.as_view(
+        return PasswordChangeWithRequestView.as_view(
             form_class=self.password_change_form,
             success_url=reverse("admin:password_change_done", current_app=self.name),
             extra_context={**self.each_context(request), **(extra_context or {})},
         )(request)
+
+
+class PasswordChangeWithRequestView(PasswordChangeView):
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "request": self.request}
 
 
 class AutocompleteJsonView(autocomplete.AutocompleteJsonView):

@@ -496,3 +496,27 @@ def test_the_admins_password_change_checks_the_old_password_in_a_login_slot(clie
     assert b"Your old password was entered incorrectly" in wrong.content
     done = client.post("/admin/password_change/", {**form, "old_password": "right-password-1"})
     assert done.status_code == 302
+
+
+@pytest.mark.django_db
+def test_the_admins_password_change_counts_against_the_login_limits(client):
+    """Each check of the old password is a guess at the account's password: a staff
+    session guessed nine times a second past the per-username limit, and kept the
+    login slots busy for everyone's logins."""
+    staff = make_api_user(username="ops", is_staff=True, password="right-password-1")
+    client.force_login(staff)
+    form = {"old_password": "wrong", "new_password1": "N3w-pass-phrase!",
+            "new_password2": "N3w-pass-phrase!"}  # fmt: skip
+    with throttle_rates(login_username="2/min", login_address="100/min"):
+        wrong = [client.post("/admin/password_change/", form, REMOTE_ADDR="10.0.6.1")
+                 for _ in range(2)]  # fmt: skip
+        refused = client.post("/admin/password_change/", {**form, "old_password": "right-password-1"},
+                              REMOTE_ADDR="10.0.6.2")  # fmt: skip
+        api_login = login(client, "ops", "right-password-1", address="10.0.6.3")
+    for answer in wrong:
+        assert b"Your old password was entered incorrectly" in answer.content
+    assert refused.status_code == 200
+    assert b"Too many password attempts. Try again in" in refused.content
+    assert api_login.status_code == 429  # the same counter as the logins'
+    staff.refresh_from_db()
+    assert staff.check_password("right-password-1")
