@@ -3,10 +3,14 @@ drf-spectacular-sidecar's static files, and a Content-Security-Policy stops the
 browser from fetching anything elsewhere (Redoc's bundle links Redocly's logo on a
 CDN)."""
 
+from django.conf import settings
 from django.http import HttpResponse
 from django.utils import translation
+from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework import serializers
 
+from .error_codes import FieldErrorCode
 from .renderers import JSONErrorsMixin
 
 DOCS_CSP = "; ".join([
@@ -54,6 +58,20 @@ class SchemaView(JSONErrorsMixin, SpectacularAPIView):
     built: dict[str, dict] = {}
     rendered: dict[tuple | None, bytes] = {}
     MAX_KEPT = 8  # ?lang= and Accept may name anything: what is kept stays bounded
+
+    @extend_schema(exclude=True)  # as drf-spectacular's own get (SERVE_INCLUDE_SCHEMA)
+    def get(self, request, *args, **kwargs):
+        # drf-spectacular hands ?lang= to translation.override, and Django keeps what it
+        # loads for each language name for ever: a new name a request grew every worker
+        # without end, and built the schema again each time. The schema is written in
+        # English (LANGUAGES).
+        languages = dict(settings.LANGUAGES)
+        if (lang := request.GET.get("lang")) and lang not in languages:
+            raise serializers.ValidationError(
+                {"lang": [f"Not one of: {', '.join(languages)}."]},
+                code=FieldErrorCode.INVALID.code,
+            )
+        return super().get(request, *args, **kwargs)
 
     def _get_schema_response(self, request):
         language = translation.get_language()
