@@ -197,6 +197,24 @@ class CheckedInputMixin(CheckedFormFieldsMixin):
             return True  # a raw-id popup's `limit_choices_to`, as Django allows it
         return lookup in offered and super().lookup_allowed(lookup, value, request)
 
+    def get_changeform_initial_data(self, request):
+        """An add page's initial values from the query string, as Django takes them, but
+        a date, time or date-time read as its field reads one, and left out when it is
+        none: Django passed the text to the split date-time widget, which failed on any
+        value (`?date_placed=2025-06-01` was a 500)."""
+        initial = super().get_changeform_initial_data(request)
+        for name, value in list(initial.items()):
+            try:
+                field = self.opts.get_field(name)
+            except FieldDoesNotExist:
+                continue
+            if isinstance(field, models.DateField | models.TimeField):  # date-times too
+                try:
+                    initial[name] = field.to_python(value)
+                except ValidationError:
+                    del initial[name]
+        return initial
+
     def get_formsets_with_inlines(self, request, obj=None):
         """An inline builds at most a form per row it has, plus MAX_NEW_INLINE_ROWS if
         it may add: Django builds as many as a post's TOTAL_FORMS asks for, up to

@@ -1,5 +1,6 @@
 """The admin: staff only, channel-scoped, constant queries on the orders list."""
 
+from datetime import datetime
 from decimal import Decimal
 from html.parser import HTMLParser
 from unittest.mock import patch
@@ -103,6 +104,21 @@ def test_staff_add_orders_only_in_their_channels(client, editor, channel):
     assert response.status_code == 200
     assert response.context["adminform"].form.errors["channel"]
     assert not other.orders.exists()
+
+
+def test_an_add_pages_initial_date_times_from_the_query_string_are_read_or_left_out(client, editor):
+    """Django passed `?date_placed=` to the split date-time widget as text, which failed
+    on any value (500)."""
+    client.force_login(editor)
+    url = "/admin/orders/order/add/"
+    for query in ("date_placed=x", "invoice_date=2025-13-45", "date_placed=%00"):
+        page = client.get(f"{url}?{query}&number=N-1")
+        assert page.status_code == 200, query
+        assert page.context["adminform"].form.initial == {"number": "N-1"}
+    page = client.get(f"{url}?date_placed=2025-06-01T10:30:00")
+    assert page.status_code == 200
+    assert page.context["adminform"].form.initial["date_placed"] == datetime(2025, 6, 1, 10, 30)
+    assert 'value="2025-06-01"' in page.content.decode()
 
 
 def test_a_raw_id_field_names_no_row_its_form_would_not_take(client, editor, channel):
