@@ -75,7 +75,7 @@ class ApiErrorCode(ErrorCode):
         "names), has a duplicate key, `NaN` or `Infinity` or a number whose exponent is "
         "beyond 10¹⁸, or is nested too deeply to "
         f"parse, or holds more than {MAX_JSON_VALUES:,} values (commas, objects and arrays "
-        "counted); "
+        "outside strings counted); "
         "or it is shorter than its `Content-Length` (the connection ended mid-body: "
         "nothing it asked for is done).",
     )

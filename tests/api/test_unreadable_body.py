@@ -125,6 +125,24 @@ def test_a_body_of_a_million_tiny_values_is_refused_before_it_is_parsed(api_clie
 
 
 @pytest.mark.django_db
+def test_commas_inside_strings_are_not_values(api_client, channel):
+    """13 items with 16,000 commas in a note each (every limit kept, about 40 values)
+    were refused as "more than 200,000 values"; a body of as many real values still
+    is, and a string's escaped quote does not end it."""
+    order = make_order(channel=channel, items=13)
+    items = [{"pk": item.pk, "attributes": {"note": '\\",' + "," * 16_000}}
+             for item in order.items.all()]  # fmt: skip
+    body = json.dumps({"order": order.number, "order_items": items}).encode()
+    assert body.count(b",") > 200_000
+    assert post_raw(api_client, CAPTURE_URL, body).status_code == 200
+    real = json.dumps({"order": order.number, "order_items": [{"pk": 1, "attributes": {
+        "a": [",", *range(200_001)]}}]}).encode()  # fmt: skip
+    refused = post_raw(api_client, CAPTURE_URL, real)
+    assert refused.json() == {"detail": "JSON parse error - more than 200,000 values.",
+                              "code": "parse_error"}  # fmt: skip
+
+
+@pytest.mark.django_db
 def test_a_thousand_items_with_attributes_are_below_the_values_limit(api_client, channel):
     order = make_order(channel=channel, items=1000)
     attributes = {f"k{n}": [n, {"w": "1.5"}] for n in range(40)}
