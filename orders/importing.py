@@ -9,6 +9,7 @@ from django.db import models
 from rest_framework import serializers
 
 from omnitron import exactjson
+from omnitron.api.serializers import StrictIntegerField
 from omnitron.limits import MAX_INTEGER, MAX_JSON_DEPTH
 
 from .models import Order, OrderItem, delivery_range_normalized, price_currency_error
@@ -63,20 +64,28 @@ class ImportDecimalField(serializers.DecimalField):
         return super().to_internal_value(data)
 
 
+# Integers as the API reads them: a JSON integer or ASCII digits (DRF's IntegerField
+# also read other scripts' digits, "١" as channel 1, and "1.00", " 7 ", "1_0").
+INTEGER_FIELDS = (models.IntegerField, models.BigIntegerField, models.SmallIntegerField,
+                  models.PositiveIntegerField, models.PositiveBigIntegerField,
+                  models.PositiveSmallIntegerField)  # fmt: skip
+
+
 class ImportModelSerializer(StrictKeysMixin, serializers.ModelSerializer):
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,
         models.DecimalField: ImportDecimalField,
+        **dict.fromkeys(INTEGER_FIELDS, StrictIntegerField),
     }
 
 
 class ChannelImportSerializer(StrictKeysMixin, serializers.Serializer):
-    pk = serializers.IntegerField(min_value=1, max_value=MAX_INTEGER)
+    pk = StrictIntegerField(min_value=1, max_value=MAX_INTEGER)
     name = serializers.CharField(max_length=255)
 
 
 class CustomerImportSerializer(StrictKeysMixin, serializers.Serializer):
-    pk = serializers.IntegerField(min_value=1, max_value=MAX_INTEGER)
+    pk = StrictIntegerField(min_value=1, max_value=MAX_INTEGER)
     email = serializers.EmailField(max_length=254)
     first_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
     last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
@@ -107,8 +116,8 @@ class OrderItemImportSerializer(ImportModelSerializer):
 
 
 class OrderImportSerializer(ImportModelSerializer):
-    channel = serializers.IntegerField(min_value=1, max_value=MAX_INTEGER)
-    customer = serializers.IntegerField(min_value=1, max_value=MAX_INTEGER)
+    channel = StrictIntegerField(min_value=1, max_value=MAX_INTEGER)
+    customer = StrictIntegerField(min_value=1, max_value=MAX_INTEGER)
     items = OrderItemImportSerializer(many=True, required=False)
 
     class Meta:

@@ -140,6 +140,13 @@ def test_existing_orders_are_found_among_more_numbers_than_a_statement_takes(db,
          "orders[0].amount: A valid number is required."),
         (lambda d: d["orders"][0].update(amount=" 150.00"),
          "orders[0].amount: A valid number is required."),
+        # Ids as the API reads them: other scripts' digits were channel 1, customer 10.
+        (lambda d: d["orders"][0].update(channel="١"),
+         "orders[0].channel: A valid integer is required."),
+        (lambda d: d["customers"][0].update(pk="１０"),
+         "customers[0].pk: A valid integer is required."),
+        (lambda d: d["orders"][0].update(installment="3.0"),
+         "orders[0].installment: A valid integer is required."),
     ],
 )  # fmt: skip
 def test_an_invalid_record_refuses_the_whole_file_and_is_named(db, tmp_path, mutate, expected):
