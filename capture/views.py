@@ -6,6 +6,7 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_view,
 )
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.views import APIView
 
@@ -151,6 +152,11 @@ CAPTURE_LIST_RESPONSES = {
 }
 
 
+EXPORT_TAKES_NO_CURSOR = (
+    "The CSV export is not paged and takes no cursor: it holds every row; narrow it by date."
+)
+
+
 @extend_schema_view(list=extend_schema(responses=CAPTURE_LIST_RESPONSES))
 @documented(
     tag="Captures",
@@ -175,13 +181,14 @@ class CaptureViewSet(JSONErrorsMixin, ScopedReadOnlyViewSet):
         renderers = super().get_renderers()
         return [*renderers, CSVRenderer()] if self.action == "list" else renderers
 
-    def list_parameters(self) -> set[str]:
+    def _refuse_unknown_parameters(self):
         # The export is not paginated: a cursor sent to resume one was ignored, and the
         # file held every row again (an empty one is not sent, as any parameter's).
         cursor = self.pagination_class.cursor_query_param
         if self._exporting() and self.request.query_params.get(cursor):
-            return super().list_parameters() - {cursor}
-        return super().list_parameters()
+            unknown = F.UNKNOWN_PARAMETER
+            raise ValidationError({cursor: [EXPORT_TAKES_NO_CURSOR]}, code=unknown.code)
+        super()._refuse_unknown_parameters()
 
     def list(self, request, *args, **kwargs):
         if self._exporting():

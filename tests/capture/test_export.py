@@ -209,6 +209,11 @@ def test_the_export_takes_no_cursor_and_checks_page_size_as_the_list(api_client,
     assert response.status_code == 400
     assert response.json()["code"] == code
     assert query.split("=")[0] in response.json()
+    if code == "unknown_parameter":  # the list takes a cursor: not "no such parameter"
+        assert response.json()["cursor"] == [
+            "The CSV export is not paged and takes no cursor: it holds every row; narrow it "
+            "by date."
+        ]
 
 
 @pytest.mark.parametrize("query", ["cursor=", "page_size=", "page_size=1"])
