@@ -11,6 +11,7 @@ from capture.models import CaptureItem
 from orders.models import OrderItem
 from tests.factories import make_order
 from tests.helpers import capture, client_for
+from tests.reliability.helpers import assert_captures_add_up
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,6 +48,7 @@ def test_the_same_items_from_many_requests_are_captured_once(api_user, channel):
     assert {r.json()["code"] for r in responses if r.status_code == 400} == {"already_captured"}
     assert CaptureItem.objects.count() == 5
     assert OrderItem.objects.filter(captured_at__isnull=False).count() == 5
+    assert_captures_add_up()
 
 
 def test_overlapping_items_across_orders_are_each_captured_once(api_user, channel):
@@ -71,3 +73,4 @@ def test_overlapping_items_across_orders_are_each_captured_once(api_user, channe
     assert set(won) == captured
     assert all(count == 1 for count in won.values())  # no item in two successful answers
     assert CaptureItem.objects.count() == len(captured)
+    assert_captures_add_up()

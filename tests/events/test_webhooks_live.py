@@ -20,7 +20,7 @@ from tests.events.helpers import Receiver, assert_valid_payload, receiving
 from tests.factories import ChannelFactory, make_order
 from tests.helpers import capture
 from tests.live import VENV_BIN, Process, free_port, gunicorn, server_env, worker
-from tests.reliability.helpers import seed, token_for
+from tests.reliability.helpers import assert_captures_add_up, seed, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -238,6 +238,7 @@ def test_under_load_every_committed_capture_is_received_exactly_once():
     assert answered.count(200) == len(events) > 200
     assert set(answered) == {200}
     assert set(receiver.ids()) == events  # every committed capture, and nothing else
+    assert_captures_add_up()
 
 
 def test_the_docs_example_receiver_verifies_a_real_delivery(api_client, channel):

@@ -230,6 +230,7 @@ def test_a_worker_killed_while_its_capture_waits_for_a_lock_commits_nothing():
         time.sleep(1)
         assert OrderItem.objects.get(pk=pk).captured_at is None
         assert not Capture.objects.exists()
+    assert_captures_add_up()
 
 
 @pytest.mark.django_db(transaction=True)

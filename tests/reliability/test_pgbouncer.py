@@ -14,6 +14,7 @@ from omnitron.settings.base import database_options
 from tests.capture.locks import holding_order_lock
 from tests.factories import make_api_user, make_order
 from tests.live import POOLED_LOCK_TIMEOUT_MS, gunicorn, pgbouncer, server_env
+from tests.reliability.helpers import assert_captures_add_up
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,6 +44,7 @@ def test_a_held_order_lock_answers_409_order_locked_through_pgbouncer(channel):
         assert not IdempotencyRecord.objects.exists()
         retry = requests.post(url, json=body, headers=headers, timeout=30)
         assert retry.status_code == 200
+    assert_captures_add_up()
 
 
 def test_pgbouncer_refuses_options_and_the_app_sends_none_with_timeouts_on_the_role(

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from tests.live import gunicorn, nginx, raw_request
-from tests.reliability.helpers import seed, token_for
+from tests.reliability.helpers import assert_captures_add_up, seed, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -89,6 +89,7 @@ def test_behind_the_proxy_idle_and_slow_clients_leave_everyone_else_served():
     assert [r.status_code for _, r in answers] == [200] * 40
     slowest = max(seconds for seconds, _ in answers)
     assert slowest < 1.0, f"slowest answer took {slowest:.2f} s"
+    assert_captures_add_up()
 
 
 def probe(proxy: str, request: bytes) -> tuple[float, bytes]:
