@@ -14,6 +14,7 @@ import time
 import uuid
 from contextvars import ContextVar
 
+import psycopg
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError
 
@@ -123,6 +124,44 @@ class RefusalsAreWarnings(logging.Filter):
             record.levelno, record.levelname = logging.WARNING, "WARNING"
             record.exc_info = record.exc_text = None
         return True
+
+
+class LostDatabaseIsAWarning(logging.Filter):
+    """The task queue (procrastinate.*) logs losing the database (a restart, a
+    failover) as errors with tracebacks: the job that was running and the listener
+    that stops the worker, at each restart. `manage.py webhook_worker` starts the worker
+    again and says so in a warning, and the job's deliveries are sent again: nothing for
+    whoever watches the error log to do. The handler writes those records as warnings
+    naming the error, without the traceback; any other error of the task queue stays
+    one (a job that failed on its own, a statement that timed out)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (record.name.startswith("procrastinate") and record.levelno > logging.WARNING
+                and record.exc_info and _lost_database(record.exc_info[1])):  # fmt: skip
+            record.msg, record.args = f"{record.getMessage()} (the database went away)", ()
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = None
+        return True
+
+
+# SQLSTATEs of a connection that ended: class 08 (connection exceptions), and the
+# server shutting down or starting up (57P01 to 57P03).
+_LOST = ("08", "57P01", "57P02", "57P03")
+
+
+def _lost_database(error: BaseException | None) -> bool:
+    """Whether the error, or one it was raised from, is a lost database connection: one
+    the server ended or refused, or one that broke under the client (no SQLSTATE)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, psycopg.InterfaceError):
+            return True
+        if isinstance(error, psycopg.OperationalError):
+            state = error.sqlstate
+            return state is None or state.startswith(_LOST)
+        error = error.__cause__ or error.__context__
+    return False
 
 
 class JSONFormatter(logformat.JSONFormatter):

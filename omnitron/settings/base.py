@@ -319,12 +319,15 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "omnitron.observability.JSONFormatter"}},
-    "filters": {"refusals_are_warnings": {"()": "omnitron.observability.RefusalsAreWarnings"}},
+    "filters": {
+        "refusals_are_warnings": {"()": "omnitron.observability.RefusalsAreWarnings"},
+        "lost_database_is_a_warning": {"()": "omnitron.observability.LostDatabaseIsAWarning"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "json",
-            "filters": ["refusals_are_warnings"],
+            "filters": ["refusals_are_warnings", "lost_database_is_a_warning"],
         }
     },
     "root": {"handlers": ["console"], "level": env_log_level("DJANGO_LOG_LEVEL", "INFO")},

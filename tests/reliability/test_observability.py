@@ -5,12 +5,13 @@ import json
 import logging
 import re
 
+import psycopg
 import pytest
 import requests
 from django.test import override_settings
 
 from capture.models import Capture
-from omnitron.observability import JSONFormatter
+from omnitron.observability import JSONFormatter, LostDatabaseIsAWarning
 from tests.helpers import CAPTURE_URL, capture
 from tests.live import gunicorn
 
@@ -146,3 +147,37 @@ def test_a_readiness_probe_that_fails_is_no_error_line(client, caplog, monkeypat
     caplog.set_level(logging.INFO)
     assert client.get("/readyz").status_code == 503
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def _record(error: BaseException) -> logging.LogRecord:
+    try:
+        raise RuntimeError("Database error.") from error  # as procrastinate wraps it
+    except RuntimeError as wrapped:
+        exc_info = (type(wrapped), wrapped, wrapped.__traceback__)
+    return logging.LogRecord("procrastinate.worker", logging.ERROR, __file__, 1,
+                             "Job %s ended with status: Error", ("x",), exc_info)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("error", "level"),
+    [
+        (psycopg.errors.AdminShutdown("terminating connection"), logging.WARNING),
+        (psycopg.OperationalError("server closed the connection unexpectedly"), logging.WARNING),
+        (psycopg.InterfaceError("the connection is closed"), logging.WARNING),
+        (psycopg.errors.QueryCanceled("canceling statement due to statement timeout"),
+         logging.ERROR),
+        (ValueError("a job's own failure"), logging.ERROR),
+    ],
+)  # fmt: skip
+def test_the_task_queue_losing_the_database_is_a_warning_and_its_other_errors_are_errors(
+    error, level
+):
+    """Each restart of the database wrote the task queue's errors with tracebacks (the
+    running job's, the listener's) though the worker starts again by itself; a
+    statement timeout or a job's own failure is still an error."""
+    record = _record(error)
+    assert LostDatabaseIsAWarning().filter(record)
+    assert record.levelno == level
+    assert (record.exc_info is None) == (level == logging.WARNING)
+    if level == logging.WARNING:
+        assert record.getMessage() == "Job x ended with status: Error (the database went away)"
