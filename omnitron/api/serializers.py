@@ -1,6 +1,7 @@
 """Serializer building blocks that render and document values as the seed does."""
 
 import re
+from datetime import datetime
 
 from django.db import models
 from drf_spectacular.utils import extend_schema_field
@@ -60,7 +61,15 @@ class QueryDateTimeField(serializers.DateTimeField):
         if isinstance(value, str) and not _EXTENDED_DATE_TIME.fullmatch(value):
             formats = getattr(self, "input_formats", api_settings.DATETIME_INPUT_FORMATS)
             self.fail("invalid", format=humanize_datetime.datetime_formats(formats))
-        return super().to_internal_value(value.upper() if isinstance(value, str) else value)
+        if isinstance(value, str):
+            value = value.upper()
+            try:  # the right form, but a day or an hour the calendar does not have
+                datetime.fromisoformat(value)
+            except ValueError as exc:  # "wrong format. Use one of these formats" misled
+                raise serializers.ValidationError(
+                    f"Not a date and time: {exc}.", code="invalid"
+                ) from None
+        return super().to_internal_value(value)
 
     def fail(self, key, **kwargs):
         if key in ("overflow", "make_aware"):
