@@ -143,6 +143,20 @@ def test_commas_inside_strings_are_not_values(api_client, channel):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("end", [b"]", b"\\"])
+def test_an_unended_string_of_escaped_quotes_is_counted_at_once(client, end):
+    """Counting without the strings scanned to the end from each escaped quote of one
+    that never ends: 400 KB held a worker 30 s, five of them every worker, no token
+    needed (the login reads its body to count the username's attempts)."""
+    body = b"[" + b"," * 200_001 + b'"' + b'\\"' * 100_000 + end
+    started = time.monotonic()
+    response = post_raw(client, "/api/v1/auth/login/", body)
+    assert time.monotonic() - started < 1
+    assert response.status_code == 400
+    assert response.json()["code"] == "parse_error"
+
+
+@pytest.mark.django_db
 def test_a_thousand_items_with_attributes_are_below_the_values_limit(api_client, channel):
     order = make_order(channel=channel, items=1000)
     attributes = {f"k{n}": [n, {"w": "1.5"}] for n in range(40)}
