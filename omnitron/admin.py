@@ -17,6 +17,7 @@ says what operators see."""
 
 import functools
 import json
+from datetime import datetime
 
 from django import forms
 from django.contrib import admin, messages
@@ -31,6 +32,7 @@ from django.db import models
 from django.db.models import Q
 from django.forms.fields import InvalidJSONInput
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.text import smart_split
 
@@ -200,8 +202,10 @@ class CheckedInputMixin(CheckedFormFieldsMixin):
     def get_changeform_initial_data(self, request):
         """An add page's initial values from the query string, as Django takes them, but
         a date, time or date-time read as its field reads one, and left out when it is
-        none: Django passed the text to the split date-time widget, which failed on any
-        value (`?date_placed=2025-06-01` was a 500)."""
+        none or has no time in the site's zone: Django passed the text to the split
+        date-time widget, which failed on any value (`?date_placed=2025-06-01` was a
+        500), and on one at the calendar's end in another zone
+        (`9999-12-31T23:59:59-14:00`)."""
         initial = super().get_changeform_initial_data(request)
         for name, value in list(initial.items()):
             try:
@@ -210,8 +214,10 @@ class CheckedInputMixin(CheckedFormFieldsMixin):
                 continue
             if isinstance(field, models.DateField | models.TimeField):  # date-times too
                 try:
-                    initial[name] = field.to_python(value)
-                except ValidationError:
+                    initial[name] = value = field.to_python(value)
+                    if isinstance(value, datetime) and timezone.is_aware(value):
+                        timezone.make_naive(value)  # as the widget shows it
+                except (ValidationError, OverflowError, ValueError):
                     del initial[name]
         return initial
 

@@ -111,7 +111,9 @@ def test_an_add_pages_initial_date_times_from_the_query_string_are_read_or_left_
     on any value (500)."""
     client.force_login(editor)
     url = "/admin/orders/order/add/"
-    for query in ("date_placed=x", "invoice_date=2025-13-45", "date_placed=%00"):
+    for query in ("date_placed=x", "invoice_date=2025-13-45", "date_placed=%00",
+                  "date_placed=9999-12-31T23:59:59-14:00",
+                  "invoice_date=0001-01-01T00:00:00%2B14:00"):  # fmt: skip
         page = client.get(f"{url}?{query}&number=N-1")
         assert page.status_code == 200, query
         assert page.context["adminform"].form.initial == {"number": "N-1"}
