@@ -1,16 +1,15 @@
 #!/usr/bin/env python
 """Django's command-line utility for administrative tasks."""
 
-import os
 import sys
 
 
 def main():
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "omnitron.settings.dev")
+    from omnitron.envnumbers import env_setdefault, settings_or_exit
+
+    env_setdefault("DJANGO_SETTINGS_MODULE", "omnitron.settings.dev")
     from django.core.management import execute_from_command_line
     from django.db import InterfaceError, OperationalError
-
-    from omnitron.envnumbers import settings_or_exit
 
     if "--traceback" not in sys.argv:
         settings_or_exit("manage.py")

@@ -20,6 +20,13 @@ def env_text(name: str, default: str = "") -> str:
     return os.environ.get(name, "").strip() or default
 
 
+def env_setdefault(name: str, value: str) -> None:
+    """os.environ.setdefault, a blank value taken as unset (`DJANGO_SETTINGS_MODULE=`
+    kept the empty text, and Django found no settings)."""
+    if not env_text(name):
+        os.environ[name] = value
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     """Comma-separated text, each entry stripped, empty ones left out; `default` when
     that leaves none."""

@@ -1,16 +1,14 @@
 """WSGI entry point for gunicorn. DJANGO_SETTINGS_MODULE picks the settings
 (the Dockerfile sets production; `make run` sets dev)."""
 
-import os
-
 from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 from django.urls import get_resolver
 
 from omnitron.chunked import ChunkedBodyMiddleware
-from omnitron.envnumbers import settings_or_exit
+from omnitron.envnumbers import env_setdefault, settings_or_exit
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "omnitron.settings.production")
+env_setdefault("DJANGO_SETTINGS_MODULE", "omnitron.settings.production")
 settings_or_exit("omnitron")
 
 application = ChunkedBodyMiddleware(

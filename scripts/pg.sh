@@ -14,6 +14,7 @@
 set -euo pipefail
 
 PROJECT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$PROJECT_DIR/scripts/blank-env.sh"
 PG_PORT=${PG_PORT:-54329}
 PG_DATABASE=${PG_DATABASE:-omnitron}
 PG_USER=postgres

@@ -4,6 +4,7 @@
 # worker, nginx, gunicorn, and the database if this run started it (its data stays).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/blank-env.sh
 
 export HOST=${HOST:-127.0.0.1}
 export PORT=${PORT:-8000}

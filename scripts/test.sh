@@ -3,6 +3,7 @@
 # removed on exit, even on failure. Arguments go to pytest (make test ARGS=...).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/blank-env.sh
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

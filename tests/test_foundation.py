@@ -146,6 +146,21 @@ def test_an_empty_text_setting_is_its_default(variable, value):
     assert json.loads(result.stdout.splitlines()[-1]) == default
 
 
+def test_the_images_entry_point_unsets_a_blank_web_concurrency():
+    """gunicorn reads WEB_CONCURRENCY before its configuration file: blank, it failed to
+    start (int(""))."""
+    for value in ("", "  "):
+        result = subprocess.run(["sh", "scripts/docker-entrypoint.sh", "env"], cwd=ROOT,
+                                env={**os.environ, "WEB_CONCURRENCY": value},
+                                capture_output=True, text=True, timeout=30)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert "WEB_CONCURRENCY=" not in result.stdout
+    kept = subprocess.run(["sh", "scripts/docker-entrypoint.sh", "env"], cwd=ROOT,
+                          env={**os.environ, "WEB_CONCURRENCY": "3"},
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert "WEB_CONCURRENCY=3\n" in kept.stdout
+
+
 def test_an_empty_static_root_is_its_default_and_an_empty_host_is_loopback():
     """DJANGO_STATIC_ROOT= was the project's own directory (collectstatic wrote into the
     source tree); HOST= had gunicorn listen on every interface, without the proxy."""
@@ -164,6 +179,9 @@ def test_an_empty_static_root_is_its_default_and_an_empty_host_is_loopback():
         cwd=ROOT, capture_output=True, text=True, timeout=60, env=env,
     )  # fmt: skip
     assert config.stdout.splitlines()[-1] == "127.0.0.1:8123", config.stderr
+    for blank in ("", " "):  # the settings module too: Django found none
+        check = _manage("check", DJANGO_SETTINGS_MODULE=blank)
+        assert check.returncode == 0, check.stderr
 
 
 @pytest.mark.parametrize("rate", ["abc", "5/fortnight", "2/month", "-1/min", "10/MIN", "None"])
@@ -529,9 +547,14 @@ def test_make_run_starts_its_own_postgresql_and_keeps_the_data():
             (2, r"Demo data: 0 order\(s\) loaded, \d+ already there"),
             (3, r"Demo data: 0 order\(s\) loaded, \d+ already there"),
         ]
+        # Blank variables are their defaults (docs/configuration.md): HOST=" " gave nginx
+        # no address, WEB_CONCURRENCY= failed gunicorn before its configuration.
+        blank = {"HOST": " ", "WEB_CONCURRENCY": "", "DJANGO_SETTINGS_MODULE": " ",
+                 "API_NUM_PROXIES": " ", "PROXY_CONNECTIONS_PER_CLIENT": "  "}  # fmt: skip
         for run, expected in runs:
             port = free_port()
-            process = Process(["scripts/run.sh"], env={**clean_env, **env, "PORT": str(port)})
+            run_env = {**clean_env, **env, "PORT": str(port), **(blank if run == 2 else {})}
+            process = Process(["scripts/run.sh"], env=run_env)
             try:
                 wait_until_ready(
                     f"http://127.0.0.1:{port}/readyz", timeout=60, process=process.popen
