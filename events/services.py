@@ -44,6 +44,11 @@ MAX_PAUSE_SECONDS = 600
 # that (stopped, starved) has had its jobs ended as stalled and their lanes given to
 # new jobs, and on waking it sent the rest of its batch while a new job sent the same.
 HOLD_CHECK_SECONDS = 5
+# A batch's POSTs stop after this long, and their outcomes are recorded before the
+# rest are sent: a job whose worker dies or freezes leaves at most this long's POSTs
+# unrecorded, which the lane's next job sends again (the same webhook-ids). A slow
+# receiver's batch of 100 took 30 s, all of it sent twice after a freeze.
+RECORD_SECONDS = 5
 
 
 KEEP = None  # an option of webhook_subscription_create_or_update left as it is
@@ -163,16 +168,17 @@ def webhook_lane_flush(*, subscription_id: int, lane: int, job_id: int | None = 
 
 def _send(subscription: WebhookSubscription, batch: list[WebhookDelivery], hold: LaneHold):
     """POST the batch's deliveries in order over one connection, up to and including
-    the first that timed out, while the job holds its lane: [(delivery, started at,
-    outcome)], and the payloads rendered for them (those not stored yet)."""
+    the first that timed out, while the job holds its lane and for RECORD_SECONDS at
+    most (the rest stay due, for the next batch): [(delivery, started at, outcome)],
+    and the payloads rendered for them (those not stored yet)."""
     events = [delivery.event for delivery in batch]
     rendered = render_payloads(events)
     payloads = {event.id: event.payload or rendered[event.id] for event in events}
     target = outbound.Target(subscription.url, subscription.headers)
-    outcomes = []
+    outcomes, deadline = [], time.monotonic() + RECORD_SECONDS
     try:
         for delivery in batch:
-            if not hold.held():
+            if not hold.held() or (outcomes and time.monotonic() >= deadline):
                 break
             started_at = timezone.now()
             body = payloads[delivery.event_id].encode()

@@ -322,12 +322,17 @@ LOGGING = {
     "filters": {
         "refusals_are_warnings": {"()": "omnitron.observability.RefusalsAreWarnings"},
         "lost_database_is_a_warning": {"()": "omnitron.observability.LostDatabaseIsAWarning"},
+        "stalled_job_end_is_a_warning": {"()": "omnitron.observability.StalledJobEndIsAWarning"},
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "json",
-            "filters": ["refusals_are_warnings", "lost_database_is_a_warning"],
+            "filters": [
+                "refusals_are_warnings",
+                "lost_database_is_a_warning",
+                "stalled_job_end_is_a_warning",
+            ],
         }
     },
     "root": {"handlers": ["console"], "level": env_log_level("DJANGO_LOG_LEVEL", "INFO")},

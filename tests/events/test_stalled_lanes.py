@@ -111,3 +111,24 @@ def test_an_outcome_another_job_recorded_meanwhile_is_kept(api_client, channel,
         (204,)
     ]
     assert len(receiver.requests) == 3  # its batch was sent before it could know
+
+
+def test_a_slow_receivers_outcomes_are_recorded_as_the_lane_goes(api_client, channel,
+                                                                 monkeypatch, after_each_post):  # fmt: skip
+    """Outcomes were recorded once per batch of 100: a receiver answering in 0.3 s took
+    30 s a batch, all of which a frozen worker's new job sent again. They are recorded
+    every RECORD_SECONDS."""
+    monkeypatch.setattr(services, "RECORD_SECONDS", 0.3)
+    with receiving(delay=0.1) as receiver:
+        subscription, _ = webhook_subscription_create_or_update(url=receiver.url)
+        capture_orders(api_client, channel, 24)  # six a lane
+        lane = WebhookDelivery.objects.order_by("id").first().pk % 4
+        recorded = []
+        after_each_post(lambda: recorded.append(
+            WebhookDelivery.objects.filter(state=DeliveryState.DELIVERED).count()))  # fmt: skip
+        assert webhook_lane_flush(subscription_id=subscription.pk, lane=lane) == 6
+    assert len(receiver.requests) == 6
+    assert recorded[0] == 0
+    assert recorded[-1] >= 2  # the first POSTs' outcomes were in before the last POST
+    in_lane = [d for d in WebhookDelivery.objects.all() if d.pk % 4 == lane]
+    assert {(d.state, d.attempts) for d in in_lane} == {(DeliveryState.DELIVERED, 1)}

@@ -11,7 +11,7 @@ import requests
 from django.test import override_settings
 
 from capture.models import Capture
-from omnitron.observability import JSONFormatter, LostDatabaseIsAWarning
+from omnitron.observability import JSONFormatter, LostDatabaseIsAWarning, StalledJobEndIsAWarning
 from tests.helpers import CAPTURE_URL, capture
 from tests.live import gunicorn
 
@@ -181,3 +181,20 @@ def test_the_task_queue_losing_the_database_is_a_warning_and_its_other_errors_ar
     assert (record.exc_info is None) == (level == logging.WARNING)
     if level == logging.WARNING:
         assert record.getMessage() == "Job x ended with status: Error (the database went away)"
+
+
+def test_a_stalled_jobs_unfinishable_end_is_a_warning():
+    """The task queue cannot finish a lane job ended as stalled that stopped when its
+    worker woke (tests/events/test_stalled_lanes.py): asyncio logged an error with a
+    traceback for each."""
+    refused = psycopg.errors.RaiseException(
+        'Job was not found or not in "doing" or "todo" status (job id: 410)'
+    )
+    record = _record(refused)
+    record.name = "asyncio"
+    assert StalledJobEndIsAWarning().filter(record)
+    assert (record.levelno, record.exc_info) == (logging.WARNING, None)
+    other = _record(psycopg.errors.RaiseException("something else"))
+    other.name = "asyncio"
+    assert StalledJobEndIsAWarning().filter(other)
+    assert other.levelno == logging.ERROR
