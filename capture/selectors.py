@@ -99,21 +99,32 @@ def captured_item_rows(captures: QuerySet[Capture], *, chunk_size: int = 2000) -
 
 
 # The triggers that keep the audit true whatever writes to the database (capture's
-# migrations 0004, 0007, 0009 and 0010, orders' 0008), and their tables: a capture and
-# its items never change, a captured item keeps its order, price, currency, capture
-# time and SKU, a capturer their username, and captures and items their order's
-# channel.
+# migrations 0004, 0007, 0009 and 0010, orders' 0008): a capture and its items never
+# change, a captured item keeps its order, price, currency, capture time and SKU, a
+# capturer their username, and captures and items their order's channel. Each with
+# its table and the digest of what it does (GUARD_DIGEST: when it fires, and the
+# function it runs, by name and body), which a test ties to a freshly migrated
+# database: a migration that changes a trigger changes its digest here.
 GUARD_TRIGGERS = {
-    "capture_immutable": CAPTURES,
-    "capture_item_immutable": CAPTURE_ITEMS,
-    "capture_channel": CAPTURES,
-    "captured_item_fixed": ITEMS,
-    "captured_item_sku_fixed": ITEMS,
-    "capturer_username_fixed": get_user_model()._meta.db_table,
-    "item_channel": ITEMS,
-    "order_channel_fixed": ORDERS,
+    "capture_immutable": (CAPTURES, "d10f8a7d0c48a0398f7bf0dd8e243779"),
+    "capture_item_immutable": (CAPTURE_ITEMS, "d10f8a7d0c48a0398f7bf0dd8e243779"),
+    "capture_channel": (CAPTURES, "065fe40807eaa1a41391f19966e409f2"),
+    "captured_item_fixed": (ITEMS, "11daa90c63c60c9e8372e865fd490bbb"),
+    "captured_item_sku_fixed": (ITEMS, "38bceca17c43fba5649af82cf4ba55fa"),
+    "capturer_username_fixed": (
+        get_user_model()._meta.db_table,
+        "bbb88f55ba20502ab169fc9bb46bb855",
+    ),
+    "item_channel": (ITEMS, "229b1a79cd25bb56fcb2593dba27c27c"),
+    "order_channel_fixed": (ORDERS, "a36acfb2829ccbc549b058d599078839"),
 }
-_GUARDS = ", ".join(f"('{name}', '{table}')" for name, table in GUARD_TRIGGERS.items())
+# Of a pg_trigger row `t` and its function's pg_proc row `p`: its timing and events
+# (tgtype), and its function's name and source, as a restore keeps them. Not its WHEN
+# condition or its columns, whose text PostgreSQL's versions may write differently.
+GUARD_DIGEST = "md5(t.tgtype::text || ' ' || p.proname || ' ' || p.prosrc)"
+_GUARDS = ", ".join(
+    f"('{name}', '{table}', '{digest}')" for name, (table, digest) in GUARD_TRIGGERS.items()
+)
 
 # The audit adds up: each query lists the ids of the rows that break one invariant.
 AUDIT_CHECKS = {
@@ -173,13 +184,13 @@ AUDIT_CHECKS = {
            AND e.txid IS DISTINCT FROM pg_current_xact_id_if_assigned()::text::bigint""",
     # Not rows: the guards themselves. A trigger dropped or disabled (by hand, or a
     # restore without them) lets a write change what the audit adds up from.
-    "trigger that keeps captured records as they were is missing or disabled "
+    "trigger that keeps captured records as they were is missing, disabled or changed "
     "(the database would take changes to them)": f"""
-        SELECT guard.name FROM (VALUES {_GUARDS}) AS guard (name, relation)
+        SELECT guard.name FROM (VALUES {_GUARDS}) AS guard (name, relation, digest)
          WHERE NOT EXISTS (
-               SELECT 1 FROM pg_trigger t
+               SELECT 1 FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
                 WHERE t.tgname = guard.name AND t.tgrelid = to_regclass(guard.relation)
-                  AND t.tgenabled IN ('O', 'A'))""",
+                  AND t.tgenabled IN ('O', 'A') AND {GUARD_DIGEST} = guard.digest)""",
 }
 
 

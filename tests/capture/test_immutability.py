@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 
 from capture.models import Capture, CaptureItem
-from capture.selectors import GUARD_TRIGGERS
+from capture.selectors import GUARD_DIGEST, GUARD_TRIGGERS
 from events.models import Event
 from orders.models import OrderItem
 from tests.factories import ChannelFactory, make_api_user, make_order
@@ -162,26 +162,44 @@ def test_check_captures_names_an_event_of_another_channel_and_a_currency_changed
     assert f"capture's currency is not its order's: {record.pk}\n" in err.getvalue()
 
 
-def test_check_captures_names_a_guard_trigger_dropped_or_disabled(captured):
-    """The triggers are what keep a captured record as it was against a shell or a
-    script: one lost (dropped by hand, a restore without it) or disabled, the database
-    takes changes the audit would not see until they were made. Every trigger of the
-    project's tables is one of the guards the check knows."""
+def test_the_guard_triggers_are_every_trigger_of_the_project_as_migrations_make_them(db):
+    """check_captures knows every trigger of the project's tables, and what each does
+    (GUARD_TRIGGERS' digests) as a freshly migrated database has it: a migration that
+    adds or changes one must say so there."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
-            " AND tgrelid::regclass::text NOT LIKE 'procrastinate%%'"
+            f"SELECT t.tgname, t.tgrelid::regclass::text, {GUARD_DIGEST}"
+            " FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid"
+            " WHERE NOT t.tgisinternal AND t.tgrelid::regclass::text NOT LIKE 'procrastinate%%'"
         )
-        assert {name for (name,) in cursor.fetchall()} == set(GUARD_TRIGGERS)
+        found = {name: (table, digest) for name, table, digest in cursor.fetchall()}
+    assert found == GUARD_TRIGGERS
+
+
+def test_check_captures_names_a_guard_trigger_dropped_disabled_or_changed(captured):
+    """The triggers are what keep a captured record as it was against a shell or a
+    script: one lost (dropped by hand, a restore without it), disabled, or changed to
+    let changes through, the database takes changes the audit would not see until
+    they were made."""
+    with connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the capture's checks, before DDL
         cursor.execute("DROP TRIGGER captured_item_fixed ON orders_orderitem")
         cursor.execute("ALTER TABLE capture_capture DISABLE TRIGGER capture_immutable")
+        # Its function made to let every change through, and another made to fire after.
+        cursor.execute(
+            "CREATE OR REPLACE FUNCTION capture_keep_capturer_username()"
+            " RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$"
+        )
+        cursor.execute("DROP TRIGGER captured_item_sku_fixed ON orders_orderitem")
+        cursor.execute("CREATE TRIGGER captured_item_sku_fixed AFTER INSERT ON orders_orderitem"
+                       " FOR EACH ROW EXECUTE FUNCTION capture_keep_captured_sku()")  # fmt: skip
     err = StringIO()
     with pytest.raises(CommandError):
         call_command("check_captures", stdout=StringIO(), stderr=err)
     assert (
-        "trigger that keeps captured records as they were is missing or disabled "
-        "(the database would take changes to them): capture_immutable, captured_item_fixed\n"
+        "trigger that keeps captured records as they were is missing, disabled or changed "
+        "(the database would take changes to them): capture_immutable, captured_item_fixed, "
+        "captured_item_sku_fixed, capturer_username_fixed\n"
     ) in err.getvalue()
 
 

@@ -21,5 +21,5 @@ class Command(BaseCommand):
         for line in problems:
             self.stderr.write(line)
         if problems:
-            raise CommandError(f"{len(problems)} kind(s) of capture records do not add up.")
+            raise CommandError(f"{len(problems)} check(s) of the capture audit failed.")
         self.stdout.write("Every capture adds up.")
