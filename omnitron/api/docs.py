@@ -25,9 +25,26 @@ DOCS_CSP = "; ".join([
 ])  # fmt: skip
 
 
+def refuse_other_languages(request) -> None:
+    """drf-spectacular hands ?lang= to translation.override, and Django keeps what it
+    loads for each language name for ever: a new name a request grew every worker
+    without end, and built the schema again each time. The schema is written in
+    English (LANGUAGES); the docs pages pass their ?lang= on to it."""
+    languages = dict(settings.LANGUAGES)
+    if (lang := request.GET.get("lang")) and lang not in languages:
+        raise serializers.ValidationError(
+            {"lang": [f"Not one of: {', '.join(languages)}."]}, code=FieldErrorCode.INVALID.code
+        )
+
+
 class OfflineDocsMixin(JSONErrorsMixin):
     http_method_names = ["get", "head"]  # DRF's OPTIONS answer needs a template they lack
     error_headers = {"Content-Security-Policy": DOCS_CSP}  # on the middleware's 405 too
+
+    @extend_schema(exclude=True)  # as drf-spectacular's own get
+    def get(self, request, *args, **kwargs):
+        refuse_other_languages(request)  # the page's schema would be a 400
+        return super().get(request, *args, **kwargs)
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -61,16 +78,7 @@ class SchemaView(JSONErrorsMixin, SpectacularAPIView):
 
     @extend_schema(exclude=True)  # as drf-spectacular's own get (SERVE_INCLUDE_SCHEMA)
     def get(self, request, *args, **kwargs):
-        # drf-spectacular hands ?lang= to translation.override, and Django keeps what it
-        # loads for each language name for ever: a new name a request grew every worker
-        # without end, and built the schema again each time. The schema is written in
-        # English (LANGUAGES).
-        languages = dict(settings.LANGUAGES)
-        if (lang := request.GET.get("lang")) and lang not in languages:
-            raise serializers.ValidationError(
-                {"lang": [f"Not one of: {', '.join(languages)}."]},
-                code=FieldErrorCode.INVALID.code,
-            )
+        refuse_other_languages(request)
         return super().get(request, *args, **kwargs)
 
     def _get_schema_response(self, request):

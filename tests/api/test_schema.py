@@ -152,6 +152,11 @@ def test_the_schema_takes_only_its_own_language(client):
         assert made_up.json() == {"lang": ["Not one of: en."], "code": "invalid"}
     assert client.get("/api/schema/?lang=fr").status_code == 400
     assert len(trans_real._translations) == kept
+    for page in ("/api/docs/", "/api/redoc/"):  # they pass theirs on to the schema
+        assert client.get(f"{page}?lang=en").status_code == 200
+        made_up = client.get(f"{page}?lang=xx")
+        assert made_up.status_code == 400
+        assert made_up.json() == {"lang": ["Not one of: en."], "code": "invalid"}
 
 
 @pytest.mark.django_db
