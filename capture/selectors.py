@@ -102,29 +102,34 @@ def captured_item_rows(captures: QuerySet[Capture], *, chunk_size: int = 2000) -
 # migrations 0004, 0007, 0009 and 0010, orders' 0008): a capture and its items never
 # change, a captured item keeps its order, price, currency, capture time and SKU, a
 # capturer their username, and captures and items their order's channel. Each with
-# its table and the digest of what it does (GUARD_DIGEST: when it fires, and the
-# function it runs, by name and body), which a test ties to a freshly migrated
-# database: a migration that changes a trigger changes its digest here.
+# its table and the digest of what it does (GUARD_DIGEST: when it fires, on which
+# columns' updates and under what condition, and the function it runs, by name and
+# body), which a test ties to a freshly migrated database: a migration that changes a
+# trigger changes its digest here.
 GUARD_TRIGGERS = {
     "capture_immutable": (CAPTURES, "d10f8a7d0c48a0398f7bf0dd8e243779"),
     "capture_item_immutable": (CAPTURE_ITEMS, "d10f8a7d0c48a0398f7bf0dd8e243779"),
     "capture_channel": (CAPTURES, "065fe40807eaa1a41391f19966e409f2"),
-    "captured_item_fixed": (ITEMS, "11daa90c63c60c9e8372e865fd490bbb"),
-    "captured_item_sku_fixed": (ITEMS, "38bceca17c43fba5649af82cf4ba55fa"),
+    "captured_item_fixed": (ITEMS, "8dae6ddabd3c89d791183fbdd65a83e3"),
+    "captured_item_sku_fixed": (ITEMS, "0269c3c8be6626908d7155ab454a914a"),
     "capturer_username_fixed": (
         get_user_model()._meta.db_table,
-        "bbb88f55ba20502ab169fc9bb46bb855",
+        "328cd09c38f168669af61d18952a31e2",
     ),
-    "item_channel": (ITEMS, "229b1a79cd25bb56fcb2593dba27c27c"),
-    "order_channel_fixed": (ORDERS, "a36acfb2829ccbc549b058d599078839"),
+    "item_channel": (ITEMS, "14945aaa2073f1dd9514b6a84e159f4f"),
+    "order_channel_fixed": (ORDERS, "28b830a4d86d1df5d584c86fb0c2df84"),
 }
-# Of a pg_trigger row `t` and its function's pg_proc row `p`: its timing and events
-# (tgtype), and its function's name and source, as a restore keeps them. Not its WHEN
-# condition or its columns, whose text PostgreSQL's versions may write differently.
-GUARD_DIGEST = "md5(t.tgtype::text || ' ' || p.proname || ' ' || p.prosrc)"
+# Of a pg_trigger row `t` and its function's pg_proc row `p`, as a restore keeps them:
+# its timing and events (tgtype), the columns an UPDATE OF names (by name), its WHEN
+# condition (as PostgreSQL writes it back), and its function's name and source.
+GUARD_DIGEST = """md5(concat_ws(' ', t.tgtype, p.proname, p.prosrc,
+    (SELECT string_agg(a.attname, ',' ORDER BY a.attname) FROM pg_attribute a
+      WHERE a.attrelid = t.tgrelid AND a.attnum = ANY(t.tgattr)),
+    substring(pg_get_triggerdef(t.oid) FROM ' WHEN (.*) EXECUTE ')))"""
 _GUARDS = ", ".join(
     f"('{name}', '{table}', '{digest}')" for name, (table, digest) in GUARD_TRIGGERS.items()
 )
+_GUARDED = ", ".join(sorted({f"'{table}'::regclass" for table, _ in GUARD_TRIGGERS.values()}))
 
 # The audit adds up: each query lists the ids of the rows that break one invariant.
 AUDIT_CHECKS = {
@@ -191,6 +196,24 @@ AUDIT_CHECKS = {
                SELECT 1 FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
                 WHERE t.tgname = guard.name AND t.tgrelid = to_regclass(guard.relation)
                   AND t.tgenabled IN ('O', 'A') AND {GUARD_DIGEST} = guard.digest)""",
+    # Another trigger on a guarded table can change a row after a guard let it by.
+    "trigger on a guarded table that the migrations did not make "
+    "(it may change what the guards keep)": f"""
+        SELECT t.tgname FROM pg_trigger t
+         WHERE NOT t.tgisinternal AND t.tgrelid IN ({_GUARDED})
+           AND t.tgname NOT IN ({", ".join(f"'{name}'" for name in GUARD_TRIGGERS)})""",
+    # session_replication_role = replica fires no ordinary trigger: set for the database
+    # or a role, every session of it writes past the guards.
+    "session_replication_role set to replica or local for this database or a role "
+    "(no guard fires in their sessions)": """
+        SELECT concat_ws(' on ', coalesce(r.rolname, 'every role'),
+                         coalesce(d.datname, 'every database'))
+          FROM pg_db_role_setting s
+          LEFT JOIN pg_roles r ON r.oid = s.setrole
+          LEFT JOIN pg_database d ON d.oid = s.setdatabase
+         WHERE (s.setdatabase = 0 OR d.datname = current_database())
+           AND EXISTS (SELECT 1 FROM unnest(s.setconfig) AS setting
+                        WHERE setting ~* '^session_replication_role=(replica|local)$')""",
 }
 
 

@@ -324,6 +324,23 @@ def test_an_empty_number_setting_is_its_default():
     )
 
 
+@pytest.mark.django_db
+def test_check_captures_on_a_database_never_migrated_says_so_in_one_line():
+    name = f"unmigrated_{secrets.token_hex(4)}"
+    admin = psycopg.connect(database_url("postgres"), autocommit=True)
+    admin.execute(f"CREATE DATABASE {name}")
+    try:
+        result = _manage("check_captures", DATABASE_URL=database_url(name))
+    finally:
+        admin.execute(f"DROP DATABASE {name}")
+        admin.close()
+    assert result.returncode == 1
+    assert result.stderr == (
+        'CommandError: The database has no capture audit to check (relation "capture_capture" '
+        "does not exist): run manage.py migrate first.\n"
+    )
+
+
 def test_without_database_url_commands_use_the_local_cluster_on_its_pg_port():
     """`make run` with PG_PORT=47253 served, and `manage.py create_webhook` in another
     terminal with the same PG_PORT looked for the cluster on 54329."""

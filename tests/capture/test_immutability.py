@@ -193,14 +193,36 @@ def test_check_captures_names_a_guard_trigger_dropped_disabled_or_changed(captur
         cursor.execute("DROP TRIGGER captured_item_sku_fixed ON orders_orderitem")
         cursor.execute("CREATE TRIGGER captured_item_sku_fixed AFTER INSERT ON orders_orderitem"
                        " FOR EACH ROW EXECUTE FUNCTION capture_keep_captured_sku()")  # fmt: skip
+        # Made to fire never, or on another column's updates only.
+        cursor.execute("DROP TRIGGER item_channel ON orders_orderitem")
+        cursor.execute("CREATE TRIGGER item_channel BEFORE INSERT OR UPDATE OF order_id, "
+                       "channel_id ON orders_orderitem FOR EACH ROW WHEN (false) "
+                       "EXECUTE FUNCTION orders_item_channel()")  # fmt: skip
+        cursor.execute("DROP TRIGGER capture_item_immutable ON capture_captureitem")
+        cursor.execute("CREATE TRIGGER capture_item_immutable BEFORE UPDATE OF price OR DELETE "
+                       "ON capture_captureitem FOR EACH ROW "
+                       "EXECUTE FUNCTION capture_refuse_change()")  # fmt: skip
+        # Another trigger that rewrites what a guard let by; and no trigger firing at all
+        # in the database's sessions.
+        cursor.execute("CREATE TRIGGER zz_rewrite BEFORE UPDATE ON orders_orderitem FOR EACH "
+                       "ROW EXECUTE FUNCTION capture_keep_captured_sku()")  # fmt: skip
+        cursor.execute("SELECT current_database()")
+        (database,) = cursor.fetchone()
+        cursor.execute(f'ALTER DATABASE "{database}" SET session_replication_role = replica')
     err = StringIO()
     with pytest.raises(CommandError):
         call_command("check_captures", stdout=StringIO(), stderr=err)
+    lines = err.getvalue().splitlines()
     assert (
         "trigger that keeps captured records as they were is missing, disabled or changed "
-        "(the database would take changes to them): capture_immutable, captured_item_fixed, "
-        "captured_item_sku_fixed, capturer_username_fixed\n"
-    ) in err.getvalue()
+        "(the database would take changes to them): capture_immutable, "
+        "capture_item_immutable, captured_item_fixed, captured_item_sku_fixed, "
+        "capturer_username_fixed, item_channel"
+    ) in lines
+    assert ("trigger on a guarded table that the migrations did not make (it may change "
+            "what the guards keep): zz_rewrite") in lines  # fmt: skip
+    assert ("session_replication_role set to replica or local for this database or a role "
+            f"(no guard fires in their sessions): every role on {database}") in lines  # fmt: skip
 
 
 def test_check_captures_says_when_it_names_only_some(captured):

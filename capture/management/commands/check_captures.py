@@ -1,4 +1,5 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.db import ProgrammingError
 
 from capture.selectors import capture_audit_problems
 
@@ -17,7 +18,12 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        problems = capture_audit_problems()
+        try:
+            problems = capture_audit_problems()
+        except ProgrammingError as exc:  # a database not migrated: one line, no traceback
+            reason = str(exc).splitlines()[0]
+            raise CommandError(f"The database has no capture audit to check ({reason}): "
+                               "run manage.py migrate first.") from None  # fmt: skip
         for line in problems:
             self.stderr.write(line)
         if problems:
