@@ -4,6 +4,10 @@ SHELL := /bin/bash
 # Debian puts nginx and pgbouncer in /usr/sbin, which a user's PATH may not hold.
 export PATH := $(PATH):/usr/sbin:/usr/local/sbin
 PYTHON ?= python3
+# Set but blank is the default, as every variable (make's ?= keeps a blank one).
+ifeq ($(strip $(PYTHON)),)
+PYTHON := python3
+endif
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
