@@ -141,7 +141,11 @@ stop() {
 
 status() {
   ensure_bindir
-  if is_running; then echo "running: $(url) (data: $PG_DATA_DIR)"; else echo "stopped (data: $PG_DATA_DIR)"; return 3; fi
+  if ! is_running; then echo "stopped (data: $PG_DATA_DIR)"; return 3; fi
+  # The port it runs on (postmaster.pid's fourth line), whatever PG_PORT says now: a
+  # cluster started with `make run PG_PORT=...` was reported on 54329.
+  PG_PORT=$(sed -n 4p "$PG_DATA_DIR/postmaster.pid")
+  echo "running: $(url) (data: $PG_DATA_DIR)"
 }
 
 destroy() {

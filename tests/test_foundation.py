@@ -32,6 +32,7 @@ from tests.live import (
     server_env,
     wait_until_ready,
 )
+from tests.reliability.helpers import own_cluster
 
 MANAGE = [str(VENV_BIN / "python"), "manage.py"]
 
@@ -339,6 +340,17 @@ def test_check_captures_on_a_database_never_migrated_says_so_in_one_line():
         'CommandError: The database has no capture audit to check (relation "capture_capture" '
         "does not exist): run manage.py migrate first.\n"
     )
+
+
+def test_db_status_names_the_port_the_cluster_runs_on():
+    """A cluster started with `make run PG_PORT=...` was reported on 54329 by
+    `make db-status` without it: a URL that reached nothing."""
+    with own_cluster(PG_FAST="1") as (env, url):
+        without_port = {k: v for k, v in env.items() if k != "PG_PORT"}
+        status = subprocess.run(["scripts/pg.sh", "status"], cwd=ROOT, env=without_port,
+                                capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.startswith(f"running: {url} (data: ")
 
 
 def test_without_database_url_commands_use_the_local_cluster_on_its_pg_port():
