@@ -14,7 +14,6 @@ import time
 import uuid
 from contextvars import ContextVar
 
-import psycopg
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError
 
@@ -124,73 +123,6 @@ class RefusalsAreWarnings(logging.Filter):
             record.levelno, record.levelname = logging.WARNING, "WARNING"
             record.exc_info = record.exc_text = None
         return True
-
-
-class LostDatabaseIsAWarning(logging.Filter):
-    """The task queue (procrastinate.*) logs losing the database (a restart, a
-    failover) as errors with tracebacks: the job that was running and the listener
-    that stops the worker, at each restart. `manage.py webhook_worker` starts the worker
-    again and says so in a warning, and the job's deliveries are sent again: nothing for
-    whoever watches the error log to do. The handler writes those records as warnings
-    naming the error, without the traceback; any other error of the task queue stays
-    one (a job that failed on its own, a statement that timed out)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if (record.name.startswith("procrastinate") and record.levelno > logging.WARNING
-                and record.exc_info and _lost_database(record.exc_info[1])):  # fmt: skip
-            record.msg, record.args = f"{record.getMessage()} (the database went away)", ()
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-            record.exc_info = record.exc_text = None
-        return True
-
-
-class StalledJobEndIsAWarning(logging.Filter):
-    """A lane job ended as stalled (its worker froze past WEBHOOK_STALLED_SECONDS) stops
-    when its worker wakes, as designed (events/services.py warns of it), and the task
-    queue then fails to finish a job it no longer holds: asyncio logged that as an
-    error with a traceback ("Task exception was never retrieved"). The handler writes
-    it as a warning."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if (record.name == "asyncio" and record.levelno > logging.WARNING and record.exc_info
-                and _finishing_a_job_not_held(record.exc_info[1])):  # fmt: skip
-            record.msg, record.args = (
-                "A job ended as stalled could not be finished: its lane is another job's.",
-                (),
-            )
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-            record.exc_info = record.exc_text = None
-        return True
-
-
-def _chain(error: BaseException | None):
-    """The error and those it was raised from."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        yield error
-        error = error.__cause__ or error.__context__
-
-
-def _finishing_a_job_not_held(error: BaseException | None) -> bool:
-    return any(isinstance(e, psycopg.errors.RaiseException)
-               and 'not in "doing" or "todo" status' in str(e) for e in _chain(error))  # fmt: skip
-
-
-# SQLSTATEs of a connection that ended: class 08 (connection exceptions), and the
-# server shutting down or starting up (57P01 to 57P03).
-_LOST = ("08", "57P01", "57P02", "57P03")
-
-
-def _lost_database(error: BaseException | None) -> bool:
-    """Whether the error, or one it was raised from, is a lost database connection: one
-    the server ended or refused, or one that broke under the client (no SQLSTATE)."""
-    for link in _chain(error):
-        if isinstance(link, psycopg.InterfaceError):
-            return True
-        if isinstance(link, psycopg.OperationalError):
-            return link.sqlstate is None or link.sqlstate.startswith(_LOST)
-    return False
 
 
 class JSONFormatter(logformat.JSONFormatter):

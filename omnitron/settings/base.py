@@ -321,8 +321,8 @@ LOGGING = {
     "formatters": {"json": {"()": "omnitron.observability.JSONFormatter"}},
     "filters": {
         "refusals_are_warnings": {"()": "omnitron.observability.RefusalsAreWarnings"},
-        "lost_database_is_a_warning": {"()": "omnitron.observability.LostDatabaseIsAWarning"},
-        "stalled_job_end_is_a_warning": {"()": "omnitron.observability.StalledJobEndIsAWarning"},
+        "lost_database_is_a_warning": {"()": "events.logfilters.LostDatabaseIsAWarning"},
+        "stalled_job_end_is_a_warning": {"()": "events.logfilters.StalledJobEndIsAWarning"},
     },
     "handlers": {
         "console": {

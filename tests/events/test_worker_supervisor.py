@@ -46,6 +46,24 @@ def test_a_lost_database_is_a_warning_and_anything_else_an_error_with_its_traceb
     assert runs == []  # started a third time, after both failures
 
 
+def test_a_worker_that_keeps_stopping_says_so_as_an_error(runs, caplog, monkeypatch):
+    """A restart of the database passes as warnings; one that is not back after
+    OUTAGE_ERROR_SECONDS (or a wrong DATABASE_URL) left only warnings in the log while
+    no webhook was sent."""
+    monkeypatch.setattr(webhook_worker, "OUTAGE_ERROR_SECONDS", 0.5)
+    runs[:] = [psycopg.OperationalError("connection refused")] * 2
+    caplog.set_level(logging.INFO, logger="events.worker")
+    asyncio.run(webhook_worker.supervise({}))
+    records = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert records == [
+        ("WARNING", "The webhook worker stopped (OperationalError: connection refused); "
+                    "it starts again in 1 s."),
+        ("ERROR", "The webhook worker stopped (OperationalError: connection refused) and has "
+                  "not run steadily for 1 s: no webhook is sent meanwhile. It starts again "
+                  "in 0 s."),
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize("concurrency", ["0", "-3", "two", "257", "99999999999"])
 def test_a_concurrency_out_of_range_is_refused(concurrency):
     """--concurrency 0 ran the default's 8 slots, and -3 was handed to procrastinate."""

@@ -11,7 +11,8 @@ import requests
 from django.test import override_settings
 
 from capture.models import Capture
-from omnitron.observability import JSONFormatter, LostDatabaseIsAWarning, StalledJobEndIsAWarning
+from events.logfilters import LostDatabaseIsAWarning, StalledJobEndIsAWarning
+from omnitron.observability import JSONFormatter
 from tests.helpers import CAPTURE_URL, capture
 from tests.live import gunicorn
 
@@ -166,6 +167,12 @@ def _record(error: BaseException) -> logging.LogRecord:
         (psycopg.InterfaceError("the connection is closed"), logging.WARNING),
         (psycopg.errors.QueryCanceled("canceling statement due to statement timeout"),
          logging.ERROR),
+        # Reconnecting while the database restarts; the supervisor says ERROR when that
+        # lasts (tests/events/test_worker_supervisor.py).
+        (psycopg.OperationalError('connection failed: connection to server at "127.0.0.1", '
+                                  "port 5999 failed: Connection refused"), logging.WARNING),
+        # A password the server refuses is no restart.
+        (psycopg.errors.InvalidPassword("password authentication failed"), logging.ERROR),
         (ValueError("a job's own failure"), logging.ERROR),
     ],
 )  # fmt: skip

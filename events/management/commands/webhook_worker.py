@@ -29,6 +29,12 @@ logger = logging.getLogger("events.worker")
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 MAX_DELAY_SECONDS = 30
 STEADY_SECONDS = 60  # a worker that ran this long starts again at once
+# A worker that has kept stopping this long since it last ran steadily (or since it
+# started) says so as an ERROR, not a warning: the database has been away that long, or
+# was never reachable (a wrong DATABASE_URL), and no webhook is sent meanwhile. A
+# restart or a failover passes well within it, as warnings only (the task queue's own
+# errors for a lost connection are warnings too: events/logfilters.py).
+OUTAGE_ERROR_SECONDS = 120
 # How losing the database shows when the worker opens its pool or runs its queries.
 DATABASE_ERRORS = (ConnectorException, psycopg.Error, OSError)
 
@@ -85,7 +91,7 @@ async def supervise(worker_options: dict) -> None:
     for sig in SIGNALS:
         loop.add_signal_handler(sig, stop)
     STOPPING.clear()
-    delay = 1
+    delay, outage_started = 1, None
     while not stopping.is_set():
         started = loop.time()
         running = asyncio.create_task(run_worker(worker_options))
@@ -106,9 +112,19 @@ async def supervise(worker_options: dict) -> None:
             reason = f"{type(exc).__name__}: {exc}"
         if stopping.is_set():
             break
-        if loop.time() - started >= STEADY_SECONDS:
-            delay = 1
-        logger.warning("The webhook worker stopped (%s); it starts again in %s s.", reason, delay)
+        now = loop.time()
+        if now - started >= STEADY_SECONDS:  # it ran well: an outage starts now
+            delay, outage_started = 1, now
+        elif outage_started is None:  # it has not run steadily since it started
+            outage_started = started
+        down = now - outage_started
+        if down < OUTAGE_ERROR_SECONDS:
+            logger.warning("The webhook worker stopped (%s); it starts again in %s s.",
+                           reason, delay)  # fmt: skip
+        else:
+            logger.error("The webhook worker stopped (%s) and has not run steadily for %d s: "
+                         "no webhook is sent meanwhile. It starts again in %s s.",
+                         reason, down, delay)  # fmt: skip
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), timeout=delay)
         delay = min(delay * 2, MAX_DELAY_SECONDS)
