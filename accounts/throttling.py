@@ -10,6 +10,14 @@ from omnitron.api.throttling import PostgresRateThrottle
 
 
 class LoginThrottle(PostgresRateThrottle):
+    """A login limit. `username`: the account whose password is checked when the
+    request does not name it (the admin's password change); DRF makes its throttles
+    without one."""
+
+    def __init__(self, username: str | None = None):
+        super().__init__()
+        self.username = username
+
     def identity(self, request) -> str | None:
         """What to count attempts by; None: not counted."""
         raise NotImplementedError
@@ -34,15 +42,9 @@ class LoginAddressThrottle(LoginThrottle):
 
 class LoginUsernameThrottle(LoginThrottle):
     """Per username, whatever the address: slows password guessing. The username is
-    the request's (the login's body or form), or `username`, the account whose
-    password is checked when the request does not name it (the admin's password
-    change)."""
+    the request's (the login's body or form), or `username` when given."""
 
     scope = "login_username"
-
-    def __init__(self, username: str | None = None):
-        super().__init__()
-        self.username = username
 
     def identity(self, request):
         # DRF's parsed body, or the admin login form's.
@@ -75,7 +77,7 @@ def login_wait(request, *, username: str | None = None) -> int | None:
     change of `username`'s password) against every login limit; the seconds to wait
     when one is exceeded, else None."""
     waits = []
-    for throttle in (LoginAddressThrottle(), LoginUsernameThrottle(username)):
+    for throttle in (throttle_class(username) for throttle_class in LOGIN_THROTTLES):
         if not throttle.allow_request(request, None):
             waits.append(throttle.wait())
     return max(waits) if waits else None

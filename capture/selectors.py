@@ -130,6 +130,9 @@ _GUARDS = ", ".join(
     f"('{name}', '{table}', '{digest}')" for name, (table, digest) in GUARD_TRIGGERS.items()
 )
 _GUARDED = ", ".join(sorted({f"'{table}'::regclass" for table, _ in GUARD_TRIGGERS.values()}))
+_GUARD_PAIRS = ", ".join(
+    f"('{name}', '{table}'::regclass)" for name, (table, _) in GUARD_TRIGGERS.items()
+)
 
 # The audit adds up: each query lists the ids of the rows that break one invariant.
 AUDIT_CHECKS = {
@@ -201,10 +204,10 @@ AUDIT_CHECKS = {
     "(it may change what the guards keep)": f"""
         SELECT t.tgname FROM pg_trigger t
          WHERE NOT t.tgisinternal AND t.tgrelid IN ({_GUARDED})
-           AND t.tgname NOT IN ({", ".join(f"'{name}'" for name in GUARD_TRIGGERS)})""",
+           AND (t.tgname, t.tgrelid) NOT IN ({_GUARD_PAIRS})""",
     # session_replication_role = replica fires no ordinary trigger: set for the database
-    # or a role, every session of it writes past the guards.
-    "session_replication_role set to replica or local for this database or a role "
+    # or a role, or for the server, every session of it writes past the guards.
+    "session_replication_role set to replica for this database, a role or the server "
     "(no guard fires in their sessions)": """
         SELECT concat_ws(' on ', coalesce(r.rolname, 'every role'),
                          coalesce(d.datname, 'every database'))
@@ -213,7 +216,11 @@ AUDIT_CHECKS = {
           LEFT JOIN pg_database d ON d.oid = s.setdatabase
          WHERE (s.setdatabase = 0 OR d.datname = current_database())
            AND EXISTS (SELECT 1 FROM unnest(s.setconfig) AS setting
-                        WHERE setting ~* '^session_replication_role=(replica|local)$')""",
+                        WHERE setting ~* '^session_replication_role=replica$')
+        UNION ALL
+        SELECT 'the server (' || source || ')' FROM pg_settings
+         WHERE name = 'session_replication_role' AND reset_val = 'replica'
+           AND source NOT IN ('database', 'user', 'database user')""",
 }
 
 

@@ -1,6 +1,7 @@
 """Writes of the events app: webhook subscriptions, and delivering an event to one."""
 
 import logging
+import math
 import random
 import time
 from datetime import timedelta
@@ -97,7 +98,7 @@ class LaneHold:
 
     def __init__(self, job_id: int | None):
         self.job_id = job_id
-        self.checked_at = time.monotonic()
+        self.checked_at = -math.inf  # asked before the first POST: the job may have waited
         self.lost = False
 
     def held(self) -> bool:
@@ -144,13 +145,20 @@ def webhook_lane_flush(*, subscription_id: int, lane: int, job_id: int | None = 
         outcomes, rendered = _send(subscription, batch, hold)
         recorded = _record(subscription, outcomes, rendered)
         attempts += len(outcomes)
-        if hold.lost or recorded < len(outcomes):
+        if hold.lost:
             logger.warning(
                 "Webhook lane %s of subscription %s: job %s no longer holds it (ended as "
-                "stalled: its worker stopped for %s s or more); %s of its %s attempts were "
-                "another job's to record. It stops; the lane's new job sends the rest.",
+                "stalled: its worker stopped for %s s or more). It stops; the lane's new "
+                "job sends the rest.",
                 lane, subscription.pk, job_id, settings.WEBHOOK_STALLED_SECONDS,
-                len(outcomes) - recorded, len(outcomes),
+            )  # fmt: skip
+            break
+        if recorded < len(outcomes):
+            logger.warning(
+                "Webhook lane %s of subscription %s: %s of job %s's %s attempts were "
+                "recorded meanwhile by another job of the lane (one ended as stalled that "
+                "woke) or changed by an operator. It stops; the lane is queued again.",
+                lane, subscription.pk, len(outcomes) - recorded, job_id, len(outcomes),
             )  # fmt: skip
             break
         timed_out = outcomes[-1][2].timed_out

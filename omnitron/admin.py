@@ -216,7 +216,7 @@ class CheckedInputMixin(CheckedFormFieldsMixin):
                 try:
                     initial[name] = value = field.to_python(value)
                     if isinstance(value, datetime) and timezone.is_aware(value):
-                        timezone.make_naive(value)  # as the widget shows it
+                        timezone.make_naive(value)  # only to find one the zone cannot show
                 except (ValidationError, OverflowError, ValueError):
                     del initial[name]
         return initial

@@ -20,6 +20,13 @@ def env_text(name: str, default: str = "") -> str:
     return os.environ.get(name, "").strip() or default
 
 
+def env_as_given(name: str, default: str = "") -> str:
+    """The variable exactly as given, spaces and all, or `default` when it is blank: for
+    a secret, whose surrounding spaces are part of it (a key read from a file ending in
+    a newline changed, and every session with it, when it was stripped)."""
+    return os.environ[name] if env_text(name) else default
+
+
 def env_setdefault(name: str, value: str) -> None:
     """os.environ.setdefault, a blank value taken as unset (`DJANGO_SETTINGS_MODULE=`
     kept the empty text, and Django found no settings)."""

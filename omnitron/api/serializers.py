@@ -65,9 +65,9 @@ class QueryDateTimeField(serializers.DateTimeField):
             value = value.upper()
             try:  # the right form, but a day or an hour the calendar does not have
                 datetime.fromisoformat(value)
-            except ValueError as exc:  # "wrong format. Use one of these formats" misled
+            except ValueError:  # "wrong format. Use one of these formats" misled
                 raise serializers.ValidationError(
-                    f"Not a date and time: {exc}.", code="invalid"
+                    "Not a date and time on the calendar.", code="invalid"
                 ) from None
         return super().to_internal_value(value)
 

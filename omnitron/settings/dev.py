@@ -1,10 +1,12 @@
 """Local development: `make run`. DEBUG stays off unless DJANGO_DEBUG=1, so the
 admin's static files are served by whitenoise exactly as in production."""
 
-from .base import *  # noqa: F403
-from .base import env_flag, env_text
+from omnitron.envnumbers import env_as_given
 
-SECRET_KEY = env_text("DJANGO_SECRET_KEY", "dev-only-insecure-key-do-not-use-in-production")
+from .base import *  # noqa: F403
+from .base import env_flag
+
+SECRET_KEY = env_as_given("DJANGO_SECRET_KEY", "dev-only-insecure-key-do-not-use-in-production")
 
 # A webhook receiver on this machine, over plain HTTP, is fine in development.
 WEBHOOK_REQUIRE_HTTPS = env_flag("WEBHOOK_REQUIRE_HTTPS", False)

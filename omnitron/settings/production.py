@@ -3,11 +3,14 @@ Passes `manage.py check --deploy` given DJANGO_SECRET_KEY and DJANGO_ALLOWED_HOS
 
 from django.core.exceptions import ImproperlyConfigured
 
+from omnitron.envnumbers import env_as_given
+
 from .base import *  # noqa: F403
 from .base import env_flag, env_list, env_number, env_required
 
 DEBUG = False  # whatever DJANGO_DEBUG says
-SECRET_KEY = env_required("DJANGO_SECRET_KEY")  # fails fast when missing or empty
+env_required("DJANGO_SECRET_KEY")  # fails fast when missing or blank
+SECRET_KEY = env_as_given("DJANGO_SECRET_KEY")
 # Required too: base's default, the local cluster of `make run`, is for development
 # (a missing variable failed at the first request, against 127.0.0.1).
 env_required("DATABASE_URL")

@@ -193,17 +193,16 @@ def test_a_bad_filter_is_a_coded_400(api_client, query, field, code):
 
 
 @pytest.mark.parametrize(
-    ("value", "reason"),
-    [("2026-02-29T00:00:00Z", "day is out of range for month"),
-     ("2026-11-25T24:00:00Z", "hour must be in 0..23"),
-     ("2026-13-01T00:00:00", "month must be in 1..12")],
+    "value",
+    ["2026-02-29T00:00:00Z", "2026-11-25T24:00:00Z", "2026-13-01T00:00:00",
+     "2026-11-25T12:00:00%2B24:00"],
 )  # fmt: skip
-def test_a_date_time_the_calendar_does_not_have_says_so(api_client, value, reason):
+def test_a_date_time_the_calendar_does_not_have_says_so(api_client, value):
     """It was "Datetime has wrong format. Use one of these formats instead", for a value
     in exactly that format."""
     response = api_client.get(f"/api/v1/captures/?created_at__lte={value}")
     assert response.status_code == 400
-    assert response.json() == {"created_at__lte": [f"Not a date and time: {reason}."],
+    assert response.json() == {"created_at__lte": ["Not a date and time on the calendar."],
                                "code": "invalid"}  # fmt: skip
 
 
