@@ -18,6 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import requests
+from django.db import connection
 from packaging.requirements import Requirement
 
 from tests.events.helpers import receiving
@@ -325,20 +326,30 @@ def test_an_empty_number_setting_is_its_default():
     )
 
 
-@pytest.mark.django_db
-def test_check_captures_on_a_database_never_migrated_says_so_in_one_line():
-    name = f"unmigrated_{secrets.token_hex(4)}"
+@pytest.mark.django_db(transaction=True)
+def test_check_captures_that_cannot_check_says_why_in_one_line():
+    """A database never migrated, or a role that may not read the tables: tracebacks."""
+    name, role = f"unmigrated_{secrets.token_hex(4)}", f"reader_{secrets.token_hex(4)}"
     admin = psycopg.connect(database_url("postgres"), autocommit=True)
     admin.execute(f"CREATE DATABASE {name}")
+    admin.execute(f"CREATE ROLE {role} LOGIN")
     try:
-        result = _manage("check_captures", DATABASE_URL=database_url(name))
+        unmigrated = _manage("check_captures", DATABASE_URL=database_url(name))
+        s = connection.settings_dict
+        url = f"postgres://{role}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+        no_rights = _manage("check_captures", DATABASE_URL=url)
     finally:
         admin.execute(f"DROP DATABASE {name}")
+        admin.execute(f"DROP ROLE {role}")
         admin.close()
-    assert result.returncode == 1
-    assert result.stderr == (
-        'CommandError: The database has no capture audit to check (relation "capture_capture" '
-        "does not exist): run manage.py migrate first.\n"
+    assert (unmigrated.returncode, no_rights.returncode) == (1, 1)
+    assert unmigrated.stderr == (
+        'CommandError: The capture audit could not be checked (relation "capture_capture" '
+        "does not exist): is it the service's database, and migrated (manage.py migrate)?\n"
+    )
+    assert no_rights.stderr == (
+        "CommandError: The capture audit could not be checked (permission denied for table "
+        "capture_capture): run it as a role that may read every capture table.\n"
     )
 
 

@@ -208,6 +208,12 @@ def test_check_captures_names_a_guard_trigger_dropped_disabled_or_changed(captur
                        "ROW EXECUTE FUNCTION capture_keep_captured_sku()")  # fmt: skip
         cursor.execute("CREATE TRIGGER capture_immutable BEFORE UPDATE ON orders_orderitem "
                        "FOR EACH ROW EXECUTE FUNCTION capture_keep_captured_sku()")  # fmt: skip
+        # New captures sent by a rule to a table no guard watches.
+        cursor.execute("CREATE TABLE capture_elsewhere () INHERITS (capture_capture)")
+        cursor.execute("CREATE RULE to_elsewhere AS ON INSERT TO capture_capture DO INSTEAD "
+                       "INSERT INTO capture_elsewhere VALUES (NEW.*)")  # fmt: skip
+        # A guard that reads a table made to read one a session's search_path finds.
+        cursor.execute("ALTER FUNCTION capture_channel() RESET search_path")
         cursor.execute("SELECT current_database()")
         (database,) = cursor.fetchone()
         cursor.execute(f'ALTER DATABASE "{database}" SET session_replication_role = replica')
@@ -219,14 +225,30 @@ def test_check_captures_names_a_guard_trigger_dropped_disabled_or_changed(captur
     lines = err.getvalue().splitlines()
     assert (
         "trigger that keeps captured records as they were is missing, disabled or changed "
-        "(the database would take changes to them): capture_immutable, "
+        "(the database would take changes to them): capture_channel, capture_immutable, "
         "capture_item_immutable, captured_item_fixed, captured_item_sku_fixed, "
         "capturer_username_fixed, item_channel"
     ) in lines
-    assert ("trigger on a guarded table that the migrations did not make (it may change "
-            "what the guards keep): capture_immutable, zz_rewrite") in lines  # fmt: skip
+    assert ("trigger, rule or inheriting table on a guarded table that the migrations did not "
+            "make (it may change what the guards keep): capture_elsewhere, capture_immutable, "
+            "to_elsewhere, zz_rewrite") in lines  # fmt: skip
     assert ("session_replication_role set to replica for this database, a role or the server "
             f"(no guard fires in their sessions): every role on {database}") in lines  # fmt: skip
+
+
+def test_a_guard_reads_its_own_schema_whatever_a_sessions_search_path(captured):
+    """A session that put a table named as the guard's ahead of the real one (its own
+    schema first in its search_path) renamed a capturer past the guard."""
+    capturer = Capture.objects.get().user
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("CREATE SCHEMA elsewhere")
+        cursor.execute("CREATE TABLE elsewhere.capture_capture (user_id int)")
+        cursor.execute("SET LOCAL search_path = elsewhere, public")
+        with pytest.raises(DatabaseError, match="has captured"), transaction.atomic():
+            cursor.execute("UPDATE public.auth_user SET username = 'someone-else' WHERE id = %s",
+                           [capturer.pk])  # fmt: skip
+        cursor.execute("SET LOCAL search_path = DEFAULT")
 
 
 def test_check_captures_says_when_it_names_only_some(captured):

@@ -9,6 +9,7 @@ import signal
 import psycopg
 import pytest
 from django.core.management import CommandError, call_command
+from procrastinate.exceptions import ConnectorException
 
 from events import worker
 from events.management.commands import webhook_worker
@@ -51,16 +52,18 @@ def test_a_worker_that_keeps_stopping_says_so_as_an_error(runs, caplog, monkeypa
     OUTAGE_ERROR_SECONDS (or a wrong DATABASE_URL) left only warnings in the log while
     no webhook was sent."""
     monkeypatch.setattr(webhook_worker, "OUTAGE_ERROR_SECONDS", 0.5)
-    runs[:] = [psycopg.OperationalError("connection refused")] * 2
+    wrapped = ConnectorException()  # as procrastinate raises it: its cause named
+    wrapped.__cause__ = psycopg.OperationalError("connection refused\n  (port 1)")
+    runs[:] = [psycopg.OperationalError("connection refused"), wrapped]
     caplog.set_level(logging.INFO, logger="events.worker")
     asyncio.run(webhook_worker.supervise({}))
     records = [(r.levelname, r.getMessage()) for r in caplog.records]
     assert records == [
         ("WARNING", "The webhook worker stopped (OperationalError: connection refused); "
                     "it starts again in 1 s."),
-        ("ERROR", "The webhook worker stopped (OperationalError: connection refused) and has "
-                  "not run steadily for 1 s: no webhook is sent meanwhile. It starts again "
-                  "in 0 s."),
+        ("ERROR", "The webhook worker stopped (OperationalError: connection refused (port 1)) "
+                  "and has not run steadily for 1 s: no webhook is sent meanwhile. It starts "
+                  "again in 0 s."),
     ]  # fmt: skip
 
 

@@ -21,12 +21,16 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         try:
             problems = capture_audit_problems()
-        except ProgrammingError as exc:
-            if not isinstance(exc.__cause__, psycopg.errors.UndefinedTable):
-                raise  # a role that may not read the tables, say: not "migrate"
-            reason = str(exc).splitlines()[0]  # a database never migrated: one line
-            raise CommandError(f"The database has no capture audit to check ({reason}): "
-                               "run manage.py migrate first.") from None  # fmt: skip
+        except ProgrammingError as exc:  # one line naming what to do, not a traceback
+            reason = str(exc).splitlines()[0]
+            if isinstance(exc.__cause__, psycopg.errors.UndefinedTable):
+                advice = "is it the service's database, and migrated (manage.py migrate)?"
+            elif isinstance(exc.__cause__, psycopg.errors.InsufficientPrivilege):
+                advice = "run it as a role that may read every capture table."
+            else:
+                advice = "the database is not as the migrations made it."
+            raise CommandError(f"The capture audit could not be checked ({reason}): "
+                               f"{advice}") from None  # fmt: skip
         for line in problems:
             self.stderr.write(line)
         if problems:

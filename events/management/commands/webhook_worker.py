@@ -103,13 +103,13 @@ async def supervise(worker_options: dict) -> None:
                 break
             raise
         except DATABASE_ERRORS as exc:  # the database is down: opening the app failed
-            reason = f"{type(exc).__name__}: {exc}"
+            reason = stop_reason(exc)
         except Exception as exc:
             # A bug or a bad setting: its traceback goes to the log (an ERROR, for the
             # alerts), and the worker is started again as for a database loss, so a
             # failure that passes does not leave the webhooks stopped.
             logger.exception("The webhook worker failed.")
-            reason = f"{type(exc).__name__}: {exc}"
+            reason = stop_reason(exc)
         if stopping.is_set():
             break
         now = loop.time()
@@ -128,6 +128,14 @@ async def supervise(worker_options: dict) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), timeout=delay)
         delay = min(delay * 2, MAX_DELAY_SECONDS)
+
+
+def stop_reason(exc: BaseException) -> str:
+    """The error on one line, procrastinate's wrapper left out ("ConnectorException:
+    Database error." named no cause)."""
+    if isinstance(exc, ConnectorException) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
 async def run_worker(worker_options: dict) -> None:
