@@ -269,7 +269,7 @@ def _record(subscription: WebhookSubscription, outcomes, rendered: dict[str, str
     by the capture. A delivery another job of the lane recorded meanwhile keeps that
     job's record (RECORD_OUTCOMES). Returns how many were recorded."""
     schedule = retry_schedule(subscription)
-    attempts, observed = [], []
+    attempts = []
     for delivery, started_at, outcome in outcomes:
         delivery.attempts += 1
         attempts.append(DeliveryAttempt(
@@ -283,16 +283,12 @@ def _record(subscription: WebhookSubscription, outcomes, rendered: dict[str, str
         if outcome.delivered:
             delivery.state, delivery.delivered_at = DeliveryState.DELIVERED, timezone.now()
             delivery.next_attempt_at = None
-            lag = (delivery.delivered_at - delivery.event.created_at).total_seconds()
-            observed.append((delivery.pk, "delivered", lag))
         elif delivery.attempts > len(schedule):
             delivery.state, delivery.next_attempt_at = DeliveryState.FAILED, None
             delivery.failed_at = timezone.now()
-            observed.append((delivery.pk, "failed", None))
         else:
             delay = schedule[delivery.attempts - 1] * random.uniform(1 - JITTER, 1 + JITTER)
             delivery.next_attempt_at = timezone.now() + timedelta(seconds=delay)
-            observed.append((delivery.pk, "retry", None))
     deliveries = [delivery for delivery, _, _ in outcomes]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL synchronous_commit = off")
@@ -307,9 +303,14 @@ def _record(subscription: WebhookSubscription, outcomes, rendered: dict[str, str
         })  # fmt: skip
         recorded = {delivery_id for (delivery_id,) in cursor.fetchall()}
         DeliveryAttempt.objects.bulk_create([a for a in attempts if a.delivery_id in recorded])
-    for delivery_id, kind, lag in observed:
-        if delivery_id in recorded:
-            observe_delivery(kind, lag)
+    for delivery in deliveries:  # counted as recorded
+        if delivery.pk not in recorded:
+            continue
+        if delivery.state == DeliveryState.DELIVERED:
+            lag = (delivery.delivered_at - delivery.event.created_at).total_seconds()
+            observe_delivery("delivered", lag)
+        else:
+            observe_delivery("failed" if delivery.state == DeliveryState.FAILED else "retry")
     return len(recorded)
 
 

@@ -75,8 +75,8 @@ def env_database(name: str, default: str = "", default_from: str = "") -> dict:
     empty. Another scheme was tried as PostgreSQL; one without a database name
     started, then failed every read (a replica's) or a command with a traceback; a
     port that is not one, a host given as a socket path, failed naming no variable."""
-    url = env_text(name) or default
-    source = name if env_text(name) else default_from or name
+    given = env_text(name)
+    url, source = (given, name) if given else (default, default_from or name)
     usage = f"{source}: not a PostgreSQL URL (postgres://user:password@host:port/name)."
     try:
         parts = urlsplit(url)
@@ -415,7 +415,7 @@ if not env_text("PROMETHEUS_MULTIPROC_DIR"):
 METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
 for _entry in METRICS_ALLOWED_IPS:
     try:
-        ipaddress.ip_network(_entry.strip(), strict=False)
+        ipaddress.ip_network(_entry, strict=False)
     except ValueError as _exc:
         raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {_exc}") from None
 
