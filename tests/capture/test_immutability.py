@@ -11,8 +11,8 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 
+from capture.integrity import GUARD_DIGEST, GUARD_TRIGGERS
 from capture.models import Capture, CaptureItem
-from capture.selectors import GUARD_DIGEST, GUARD_TRIGGERS
 from events.models import Event
 from orders.models import OrderItem
 from tests.factories import ChannelFactory, make_api_user, make_order

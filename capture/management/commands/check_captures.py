@@ -2,7 +2,7 @@ import psycopg
 from django.core.management.base import BaseCommand, CommandError
 from django.db import ProgrammingError
 
-from capture.selectors import capture_audit_problems
+from capture.integrity import capture_audit_problems
 
 
 class Command(BaseCommand):
