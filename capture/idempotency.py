@@ -26,6 +26,7 @@ from omnitron.api.lookups import UserLookup
 from omnitron.api.renderers import render_json
 from omnitron.db.pruning import delete_in_batches
 from orders.models import Order
+from orders.selectors import channel_visible_sql
 from orders.serializers import OrderSerializer
 
 from . import metrics
@@ -39,7 +40,7 @@ from .exceptions import (
 from .models import IdempotencyRecord
 from .rules import IDEMPOTENCY_KEY_TTL_HOURS, MAX_IDEMPOTENCY_KEY_LENGTH
 from .shape import ITEM_FIELDS, REQUEST_FIELDS, plain_request
-from .sql import MEMBERSHIPS, ORDERS
+from .sql import ORDERS
 
 TTL = timedelta(hours=IDEMPOTENCY_KEY_TTL_HOURS)
 
@@ -146,9 +147,10 @@ def _stored(user_id: str, superuser: str, key: str, since: str) -> str:
     and whether the user may still see its order (SQL expressions as arguments)."""
     return f"""
     SELECT json_build_array(r.request_fingerprint, r.status_code, r.response_body,
-           r.order_id IS NULL OR {superuser} OR EXISTS (
-               SELECT 1 FROM {ORDERS} o JOIN {MEMBERSHIPS} m ON m.channel_id = o.channel_id
-                WHERE o.id = r.order_id AND m.user_id = r.user_id))
+           r.order_id IS NULL OR EXISTS (
+               SELECT 1 FROM {ORDERS} o
+                WHERE o.id = r.order_id
+                  AND {channel_visible_sql("o.channel_id", user="r.user_id", superuser=superuser)}))
       FROM {RECORDS} r
      WHERE r.user_id = {user_id} AND r.key = {key} AND r.created_at > {since}"""
 

@@ -25,13 +25,13 @@ from django.db import connection, models
 from events.sql import record_event_ctes, record_event_params
 from omnitron import exactjson
 from omnitron.db.sql import compact
-from orders.models import ChannelMembership, Order, OrderItem
+from orders.models import Order, OrderItem
+from orders.selectors import channel_visible_sql
 
 from .models import Capture, CaptureItem
 
 ORDERS = Order._meta.db_table
 ITEMS = OrderItem._meta.db_table
-MEMBERSHIPS = ChannelMembership._meta.db_table
 CAPTURES = Capture._meta.db_table
 CAPTURE_ITEMS = CaptureItem._meta.db_table
 
@@ -52,8 +52,7 @@ def orders_with_number(*, user: str, superuser: str, params: str) -> str:
     return f"""
         SELECT id, status, currency FROM {ORDERS}
          WHERE number = %({params}number)s
-           AND ({superuser} OR channel_id IN (
-                SELECT channel_id FROM {MEMBERSHIPS} WHERE user_id = {user}))
+           AND {channel_visible_sql("channel_id", user=user, superuser=superuser)}
            AND (%({params}channel)s::bigint IS NULL OR channel_id = %({params}channel)s::bigint)
          ORDER BY id
          LIMIT 2"""

@@ -41,6 +41,15 @@ def visible_to(queryset: QuerySet, user) -> QuerySet:
     return in_channels(queryset, channel_id_list_for_user(user))
 
 
+def channel_visible_sql(channel: str, *, user: str, superuser: str) -> str:
+    """visible_to's rule as an SQL condition, for the capture's hand-written statements:
+    the row's `channel` is one of the user's, or the user is a superuser (each an SQL
+    expression)."""
+    return f"""({superuser} OR {channel} IN (
+                SELECT channel_id FROM {ChannelMembership._meta.db_table}
+                 WHERE user_id = {user}))"""
+
+
 class InLiterals(Lookup):
     """`lhs IN (1, 2, …)` with the integers written into the statement (used as an
     expression, `filter(InLiterals(F(...), ids))`; not registered as a lookup)."""
