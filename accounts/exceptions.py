@@ -1,8 +1,12 @@
-"""Login's errors besides invalid credentials (a validation error of its serializer)."""
+"""Login's errors."""
 
 from omnitron.api.exceptions import CodedError
 
 from .error_codes import AccountErrorCode
+
+
+class InvalidCredentials(CodedError):
+    error = AccountErrorCode.INVALID_CREDENTIALS
 
 
 class LoginsBusy(CodedError):

@@ -1,8 +1,4 @@
-from django.contrib.auth import authenticate, get_user_model
 from rest_framework import serializers
-
-from .error_codes import AccountErrorCode
-from .services import login_slot
 
 
 class LoginSerializer(serializers.Serializer):
@@ -15,25 +11,6 @@ class LoginSerializer(serializers.Serializer):
         style={"input_type": "password"},
         write_only=True,
     )
-
-    def validate(self, attrs):
-        username = attrs["username"]
-        User = get_user_model()
-        if not User.objects.filter(username=username).exists():
-            # As the admin's login form reads it (NFKC), and create_api_user stores it:
-            # "ｗｍｓ" is the user "wms". A name stored as sent (before create_api_user
-            # normalized) still logs in as sent.
-            username = User.normalize_username(username)
-        with login_slot():
-            user = authenticate(
-                request=self.context.get("request"),
-                username=username,
-                password=attrs["password"],
-            )
-        if user is None:
-            raise AccountErrorCode.INVALID_CREDENTIALS.validation_error()
-        attrs["user"] = user
-        return attrs
 
 
 class TokenSerializer(serializers.Serializer):

@@ -1,14 +1,36 @@
-"""Writes of accounts: API tokens; and the login slots that keep password checks
-from taking every worker."""
+"""Accounts' rules and writes: what a username sent means, login (in one of the
+login slots that keep password checks from taking every worker), API tokens."""
 
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
+from django.contrib.auth import authenticate, get_user_model
 from django.db import connection, transaction
 from rest_framework.authtoken.models import Token
 
-from .exceptions import LoginsBusy
+from .exceptions import InvalidCredentials, LoginsBusy
+
+
+def username_as_stored(username: str) -> str:
+    """The username a name sent by a client or an operator means: as sent when a user
+    has exactly that name (one stored before names were normalized), else as Django's
+    forms read it (NFKC: "ｗｍｓ" is "wms"), which is how new names are stored."""
+    User = get_user_model()
+    if User.objects.filter(username=username).exists():
+        return username
+    return User.normalize_username(username)
+
+
+def user_login(*, request, username: str, password: str):
+    """The active user these credentials are, checked in a login slot. Raises
+    InvalidCredentials (an unknown name, a wrong password and an inactive user alike)
+    and LoginsBusy."""
+    with login_slot():
+        user = authenticate(request=request, username=username_as_stored(username),
+                            password=password)  # fmt: skip
+    if user is None:
+        raise InvalidCredentials()
+    return user
 
 
 def api_token_get_or_create(*, user) -> Token:

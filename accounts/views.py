@@ -17,7 +17,7 @@ from omnitron.api.schema import error_responses as errors
 
 from .error_codes import AccountErrorCode
 from .serializers import ActiveUserSerializer, LoginSerializer, TokenSerializer
-from .services import api_token_get_or_create
+from .services import api_token_get_or_create, user_login
 from .throttling import LOGIN_THROTTLES
 
 
@@ -38,9 +38,10 @@ class LoginView(APIView):
         auth=[],
     )
     def post(self, request):
-        serializer = LoginSerializer(data=request.data, context={"request": request})
+        serializer = LoginSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        token = api_token_get_or_create(user=serializer.validated_data["user"])
+        user = user_login(request=request, **serializer.validated_data)
+        token = api_token_get_or_create(user=user)
         return Response(TokenSerializer(token).data)
 
 

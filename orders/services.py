@@ -11,6 +11,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
+from accounts.services import api_token_get_or_create, username_as_stored
+
 from .importing import (
     ChannelImportSerializer,
     CustomerImportSerializer,
@@ -212,10 +214,7 @@ def api_user_create_or_update(
     their channels). Raises ApiUserInvalid for a username Django refuses, an empty
     password or a channel that does not exist."""
     User = get_user_model()
-    if not User.objects.filter(username=username).exists():
-        # A new name is stored as Django's forms read it (NFKC: "ｗｍｓ" is "wms"); one
-        # stored as typed before stays that user, never another.
-        username = User.normalize_username(username)
+    username = username_as_stored(username)
     try:  # Django's own rules for a username: 1 to 150 letters, digits and @.+-_
         User._meta.get_field(User.USERNAME_FIELD).clean(username, None)
     except ValidationError as exc:
@@ -236,8 +235,7 @@ def api_user_create_or_update(
             _set_channels(user, list(Channel.objects.values_list("id", flat=True)))
         elif channel_ids is not None:
             _set_channels(user, channel_ids)
-        token, _ = Token.objects.get_or_create(user=user)
-    return token
+        return api_token_get_or_create(user=user)
 
 
 def _grant(user, *, capture: bool, mark_sent: bool, staff: bool) -> None:

@@ -12,7 +12,7 @@ APPS = ("omnitron", "accounts", "orders", "events", "capture")
 ALLOWED = {
     "omnitron": {"omnitron"},
     "accounts": {"accounts", "omnitron"},
-    "orders": {"orders", "omnitron"},
+    "orders": {"orders", "accounts", "omnitron"},
     "events": {"events", "orders", "omnitron"},
     "capture": {"capture", "events", "orders", "omnitron"},
 }
