@@ -27,7 +27,7 @@ class LostDatabaseIsAWarning(logging.Filter):
 
 class StalledJobEndIsAWarning(logging.Filter):
     """A lane job ended as stalled (its worker froze past WEBHOOK_STALLED_SECONDS) stops
-    when its worker wakes, as designed (events/services.py warns of it), and the task
+    when its worker wakes, as designed (events/delivery.py warns of it), and the task
     queue then fails to finish a job it no longer holds: asyncio logged that as an
     error with a traceback ("Task exception was never retrieved")."""
 

@@ -62,7 +62,7 @@ class WebhookSubscription(models.Model):
     """Where events are sent: a URL, the types and channels it wants (no channel: all),
     extra headers for the receiver's own authentication, and a retry schedule (empty:
     settings.WEBHOOK_RETRY_SCHEDULE). A receiver whose POST timed out is paused: none
-    of its deliveries is sent until `paused_until` (events/services.py)."""
+    of its deliveries is sent until `paused_until` (events/delivery.py)."""
 
     url = models.URLField(max_length=MAX_URL_LENGTH, unique=True)
     secret = models.CharField(max_length=128, default=new_secret)

@@ -36,7 +36,7 @@ def lane_jobs_sql(source: str, sending: str = "sub.timeouts_in_a_row = 0") -> st
     subscription (`sub`) is `sending`: by default, one whose receiver has not timed out
     since it last answered (the dispatcher queues the others' lanes). A lane's job
     sends every due delivery of its lane and keeps looking for more while they come
-    (events/services.py), so under load a lane has one long job, and a capture queues
+    (events/delivery.py), so under load a lane has one long job, and a capture queues
     nothing. Procrastinate's `lock` lets one job per lane run at a time, so no delivery
     is ever sent twice at once. A delivery written just as its lane's job ends is
     picked up by the dispatcher a second later. Written against procrastinate's table
@@ -91,7 +91,7 @@ def record_event_ctes(source: str) -> str:
 # The lanes with deliveries due now, for the worker's dispatcher (retries, and lanes
 # whose job a dead worker held). Of a subscription whose receiver timed out: none while
 # it is paused, then only the lane of its oldest due delivery, which probes the
-# receiver (events/services.py).
+# receiver (events/delivery.py).
 OLDEST_DUE = f"""(SELECT min(id) FROM {DELIVERIES} WHERE subscription_id = sub.id
                   AND state = '{PENDING}' AND next_attempt_at <= now())"""
 _PROBING = f"sub.paused_until <= now() AND lane = mod({OLDEST_DUE}, {LANES_PER_SUBSCRIPTION})"

@@ -9,14 +9,14 @@ from django.db import connection
 from procrastinate.contrib.django import app
 from procrastinate.jobs import Status
 
-from .services import webhook_lane_flush
+from .delivery import webhook_lane_flush
 from .sql import DELIVER_LANE_TASK, QUEUE_DUE_LANES, WEBHOOK_QUEUE
 
 
 # Named as procrastinate would name it anyway: the capture's statement queues its jobs by name.
 @app.task(queue=WEBHOOK_QUEUE, name=DELIVER_LANE_TASK, pass_context=True)
 def deliver_lane(context, subscription_id: int, lane: int) -> int:
-    """Every due delivery of one lane of one subscription (events/services.py), while
+    """Every due delivery of one lane of one subscription (events/delivery.py), while
     this job holds the lane."""
     return webhook_lane_flush(subscription_id=subscription_id, lane=lane, job_id=context.job.id)
 

@@ -15,13 +15,9 @@ from django.test import override_settings
 from django.utils import timezone
 
 from events import outbound
+from events.delivery import _pause, webhook_lane_flush
 from events.models import DeliveryAttempt, DeliveryState, WebhookDelivery, WebhookSubscription
-from events.services import (
-    _pause,
-    webhook_lane_flush,
-    webhook_subscription_create_or_update,
-    webhook_subscriptions_resume,
-)
+from events.services import webhook_subscription_create_or_update, webhook_subscriptions_resume
 from events.tasks import dispatch_due_deliveries
 from tests.events.helpers import receiving
 from tests.factories import make_order
@@ -346,15 +342,15 @@ def test_a_changed_subscription_is_used_from_the_next_batch(api_client, channel,
     """A lane's job runs as long as deliveries keep coming: it read the subscription
     once, and went on sending to the old URL with the old headers for seconds after an
     operator changed them (and after a deactivation)."""
-    from events import services
+    from events import delivery
 
-    monkeypatch.setattr(services, "BATCH", 1)
-    monkeypatch.setattr(services, "LANE_IDLE_SECONDS", 0)
+    monkeypatch.setattr(delivery, "BATCH", 1)
+    monkeypatch.setattr(delivery, "LANE_IDLE_SECONDS", 0)
     with receiving() as old, receiving() as new, receiving() as never:
         subscription = subscribe(old.url, [30])
         capture_orders(api_client, channel, 12)
         lane = WebhookDelivery.objects.order_by("id").first().pk % 4
-        sent = services._send
+        sent = delivery._send
 
         def send_then_change(subscription_then, batch, hold):
             outcome = sent(subscription_then, batch, hold)
@@ -366,7 +362,7 @@ def test_a_changed_subscription_is_used_from_the_next_batch(api_client, channel,
                 )
             return outcome
 
-        monkeypatch.setattr(services, "_send", send_then_change)
+        monkeypatch.setattr(delivery, "_send", send_then_change)
         assert webhook_lane_flush(subscription_id=subscription.pk, lane=lane) == 2
     assert (len(old.requests), len(new.requests), len(never.requests)) == (1, 1, 0)
     assert new.requests[0]["headers"]["X-New"] == "1"

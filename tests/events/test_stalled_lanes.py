@@ -9,9 +9,10 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from events import outbound, services
+from events import delivery, outbound
+from events.delivery import webhook_lane_flush
 from events.models import DeliveryAttempt, DeliveryState, WebhookDelivery
-from events.services import webhook_lane_flush, webhook_subscription_create_or_update
+from events.services import webhook_subscription_create_or_update
 from tests.events.helpers import receiving
 from tests.events.test_slow_receivers import capture_orders
 
@@ -50,7 +51,7 @@ def after_each_post(monkeypatch):
 
 def test_a_job_ended_as_stalled_stops_at_its_next_post(api_client, channel, monkeypatch,
                                                        after_each_post):  # fmt: skip
-    monkeypatch.setattr(services, "HOLD_CHECK_SECONDS", 0)  # as if frozen between POSTs
+    monkeypatch.setattr(delivery, "HOLD_CHECK_SECONDS", 0)  # as if frozen between POSTs
     with receiving() as receiver:
         subscription, _ = webhook_subscription_create_or_update(url=receiver.url)
         capture_orders(api_client, channel, 12)
@@ -67,7 +68,7 @@ def test_a_job_ended_as_stalled_stops_at_its_next_post(api_client, channel, monk
 
 
 def test_a_job_that_holds_its_lane_sends_it_all(api_client, channel, monkeypatch):
-    monkeypatch.setattr(services, "HOLD_CHECK_SECONDS", 0)
+    monkeypatch.setattr(delivery, "HOLD_CHECK_SECONDS", 0)
     with receiving() as receiver:
         subscription, _ = webhook_subscription_create_or_update(url=receiver.url)
         capture_orders(api_client, channel, 12)
@@ -82,7 +83,7 @@ def test_an_outcome_another_job_recorded_meanwhile_is_kept(api_client, channel, 
     """The POST the frozen job was making when it froze reaches the receiver after the
     new job's (the same webhook-id: at least once); its outcome is not recorded over
     the new job's, and the job stops after that batch (one delivery a batch here)."""
-    monkeypatch.setattr(services, "BATCH", 1)
+    monkeypatch.setattr(delivery, "BATCH", 1)
     with receiving() as receiver:
         subscription, _ = webhook_subscription_create_or_update(url=receiver.url)
         capture_orders(api_client, channel, 12)
@@ -117,7 +118,7 @@ def test_a_slow_receivers_outcomes_are_recorded_as_the_lane_goes(api_client, cha
     """Outcomes were recorded once per batch of 100: a receiver answering in 0.3 s took
     30 s a batch, all of which a frozen worker's new job sent again. They are recorded
     every RECORD_SECONDS."""
-    monkeypatch.setattr(services, "RECORD_SECONDS", 0.3)
+    monkeypatch.setattr(delivery, "RECORD_SECONDS", 0.3)
     with receiving(delay=0.1) as receiver:
         subscription, _ = webhook_subscription_create_or_update(url=receiver.url)
         capture_orders(api_client, channel, 24)  # six a lane

@@ -14,13 +14,10 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.utils import timezone
 
+from events.delivery import retry_schedule, webhook_lane_flush
 from events.models import DeliveryState, WebhookDelivery, WebhookSubscription
 from events.outbound import TargetRefused, resolve
-from events.services import (
-    retry_schedule,
-    webhook_lane_flush,
-    webhook_subscription_create_or_update,
-)
+from events.services import webhook_subscription_create_or_update
 from tests.events.helpers import receiving
 from tests.factories import make_api_user, make_order
 from tests.helpers import capture
