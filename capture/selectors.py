@@ -1,16 +1,30 @@
-"""Reads of the capture audit: the captures of the user's channels (the API and the
-admin) and the rows of the reconciliation export. The audit's own checks are in
-integrity.py."""
+"""Reads of captures: the items a capture would take, the captures of the user's
+channels (the API and the admin) and the rows of the reconciliation export. The
+audit's own checks are in integrity.py."""
 
 from collections.abc import Iterator
 
 from django.db import transaction
-from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery, Sum, TextField
+from django.db.models import Count, F, OuterRef, Prefetch, QuerySet, Subquery, Sum, TextField
 from django.db.models.functions import Cast, Length
 
+from orders.models import OrderItem
 from orders.selectors import visible_to
 
 from .models import Capture, CaptureItem
+from .rules import CAPTURABLE_ORDER_STATUSES, NON_CAPTURABLE_ITEM_STATUSES
+
+
+def capturable_items() -> QuerySet[OrderItem]:
+    """The items a capture would take now, by the rules of services.py that an item and
+    its order decide alone (8.2, 8.4 to 8.6): not captured, of a status capture takes in
+    an order of one, priced at zero or more in the order's currency."""
+    return OrderItem.objects.filter(
+        captured_at__isnull=True,
+        order__status__in=CAPTURABLE_ORDER_STATUSES,
+        price__gte=0,
+        price_currency=F("order__currency"),
+    ).exclude(status__in=NON_CAPTURABLE_ITEM_STATUSES)
 
 
 def captures_with_items() -> QuerySet[Capture]:

@@ -1,11 +1,17 @@
+import json
+import re
 import subprocess
 from io import StringIO
 
 from django.contrib.auth.models import User
 from django.core.management import call_command
+from rest_framework.test import APIClient
 
 from capture.models import Capture
-from orders.models import Order, OrderItem
+from capture.selectors import capturable_items
+from orders.models import Channel, Order, OrderItem
+from tests.factories import make_order
+from tests.helpers import CAPTURE_URL, capture
 from tests.live import ROOT, VENV_BIN, server_env
 
 
@@ -22,6 +28,34 @@ def test_demo_loads_once_and_prints_a_working_capture(transactional_db):
     assert "curl -s -X POST http://127.0.0.1:8000/api/v1/capture-order/" in second.getvalue()
     assert set(Order.objects.values_list("status", flat=True)) >= {"100", "400", "500", "550"}
     assert Capture.objects.count() == 0
+
+    # The printed capture works, as pasted: its token, its key and its body.
+    token, key, body = re.search(
+        r"Token: +(\w+).*Idempotency-Key: ([\w-]+)'.*-d '(.+?)'$", second.getvalue(), re.S | re.M
+    ).groups()
+    client = APIClient(HTTP_AUTHORIZATION=f"Token {token}")
+    answer = client.post(CAPTURE_URL, json.loads(body), format="json", HTTP_IDEMPOTENCY_KEY=key)
+    assert answer.status_code == 200, answer.content
+    assert Capture.objects.count() == 1
+
+
+def test_the_items_shown_as_capturable_are_those_a_capture_takes(transactional_db, api_client):
+    """capturable_items (load_demo's suggestion) against the capture itself, over every
+    demo item: statuses of orders and items, captured ones, prices."""
+    call_command("load_demo", stdout=StringIO())
+    api_client.force_authenticate(User.objects.get(username="demo"))
+    mispriced = make_order(number="DEMO-MISPRICED", items=2, channel=Channel.objects.first())
+    OrderItem.objects.filter(pk=mispriced.items.first().pk).update(price_currency="USD")
+    capture(api_client, "DEMO-1002", [OrderItem.objects.filter(order__number="DEMO-1002")[0].pk])
+    shown = set(capturable_items().values_list("pk", flat=True))
+    taken = set()
+    for item in OrderItem.objects.select_related("order").order_by("pk"):
+        answer = capture(api_client, item.order.number, [item.pk], channel=item.order.channel_id)
+        assert answer.status_code in (200, 400, 409), answer.content
+        if answer.status_code == 200:
+            taken.add(item.pk)
+    assert shown
+    assert taken == shown
 
 
 def test_demo_refuses_the_production_settings(transactional_db):

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count
 
-from capture.rules import CAPTURABLE_ORDER_STATUSES, NON_CAPTURABLE_ITEM_STATUSES
+from capture.selectors import capturable_items
 from orders.importing import import_document_parse
 from orders.models import Order
 from orders.services import api_user_create_or_update, orders_import
@@ -47,15 +47,10 @@ class Command(BaseCommand):
             f"{options['password']})",
             f"Token:     {token.key}",
         ]
-        order = self._capturable_order()
-        if order is not None:
-            item = (
-                order.items.filter(captured_at__isnull=True)
-                .exclude(status__in=NON_CAPTURABLE_ITEM_STATUSES)
-                .first()
-            )
+        item = self._capturable_item()
+        if item is not None:
             body = json.dumps(
-                {"order": order.number, "order_items": [{"pk": item.pk, "attributes": {}}]}
+                {"order": item.order.number, "order_items": [{"pk": item.pk, "attributes": {}}]}
             )
             lines += [
                 "Capture an item:",
@@ -69,19 +64,16 @@ class Command(BaseCommand):
             lines.append("Every demo item is captured: `make db-destroy` starts afresh.")
         self.stdout.write("\n".join(lines))
 
-    def _capturable_order(self):
-        # An order number that exists once, so the curl needs no `channel`.
+    def _capturable_item(self):
+        """The first demo item a capture would take, of an order number that exists
+        once (so the curl needs no `channel`)."""
         unique_numbers = (
             Order.objects.values("number").annotate(n=Count("id")).filter(n=1).values("number")
         )
         return (
-            Order.objects.filter(
-                number__startswith="DEMO-",
-                number__in=unique_numbers,
-                status__in=CAPTURABLE_ORDER_STATUSES,
-                items__captured_at__isnull=True,
-            )
-            .exclude(items__status__in=NON_CAPTURABLE_ITEM_STATUSES)
-            .order_by("number")
+            capturable_items()
+            .filter(order__number__startswith="DEMO-", order__number__in=unique_numbers)
+            .select_related("order")
+            .order_by("order__number", "pk")
             .first()
         )
