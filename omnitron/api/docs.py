@@ -9,6 +9,7 @@ from django.utils import translation
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
 
 from .error_codes import FieldErrorCode
 from .renderers import JSONErrorsMixin
@@ -73,8 +74,7 @@ class SchemaView(JSONErrorsMixin, SpectacularAPIView):
 
     http_method_names = ["get", "head"]  # DRF's OPTIONS answer came in YAML
     built: dict[str, dict] = {}
-    rendered: dict[tuple | None, bytes] = {}
-    MAX_KEPT = 8  # ?lang= and Accept may name anything: what is kept stays bounded
+    rendered: dict[tuple, bytes] = {}
 
     @extend_schema(exclude=True)  # as drf-spectacular's own get (SERVE_INCLUDE_SCHEMA)
     def get(self, request, *args, **kwargs):
@@ -87,18 +87,21 @@ class SchemaView(JSONErrorsMixin, SpectacularAPIView):
         if schema is None:
             generator = self.generator_class(urlconf=self.urlconf, patterns=self.patterns)
             schema = generator.get_schema(request=request, public=self.serve_public)
-            if len(self.built) < self.MAX_KEPT:
-                self.built[language] = schema
+            self.built[language] = schema  # ?lang= is one of LANGUAGES
         renderer, media_type = request.accepted_renderer, request.accepted_media_type
-        # Kept only as the renderer's own type names it: an Accept with parameters
-        # (`; indent=2`, or made up, one per request) is rendered each time, so that no
-        # client fills what is kept.
-        key = (language, type(renderer)) if media_type == renderer.media_type else None
+        context = self.get_renderer_context()
+        # What the body depends on: the language, the renderer and, for JSON, the
+        # indent an Accept asks for (DRF's `; indent=`, 0 to 8). Nothing else an Accept
+        # says (a browser's q=, a made-up parameter) changes it: such a request was
+        # rendered again each time, 67 to 137 ms that anyone could ask for. The keys are
+        # few (LANGUAGES, four renderers, nine indents), so every one is kept.
+        indent = (
+            renderer.get_indent(media_type, context) if isinstance(renderer, JSONRenderer) else None
+        )
+        key = (language, type(renderer), indent)
         body = self.rendered.get(key)
         if body is None:
-            body = renderer.render(schema, media_type, self.get_renderer_context())
-            if key is not None and len(self.rendered) < self.MAX_KEPT * 2:
-                self.rendered[key] = body
+            body = self.rendered[key] = renderer.render(schema, media_type, context)
         charset = f"; charset={renderer.charset}" if renderer.charset else ""
         response = HttpResponse(body, content_type=f"{media_type}{charset}")
         filename = self._get_filename(request, version=None)
