@@ -14,6 +14,7 @@ import json
 from django.conf import settings
 from django.utils import timezone
 
+from omnitron import collector
 from omnitron.api.lookups import UserLookup
 from omnitron.api.middleware import declared_length
 
@@ -80,7 +81,8 @@ def _number_channel_pks(request) -> tuple[str, int | None, list[int]] | None:
     if not 0 < length <= min(MAX_READ_BODY_BYTES, settings.DATA_UPLOAD_MAX_MEMORY_SIZE):
         return None  # a body Django refuses is refused after authentication, as before
     try:
-        data = json.loads(request.body)
+        with collector.paused():
+            data = json.loads(request.body)
     except (ValueError, RecursionError):
         return None
     if not plain_request(data):

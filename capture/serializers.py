@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
-from omnitron import exactjson
+from omnitron import collector, exactjson
 from omnitron.api.error_codes import FieldErrorCode
 from omnitron.api.serializers import OutputModelSerializer, SharedFieldsMixin, StrictIntegerField
 from omnitron.exactjson import LargeInteger
@@ -63,7 +63,8 @@ def check_attributes(value: dict) -> dict:
     """The rules of an item's `attributes` beyond being an object: storable in jsonb,
     at most MAX_ATTRIBUTES_DEPTH deep and MAX_ATTRIBUTES_BYTES serialized (numbers in
     plain notation, as PostgreSQL keeps them)."""
-    growth = _check_json_value(value)
+    with collector.paused():  # the walk's own tuples set off passes over the whole app
+        growth = _check_json_value(value)
     text = exactjson.dumps(value, ensure_ascii=False, separators=(",", ":"))
     size = len(text.encode("utf-8")) + growth
     if size > MAX_ATTRIBUTES_BYTES:

@@ -14,6 +14,8 @@ from decimal import Decimal
 import simplejson
 from rest_framework.utils.encoders import JSONEncoder as DRFJSONEncoder
 
+from . import collector
+
 # PostgreSQL's numeric (the numbers of jsonb): digits before and after the point.
 # Digits before the point of a number the service keeps: PostgreSQL's numeric holds
 # 131,072, but it answers numbers in plain notation, and Python's json reads an integer
@@ -56,7 +58,8 @@ def parse_decimal(text: str) -> Decimal:
 
 
 def loads(text: str | bytes, **kwargs):
-    return json.loads(text, parse_float=parse_decimal, parse_int=_integer, **kwargs)
+    with collector.paused():
+        return json.loads(text, parse_float=parse_decimal, parse_int=_integer, **kwargs)
 
 
 def without_duplicate_keys(pairs: list[tuple]) -> dict:
