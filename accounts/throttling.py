@@ -69,15 +69,16 @@ class LoginUsernameThrottle(LoginThrottle):
         return User.normalize_username(username).strip() or None
 
 
+# In the order they are asked: the address's first, which reads no body.
 LOGIN_THROTTLES = [LoginAddressThrottle, LoginUsernameThrottle]
 
 
 def login_wait(request, *, username: str | None = None) -> int | None:
     """Count a password check made outside DRF (the admin's login, or its password
-    change of `username`'s password) against every login limit; the seconds to wait
-    when one is exceeded, else None."""
-    waits = []
+    change of `username`'s password) against the login limits, in order, as the API's
+    login does (accounts/views.py): the seconds to wait when one refuses, and the
+    limits after it neither read nor count the attempt; else None."""
     for throttle in (throttle_class(username) for throttle_class in LOGIN_THROTTLES):
         if not throttle.allow_request(request, None):
-            waits.append(throttle.wait())
-    return max(waits) if waits else None
+            return throttle.wait()
+    return None

@@ -26,6 +26,15 @@ class LoginView(APIView):
     permission_classes = [AllowAny]
     throttle_classes = LOGIN_THROTTLES
 
+    def check_throttles(self, request):
+        """The first limit that refuses answers (DRF asks every one, for the longest
+        wait): the per-username limit parses the body to read the name and counts the
+        attempt against it, and a request the per-address limit refused is worth
+        neither (helper 71: 300 KB bodies answered 429 still cost 70 to 110 ms each)."""
+        for throttle in self.get_throttles():
+            if not throttle.allow_request(request, self):
+                self.throttled(request, throttle.wait())
+
     @extend_schema(
         summary="Log in",
         description="Exchange a username and password for the user's API token.",

@@ -61,6 +61,21 @@ def test_login_is_limited_per_username_whatever_the_address(client):
 
 
 @pytest.mark.django_db
+def test_a_login_the_address_limit_refuses_is_neither_read_nor_counted_by_name(client):
+    """DRF asks every limit: a login refused per address still had its body parsed for
+    the username limit (300 KB of `[]` cost 70 to 110 ms an answer 429, helper 71; one
+    that was not JSON was a 400 instead) and counted against that name."""
+    make_api_user(username="wms", password="right-password-1")
+    with throttle_rates(login_address="2/min", login_username="3/min"):
+        answers = [login(client, "wms", "wrong") for _ in range(2)]
+        answers += [login(client, "wms", "wrong") for _ in range(3)]
+        answers.append(client.post(LOGIN, b"{not json", content_type="application/json",
+                                   REMOTE_ADDR="10.0.0.1"))  # fmt: skip
+        answers.append(login(client, "wms", "right-password-1", address="10.0.0.2"))
+    assert [a.status_code for a in answers] == [400, 400, 429, 429, 429, 429, 200]
+
+
+@pytest.mark.django_db
 def test_a_username_sent_as_a_number_counts_as_its_text(client):
     """The login reads {"username": 424242} as "424242", and the limit counted nothing
     for it: a name of digits had only the per-address limit against guessing."""
