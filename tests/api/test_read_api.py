@@ -505,6 +505,21 @@ def test_a_query_parameter_a_list_does_not_take_is_refused_by_name(api_client, c
     }
 
 
+@pytest.mark.parametrize("url", ["/api/v1/orders/?code=1&detail=2&zz=3", "/api/v1/events/?code=1"])
+def test_a_parameter_named_as_a_key_of_the_error_body_is_still_named(api_client, channel, url):
+    """`?code=1` was answered {"code": "unknown_parameter"}, naming nothing (its message
+    went under "code" and the code over it), and `?detail=1` with a list for `detail`
+    (helper 71)."""
+    response = api_client.get(url)
+    message = "This list takes no such query parameter."
+    names = sorted(parse_qs(urlsplit(url).query))
+    expected = {"non_field_errors": [f"{name}: {message}" for name in names if name != "zz"]}
+    if "zz" in names:
+        expected["zz"] = [message]
+    assert response.status_code == 400
+    assert response.json() == {**expected, "code": "unknown_parameter"}
+
+
 def test_a_lists_own_parameters_are_all_taken(api_client, channel):
     order = make_order(channel=channel, items=1)
     for url in (

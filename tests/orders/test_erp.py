@@ -104,6 +104,18 @@ def test_many_fields_not_writable_are_answered_at_once_naming_the_first_few(erp,
     assert sorted(set(answer) - {"code"}) == sorted(keys)[:10]
 
 
+def test_a_field_named_as_a_key_of_the_error_body_is_still_named(erp, channel):
+    order = make_order(channel=channel, items=1)
+    body = {"code": "y", "detail": "z", "is_send": True}
+    response = erp.patch(f"/api/v1/orders/{order.pk}/", body, format="json")
+    message = "This field cannot be changed here: only is_send can."
+    assert response.json() == {
+        "non_field_errors": [f"code: {message}", f"detail: {message}"],
+        "code": "not_writable",
+    }
+    assert not Order.objects.filter(is_send=True).exists()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_marking_an_order_a_capture_holds_is_503_database_timeout(erp, channel):
     """The PATCH waits lock_timeout for the capture's row lock, then gives up: a
