@@ -29,8 +29,9 @@ from django.contrib.auth.views import PasswordChangeView
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import models
-from django.db.models import Q
+from django.db.models import ProtectedError, Q, RestrictedError
 from django.forms.fields import InvalidJSONInput
+from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
@@ -270,7 +271,31 @@ class CheckedInputMixin(CheckedFormFieldsMixin):
         if not all(_is_value_of(self.model._meta.pk, pk) for pk in selected):
             self.message_user(request, "That is not a selection of this list.", messages.ERROR)
             return None
-        return super().response_action(request, queryset)
+        try:
+            return super().response_action(request, queryset)
+        except (ProtectedError, RestrictedError) as exc:  # as delete_view's, below
+            self.message_user(request, _protected_message(exc), messages.ERROR)
+            return None
+
+    def delete_view(self, request, object_id, extra_context=None):
+        """Django checks what protects a row when it shows the delete page and again
+        when the delete is posted, then deletes: a capture that committed between the
+        second check and the delete made the delete fail (500, helper 72). Nothing is
+        deleted either way; now the page comes back with what protects the row."""
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except (ProtectedError, RestrictedError) as exc:
+            self.message_user(request, _protected_message(exc), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+
+def _protected_message(exc: ProtectedError | RestrictedError) -> str:
+    rows = exc.protected_objects if isinstance(exc, ProtectedError) else exc.restricted_objects
+    names = sorted({str(row._meta.verbose_name) for row in rows})
+    return (
+        "Nothing was deleted: while the page was open, other rows came to need it "
+        f"({', '.join(names)})."
+    )
 
 
 def _is_value_of(field, value: str) -> bool:
