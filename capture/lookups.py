@@ -17,6 +17,7 @@ from django.utils import timezone
 from omnitron import collector
 from omnitron.api.lookups import UserLookup
 from omnitron.api.middleware import declared_length
+from omnitron.api.parsers import is_identity_encoded, is_json
 
 from .exceptions import InvalidIdempotencyKey
 from .idempotency import RECORDS, TTL, idempotency_key
@@ -73,9 +74,7 @@ class OrderReadLookup(UserLookup):
 def _number_channel_pks(request) -> tuple[str, int | None, list[int]] | None:
     """The order number, channel and item pks of a JSON capture body of the plain
     shape (capture/shape.py), as validation gives them back."""
-    if request.content_type.partition(";")[0].strip().lower() != "application/json":
-        return None
-    if request.META.get("HTTP_CONTENT_ENCODING", "").strip().lower() not in ("", "identity"):
+    if not (is_json(request) and is_identity_encoded(request)):
         return None
     length = declared_length(request)
     if not 0 < length <= min(MAX_READ_BODY_BYTES, settings.DATA_UPLOAD_MAX_MEMORY_SIZE):

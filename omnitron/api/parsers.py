@@ -44,6 +44,17 @@ def value_count(body: bytes) -> int:
     return count
 
 
+def is_identity_encoded(request) -> bool:
+    """Whether the body comes as sent, not compressed (no Content-Encoding, or
+    `identity`): the parser refuses any other with 415 unsupported_content_encoding."""
+    return request.META.get("HTTP_CONTENT_ENCODING", "").strip().lower() in ("", "identity")
+
+
+def is_json(request) -> bool:
+    """Whether the body is declared JSON (`application/json`, parameters aside)."""
+    return request.content_type.partition(";")[0].strip().lower() == "application/json"
+
+
 class StrictJSONParser(JSONParser):
     """DRF hands a JSON parser the body already read: Django refuses one over
     DATA_UPLOAD_MAX_MEMORY_SIZE (the API_MAX_BODY_BYTES variable) before reading it, and the
@@ -51,8 +62,8 @@ class StrictJSONParser(JSONParser):
 
     def parse(self, stream, media_type=None, parser_context=None):
         request = (parser_context or {}).get("request")
-        encoding = request.META.get("HTTP_CONTENT_ENCODING", "") if request else ""
-        if encoding.strip().lower() not in ("", "identity"):
+        if request is not None and not is_identity_encoded(request):
+            encoding = request.META["HTTP_CONTENT_ENCODING"]
             raise UnsupportedContentEncoding(encoding=encoding[:64])
         body = stream.read()
         if request is not None and len(body) < declared_length(request):
