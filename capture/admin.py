@@ -10,7 +10,8 @@ from orders.admin import OrderFilter
 from orders.models import Order
 from orders.selectors import visible_to
 
-from .export import ExportTooLarge, captures_csv_response
+from .exceptions import ExportTooLarge
+from .export import captures_csv_response
 from .models import Capture, CaptureItem
 
 

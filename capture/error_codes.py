@@ -137,3 +137,17 @@ class CaptureErrorCode(ErrorCode):
         "Rule 7: the key was used with another body in the last "
         f"{IDEMPOTENCY_KEY_TTL_HOURS} hours.",
     )
+
+
+class ExportErrorCode(ErrorCode):
+    """The reconciliation export's: the captures list as CSV, the API's and the admin's."""
+
+    EXPORT_TOO_LARGE = (
+        status.HTTP_400_BAD_REQUEST,
+        None,
+        "The export holds more than {limit:,} rows: narrow it with the list's filters "
+        "(a date range).",
+        "A CSV export (the captures list with `Accept: text/csv`) of more rows than one "
+        "answer sends within gunicorn's timeout: cut short there, it ended as a "
+        "complete-looking file missing rows. Export by date range.",
+    )

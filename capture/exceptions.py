@@ -3,7 +3,7 @@ their status, shape and message)."""
 
 from omnitron.api.exceptions import CodedError
 
-from .error_codes import CaptureErrorCode
+from .error_codes import CaptureErrorCode, ExportErrorCode
 
 
 class CaptureError(CodedError):
@@ -73,3 +73,7 @@ class IdempotencyKeyInUse(CodedError):
 
 class IdempotencyKeyReused(CodedError):
     error = CaptureErrorCode.IDEMPOTENCY_KEY_REUSED
+
+
+class ExportTooLarge(CodedError):
+    error = ExportErrorCode.EXPORT_TOO_LARGE

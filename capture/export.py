@@ -14,9 +14,7 @@ from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from rest_framework import renderers
 
-from omnitron.api.error_codes import ApiErrorCode
-from omnitron.api.exceptions import CodedError
-
+from .exceptions import ExportTooLarge
 from .models import Capture
 from .rules import MAX_EXPORT_ROWS
 from .selectors import CAPTURED_ITEM_COLUMNS, captured_item_count, captured_item_rows
@@ -68,10 +66,6 @@ class CSVRenderer(renderers.BaseRenderer):
                 buffer.seek(0)
                 buffer.truncate()
         yield buffer.getvalue().encode()
-
-
-class ExportTooLarge(CodedError):
-    error = ApiErrorCode.EXPORT_TOO_LARGE
 
 
 def captures_csv_response(captures: QuerySet[Capture]) -> StreamingHttpResponse:

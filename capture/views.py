@@ -28,7 +28,7 @@ from omnitron.api.viewsets import ScopedReadOnlyViewSet, documented
 from omnitron.observability import note
 from orders.serializers import OrderSerializer
 
-from .error_codes import CaptureErrorCode
+from .error_codes import CaptureErrorCode, ExportErrorCode
 from .export import CSVRenderer, captures_csv_response
 from .filters import CaptureFilterSerializer
 from .idempotency import (
@@ -147,7 +147,7 @@ CAPTURE_LIST_RESPONSES = {
     (200, CSVRenderer.media_type): OpenApiResponse(OpenApiTypes.STR),
     **{  # errors: JSON
         (status, JSON): response
-        for status, response in errors(*READ_ERROR_CODES, ApiErrorCode.EXPORT_TOO_LARGE).items()
+        for status, response in errors(*READ_ERROR_CODES, *ExportErrorCode).items()
     },
 }
 

@@ -90,15 +90,6 @@ class ApiErrorCode(ErrorCode):
         "refuses as suspicious (more than 1,000 query or form fields, on any path the "
         "app reads them from: every path but the health checks).",
     )
-    EXPORT_TOO_LARGE = (
-        status.HTTP_400_BAD_REQUEST,
-        None,
-        "The export holds more than {limit:,} rows: narrow it with the list's filters "
-        "(a date range).",
-        "A CSV export (the captures list with `Accept: text/csv`) of more rows than one "
-        "answer sends within gunicorn's timeout: cut short there, it ended as a "
-        "complete-looking file missing rows. Export by date range.",
-    )
     NOT_AUTHENTICATED = (
         status.HTTP_401_UNAUTHORIZED,
         None,
