@@ -4,7 +4,6 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from events.outbound import TargetRefused
-from events.registry import EVENT_TYPES
 from events.services import KEEP, webhook_subscription_create_or_update
 from orders.management.arguments import channel_id
 from orders.models import Channel
@@ -45,8 +44,6 @@ class Command(BaseCommand):
         )  # fmt: skip
 
     def handle(self, *args, url, events, channels, headers, **options):
-        if unknown := set(events or ()) - set(EVENT_TYPES):
-            raise CommandError(f"Unknown event type(s): {', '.join(sorted(unknown))}")
         try:
             subscription, _ = webhook_subscription_create_or_update(
                 url=url, event_types=events or KEEP,
