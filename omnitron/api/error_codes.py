@@ -240,62 +240,62 @@ class FieldErrorCode(ErrorCode):
     BLANK = (400, ANY_FIELD, "This field may not be blank.", "An empty string.")
     INVALID = (400, ANY_FIELD, "A valid integer is required.", "A value of the wrong type.")
     MAX_LENGTH = (
-        400,
+        status.HTTP_400_BAD_REQUEST,
         ANY_FIELD,
         "Ensure this field has no more than {max_length} characters.",
         "A string over the field's length.",
     )
     MIN_VALUE = (
-        400,
+        status.HTTP_400_BAD_REQUEST,
         ANY_FIELD,
         "Ensure this value is greater than or equal to {min_value}.",
         "A number below the field's minimum.",
     )
     MAX_VALUE = (
-        400,
+        status.HTTP_400_BAD_REQUEST,
         ANY_FIELD,
         "Ensure this value is less than or equal to {max_value}.",
         "A number above the field's maximum.",
     )
     MAX_STRING_LENGTH = (
-        400,
+        status.HTTP_400_BAD_REQUEST,
         ANY_FIELD,
         "String value too large.",
         "A number written with over 1000 characters.",
     )
     NOT_A_LIST = (
-        400,
+        status.HTTP_400_BAD_REQUEST,
         ANY_FIELD,
         'Expected a list of items but got type "{input_type}".',
         "Not a list where a list is needed.",
     )
     EMPTY = (400, ANY_FIELD, "This list may not be empty.", "An empty list.")
     NOT_A_DICT = (
-        400,
+        status.HTTP_400_BAD_REQUEST,
         ANY_FIELD,
         'Expected a dictionary of items but got type "{input_type}".',
         "Not an object where an object is needed.",
     )
     NULL_CHARACTERS_NOT_ALLOWED = (
-        400,
+        status.HTTP_400_BAD_REQUEST,
         ANY_FIELD,
         "Null characters are not allowed.",
         "A NUL character in a string (PostgreSQL cannot store it).",
     )
     SURROGATE_CHARACTERS_NOT_ALLOWED = (
-        400,
+        status.HTTP_400_BAD_REQUEST,
         ANY_FIELD,
         "Surrogate characters are not allowed: U+{code_point:X}.",
         "A lone UTF-16 surrogate in a string (not storable as UTF-8).",
     )
     INVALID_CHOICE = (
-        400,
+        status.HTTP_400_BAD_REQUEST,
         ANY_FIELD,
         '"{input}" is not a valid choice.',
         "A value outside the field's choices (query filters).",
     )
     UNKNOWN_PARAMETER = (
-        400,
+        status.HTTP_400_BAD_REQUEST,
         ANY_FIELD,
         "This list takes no such query parameter.",
         "A query parameter a list does not take, named: a misspelt filter "
