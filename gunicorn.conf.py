@@ -9,7 +9,7 @@ import shutil
 import sys
 import tempfile
 
-from omnitron import envnumbers
+from omnitron import env
 
 
 def env_number(name: str, default: int, **limits) -> int:
@@ -17,13 +17,13 @@ def env_number(name: str, default: int, **limits) -> int:
     worker, whose port took connections and never answered; GUNICORN_TIMEOUT=0 is no
     timeout); a refusal is one line naming the variable, not a traceback."""
     try:
-        return envnumbers.env_number(name, default, **limits)
+        return env.env_number(name, default, **limits)
     except ValueError as exc:
         sys.exit(f"gunicorn: {exc}")
 
 
 port = env_number("PORT", 8000, minimum=1, maximum=65535)
-bind = f"{envnumbers.env_text('HOST', '127.0.0.1')}:{port}"
+bind = f"{env.env_text('HOST', '127.0.0.1')}:{port}"
 workers = env_number(
     "WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1, minimum=1, maximum=1024
 )
@@ -58,7 +58,7 @@ control_socket_disable = True
 # Prometheus multiprocess mode (omnitron/metrics.py): every worker writes its samples to
 # this directory and /metrics adds them up. It must be set before the app is loaded.
 # Given (make run, Docker: shared with the webhook worker), or one of gunicorn's own.
-if not envnumbers.env_text("PROMETHEUS_MULTIPROC_DIR"):  # unset or empty
+if not env.env_text("PROMETHEUS_MULTIPROC_DIR"):  # unset or empty
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="omnitron-metrics-")
     _master = os.getpid()
 

@@ -5,7 +5,7 @@ import sys
 
 
 def main():
-    from omnitron.envnumbers import env_setdefault, settings_or_exit
+    from omnitron.env import env_setdefault, settings_or_exit
 
     env_setdefault("DJANGO_SETTINGS_MODULE", "omnitron.settings.dev")
     from django.core.management import execute_from_command_line

@@ -6,7 +6,7 @@ from django.core.wsgi import get_wsgi_application
 from django.urls import get_resolver
 
 from omnitron.chunked import ChunkedBodyMiddleware
-from omnitron.envnumbers import env_setdefault, settings_or_exit
+from omnitron.env import env_setdefault, settings_or_exit
 
 env_setdefault("DJANGO_SETTINGS_MODULE", "omnitron.settings.production")
 settings_or_exit("omnitron")

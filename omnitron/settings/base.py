@@ -10,8 +10,8 @@ from urllib.parse import quote, unquote, urlsplit
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from omnitron import envnumbers
-from omnitron.envnumbers import env_list, env_text
+from omnitron import env as variables
+from omnitron.env import env_list, env_text
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -24,12 +24,12 @@ pg_int_max = 2**31 - 1
 
 
 def env_number(name: str, default, *, minimum, maximum=None, cast=int):
-    """A number from the environment (omnitron/envnumbers.py); one it refuses stops the
+    """A number from the environment (omnitron/env.py); one it refuses stops the
     app at start, naming the variable: DB_LOCK_TIMEOUT_MS=0 was no lock timeout at all,
     DB_CONNECT_TIMEOUT=0 waited for a connection forever, WORKER_CONCURRENCY=0 ran no
     delivery."""
     try:
-        return envnumbers.env_number(name, default, minimum=minimum, maximum=maximum, cast=cast)
+        return variables.env_number(name, default, minimum=minimum, maximum=maximum, cast=cast)
     except ValueError as exc:
         raise ImproperlyConfigured(str(exc)) from None
 
@@ -38,15 +38,15 @@ def env_required(name: str) -> str:
     """Text the production settings cannot do without; unset or empty stops the app at
     start, naming it."""
     try:
-        return envnumbers.env_required(name, "with the production settings")
+        return variables.env_required(name, "with the production settings")
     except ValueError as exc:
         raise ImproperlyConfigured(str(exc)) from None
 
 
 def env_flag(name: str, default: bool) -> bool:
-    """On or off (omnitron/envnumbers.py); anything else stops the app at start."""
+    """On or off (omnitron/env.py); anything else stops the app at start."""
     try:
-        return envnumbers.env_flag(name, default)
+        return variables.env_flag(name, default)
     except ValueError as exc:
         raise ImproperlyConfigured(str(exc)) from None
 
@@ -112,7 +112,7 @@ def env_delays(name: str, default: list[int]) -> list[int]:
     try:
         if len(parts) > MAX_RETRIES:
             raise ValueError
-        return [envnumbers.number(name, part, minimum=1, maximum=MAX_RETRY_DELAY) for part in parts]
+        return [variables.number(name, part, minimum=1, maximum=MAX_RETRY_DELAY) for part in parts]
     except ValueError:
         raise ImproperlyConfigured(
             f"{name}: {text[:100]!r} is not up to {MAX_RETRIES} delays of 1 to "

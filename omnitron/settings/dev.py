@@ -1,7 +1,7 @@
 """Local development: `make run`. DEBUG stays off unless DJANGO_DEBUG=1, so the
 admin's static files are served by whitenoise exactly as in production."""
 
-from omnitron.envnumbers import env_as_given
+from omnitron.env import env_as_given
 
 from .base import *  # noqa: F403
 from .base import env_flag

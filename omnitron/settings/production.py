@@ -3,7 +3,7 @@ Passes `manage.py check --deploy` given DJANGO_SECRET_KEY and DJANGO_ALLOWED_HOS
 
 from django.core.exceptions import ImproperlyConfigured
 
-from omnitron.envnumbers import env_as_given
+from omnitron.env import env_as_given
 
 from .base import *  # noqa: F403
 from .base import env_flag, env_list, env_number, env_required

@@ -22,7 +22,7 @@ from procrastinate.contrib.django import app
 from procrastinate.exceptions import ConnectorException
 
 from events.worker import STOPPING
-from omnitron import envnumbers
+from omnitron import env
 
 logger = logging.getLogger("events.worker")
 
@@ -68,7 +68,7 @@ def positive_int(text: str) -> int:
     """--concurrency: 0 ran the default's 8 and a negative number was passed on."""
     most = settings.MAX_WORKER_CONCURRENCY
     try:
-        return envnumbers.number("--concurrency", text, minimum=1, maximum=most)
+        return env.number("--concurrency", text, minimum=1, maximum=most)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number from 1 to {most}.") from None
 
