@@ -3,7 +3,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from omnitron.api.schema import READ_ERRORS
-from omnitron.api.viewsets import IGNORED_PAGE, refuse_unknown_parameters
+from omnitron.api.viewsets import paging_parameters, refuse_unknown_parameters
 from omnitron.db.router import ReplicaReadsMixin
 
 from .payloads import feed_item
@@ -29,7 +29,7 @@ class EventFeedView(ReplicaReadsMixin, APIView):
     )
     def get(self, request):
         # The lists' paging (`page_size`, `cursor`, omnisdk's `page`) is taken and ignored.
-        taken = {*EventFilterSerializer().fields, "page_size", "cursor", IGNORED_PAGE}
+        taken = {*EventFilterSerializer().fields, *paging_parameters()}
         refuse_unknown_parameters(request, taken)
         filters = EventFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)

@@ -37,14 +37,17 @@ class ScopedReadOnlyViewSet(ReplicaReadsMixin, viewsets.ReadOnlyModelViewSet):
 
     def list_parameters(self) -> set[str]:
         """The query parameters the list takes: its filters and the page's."""
-        pagination = self.pagination_class
-        return {*self.filter_serializer_class().fields, pagination.cursor_query_param,
-                pagination.page_size_query_param, IGNORED_PAGE}  # fmt: skip
+        return {*self.filter_serializer_class().fields, *paging_parameters(self.pagination_class)}
 
 
 # Taken and ignored: Akinon's omnisdk sends `page=1` with every list (the page-number
 # pages these keyset pages replaced); the lists answer their first page to it, as before.
 IGNORED_PAGE = "page"
+
+
+def paging_parameters(pagination=Pagination) -> set[str]:
+    """The query parameters of a list's pages: its cursor, its page size and `page`."""
+    return {pagination.cursor_query_param, pagination.page_size_query_param, IGNORED_PAGE}
 
 
 def refuse_unknown_parameters(request, known: set[str]) -> None:
