@@ -51,7 +51,7 @@ class SlottedPasswordChangeForm(AdminPasswordChangeForm):
     Forty at once from one session held every worker for 6 s; then a staff session
     kept both slots busy (every login 503) and guessed its own account's password nine
     times a second, past the per-username limit. The admin site gives it the request
-    (omnitron/admin.py)."""
+    (omnitron/admin/site.py)."""
 
     def __init__(self, *args, request, **kwargs):
         super().__init__(*args, **kwargs)

@@ -5,7 +5,8 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.db.models import Prefetch
 
-from omnitron.admin import LargeTableAdmin, ReadOnlyMixin
+from omnitron.admin.large_tables import LargeTableAdmin
+from omnitron.admin.pages import ReadOnlyMixin
 from orders.admin import OrderFilter
 from orders.models import Order
 from orders.selectors import visible_to

@@ -5,7 +5,9 @@ attempt, filtered by state, with an action that sends failed ones again."""
 from django.contrib import admin, messages
 from django.db import models
 
-from omnitron.admin import LargeTableAdmin, ReadOnlyMixin, SuperuserOnly
+from omnitron.admin.large_tables import LargeTableAdmin
+from omnitron.admin.pages import ReadOnlyMixin
+from omnitron.admin.site import SuperuserOnly
 
 from .models import DeliveryAttempt, Event, WebhookDelivery, WebhookSubscription
 from .registry import EVENT_TYPES

@@ -2,6 +2,6 @@ from django.contrib.admin.apps import AdminConfig as DjangoAdminConfig
 
 
 class AdminConfig(DjangoAdminConfig):
-    """django.contrib.admin with the project's site (omnitron/admin.py)."""
+    """django.contrib.admin with the project's site (omnitron/admin/site.py)."""
 
-    default_site = "omnitron.admin.AdminSite"
+    default_site = "omnitron.admin.site.AdminSite"

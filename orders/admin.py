@@ -12,7 +12,8 @@ from django.db.models import Count, OuterRef, Subquery, Sum
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from omnitron.admin import ChangedFieldsOnlyMixin, LargeTableAdmin
+from omnitron.admin.large_tables import LargeTableAdmin
+from omnitron.admin.pages import ChangedFieldsOnlyMixin
 from omnitron.limits import MAX_BIGINT
 
 from .models import (

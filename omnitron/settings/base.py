@@ -124,7 +124,7 @@ DEBUG = env_flag("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 
 INSTALLED_APPS = [
-    "omnitron.apps.AdminConfig",  # django.contrib.admin with omnitron.admin.AdminSite
+    "omnitron.apps.AdminConfig",  # django.contrib.admin with omnitron.admin.site.AdminSite
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -1,19 +1,4 @@
-"""The admin's shared plumbing: what every admin page takes from a request, and lists
-that cost the same with millions of rows.
-
-Every ModelAdmin registered on the site, this project's and other apps' (auth,
-authtoken, procrastinate), takes its input through `CheckedInputMixin` (AdminSite
-below, made the default site by omnitron.apps.AdminConfig): from the query string only
-the lookups its list filters make, with values their columns hold; as an object id or
-an action's selection only values of the pk; and in a form (its inlines' too,
-`CheckedFormFieldsMixin`) only JSON that PostgreSQL's jsonb stores, and a related row
-shown again only when the posted value can be one.
-
-Django's change list counts every row it could show, twice (the filtered count and
-the total), and its search compares substrings (`icontains`), which reads every row:
-on 2 million orders that is seconds per page. `LargeTableAdmin` counts at most
-`COUNT_CAP` rows and searches whole values on indexed columns. docs/operations.md
-says what operators see."""
+"""What every admin page takes from a request (omnitron/admin/__init__.py)."""
 
 import functools
 import json
@@ -23,24 +8,17 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers, widgets
 from django.contrib.admin.utils import NotRelationField, get_fields_from_path
-from django.contrib.admin.views import autocomplete
-from django.contrib.admin.views.main import ChangeList
-from django.contrib.auth.views import PasswordChangeView
-from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
-from django.core.paginator import Paginator
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
-from django.db.models import ProtectedError, Q, RestrictedError
+from django.db.models import ProtectedError, RestrictedError
 from django.forms.fields import InvalidJSONInput
 from django.http import HttpResponseRedirect
-from django.urls import reverse
 from django.utils import timezone
-from django.utils.functional import cached_property
 from django.utils.text import smart_split
 
 from omnitron.exactjson import jsonb_refusal
 from omnitron.limits import MAX_JSON_DEPTH
 
-COUNT_CAP = 10_000
 # The query-string lookups the list filters make (field, relation, date and empty
 # filters), and the longest value one may compare.
 FILTER_SUFFIXES = ("exact", "isnull", "isempty", "gte", "lt", "id__exact")
@@ -48,28 +26,7 @@ COMPARED = ("exact", "gte", "lt")  # those that compare the column with the valu
 DATE_PARTS = {"year": range(1, 10_000), "month": range(1, 13), "day": range(1, 32)}
 MAX_LOOKUP_VALUE = 256
 MAX_NEW_INLINE_ROWS = 100  # rows one save of a page may add to an inline
-# At most this many related rows (customers with an email, orders with a number) are
-# looked up for one search term.
-RELATED_MATCHES = 1_000
 MAX_SEARCH_WORDS = 10  # words in one search of Django's own (substrings, word by word)
-
-
-class CappedCount(int):
-    """A count that stopped at the cap: compares as the cap plus one, shows as
-    "10,000+" wherever the admin prints it."""
-
-    def __str__(self) -> str:
-        return f"{self - 1:,}+"
-
-
-class CappedCountPaginator(Paginator):
-    """Counts at most COUNT_CAP + 1 rows (`SELECT count(*) FROM (... LIMIT n)`): the
-    pages past the cap are not linked; search and filters narrow a list instead."""
-
-    @cached_property
-    def count(self) -> int:
-        found = self.object_list.order_by()[: COUNT_CAP + 1].count()
-        return CappedCount(found) if found > COUNT_CAP else found
 
 
 class StorableJSONField(forms.JSONField):
@@ -169,6 +126,8 @@ class CheckedInputMixin(CheckedFormFieldsMixin):
     ModelAdmin by AdminSite): only the list's own filter lookups, pks as object ids
     and selections, and its forms' and its inlines' checked fields."""
 
+    searches_whole_terms = False  # True: one comparison per field, whatever the words
+
     def lookup_allowed(self, lookup, value, request=None):
         """Only the list's own filters, with a value a column can be compared with.
         Django also takes any lookup on a local field from the query string:
@@ -237,7 +196,7 @@ class CheckedInputMixin(CheckedFormFieldsMixin):
             yield formset, inline
 
     def get_inlines(self, request, obj):
-        return [_checked(inline, CheckedFormFieldsMixin)
+        return [with_mixin(inline, CheckedFormFieldsMixin)
                 for inline in super().get_inlines(request, obj)]  # fmt: skip
 
     def get_search_results(self, request, queryset, search_term):
@@ -248,8 +207,8 @@ class CheckedInputMixin(CheckedFormFieldsMixin):
         field: 200 words on a million customers ran past every timeout."""
         if "\x00" in search_term:
             return queryset.none(), False
-        # An exact search (ExactSearchMixin) compares the whole term, once.
-        if not isinstance(self, ExactSearchMixin) and (
+        # An exact search (large_tables.ExactSearchMixin) compares the whole term, once.
+        if not self.searches_whole_terms and (
             len(list(smart_split(search_term))) > MAX_SEARCH_WORDS
         ):
             return queryset.none(), False
@@ -325,7 +284,7 @@ def _is_comparable(model, path: str, value: str) -> bool:
 
 
 @functools.cache
-def _checked(admin_class: type, mixin: type, prefix: str = "Checked") -> type:
+def with_mixin(admin_class: type, mixin: type, prefix: str = "Checked") -> type:
     """`admin_class` with `mixin` in front (`<prefix><name>`), unless it has it."""
     if issubclass(admin_class, mixin):
         return admin_class
@@ -347,165 +306,3 @@ def _is_date(model, path: str) -> bool:
         return isinstance(model._meta.get_field(path), models.DateField)
     except FieldDoesNotExist:  # a filter across a relation (`user__username`)
         return False
-
-
-class SuperuserOnly:
-    """Pages only superusers see and use, whatever permissions staff are given."""
-
-    def has_module_permission(self, request):
-        return request.user.is_active and request.user.is_superuser
-
-    def has_view_permission(self, request, obj=None):
-        return self.has_module_permission(request)
-
-    def has_add_permission(self, request, *args):
-        return self.has_module_permission(request) and super().has_add_permission(request, *args)
-
-    def has_change_permission(self, request, obj=None):
-        return self.has_module_permission(request) and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        return self.has_module_permission(request) and super().has_delete_permission(request, obj)
-
-
-# Other apps' pages that reach every channel: API tokens (a key is a user's access to
-# their channels' orders: staff given the token permissions read and made any user's
-# key) and the task queue's jobs (every channel's deliveries, retried or cancelled).
-SUPERUSER_ONLY_APPS = {"authtoken", "procrastinate"}
-
-
-class AdminSite(admin.AdminSite):
-    """The project's admin site: a ModelAdmin registered without CheckedInputMixin,
-    another app's included, is registered as a subclass with it in front
-    (`Checked<name>`: the mixin's checks run before the admin's own overrides); one of
-    SUPERUSER_ONLY_APPS with SuperuserOnly in front too."""
-
-    def register(self, model_or_iterable, admin_class=None, **options):
-        admin_class = _checked(admin_class or admin.ModelAdmin, CheckedInputMixin)
-        models_ = [model_or_iterable] if isinstance(model_or_iterable, type) else model_or_iterable
-        for model in models_:
-            model_admin = admin_class
-            if model._meta.app_label in SUPERUSER_ONLY_APPS:
-                model_admin = _checked(admin_class, SuperuserOnly, prefix="SuperuserOnly")
-            super().register(model, model_admin, **options)
-
-    # The form of the admin's own password change, as `login_form` is the login's
-    # (accounts/admin.py sets both), given the request as the login's is; None:
-    # Django's.
-    password_change_form = None
-
-    def autocomplete_view(self, request):
-        return AutocompleteJsonView.as_view(admin_site=self)(request)
-
-    def password_change(self, request, extra_context=None):
-        if self.password_change_form is None:
-            return super().password_change(request, extra_context)
-        request.current_app = self.name
-        return PasswordChangeWithRequestView.as_view(
-            form_class=self.password_change_form,
-            success_url=reverse("admin:password_change_done", current_app=self.name),
-            extra_context={**self.each_context(request), **(extra_context or {})},
-        )(request)
-
-
-class PasswordChangeWithRequestView(PasswordChangeView):
-    def get_form_kwargs(self):
-        return {**super().get_form_kwargs(), "request": self.request}
-
-
-class AutocompleteJsonView(autocomplete.AutocompleteJsonView):
-    """Django's autocomplete, refusing a reverse relation (`field_name=items` of an
-    order) as it refuses a field that is not a relation: Django failed on it (500)."""
-
-    def process_request(self, request):
-        term, model_admin, source_field, to_field_name = super().process_request(request)
-        if isinstance(source_field, models.ForeignObjectRel):
-            raise PermissionDenied
-        return term, model_admin, source_field, to_field_name
-
-
-class ReadOnlyMixin:
-    """An audit or a record in the admin: shown, never added, changed or deleted."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class SortableByChangeList(ChangeList):
-    """Sorts only by the ModelAdmin's `sortable_by` columns: Django leaves them out of
-    the column headers, but takes any column from the query string (`?o=5`)."""
-
-    def get_ordering_field(self, field_name):
-        if self.sortable_by is not None and field_name not in self.sortable_by:
-            return None
-        return super().get_ordering_field(field_name)
-
-
-class ChangedFieldsOnlyMixin:
-    """A change form writes only the fields the operator changed (and the auto_now
-    ones): a whole row written back as the page had read it undid what the API wrote
-    meanwhile (the ERP's is_send, a capture's attributes)."""
-
-    def save_model(self, request, obj, form, change):
-        if not change:
-            return super().save_model(request, obj, form, change)
-        fields = {field.name: field for field in obj._meta.concrete_fields}
-        changed = [name for name in form.changed_data if name in fields]
-        if changed:
-            stamped = [name for name, field in fields.items() if getattr(field, "auto_now", False)]
-            obj.save(update_fields=[*changed, *stamped])
-        return None
-
-
-class ExactSearchMixin:
-    """`search_fields` match a term exactly, each on an indexed column; a field across
-    a relation (`customer__email`) is looked up first and matched by id, so the whole
-    search stays one index lookup per field."""
-
-    def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        matches = Q()
-        for path in self.get_search_fields(request):
-            relation, _, field = path.partition("__")
-            if not field:
-                matches |= Q(**{path: term})
-                continue
-            related = queryset.model._meta.get_field(relation).related_model
-            ids = related._default_manager.filter(**{field: term}).values_list("pk", flat=True)
-            matches |= Q(**{f"{relation}__in": list(ids[:RELATED_MATCHES])})
-        return queryset.filter(matches), False
-
-
-class LargeTableAdmin(CheckedInputMixin, ExactSearchMixin, admin.ModelAdmin):
-    """A change list for a table that grows with every order or capture.
-
-    It is in its model's order, on an index, and sorts by no column: a sort by a
-    column without an index reads and sorts the whole table (1.9 s at 664,000 items,
-    and ten of them kept every worker busy). Its search matches whole values
-    (ExactSearchMixin), after CheckedInputMixin's check of the term."""
-
-    paginator = CappedCountPaginator
-    show_full_result_count = False
-    sortable_by = ()
-    # No "Show counts" (?_facets=True): it counts every row of the table for each
-    # filter's choices, the whole-table count the capped paginator avoids.
-    show_facets = admin.ShowFacets.NEVER
-
-    def get_actions(self, request):
-        # "Delete selected" with "select all" loaded every row of the list into one
-        # worker (300,000 orders: 15 s and a 503; a million customers: the worker was
-        # killed).
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
-
-    def get_changelist(self, request, **kwargs):
-        return SortableByChangeList
