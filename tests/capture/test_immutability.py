@@ -290,7 +290,7 @@ def test_a_capturer_stored_under_a_non_nfkc_name_can_still_be_deactivated(client
 def test_the_admin_freezes_what_the_database_freezes_and_the_status(db):
     """CAPTURED_ITEM_FROZEN (the admin's list) is the columns the database's triggers
     fix once an item is captured, and the status, which only the admin fixes."""
-    from orders.admin import CAPTURED_ITEM_FROZEN
+    from orders.admin_forms import CAPTURED_ITEM_FROZEN
 
     with connection.cursor() as cursor:
         cursor.execute(

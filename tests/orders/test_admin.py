@@ -14,7 +14,7 @@ from rest_framework.authtoken.models import Token
 
 from capture.models import Capture
 from events.models import WebhookSubscription
-from orders.admin import OrderItemForm
+from orders.admin_forms import OrderItemForm
 from orders.models import Channel, Customer, Order
 from tests.factories import ChannelFactory, OrderItemFactory, make_api_user, make_order
 from tests.helpers import capture
