@@ -36,7 +36,7 @@ from omnitron.api.error_codes import ApiErrorCode
 from omnitron.db import router as db_router
 
 ENABLED = settings.METRICS_ENABLED
-MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR" in os.environ
+MULTIPROCESS = settings.METRICS_MULTIPROCESS
 if MULTIPROCESS:
     # Files named by host and pid: containers sharing the directory (the app's and the
     # worker's, docker-compose.yml) may reuse each other's pids.

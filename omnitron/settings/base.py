@@ -409,7 +409,8 @@ PROCRASTINATE_ON_APP_READY = "events.worker.on_app_ready"
 METRICS_ENABLED = env_flag("METRICS_ENABLED", True)
 # Set but empty is unset, as every variable: prometheus_client, which reads it when
 # imported, wrote its sample files to the working directory.
-if not env_text("PROMETHEUS_MULTIPROC_DIR"):
+METRICS_MULTIPROCESS = bool(env_text("PROMETHEUS_MULTIPROC_DIR"))
+if not METRICS_MULTIPROCESS:
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 # Addresses or networks (172.16.0.0/12: a compose network's scraper).
 METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
