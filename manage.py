@@ -21,8 +21,24 @@ def main():
         if "--traceback" in sys.argv:
             raise
         reason = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-        sys.stderr.write(f"The database failed: {reason.strip()} (DATABASE_URL)\n")
+        sys.stderr.write(f"The database failed: {reason.strip()}{_where(exc)}\n")
         sys.exit(1)
+
+
+def _where(exc) -> str:
+    """Which database a connection failure was with, and the variable that named it;
+    nothing for a statement the database ended (a lock or statement timeout): the
+    connection was fine, and blaming DATABASE_URL sent operators the wrong way."""
+    import os
+
+    import psycopg.errors
+    from django.conf import settings
+
+    if isinstance(exc.__cause__, psycopg.errors.LockNotAvailable | psycopg.errors.QueryCanceled):
+        return " (another transaction holds what the command needs: retry once it ends)"
+    db = settings.DATABASES["default"]
+    named_by = "DATABASE_URL" if os.environ.get("DATABASE_URL", "").strip() else "PG_PORT"
+    return f" ({db.get('HOST')}:{db.get('PORT')}/{db.get('NAME')}, from {named_by})"
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from django.db import connection
 from packaging.requirements import Requirement
 
 from tests.events.helpers import receiving
+from tests.factories import make_api_user
 from tests.live import (
     ROOT,
     VENV_BIN,
@@ -697,6 +698,38 @@ def test_a_command_with_the_database_unreachable_says_so_in_one_line(command):
     assert result.stderr.startswith("The database failed: "), result.stderr
     assert len(result.stderr.splitlines()) == 1
     assert "Traceback" not in result.stderr
+
+
+def test_a_failed_connection_names_the_database_and_the_variable_that_named_it():
+    """It always said "(DATABASE_URL)", also when PG_PORT had named the local cluster
+    (helper 73)."""
+    port = free_port()
+    by_url = _manage("check_captures", DATABASE_URL=f"postgres://postgres@127.0.0.1:{port}/shop")
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    by_port = subprocess.run(
+        [*MANAGE, "check_captures"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**env, "PG_PORT": str(port), "PG_DATABASE": "shop"},
+    )  # fmt: skip
+    assert by_url.stderr.endswith(f"(127.0.0.1:{port}/shop, from DATABASE_URL)\n"), by_url.stderr
+    assert by_port.stderr.endswith(f"(127.0.0.1:{port}/shop, from PG_PORT)\n"), by_port.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_command_a_lock_held_back_says_so_instead_of_blaming_the_connection():
+    """A migration behind a backup's lock said "canceling statement due to lock timeout
+    (DATABASE_URL)", sending the operator to a connection that was fine (helper 73)."""
+    make_api_user(username="locked")
+    with psycopg.connect(**connection.get_connection_params()) as holder:
+        holder.execute("SELECT 1 FROM auth_user WHERE username = 'locked' FOR UPDATE")
+        result = subprocess.run(
+            [*MANAGE, "rotate_token", "locked"], cwd=ROOT, capture_output=True, text=True,
+            timeout=60, env=server_env(DB_LOCK_TIMEOUT_MS="300"),
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr == (
+        "The database failed: canceling statement due to lock timeout (another transaction "
+        "holds what the command needs: retry once it ends)\n"
+    )
 
 
 def test_models_and_migrations_agree():

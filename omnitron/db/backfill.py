@@ -25,13 +25,14 @@ from django.db import OperationalError, transaction
 
 BATCH = 10_000
 # An exclusive lock is waited for a third of the app's lock_timeout at a time
-# (DB_LOCK_TIMEOUT_MS, the connection's own), at most LOCK_WAIT_MS: a capture queues
+# (DB_LOCK_TIMEOUT_MS, the connection's own), at most LOCK_WAIT_MS (lock_wait_ms): a capture queues
 # behind a waiting ALTER, and with 10 s of waiting behind a long reader (a backup, a
 # report) every capture of those seconds answered 409 order_locked. It is tried
 # again, LOCK_TRIES times.
 LOCK_WAIT_MS = 1000
 LOCK_TRIES = 30
 LOCK_PAUSE = 0.5  # seconds between tries: the queued captures go through meanwhile
+DEADLOCK_MARGIN_MS = 100
 
 
 def fill_in_batches(connection, *, table: str, update: str, around: tuple = ((), ())):
@@ -58,9 +59,8 @@ def set_not_null(connection, *, table: str, column: str):
     """SET NOT NULL without scanning the table under an exclusive lock: PostgreSQL
     skips the scan when a validated CHECK already proves it, and validating a CHECK
     scans under a lock that lets reads and writes go on. The exclusive locks taken
-    here are each held for a moment; each is waited for a third of the app's
-    lock_timeout at a time (at most LOCK_WAIT_MS), up to LOCK_TRIES times, then the
-    step fails (and the migration can be run again)."""
+    here are each held for a moment; each is waited for lock_wait_ms() at a time, up
+    to LOCK_TRIES times, then the step fails (and the migration can be run again)."""
     check = f"{table}_{column}_not_null"
     for statement in (
         f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {check}",
@@ -72,11 +72,27 @@ def set_not_null(connection, *, table: str, column: str):
         _with_short_lock_waits(connection, statement)
 
 
-def _with_short_lock_waits(connection, statement: str) -> None:
+def lock_wait_ms(connection) -> int:
+    """How long one try waits for an exclusive lock: a third of the app's lock_timeout
+    (at most LOCK_WAIT_MS), and longer than deadlock_timeout, since only after that
+    does PostgreSQL cancel an autovacuum that holds the table: one that the fill's
+    updates set off outlasted 15 tries of exactly deadlock_timeout, each holding the
+    captures queued behind it for a second (helper 73). Never as long as the app's own
+    lock_timeout, which the captures queued behind a try wait for."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT setting::int FROM pg_settings WHERE name = 'lock_timeout'")
-        (app_wait,) = cursor.fetchone()  # milliseconds; 0: none
-    wait = max(min(LOCK_WAIT_MS, app_wait // 3), 10) if app_wait else LOCK_WAIT_MS
+        cursor.execute(
+            "SELECT current_setting('lock_timeout')::interval, "
+            "current_setting('deadlock_timeout')::interval"
+        )
+        app_wait, deadlock = (round(value.total_seconds() * 1000) for value in cursor.fetchone())
+    if not app_wait:  # 0: none
+        return max(LOCK_WAIT_MS, deadlock + DEADLOCK_MARGIN_MS)
+    wait = max(min(LOCK_WAIT_MS, app_wait // 3), deadlock + DEADLOCK_MARGIN_MS)
+    return max(min(wait, app_wait - DEADLOCK_MARGIN_MS), 10)
+
+
+def _with_short_lock_waits(connection, statement: str) -> None:
+    wait = lock_wait_ms(connection)
     for attempt in range(1, LOCK_TRIES + 1):
         try:
             with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
