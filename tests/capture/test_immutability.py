@@ -102,6 +102,21 @@ def test_check_captures_passes_when_the_audit_adds_up_and_names_what_does_not(ca
     assert f"capture amount is not the sum of its items' prices: {record.pk}" in err.getvalue()
 
 
+def test_check_captures_names_an_item_of_negative_price(db):
+    """Releases before orders/0009 imported a price of -5.00, and the upgrade kept it:
+    operations.md says a price is never negative, and nothing found those (helper 73)."""
+    order = make_order(items=2)
+    item = order.items.first()
+    OrderItem.objects.filter(pk=item.pk).update(price=Decimal("-5.00"))
+    err = StringIO()
+    with pytest.raises(CommandError):
+        call_command("check_captures", stdout=StringIO(), stderr=err)
+    assert (
+        f"order item with a negative price (a capture refuses it: correct its price): {item.pk}"
+        in err.getvalue()
+    )
+
+
 def test_check_captures_names_a_capture_whose_event_is_missing(captured):
     """Without its event a capture reaches neither a webhook nor the feed: the payment
     service and the ERP never hear of it."""

@@ -24,7 +24,9 @@ class Command(BaseCommand):
         except ImportInvalid as exc:
             for line in exc.errors:
                 self.stderr.write(line)
-            raise CommandError(f"Import refused: {len(exc.errors)} invalid record(s).") from exc
+            raise CommandError(
+                f"Import refused: {len(exc.errors)} problem(s), listed above."
+            ) from exc
         if show_progress:
             self.stderr.write("")
         self.stdout.write(json.dumps(result.as_dict()))
