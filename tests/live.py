@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -42,6 +43,17 @@ def database_url(name: str | None = None) -> str:
     """The URL of the test database (or another database on the same server)."""
     s = connection.settings_dict
     return f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{name or s['NAME']}"
+
+
+MANAGE = [str(VENV_BIN / "python"), "manage.py"]
+
+
+def manage(*args, **env) -> subprocess.CompletedProcess:
+    """`manage.py <args>` in a process of its own, with these variables over ours."""
+    return subprocess.run(
+        [*MANAGE, *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, **env},
+    )  # fmt: skip
 
 
 def server_env(**overrides) -> dict:

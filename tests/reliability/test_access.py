@@ -330,7 +330,7 @@ def test_production_settings_are_locked_down():
     )
     assert out == ("False 31536000 True True True ['omnitron.api.renderers.JSONRenderer']")
     # No default: the key is the environment's (and none stops it at start:
-    # tests/test_foundation.py, test_production_refuses_to_start_without_a_required_variable).
+    # tests/test_settings.py, test_production_refuses_to_start_without_a_required_variable).
     given = "k" * 50 + "\n"  # as given: a key read from a file keeps its newline
     assert production("print(repr(settings.SECRET_KEY))", DJANGO_SECRET_KEY=given) == repr(given)
 

@@ -1,0 +1,309 @@
+"""Running it: `make run` itself (scripts/run.sh) against real PostgreSQL, the
+image's steps, gunicorn's own errors, and the pinned lock files."""
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+from packaging.requirements import Requirement
+
+from tests.events.helpers import receiving
+from tests.live import (
+    MANAGE,
+    ROOT,
+    VENV_BIN,
+    Process,
+    database_url,
+    free_port,
+    gunicorn,
+    raw_request,
+    server_env,
+    wait_until_ready,
+)
+
+
+def test_the_dockerfiles_collectstatic_step_runs(tmp_path):
+    """The image's build step, as the Dockerfile writes it, with the image's variables
+    and nothing else (no Docker engine here to build it): it failed on the metrics
+    directory, which the image makes only after it."""
+    dockerfile = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    lines = dockerfile.rsplit("\nFROM ", 1)[1].splitlines()  # the runtime stage
+    image_env = dict(re.findall(r"(\w+)=(\S+)", " ".join(
+        line[4:] for line in lines if line.startswith("ENV "))))  # fmt: skip
+    (step,) = [line[4:] for line in lines if line.startswith("RUN ") and "collectstatic" in line]
+    image_env["PATH"] = f"{VENV_BIN}:{os.environ['PATH']}"  # this venv's python
+    image_env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "not-made-yet")
+    env = {**image_env, "HOME": str(tmp_path), "DJANGO_STATIC_ROOT": str(tmp_path / "static")}
+    result = subprocess.run(["sh", "-c", step], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "static" / "admin").is_dir()
+
+
+def test_every_dependency_is_pinned_in_the_lock_files():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for lock, declared in [
+        ("requirements.lock", project["dependencies"]),
+        (
+            "requirements-dev.lock",
+            project["dependencies"] + project["optional-dependencies"]["dev"],
+        ),
+    ]:
+        pins = dict(
+            line.lower().split("==")
+            for line in (ROOT / lock).read_text().splitlines()
+            if "==" in line
+        )
+        for spec in declared:
+            requirement = Requirement(spec)
+            name = requirement.name.lower()
+            pinned = pins.get(name) or pins.get(name.replace("-", "_"))
+            assert pinned, f"{name} is not pinned in {lock}"
+            assert requirement.specifier.contains(pinned), f"{name}=={pinned} breaks {spec}"
+
+
+# `make run` is scripts/run.sh once the virtualenv exists.
+
+
+def _run_script(**env):
+    return Process(["scripts/run.sh"], env={**os.environ, **{k: str(v) for k, v in env.items()}})
+
+
+def _interrupt(process: Process) -> str:
+    return process.stop(sig=signal.SIGINT, timeout=30)
+
+
+def readme_curls(section: str, port: int) -> list[str]:
+    """The curl commands of a README section, one line each, for make run on `port`."""
+    text = (ROOT / "README.md").read_text()
+    body = text[text.index(f"## {section}\n") :].split("\n## ")[0]
+    commands = re.findall(r"^curl .*?(?<!\\)$", body.replace("\\\n", " "), flags=re.M | re.S)
+    return [command.replace(":8000/", f":{port}/") for command in commands]
+
+
+@contextlib.contextmanager
+def idle_connections(port: int, count: int):
+    """`count` connections to 127.0.0.1:port that send nothing, or half a request."""
+    sockets = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(count)]
+    try:
+        for sock in sockets[: count // 2]:
+            sock.sendall(b"GET /readyz HTTP/1.1\r\n")
+        yield
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def admin_login(base: str, username: str, password: str) -> str | None:
+    """Log in to the admin as a browser does (its form's CSRF token, an Origin
+    header); returns where the login redirects to, None when it did not."""
+    session = requests.Session()
+    form = session.get(f"{base}/admin/login/", timeout=5).text
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1)
+    answer = session.post(
+        f"{base}/admin/login/?next=/admin/", headers={"Origin": base}, allow_redirects=False,
+        data={"username": username, "password": password, "csrfmiddlewaretoken": csrf},
+        timeout=5,
+    )  # fmt: skip
+    return answer.headers.get("Location") if answer.status_code == 302 else None
+
+
+def webhook_worker_pid(group: int) -> int:
+    """The pid of make run's `manage.py webhook_worker`: in a session of its own, a
+    child of a process of make run's group."""
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit():
+                continue
+            command = (proc / "cmdline").read_bytes().split(b"\0")
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if b"webhook_worker" in command and os.getpgid(parent) == group:
+                return int(proc.name)
+        except (ProcessLookupError, FileNotFoundError, PermissionError, IndexError):
+            continue
+    raise LookupError("no webhook worker in make run")
+
+
+def test_make_run_uses_the_database_of_database_url_and_delivers_webhooks(transactional_db):
+    """The README's quick start: make run, the printed curl capture, the README's
+    first capture, create_webhook and the README's capture of another item, which the
+    receiver has well within a minute; Ctrl-C stops it all. Each capture is answered
+    200 whatever order the reader runs them in. make run's address is nginx, as in
+    production: idle clients hold no gunicorn worker, a browser's admin login passes
+    Django's Origin check, /metrics is served on gunicorn's own port only, and the
+    webhook worker, killed, is started again."""
+    name = f"run_check_{secrets.token_hex(4)}"
+    admin = psycopg.connect(database_url("postgres"))
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    port = free_port()
+    env = {"DATABASE_URL": database_url(name), "PORT": port, "WEB_CONCURRENCY": 1}
+    process = _run_script(**env)
+    try:
+        wait_until_ready(f"http://127.0.0.1:{port}/readyz", timeout=60, process=process.popen)
+        printed = process.output()
+        token = re.search(r"Token:\s+(\w+)", printed).group(1)
+        with idle_connections(port, 8):  # gunicorn's one worker would be held at once
+            assert requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).ok
+            assert admin_login(f"http://127.0.0.1:{port}", "demo", "demo") == "/admin/"
+        metrics = re.search(r"Metrics:\s+(\S+)", printed).group(1)
+        assert requests.get(metrics, timeout=5).ok
+        assert requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 404
+        (first,) = readme_curls("A first capture", port)
+        (another,) = readme_curls("A webhook for every capture", port)
+        printed_curl = printed[printed.index("curl -s") :].split("\n\n")[0].replace("\\\n", " ")
+        with receiving() as receiver:
+            manage = {**os.environ, "DJANGO_SETTINGS_MODULE": "omnitron.settings.dev",
+                      "DATABASE_URL": database_url(name)}  # fmt: skip
+            subprocess.run([*MANAGE, "create_webhook", receiver.url], cwd=ROOT, env=manage,
+                           check=True, capture_output=True)  # fmt: skip
+            # A worker killed is started again: with none, deliveries waited for good.
+            os.kill(webhook_worker_pid(process.popen.pid), signal.SIGKILL)
+            started = time.monotonic()
+            for curl in (another, first, printed_curl):
+                answer = subprocess.run(["bash", "-c", f"{curl} -w '\\n%{{http_code}}'"],
+                                        env={**os.environ, "TOKEN": token},
+                                        capture_output=True, text=True, timeout=30)  # fmt: skip
+                assert answer.stdout.endswith("\n200"), curl + answer.stdout + answer.stderr
+                assert '"number":"DEMO-' in answer.stdout
+            receiver.wait_for(3, timeout=60)
+            assert time.monotonic() - started < 60
+        worker = webhook_worker_pid(process.popen.pid)  # the one started again
+    finally:
+        output = _interrupt(process)
+    assert "curl" in output, output
+    assert "Control socket" not in output  # none to share with every other gunicorn
+    with pytest.raises(ProcessLookupError):  # nothing of make run is left
+        os.killpg(process.popen.pid, 0)
+    with pytest.raises(ProcessLookupError):  # the worker (in a session of its own) reaped
+        os.kill(worker, 0)
+    with psycopg.connect(database_url(name)) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM orders_order WHERE number LIKE 'DEMO-%%'")
+        assert cursor.fetchone()[0] > 0
+    conn.close()
+    admin.cursor().execute(f"DROP DATABASE {name} WITH (FORCE)")
+    admin.close()
+
+
+def test_make_run_starts_its_own_postgresql_and_keeps_the_data():
+    # Under /tmp itself: as root, the postgres user must reach the data directory.
+    data_dir = Path(tempfile.mkdtemp(prefix="omnitron-run-check-")) / "pgdata"
+    data_dir.parent.chmod(0o755)
+    env = {"PG_DATA_DIR": str(data_dir), "PG_PORT": str(free_port()), "WEB_CONCURRENCY": "1"}
+    clean_env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    try:
+        runs = [
+            (1, r"Demo data: \d+ order\(s\) loaded, 0 already"),
+            (2, r"Demo data: 0 order\(s\) loaded, \d+ already there"),
+            (3, r"Demo data: 0 order\(s\) loaded, \d+ already there"),
+        ]
+        # Blank variables are their defaults (docs/configuration.md): HOST=" " gave nginx
+        # no address, WEB_CONCURRENCY= failed gunicorn before its configuration.
+        blank = {"HOST": " ", "WEB_CONCURRENCY": "", "DJANGO_SETTINGS_MODULE": " ",
+                 "API_NUM_PROXIES": " ", "PROXY_CONNECTIONS_PER_CLIENT": "  "}  # fmt: skip
+        for run, expected in runs:
+            port = free_port()
+            run_env = {**clean_env, **env, "PORT": str(port), **(blank if run == 2 else {})}
+            process = Process(["scripts/run.sh"], env=run_env)
+            try:
+                wait_until_ready(
+                    f"http://127.0.0.1:{port}/readyz", timeout=60, process=process.popen
+                )
+                assert requests.get(f"http://127.0.0.1:{port}/admin/login/", timeout=5).ok
+                css = requests.get(f"http://127.0.0.1:{port}/static/admin/css/base.css", timeout=5)
+                assert css.status_code == 200
+                worker = webhook_worker_pid(process.popen.pid)
+            finally:
+                if run == 1:
+                    output = _interrupt(process)  # Ctrl-C: the whole group
+                elif run == 3:
+                    # The terminal closed: a hangup to the group. gunicorn and nginx took it
+                    # for "reload", and the worker (a session of its own) was left running.
+                    os.killpg(process.popen.pid, signal.SIGHUP)
+                    process.popen.wait(timeout=30)
+                    output = process.output()
+                else:
+                    # SIGTERM to the script alone, as make passes its own on (a
+                    # supervisor's stop): bash ran its trap only once gunicorn ended,
+                    # and nothing stopped.
+                    os.kill(process.popen.pid, signal.SIGTERM)
+                    process.popen.wait(timeout=30)
+                    output = process.output()
+            with pytest.raises(ProcessLookupError):  # nothing of the run is left
+                os.killpg(process.popen.pid, 0)
+            with pytest.raises(ProcessLookupError):  # the worker, in a session of its own
+                os.kill(worker, 0)
+            assert re.search(expected, output), f"run {run}: {output}"
+            status = subprocess.run(
+                ["scripts/pg.sh", "status"], cwd=ROOT, env={**clean_env, **env},
+                capture_output=True, text=True,
+            )  # fmt: skip
+            assert status.returncode == 3, f"the database of run {run} is still running"
+    finally:
+        subprocess.run(["scripts/pg.sh", "destroy"], cwd=ROOT, env={**clean_env, **env})
+        shutil.rmtree(data_dir.parent, ignore_errors=True)
+
+
+def test_the_production_image_path_serves_admin_static_files(tmp_path, transactional_db):
+    """What the Dockerfile does, minus Docker: collectstatic, then gunicorn with the
+    production settings and DEBUG off."""
+    env = server_env(
+        DJANGO_SETTINGS_MODULE="omnitron.settings.production",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        DJANGO_ALLOWED_HOSTS="127.0.0.1",
+        DJANGO_SECURE_SSL_REDIRECT="0",
+        DJANGO_STATIC_ROOT=tmp_path / "static",
+    )
+    collected = subprocess.run(
+        [*MANAGE, "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert collected.returncode == 0, collected.stderr
+    with gunicorn(workers=1, env=env) as (base, _):
+        login = requests.get(f"{base}/admin/login/", timeout=5)
+        assert login.status_code == 200
+        stylesheet = re.search(r'href="(/static/admin/css/base\.[0-9a-f]+\.css)"', login.text)
+        assert stylesheet, "the admin should link hashed static files"
+        css = requests.get(base + stylesheet.group(1), timeout=5)
+        assert css.status_code == 200
+        assert "max-age" in css.headers["Cache-Control"]
+        # Behind a TLS-terminating load balancer, responses carry HSTS.
+        proxied = requests.get(
+            f"{base}/admin/login/", headers={"X-Forwarded-Proto": "https"}, timeout=5
+        )
+        assert proxied.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+
+
+def test_errors_gunicorn_answers_itself_are_json_with_a_code(transactional_db):
+    with gunicorn(workers=1) as (base, _):
+        long_url = requests.get(f"{base}/api/v1/orders/?number={'x' * 9000}", timeout=10)
+        big_header = requests.post(
+            f"{base}/api/v1/capture-order/", json={}, timeout=10,
+            headers={"Idempotency-Key": "k" * 10_000},
+        )  # fmt: skip
+        unknown_coding = raw_request(base, b"POST /api/v1/capture-order/ HTTP/1.1\r\n"
+                                     b"Host: x\r\nTransfer-Encoding: foo\r\n\r\n")  # fmt: skip
+    assert long_url.status_code == 414
+    assert long_url.json() == {"detail": "Request-URI Too Long.", "code": "uri_too_long"}
+    assert big_header.status_code == 431
+    assert big_header.json() == {
+        "detail": "Request Header Fields Too Large.",
+        "code": "header_too_large",
+    }
+    assert big_header.headers["Content-Type"] == "application/json"
+    status_line, _, body = unknown_coding.partition(b"\r\n\r\n")
+    assert status_line.startswith(b"HTTP/1.1 501 ")
+    assert json.loads(body) == {"detail": "Not Implemented.", "code": "not_implemented"}
