@@ -19,6 +19,7 @@ from django.utils import timezone
 from capture.models import Capture, IdempotencyRecord
 from orders.models import ChannelMembership, OrderItem
 from tests.capture.locks import holding_order_lock, wait_for_lock_waiters
+from tests.factories import make_api_user
 from tests.helpers import CAPTURE_URL, capture, client_for
 
 
@@ -164,6 +165,24 @@ def test_a_replay_after_losing_the_channel_is_order_not_found(api_client, api_us
     assert (replay.status_code, replay.json()["code"]) == (400, "order_not_found")
     assert "Idempotent-Replayed" not in replay
     assert api_client.get(f"/api/v1/orders/{order.pk}/").status_code == 404
+
+
+@pytest.mark.parametrize("superuser", [False, True])
+def test_a_replay_of_a_refusal_whose_order_was_deleted_is_order_not_found(order, superuser):
+    """A refused capture stores its order's id, and an order with no capture may be
+    deleted in the admin: no one sees it any more, superusers neither (before the
+    visibility rule was written once, a superuser's replay still showed it)."""
+    user = make_api_user(channels=[order.channel], is_superuser=superuser)
+    client = client_for(user)
+    OrderItem.objects.filter(order=order).update(status="100")  # canceled: refused
+    pk = order.items.first().pk
+    first = capture(client, order, [pk], key="gone")
+    assert first.json()["code"] == "order_item_not_capturable"
+    OrderItem.objects.filter(order=order).delete()
+    order.delete()
+    replay = capture(client, order.number, [pk], key="gone")
+    assert (replay.status_code, replay.json()["code"]) == (400, "order_not_found")
+    assert "Idempotent-Replayed" not in replay
 
 
 def test_two_idempotency_key_headers_are_refused(api_client, order):
