@@ -126,8 +126,6 @@ class CheckedInputMixin(CheckedFormFieldsMixin):
     ModelAdmin by AdminSite): only the list's own filter lookups, pks as object ids
     and selections, and its forms' and its inlines' checked fields."""
 
-    searches_whole_terms = False  # True: one comparison per field, whatever the words
-
     def lookup_allowed(self, lookup, value, request=None):
         """Only the list's own filters, with a value a column can be compared with.
         Django also takes any lookup on a local field from the query string:
@@ -208,7 +206,8 @@ class CheckedInputMixin(CheckedFormFieldsMixin):
         if "\x00" in search_term:
             return queryset.none(), False
         # An exact search (large_tables.ExactSearchMixin) compares the whole term, once.
-        if not self.searches_whole_terms and (
+        # (Read with getattr: this mixin comes before that one in LargeTableAdmin.)
+        if not getattr(self, "searches_whole_terms", False) and (
             len(list(smart_split(search_term))) > MAX_SEARCH_WORDS
         ):
             return queryset.none(), False

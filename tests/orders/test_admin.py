@@ -188,6 +188,18 @@ def test_search_finds_a_whole_number_or_customer_email_on_indexes(client, channe
     assert "OTHER" not in by_email
 
 
+def test_a_large_list_searches_a_term_of_many_words_whole(client, channel):
+    """The word limit guards Django's word-by-word substring search; an exact search
+    compares the whole term once. Splitting the admin's modules had the limit apply to
+    the large lists too (helper 77): an order number of eleven words found nothing."""
+    number = " ".join(f"w{n}" for n in range(11))
+    make_order(channel=channel, number=number, items=1)
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    page = client.get("/admin/orders/order/", {"q": number}).content.decode()
+    assert "1 result" in page
+    assert number in page
+
+
 def test_captured_column_counts_each_orders_items(client, channel):
     admin = make_api_user(is_superuser=True, is_staff=True)
     order = make_order(channel=channel, number="PART-CAPTURED", items=3)
