@@ -9,7 +9,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers, widgets
 from django.contrib.admin.utils import NotRelationField, get_fields_from_path
 from django.core.exceptions import FieldDoesNotExist, ValidationError
-from django.db import models
+from django.db import IntegrityError, models, router, transaction
 from django.db.models import ProtectedError, RestrictedError
 from django.forms.fields import InvalidJSONInput
 from django.http import HttpResponseRedirect
@@ -229,31 +229,39 @@ class CheckedInputMixin(CheckedFormFieldsMixin):
         if not all(_is_value_of(self.model._meta.pk, pk) for pk in selected):
             self.message_user(request, "That is not a selection of this list.", messages.ERROR)
             return None
-        try:
-            return super().response_action(request, queryset)
-        except (ProtectedError, RestrictedError) as exc:  # as delete_view's, below
-            self.message_user(request, _protected_message(exc), messages.ERROR)
+        try:  # one transaction: Django logs a bulk delete's rows before deleting them
+            with transaction.atomic(using=router.db_for_write(self.model)):
+                return super().response_action(request, queryset)
+        except OVERTAKEN as exc:  # as delete_view's, below
+            self.message_user(request, _overtaken_message(exc), messages.ERROR)
             return None
 
     def delete_view(self, request, object_id, extra_context=None):
         """Django checks what protects a row when it shows the delete page and again
         when the delete is posted, then deletes: a capture that committed between the
-        second check and the delete made the delete fail (500, helper 72). Nothing is
-        deleted either way; now the page comes back with what protects the row."""
+        second check and the delete made the delete fail (500, helper 72), and one that
+        committed after Django's collection of the rows to delete failed its foreign
+        keys at the commit. Nothing is deleted either way; now the page comes back,
+        showing what protects the row."""
         try:
             return super().delete_view(request, object_id, extra_context)
-        except (ProtectedError, RestrictedError) as exc:
-            self.message_user(request, _protected_message(exc), messages.ERROR)
+        except OVERTAKEN as exc:
+            self.message_user(request, _overtaken_message(exc), messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
 
 
-def _protected_message(exc: ProtectedError | RestrictedError) -> str:
-    rows = exc.protected_objects if isinstance(exc, ProtectedError) else exc.restricted_objects
-    names = sorted({str(row._meta.verbose_name) for row in rows})
-    return (
-        "Nothing was deleted: while the page was open, other rows came to need it "
-        f"({', '.join(names)})."
-    )
+# What a delete raises when rows came to depend on what it deletes after Django looked:
+# its collection of the rows (ProtectedError, RestrictedError), or the foreign keys
+# checked at the commit (IntegrityError).
+OVERTAKEN = (ProtectedError, RestrictedError, IntegrityError)
+
+
+def _overtaken_message(exc: Exception) -> str:
+    message = "Nothing was deleted: while the page was open, other rows came to need it"
+    if isinstance(exc, ProtectedError | RestrictedError):
+        rows = exc.protected_objects if isinstance(exc, ProtectedError) else exc.restricted_objects
+        message += f" ({', '.join(sorted({str(row._meta.verbose_name) for row in rows}))})"
+    return message + "."
 
 
 def _is_value_of(field, value: str) -> bool:

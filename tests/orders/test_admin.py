@@ -1,5 +1,6 @@
 """The admin: staff only, channel-scoped, constant queries on the orders list."""
 
+import threading
 from datetime import datetime
 from decimal import Decimal
 from html.parser import HTMLParser
@@ -7,7 +8,9 @@ from unittest.mock import patch
 
 import pytest
 from django.contrib import admin
+from django.contrib.admin.models import DELETION, LogEntry
 from django.db import connection
+from django.db.models.deletion import Collector
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
@@ -17,7 +20,7 @@ from events.models import WebhookSubscription
 from orders.admin_forms import OrderItemForm
 from orders.models import Channel, Customer, Order
 from tests.factories import ChannelFactory, OrderItemFactory, make_api_user, make_order
-from tests.helpers import capture
+from tests.helpers import capture, client_for
 
 
 @pytest.fixture
@@ -1094,9 +1097,37 @@ def test_a_delete_a_capture_overtook_is_refused_with_a_message(client, channel, 
             answer = client.post("/admin/orders/channel/", {
                 "action": "delete_selected", "_selected_action": [str(channel.pk)], "post": "yes"})  # fmt: skip
     assert answer.status_code == 302
+    assert not LogEntry.objects.filter(action_flag=DELETION).exists()  # no false history
     shown = client.get(answer["Location"]).content.decode()
     needed = "capture," if how == "delete page" else "order)"
     assert "Nothing was deleted: while the page was open, other rows came to need it" in shown
     assert needed in shown
+    assert Order.objects.filter(pk=order.pk).exists()
+    assert Capture.objects.filter(order=order).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delete_a_capture_overtook_after_its_rows_were_collected_is_refused(client):
+    """The narrower window (helper 77): a capture that commits once Django has collected
+    the rows to delete fails the delete's foreign keys at its commit, a 500 too."""
+    channel = ChannelFactory()
+    order = make_order(channel=channel, items=1)
+    pk = order.items.get().pk
+    api_client = client_for(make_api_user(channels=[channel]))
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    captured = []
+    real = Collector.delete
+
+    def capture_meanwhile(self):  # another connection: the capture commits on its own
+        worker = threading.Thread(target=lambda: captured.append(capture(api_client, order, [pk])))
+        worker.start()
+        worker.join()
+        return real(self)
+
+    with patch.object(Collector, "delete", capture_meanwhile):
+        answer = client.post(f"/admin/orders/order/{order.pk}/delete/", {"post": "yes"})
+    assert captured[0].status_code == 200
+    assert answer.status_code == 302
+    assert "Nothing was deleted" in client.get(answer["Location"]).content.decode()
     assert Order.objects.filter(pk=order.pk).exists()
     assert Capture.objects.filter(order=order).count() == 1
