@@ -100,6 +100,7 @@ class CaptureOrderView(APIView):
                 *AUTHENTICATION,
                 ApiErrorCode.PERMISSION_DENIED,
                 *BODY_CODES,
+                ApiErrorCode.DELETED_MEANWHILE,
                 *UNAVAILABLE,
             ),  # fmt: skip
         },

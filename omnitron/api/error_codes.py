@@ -210,6 +210,15 @@ class ApiErrorCode(ErrorCode):
         "The app did not answer in time. Retry later.",
         "The proxy waited for the app longer than its read timeout. Retry (`Retry-After: 5`).",
     )
+    DELETED_MEANWHILE = (
+        status.HTTP_409_CONFLICT,
+        None,
+        "Something this request uses was deleted while it ran. Nothing was changed; retry.",
+        "A row the request wrote about (a capture's order or items, the token's user) was "
+        "deleted by another transaction, an operator's in the admin, while it ran: its "
+        "foreign keys failed at the commit. Nothing changed; a retry is answered as things "
+        "are then (`order_not_found`, 401). `Retry-After: 1`.",
+    )
     DATABASE_UNAVAILABLE = (
         status.HTTP_503_SERVICE_UNAVAILABLE,
         None,

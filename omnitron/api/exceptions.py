@@ -11,7 +11,7 @@ import psycopg.errors
 from django.core.exceptions import BadRequest as DjangoBadRequest
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError
 from django.http import Http404, UnreadablePostError
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -67,6 +67,11 @@ class UnsupportedContentEncoding(CodedError):
 class DatabaseUnavailable(CodedError):
     error = ApiErrorCode.DATABASE_UNAVAILABLE
     wait = 5
+
+
+class DeletedMeanwhile(CodedError):
+    error = ApiErrorCode.DELETED_MEANWHILE
+    wait = 1
 
 
 class DatabaseTimeout(CodedError):
@@ -155,6 +160,10 @@ def translate(exc: Exception) -> Exception:
         return BadRequest()
     if isinstance(exc, DjangoPermissionDenied):
         return exceptions.PermissionDenied()
+    if isinstance(exc, IntegrityError) and isinstance(
+        exc.__cause__, psycopg.errors.ForeignKeyViolation
+    ):  # a row it refers to was deleted meanwhile: the keys are checked at the commit
+        return DeletedMeanwhile()
     if isinstance(exc, OperationalError | InterfaceError):
         if isinstance(exc.__cause__, TIMEOUTS):
             return DatabaseTimeout()

@@ -107,7 +107,7 @@ def test_the_capture_operation_documents_what_the_service_adds():
         "503",
     }
     assert operation["responses"]["409"]["content"]["application/json"]["schema"]["properties"][
-        "code"]["enum"] == ["order_locked", "idempotency_key_in_use"]  # fmt: skip
+        "code"]["enum"] == ["order_locked", "idempotency_key_in_use", "deleted_meanwhile"]  # fmt: skip
     header = [p for p in operation["parameters"] if p["in"] == "header"]
     assert header[0]["name"] == "Idempotency-Key"
     paths = generated_schema()["paths"]

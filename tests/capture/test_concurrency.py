@@ -3,13 +3,16 @@ exactly once, every loser gets already_captured, nobody gets a 5xx or a deadlock
 
 import threading
 from collections import Counter
+from unittest.mock import patch
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 
+from capture import sql
 from capture.models import CaptureItem
 from orders.models import OrderItem
-from tests.factories import make_order
+from tests.factories import make_api_user, make_order
 from tests.helpers import capture, client_for
 from tests.reliability.helpers import assert_captures_add_up
 
@@ -74,3 +77,29 @@ def test_overlapping_items_across_orders_are_each_captured_once(api_user, channe
     assert all(count == 1 for count in won.values())  # no item in two successful answers
     assert CaptureItem.objects.count() == len(captured)
     assert_captures_add_up()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_capture_whose_user_is_deleted_meanwhile_is_409_and_captures_nothing(channel):
+    """An operator deleted an API user in the admin while its capture ran: the capture's
+    foreign key to the user failed at its commit, a 500 (helper 76). Nothing is
+    captured; the answer says to retry, and the retry is the deleted user's 401."""
+    user = make_api_user(channels=[channel])
+    order = make_order(channel=channel, items=1)
+    pk = order.items.get().pk
+    client = client_for(user)
+    real = sql.write_capture
+
+    def user_deleted_first(**kwargs):
+        deleting = threading.Thread(target=lambda: User.objects.filter(pk=user.pk).delete())
+        deleting.start()  # another connection: committed before the write
+        deleting.join()
+        return real(**kwargs)
+
+    with patch.object(sql, "write_capture", user_deleted_first):
+        answer = capture(client, order, [pk], key="gone-user")
+    assert (answer.status_code, answer.json()["code"]) == (409, "deleted_meanwhile")
+    assert answer["Retry-After"] == "1"
+    assert not CaptureItem.objects.exists()
+    assert not OrderItem.objects.filter(pk=pk, captured_at__isnull=False).exists()
+    assert capture(client, order, [pk], key="gone-user").status_code == 401
