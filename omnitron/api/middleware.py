@@ -1,7 +1,7 @@
 import functools
 
 from django.conf import settings
-from django.http import JsonResponse
+from django.http import JsonResponse, UnreadablePostError
 from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
 
 from .error_codes import ApiErrorCode
@@ -35,6 +35,34 @@ class HeadMiddleware:
                 response.streaming_content = []  # the body's iterator is never run
             else:
                 response.content = b""
+        return response
+
+
+class UnreadBodyMiddleware:
+    """Reads what is left of a request's body before its answer goes out. gunicorn's
+    sync workers close the connection after each answer, and an answer given before
+    the body was read (a 401 for a made-up token, a 429) closed it while nginx was
+    still writing that body: nginx's write failed, and it answered 502 app_unavailable
+    instead of the app's answer (helper 76: 2 of 80 logins refused at once with 4 MB
+    bodies). A body over the limit is left unread: BodySizeMiddleware refused it, and
+    its connection ends instead. Outermost, so it runs once every other part has
+    answered."""
+
+    CHUNK = 64 * 1024
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        # Django marks a body it has read (request.body, a form's parse): none is left.
+        started = getattr(request, "_read_started", False)
+        if not started and 0 < declared_length(request) <= _limit():
+            try:
+                while request.read(self.CHUNK):
+                    pass
+            except UnreadablePostError:
+                pass  # the client stopped sending: nothing more will come
         return response
 
 

@@ -143,6 +143,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "omnitron.api.middleware.UnreadBodyMiddleware",
     "omnitron.observability.RequestLogMiddleware",
     "omnitron.api.middleware.HeadMiddleware",
     "omnitron.health.HealthCheckMiddleware",

@@ -350,3 +350,32 @@ def test_a_chunked_body_cut_short_is_refused_and_captures_nothing(cut):
         "code": "parse_error",
     }
     assert fingerprint() == before
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/api/v1/capture-order/", b"401"), ("/api/v1/auth/login/", b"429"),
+     ("/api/v1/orders/1/", b"405")],
+)  # fmt: skip
+def test_an_answer_given_before_the_body_is_read_waits_for_the_body(path, status):
+    """gunicorn closed the connection once it had answered (a 401 for a made-up token,
+    a 405, a 429 before the body was parsed), while nginx was still writing the body:
+    nginx's write failed and it answered 502 app_unavailable instead (helper 76). The
+    app reads what is left of a body within the limit before it answers."""
+    body = b"x" * (4 * 1024 * 1024 - 1)
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Authorization: Token {'0' * 40}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    env = server_env(THROTTLE_LOGIN_ADDRESS_RATE="0/min")  # every login refused at once
+    with gunicorn(workers=1, env=env) as (base, _):
+        url = urlsplit(base)
+        with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+            sock.sendall(head)
+            sock.settimeout(0.5)
+            with contextlib.suppress(TimeoutError):  # no answer before the body
+                assert sock.recv(1) == b"", "answered before the body was read"
+            sock.settimeout(10)
+            sock.sendall(body)  # a closed connection fails here (a reset, a broken pipe)
+            answer = b"".join(iter(lambda: sock.recv(65536), b""))
+    assert answer.split(b" ", 2)[1] == status, answer[:200]
