@@ -103,7 +103,8 @@ class SchemaView(JSONErrorsMixin, SpectacularAPIView):
         if body is None:
             body = self.rendered[key] = renderer.render(schema, media_type, context)
         charset = f"; charset={renderer.charset}" if renderer.charset else ""
-        response = HttpResponse(body, content_type=f"{media_type}{charset}")
+        # The renderer's own type: the Accept's parameters (a charset) are no promise of it.
+        response = HttpResponse(body, content_type=f"{renderer.media_type}{charset}")
         filename = self._get_filename(request, version=None)
         response["Content-Disposition"] = f'inline; filename="{filename}"'
         return response

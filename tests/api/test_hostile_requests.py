@@ -147,6 +147,12 @@ def test_the_schema_is_rendered_once_whatever_else_an_accept_says(client, monkey
     indented = [client.get("/api/schema/", HTTP_ACCEPT=f"application/json; indent={n}; q=1")
                 for n in (2, 2, 0, 0)]  # fmt: skip
     assert len({answer.content for answer in indented}) == 2
+    # The answer's type is the renderer's: a charset the client named was echoed back
+    # over a UTF-8 body (helper 76).
+    latin = client.get("/api/schema/", HTTP_ACCEPT="application/json; charset=latin-1")
+    assert latin["Content-Type"] == "application/json"
+    utf16 = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi; charset=utf-16")
+    assert utf16["Content-Type"] == "application/vnd.oai.openapi; charset=utf-8"
     assert indented[0].content.startswith(b'{\n  "openapi"')
     assert len(rendered) == 3
 
