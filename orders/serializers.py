@@ -7,6 +7,7 @@ import heapq
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from omnitron.api.exceptions import named_errors
 from omnitron.api.serializers import OutputModelSerializer
 
 from .error_codes import OrderErrorCode
@@ -105,7 +106,7 @@ class OrderSentSerializer(serializers.Serializer):
             # 26 MB.
             named = heapq.nsmallest(MAX_NAMED_FIELDS, others)
             raise serializers.ValidationError(
-                {name: [OrderErrorCode.NOT_WRITABLE.message] for name in named},
+                named_errors(named, OrderErrorCode.NOT_WRITABLE.message),
                 code=OrderErrorCode.NOT_WRITABLE.code,
             )
         return super().to_internal_value(data)

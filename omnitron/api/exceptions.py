@@ -111,31 +111,32 @@ def _own_errors(errors):
     return errors
 
 
-# An error body's own keys. A field of either name (a query parameter or a PATCH field
-# a client made up) would overwrite one or be overwritten: `?code=1` answered only
+# An error body's own keys. A field a client named so (a query parameter or a PATCH
+# field it made up) would overwrite one or be overwritten: `?code=1` answered only
 # {"code": "unknown_parameter"}, naming nothing.
-BODY_KEYS = ("code", "detail")
+BODY_KEYS = ("code", "detail", NON_FIELD_ERRORS)
 
 
-def _field_errors(detail: dict) -> dict:
-    """Each field's errors under its name; those of a field named as a key of the body
-    under non_field_errors, each message after the field's name."""
-    body = {}
-    for field, errors in detail.items():
-        errors = _own_errors(errors)
-        if field in BODY_KEYS:
-            field, errors = NON_FIELD_ERRORS, [f"{field}: {message}" for message in errors]
-        if field == NON_FIELD_ERRORS and field in body:
-            errors = [*body[field], *errors]
-        body[field] = errors
-    return body
+def named_errors(names, message: str) -> dict:
+    """The detail of a ValidationError about fields a client named: each under its name,
+    but one named as a key of the body under non_field_errors, after its name."""
+    detail = {}
+    for name in names:
+        if name in BODY_KEYS:
+            detail.setdefault(NON_FIELD_ERRORS, []).append(f"{name}: {message}")
+        else:
+            detail[name] = [message]
+    return detail
 
 
 def error_body(exc: exceptions.APIException) -> dict:
     """The JSON body for an API exception, in one of the three shapes."""
     if isinstance(exc, exceptions.ValidationError):
         detail = _as_lists(exc.detail)
-        body = _field_errors(detail) if isinstance(detail, dict) else {NON_FIELD_ERRORS: detail}
+        if isinstance(detail, dict):
+            body = {field: _own_errors(errors) for field, errors in detail.items()}
+        else:
+            body = {NON_FIELD_ERRORS: detail}
         body["code"] = first_code(exc.get_codes()) or "invalid"
         return body
     code = first_code(exc.get_codes()) or "error"

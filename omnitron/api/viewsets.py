@@ -6,6 +6,7 @@ from rest_framework.settings import api_settings
 from omnitron.db.router import ReplicaReadsMixin
 
 from .error_codes import FieldErrorCode
+from .exceptions import named_errors
 from .pagination import Pagination
 from .schema import DETAIL_ERRORS, READ_ERRORS
 
@@ -57,7 +58,7 @@ def refuse_unknown_parameters(request, known: set[str]) -> None:
     unknown = sorted(set(request.query_params) - known - {api_settings.URL_FORMAT_OVERRIDE})
     if unknown:
         code = FieldErrorCode.UNKNOWN_PARAMETER
-        raise ValidationError({name: [code.message] for name in unknown[:5]}, code=code.code)
+        raise ValidationError(named_errors(unknown[:5], code.message), code=code.code)
 
 
 def documented(*, tag: str, list_summary: str, list_description: str, retrieve_summary: str,

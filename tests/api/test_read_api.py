@@ -505,11 +505,15 @@ def test_a_query_parameter_a_list_does_not_take_is_refused_by_name(api_client, c
     }
 
 
-@pytest.mark.parametrize("url", ["/api/v1/orders/?code=1&detail=2&zz=3", "/api/v1/events/?code=1"])
+@pytest.mark.parametrize(
+    "url",
+    ["/api/v1/orders/?code=1&detail=2&zz=3", "/api/v1/events/?code=1",
+     "/api/v1/captures/?non_field_errors=1&code=2"],
+)  # fmt: skip
 def test_a_parameter_named_as_a_key_of_the_error_body_is_still_named(api_client, channel, url):
     """`?code=1` was answered {"code": "unknown_parameter"}, naming nothing (its message
     went under "code" and the code over it), and `?detail=1` with a list for `detail`
-    (helper 71)."""
+    (helper 71); `?non_field_errors=1` was a message naming nothing (helper 76)."""
     response = api_client.get(url)
     message = "This list takes no such query parameter."
     names = sorted(parse_qs(urlsplit(url).query))
