@@ -94,7 +94,7 @@ class SchemaView(JSONErrorsMixin, SpectacularAPIView):
         # indent an Accept asks for (DRF's `; indent=`, 0 to 8). Nothing else an Accept
         # says (a browser's q=, a made-up parameter) changes it: such a request was
         # rendered again each time, 67 to 137 ms that anyone could ask for. The keys are
-        # few (LANGUAGES, four renderers, nine indents), so every one is kept.
+        # few (LANGUAGES, four renderers, at most nine indents), so every one is kept.
         indent = (
             renderer.get_indent(media_type, context) if isinstance(renderer, JSONRenderer) else None
         )

@@ -237,8 +237,8 @@ def test_the_proxy_answers_its_own_errors_as_json():
 
 def test_an_answer_with_long_headers_passes_the_proxy():
     """A logged-out admin URL of 3.5 KB and more was nginx's 502 app_unavailable: the
-    login redirect's Location (the URL again, escaped: up to about 24 KB for a request
-    line of 8,190 bytes) did not fit nginx's default buffer for an answer's headers
+    login redirect's Location (the URL again, escaped: Django sends up to 16,384
+    characters) did not fit nginx's default buffer for an answer's headers
     (helper 71). Without its slash too (the admin sends it to the login first)."""
     escaped = "%C3%A7" * 1300  # each escape is escaped again in the login's ?next=
     with gunicorn(workers=1) as (app, _), nginx(app) as (proxy, _):
