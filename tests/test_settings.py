@@ -93,6 +93,29 @@ def test_the_images_entry_point_unsets_a_blank_web_concurrency():
     assert "WEB_CONCURRENCY=3\n" in kept.stdout
 
 
+def test_the_images_entry_point_reads_django_migrate_as_every_flag(tmp_path):
+    """It ran the migrations for "1" only: `true` skipped them without a word, and the
+    app came up healthy over an empty schema (helper 79)."""
+    fake = tmp_path / "python"  # records what the entry point would run
+    fake.write_text('#!/bin/sh\necho "python $*"\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+
+    def entry(value):
+        return subprocess.run(["sh", "scripts/docker-entrypoint.sh", "true"], cwd=ROOT,
+                              env={**env, "DJANGO_MIGRATE": value},
+                              capture_output=True, text=True, timeout=30)  # fmt: skip
+
+    for value in ("1", "true", " Yes ", "ON"):
+        assert "python manage.py migrate --noinput" in entry(value).stdout, value
+    for value in ("", "0", "false", "off", "No"):
+        result = entry(value)
+        assert (result.returncode, result.stdout) == (0, ""), value
+    refused = entry("maybe")
+    assert refused.returncode == 1
+    assert "DJANGO_MIGRATE is on or off" in refused.stderr
+
+
 def test_an_empty_static_root_is_its_default_and_an_empty_host_is_loopback():
     """DJANGO_STATIC_ROOT= was the project's own directory (collectstatic wrote into the
     source tree); HOST= had gunicorn listen on every interface, without the proxy."""
