@@ -83,8 +83,10 @@ def _plain_items(data) -> list[dict] | None:
     # Refused attributes are worded here as DRF's path words them, item by item: falling
     # back to that path walked every item's attributes a second time (2 MB of them cost
     # a second, helper 76).
-    errors = [_attribute_errors(entry) for entry in data]
-    if any(errors):
+    errors = {
+        index: error for index, entry in enumerate(data) if (error := _attribute_errors(entry))
+    }
+    if errors:  # keyed by index, as DRF's ListSerializer keys them
         raise serializers.ValidationError(errors)
     return [dict(entry) for entry in data]
 
