@@ -233,6 +233,7 @@ class CheckedInputMixin(CheckedFormFieldsMixin):
             with transaction.atomic(using=router.db_for_write(self.model)):
                 return super().response_action(request, queryset)
         except OVERTAKEN as exc:  # as delete_view's, below
+            _drop_queued_messages(request)
             self.message_user(request, _overtaken_message(exc), messages.ERROR)
             return None
 
@@ -246,6 +247,7 @@ class CheckedInputMixin(CheckedFormFieldsMixin):
         try:
             return super().delete_view(request, object_id, extra_context)
         except OVERTAKEN as exc:
+            _drop_queued_messages(request)
             self.message_user(request, _overtaken_message(exc), messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
 
@@ -254,6 +256,14 @@ class CheckedInputMixin(CheckedFormFieldsMixin):
 # its collection of the rows (ProtectedError, RestrictedError), or the foreign keys
 # checked at the commit (IntegrityError).
 OVERTAKEN = (ProtectedError, RestrictedError, IntegrityError)
+
+
+def _drop_queued_messages(request) -> None:
+    """Django says a delete succeeded before its commit, which can still fail: that
+    message went out beside "Nothing was deleted" (helper 78). Reading the request's
+    messages here marks them shown, so only those added after are sent."""
+    for _ in messages.get_messages(request):
+        pass
 
 
 def _overtaken_message(exc: Exception) -> str:
