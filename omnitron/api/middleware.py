@@ -3,6 +3,7 @@ import functools
 from django.conf import settings
 from django.http import JsonResponse, UnreadablePostError
 from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
+from rest_framework.settings import api_settings
 
 from .error_codes import ApiErrorCode
 
@@ -45,8 +46,10 @@ class UnreadBodyMiddleware:
     still writing that body: nginx's write failed, and it answered 502 app_unavailable
     instead of the app's answer (helper 76: 2 of 80 logins refused at once with 4 MB
     bodies). A body over the limit is left unread: BodySizeMiddleware refused it, and
-    its connection ends instead. Outermost, so it runs once every other part has
-    answered."""
+    its connection ends instead. Only behind a proxy (API_NUM_PROXIES), which hands
+    over whole bodies: facing clients, gunicorn would wait for a body a client never
+    finishes, a worker held until its timeout for a made-up token (helper 78).
+    Outermost, so it runs once every other part has answered."""
 
     CHUNK = 64 * 1024
 
@@ -57,7 +60,8 @@ class UnreadBodyMiddleware:
         response = self.get_response(request)
         # Django marks a body it has read (request.body, a form's parse): none is left.
         started = getattr(request, "_read_started", False)
-        if not started and 0 < declared_length(request) <= _limit():
+        behind_proxy = api_settings.NUM_PROXIES > 0
+        if behind_proxy and not started and 0 < declared_length(request) <= _limit():
             try:
                 while request.read(self.CHUNK):
                     pass

@@ -367,7 +367,8 @@ def test_an_answer_given_before_the_body_is_read_waits_for_the_body(path, status
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         f"Authorization: Token {'0' * 40}\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode()
-    env = server_env(THROTTLE_LOGIN_ADDRESS_RATE="0/min")  # every login refused at once
+    # Behind a proxy, as make run and the image run it; every login refused at once.
+    env = server_env(API_NUM_PROXIES="1", THROTTLE_LOGIN_ADDRESS_RATE="0/min")
     with gunicorn(workers=1, env=env) as (base, _):
         url = urlsplit(base)
         with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
@@ -379,3 +380,20 @@ def test_an_answer_given_before_the_body_is_read_waits_for_the_body(path, status
             sock.sendall(body)  # a closed connection fails here (a reset, a broken pipe)
             answer = b"".join(iter(lambda: sock.recv(65536), b""))
     assert answer.split(b" ", 2)[1] == status, answer[:200]
+
+
+def test_facing_clients_an_early_answer_does_not_wait_for_a_body():
+    """Without a proxy (API_NUM_PROXIES=0), gunicorn faces clients: waiting for the rest
+    of a body a client never finishes held a worker until gunicorn's timeout, for a
+    made-up token (helper 78). The answer goes out at once, as before."""
+    head = (
+        "POST /api/v1/capture-order/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/json\r\nAuthorization: Token {'0' * 40}\r\n"
+        "Content-Length: 3145728\r\n\r\n"
+    ).encode()
+    with gunicorn(workers=1) as (base, _):
+        url = urlsplit(base)
+        with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+            sock.sendall(head + b"x" * 100_000)  # and no more
+            answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 401 "), answer[:200]
