@@ -53,8 +53,10 @@ db-start:
 	@scripts/pg.sh start
 db-stop:
 	@scripts/pg.sh stop
+# A stopped cluster is an answer, not a failure (scripts/pg.sh status exits 3 for it,
+# as pg_ctl does, for scripts that ask it directly).
 db-status:
-	@scripts/pg.sh status
+	@scripts/pg.sh status || test $$? -eq 3
 db-destroy:
 	@scripts/pg.sh destroy
 

@@ -120,3 +120,17 @@ def test_a_command_a_lock_held_back_says_so_instead_of_blaming_the_connection():
 def test_models_and_migrations_agree():
     result = manage("makemigrations", "--check", "--dry-run")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_make_db_status_of_a_stopped_cluster_is_an_answer_not_a_failure(tmp_path):
+    """It printed "stopped" and then make's "Error 3", which reads as something broken
+    (helper 79). scripts/pg.sh status keeps its exit 3 for scripts."""
+    env = {**os.environ, "PG_DATA_DIR": str(tmp_path / "none"), "PG_PORT": str(free_port())}
+    made = subprocess.run(["make", "db-status"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.startswith("stopped (data: ")
+    assert "Error" not in made.stderr
+    direct = subprocess.run(["scripts/pg.sh", "status"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert direct.returncode == 3
