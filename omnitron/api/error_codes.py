@@ -214,10 +214,11 @@ class ApiErrorCode(ErrorCode):
         status.HTTP_409_CONFLICT,
         None,
         "Something this request uses was deleted while it ran. Nothing was changed; retry.",
-        "A row the request wrote about (a capture's order or items, the token's user) was "
-        "deleted by another transaction, an operator's in the admin, while it ran: its "
-        "foreign keys failed at the commit. Nothing changed; a retry is answered as things "
-        "are then (`order_not_found`, 401). `Retry-After: 1`.",
+        "A row the request's writes refer to (the token's user, a webhook subscription a "
+        "capture queued a delivery for) was deleted by another transaction, an operator's "
+        "in the admin, while it ran: its foreign keys failed at the commit. Nothing "
+        "changed; a retry is answered as things are then (401 for a deleted user). "
+        "`Retry-After: 1`.",
     )
     DATABASE_UNAVAILABLE = (
         status.HTTP_503_SERVICE_UNAVAILABLE,

@@ -161,15 +161,24 @@ def translate(exc: Exception) -> Exception:
         return BadRequest()
     if isinstance(exc, DjangoPermissionDenied):
         return exceptions.PermissionDenied()
-    if isinstance(exc, IntegrityError) and isinstance(
-        exc.__cause__, psycopg.errors.ForeignKeyViolation
-    ):  # a row it refers to was deleted meanwhile: the keys are checked at the commit
+    if _refers_to_a_deleted_row(exc):
         return DeletedMeanwhile()
     if isinstance(exc, OperationalError | InterfaceError):
         if isinstance(exc.__cause__, TIMEOUTS):
             return DatabaseTimeout()
         return DatabaseUnavailable()
     return exc
+
+
+def _refers_to_a_deleted_row(exc: Exception) -> bool:
+    """A write's foreign key failing at the commit on the inserting side: a row it refers
+    to was deleted by another transaction meanwhile (the keys are deferred to the
+    commit). A violation on the deleting side, or any other integrity error, is a bug
+    of this app's and stays a 500."""
+    cause = exc.__cause__ if isinstance(exc, IntegrityError) else None
+    return isinstance(cause, psycopg.errors.ForeignKeyViolation) and (
+        cause.diag.message_primary or ""
+    ).startswith("insert or update on table")
 
 
 # lock_timeout waiting for a row another request holds, and a deadlock PostgreSQL
