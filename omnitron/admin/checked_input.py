@@ -2,8 +2,10 @@
 
 import functools
 import json
+import logging
 from datetime import datetime
 
+import psycopg.errors
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers, widgets
@@ -18,6 +20,8 @@ from django.utils.text import smart_split
 
 from omnitron.exactjson import jsonb_refusal
 from omnitron.limits import MAX_JSON_DEPTH
+
+logger = logging.getLogger(__name__)
 
 # The query-string lookups the list filters make (field, relation, date and empty
 # filters), and the longest value one may compare.
@@ -232,7 +236,9 @@ class CheckedInputMixin(CheckedFormFieldsMixin):
         try:  # one transaction: Django logs a bulk delete's rows before deleting them
             with transaction.atomic(using=router.db_for_write(self.model)):
                 return super().response_action(request, queryset)
-        except OVERTAKEN as exc:  # as delete_view's, below
+        except (ProtectedError, RestrictedError, IntegrityError) as exc:
+            if request.POST.get("action") != "delete_selected" or not _overtaken(exc):
+                raise  # another action's failure is a bug, a 500 with its traceback
             _drop_queued_messages(request)
             self.message_user(request, _overtaken_message(exc), messages.ERROR)
             return None
@@ -246,16 +252,28 @@ class CheckedInputMixin(CheckedFormFieldsMixin):
         showing what protects the row."""
         try:
             return super().delete_view(request, object_id, extra_context)
-        except OVERTAKEN as exc:
+        except (ProtectedError, RestrictedError, IntegrityError) as exc:
+            if not _overtaken(exc):
+                raise
             _drop_queued_messages(request)
             self.message_user(request, _overtaken_message(exc), messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
 
 
-# What a delete raises when rows came to depend on what it deletes after Django looked:
-# its collection of the rows (ProtectedError, RestrictedError), or the foreign keys
-# checked at the commit (IntegrityError).
-OVERTAKEN = (ProtectedError, RestrictedError, IntegrityError)
+def _overtaken(exc: Exception) -> bool:
+    """Whether a delete failed because rows came to depend on what it deletes after
+    Django looked: its collection of the rows (ProtectedError, RestrictedError), or a
+    foreign key checked at the commit, on the deleting side. Any other integrity
+    error is a bug, and stays one."""
+    if isinstance(exc, ProtectedError | RestrictedError):
+        return True
+    cause = exc.__cause__
+    if not isinstance(cause, psycopg.errors.ForeignKeyViolation):
+        return False
+    if (cause.diag.message_primary or "").startswith("update or delete on table"):
+        logger.warning("A delete a write overtook was refused: %s", cause.diag.message_primary)
+        return True
+    return False
 
 
 def _drop_queued_messages(request) -> None:

@@ -9,7 +9,7 @@ from unittest.mock import patch
 import pytest
 from django.contrib import admin
 from django.contrib.admin.models import DELETION, LogEntry
-from django.db import connection
+from django.db import IntegrityError, connection
 from django.db.models.deletion import Collector
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -1133,3 +1133,19 @@ def test_a_delete_a_capture_overtook_after_its_rows_were_collected_is_refused(cl
     assert "deleted successfully" not in shown  # Django says so before its commit
     assert Order.objects.filter(pk=order.pk).exists()
     assert Capture.objects.filter(order=order).count() == 1
+
+
+def test_an_integrity_error_of_another_action_is_not_taken_for_an_overtaken_delete(client, db):
+    """Only a delete's failure from rows that came to need what it deletes is answered
+    "Nothing was deleted"; any other action's integrity error is a bug, and stays a 500
+    with its traceback (helper 80)."""
+    from events.models import WebhookSubscription
+
+    subscription = WebhookSubscription.objects.create(url="https://hooks.example.com/a")
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    with (
+        patch("events.admin.webhook_subscriptions_resume", side_effect=IntegrityError("bug")),
+        pytest.raises(IntegrityError),
+    ):
+        client.post("/admin/events/webhooksubscription/", {
+            "action": "resume", "_selected_action": [str(subscription.pk)]})  # fmt: skip
