@@ -73,12 +73,13 @@ class LoginUsernameThrottle(LoginThrottle):
 LOGIN_THROTTLES = [LoginAddressThrottle, LoginUsernameThrottle]
 
 
-def login_wait(request, *, username: str | None = None) -> int | None:
-    """Count a password check made outside DRF (the admin's login, or its password
-    change of `username`'s password) against the login limits, in order, as the API's
-    login does (accounts/views.py): the seconds to wait when one refuses, and the
-    limits after it neither read nor count the attempt; else None."""
+def login_wait(request, *, username: str | None = None, view=None) -> int | None:
+    """Count a password check against the login limits, in order: the API's login
+    (`view`), the admin's, or its password change of `username`'s password. The
+    seconds to wait when one refuses, and the limits after it neither read nor count
+    the attempt (the per-username one parses the body: a request the per-address one
+    refused is worth neither); else None."""
     for throttle in (throttle_class(username) for throttle_class in LOGIN_THROTTLES):
-        if not throttle.allow_request(request, None):
+        if not throttle.allow_request(request, view):
             return throttle.wait()
     return None

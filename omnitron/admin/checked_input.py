@@ -5,7 +5,6 @@ import json
 import logging
 from datetime import datetime
 
-import psycopg.errors
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers, widgets
@@ -18,6 +17,7 @@ from django.http import HttpResponseRedirect
 from django.utils import timezone
 from django.utils.text import smart_split
 
+from omnitron.db.errors import foreign_key_failed_on
 from omnitron.exactjson import jsonb_refusal
 from omnitron.limits import MAX_JSON_DEPTH
 
@@ -267,11 +267,8 @@ def _overtaken(exc: Exception) -> bool:
     error is a bug, and stays one."""
     if isinstance(exc, ProtectedError | RestrictedError):
         return True
-    cause = exc.__cause__
-    if not isinstance(cause, psycopg.errors.ForeignKeyViolation):
-        return False
-    if (cause.diag.message_primary or "").startswith("update or delete on table"):
-        logger.warning("A delete a write overtook was refused: %s", cause.diag.message_primary)
+    if foreign_key_failed_on(exc) == "delete":
+        logger.warning("A delete a write overtook was refused: %s", exc)
         return True
     return False
 

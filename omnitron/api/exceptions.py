@@ -17,6 +17,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 
 from omnitron import metrics
+from omnitron.db.errors import foreign_key_failed_on
 
 from .error_codes import NON_FIELD_ERRORS, ApiErrorCode, ErrorCode
 
@@ -175,10 +176,7 @@ def _refers_to_a_deleted_row(exc: Exception) -> bool:
     to was deleted by another transaction meanwhile (the keys are deferred to the
     commit). A violation on the deleting side, or any other integrity error, is a bug
     of this app's and stays a 500."""
-    cause = exc.__cause__ if isinstance(exc, IntegrityError) else None
-    return isinstance(cause, psycopg.errors.ForeignKeyViolation) and (
-        cause.diag.message_primary or ""
-    ).startswith("insert or update on table")
+    return isinstance(exc, IntegrityError) and foreign_key_failed_on(exc) == "insert"
 
 
 # lock_timeout waiting for a row another request holds, and a deadlock PostgreSQL
