@@ -109,7 +109,10 @@ def order_capture(
             outcome.order_id = seen.orders[0].pk
         metrics.count_refusal(outcome.default_code)
         raise outcome
-    metrics.observe_capture(items=len(given), amount=_amount(seen.items), currency=outcome.currency)
+    # Counted once committed: inside the Idempotency-Key's transaction the commit is
+    # still to come, and it can fail (a row deleted meanwhile: `deleted_meanwhile`).
+    counted = {"items": len(given), "amount": _amount(seen.items), "currency": outcome.currency}
+    transaction.on_commit(lambda: metrics.observe_capture(**counted))
     return outcome
 
 

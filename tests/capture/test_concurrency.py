@@ -8,6 +8,7 @@ from unittest.mock import patch
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
+from prometheus_client import REGISTRY
 
 from capture import sql
 from capture.models import CaptureItem
@@ -83,12 +84,19 @@ def test_overlapping_items_across_orders_are_each_captured_once(api_user, channe
 def test_a_capture_whose_user_is_deleted_meanwhile_is_409_and_captures_nothing(channel):
     """An operator deleted an API user in the admin while its capture ran: the capture's
     foreign key to the user failed at its commit, a 500 (helper 76). Nothing is
-    captured; the answer says to retry, and the retry is the deleted user's 401."""
+    captured, nor counted in the captures' metrics; the answer says to retry, and the
+    retry is the deleted user's 401."""
     user = make_api_user(channels=[channel])
-    order = make_order(channel=channel, items=1)
-    pk = order.items.get().pk
+    order = make_order(channel=channel, items=2)
+    first, pk = order.items.order_by("pk").values_list("pk", flat=True)
     client = client_for(user)
     real = sql.write_capture
+    before = captures_counted()
+    # Another user's capture: a user who has captured cannot be deleted.
+    other = client_for(make_api_user(channels=[channel]))
+    assert capture(other, order, [first], key="counted").status_code == 200
+    counted = captures_counted()
+    assert counted == before + 1  # a committed capture with a key is counted
 
     def user_deleted_first(**kwargs):
         deleting = threading.Thread(target=lambda: User.objects.filter(pk=user.pk).delete())
@@ -100,6 +108,11 @@ def test_a_capture_whose_user_is_deleted_meanwhile_is_409_and_captures_nothing(c
         answer = capture(client, order, [pk], key="gone-user")
     assert (answer.status_code, answer.json()["code"]) == (409, "deleted_meanwhile")
     assert answer["Retry-After"] == "1"
-    assert not CaptureItem.objects.exists()
+    assert not CaptureItem.objects.filter(order_item_id=pk).exists()
     assert not OrderItem.objects.filter(pk=pk, captured_at__isnull=False).exists()
+    assert captures_counted() == counted
     assert capture(client, order, [pk], key="gone-user").status_code == 401
+
+
+def captures_counted() -> float:
+    return REGISTRY.get_sample_value("omnitron_captures_total") or 0
