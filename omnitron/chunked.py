@@ -8,9 +8,20 @@ length: Django then parses it, or refuses it as too large (413 request_too_large
 A body that ends before its last chunk (the client stopped sending) is handed on as
 unreadable, as a connection reset mid-body is: 400 parse_error, where gunicorn would
 close the connection without an answer. A malformed chunk stays gunicorn's own 400
-bad_request."""
+bad_request.
+
+gunicorn de-chunks a body sent with another coding before `chunked` (`gzip, chunked`)
+and hands it on still coded: such a body is 501 not_implemented, as the proxy answers
+any coding but `chunked` alone (helper 84 captured items from `gzip, chunked` when
+facing gunicorn directly)."""
 
 import io
+import json
+
+from omnitron.gunicorn_errors import ERRORS
+
+CODE, DETAIL = ERRORS[501]
+NOT_IMPLEMENTED = json.dumps({"detail": DETAIL, "code": CODE}).encode()
 
 
 class ChunkedBodyMiddleware:
@@ -18,7 +29,15 @@ class ChunkedBodyMiddleware:
         self.app, self.limit = app, limit
 
     def __call__(self, environ, start_response):
-        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        codings = environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        chunked = "chunked" in codings
+        if chunked and [coding.strip() for coding in codings.split(",")] != ["chunked"]:
+            start_response("501 Not Implemented", [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(NOT_IMPLEMENTED))),
+                ("Connection", "close"),
+            ])  # fmt: skip
+            return [NOT_IMPLEMENTED]
         if chunked and not environ.get("CONTENT_LENGTH"):
             try:
                 body = environ["wsgi.input"].read(self.limit + 1)

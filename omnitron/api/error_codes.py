@@ -85,8 +85,9 @@ class ApiErrorCode(ErrorCode):
         "Bad request.",
         "A request the server cannot read at all, answered by gunicorn or the proxy "
         "before any view (a malformed request line, a duplicate `Host`, `Content-Length` "
-        "with `Transfer-Encoding`, an HTTP major version other than 1, no `Host` through "
-        "the proxy but to a health check), or one Django "
+        "with `Transfer-Encoding`, an HTTP major version other than 1, a header name with "
+        "a character no name may have, a second `Authorization` through the proxy, no "
+        "`Host` through the proxy but to a health check), or one Django "
         "refuses as suspicious (more than 1,000 query or form fields, on any path the "
         "app reads them from: every path but the health checks).",
     )
@@ -119,7 +120,8 @@ class ApiErrorCode(ErrorCode):
         status.HTTP_405_METHOD_NOT_ALLOWED,
         None,
         'Method "{method}" not allowed.',
-        "The path does not take this method (`TRACE`: none does, and the proxy answers it).",
+        "The path does not take this method (`TRACE` and `CONNECT`: none does, and the "
+        "proxy answers them).",
     )
     NOT_ACCEPTABLE = (
         status.HTTP_406_NOT_ACCEPTABLE,
@@ -193,8 +195,8 @@ class ApiErrorCode(ErrorCode):
         None,
         "Not Implemented.",
         "A transfer coding the server does not know, such as `Transfer-Encoding: foo` "
-        "(answered by gunicorn or the proxy, as JSON). Behind the proxy any coding but "
-        "`chunked` alone is 501; gunicorn alone answers a known one not followed by "
+        "(answered by gunicorn, the app or the proxy, as JSON): any coding but `chunked` "
+        "alone (`gzip, chunked` too). gunicorn alone answers a known one not followed by "
         "`chunked` (`gzip`, `identity`) 400 `bad_request`, as the body has no length.",
     )
     APP_UNAVAILABLE = (

@@ -305,6 +305,49 @@ def test_a_chunked_body_is_read_whole_or_refused_as_too_large():
     assert_captures_add_up()
 
 
+def test_a_coding_before_chunked_is_not_implemented_and_captures_nothing():
+    """gunicorn de-chunks `gzip, chunked` and hands on the body still coded; facing it
+    directly, such a capture (its body plain JSON) captured items (helper 84). It is
+    501 not_implemented, as the proxy answers it."""
+    order = seed(orders=1, items=1, prefix="CODING")[0]
+    token = token_for("wms", all_channels=True)
+    body = json.dumps({"order": order["number"], "order_items": [{"pk": order["items"][0]["pk"]}]})
+    chunk = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body.encode())
+    before = fingerprint()
+    with gunicorn(workers=1) as (base, _):
+        answers = [
+            raw_request(
+                base,
+                "\r\n".join(
+                    [
+                        "POST /api/v1/capture-order/ HTTP/1.1",
+                        f"Host: {urlsplit(base).netloc}",
+                        "Connection: close",
+                        f"Content-Type: {J}",
+                        f"Authorization: Token {token}",
+                        f"Transfer-Encoding: {coding}",
+                        "",
+                        "",
+                    ]
+                ).encode()
+                + chunk,
+            )  # fmt: skip
+            for coding in ("gzip, chunked", "identity, chunked", "deflate,chunked")
+        ]
+        after = fingerprint()
+        plain = raw_request(base, "\r\n".join([
+            "POST /api/v1/capture-order/ HTTP/1.1", f"Host: {urlsplit(base).netloc}",
+            "Connection: close", f"Content-Type: {J}", f"Authorization: Token {token}",
+            "Transfer-Encoding: Chunked ", "", "",
+        ]).encode() + chunk)  # fmt: skip
+    for answer in answers:
+        head, _, content = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 501 "), answer[:300]
+        assert json.loads(content) == {"detail": "Not Implemented.", "code": "not_implemented"}
+    assert after == before
+    assert plain.startswith(b"HTTP/1.1 200 "), plain[:300]  # `chunked` alone, any case
+
+
 def capture_then_stop(base: str, token: str, framing: str, sent: bytes) -> bytes:
     """A capture whose body is framed by `framing` (a Content-Length or chunked), of
     which the client sends `sent`, then stops sending; the raw answer."""

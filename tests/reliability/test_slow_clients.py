@@ -215,6 +215,14 @@ def test_the_proxy_answers_its_own_errors_as_json():
         hostless_probe = raw_request(proxy, b"GET /healthz HTTP/1.0\r\n\r\n")
         internal = requests.get(f"{proxy}/_errors/400", timeout=5)
         trace = requests.request("TRACE", f"{proxy}/api/v1/orders/", timeout=5)
+        connect = raw_request(proxy, b"CONNECT /api/v1/orders/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        # A header name nginx finds invalid is gunicorn's to refuse: nginx dropped it.
+        invalid_names = [
+            raw_request(
+                proxy, b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s\r\n\r\n" % line
+            )
+            for line in (b"X-F\xe9o: 1", b"X-Foo@: 1")
+        ]
         server.stop()
         app_down = requests.get(f"{proxy}/healthz", timeout=5)
     assert (too_large.status_code, too_large.json()["code"]) == (413, "request_too_large")
@@ -231,8 +239,38 @@ def test_the_proxy_answers_its_own_errors_as_json():
     assert (internal.status_code, internal.json()["code"]) == (404, "not_found")
     assert (trace.status_code, trace.json()) == (
         405, {"detail": 'Method "TRACE" not allowed.', "code": "method_not_allowed"})  # fmt: skip
+    head, _, body = connect.partition(b"\r\n\r\n")  # it said TRACE (helper 84)
+    assert head.startswith(b"HTTP/1.1 405 "), connect
+    assert json.loads(body) == {"detail": 'Method "CONNECT" not allowed.',
+                                "code": "method_not_allowed"}  # fmt: skip
+    for answer in invalid_names:
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400 "), answer
+        assert json.loads(body)["code"] == "bad_request"
     assert (app_down.status_code, app_down.json()["code"]) == (502, "app_unavailable")
     assert app_down.headers["Retry-After"] == "5"
+
+
+def test_a_client_that_half_closes_after_its_request_gets_the_answer():
+    """A client may shut its sending side once its request is sent. nginx took that
+    for an abort: no answer, while the capture went on when the app had it already
+    (helper 84). With and without an answer the client could not tell what happened."""
+    orders = seed(orders=3, items=1, prefix="HALF")
+    token = token_for("wms", all_channels=True)
+    with gunicorn(workers=1) as (app, _), nginx(app) as (proxy, _):
+        answers = []
+        for order in orders:
+            body = json.dumps({"order": order["number"],
+                               "order_items": [{"pk": order["items"][0]["pk"]}]}).encode()  # fmt: skip
+            head = (f"POST /api/v1/capture-order/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                    f"Content-Type: application/json\r\nAuthorization: Token {token}\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n").encode()  # fmt: skip
+            answers.append(raw_request(proxy, head + body, stop_sending=True, timeout=10))
+    for answer, order in zip(answers, orders, strict=True):
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 "), answer[:300]
+        assert json.loads(body)["number"] == order["number"]
+    assert_captures_add_up()
 
 
 def test_an_answer_with_long_headers_passes_the_proxy():
