@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.db.models import Prefetch
 
+from omnitron.admin.dates import UtcDayFilter
 from omnitron.admin.large_tables import LargeTableAdmin
 from omnitron.admin.pages import ReadOnlyMixin
 from orders.admin import OrderFilter
@@ -58,7 +59,7 @@ class CaptureAdmin(ReadOnlyMixin, LargeTableAdmin):
     # insert): the request log names the order of each request.
     search_fields = ("order__number",)
     search_help_text = "A whole order number."
-    list_filter = ("created_at", OrderFilter)  # ?order=<pk>: the link on an order's page
+    list_filter = (("created_at", UtcDayFilter), OrderFilter)  # ?order=<pk>: an order's link
     actions = ["export_csv"]
     readonly_fields = ("order", "user", "created_at", "amount", "currency", "idempotency_key",
                        "request_id")  # fmt: skip

@@ -4,12 +4,15 @@ attempt, filtered by state, with an action that sends failed ones again."""
 
 from django.contrib import admin, messages
 from django.db import models
+from django.utils import timezone
+from django.utils.formats import localize
 
 from omnitron.admin.large_tables import LargeTableAdmin
 from omnitron.admin.pages import ReadOnlyMixin
 from omnitron.admin.site import SuperuserOnly
 
-from .models import DeliveryAttempt, Event, WebhookDelivery, WebhookSubscription
+from .metrics import FAILED_WINDOW
+from .models import DeliveryAttempt, DeliveryState, Event, WebhookDelivery, WebhookSubscription
 from .registry import EVENT_TYPES
 from .services import webhook_deliveries_redeliver, webhook_subscriptions_resume
 
@@ -21,8 +24,8 @@ class ReadOnly(ReadOnlyMixin, SuperuserOnly):
 
 @admin.register(WebhookSubscription)
 class WebhookSubscriptionAdmin(SuperuserOnly, admin.ModelAdmin):
-    list_display = ("url", "is_active", "paused_until", "event_types", "channel_ids",
-                    "created_at")  # fmt: skip
+    list_display = ("url", "is_active", "paused_until", "pending", "failed", "event_types",
+                    "channel_ids", "created_at")  # fmt: skip
     list_filter = ("is_active",)
     search_fields = ("url",)
     fields = ("url", "event_types", "channel_ids", "headers", "retry_schedule", "is_active",
@@ -46,6 +49,18 @@ class WebhookSubscriptionAdmin(SuperuserOnly, admin.ModelAdmin):
         if not subscription.pk:
             return "generated when you save, and shown once"
         return f"whsec_…{subscription.secret[-4:]}"
+
+    # Its health at a glance (a failing receiver looked as the healthy ones): two small
+    # counts on the partial indexes of pending and failed deliveries.
+    @admin.display(description="pending deliveries")
+    def pending(self, subscription):
+        return subscription.deliveries.filter(state=DeliveryState.PENDING).count()
+
+    @admin.display(description=f"failed in {FAILED_WINDOW.days} days, not sent again")
+    def failed(self, subscription):
+        recent = timezone.now() - FAILED_WINDOW
+        failed = subscription.deliveries.filter(state=DeliveryState.FAILED, failed_at__gte=recent)
+        return failed.count()
 
     @admin.action(description="Resume the selected paused subscriptions now")
     def resume(self, request, queryset):
@@ -71,27 +86,44 @@ class DeliveryAttemptInline(ReadOnly, admin.TabularInline):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(ReadOnly, LargeTableAdmin):
-    list_display = ("id", "event", "subscription", "state", "attempts", "last_outcome",
+    list_display = ("id", "event", "subscription", "state_shown", "attempts", "last_outcome",
                     "next_attempt_at", "delivered_at")  # fmt: skip
     list_filter = ("state", "subscription")
     list_select_related = ("event", "subscription")
     search_fields = ("event_id",)
     search_help_text = "A whole event id (evt_...)."
-    fields = ("event", "subscription", "state", "attempts", "created_at", "next_attempt_at",
-              "delivered_at", "failed_at", "last_outcome")  # fmt: skip
+    fields = ("event", "subscription", "state_shown", "attempts", "created_at",
+              "next_attempt_at", "delivered_at", "failed_at", "last_outcome")  # fmt: skip
     readonly_fields = fields
     inlines = [DeliveryAttemptInline]
     actions = ["redeliver"]
 
+    @admin.display(description="state")
+    def state_shown(self, delivery):
+        """A pending delivery that nothing sends now says why (it looked alive)."""
+        state = delivery.get_state_display()
+        subscription = delivery.subscription
+        if delivery.state != DeliveryState.PENDING:
+            return state
+        if not subscription.is_active:
+            return f"{state}: not sent while its subscription is inactive"
+        if subscription.paused_until and subscription.paused_until > timezone.now():
+            until = localize(timezone.localtime(subscription.paused_until))
+            return f"{state}: its subscription is paused until {until}"
+        return state
+
     @admin.action(description="Send the selected failed deliveries again (same webhook-id)")
     def redeliver(self, request, queryset):
         selected = queryset.count()
+        inactive = queryset.filter(state=DeliveryState.FAILED, subscription__is_active=False)
+        left_failed = inactive.count()
         queued = webhook_deliveries_redeliver(deliveries=queryset)
-        messages.info(
-            request,
-            f"{queued} delivery(ies) queued again; {selected - queued} not failed, left as "
-            "they were.",
-        )
+        message = f"{queued} delivery(ies) queued again; "
+        if left_failed:
+            message += (f"{left_failed} of an inactive subscription left failed (make it "
+                        "active first); ")  # fmt: skip
+        message += f"{selected - queued - left_failed} not failed, left as they were."
+        messages.add_message(request, messages.WARNING if left_failed else messages.INFO, message)
 
 
 class EventTypeFilter(admin.SimpleListFilter):

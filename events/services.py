@@ -56,7 +56,9 @@ def webhook_subscriptions_resume(*, subscriptions) -> int:
 def webhook_deliveries_redeliver(*, deliveries) -> int:
     """Send failed deliveries again, with the same webhook-id, within a second (the
     worker's dispatcher); the attempt count goes on from where it stopped and one more
-    failure fails them again. Returns how many were queued."""
-    return deliveries.filter(state=DeliveryState.FAILED).update(
+    failure fails them again. Those of an inactive subscription stay failed: nothing
+    would send them, and as pending they left the failed count and its alert (helper
+    83). Returns how many were queued."""
+    return deliveries.filter(state=DeliveryState.FAILED, subscription__is_active=True).update(
         state=DeliveryState.PENDING, next_attempt_at=timezone.now(), failed_at=None
     )

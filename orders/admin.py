@@ -9,6 +9,7 @@ from django.db.models import Count, OuterRef, Subquery, Sum
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from omnitron.admin.dates import UtcDayFilter
 from omnitron.admin.large_tables import LargeTableAdmin
 from omnitron.admin.pages import ChangedFieldsOnlyMixin
 from omnitron.limits import MAX_BIGINT
@@ -213,7 +214,8 @@ class OrderAdmin(FixedOnceAddedMixin, ChangedFieldsOnlyMixin, LargeTableAdmin):
         "number", "channel", "customer", "status_name", "amount_with_currency",
         "date_placed", "captured_items",
     )  # fmt: skip
-    list_filter = ("status", ("channel", UserChannelsFilter), "currency", "date_placed")
+    list_filter = ("status", ("channel", UserChannelsFilter), "currency",
+                   ("date_placed", UtcDayFilter))  # fmt: skip
     search_fields = ("number", "customer__email")
     search_help_text = "A whole order number or customer email."
     list_select_related = ("channel", "customer")

@@ -1,4 +1,4 @@
-"""The admin's shared plumbing, in four parts:
+"""The admin's shared plumbing, in five parts:
 
 - `site.py`: the project's AdminSite (made the default site by
   omnitron.apps.AdminConfig), which registers every ModelAdmin, this project's and
@@ -15,5 +15,7 @@
   `LargeTableAdmin` counts at most `COUNT_CAP` rows and searches whole values on
   indexed columns;
 - `pages.py`: read-only pages, and change forms that write only what changed.
+- `dates.py`: the date filters, in UTC (the formats, with seconds and the zone's
+  name, are omnitron/formats/).
 
 docs/operations.md says what operators see."""

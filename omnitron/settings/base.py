@@ -249,6 +249,8 @@ LANGUAGE_CODE = "en-us"
 # ?lang= takes only these).
 LANGUAGES = [("en", "English")]
 TIME_ZONE = "UTC"
+# Dates in the admin with seconds and time zone (omnitron/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["omnitron.formats"]
 USE_I18N = True
 USE_TZ = True
 

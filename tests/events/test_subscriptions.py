@@ -180,6 +180,46 @@ def test_the_admin_sends_failed_deliveries_again_and_counts_the_rest(client, api
     assert WebhookDelivery.objects.get(pk=failed.pk).next_attempt_at <= timezone.now()
 
 
+def test_failed_deliveries_of_an_inactive_subscription_stay_failed_and_say_why(
+    client, api_client, channel
+):
+    """Sent again, they became pending, which nothing sends while the subscription is
+    inactive: the action said "queued", and the failed count and its alert cleared
+    (helper 83). They stay failed now; a pending one says nothing sends it."""
+    subscription, _ = webhook_subscription_create_or_update(
+        url="https://hooks.example.com/a", event_types=["order.captured"]
+    )
+    for order in [make_order(channel=channel, items=1) for _ in range(3)]:
+        assert capture(api_client, order, [order.items.get().pk]).status_code == 200
+    failed, other_failed, pending = WebhookDelivery.objects.order_by("pk")
+    WebhookDelivery.objects.filter(pk__in=[failed.pk, other_failed.pk]).update(
+        state=DeliveryState.FAILED, attempts=6, next_attempt_at=None, failed_at=timezone.now()
+    )
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    listed = client.get("/admin/events/webhooksubscription/").content.decode()
+    assert "Pending deliveries" in listed
+    assert "Failed in 7 days, not sent again" in listed
+    row = listed.split('class="field-url"')[1]
+    assert '<td class="field-pending">1</td>' in row
+    assert '<td class="field-failed">2</td>' in row
+    WebhookSubscription.objects.filter(pk=subscription.pk).update(is_active=False)
+
+    response = client.post("/admin/events/webhookdelivery/",
+                           {"action": "redeliver", "_selected_action": [failed.pk, pending.pk]},
+                           follow=True)  # fmt: skip
+    assert [str(m) for m in response.context["messages"]] == [
+        "0 delivery(ies) queued again; 1 of an inactive subscription left failed (make it "
+        "active first); 1 not failed, left as they were."
+    ]
+    states = dict(WebhookDelivery.objects.values_list("pk", "state"))
+    assert states == {failed.pk: DeliveryState.FAILED, other_failed.pk: DeliveryState.FAILED,
+                      pending.pk: DeliveryState.PENDING}  # fmt: skip
+    page = client.get(f"/admin/events/webhookdelivery/{pending.pk}/change/").content.decode()
+    assert "Pending: not sent while its subscription is inactive" in page
+    listed = client.get("/admin/events/webhookdelivery/?state__exact=pending").content.decode()
+    assert "Pending: not sent while its subscription is inactive" in listed
+
+
 def test_staff_who_are_not_superusers_see_no_webhooks(client, channel):
     client.force_login(make_api_user(channels=[channel], is_staff=True))
     assert client.get("/admin/events/webhooksubscription/").status_code == 403

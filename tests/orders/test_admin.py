@@ -1,7 +1,7 @@
 """The admin: staff only, channel-scoped, constant queries on the orders list."""
 
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from html.parser import HTMLParser
 from unittest.mock import patch
@@ -155,6 +155,51 @@ def test_order_page_shows_items_and_read_only_captures(client, operator, channel
     assert (
         client.post(f"/admin/capture/capture/{order.captures.get().pk}/delete/").status_code == 403
     )
+
+
+def test_captures_show_their_time_in_utc_to_the_second_and_yesterday_is_a_utc_day(
+    client, operator, channel
+):
+    """An operator matching captures to a settlement file read `Nov. 29, 2026, 11:59
+    p.m.`: no seconds and no time zone, and no link for yesterday (helper 83)."""
+    order = make_order(channel=channel, number="DAYS-1", items=0)
+    today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    moments = {"before": today - timedelta(days=1, microseconds=1),
+               "first": today - timedelta(days=1), "last": today - timedelta(microseconds=1),
+               "after": today}  # fmt: skip
+    for moment in moments.values():
+        Capture.objects.create(order=order, user=operator, created_at=moment, amount=1,
+                               currency="try")  # fmt: skip
+    client.force_login(operator)
+    listed = client.get("/admin/capture/capture/").content.decode()
+    assert f"{today - timedelta(days=1):%Y-%m-%d} 23:59:59 UTC" in listed
+    assert "By created at (UTC)" in listed
+    link = HtmlLinks.named(listed, "Yesterday")
+    yesterday = client.get(f"/admin/capture/capture/{link}").context["cl"].result_list
+    assert {capture.created_at for capture in yesterday} == {moments["first"], moments["last"]}
+
+
+class HtmlLinks(HTMLParser):
+    """The href of the link whose text is `text`, in a page."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.text, self.href, self.found = text, None, None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a":
+            self.href = dict(attrs).get("href")
+
+    def handle_data(self, data):
+        if data.strip() == self.text and self.found is None:
+            self.found = self.href
+
+    @classmethod
+    def named(cls, page, text):
+        parser = cls(text)
+        parser.feed(page)
+        assert parser.found is not None, text
+        return parser.found
 
 
 def test_order_page_shows_what_was_captured_beside_the_amount(client, channel):
