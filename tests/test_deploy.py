@@ -18,6 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import requests
+import yaml
 from packaging.requirements import Requirement
 
 from tests.events.helpers import receiving
@@ -51,6 +52,16 @@ def test_the_dockerfiles_collectstatic_step_runs(tmp_path):
                             text=True, timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "static" / "admin").is_dir()
+
+
+def test_compose_starts_every_service_again_when_it_stops():
+    """No engine runs here to stop a container; this reads the compose file. PostgreSQL
+    had no restart policy: after a PANIC (its WAL disk full) it stayed down, and every
+    capture was 503 until an operator started it (helper 81)."""
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    assert {name: service.get("restart") for name, service in services.items()} == dict.fromkeys(
+        ["postgres", "app", "worker", "proxy"], "unless-stopped"
+    )
 
 
 def test_every_dependency_is_pinned_in_the_lock_files():

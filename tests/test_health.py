@@ -50,7 +50,7 @@ def test_a_page_the_database_fails_is_503_also_for_a_logged_in_operator():
             response = requests.get(f"{base}{path}", cookies=session, timeout=10)
             assert response.status_code == status, (path, response.status_code)
         page = requests.get(f"{base}/admin/", cookies=session, timeout=10)
-        assert "The database is not reachable" in page.text
+        assert "The database is not available" in page.text
         assert page.headers["Retry-After"] == "5"
 
 

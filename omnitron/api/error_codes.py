@@ -225,8 +225,9 @@ class ApiErrorCode(ErrorCode):
     DATABASE_UNAVAILABLE = (
         status.HTTP_503_SERVICE_UNAVAILABLE,
         None,
-        "The database is not reachable. Retry later.",
-        "PostgreSQL is unreachable. Retry (`Retry-After: 5`).",
+        "The database is not available. Retry later.",
+        "PostgreSQL is unreachable, restarting, or cannot write (its disk full: the app's "
+        "log names the cause). Retry (`Retry-After: 5`).",
     )
     DATABASE_TIMEOUT = (
         status.HTTP_503_SERVICE_UNAVAILABLE,
