@@ -8,7 +8,7 @@ from django.db.models import Prefetch
 from omnitron.admin.dates import UtcDayFilter
 from omnitron.admin.large_tables import LargeTableAdmin
 from omnitron.admin.pages import ReadOnlyMixin
-from orders.admin import OrderFilter
+from orders.admin import OrderFilter, UserChannelsFilter
 from orders.models import Order
 from orders.selectors import visible_to
 
@@ -59,7 +59,9 @@ class CaptureAdmin(ReadOnlyMixin, LargeTableAdmin):
     # insert): the request log names the order of each request.
     search_fields = ("order__number",)
     search_help_text = "A whole order number."
-    list_filter = (("created_at", UtcDayFilter), OrderFilter)  # ?order=<pk>: an order's link
+    # ?order=<pk>: the link on an order's page. A channel's captures: its merchant
+    # account's settlement, exported alone.
+    list_filter = (("created_at", UtcDayFilter), ("channel", UserChannelsFilter), OrderFilter)
     actions = ["export_csv"]
     readonly_fields = ("order", "user", "created_at", "amount", "currency", "idempotency_key",
                        "request_id")  # fmt: skip

@@ -6,6 +6,10 @@ from omnitron.limits import MAX_BIGINT
 
 class CaptureFilterSerializer(serializers.Serializer):
     order = StrictIntegerField(required=False, min_value=1, max_value=MAX_BIGINT)
+    channel = StrictIntegerField(
+        required=False, min_value=1, max_value=MAX_BIGINT,
+        help_text="One channel's captures (a merchant account's settlement, exported alone).",
+    )  # fmt: skip
     created_at__gte = QueryDateTimeField(
         required=False, help_text="Captures made at or after this time (ISO 8601)."
     )

@@ -9,7 +9,7 @@ from django.db.models import Count, F, OuterRef, Prefetch, QuerySet, Subquery, S
 from django.db.models.functions import Cast, Length
 
 from orders.models import OrderItem
-from orders.selectors import visible_to
+from orders.selectors import in_channels, visible_to
 
 from .models import Capture, CaptureItem
 from .rules import CAPTURABLE_ORDER_STATUSES, NON_CAPTURABLE_ITEM_STATUSES
@@ -61,9 +61,11 @@ def capture_attribute_characters(pks: list[int], *, using: str) -> dict[int, int
 
 def capture_list_for_user(*, user, filters: dict | None = None) -> QuerySet[Capture]:
     """Captures of the orders the user may see, with their items. Filters: order,
-    created_at__gte, created_at__lte."""
+    channel, created_at__gte, created_at__lte."""
     captures = visible_to(captures_with_items(), user)
     filters = dict(filters or {})
+    if "channel" in filters:
+        captures = in_channels(captures, [filters.pop("channel")])
     if "order" in filters:
         filters["order_id"] = filters.pop("order")
     return captures.filter(**filters)

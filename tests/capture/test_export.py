@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from capture.models import Capture
 from capture.selectors import CAPTURED_ITEM_COLUMNS, captured_item_rows
+from orders.models import Order
 from tests.factories import (
     ChannelFactory,
     CustomerFactory,
@@ -128,6 +129,22 @@ def test_other_channels_never_appear_and_a_superuser_sees_all(api_client, captur
     assert {row[2] for row in exported(api_client)} == {order.number}
     admin = make_api_user(is_superuser=True)
     assert {row[2] for row in exported(client_for(admin))} == {order.number, "FOREIGN-1"}
+
+
+def test_one_channels_captures_are_exported_alone(api_client, captured):
+    """A merchant account's settlement is one channel's: the list had no channel filter,
+    and a user of several channels split the CSV by hand (helper 83)."""
+    order, _ = captured
+    admin = client_for(make_api_user(is_superuser=True))
+    foreign = Order.objects.get(number="FOREIGN-1")
+    assert {row[2] for row in exported(admin, f"channel={order.channel_id}")} == {order.number}
+    assert {row[2] for row in exported(admin, f"channel={foreign.channel_id}")} == {"FOREIGN-1"}
+    listed = admin.get(f"{URL}?channel={foreign.channel_id}").json()["results"]
+    assert [capture["order"] for capture in listed] == [foreign.pk]
+    # Another channel's captures stay out of sight, named or not.
+    assert exported(api_client, f"channel={foreign.channel_id}") == []
+    response = api_client.get(f"{URL}?channel=abc")
+    assert (response.status_code, response.json()["code"]) == (400, "invalid")
 
 
 def test_filters_apply_to_json_and_csv_alike(api_client, channel, captured):

@@ -177,6 +177,14 @@ def test_captures_show_their_time_in_utc_to_the_second_and_yesterday_is_a_utc_da
     link = HtmlLinks.named(listed, "Yesterday")
     yesterday = client.get(f"/admin/capture/capture/{link}").context["cl"].result_list
     assert {capture.created_at for capture in yesterday} == {moments["first"], moments["last"]}
+    # And one channel's captures, a merchant account's settlement (helper 83).
+    other = make_order(channel=ChannelFactory(), number="DAYS-2", items=0)
+    Capture.objects.create(order=other, user=operator, created_at=today, amount=1, currency="try")
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    listed = client.get("/admin/capture/capture/").content.decode()
+    link = HtmlLinks.named(listed, str(channel))
+    captures = client.get(f"/admin/capture/capture/{link}").context["cl"].result_list
+    assert {capture.order.number for capture in captures} == {"DAYS-1"}
 
 
 class HtmlLinks(HTMLParser):
