@@ -177,6 +177,11 @@ def test_captures_show_their_time_in_utc_to_the_second_and_yesterday_is_a_utc_da
     link = HtmlLinks.named(listed, "Yesterday")
     yesterday = client.get(f"/admin/capture/capture/{link}").context["cl"].result_list
     assert {capture.created_at for capture in yesterday} == {moments["first"], moments["last"]}
+    # A range of whole days typed as the 400 page shows it (omnitron/templates/400.html).
+    typed = f"?created_at__gte={today - timedelta(days=1):%Y-%m-%d}&created_at__lt={today:%Y-%m-%d}"
+    assert list(client.get(f"/admin/capture/capture/{typed}").context["cl"].result_list) == list(
+        yesterday
+    )
     # And one channel's captures, a merchant account's settlement (helper 83).
     other = make_order(channel=ChannelFactory(), number="DAYS-2", items=0)
     Capture.objects.create(order=other, user=operator, created_at=today, amount=1, currency="try")
@@ -352,6 +357,8 @@ def test_a_lookup_the_list_does_not_offer_is_a_400_not_a_query(client, channel, 
         response = client.get(f"/admin/orders/order/?{query}")
     assert response.status_code == 400
     assert not [q for q in queries.captured_queries if "orders_order" in q["sql"]]
+    # The page says what went wrong: it was Django's bare "Bad Request (400)" (helper 83).
+    assert "a filter or a\nlookup the list does not offer" in response.content.decode()
 
 
 @pytest.mark.parametrize(
