@@ -19,7 +19,9 @@ from .models import Capture
 from .rules import MAX_EXPORT_ROWS
 from .selectors import CAPTURED_ITEM_COLUMNS, captured_item_count, captured_item_rows
 
-FILENAME = "captures.csv"
+# Named by when it was made, in UTC (`captures-20261130T084512Z.csv`): each export a
+# file of its own in finance's downloads, not `captures (3).csv`.
+FILENAME = "captures-{:%Y%m%dT%H%M%SZ}.csv"
 # Rows are written to a buffer that is sent, then emptied, once it holds this much.
 FLUSH_BYTES = 64 * 1024
 
@@ -80,5 +82,7 @@ def captures_csv_response(captures: QuerySet[Capture]) -> StreamingHttpResponse:
     return StreamingHttpResponse(
         renderer.render(rows),
         content_type=f"{renderer.media_type}; charset={renderer.charset}",
-        headers={"Content-Disposition": f'attachment; filename="{FILENAME}"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="{FILENAME.format(datetime.now(UTC))}"'
+        },
     )

@@ -4,9 +4,10 @@ constant memory (measured on a live server exporting 100,000 items)."""
 
 import csv
 import io
+import re
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -41,7 +42,10 @@ def csv_rows(response) -> list[list[str]]:
     assert response.status_code == 200
     assert response.streaming
     assert response["Content-Type"] == "text/csv; charset=utf-8"
-    assert response["Content-Disposition"] == 'attachment; filename="captures.csv"'
+    disposition = re.fullmatch(r'attachment; filename="captures-(\d{8}T\d{6}Z)\.csv"',
+                               response["Content-Disposition"])  # fmt: skip
+    made = datetime.strptime(disposition[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    assert abs(timezone.now() - made) < timedelta(minutes=1)  # named by when it was made
     body = b"".join(response.streaming_content).decode()
     return list(csv.reader(io.StringIO(body)))
 
