@@ -28,7 +28,7 @@ class LoginView(APIView):
 
     def check_throttles(self, request):
         # The first limit that refuses answers (DRF asks every one, for the longest
-        # wait): helper 71's 300 KB bodies answered 429 still cost 70 to 110 ms each.
+        # wait): an outside test's 300 KB bodies answered 429 still cost 70 to 110 ms each.
         if (wait := login_wait(request, view=self)) is not None:
             self.throttled(request, wait)
 

@@ -82,7 +82,7 @@ def _plain_items(data) -> list[dict] | None:
         return None
     # Refused attributes are worded here as DRF's path words them, item by item: falling
     # back to that path walked every item's attributes a second time (2 MB of them cost
-    # a second, helper 76).
+    # a second).
     errors = {
         index: error for index, entry in enumerate(data) if (error := _attribute_errors(entry))
     }

@@ -12,7 +12,7 @@ bad_request.
 
 gunicorn de-chunks a body sent with another coding before `chunked` (`gzip, chunked`)
 and hands it on still coded: such a body is 501 not_implemented, as the proxy answers
-any coding but `chunked` alone (helper 84 captured items from `gzip, chunked` when
+any coding but `chunked` alone (an outside test captured items from `gzip, chunked` when
 facing gunicorn directly)."""
 
 import io

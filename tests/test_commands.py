@@ -86,8 +86,8 @@ def test_a_command_with_the_database_unreachable_says_so_in_one_line(command):
 
 
 def test_a_failed_connection_names_the_database_and_the_variable_that_named_it():
-    """It always said "(DATABASE_URL)", also when PG_PORT had named the local cluster
-    (helper 73)."""
+    """It always said "(DATABASE_URL)", also when PG_PORT had named the local
+    cluster."""
     port = free_port()
     by_url = manage("check_captures", DATABASE_URL=f"postgres://postgres@127.0.0.1:{port}/shop")
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
@@ -102,7 +102,7 @@ def test_a_failed_connection_names_the_database_and_the_variable_that_named_it()
 @pytest.mark.django_db(transaction=True)
 def test_a_command_a_lock_held_back_says_so_instead_of_blaming_the_connection():
     """A migration behind a backup's lock said "canceling statement due to lock timeout
-    (DATABASE_URL)", sending the operator to a connection that was fine (helper 73)."""
+    (DATABASE_URL)", sending the operator to a connection that was fine."""
     make_api_user(username="locked")
     with psycopg.connect(**connection.get_connection_params()) as holder:
         holder.execute("SELECT 1 FROM auth_user WHERE username = 'locked' FOR UPDATE")
@@ -124,7 +124,7 @@ def test_models_and_migrations_agree():
 
 def test_make_db_status_of_a_stopped_cluster_is_an_answer_not_a_failure(tmp_path):
     """It printed "stopped" and then make's "Error 3", which reads as something broken
-    (helper 79). scripts/pg.sh status keeps its exit 3 for scripts."""
+    scripts/pg.sh status keeps its exit 3 for scripts."""
     # As a reader runs it: not as a make inside `make test` (MAKEFLAGS, MAKELEVEL).
     env = {key: value for key, value in os.environ.items() if not key.startswith("MAKE")}
     env.update(PG_DATA_DIR=str(tmp_path / "none"), PG_PORT=str(free_port()))

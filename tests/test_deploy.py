@@ -57,7 +57,7 @@ def test_the_dockerfiles_collectstatic_step_runs(tmp_path):
 def test_compose_starts_every_service_again_when_it_stops():
     """No engine runs here to stop a container; this reads the compose file. PostgreSQL
     had no restart policy: after a PANIC (its WAL disk full) it stayed down, and every
-    capture was 503 until an operator started it (helper 81)."""
+    capture was 503 until an operator started it."""
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     assert {name: service.get("restart") for name, service in services.items()} == dict.fromkeys(
         ["postgres", "app", "worker", "proxy"], "unless-stopped"

@@ -95,7 +95,7 @@ def test_the_images_entry_point_unsets_a_blank_web_concurrency():
 
 def test_the_images_entry_point_reads_django_migrate_as_every_flag(tmp_path):
     """It ran the migrations for "1" only: `true` skipped them without a word, and the
-    app came up healthy over an empty schema (helper 79)."""
+    app came up healthy over an empty schema."""
     fake = tmp_path / "python"  # records what the entry point would run
     fake.write_text('#!/bin/sh\necho "python $*"\n')
     fake.chmod(0o755)

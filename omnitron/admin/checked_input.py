@@ -246,7 +246,7 @@ class CheckedInputMixin(CheckedFormFieldsMixin):
     def delete_view(self, request, object_id, extra_context=None):
         """Django checks what protects a row when it shows the delete page and again
         when the delete is posted, then deletes: a capture that committed between the
-        second check and the delete made the delete fail (500, helper 72), and one that
+        second check and the delete made the delete fail (500), and one that
         committed after Django's collection of the rows to delete failed its foreign
         keys at the commit. Nothing is deleted either way; now the page comes back,
         showing what protects the row."""
@@ -275,7 +275,7 @@ def _overtaken(exc: Exception) -> bool:
 
 def _drop_queued_messages(request) -> None:
     """Django says a delete succeeded before its commit, which can still fail: that
-    message went out beside "Nothing was deleted" (helper 78). Reading the request's
+    message went out beside "Nothing was deleted". Reading the request's
     messages here marks them shown, so only those added after are sent."""
     for _ in messages.get_messages(request):
         pass

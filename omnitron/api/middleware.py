@@ -44,11 +44,11 @@ class UnreadBodyMiddleware:
     sync workers close the connection after each answer, and an answer given before
     the body was read (a 401 for a made-up token, a 429) closed it while nginx was
     still writing that body: nginx's write failed, and it answered 502 app_unavailable
-    instead of the app's answer (helper 76: 2 of 80 logins refused at once with 4 MB
+    instead of the app's answer (an outside test: 2 of 80 logins refused at once with 4 MB
     bodies). A body over the limit is left unread: BodySizeMiddleware refused it, and
     its connection ends instead. Only behind a proxy (API_NUM_PROXIES), which hands
     over whole bodies: facing clients, gunicorn would wait for a body a client never
-    finishes, a worker held until its timeout for a made-up token (helper 78).
+    finishes, a worker held until its timeout for a made-up token.
     Outermost, so it runs once every other part has answered."""
 
     CHUNK = 64 * 1024

@@ -77,7 +77,7 @@ def lock_wait_ms(connection) -> int:
     (at most LOCK_WAIT_MS), and longer than deadlock_timeout, since only after that
     does PostgreSQL cancel an autovacuum that holds the table: one that the fill's
     updates set off outlasted 15 tries of exactly deadlock_timeout, each holding the
-    captures queued behind it for a second (helper 73). Never as long as the app's own
+    captures queued behind it for a second. Never as long as the app's own
     lock_timeout, which the captures queued behind a try wait for."""
     with connection.cursor() as cursor:
         cursor.execute(

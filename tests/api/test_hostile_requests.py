@@ -109,7 +109,7 @@ def collector_passes() -> Iterator[list[int]]:
 def test_a_large_body_is_parsed_without_the_collector_walking_the_app(client, api_client):
     """85,000 empty lists in 255 KB, without a token: parsing it for the order's read
     set off some 120 collector passes, one of them over every object of the app (60 to
-    200 ms a request under gunicorn, helper 71). With a token the strict parser reads
+    200 ms a request under gunicorn). With a token the strict parser reads
     it too."""
     lists = b",".join([b"[]"] * 85_000)
     body = b'{"order": "x", "order_items": [{"pk": 1, "attributes": {"a": [' + lists + b"]}}]}"
@@ -129,7 +129,7 @@ def test_a_large_body_is_parsed_without_the_collector_walking_the_app(client, ap
 def test_the_schema_is_rendered_once_whatever_else_an_accept_says(client, monkeypatch):
     """Only the format and a JSON indent change the body: an Accept with a q= (a
     browser's) or a made-up parameter was rendered again for each request, 67 to 137
-    ms of CPU without a token (helper 71)."""
+    ms of CPU without a token."""
     SchemaView.rendered.clear()
     rendered = []
     for renderer in (OpenApiYamlRenderer, OpenApiJsonRenderer2):
@@ -148,7 +148,7 @@ def test_the_schema_is_rendered_once_whatever_else_an_accept_says(client, monkey
                 for n in (2, 2, 0, 0)]  # fmt: skip
     assert len({answer.content for answer in indented}) == 2
     # The answer's type is the renderer's: a charset the client named was echoed back
-    # over a UTF-8 body (helper 76).
+    # over a UTF-8 body.
     latin = client.get("/api/schema/", HTTP_ACCEPT="application/json; charset=latin-1")
     assert latin["Content-Type"] == "application/json"
     utf16 = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi; charset=utf-16")

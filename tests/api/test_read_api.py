@@ -512,8 +512,8 @@ def test_a_query_parameter_a_list_does_not_take_is_refused_by_name(api_client, c
 )  # fmt: skip
 def test_a_parameter_named_as_a_key_of_the_error_body_is_still_named(api_client, channel, url):
     """`?code=1` was answered {"code": "unknown_parameter"}, naming nothing (its message
-    went under "code" and the code over it), and `?detail=1` with a list for `detail`
-    (helper 71); `?non_field_errors=1` was a message naming nothing (helper 76)."""
+    went under "code" and the code over it), and `?detail=1` with a list for `detail`;
+    `?non_field_errors=1` was a message naming nothing."""
     response = api_client.get(url)
     message = "This list takes no such query parameter."
     names = sorted(parse_qs(urlsplit(url).query))

@@ -83,7 +83,7 @@ def test_overlapping_items_across_orders_are_each_captured_once(api_user, channe
 @pytest.mark.django_db(transaction=True)
 def test_a_capture_whose_user_is_deleted_meanwhile_is_409_and_captures_nothing(channel):
     """An operator deleted an API user in the admin while its capture ran: the capture's
-    foreign key to the user failed at its commit, a 500 (helper 76). Nothing is
+    foreign key to the user failed at its commit, a 500. Nothing is
     captured, nor counted in the captures' metrics; the answer says to retry, and the
     retry is the deleted user's 401."""
     user = make_api_user(channels=[channel])

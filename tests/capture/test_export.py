@@ -137,7 +137,7 @@ def test_other_channels_never_appear_and_a_superuser_sees_all(api_client, captur
 
 def test_one_channels_captures_are_exported_alone(api_client, captured):
     """A merchant account's settlement is one channel's: the list had no channel filter,
-    and a user of several channels split the CSV by hand (helper 83)."""
+    and a user of several channels split the CSV by hand."""
     order, _ = captured
     admin = client_for(make_api_user(is_superuser=True))
     foreign = Order.objects.get(number="FOREIGN-1")

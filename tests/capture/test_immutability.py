@@ -104,7 +104,7 @@ def test_check_captures_passes_when_the_audit_adds_up_and_names_what_does_not(ca
 
 def test_check_captures_names_an_item_of_negative_price(db):
     """Releases before orders/0009 imported a price of -5.00, and the upgrade kept it:
-    operations.md says a price is never negative, and nothing found those (helper 73)."""
+    operations.md says a price is never negative, and nothing found those."""
     order = make_order(items=2)
     item = order.items.first()
     OrderItem.objects.filter(pk=item.pk).update(price=Decimal("-5.00"))

@@ -85,7 +85,7 @@ def outcome(data, *, plain_path: bool):
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(bodies)
-# Refused attributes in plain items, before and among good ones (helper 78: the plain
+# Refused attributes in plain items, before and among good ones (an outside test: the plain
 # path listed every item where DRF's stops at the last refused one).
 @example({"order": "A", "order_items": [{"pk": 1, "attributes": {"a": "\x00"}}, {"pk": 2}]})
 @example(

@@ -185,7 +185,7 @@ def test_failed_deliveries_of_an_inactive_subscription_stay_failed_and_say_why(
 ):
     """Sent again, they became pending, which nothing sends while the subscription is
     inactive: the action said "queued", and the failed count and its alert cleared
-    (helper 83). They stay failed now; a pending one says nothing sends it."""
+    They stay failed now; a pending one says nothing sends it."""
     subscription, _ = webhook_subscription_create_or_update(
         url="https://hooks.example.com/a", event_types=["order.captured"]
     )

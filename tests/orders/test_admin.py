@@ -161,7 +161,7 @@ def test_captures_show_their_time_in_utc_to_the_second_and_yesterday_is_a_utc_da
     client, operator, channel
 ):
     """An operator matching captures to a settlement file read `Nov. 29, 2026, 11:59
-    p.m.`: no seconds and no time zone, and no link for yesterday (helper 83)."""
+    p.m.`: no seconds and no time zone, and no link for yesterday."""
     order = make_order(channel=channel, number="DAYS-1", items=0)
     today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
     moments = {"before": today - timedelta(days=1, microseconds=1),
@@ -182,7 +182,7 @@ def test_captures_show_their_time_in_utc_to_the_second_and_yesterday_is_a_utc_da
     assert list(client.get(f"/admin/capture/capture/{typed}").context["cl"].result_list) == list(
         yesterday
     )
-    # And one channel's captures, a merchant account's settlement (helper 83).
+    # And one channel's captures, a merchant account's settlement.
     other = make_order(channel=ChannelFactory(), number="DAYS-2", items=0)
     Capture.objects.create(order=other, user=operator, created_at=today, amount=1, currency="try")
     client.force_login(make_api_user(is_superuser=True, is_staff=True))
@@ -252,7 +252,7 @@ def test_search_finds_a_whole_number_or_customer_email_on_indexes(client, channe
 def test_a_large_list_searches_a_term_of_many_words_whole(client, channel):
     """The word limit guards Django's word-by-word substring search; an exact search
     compares the whole term once. Splitting the admin's modules had the limit apply to
-    the large lists too (helper 77): an order number of eleven words found nothing."""
+    the large lists too: an order number of eleven words found nothing."""
     number = " ".join(f"w{n}" for n in range(11))
     make_order(channel=channel, number=number, items=1)
     client.force_login(make_api_user(is_superuser=True, is_staff=True))
@@ -357,7 +357,7 @@ def test_a_lookup_the_list_does_not_offer_is_a_400_not_a_query(client, channel, 
         response = client.get(f"/admin/orders/order/?{query}")
     assert response.status_code == 400
     assert not [q for q in queries.captured_queries if "orders_order" in q["sql"]]
-    # The page says what went wrong: it was Django's bare "Bad Request (400)" (helper 83).
+    # The page says what went wrong: it was Django's bare "Bad Request (400)".
     assert "a filter or a\nlookup the list does not offer" in response.content.decode()
 
 
@@ -1138,7 +1138,7 @@ def test_a_users_delete_page_shows_staff_no_api_key(client, channel):
 @pytest.mark.parametrize("how", ["delete page", "delete_selected"])
 def test_a_delete_a_capture_overtook_is_refused_with_a_message(client, channel, api_client, how):
     """Django checks what protects an order when the delete is posted, then deletes: a
-    capture committed in between made the delete fail, a 500 (helper 72, 1 delete in
+    capture committed in between made the delete fail, a 500 (an outside test, 1 delete in
     20 racing captures). Here the check finds nothing, as it did before that capture;
     the order and its capture stay."""
     order = make_order(channel=channel, items=1)
@@ -1168,7 +1168,7 @@ def test_a_delete_a_capture_overtook_is_refused_with_a_message(client, channel, 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_delete_a_capture_overtook_after_its_rows_were_collected_is_refused(client):
-    """The narrower window (helper 77): a capture that commits once Django has collected
+    """The narrower window: a capture that commits once Django has collected
     the rows to delete fails the delete's foreign keys at its commit, a 500 too."""
     channel = ChannelFactory()
     order = make_order(channel=channel, items=1)
@@ -1198,7 +1198,7 @@ def test_a_delete_a_capture_overtook_after_its_rows_were_collected_is_refused(cl
 def test_an_integrity_error_of_another_action_is_not_taken_for_an_overtaken_delete(client, db):
     """Only a delete's failure from rows that came to need what it deletes is answered
     "Nothing was deleted"; any other action's integrity error is a bug, and stays a 500
-    with its traceback (helper 80)."""
+    with its traceback."""
     from events.models import WebhookSubscription
 
     subscription = WebhookSubscription.objects.create(url="https://hooks.example.com/a")

@@ -197,7 +197,7 @@ def test_a_try_for_an_exclusive_lock_outlasts_deadlock_timeout(
     """PostgreSQL cancels an autovacuum that holds a table only once a lock request has
     waited deadlock_timeout (1 s by default), and each try waited exactly 1 s: an
     autovacuum the fill's 3 million updates set off held out through 15 tries, each
-    holding every capture queued behind it for that second (helper 73, upgrading a
+    holding every capture queued behind it for that second (an outside test, upgrading a
     database of a million orders under captures)."""
     with connection.cursor() as cursor:  # undone with the test's transaction
         cursor.execute(f"SET lock_timeout = '{lock_timeout}'")

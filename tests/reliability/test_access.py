@@ -63,7 +63,7 @@ def test_login_is_limited_per_username_whatever_the_address(client):
 @pytest.mark.django_db
 def test_a_login_the_address_limit_refuses_is_neither_read_nor_counted_by_name(client):
     """DRF asks every limit: a login refused per address still had its body parsed for
-    the username limit (300 KB of `[]` cost 70 to 110 ms an answer 429, helper 71; one
+    the username limit (300 KB of `[]` cost 70 to 110 ms an answer 429; one
     that was not JSON was a 400 instead) and counted against that name."""
     make_api_user(username="wms", password="right-password-1")
     with throttle_rates(login_address="2/min", login_username="3/min"):

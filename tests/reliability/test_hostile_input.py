@@ -307,7 +307,7 @@ def test_a_chunked_body_is_read_whole_or_refused_as_too_large():
 
 def test_a_coding_before_chunked_is_not_implemented_and_captures_nothing():
     """gunicorn de-chunks `gzip, chunked` and hands on the body still coded; facing it
-    directly, such a capture (its body plain JSON) captured items (helper 84). It is
+    directly, such a capture (its body plain JSON) captured items. It is
     501 not_implemented, as the proxy answers it."""
     order = seed(orders=1, items=1, prefix="CODING")[0]
     token = token_for("wms", all_channels=True)
@@ -403,7 +403,7 @@ def test_a_chunked_body_cut_short_is_refused_and_captures_nothing(cut):
 def test_an_answer_given_before_the_body_is_read_waits_for_the_body(path, status):
     """gunicorn closed the connection once it had answered (a 401 for a made-up token,
     a 405, a 429 before the body was parsed), while nginx was still writing the body:
-    nginx's write failed and it answered 502 app_unavailable instead (helper 76). The
+    nginx's write failed and it answered 502 app_unavailable instead. The
     app reads what is left of a body within the limit before it answers."""
     body = b"x" * (4 * 1024 * 1024 - 1)
     head = (
@@ -428,7 +428,7 @@ def test_an_answer_given_before_the_body_is_read_waits_for_the_body(path, status
 def test_facing_clients_an_early_answer_does_not_wait_for_a_body():
     """Without a proxy (API_NUM_PROXIES=0), gunicorn faces clients: waiting for the rest
     of a body a client never finishes held a worker until gunicorn's timeout, for a
-    made-up token (helper 78). The answer goes out at once, as before."""
+    made-up token. The answer goes out at once, as before."""
     head = (
         "POST /api/v1/capture-order/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"Content-Type: application/json\r\nAuthorization: Token {'0' * 40}\r\n"

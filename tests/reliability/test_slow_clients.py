@@ -239,7 +239,7 @@ def test_the_proxy_answers_its_own_errors_as_json():
     assert (internal.status_code, internal.json()["code"]) == (404, "not_found")
     assert (trace.status_code, trace.json()) == (
         405, {"detail": 'Method "TRACE" not allowed.', "code": "method_not_allowed"})  # fmt: skip
-    head, _, body = connect.partition(b"\r\n\r\n")  # it said TRACE (helper 84)
+    head, _, body = connect.partition(b"\r\n\r\n")  # it said TRACE
     assert head.startswith(b"HTTP/1.1 405 "), connect
     assert json.loads(body) == {"detail": 'Method "CONNECT" not allowed.',
                                 "code": "method_not_allowed"}  # fmt: skip
@@ -254,7 +254,7 @@ def test_the_proxy_answers_its_own_errors_as_json():
 def test_a_client_that_half_closes_after_its_request_gets_the_answer():
     """A client may shut its sending side once its request is sent. nginx took that
     for an abort: no answer, while the capture went on when the app had it already
-    (helper 84). With and without an answer the client could not tell what happened."""
+    With and without an answer the client could not tell what happened."""
     orders = seed(orders=3, items=1, prefix="HALF")
     token = token_for("wms", all_channels=True)
     with gunicorn(workers=1) as (app, _), nginx(app) as (proxy, _):
@@ -277,7 +277,7 @@ def test_an_answer_with_long_headers_passes_the_proxy():
     """A logged-out admin URL of 3.5 KB and more was nginx's 502 app_unavailable: the
     login redirect's Location (the URL again, escaped: Django sends up to 16,384
     characters) did not fit nginx's default buffer for an answer's headers
-    (helper 71). Without its slash too (the admin sends it to the login first)."""
+    Without its slash too (the admin sends it to the login first)."""
     escaped = "%C3%A7" * 1300  # each escape is escaped again in the login's ?next=
     with gunicorn(workers=1) as (app, _), nginx(app) as (proxy, _):
         answers = [
