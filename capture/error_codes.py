@@ -19,7 +19,8 @@ from .rules import (
 
 
 def _one_of(statuses) -> str:
-    """cancellation_waiting, canceled or refunded."""
+    """The statuses' labels as a list in words, for a message: "cancellation_waiting,
+    canceled or refunded"."""
     names = [status.label for status in sorted(statuses, key=int)]
     return f"{', '.join(names[:-1])} or {names[-1]}"
 

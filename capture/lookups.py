@@ -6,8 +6,8 @@ The read needs the order number, the channel and the item pks before DRF has par
 the body, so it reads them from the raw body. When the body is not JSON of the plain
 shape (capture/shape.py: what validation gives back as it is), there is no read here
 and the service reads under locks instead: the body's own answer (400, 413, 415) is left to the
-parser and the serializer, after authentication, as before. Users without the
-capture permission get no read."""
+parser and the serializer, after authentication, as for any request. Users without
+the capture permission get no read."""
 
 import json
 
@@ -78,7 +78,7 @@ def _number_channel_pks(request) -> tuple[str, int | None, list[int]] | None:
         return None
     length = declared_length(request)
     if not 0 < length <= min(MAX_READ_BODY_BYTES, settings.DATA_UPLOAD_MAX_MEMORY_SIZE):
-        return None  # a body Django refuses is refused after authentication, as before
+        return None  # a body Django refuses is refused after authentication
     try:
         with collector.paused():
             data = json.loads(request.body)

@@ -64,7 +64,7 @@ class InLiterals(Lookup):
 
 def order_list_for_user(*, user, filters: dict | None = None) -> QuerySet[Order]:
     """Orders the user may see: those of their channels; every order for a superuser.
-    Filters: number, channel, status, date_placed__gte, date_placed__lte."""
+    Filters: number, channel, status, date_placed__gte, date_placed__lte, is_send."""
     orders = visible_to(Order.objects.all(), user)
     filters = dict(filters or {})
     if "channel" in filters:

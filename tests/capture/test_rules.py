@@ -195,13 +195,15 @@ def test_an_item_priced_below_zero_or_in_another_currency_is_refused(api_client,
 
 
 def test_checks_run_in_the_documented_order(api_client, channel):
-    """order found > order status > items exist > item status > already captured."""
-    order = make_order(channel=channel, items=3)
+    """order found > order status > items exist > item status > already captured >
+    item price."""
+    order = make_order(channel=channel, items=4)
     missing = 987654321
-    cancelled, captured, fine = order.items.order_by("pk")
+    cancelled, captured, fine, dollars = order.items.order_by("pk")
     OrderItem.objects.filter(pk=cancelled.pk).update(status="100")
     assert capture(api_client, order, [captured.pk]).status_code == 200
-    everything_wrong = [fine.pk, captured.pk, cancelled.pk, missing]
+    OrderItem.objects.filter(pk=dollars.pk).update(price_currency="usd")
+    everything_wrong = [fine.pk, captured.pk, cancelled.pk, missing, dollars.pk]
 
     assert capture(api_client, "NOPE", everything_wrong).json()["code"] == "order_not_found"
     order.status = "100"
@@ -216,6 +218,8 @@ def test_checks_run_in_the_documented_order(api_client, channel):
     )
     everything_wrong.remove(cancelled.pk)
     assert capture(api_client, order, everything_wrong).json()["code"] == "already_captured"
+    everything_wrong.remove(captured.pk)
+    assert capture(api_client, order, everything_wrong).json()["code"] == "order_item_price_invalid"
     # Field errors come before any rule, in field order.
     response = post(api_client, {"order": "", "order_items": [{"pk": 1}, {"pk": 1}]})
     assert response.json()["code"] == "blank"
