@@ -37,20 +37,30 @@ CAPTURE_ITEMS = CaptureItem._meta.db_table
 
 
 _ORDER_FIELDS = Order._meta.concrete_fields
-_ORDER_COLUMNS = ", ".join(f'"{field.column}"' for field in _ORDER_FIELDS)
+# Unquoted: plain lowercase names, none of them a reserved word (one that is would fail
+# every capture test), and the write has little room left (WRITE_CAPTURE, below).
+_ORDER_COLUMNS = ", ".join(field.column for field in _ORDER_FIELDS)
 _ORDER_JSON = [isinstance(field, models.JSONField) for field in _ORDER_FIELDS]
 
 ORDER_CAPTURED = "order.captured"
 ORDER_CAPTURED_EVENT = record_event_params(ORDER_CAPTURED)
 
 
+# What a read takes of an order, as SeenOrder (below) holds it, in its fields' order.
+SEEN_ORDER_COLUMNS = ("id", "status", "currency")
+
+
+def _seen_order_columns(table: str) -> str:
+    return ", ".join(f"{table}.{column}" for column in SEEN_ORDER_COLUMNS)
+
+
 def orders_with_number(*, user: str, superuser: str, params: str) -> str:
-    """The orders (id, status, currency) with the number %(<params>number)s in the user's
+    """The orders (SEEN_ORDER_COLUMNS) with the number %(<params>number)s in the user's
     channels, and in channel %(<params>channel)s when that is not null: at most two, in
     pk order (one is the order; two make the number ambiguous). `user` and `superuser`
     are SQL expressions."""
     return f"""
-        SELECT id, status, currency FROM {ORDERS}
+        SELECT {", ".join(SEEN_ORDER_COLUMNS)} FROM {ORDERS}
          WHERE number = %({params}number)s
            AND {channel_visible_sql("channel_id", user=user, superuser=superuser)}
            AND (%({params}channel)s::bigint IS NULL OR channel_id = %({params}channel)s::bigint)
@@ -87,7 +97,7 @@ LOCK_ORDER_AND_ITEMS = compact(f"""
         {orders_with_number(user="%(user)s", superuser="%(superuser)s", params="")}
            FOR UPDATE
     )
-    SELECT found.id, found.status, found.currency, item.*
+    SELECT {_seen_order_columns("found")}, item.*
       FROM found
       LEFT JOIN LATERAL (
            {given_items(order="found.id", pks="%(pks)b", lock=True)}
@@ -97,12 +107,12 @@ LOCK_ORDER_AND_ITEMS = compact(f"""
 
 # The same read as one JSON value, for the authentication statement (no lock):
 # [[order id, status, currency, [[item id, status, price, currency, captured, version],
-# ...]], ...].
+# ...]], ...]: an order's SEEN_ORDER_COLUMNS, then its items.
 _USERS_ORDERS = orders_with_number(
     user="token_user.id", superuser="token_user.is_superuser", params="capture_"
 )
 READ_ORDER_AND_ITEMS = compact(f"""
-    SELECT coalesce(json_agg(json_build_array(found.id, found.status, found.currency, item.rows)
+    SELECT coalesce(json_agg(json_build_array({_seen_order_columns("found")}, item.rows)
                              ORDER BY found.id), '[]')
       FROM ({_USERS_ORDERS}) AS found,
       LATERAL (
@@ -115,6 +125,9 @@ READ_ORDER_AND_ITEMS = compact(f"""
 _LOCKED_ITEM_VERSIONS = given_items(
     order="locked_order.id", pks="%(ids)b", columns=f"id, {_VERSION} AS version", lock=True
 )
+# Compacted, the write is 3,931 characters of the 4,096 psycopg parses once and keeps
+# (omnitron/db/sql.py; tests/capture/test_queries.py holds it there): the order's
+# columns read back at its end are a fifth of it.
 WRITE_CAPTURE = compact(f"""
     WITH given AS (
         SELECT * FROM unnest(%(ids)b::bigint[], %(versions)b::text[], %(changes)b::jsonb[])
@@ -180,9 +193,14 @@ WRITE_CAPTURE = compact(f"""
 # Named tuples, not dataclasses: a 1,000-item capture makes a thousand, and a frozen
 # dataclass costs three times as much to make (1.8 against 0.6 ms).
 class SeenOrder(NamedTuple):
+    """An order as read: SEEN_ORDER_COLUMNS, in this order."""
+
     pk: int
     status: str
     currency: str
+
+
+ORDER_PART = len(SEEN_ORDER_COLUMNS)  # a read's row: the order's columns, then the item's
 
 
 class SeenItem(NamedTuple):
@@ -229,8 +247,8 @@ def lock_order_and_items(*, user, number: str, channel: int | None, pks: list[in
         number=number,
         channel=channel,
         pks=frozenset(pks),
-        orders=list({row[0]: SeenOrder(*row[:3]) for row in rows}.values()),
-        items=[SeenItem(*row[3:]) for row in rows if row[3] is not None],
+        orders=list({row[0]: SeenOrder(*row[:ORDER_PART]) for row in rows}.values()),
+        items=[SeenItem(*row[ORDER_PART:]) for row in rows if row[ORDER_PART] is not None],
     )
 
 
@@ -240,7 +258,7 @@ def seen_from_json(value: list, *, number: str, channel: int | None, pks: list[i
         number=number,
         channel=channel,
         pks=frozenset(pks),
-        orders=[SeenOrder(pk, status, currency) for pk, status, currency, _ in value],
+        orders=[SeenOrder(*order) for *order, _ in value],
         items=[
             SeenItem(pk, status, Decimal(price), currency, captured, version)
             for *_, items in value
