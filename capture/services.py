@@ -31,8 +31,8 @@ under the request's Idempotency-Key when it has one (capture/idempotency.py), re
    audit record (`Capture`, amount = the sum of the items' prices, and a `CaptureItem`
    per item with its attributes before and after), the order's `modified_date`, the
    `order.captured` event with a webhook delivery per subscription that wants it
-   (events/sql.py); and read the order back. A capture takes effect as of its read: a refusal is what the
-   rows said then, and a write happens only if they still say it.
+   (events/sql.py); and read the order back. A capture takes effect as of its read:
+   a refusal is what the rows said then, and a write happens only if they still say it.
 
 Waiting for another request's lock longer than `lock_timeout` is `OrderLocked`.
 The unique `CaptureItem.order_item` is the database's own guarantee that no item is
