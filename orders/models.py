@@ -248,7 +248,11 @@ class OrderItem(models.Model):
 
 def order_from_snapshot(snapshot: dict) -> Order:
     """The order a jsonb snapshot of its row (`to_jsonb(orders_order)`) describes, as
-    the ORM would have loaded it from that row."""
+    the ORM would have loaded it from that row. A column added since the snapshot was
+    taken (an event not rendered yet when a release adds one) has its default."""
     fields = Order._meta.concrete_fields
-    values = [field.to_python(snapshot[field.column]) for field in fields]
+    values = [
+        field.to_python(snapshot[field.column]) if field.column in snapshot else field.get_default()
+        for field in fields
+    ]
     return Order.from_db(None, [field.attname for field in fields], values)

@@ -65,6 +65,21 @@ def test_the_payload_is_the_capture_as_get_answers_it_and_the_order_as_answered(
     assert payload["timestamp"] == payload["data"]["capture"]["created_at"]
 
 
+def test_an_event_stored_before_an_order_column_existed_still_renders(api_client, order):
+    """A release that adds a column to orders upgrades with events whose payloads are
+    not rendered yet: their order snapshot lacks the column, and rendering failed on
+    it (KeyError). The column has its default in such a payload."""
+    Order.objects.filter(pk=order.pk).update(has_gift_box=True)
+    answer = capture(api_client, order, [order.items.first().pk]).json()
+    event = Event.objects.get()
+    snapshot = {**event.snapshot}
+    del snapshot["has_gift_box"]  # as if the column were added since
+    Event.objects.filter(pk=event.pk).update(snapshot=snapshot)
+    payload = assert_valid_payload(event_payload(Event.objects.get()).encode())
+    assert answer["has_gift_box"] is True
+    assert payload["data"]["order"] == {**answer, "has_gift_box": False}
+
+
 def test_the_payload_is_rendered_once_and_never_changes(api_client, api_user, order):
     capture(api_client, order, [order.items.first().pk])
     event = Event.objects.get()
