@@ -7,7 +7,8 @@ import logging
 import math
 import random
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -129,8 +130,8 @@ def webhook_lane_flush(*, subscription_id: int, lane: int, job_id: int | None = 
                 lane, subscription.pk, len(outcomes) - recorded, job_id, len(outcomes),
             )  # fmt: skip
             break
-        timed_out = outcomes[-1][2].timed_out
-        answered = any(outcome.status_code is not None for _, _, outcome in outcomes)
+        timed_out = outcomes[-1].outcome.timed_out
+        answered = any(sent.outcome.status_code is not None for sent in outcomes)
         if answered and not timed_out:  # the receiver answers: its row of timeouts ends
             webhook_subscriptions_resume(
                 subscriptions=WebhookSubscription.objects.filter(pk=subscription.pk)
@@ -142,11 +143,21 @@ def webhook_lane_flush(*, subscription_id: int, lane: int, job_id: int | None = 
     return attempts
 
 
-def _send(subscription: WebhookSubscription, batch: list[WebhookDelivery], hold: LaneHold):
+class Sent(NamedTuple):
+    """One POST of a delivery: when it started and what came of it."""
+
+    delivery: WebhookDelivery
+    started_at: datetime
+    outcome: outbound.Outcome
+
+
+def _send(
+    subscription: WebhookSubscription, batch: list[WebhookDelivery], hold: LaneHold
+) -> tuple[list[Sent], dict[str, str]]:
     """POST the batch's deliveries in order over one connection, up to and including
     the first that timed out, while the job holds its lane and for RECORD_SECONDS at
-    most (the rest stay due, for the next batch): [(delivery, started at, outcome)],
-    and the payloads rendered for them (those not stored yet)."""
+    most (the rest stay due, for the next batch): what was sent, and the payloads
+    rendered for it (those not stored yet)."""
     events = [delivery.event for delivery in batch]
     rendered = render_payloads(events)
     payloads = {event.id: event.payload or rendered[event.id] for event in events}
@@ -160,7 +171,7 @@ def _send(subscription: WebhookSubscription, batch: list[WebhookDelivery], hold:
             body = payloads[delivery.event_id].encode()
             signed = signing.headers(subscription.secret, delivery.event_id, int(time.time()), body)
             outcome = target.post(body, signed)
-            outcomes.append((delivery, started_at, outcome))
+            outcomes.append(Sent(delivery, started_at, outcome))
             if outcome.timed_out:
                 break
     finally:
@@ -229,7 +240,9 @@ def _due(subscription: WebhookSubscription, lane: int) -> list[WebhookDelivery]:
     )
 
 
-def _record(subscription: WebhookSubscription, outcomes, rendered: dict[str, str]) -> int:
+def _record(
+    subscription: WebhookSubscription, outcomes: list[Sent], rendered: dict[str, str]
+) -> int:
     """The batch's payloads (first rendering), attempts and outcomes, in one
     transaction committed without waiting for its WAL flush: a database crash may lose
     the last of these records, and those deliveries are sent again, with the same
@@ -257,7 +270,7 @@ def _record(subscription: WebhookSubscription, outcomes, rendered: dict[str, str
         else:
             delay = schedule[delivery.attempts - 1] * random.uniform(1 - JITTER, 1 + JITTER)
             delivery.next_attempt_at = timezone.now() + timedelta(seconds=delay)
-    deliveries = [delivery for delivery, _, _ in outcomes]
+    deliveries = [sent.delivery for sent in outcomes]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL synchronous_commit = off")
         store_payloads(rendered)
