@@ -13,12 +13,10 @@ body is validated again (`replay_as_sent`): a replay is then the token statement
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import connection, transaction
 from django.utils import timezone
-from rest_framework import status
 
 from omnitron import exactjson
 from omnitron.api.exceptions import error_body
@@ -27,9 +25,9 @@ from omnitron.api.renderers import render_json
 from omnitron.db.pruning import delete_in_batches
 from orders.models import Order
 from orders.selectors import channel_visible_sql
-from orders.serializers import OrderSerializer
 
 from . import metrics
+from .answers import Answer, order_answer
 from .exceptions import (
     CaptureError,
     IdempotencyKeyInUse,
@@ -43,15 +41,6 @@ from .shape import ITEM_FIELDS, REQUEST_FIELDS, plain_request
 from .sql import ORDERS
 
 TTL = timedelta(hours=IDEMPOTENCY_KEY_TTL_HOURS)
-
-
-@dataclass(frozen=True)
-class Answer:
-    """A rendered answer, byte for byte what a replay with the same key answers."""
-
-    status_code: int
-    body: bytes
-    replayed: bool = False
 
 
 def idempotent_answer(
@@ -84,11 +73,6 @@ def idempotent_answer(
             _store(**record, answer=answer, order_id=order.pk)
             return answer
     raise refusal
-
-
-def order_answer(order: Order) -> Answer:
-    """A capture's answer: the order after it, 200."""
-    return Answer(status.HTTP_200_OK, render_json(OrderSerializer(order).data))
 
 
 def replay_as_sent(stored, data) -> Answer | None:

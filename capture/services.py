@@ -51,6 +51,7 @@ from omnitron.api.exceptions import LOCK_WAITS
 from orders.models import Order
 
 from . import metrics, sql
+from .answers import Answer, order_answer
 from .exceptions import (
     AlreadyCaptured,
     CaptureError,
@@ -62,7 +63,7 @@ from .exceptions import (
     OrderNotCapturable,
     OrderNotFound,
 )
-from .idempotency import Answer, idempotent_answer, order_answer, request_fingerprint
+from .idempotency import idempotent_answer, request_fingerprint
 from .rules import CAPTURABLE_ORDER_STATUSES, NON_CAPTURABLE_ITEM_STATUSES
 
 

@@ -28,16 +28,11 @@ from omnitron.api.viewsets import ScopedReadOnlyViewSet, documented
 from omnitron.observability import note
 from orders.serializers import OrderSerializer
 
+from .answers import Answer
 from .error_codes import CaptureErrorCode, ExportErrorCode
 from .export import CSVRenderer, captures_csv_response
 from .filters import CaptureFilterSerializer
-from .idempotency import (
-    IDEMPOTENCY_KEY,
-    Answer,
-    StoredAnswerLookup,
-    idempotency_key,
-    replay_as_sent,
-)
+from .idempotency import IDEMPOTENCY_KEY, StoredAnswerLookup, idempotency_key, replay_as_sent
 from .lookups import OrderReadLookup
 from .models import Capture
 from .rules import (

@@ -30,7 +30,9 @@ from .selectors import (
     visible_to,
 )
 
-CAPTURE_OWNED = ("captured_at", "attributes", "created_date", "modified_date")
+# An item's fields no operator edits: what a capture writes (when, and the attributes
+# it merges) and the row's own timestamps.
+NOT_EDITED_ON_ITEMS = ("captured_at", "attributes", "created_date", "modified_date")
 
 
 class FixedOnceAddedMixin:
@@ -174,7 +176,7 @@ class OrderItemInline(admin.TabularInline):
         "price",
         "retail_price",
         "price_currency",
-        *CAPTURE_OWNED,
+        *NOT_EDITED_ON_ITEMS,
     )
     show_change_link = True
 
@@ -388,7 +390,7 @@ class OrderItemAdmin(FixedOnceAddedMixin, ChangedFieldsOnlyMixin, LargeTableAdmi
     search_help_text = "A whole order number."
     list_select_related = ("order",)
     raw_id_fields = ("order",)
-    readonly_fields = CAPTURE_OWNED
+    readonly_fields = NOT_EDITED_ON_ITEMS
 
     def get_queryset(self, request):
         return order_item_list_for_user(user=request.user).select_related("order")
