@@ -115,15 +115,22 @@ class WebhookDeliveryAdmin(ReadOnly, LargeTableAdmin):
     @admin.action(description="Send the selected failed deliveries again (same webhook-id)")
     def redeliver(self, request, queryset):
         selected = queryset.count()
-        inactive = queryset.filter(state=DeliveryState.FAILED, subscription__is_active=False)
-        left_failed = inactive.count()
+        failed = queryset.filter(state=DeliveryState.FAILED)
+        left_failed = failed.filter(subscription__is_active=False).count()
+        paused = failed.filter(subscription__is_active=True,
+                               subscription__paused_until__gt=timezone.now()).count()  # fmt: skip
         queued = webhook_deliveries_redeliver(deliveries=queryset)
-        message = f"{queued} delivery(ies) queued again; "
+        message = f"{queued} delivery(ies) queued again"
+        if paused:
+            message += (f" ({paused} of a paused subscription: sent when its pause ends, or "
+                        "at once if you resume it)")  # fmt: skip
+        message += "; "
         if left_failed:
             message += (f"{left_failed} of an inactive subscription left failed (make it "
                         "active first); ")  # fmt: skip
         message += f"{selected - queued - left_failed} not failed, left as they were."
-        messages.add_message(request, messages.WARNING if left_failed else messages.INFO, message)
+        level = messages.WARNING if left_failed or paused else messages.INFO
+        messages.add_message(request, level, message)
 
 
 class EventTypeFilter(admin.SimpleListFilter):

@@ -54,7 +54,13 @@ class FixedIdMixin(FixedOnceAddedMixin):
 
 class UserChannelsFilter(admin.RelatedFieldListFilter):
     """The channel filter lists the channels the user may see (every one for a
-    superuser): Django's listed every channel's name and id to staff of one."""
+    superuser): Django's listed every channel's name and id to staff of one. It is
+    shown, and applied, even with one channel to list: Django leaves out a filter of
+    one choice and then ignored its parameter, so staff of one channel given a link to
+    another's (`?channel__id__exact=1`) saw all their own rows under it."""
+
+    def has_output(self):
+        return True
 
     def field_choices(self, field, request, model_admin):
         choices = super().field_choices(field, request, model_admin)

@@ -26,7 +26,8 @@ logger = logging.getLogger(__name__)
 # The query-string lookups the list filters make (field, relation, date and empty
 # filters), and the longest value one may compare.
 FILTER_SUFFIXES = ("exact", "isnull", "isempty", "gte", "lt", "id__exact")
-COMPARED = ("exact", "gte", "lt")  # those that compare the column with the value
+# Those that compare the column (a relation's key) with the value.
+COMPARED = ("exact", "gte", "lt", "id__exact")
 DATE_PARTS = {"year": range(1, 10_000), "month": range(1, 13), "day": range(1, 32)}
 MAX_LOOKUP_VALUE = 256
 MAX_NEW_INLINE_ROWS = 100  # rows one save of a page may add to an inline

@@ -120,8 +120,8 @@ class ApiErrorCode(ErrorCode):
         status.HTTP_405_METHOD_NOT_ALLOWED,
         None,
         'Method "{method}" not allowed.',
-        "The path does not take this method (`TRACE` and `CONNECT`: none does, and the "
-        "proxy answers them).",
+        "The path does not take this method (`TRACE`, and `CONNECT` to a path: none "
+        "does, and the proxy answers them; `CONNECT host:port` is the proxy's 400).",
     )
     NOT_ACCEPTABLE = (
         status.HTTP_406_NOT_ACCEPTABLE,

@@ -180,7 +180,7 @@ def test_the_admin_sends_failed_deliveries_again_and_counts_the_rest(client, api
     assert WebhookDelivery.objects.get(pk=failed.pk).next_attempt_at <= timezone.now()
 
 
-def test_failed_deliveries_of_an_inactive_subscription_stay_failed_and_say_why(
+def test_resending_says_what_an_inactive_or_paused_subscription_does_with_it(
     client, api_client, channel
 ):
     """Sent again, they became pending, which nothing sends while the subscription is
@@ -218,6 +218,20 @@ def test_failed_deliveries_of_an_inactive_subscription_stay_failed_and_say_why(
     assert "Pending: not sent while its subscription is inactive" in page
     listed = client.get("/admin/events/webhookdelivery/?state__exact=pending").content.decode()
     assert "Pending: not sent while its subscription is inactive" in listed
+
+    # A paused subscription's are queued, and the message says when they go.
+    WebhookSubscription.objects.filter(pk=subscription.pk).update(
+        is_active=True, paused_until=timezone.now() + timedelta(hours=1)
+    )
+    response = client.post("/admin/events/webhookdelivery/",
+                           {"action": "redeliver", "_selected_action": [failed.pk]},
+                           follow=True)  # fmt: skip
+    assert [str(m) for m in response.context["messages"]] == [
+        "1 delivery(ies) queued again (1 of a paused subscription: sent when its pause ends, "
+        "or at once if you resume it); 0 not failed, left as they were."
+    ]
+    page = client.get(f"/admin/events/webhookdelivery/{failed.pk}/change/").content.decode()
+    assert "Pending: its subscription is paused until " in page
 
 
 def test_staff_who_are_not_superusers_see_no_webhooks(client, channel):
