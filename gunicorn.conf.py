@@ -54,6 +54,11 @@ logconfig_dict = {
 # so every gunicorn of that user (make run, the tests' servers, the benchmark's) took it
 # over from the one before, and stopping any of them deleted the others'.
 control_socket_disable = True
+# No front end of ours sets SCRIPT_NAME or PATH_INFO, so none is taken from a request.
+# gunicorn's default takes them from any peer on loopback, such as the proxy: a
+# client's `SCRIPT_NAME: /x` that reached gunicorn (nginx passing names with `_`) made
+# /x/metrics the metrics, served to anyone, and another value a 500.
+forwarder_headers = ""
 
 # Prometheus multiprocess mode (omnitron/metrics.py): every worker writes its samples to
 # this directory and /metrics adds them up. It must be set before the app is loaded.

@@ -12,6 +12,7 @@ from itertools import chain
 
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
+from django.utils import timezone
 from rest_framework import renderers
 
 from .exceptions import ExportTooLarge
@@ -83,6 +84,6 @@ def captures_csv_response(captures: QuerySet[Capture]) -> StreamingHttpResponse:
         renderer.render(rows),
         content_type=f"{renderer.media_type}; charset={renderer.charset}",
         headers={
-            "Content-Disposition": f'attachment; filename="{FILENAME.format(datetime.now(UTC))}"'
+            "Content-Disposition": f'attachment; filename="{FILENAME.format(timezone.now())}"'
         },
     )

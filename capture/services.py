@@ -109,12 +109,14 @@ def order_capture(
     if isinstance(outcome, CaptureError):
         if len(seen.orders) == 1:
             outcome.order_id = seen.orders[0].pk
-        metrics.count_refusal(outcome.default_code)
+        refused = outcome.default_code  # counted once committed, as a capture is
+        transaction.on_commit(lambda: metrics.count_refusal(refused), robust=True)
         raise outcome
     # Counted once committed: inside the Idempotency-Key's transaction the commit is
     # still to come, and it can fail (a row deleted meanwhile: `deleted_meanwhile`).
     counted = {"items": len(given), "amount": _amount(seen.items), "currency": outcome.currency}
-    transaction.on_commit(lambda: metrics.observe_capture(**counted))
+    # Robust: a failing counter must not turn a committed capture into a 500.
+    transaction.on_commit(lambda: metrics.observe_capture(**counted), robust=True)
     return outcome
 
 

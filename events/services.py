@@ -57,8 +57,8 @@ def webhook_deliveries_redeliver(*, deliveries) -> int:
     """Send failed deliveries again, with the same webhook-id, within a second (the
     worker's dispatcher); the attempt count goes on from where it stopped and one more
     failure fails them again. Those of an inactive subscription stay failed: nothing
-    would send them, and as pending they left the failed count and its alert (helper
-    83). Returns how many were queued."""
+    would send them, and as pending they left the failed count and its alert. Those of
+    a paused subscription go when the pause ends. Returns how many were queued."""
     return deliveries.filter(state=DeliveryState.FAILED, subscription__is_active=True).update(
         state=DeliveryState.PENDING, next_attempt_at=timezone.now(), failed_at=None
     )

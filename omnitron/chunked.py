@@ -35,7 +35,6 @@ class ChunkedBodyMiddleware:
             start_response("501 Not Implemented", [
                 ("Content-Type", "application/json"),
                 ("Content-Length", str(len(NOT_IMPLEMENTED))),
-                ("Connection", "close"),
             ])  # fmt: skip
             return [NOT_IMPLEMENTED]
         if chunked and not environ.get("CONTENT_LENGTH"):

@@ -249,10 +249,17 @@ class OrderItem(models.Model):
 def order_from_snapshot(snapshot: dict) -> Order:
     """The order a jsonb snapshot of its row (`to_jsonb(orders_order)`) describes, as
     the ORM would have loaded it from that row. A column added since the snapshot was
-    taken (an event not rendered yet when a release adds one) has its default."""
+    taken (an event not rendered yet when a release adds one) has its default, if it has
+    one or may be null; any other missing column is a KeyError (a renamed one, say:
+    its value would be lost, not defaulted)."""
     fields = Order._meta.concrete_fields
-    values = [
-        field.to_python(snapshot[field.column]) if field.column in snapshot else field.get_default()
-        for field in fields
-    ]
-    return Order.from_db(None, [field.attname for field in fields], values)
+    return Order.from_db(None, [field.attname for field in fields],
+                         [_snapshot_value(snapshot, field) for field in fields])  # fmt: skip
+
+
+def _snapshot_value(snapshot: dict, field):
+    if field.column in snapshot:
+        return field.to_python(snapshot[field.column])
+    if field.has_default() or field.null:
+        return field.get_default()
+    raise KeyError(f"The order snapshot has no {field.column!r}, and the column no default.")

@@ -123,7 +123,7 @@ def test_models_and_migrations_agree():
 
 
 def test_make_db_status_of_a_stopped_cluster_is_an_answer_not_a_failure(tmp_path):
-    """It printed "stopped" and then make's "Error 3", which reads as something broken
+    """It printed "stopped" and then make's "Error 3", which reads as something broken.
     scripts/pg.sh status keeps its exit 3 for scripts."""
     # As a reader runs it: not as a make inside `make test` (MAKEFLAGS, MAKELEVEL).
     env = {key: value for key, value in os.environ.items() if not key.startswith("MAKE")}

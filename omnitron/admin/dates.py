@@ -5,6 +5,7 @@ the date filters name their time zone and offer yesterday."""
 from datetime import timedelta
 
 from django.contrib.admin import DateFieldListFilter
+from django.utils import timezone
 
 
 class UtcDayFilter(DateFieldListFilter):
@@ -13,7 +14,7 @@ class UtcDayFilter(DateFieldListFilter):
 
     def __init__(self, field, request, params, model, model_admin, field_path):
         super().__init__(field, request, params, model, model_admin, field_path)
-        self.title = f"{self.title} (UTC)"
+        self.title = f"{self.title} ({timezone.get_current_timezone_name()})"
         any_date, today, past_week, *rest = self.links
         start = today[1][self.lookup_kwarg_since]
         yesterday = {self.lookup_kwarg_since: start - timedelta(days=1),

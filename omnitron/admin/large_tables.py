@@ -22,14 +22,20 @@ class CappedCount(int):
         return f"{self - 1:,}+"
 
 
+def capped_count(queryset) -> int:
+    """The queryset's rows, counted up to COUNT_CAP + 1 (`SELECT count(*) FROM (...
+    LIMIT n)`): a CappedCount past the cap."""
+    found = queryset.order_by()[: COUNT_CAP + 1].count()
+    return CappedCount(found) if found > COUNT_CAP else found
+
+
 class CappedCountPaginator(Paginator):
-    """Counts at most COUNT_CAP + 1 rows (`SELECT count(*) FROM (... LIMIT n)`): the
-    pages past the cap are not linked; search and filters narrow a list instead."""
+    """Counts at most COUNT_CAP + 1 rows: the pages past the cap are not linked; search
+    and filters narrow a list instead."""
 
     @cached_property
     def count(self) -> int:
-        found = self.object_list.order_by()[: COUNT_CAP + 1].count()
-        return CappedCount(found) if found > COUNT_CAP else found
+        return capped_count(self.object_list)
 
 
 class SortableByChangeList(ChangeList):

@@ -86,8 +86,9 @@ class ApiErrorCode(ErrorCode):
         "A request the server cannot read at all, answered by gunicorn or the proxy "
         "before any view (a malformed request line, a duplicate `Host`, `Content-Length` "
         "with `Transfer-Encoding`, an HTTP major version other than 1, a header name with "
-        "a character no name may have, a second `Authorization` through the proxy, no "
-        "`Host` through the proxy but to a health check), or one Django "
+        "a character no name may have facing gunicorn (the proxy drops such a header), a "
+        "second `Authorization` through the proxy, no `Host` through the proxy but to a "
+        "health check), or one Django "
         "refuses as suspicious (more than 1,000 query or form fields, on any path the "
         "app reads them from: every path but the health checks).",
     )

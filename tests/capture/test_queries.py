@@ -14,7 +14,13 @@ from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH
 from accounts.authentication import _token_user_statement
 from bench.explain import numbered
 from capture.lookups import OrderReadLookup
-from capture.sql import LOCK_ORDER_AND_ITEMS, ORDER_CAPTURED_EVENT, WRITE_CAPTURE
+from capture.sql import (
+    LOCK_ORDER_AND_ITEMS,
+    ORDER_CAPTURED_EVENT,
+    SEEN_ORDER_COLUMNS,
+    WRITE_CAPTURE,
+    SeenOrder,
+)
 from capture.views import CaptureOrderView
 from omnitron.api.throttling import rate_params
 from orders.models import OrderItem
@@ -118,3 +124,8 @@ def test_the_given_items_are_joined_not_searched_item_by_item():
     for name, (statement, params) in statements.items():
         plan = generic_plan(statement, params)
         assert not re.search(r"\bid = ANY \(\$\d+\)", plan), (name, plan)
+
+
+def test_a_reads_order_columns_are_seen_orders_fields():
+    """The read's SQL selects SEEN_ORDER_COLUMNS and SeenOrder takes them by position."""
+    assert ("id", *SeenOrder._fields[1:]) == SEEN_ORDER_COLUMNS

@@ -7,6 +7,7 @@ import threading
 import time
 from datetime import timedelta
 from io import StringIO
+from unittest.mock import patch
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -18,6 +19,7 @@ from events.delivery import retry_schedule, webhook_lane_flush
 from events.models import DeliveryState, WebhookDelivery, WebhookSubscription
 from events.outbound import TargetRefused, resolve
 from events.services import webhook_subscription_create_or_update
+from omnitron.admin import large_tables
 from tests.events.helpers import receiving
 from tests.factories import make_api_user, make_order
 from tests.helpers import capture
@@ -184,7 +186,7 @@ def test_resending_says_what_an_inactive_or_paused_subscription_does_with_it(
     client, api_client, channel
 ):
     """Sent again, they became pending, which nothing sends while the subscription is
-    inactive: the action said "queued", and the failed count and its alert cleared
+    inactive: the action said "queued", and the failed count and its alert cleared.
     They stay failed now; a pending one says nothing sends it."""
     subscription, _ = webhook_subscription_create_or_update(
         url="https://hooks.example.com/a", event_types=["order.captured"]
@@ -202,6 +204,9 @@ def test_resending_says_what_an_inactive_or_paused_subscription_does_with_it(
     row = listed.split('class="field-url"')[1]
     assert '<td class="field-pending">1</td>' in row
     assert '<td class="field-failed">2</td>' in row
+    with patch.object(large_tables, "COUNT_CAP", 1):  # a backlog of millions: capped
+        capped = client.get("/admin/events/webhooksubscription/").content.decode()
+    assert '<td class="field-failed">1+</td>' in capped.split('class="field-url"')[1]
     WebhookSubscription.objects.filter(pk=subscription.pk).update(is_active=False)
 
     response = client.post("/admin/events/webhookdelivery/",
