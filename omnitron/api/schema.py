@@ -2,10 +2,12 @@
 scheme of the seed, and the documented error answers, built from the error code
 registry (error_codes.py)."""
 
+from django.db.models import Choices
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 
 from .error_codes import ANY_FIELD, FIELD_CODES_WHEN, ApiErrorCode, ErrorCode, FieldErrorCode
+from .exceptions import CodedError
 
 
 class TokenScheme(OpenApiAuthenticationExtension):
@@ -63,6 +65,85 @@ def query_parameters_may_be_empty(result, generator, request, public):
                 if parameter.get("in") == "query":
                     parameter["allowEmptyValue"] = True
     return result
+
+
+def enum_member_names(result, generator, request, public):
+    """Postprocessing hook: every enum of one of the seed's TextChoices (orders/enums.py)
+    names its members (`x-enum-varnames`, OpenAPI Generator's convention, which
+    openapi-python-client and datamodel-code-generator read): a client generated from
+    the document called OrderStatus's "400" VALUE_5, not APPROVED."""
+    from orders import enums  # the app's, loaded once the schema is asked for
+
+    names = {}
+    for choices in vars(enums).values():
+        if isinstance(choices, type) and issubclass(choices, Choices) and choices is not Choices:
+            names[frozenset(choices.values)] = dict(zip(choices.values, choices.names, strict=True))
+    for node in _nodes(result):
+        values = node.get("enum")
+        if isinstance(values, list) and (members := names.get(frozenset(values))):
+            node["x-enum-varnames"] = [members[value] for value in values]
+    return result
+
+
+# Answers that say when to retry, in Retry-After: the app's (a CodedError's `wait`),
+# the rate limits' and the proxy's own (deploy/nginx).
+RETRY_AFTER_DESCRIPTION = (
+    "Seconds to wait before retrying, sent with the answers worth a retry (each code's "
+    "description says how long)."
+)
+
+
+def response_headers(result, generator, request, public):
+    """Postprocessing hook: the headers a client acts on, declared where they are sent
+    (they were only named in descriptions): Retry-After on every answer whose codes
+    include one worth a retry, and the capture's Idempotent-Replayed."""
+    retryable = _retryable_codes()
+    for path, operations in result.get("paths", {}).items():
+        for method, operation in operations.items():
+            for status_code, response in operation.get("responses", {}).items():
+                headers = {}
+                schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+                codes = set(schema.get("properties", {}).get("code", {}).get("enum", []))
+                if codes & retryable:
+                    headers["Retry-After"] = {
+                        "description": RETRY_AFTER_DESCRIPTION,
+                        "schema": {"type": "integer", "minimum": 0},
+                    }
+                if path == CAPTURE_PATH and method == "post" and status_code in ("200", "400"):
+                    headers["Idempotent-Replayed"] = {
+                        "description": "`true` when this is the stored answer of an earlier "
+                        "request with the same Idempotency-Key, replayed; absent otherwise.",
+                        "schema": {"type": "string", "enum": ["true"]},
+                    }
+                if headers:
+                    response["headers"] = headers
+    return result
+
+
+CAPTURE_PATH = "/api/v1/capture-order/"
+
+
+def _retryable_codes() -> set[str]:
+    waiting, classes = set(), [CodedError]
+    while classes:
+        cls = classes.pop()
+        classes.extend(cls.__subclasses__())
+        if getattr(cls, "wait", None) is not None and "error" in vars(cls):
+            waiting.add(cls.error.code)
+    proxy = (ApiErrorCode.TOO_MANY_CONNECTIONS, ApiErrorCode.APP_UNAVAILABLE,
+             ApiErrorCode.APP_TIMEOUT)  # fmt: skip
+    return waiting | {ApiErrorCode.THROTTLED.code} | {error.code for error in proxy}
+
+
+def _nodes(node):
+    """Every object of a JSON document, depth first."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _nodes(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _nodes(value)
 
 
 # Values for the placeholders of the registry's messages in the documented examples.

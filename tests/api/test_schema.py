@@ -116,6 +116,33 @@ def test_the_capture_operation_documents_what_the_service_adds():
         assert path in paths
 
 
+def test_the_headers_a_client_acts_on_are_declared_where_they_are_sent():
+    """Retry-After and Idempotent-Replayed were only named in descriptions: a client
+    generated from the document could not read them (an outside test)."""
+    paths = generated_schema()["paths"]
+    capture = paths["/api/v1/capture-order/"]["post"]["responses"]
+    for status_code in ("409", "429", "503"):  # order_locked, throttled, database_unavailable
+        assert capture[status_code]["headers"]["Retry-After"]["schema"]["type"] == "integer"
+    for status_code in ("400", "422"):  # nothing there is worth a retry
+        assert "Retry-After" not in capture[status_code].get("headers", {})
+    assert set(capture["200"]["headers"]) == {"Idempotent-Replayed"}
+    assert set(capture["400"]["headers"]) == {"Idempotent-Replayed"}  # a stored refusal
+    login = paths["/api/v1/auth/login/"]["post"]["responses"]
+    assert "Retry-After" in login["429"]["headers"]
+
+
+def test_the_seeds_enums_name_their_members():
+    """A client generated from the document called OrderStatus's "400" VALUE_5."""
+    schema = generated_schema()
+    status = schema["components"]["schemas"]["OrderStatus"]
+    named = dict(zip(status["enum"], status["x-enum-varnames"], strict=True))
+    assert (named["400"], named["50"], named["600"]) == ("APPROVED", "CANCELLATION_WAITING",
+                                                         "REFUNDED")  # fmt: skip
+    parameter = next(p for p in schema["paths"]["/api/v1/orders/"]["get"]["parameters"]
+                     if p["name"] == "status")  # fmt: skip
+    assert parameter["schema"]["x-enum-varnames"] == status["x-enum-varnames"]
+
+
 def test_the_contract_check_fails_an_answer_that_breaks_the_schema():
     body = json.dumps({"pk": 1, "status": 400}).encode()
     with pytest.raises(ContractError, match="breaks the schema"):
