@@ -5,7 +5,10 @@ from omnitron.limits import MAX_BIGINT
 
 
 class CaptureFilterSerializer(serializers.Serializer):
-    order = StrictIntegerField(required=False, min_value=1, max_value=MAX_BIGINT)
+    order = StrictIntegerField(
+        required=False, min_value=1, max_value=MAX_BIGINT,
+        help_text="The order's pk (as the list's `order` says it), not its number.",
+    )  # fmt: skip
     channel = StrictIntegerField(
         required=False, min_value=1, max_value=MAX_BIGINT,
         help_text="One channel's captures (a merchant account's settlement, exported alone).",

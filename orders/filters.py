@@ -41,6 +41,9 @@ class OrderFilterSerializer(serializers.Serializer):
 
 
 class OrderItemFilterSerializer(serializers.Serializer):
-    order = StrictIntegerField(required=False, min_value=1, max_value=MAX_BIGINT)
+    order = StrictIntegerField(
+        required=False, min_value=1, max_value=MAX_BIGINT,
+        help_text="The order's pk (as the list's `order` says it), not its number.",
+    )  # fmt: skip
     status = serializers.ChoiceField(required=False, choices=OrderStatus.choices)
     is_captured = QueryBooleanField(required=False)
