@@ -1,16 +1,19 @@
 """The admin's login, limited like the API's: the same per-address and per-username
 counters, so guessing a password gains nothing by switching from one to the other,
 and the same login slots (accounts/services.py); and its own password change, whose
-check of the old password takes a login slot too."""
+check of the old password takes a login slot too. A password set in the admin replaces
+the user's API token."""
 
 from contextlib import contextmanager
 
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm, AdminPasswordChangeForm
+from django.contrib.auth import forms as auth_forms
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from .exceptions import LoginsBusy
-from .services import login_slot
+from .services import api_token_replace_if_any, login_slot
 from .throttling import login_wait
 
 
@@ -45,7 +48,25 @@ class ThrottledAdminLoginForm(AdminAuthenticationForm):
 admin.site.login_form = ThrottledAdminLoginForm
 
 
-class SlottedPasswordChangeForm(AdminPasswordChangeForm):
+class ReplacesTokenMixin:
+    """A password set in the admin (the user's own, or on a user's page) replaces the
+    user's API token: whoever had the old password could have obtained the token from
+    the API's login, and kept it after a reset made to shut them out. The user's
+    clients log in again with the new password. (`create_api_user --password`, the
+    provisioning command, keeps the token, as documented.)"""
+
+    def save(self, commit=True):
+        user = super().save(commit=commit)
+        if commit:
+            api_token_replace_if_any(user=user)
+        return user
+
+
+class UserPasswordForm(ReplacesTokenMixin, auth_forms.AdminPasswordChangeForm):
+    """The password on a user's page (auth's UserAdmin)."""
+
+
+class SlottedPasswordChangeForm(ReplacesTokenMixin, AdminPasswordChangeForm):
     """Checking the old password costs what a login's check does, and is one: it counts
     against the login limits of the user and the address, and takes a login slot.
     Forty at once from one session held every worker for 6 s; then a staff session
@@ -71,3 +92,5 @@ class SlottedPasswordChangeForm(AdminPasswordChangeForm):
 
 
 admin.site.password_change_form = SlottedPasswordChangeForm
+# A user's password page (auth's UserAdmin, registered before this app's admin loads).
+admin.site.get_model_admin(get_user_model()).change_password_form = UserPasswordForm

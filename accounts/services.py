@@ -39,6 +39,14 @@ def api_token_get_or_create(*, user) -> Token:
     return token
 
 
+def api_token_replace_if_any(*, user) -> None:
+    """After the user's password changed: the token its old password could obtain (the
+    API's login answers it) stops working. A user without a token gets none."""
+    with transaction.atomic():
+        if Token.objects.filter(user=user).delete()[0]:
+            Token.objects.create(user=user)
+
+
 def api_token_rotate(*, username: str) -> Token:
     """Replace the user's token with a new one; the old key stops working at once."""
     User = get_user_model()

@@ -254,6 +254,13 @@ FORMAT_MODULE_PATH = ["omnitron.formats"]
 USE_I18N = True
 USE_TZ = True
 
+# The admin's messages stay on the server, in the session: Django's default kept them in
+# a cookie, signed but readable, and a new webhook subscription's secret, "shown once",
+# went out in it (and into any log of Cookie headers).
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+# Where a login lands when its `next` is refused (another site's): the admin, not a 404.
+LOGIN_REDIRECT_URL = "/admin/"
+
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_text("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STORAGES = {

@@ -17,6 +17,8 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
 from accounts.services import LOGIN_SLOTS
 from capture.models import Capture
@@ -358,6 +360,15 @@ def admin_login(client, username, password, address="10.0.2.1"):
 
 
 @pytest.mark.django_db
+def test_a_login_whose_next_is_another_site_lands_on_the_admin(client):
+    """Django refuses such a `next`, and sent the operator to /accounts/profile/, a 404."""
+    make_api_user(username="ops", is_staff=True, password="right-password-1")
+    answer = client.post("/admin/login/?next=//evil.example/",
+                         {"username": "ops", "password": "right-password-1"})  # fmt: skip
+    assert (answer.status_code, answer["Location"]) == (302, "/admin/")
+
+
+@pytest.mark.django_db
 def test_the_admin_login_is_limited_per_username_and_address(client):
     make_api_user(username="ops", is_staff=True, password="right-password-1")
     with throttle_rates(login_username="3/min", login_address="5/min"):
@@ -513,6 +524,42 @@ def test_the_admins_password_change_checks_the_old_password_in_a_login_slot(clie
     assert b"Your old password was entered incorrectly" in wrong.content
     done = client.post("/admin/password_change/", {**form, "old_password": "right-password-1"})
     assert done.status_code == 302
+
+
+@pytest.mark.django_db
+def test_a_password_set_in_the_admin_replaces_the_users_api_token(client):
+    """Whoever had the old password could obtain the token from the API's login, and
+    kept it after a reset made to shut them out (an outside test): a password set in
+    the admin, the user's own or on a user's page, replaces the token. A user without
+    one gets none."""
+    wms = make_api_user(username="wms", is_staff=True, password="right-password-1")
+    old = Token.objects.get(user=wms).key
+    client.force_login(wms)
+    done = client.post("/admin/password_change/", {
+        "old_password": "right-password-1", "new_password1": "N3w-pass-phrase!",
+        "new_password2": "N3w-pass-phrase!"})  # fmt: skip
+    assert done.status_code == 302
+    first = Token.objects.get(user=wms).key
+    assert first != old
+    assert client_for_token(old).get("/api/v1/active_user/").status_code == 401
+    assert client_for_token(first).get("/api/v1/active_user/").status_code == 200
+
+    client.force_login(make_api_user(username="root", is_superuser=True, is_staff=True))
+    reset = client.post(f"/admin/auth/user/{wms.pk}/password/", {
+        "password1": "An0ther-pass-phrase!", "password2": "An0ther-pass-phrase!",
+        "usable_password": "true"})  # fmt: skip
+    assert reset.status_code == 302
+    assert Token.objects.get(user=wms).key not in (old, first)
+    tokenless = make_api_user(username="tokenless", password="right-password-1")
+    Token.objects.filter(user=tokenless).delete()
+    client.post(f"/admin/auth/user/{tokenless.pk}/password/", {
+        "password1": "An0ther-pass-phrase!", "password2": "An0ther-pass-phrase!",
+        "usable_password": "true"})  # fmt: skip
+    assert not Token.objects.filter(user=tokenless).exists()
+
+
+def client_for_token(key: str) -> APIClient:
+    return APIClient(HTTP_AUTHORIZATION=f"Token {key}")
 
 
 @pytest.mark.django_db
