@@ -11,6 +11,7 @@ from django.contrib.admin.forms import AdminAuthenticationForm, AdminPasswordCha
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from rest_framework.authtoken.models import TokenProxy
 
 from .exceptions import LoginsBusy
 from .services import api_token_replace_if_any, login_slot
@@ -94,3 +95,6 @@ class SlottedPasswordChangeForm(ReplacesTokenMixin, AdminPasswordChangeForm):
 admin.site.password_change_form = SlottedPasswordChangeForm
 # A user's password page (auth's UserAdmin, registered before this app's admin loads).
 admin.site.get_model_admin(get_user_model()).change_password_form = UserPasswordForm
+# DRF's token list showed every key in full, to superusers: named as everywhere else,
+# by its user and last four characters (accounts/apps.py). A lost key is rotated.
+admin.site.get_model_admin(TokenProxy).list_display = ("__str__", "user", "created")

@@ -19,7 +19,13 @@ from capture.models import Capture
 from events.models import WebhookSubscription
 from orders.admin_forms import OrderItemForm
 from orders.models import Channel, Customer, Order
-from tests.factories import ChannelFactory, OrderItemFactory, make_api_user, make_order
+from tests.factories import (
+    ChannelFactory,
+    CustomerFactory,
+    OrderItemFactory,
+    make_api_user,
+    make_order,
+)
 from tests.helpers import capture, client_for
 
 
@@ -1056,6 +1062,23 @@ def staff_with(channel, *codenames):
     return user
 
 
+def test_staff_change_only_customers_who_buy_only_in_their_channels(client, channel):
+    """Staff of channel A with the change permission on customers changed the email of
+    a customer who bought only in channel B (an outside test)."""
+    client.force_login(staff_with(channel, "view_customer", "change_customer"))
+    mine = make_order(channel=channel, items=0).customer
+    theirs = make_order(channel=ChannelFactory(), items=0).customer
+    shared = make_order(channel=channel, items=0).customer
+    make_order(channel=ChannelFactory(), customer=shared, items=0)
+    new = CustomerFactory()  # no orders yet: added for an order of theirs
+    for customer, allowed in ((mine, True), (new, True), (theirs, False), (shared, False)):
+        form = {"email": f"changed-{customer.pk}@example.com", "first_name": "A",
+                "last_name": "B"}  # fmt: skip
+        client.post(f"/admin/orders/customer/{customer.pk}/change/", form)
+        customer.refresh_from_db()
+        assert (customer.email == form["email"]) is allowed, customer
+
+
 def test_api_tokens_and_the_task_queue_are_for_superusers_only(client, channel):
     """Staff given the token permissions read every user's key (a superuser's included)
     and made keys for others; the task queue's jobs are every channel's deliveries."""
@@ -1075,8 +1098,10 @@ def test_api_tokens_and_the_task_queue_are_for_superusers_only(client, channel):
     assert response.status_code == 403
     assert not Token.objects.filter(user=other).exists()
 
-    client.force_login(superuser)
-    assert key in client.get("/admin/authtoken/tokenproxy/").content.decode()
+    client.force_login(superuser)  # who sees the list, with each key masked
+    listed = client.get("/admin/authtoken/tokenproxy/").content.decode()
+    assert f"API token of user {superuser.pk} (…{key[-4:]})" in listed
+    assert key not in listed
 
 
 def test_the_autocomplete_refuses_a_reverse_relation(client, channel):
