@@ -219,14 +219,15 @@ def _lane_job_waiting() -> bool:
 def _due(subscription: WebhookSubscription, lane: int) -> list[WebhookDelivery]:
     """The lane's due deliveries, none once the subscription is deactivated or paused
     (a running job stops at its next batch). Of a subscription whose receiver timed out
-    and has not answered since, only its oldest due delivery, once its pause ended: one
-    POST probes the receiver, not one per lane (when every lane probed, two hanging
-    receivers held all eight worker slots as their pauses ended)."""
+    and has not answered since, only its first due delivery (by next attempt, then id:
+    events/sql.py's FIRST_DUE), once its pause ended: one POST probes the receiver, not
+    one per lane (when every lane probed, two hanging receivers held all eight worker
+    slots as their pauses ended)."""
     now = timezone.now()
     due = WebhookDelivery.objects.filter(
         subscription=subscription, state=DeliveryState.PENDING, next_attempt_at__lte=now
     )
-    probe = due.order_by("id").values("id")[:1]
+    probe = due.order_by("next_attempt_at", "id").values("id")[:1]
     return list(
         due.select_related("event")
         .alias(lane=F("id") % LANES_PER_SUBSCRIPTION)

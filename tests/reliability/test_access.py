@@ -9,6 +9,7 @@ import time
 from contextlib import contextmanager
 from datetime import timedelta
 from io import StringIO
+from unittest.mock import patch
 
 import psycopg
 import pytest
@@ -472,13 +473,32 @@ def test_a_huge_username_of_expanding_characters_is_refused_as_fast_as_a_plain_o
     assert expanding < plain * 3 + 0.2, (expanding, plain)
 
 
+def test_every_prune_is_scheduled_in_the_maintenance_queue():
+    """A prune only a command runs is a table that grows; a worker started for the
+    `maintenance` queue (docs/operations.md) runs them all, with the dispatcher."""
+    from procrastinate.contrib.django import app
+
+    scheduled = {name.rsplit(".", 1)[1]: (periodic.cron, periodic.task.queue)
+                 for (name, _), periodic in app.periodic_registry.periodic_tasks.items()}  # fmt: skip
+    assert {name: queue for name, (_, queue) in scheduled.items()} == dict.fromkeys(
+        ["prune_idempotency_keys", "prune_rate_counters", "clear_expired_sessions",
+         "remove_ended_jobs", "dispatch_due_deliveries", "release_stalled_jobs"], "maintenance"
+    )  # fmt: skip
+    assert all(
+        scheduled[name][0].startswith(("17 ", "23 ", "29 "))
+        for name in ("prune_idempotency_keys", "prune_rate_counters", "clear_expired_sessions")
+    )  # hourly
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_worker_clears_expired_sessions_and_ended_jobs():
     """Nothing removed them: a session row per admin login, and a job per failed lane
-    or prune, for ever."""
+    or prune, for ever. The jobs go in batches (here of two): procrastinate's one
+    statement ran past the statement timeout at 1.3 million of them."""
     from django.contrib.sessions.models import Session
     from django.utils import timezone
 
+    from omnitron.api import tasks
     from omnitron.api.tasks import clear_expired_sessions, remove_ended_jobs
 
     now = timezone.now()
@@ -490,7 +510,8 @@ def test_the_worker_clears_expired_sessions_and_ended_jobs():
         jobs = {}
         for name, status, age in [("old_failed", "failed", "8 days"), ("old_cancelled",
                                   "cancelled", "8 days"), ("new_failed", "failed", "1 day"),
-                                  ("waiting", "todo", "8 days")]:  # fmt: skip
+                                  ("waiting", "todo", "8 days"), ("old_aborted", "aborted",
+                                  "8 days"), ("old_failed_too", "failed", "9 days")]:  # fmt: skip
             cursor.execute("INSERT INTO procrastinate_jobs (queue_name, task_name, args, status) "
                            "VALUES ('deliveries', %s, '{}', %s) RETURNING id", [name, status])  # fmt: skip
             jobs[name] = cursor.fetchone()[0]
@@ -499,7 +520,8 @@ def test_the_worker_clears_expired_sessions_and_ended_jobs():
             cursor.execute("UPDATE procrastinate_events SET at = now() - %s::interval "
                            "WHERE job_id = %s", [age, jobs[name]])  # fmt: skip
     clear_expired_sessions(timestamp=0)
-    remove_ended_jobs(timestamp=0)
+    with patch.object(tasks, "PRUNE_BATCH", 2):
+        assert remove_ended_jobs(timestamp=0) == 4
     assert list(Session.objects.values_list("session_key", flat=True)) == ["live"]
     with connection.cursor() as cursor:
         cursor.execute("SELECT task_name FROM procrastinate_jobs WHERE id = ANY(%s) ORDER BY id",
