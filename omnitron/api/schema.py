@@ -2,7 +2,6 @@
 scheme of the seed, and the documented error answers, built from the error code
 registry (error_codes.py)."""
 
-from django.db.models import Choices
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 
@@ -67,24 +66,6 @@ def query_parameters_may_be_empty(result, generator, request, public):
     return result
 
 
-def enum_member_names(result, generator, request, public):
-    """Postprocessing hook: every enum of one of the seed's TextChoices (orders/enums.py)
-    names its members (`x-enum-varnames`, OpenAPI Generator's convention, which
-    openapi-python-client and datamodel-code-generator read): a client generated from
-    the document called OrderStatus's "400" VALUE_5, not APPROVED."""
-    from orders import enums  # the app's, loaded once the schema is asked for
-
-    names = {}
-    for choices in vars(enums).values():
-        if isinstance(choices, type) and issubclass(choices, Choices) and choices is not Choices:
-            names[frozenset(choices.values)] = dict(zip(choices.values, choices.names, strict=True))
-    for node in _nodes(result):
-        values = node.get("enum")
-        if isinstance(values, list) and (members := names.get(frozenset(values))):
-            node["x-enum-varnames"] = [members[value] for value in values]
-    return result
-
-
 # Answers that say when to retry, in Retry-After: the app's (a CodedError's `wait`),
 # the rate limits' and the proxy's own (deploy/nginx).
 RETRY_AFTER_DESCRIPTION = (
@@ -133,17 +114,6 @@ def _retryable_codes() -> set[str]:
     proxy = (ApiErrorCode.TOO_MANY_CONNECTIONS, ApiErrorCode.APP_UNAVAILABLE,
              ApiErrorCode.APP_TIMEOUT)  # fmt: skip
     return waiting | {ApiErrorCode.THROTTLED.code} | {error.code for error in proxy}
-
-
-def _nodes(node):
-    """Every object of a JSON document, depth first."""
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _nodes(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _nodes(value)
 
 
 # Values for the placeholders of the registry's messages in the documented examples.

@@ -380,7 +380,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "omnitron.api.schema.seed_component_names",
         "omnitron.api.schema.query_parameters_may_be_empty",
-        "omnitron.api.schema.enum_member_names",
+        "orders.schema.enum_member_names",
         "omnitron.api.schema.response_headers",
         "capture.schema.capture_request_limits",
         "events.schema.webhook_components",
