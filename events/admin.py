@@ -108,7 +108,7 @@ class WebhookDeliveryAdmin(ReadOnly, LargeTableAdmin):
             return state
         if not subscription.is_active:
             return f"{state}: not sent while its subscription is inactive"
-        if subscription.paused_until and subscription.paused_until > timezone.now():
+        if subscription.is_paused:
             until = localize(timezone.localtime(subscription.paused_until))
             return f"{state}: its subscription is paused until {until}"
         return state

@@ -100,7 +100,7 @@ def webhook_lane_flush(*, subscription_id: int, lane: int, job_id: int | None = 
     (LaneHold), and records no outcome over another job's. Returns how many attempts
     were made."""
     subscription = WebhookSubscription.objects.get(pk=subscription_id)
-    if _is_paused(subscription):  # queued just before the pause: nothing to wait for
+    if subscription.is_paused:  # queued just before the pause: nothing to wait for
         return 0
     hold = LaneHold(job_id)
     attempts, timed_out = 0, False
@@ -109,7 +109,7 @@ def webhook_lane_flush(*, subscription_id: int, lane: int, job_id: int | None = 
         # one read at its start sent to a changed URL's old address, with old headers
         # and secret, for seconds after the change (and after a deactivation).
         subscription.refresh_from_db()
-        if not subscription.is_active or _is_paused(subscription):
+        if not subscription.is_active or subscription.is_paused:
             break
         outcomes, rendered = _send(subscription, batch, hold)
         recorded = _record(subscription, outcomes, rendered)
@@ -179,17 +179,13 @@ def _send(
     return outcomes, rendered
 
 
-def _is_paused(subscription: WebhookSubscription) -> bool:
-    return subscription.paused_until is not None and subscription.paused_until > timezone.now()
-
-
 def _pause(subscription: WebhookSubscription) -> None:
     """Pause the subscription after a POST that timed out, for the next step of its
     retry schedule (at most MAX_PAUSE_SECONDS). Its lanes that time out together, as
     they do when a pause ends, count one timeout and set one pause."""
     with transaction.atomic():
         subscription = WebhookSubscription.objects.select_for_update().get(pk=subscription.pk)
-        if _is_paused(subscription):
+        if subscription.is_paused:
             return
         schedule = retry_schedule(subscription) or [MAX_PAUSE_SECONDS]
         step = schedule[min(subscription.timeouts_in_a_row, len(schedule) - 1)]

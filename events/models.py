@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 
 from omnitron.exactjson import EXACT_JSON
 from omnitron.limits import MAX_INTEGER
@@ -90,6 +91,11 @@ class WebhookSubscription(models.Model):
 
     def __str__(self):
         return self.url
+
+    @property
+    def is_paused(self) -> bool:
+        """Whether its deliveries wait for `paused_until` now."""
+        return self.paused_until is not None and self.paused_until > timezone.now()
 
     def clean(self):
         # The admin's form checks what webhook_subscription_create_or_update and

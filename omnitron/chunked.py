@@ -16,12 +16,10 @@ any coding but `chunked` alone (an outside test captured items from `gzip, chunk
 facing gunicorn directly)."""
 
 import io
-import json
 
-from omnitron.gunicorn_errors import ERRORS
+from omnitron.gunicorn_errors import json_error
 
-CODE, DETAIL = ERRORS[501]
-NOT_IMPLEMENTED = json.dumps({"detail": DETAIL, "code": CODE}).encode()
+NOT_IMPLEMENTED = json_error(501, "Not Implemented").encode()
 
 
 class ChunkedBodyMiddleware:

@@ -22,10 +22,15 @@ ERRORS = {
 }
 
 
+def json_error(status_int: int, reason: str) -> str:
+    """The registry's body for a status gunicorn answers (its reason for any other)."""
+    code, detail = ERRORS.get(status_int, ("bad_request", f"{reason}."))
+    return json.dumps({"detail": detail, "code": code})
+
+
 def write_json_error(sock, status_int, reason, mesg):
     # The message can quote the offending request: the registry's detail is enough.
-    code, detail = ERRORS.get(status_int, ("bad_request", f"{reason}."))
-    body = json.dumps({"detail": detail, "code": code})
+    body = json_error(status_int, reason)
     head = (
         f"HTTP/1.1 {status_int} {reason}\r\n"
         "Connection: close\r\n"

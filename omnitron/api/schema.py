@@ -68,6 +68,7 @@ def query_parameters_may_be_empty(result, generator, request, public):
 
 # Answers that say when to retry, in Retry-After: the app's (a CodedError's `wait`),
 # the rate limits' and the proxy's own (deploy/nginx).
+CAPTURE_PATH = "/api/v1/capture-order/"  # the one answer that can be a replay
 RETRY_AFTER_DESCRIPTION = (
     "Seconds to wait before retrying, sent with the answers worth a retry (each code's "
     "description says how long)."
@@ -99,9 +100,6 @@ def response_headers(result, generator, request, public):
                 if headers:
                     response["headers"] = headers
     return result
-
-
-CAPTURE_PATH = "/api/v1/capture-order/"
 
 
 def _retryable_codes() -> set[str]:

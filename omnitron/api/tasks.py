@@ -2,11 +2,10 @@
 queue's own jobs), run by the worker (procrastinate) instead of cron."""
 
 from django.contrib.sessions.models import Session
-from django.db import connection, transaction
 from django.utils import timezone
 from procrastinate.contrib.django import app
 
-from omnitron.db.pruning import PRUNE_BATCH, delete_in_batches
+from omnitron.db.pruning import delete_in_batches, delete_sql_in_batches
 
 from .throttling import rate_counters_prune
 
@@ -31,7 +30,7 @@ def clear_expired_sessions(timestamp: int) -> None:
 
 # Procrastinate's own delete_old_jobs is one statement over every job and event: at
 # 1.3 million failed jobs it ran past the 15 s statement timeout and deleted nothing,
-# every day after (an outside test). This one deletes PRUNE_BATCH at a time.
+# every day after (an outside test). This one deletes a batch at a time.
 DELETE_ENDED_JOBS = """
     DELETE FROM procrastinate_jobs WHERE id IN (
         SELECT job.id FROM procrastinate_jobs job
@@ -49,12 +48,4 @@ def remove_ended_jobs(timestamp: int) -> int:
     failed), in batches, each its own transaction: nothing else does. A successful job
     is deleted as it ends (the worker's `delete_jobs`), and a webhook delivery's state
     is its own row, not its job's. Returns how many."""
-    deleted, batch = 0, PRUNE_BATCH
-    while batch == PRUNE_BATCH:  # a batch short of it was the last
-        with transaction.atomic(durable=True), connection.cursor() as cursor:
-            cursor.execute(
-                DELETE_ENDED_JOBS, {"hours": ENDED_JOBS_KEPT_HOURS, "batch": PRUNE_BATCH}
-            )
-            batch = cursor.rowcount
-        deleted += batch
-    return deleted
+    return delete_sql_in_batches(DELETE_ENDED_JOBS, {"hours": ENDED_JOBS_KEPT_HOURS})

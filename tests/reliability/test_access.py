@@ -498,8 +498,8 @@ def test_the_worker_clears_expired_sessions_and_ended_jobs():
     from django.contrib.sessions.models import Session
     from django.utils import timezone
 
-    from omnitron.api import tasks
     from omnitron.api.tasks import clear_expired_sessions, remove_ended_jobs
+    from omnitron.db import pruning
 
     now = timezone.now()
     Session.objects.create(session_key="old", session_data="", expire_date=now - timedelta(hours=1))
@@ -520,7 +520,7 @@ def test_the_worker_clears_expired_sessions_and_ended_jobs():
             cursor.execute("UPDATE procrastinate_events SET at = now() - %s::interval "
                            "WHERE job_id = %s", [age, jobs[name]])  # fmt: skip
     clear_expired_sessions(timestamp=0)
-    with patch.object(tasks, "PRUNE_BATCH", 2):
+    with patch.object(pruning, "PRUNE_BATCH", 2):
         assert remove_ended_jobs(timestamp=0) == 4
     assert list(Session.objects.values_list("session_key", flat=True)) == ["live"]
     with connection.cursor() as cursor:
