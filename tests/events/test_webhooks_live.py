@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 import time
+from decimal import Decimal
 
 import psycopg
 import pytest
@@ -243,20 +244,25 @@ def test_under_load_every_committed_capture_is_received_exactly_once():
 
 
 def test_the_docs_example_receiver_verifies_a_real_delivery(api_client, channel):
-    """docs/examples/webhook_receiver.py, as docs/webhooks.md shows it."""
+    """docs/examples/webhook_receiver.py, as docs/webhooks.md shows it: it verifies the
+    signature and reads the amount exactly (parsed as a float, 610.80 was 610.8, and
+    61079 cents to a receiver that multiplied it by 100)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/hook"
     secret = subscribe(url)
     example = Process([str(VENV_BIN / "python"), "-u", "docs/examples/webhook_receiver.py",
                        str(port), secret], env=dict(os.environ))  # fmt: skip
+    order = make_order(channel=channel, items=1, currency="eur")
+    order.items.update(price=Decimal("610.80"), price_currency="eur")
     try:
         with worker(env=server_env(**FAST)):
             time.sleep(1)  # the receiver is listening
-            (event_id,) = capture_orders(api_client, channel, 1)
+            assert capture(api_client, order, [order.items.get().pk]).status_code == 200
             wait_until(delivered(1), 20, "delivered to the example receiver")
     finally:
         printed = example.stop()
-    assert f"{event_id} order.captured" in printed
+    (event_id,) = Event.objects.values_list("id", flat=True)
+    assert f"{event_id} order.captured {order.number} 610.80 eur" in printed
 
 
 @contextlib.contextmanager
