@@ -33,6 +33,13 @@ LOCK_WAIT_MS = 1000
 LOCK_TRIES = 30
 LOCK_PAUSE = 0.5  # seconds between tries: the queued captures go through meanwhile
 DEADLOCK_MARGIN_MS = 100
+# CREATE (and DROP) INDEX CONCURRENTLY lock nothing a capture waits for, then wait for
+# every transaction older than the build to end (a backup, a report): that wait holds
+# no one up, so it is not cut at the app's lock_timeout. Cut at 3 s, a build behind a
+# 40-second report failed (an outside test upgrading a live shop), leaving an INVALID
+# index and, in events/0006, a migration that could not be run again (its column was
+# added). After this long the step fails.
+INDEX_BUILD_WAIT_MS = 30 * 60 * 1000
 
 
 def fill_in_batches(connection, *, table: str, update: str, around: tuple = ((), ())):
@@ -69,7 +76,7 @@ def set_not_null(connection, *, table: str, column: str):
         f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL",
         f"ALTER TABLE {table} DROP CONSTRAINT {check}",
     ):
-        _with_short_lock_waits(connection, statement)
+        with_short_lock_waits(connection, statement)
 
 
 def lock_wait_ms(connection) -> int:
@@ -91,7 +98,10 @@ def lock_wait_ms(connection) -> int:
     return max(min(wait, app_wait - DEADLOCK_MARGIN_MS), 10)
 
 
-def _with_short_lock_waits(connection, statement: str) -> None:
+def with_short_lock_waits(connection, statement: str) -> None:
+    """Run `statement`, which takes an exclusive lock for a moment, in its own
+    transaction, waiting lock_wait_ms() at a time for the lock, up to LOCK_TRIES
+    times: captures queued behind a waiting try go through between tries."""
     wait = lock_wait_ms(connection)
     for attempt in range(1, LOCK_TRIES + 1):
         try:
@@ -124,21 +134,30 @@ def _build_concurrently(connection, name: str, create: str) -> None:
             [name],
         )
         found = cursor.fetchone()
-        if found and found[0]:
-            return
-        # For the session, not SET LOCAL as elsewhere: CONCURRENTLY cannot run inside a
-        # transaction. Reset after, as the connection goes on to the next migration.
-        cursor.execute("SET statement_timeout = 0")
-        try:
-            if found:
-                cursor.execute(f'DROP INDEX CONCURRENTLY "{name}"')
-            cursor.execute(create)
-        finally:
-            cursor.execute("RESET statement_timeout")
+    if found and found[0]:
+        return
+    _concurrently(connection, *([f'DROP INDEX CONCURRENTLY "{name}"'] if found else []), create)
 
 
 def drop_index_concurrently(schema_editor, index):
-    schema_editor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{index.name}"')
+    _concurrently(schema_editor.connection, f'DROP INDEX CONCURRENTLY IF EXISTS "{index.name}"')
+
+
+def _concurrently(connection, *statements: str) -> None:
+    """Run CONCURRENTLY statements, each its own transaction, without the connection's
+    statement timeout and waiting up to INDEX_BUILD_WAIT_MS for the transactions they
+    wait for."""
+    with connection.cursor() as cursor:
+        # For the session, not SET LOCAL as elsewhere: CONCURRENTLY cannot run inside a
+        # transaction. Reset after, as the connection goes on to the next migration.
+        cursor.execute("SET statement_timeout = 0")
+        cursor.execute(f"SET lock_timeout = {INDEX_BUILD_WAIT_MS}")
+        try:
+            for statement in statements:
+                cursor.execute(statement)
+        finally:
+            cursor.execute("RESET statement_timeout")
+            cursor.execute("RESET lock_timeout")
 
 
 def drop_indexes_concurrently(indexes: dict[str, str]) -> list:
@@ -152,7 +171,7 @@ def drop_indexes_concurrently(indexes: dict[str, str]) -> list:
 
     def operation(name: str, on: str):
         def drop(apps, schema_editor):
-            schema_editor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
+            _concurrently(schema_editor.connection, f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
 
         def restore(apps, schema_editor):
             create = f'CREATE INDEX CONCURRENTLY "{name}" ON {on}'
