@@ -369,8 +369,9 @@ class OrderAdmin(FixedOnceAddedMixin, ChangedFieldsOnlyMixin, LargeTableAdmin):
             url = reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist")
             rows = _rows(inline.model, order)
             count = f"{MAX_INLINE_ROWS}+" if rows > MAX_INLINE_ROWS else str(rows)
+            name = meta.verbose_name if rows == 1 else meta.verbose_name_plural
             links.append(format_html('<a href="{}?order={}">{} {}</a>', url, order.pk, count,
-                                     meta.verbose_name_plural))  # fmt: skip
+                                     name))  # fmt: skip
         return format_html_join(", ", "{}", ((link,) for link in links))
 
     @admin.display(description="status")

@@ -21,6 +21,11 @@ PG_USER=postgres
 
 die() { echo "pg.sh: $*" >&2; exit 1; }
 
+# Checked before anything is created: PostgreSQL refused 70000 only after initdb had
+# made a cluster, in lines of its own that did not name the variable.
+[[ $PG_PORT =~ ^[1-9][0-9]{0,4}$ ]] && [ "$PG_PORT" -le 65535 ] \
+  || die "PG_PORT: '$PG_PORT' is not a port number from 1 to 65535."
+
 is_root() { [ "$(id -u)" -eq 0 ]; }
 
 find_bindir() {

@@ -122,6 +122,20 @@ def test_models_and_migrations_agree():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("port", ["70000", "0", "080", "5432x"])
+def test_a_pg_port_that_is_not_one_stops_before_a_cluster_is_made(tmp_path, port):
+    """PG_PORT=70000 ran initdb, then PostgreSQL refused the port in lines of its own
+    that did not name the variable, and left the new cluster behind (an outside test
+    of configuration.md's "one line naming the variable")."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MAKE")}
+    env.update(PG_DATA_DIR=str(tmp_path / "cluster"), PG_PORT=port)
+    started = subprocess.run(["scripts/pg.sh", "start"], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert started.returncode == 1
+    assert started.stderr == f"pg.sh: PG_PORT: '{port}' is not a port number from 1 to 65535.\n"
+    assert not (tmp_path / "cluster").exists()
+
+
 def test_make_db_status_of_a_stopped_cluster_is_an_answer_not_a_failure(tmp_path):
     """It printed "stopped" and then make's "Error 3", which reads as something broken.
     scripts/pg.sh status keeps its exit 3 for scripts."""

@@ -1,7 +1,7 @@
 """Admin lists that cost the same with millions of rows (omnitron/admin/__init__.py)."""
 
 from django.contrib import admin
-from django.contrib.admin.views.main import ChangeList
+from django.contrib.admin.views.main import ORDER_VAR, ChangeList
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.utils.functional import cached_property
@@ -40,12 +40,31 @@ class CappedCountPaginator(Paginator):
 
 class SortableByChangeList(ChangeList):
     """Sorts only by the ModelAdmin's `sortable_by` columns: Django leaves them out of
-    the column headers, but takes any column from the query string (`?o=5`)."""
+    the column headers, but takes any column from the query string (`?o=5`). A column
+    it may not sort by is left out of `?o=`, and with none left the list keeps its own
+    order (Django's dropped it for the primary key's: `?o=5` turned the orders, newest
+    placed first, into newest created first)."""
 
     def get_ordering_field(self, field_name):
         if self.sortable_by is not None and field_name not in self.sortable_by:
             return None
         return super().get_ordering_field(field_name)
+
+    def get_ordering(self, request, queryset):
+        taken = [p for p in self.params.get(ORDER_VAR, "").split(".") if self._sorts_by(p)]
+        if taken:
+            self.params[ORDER_VAR] = ".".join(taken)
+        else:
+            self.params.pop(ORDER_VAR, None)
+        return super().get_ordering(request, queryset)
+
+    def _sorts_by(self, param: str) -> bool:
+        """Whether `param` (an entry of `?o=`: a column's index, `-` for descending)
+        names a column this list sorts by."""
+        index = param.rpartition("-")[2]
+        if not index.isdigit() or int(index) >= len(self.list_display):
+            return False
+        return bool(self.get_ordering_field(self.list_display[int(index)]))
 
 
 class ExactSearchMixin:

@@ -354,8 +354,9 @@ def test_a_large_list_sorts_by_no_column(client, channel, path, sort):
         return page.split("ORDER BY")[1], response
 
     sorted_by, response = page_order_by(f"/admin/{path}/?{sort}")
-    # Django drops a column it may not sort by and keeps the pk's order, on its index.
-    assert sorted_by in (page_order_by(f"/admin/{path}/")[0], f' "{table}"."id" DESC')
+    # The list's own order, on its index (Django dropped it for the pk's: an outside
+    # test saw `?o=5` turn the orders, newest placed first, into newest created first).
+    assert sorted_by == page_order_by(f"/admin/{path}/")[0]
     assert "sortable" not in response.content.decode().split("<thead>")[1].split("</thead>")[0]
 
 
@@ -1256,3 +1257,16 @@ def test_an_integrity_error_of_another_action_is_not_taken_for_an_overtaken_dele
     ):
         client.post("/admin/events/webhooksubscription/", {
             "action": "resume", "_selected_action": [str(subscription.pk)]})  # fmt: skip
+
+
+def test_an_orders_links_name_one_row_in_the_singular(client, channel):
+    """ "1 captures" (an outside reading of the order page)."""
+    from capture.services import ItemInput, order_capture
+
+    order = make_order(channel=channel, items=1)
+    order_capture(user=make_api_user(channels=[channel]), order_number=order.number,
+                  items=[ItemInput(order.items.get().pk)])  # fmt: skip
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    page = client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+    assert f'<a href="/admin/capture/capture/?order={order.pk}">1 capture</a>' in page
+    assert f'<a href="/admin/orders/orderitem/?order={order.pk}">1 order item</a>' in page
