@@ -3,6 +3,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from omnitron.api.schema import READ_ERRORS
+from omnitron.api.throttling import READ_SCOPE, UserScopedRateThrottle
 from omnitron.api.viewsets import paging_parameters, refuse_unknown_parameters
 from omnitron.db.router import ReplicaReadsMixin
 
@@ -15,6 +16,9 @@ class EventFeedView(ReplicaReadsMixin, APIView):
     """GET /api/v1/events/: for systems that cannot receive webhooks. Reads from the
     read replica when there is one; payloads rendered here are stored on the primary
     (events/payloads.py writes on `django.db.connection`)."""
+
+    throttle_classes = [UserScopedRateThrottle]
+    throttle_scope = READ_SCOPE
 
     @extend_schema(
         summary="Event feed",

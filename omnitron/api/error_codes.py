@@ -159,8 +159,8 @@ class ApiErrorCode(ErrorCode):
         status.HTTP_429_TOO_MANY_REQUESTS,
         None,
         "Request was throttled. Expected available in {wait} seconds.",
-        "Over a rate limit (capture per user, login per address or username); "
-        "`Retry-After` says when to retry.",
+        "Over a rate limit (per user: captures, reads, CSV exports; logins per address "
+        "or username); `Retry-After` says when to retry.",
     )
     TOO_MANY_CONNECTIONS = (
         status.HTTP_429_TOO_MANY_REQUESTS,
@@ -211,7 +211,9 @@ class ApiErrorCode(ErrorCode):
         status.HTTP_504_GATEWAY_TIMEOUT,
         None,
         "The app did not answer in time. Retry later.",
-        "The proxy waited for the app longer than its read timeout. Retry (`Retry-After: 5`).",
+        "The proxy waited for the app longer than its read timeout. Retry (`Retry-After: 5`). "
+        "The app may still have run the request, or run it later (it waited in the app "
+        "server's queue): retry a capture with the same `Idempotency-Key`.",
     )
     DELETED_MEANWHILE = (
         status.HTTP_409_CONFLICT,

@@ -226,8 +226,9 @@ QUERY_FIELD_CODES = (
     _F.INVALID, _F.INVALID_CHOICE, _F.UNKNOWN_PARAMETER, *NUMBER_CODES, *STRING_CODES,
 )  # fmt: skip
 
-READ_ERROR_CODES = (*QUERY_FIELD_CODES, *AUTHENTICATION, _A.NOT_FOUND, *PROTOCOL_ERRORS,
-                    *UNAVAILABLE)  # fmt: skip
+READ_ERROR_CODES = (*QUERY_FIELD_CODES, *AUTHENTICATION, _A.NOT_FOUND, _A.THROTTLED,
+                    *PROTOCOL_ERRORS, *UNAVAILABLE)  # fmt: skip
 READ_ERRORS = error_responses(*READ_ERROR_CODES)
 # A detail URL reads no query parameter: none of the lists' field codes.
-DETAIL_ERRORS = error_responses(*AUTHENTICATION, _A.NOT_FOUND, *PROTOCOL_ERRORS, *UNAVAILABLE)
+DETAIL_ERRORS = error_responses(*AUTHENTICATION, _A.NOT_FOUND, _A.THROTTLED, *PROTOCOL_ERRORS,
+                                *UNAVAILABLE)  # fmt: skip

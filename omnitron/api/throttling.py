@@ -146,6 +146,12 @@ class PostgresRateThrottle(SimpleRateThrottle):
         return self.count.retry_after(self.num_requests, self.duration)
 
 
+# The per-user scopes of the read API (settings' DEFAULT_THROTTLE_RATES): every read
+# endpoint counts toward `read`, a CSV export toward `export` instead.
+READ_SCOPE = "read"
+EXPORT_SCOPE = "export"
+
+
 class UserScopedRateThrottle(PostgresRateThrottle, ScopedRateThrottle):
     """DRF's ScopedRateThrottle: the view's `throttle_scope`, per authenticated user
     (per address for anonymous requests). accounts' TokenAuthentication counts the

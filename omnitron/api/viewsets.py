@@ -9,6 +9,7 @@ from .error_codes import FieldErrorCode
 from .exceptions import named_errors
 from .pagination import Pagination
 from .schema import DETAIL_ERRORS, READ_ERRORS
+from .throttling import READ_SCOPE, UserScopedRateThrottle
 
 
 class ScopedReadOnlyViewSet(ReplicaReadsMixin, viewsets.ReadOnlyModelViewSet):
@@ -19,6 +20,8 @@ class ScopedReadOnlyViewSet(ReplicaReadsMixin, viewsets.ReadOnlyModelViewSet):
 
     pagination_class = Pagination
     filter_serializer_class = None
+    throttle_classes = [UserScopedRateThrottle]
+    throttle_scope = READ_SCOPE
     lookup_value_regex = "[0-9]+"  # pks are integers; anything else is an unknown URL
 
     def select(self, *, user, filters: dict):

@@ -308,9 +308,18 @@ def throttle_rates(defaults: dict[str, str]) -> dict[str, str | None]:
     return rates
 
 
-# Login per client address and per username, capture per user.
+# Login per client address and per username; per user: captures, reads (the lists,
+# their pages and details, the event feed, the ERP's PATCH) and CSV exports. Without
+# the last two, one token's legal requests took every worker (an outside test: 30
+# exports at once, 504s for everyone else; 128 event pages of 500 at once, 10 s).
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = throttle_rates(
-    {"login_address": "30/min", "login_username": "10/min", "capture": "6000/min"}
+    {
+        "login_address": "30/min",
+        "login_username": "10/min",
+        "capture": "6000/min",
+        "read": "10/s",
+        "export": "2/min",
+    }
 )
 # Logins checking a password at once, across every app process on the database: a
 # check (PBKDF2) costs a large share of a second of CPU, so a burst of logins under the

@@ -23,7 +23,13 @@ for _database in DATABASES.values():  # noqa: F405
 
 # No rate limits unless a test asks for them (tests send bursts on purpose).
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = throttle_rates(  # noqa: F405
-    {"login_address": "off", "login_username": "off", "capture": "off"}
+    {
+        "login_address": "off",
+        "login_username": "off",
+        "capture": "off",
+        "read": "off",
+        "export": "off",
+    }  # fmt: skip
 )
 
 # A live server under test may serve a URLconf of the tests' own (a view that fails).

@@ -105,6 +105,61 @@ def test_capture_is_limited_per_user(api_client, order, channel):
     assert other_user.status_code == 200
 
 
+def test_reads_are_limited_per_user(api_client, order, channel):
+    """Every read endpoint counts toward one per-user limit: without it, one token's
+    legal requests took every worker (an outside test: 128 event pages of 500 at once,
+    and another client's list took 10 s). The capture limit is apart, and so is
+    active_user (no data: the cheapest request, which a refusal would cost as much)."""
+    captured = capture(api_client, order, [order.items.first().pk])
+    assert captured.status_code == 200
+    other = client_for(make_api_user(channels=[channel]))
+    reads = ["/api/v1/orders/", f"/api/v1/orders/{order.pk}/", "/api/v1/order_items/",
+             "/api/v1/captures/", "/api/v1/events/"]  # fmt: skip
+    with throttle_rates(read="5/min"):
+        answers = [api_client.get(url) for url in reads]
+        over = api_client.get("/api/v1/order_items/")
+        others = other.get("/api/v1/orders/")
+        whoami = [api_client.get("/api/v1/active_user/").status_code for _ in range(3)]
+        captures = [capture(api_client, order, [pk]).status_code
+                    for pk in order.items.values_list("pk", flat=True)[1:]]  # fmt: skip
+    assert [answer.status_code for answer in answers] == [200] * 5
+    assert (over.status_code, over.json()["code"]) == (429, "throttled")
+    assert int(over["Retry-After"]) >= 1
+    assert others.status_code == 200
+    assert whoami == [200] * 3
+    assert captures == [200, 200]
+
+
+def test_an_export_counts_toward_its_own_smaller_limit(api_client, order, channel):
+    """30 exports at once from one token (each 200,000 rows, 4 s alone) answered every
+    other client 504 and had all five workers killed at their timeout (an outside
+    test)."""
+    assert capture(api_client, order, [order.items.first().pk]).status_code == 200
+    with throttle_rates(read="3/min", export="1/min"):
+        first = api_client.get("/api/v1/captures/", {"format": "csv"})
+        second = api_client.get("/api/v1/captures/", HTTP_ACCEPT="text/csv")
+        lists = [api_client.get("/api/v1/captures/").status_code for _ in range(4)]
+    assert first.status_code == 200
+    assert first["Content-Type"].startswith("text/csv")
+    assert (second.status_code, second.json()["code"]) == (429, "throttled")
+    assert lists == [200, 200, 200, 429]  # the export did not count toward reads
+
+
+def test_the_erps_mark_counts_toward_reads(order, channel):
+    call_command("create_api_user", "erp", "--channel", str(channel.pk), "--no-capture",
+                 "--mark-sent", stdout=StringIO())  # fmt: skip
+    from django.contrib.auth import get_user_model
+
+    erp = client_for(get_user_model().objects.get(username="erp"))
+    url = f"/api/v1/orders/{order.pk}/"
+    with throttle_rates(read="2/min"):
+        answers = [erp.patch(url, {"is_send": flag}, format="json").status_code
+                   for flag in (True, False, True)]  # fmt: skip
+    assert answers == [200, 200, 429]
+    order.refresh_from_db()
+    assert order.is_send is False
+
+
 def test_only_captures_count_toward_the_capture_limit(api_client, order):
     """A GET (405) or an OPTIONS to the capture endpoint spent the limit: a probe could
     lock an integration out of capturing, and a GET over the limit was a 429."""
