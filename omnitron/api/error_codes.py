@@ -207,6 +207,14 @@ class ApiErrorCode(ErrorCode):
         "The proxy in front of the app (deploy/nginx) reached no app server. Retry "
         "(`Retry-After: 5`).",
     )
+    APP_BUSY = (
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        None,
+        "The app was too busy to start this request in time, and did not run it. Retry later.",
+        "The request waited in the app server's queue until the proxy was about to give "
+        "up on it (its `X-Request-Start`, set by deploy/nginx): it was not run, nothing "
+        "changed. Retry (`Retry-After: 5`).",
+    )
     APP_TIMEOUT = (
         status.HTTP_504_GATEWAY_TIMEOUT,
         None,

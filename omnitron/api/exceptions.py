@@ -70,6 +70,11 @@ class DatabaseUnavailable(CodedError):
     wait = 5
 
 
+class AppBusy(CodedError):
+    error = ApiErrorCode.APP_BUSY
+    wait = 5
+
+
 class DeletedMeanwhile(CodedError):
     error = ApiErrorCode.DELETED_MEANWHILE
     wait = 1

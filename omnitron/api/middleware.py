@@ -1,4 +1,6 @@
 import functools
+import math
+import time
 
 from django.conf import settings
 from django.http import JsonResponse, UnreadablePostError
@@ -6,6 +8,7 @@ from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
 from rest_framework.settings import api_settings
 
 from .error_codes import ApiErrorCode
+from .exceptions import AppBusy
 
 API_PREFIX = "/api/"
 
@@ -144,3 +147,43 @@ def declared_length(request) -> int:
         return int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return 0
+
+
+# deploy/nginx gives up on the app after this long (its proxy_read_timeout: a test holds
+# them equal) and answers 504, while the request may still be run after it.
+PROXY_READ_TIMEOUT_SECONDS = 35
+# A request that waited longer than this for a worker is not run: its proxy gives up
+# on it within seconds. An outside test's burst of exports kept requests in gunicorn's
+# queue past nginx's timeout: each was run after its client had got a 504, and 64
+# captures answered 504 were made.
+QUEUE_WAIT_LIMIT_SECONDS = PROXY_READ_TIMEOUT_SECONDS - 10
+
+
+class QueueTimeMiddleware:
+    """503 `app_busy`, without running it, for a request that reached the app more
+    than QUEUE_WAIT_LIMIT_SECONDS after the proxy sent it (`X-Request-Start: t=<epoch
+    seconds>`, set by deploy/nginx): not run, it can be retried as it is. A request
+    without the header (gunicorn reached directly) is run whenever it comes."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        sent = _request_start(request.META.get("HTTP_X_REQUEST_START", ""))
+        if sent is None or time.time() - sent <= QUEUE_WAIT_LIMIT_SECONDS:
+            return self.get_response(request)
+        busy = ApiErrorCode.APP_BUSY
+        response = JsonResponse(busy.example(), status=busy.status_code)
+        response["Retry-After"] = str(AppBusy.wait)
+        return response
+
+
+def _request_start(value: str) -> float | None:
+    """nginx's `t=<seconds since the epoch, with milliseconds>`; None for anything else."""
+    if not value.startswith("t="):
+        return None
+    try:
+        sent = float(value[2:])
+    except ValueError:
+        return None
+    return sent if math.isfinite(sent) else None

@@ -203,7 +203,8 @@ _A = ApiErrorCode
 _F = FieldErrorCode
 AUTHENTICATION = (_A.NOT_AUTHENTICATED, _A.AUTHENTICATION_FAILED)
 # The database, or (through the proxy) the app itself, unreachable or too slow.
-UNAVAILABLE = (_A.DATABASE_UNAVAILABLE, _A.DATABASE_TIMEOUT, _A.APP_UNAVAILABLE, _A.APP_TIMEOUT)
+UNAVAILABLE = (_A.DATABASE_UNAVAILABLE, _A.DATABASE_TIMEOUT, _A.APP_BUSY, _A.APP_UNAVAILABLE,
+               _A.APP_TIMEOUT)  # fmt: skip
 # Answered on any path: by gunicorn or the proxy before the app sees a request whose
 # request line or headers are too large or malformed, or whose transfer coding or
 # expectation is unknown, or by the proxy to an address with too many requests at once;

@@ -147,6 +147,7 @@ MIDDLEWARE = [
     "omnitron.observability.RequestLogMiddleware",
     "omnitron.api.middleware.HeadMiddleware",
     "omnitron.health.HealthCheckMiddleware",
+    "omnitron.api.middleware.QueueTimeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
