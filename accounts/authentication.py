@@ -25,6 +25,7 @@ from omnitron.api.throttling import (
     is_counted,
     rate_hit_ctes,
     rate_params,
+    throttle_cost,
 )
 from omnitron.db.sql import compact
 
@@ -89,7 +90,8 @@ class TokenAuthentication(authentication.TokenAuthentication):
         if rate is not None:
             scope, (requests, duration) = rate
             prefix = UserScopedRateThrottle.user_key_prefix(scope)
-            params.update(rate_params(duration, requests), rate_key_prefix=prefix)
+            params.update(rate_params(duration, requests, cost=throttle_cost(self.view)),
+                          rate_key_prefix=prefix)  # fmt: skip
         lookups = {}
         for lookup in getattr(self.view, "authentication_lookups", ()):
             if (lookup_params := lookup.params(self.request)) is not None:
@@ -108,7 +110,8 @@ class TokenAuthentication(authentication.TokenAuthentication):
         rate_count = None
         if rate is not None:
             counted = [extra.pop(0) for _ in RATE_COLUMNS]
-            rate_count = (f"{prefix}{user.pk}", RateCount(*counted, params["rate_elapsed"]))
+            count = RateCount(*counted, params["rate_elapsed"], params["rate_cost"])
+            rate_count = (f"{prefix}{user.pk}", count)
         return user, TokenStatement(
             key=key,
             has_required_permission=has_required_permission,

@@ -23,7 +23,7 @@ from omnitron.api.schema import (
     UNAVAILABLE,
 )
 from omnitron.api.schema import error_responses as errors
-from omnitron.api.throttling import EXPORT_SCOPE, READ_SCOPE, UserScopedRateThrottle
+from omnitron.api.throttling import EXPORT_SCOPE, UserScopedRateThrottle
 from omnitron.api.viewsets import ScopedReadOnlyViewSet, documented
 from omnitron.observability import note
 from orders.serializers import OrderSerializer
@@ -177,7 +177,11 @@ class CaptureViewSet(JSONErrorsMixin, ScopedReadOnlyViewSet):
     def throttle_scope(self) -> str:
         """An export counts toward its own, smaller limit (the content negotiation that
         chooses it runs before the token statement counts the request)."""
-        return EXPORT_SCOPE if self._exporting() else READ_SCOPE
+        return EXPORT_SCOPE if self._exporting() else super().throttle_scope
+
+    @property
+    def throttle_cost(self) -> int:
+        return 1 if self._exporting() else super().throttle_cost
 
     def get_renderers(self):
         renderers = super().get_renderers()

@@ -2,8 +2,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from omnitron.api.pagination import Pagination
 from omnitron.api.schema import READ_ERRORS
-from omnitron.api.throttling import READ_SCOPE, UserScopedRateThrottle
+from omnitron.api.throttling import READ_SCOPE, UserScopedRateThrottle, read_cost
 from omnitron.api.viewsets import paging_parameters, refuse_unknown_parameters
 from omnitron.db.router import ReplicaReadsMixin
 
@@ -19,6 +20,11 @@ class EventFeedView(ReplicaReadsMixin, APIView):
 
     throttle_classes = [UserScopedRateThrottle]
     throttle_scope = READ_SCOPE
+
+    @property
+    def throttle_cost(self) -> int:
+        """By its page size, as a list (read_cost)."""
+        return read_cost(self.request.query_params.get("limit"), Pagination.page_size)
 
     @extend_schema(
         summary="Event feed",

@@ -44,6 +44,14 @@ def test_a_delivery_written_failed_without_a_time_gets_one(api_client, channel):
     assert delivery.state == DeliveryState.FAILED
     assert before <= delivery.failed_at <= timezone.now()
 
+    other, _ = webhook_subscription_create_or_update(url="http://127.0.0.1:10/hook",
+                                                     event_types=["order.captured"])  # fmt: skip
+    inserted = WebhookDelivery.objects.create(  # as the release before writes one
+        event=delivery.event, subscription=other, state="failed", created_at=timezone.now()
+    )
+    inserted.refresh_from_db()
+    assert before <= inserted.failed_at <= timezone.now()
+
     given = timezone.now() - timedelta(days=2)  # a time given is kept
     WebhookDelivery.objects.filter(pk=delivery.pk).update(state="pending", failed_at=None)
     WebhookDelivery.objects.filter(pk=delivery.pk).update(state="failed", failed_at=given)
@@ -105,10 +113,18 @@ def test_an_index_build_waits_for_a_long_reader_instead_of_failing():
 WRITES = re.compile(r"^\s*(ALTER|CREATE|DROP|UPDATE|INSERT|DELETE|SET|RESET)\b", re.IGNORECASE)
 
 
-@pytest.mark.parametrize(("app", "migration"), [("capture", "0007"), ("events", "0006"),
-                                                ("events", "0007"), ("orders", "0010")])  # fmt: skip
+# Django leaves a RunPython of its own out; one nested in SeparateDatabaseAndState it ran.
+NAMED = "-- Python step"
+LEFT_OUT = "THIS OPERATION CANNOT BE WRITTEN AS SQL"
+
+
+@pytest.mark.parametrize(
+    ("app", "migration", "said"),
+    [("capture", "0007", NAMED), ("events", "0006", NAMED), ("events", "0007", LEFT_OUT),
+     ("orders", "0010", NAMED)],
+)  # fmt: skip
 @pytest.mark.parametrize("backwards", [False, True])
-def test_sqlmigrate_prints_and_runs_nothing(db, app, migration, backwards):
+def test_sqlmigrate_prints_and_runs_nothing(db, app, migration, said, backwards):
     """Django's sqlmigrate runs a Python step nested in SeparateDatabaseAndState, and
     this project's run their SQL themselves: `sqlmigrate events 0006` built an index
     on the live database, `capture 0007` altered the table (an outside test)."""
@@ -123,4 +139,4 @@ def test_sqlmigrate_prints_and_runs_nothing(db, app, migration, backwards):
         call_command("sqlmigrate", app, migration, *(["--backwards"] if backwards else []),
                      stdout=out)  # fmt: skip
     assert [sql for sql in ran if WRITES.match(sql)] == []
-    assert "Python step" in out.getvalue() or "CANNOT BE WRITTEN AS SQL" in out.getvalue()
+    assert said in out.getvalue()

@@ -1,5 +1,7 @@
 """Admin lists that cost the same with millions of rows (omnitron/admin/__init__.py)."""
 
+import re
+
 from django.contrib import admin
 from django.contrib.admin.views.main import ORDER_VAR, ChangeList
 from django.core.paginator import Paginator
@@ -62,7 +64,7 @@ class SortableByChangeList(ChangeList):
         """Whether `param` (an entry of `?o=`: a column's index, `-` for descending)
         names a column this list sorts by."""
         index = param.rpartition("-")[2]
-        if not index.isdigit() or int(index) >= len(self.list_display):
+        if not re.fullmatch("[0-9]{1,4}", index) or int(index) >= len(self.list_display):
             return False
         return bool(self.get_ordering_field(self.list_display[int(index)]))
 

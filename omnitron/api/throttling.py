@@ -32,15 +32,16 @@ clock = time.time  # tests move it
 
 
 def rate_hit_ctes(key_sql: str) -> str:
-    """Two CTEs that count one request for the key (an SQL expression) if the limit
-    allows it, with rate_params' parameters; `rate_hit` answers `allowed`, `hits` (the
-    requests allowed in the current window, this one included when it was) and
-    `previous_hits` (in the window before). The rows are one per key and fixed
-    window, as the release before wrote them."""
+    """Two CTEs that count a request for the key (an SQL expression), as `rate_cost`
+    requests (one, but for a large page of a list: read_cost), if the limit allows it,
+    with rate_params' parameters; `rate_hit` answers `allowed`, `hits` (the requests
+    allowed in the current window, this one included when it was) and `previous_hits`
+    (in the window before). The rows are one per key and fixed window, as the release
+    before wrote them."""
     # A hair over the limit still allows: the sum is floating point, and at the moment
     # Retry-After names it must not round to just above the limit.
     allows = (
-        "{hits} + 1 + (SELECT hits FROM rate_before) * %(rate_weight)s::float8"
+        "{hits} + %(rate_cost)s::int + (SELECT hits FROM rate_before) * %(rate_weight)s::float8"
         " <= %(rate_limit)s::int + 1e-9"
     )
     return f"""
@@ -50,11 +51,11 @@ def rate_hit_ctes(key_sql: str) -> str:
                AND window_start = %(rate_window)s::bigint - %(rate_duration)s::int),
         rate_hit AS (
             INSERT INTO {COUNTERS} AS c (key, window_start, hits, allowed)
-            SELECT {key_sql}, %(rate_window)s, ({allows.format(hits=0)})::int,
-                   {allows.format(hits=0)}
+            SELECT {key_sql}, %(rate_window)s,
+                   ({allows.format(hits=0)})::int * %(rate_cost)s::int, {allows.format(hits=0)}
              WHERE {key_sql} IS NOT NULL
             ON CONFLICT (key, window_start) DO UPDATE SET
-                hits = c.hits + ({allows.format(hits="c.hits")})::int,
+                hits = c.hits + ({allows.format(hits="c.hits")})::int * %(rate_cost)s::int,
                 allowed = {allows.format(hits="c.hits")}
             RETURNING allowed, hits, (SELECT hits FROM rate_before) AS previous_hits)
     """
@@ -67,15 +68,16 @@ class RateCount(NamedTuple):
     hits: int  # in the current window, this request included when allowed
     previous_hits: int  # in the window before
     elapsed: float  # seconds into the current window
+    cost: int = 1  # what this request counts as
 
     def retry_after(self, limit: int, duration: int) -> int:
-        """Whole seconds until a request would be allowed, if none comes before."""
-        if self.hits + 1 <= limit and self.previous_hits:
+        """Whole seconds until this request would be allowed, if none comes before."""
+        if self.hits + self.cost <= limit and self.previous_hits:
             # In this window, once enough of the one before has slid away.
-            share_left = (limit - self.hits - 1) / self.previous_hits
+            share_left = (limit - self.hits - self.cost) / self.previous_hits
             wait = (1 - share_left) * duration - self.elapsed
         elif self.hits and limit:  # in the next window, once enough of this one has
-            wait = duration - self.elapsed + (1 - (limit - 1) / self.hits) * duration
+            wait = duration - self.elapsed + (1 - (limit - self.cost) / self.hits) * duration
         else:  # a limit of 0 allows nothing, ever: a period, for a Retry-After
             wait = duration
         return max(1, math.ceil(wait - 1e-6))  # 19.000000000000004 s is 19
@@ -85,13 +87,35 @@ RATE_COLUMNS = RateCount._fields[:3]  # what rate_hit answers
 HIT = f"WITH {rate_hit_ctes('%(key)s::text')} SELECT {', '.join(RATE_COLUMNS)} FROM rate_hit"
 
 
-def rate_params(duration: int, limit: int, now: float | None = None) -> dict:
-    """The parameters of rate_hit_ctes for a request now."""
+def rate_params(duration: int, limit: int, now: float | None = None, cost: int = 1) -> dict:
+    """The parameters of rate_hit_ctes for a request now, counted as `cost` requests
+    (at most the limit: a request that counts more is allowed once the window is
+    empty; a limit of 0 allows nothing)."""
     now = clock() if now is None else now
     window = int(now // duration * duration)
     elapsed = now - window
     return {"rate_window": window, "rate_duration": duration, "rate_limit": limit,
-            "rate_weight": 1 - elapsed / duration, "rate_elapsed": elapsed}  # fmt: skip
+            "rate_weight": 1 - elapsed / duration, "rate_elapsed": elapsed,
+            "rate_cost": max(1, min(cost, limit))}  # fmt: skip
+
+
+# A list counts toward the `read` limit as one request per this many rows its page may
+# hold (its page size: 1 for the default 50, 10 for 500); a detail as one. Counted by
+# requests only, one token's 128 pages of 500 events at once kept every worker busy.
+READ_ROWS_PER_REQUEST = 50
+
+
+def read_cost(page_size: str | None, default: int) -> int:
+    """What a list request counts as toward `read`, from its page size as sent (its
+    default when absent or not a number: validation refuses it later, counted as 1)."""
+    size = int(page_size) if page_size and page_size.isascii() and page_size.isdigit() else 0
+    size = size if 0 < size <= 10_000 else default
+    return math.ceil(size / READ_ROWS_PER_REQUEST)
+
+
+def throttle_cost(view) -> int:
+    """What a request counts as toward its view's limit (`throttle_cost`, else 1)."""
+    return getattr(view, "throttle_cost", 1) if view is not None else 1
 
 
 # The longest rate window is a day, and the window before it counts too: counters
@@ -130,17 +154,17 @@ class PostgresRateThrottle(SimpleRateThrottle):
         # request, which has no `auth`.)
         counted = getattr(getattr(request, "auth", None), "rate_count", None)
         if counted is None or counted[0] != self.key:
-            counted = (self.key, self.hit())
+            counted = (self.key, self.hit(throttle_cost(view)))
         self.count = counted[1]
         return self.count.allowed
 
-    def hit(self) -> RateCount:
-        """Count this request if the limit allows it."""
-        params = rate_params(self.duration, self.num_requests)
+    def hit(self, cost: int = 1) -> RateCount:
+        """Count this request, as `cost` requests, if the limit allows it."""
+        params = rate_params(self.duration, self.num_requests, cost=cost)
         with connection.cursor() as cursor:
             cursor.execute(HIT, {"key": self.key, **params})
             allowed, hits, previous_hits = cursor.fetchone()
-        return RateCount(allowed, hits, previous_hits, params["rate_elapsed"])
+        return RateCount(allowed, hits, previous_hits, params["rate_elapsed"], params["rate_cost"])
 
     def wait(self):
         return self.count.retry_after(self.num_requests, self.duration)

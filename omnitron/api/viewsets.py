@@ -9,7 +9,7 @@ from .error_codes import FieldErrorCode
 from .exceptions import named_errors
 from .pagination import Pagination
 from .schema import DETAIL_ERRORS, READ_ERRORS
-from .throttling import READ_SCOPE, UserScopedRateThrottle
+from .throttling import READ_SCOPE, UserScopedRateThrottle, read_cost
 
 
 class ScopedReadOnlyViewSet(ReplicaReadsMixin, viewsets.ReadOnlyModelViewSet):
@@ -21,8 +21,21 @@ class ScopedReadOnlyViewSet(ReplicaReadsMixin, viewsets.ReadOnlyModelViewSet):
     pagination_class = Pagination
     filter_serializer_class = None
     throttle_classes = [UserScopedRateThrottle]
-    throttle_scope = READ_SCOPE
     lookup_value_regex = "[0-9]+"  # pks are integers; anything else is an unknown URL
+
+    @property
+    def throttle_scope(self) -> str | None:
+        """Reads count toward the `read` limit; the ERP's PATCH of an order does not (a
+        page of 50 orders is followed by 50 of them, at once)."""
+        return READ_SCOPE if self.request.method in ("GET", "HEAD") else None
+
+    @property
+    def throttle_cost(self) -> int:
+        """A list counts by its page size (read_cost), a detail as one read."""
+        if self.action != "list":
+            return 1
+        size = self.request.query_params.get(self.pagination_class.page_size_query_param)
+        return read_cost(size, self.pagination_class.page_size)
 
     def select(self, *, user, filters: dict):
         raise NotImplementedError

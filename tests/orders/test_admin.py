@@ -330,6 +330,7 @@ def test_lists_count_up_to_a_cap_and_say_so(client, channel, monkeypatch, url):
 @pytest.mark.parametrize(
     ("path", "sort"),
     [("orders/order", "o=5"), ("orders/order", "o=-1.2"), ("orders/orderitem", "o=5"),
+     ("orders/order", "o=²"), ("orders/order", "o=" + "9" * 5000),
      ("capture/capture", "o=3"), ("events/event", "o=2")],
 )  # fmt: skip
 def test_a_large_list_sorts_by_no_column(client, channel, path, sort):

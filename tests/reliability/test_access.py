@@ -145,19 +145,43 @@ def test_an_export_counts_toward_its_own_smaller_limit(api_client, order, channe
     assert lists == [200, 200, 200, 429]  # the export did not count toward reads
 
 
-def test_the_erps_mark_counts_toward_reads(order, channel):
+def test_the_erps_pull_is_one_read_a_page_and_its_marks_none(channel):
+    """The pull as docs/webhooks.md has it: a page of orders, then a PATCH of each, at
+    once. Counted as reads, the marks of one page of 50 went over a limit of 10 a
+    second (an outside review)."""
     call_command("create_api_user", "erp", "--channel", str(channel.pk), "--no-capture",
                  "--mark-sent", stdout=StringIO())  # fmt: skip
     from django.contrib.auth import get_user_model
 
     erp = client_for(get_user_model().objects.get(username="erp"))
-    url = f"/api/v1/orders/{order.pk}/"
-    with throttle_rates(read="2/min"):
-        answers = [erp.patch(url, {"is_send": flag}, format="json").status_code
-                   for flag in (True, False, True)]  # fmt: skip
-    assert answers == [200, 200, 429]
-    order.refresh_from_db()
-    assert order.is_send is False
+    orders = [make_order(channel=channel, items=1) for _ in range(5)]
+    with throttle_rates(read="1/min"):
+        page = erp.get("/api/v1/orders/", {"is_send": "false"})
+        marks = [erp.patch(f"/api/v1/orders/{order.pk}/", {"is_send": True}, format="json")
+                 .status_code for order in orders]  # fmt: skip
+        again = erp.get("/api/v1/orders/", {"is_send": "false"})
+    assert page.status_code == 200
+    assert marks == [200] * 5
+    assert again.status_code == 429
+
+
+def test_a_list_counts_by_its_page_size(api_client, order):
+    """One read per 50 rows a page may hold: 128 pages of 500 events at once, each one
+    request, kept every worker busy (an outside test)."""
+    with throttle_rates(read="21/min"):
+        answers = [
+            api_client.get("/api/v1/orders/", {"page_size": 500}),  # 10
+            api_client.get("/api/v1/events/", {"limit": 451}),  # 10
+            api_client.get(f"/api/v1/orders/{order.pk}/"),  # 1
+            api_client.get("/api/v1/order_items/", {"page_size": 1}),  # 1: over
+        ]
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
+    with throttle_rates(read="3/min"):  # a page that counts more than the limit: once
+        clock = time.time() + 3600  # a window of its own
+        with patch("omnitron.api.throttling.clock", lambda: clock):
+            large = [api_client.get("/api/v1/orders/", {"page_size": 500}).status_code
+                     for _ in range(2)]  # fmt: skip
+    assert large == [200, 429]
 
 
 def test_only_captures_count_toward_the_capture_limit(api_client, order):
