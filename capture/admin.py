@@ -8,6 +8,7 @@ from django.db.models import Prefetch
 from omnitron.admin.dates import UtcDayFilter
 from omnitron.admin.large_tables import LargeTableAdmin
 from omnitron.admin.pages import ReadOnlyMixin
+from omnitron.api.throttling import EXPORT_SCOPE, user_scope_wait
 from orders.admin import OrderFilter, UserChannelsFilter
 from orders.models import Order
 from orders.selectors import visible_to
@@ -73,8 +74,14 @@ class CaptureAdmin(ReadOnlyMixin, LargeTableAdmin):
 
     @admin.action(description="Export selected captures as CSV", permissions=["view"])
     def export_csv(self, request, queryset):
-        """The API's reconciliation export (capture/export.py) of the selected captures;
-        too many, the list again with why (narrow it by date)."""
+        """The API's reconciliation export (capture/export.py) of the selected captures,
+        counted toward the user's export limit as the API's are (staff running it at
+        once took every worker, an outside test); too many rows or exports, the list
+        again with why."""
+        if (wait := user_scope_wait(request, EXPORT_SCOPE)) is not None:
+            self.message_user(request, f"Too many exports at once: try again in {wait} s.",
+                              messages.ERROR)  # fmt: skip
+            return None
         try:
             return captures_csv_response(queryset)
         except ExportTooLarge as exc:

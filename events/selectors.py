@@ -42,26 +42,45 @@ def event_feed_page(
 # page ends before the event that would pass it (the first always comes); `after` goes
 # on from there.
 MAX_PAGE_CHARACTERS = 1_000_000
+# The most payloads a page renders for the first time (events no webhook and no read
+# of the feed has rendered yet: all of them, in a shop without webhooks whose feed was
+# never read). Rendering is most of such a page's cost: one token's pages of 500 never
+# rendered took every worker while it stayed under its read limit (an outside test).
+# The page ends after them; `after` goes on from there.
+MAX_PAGE_RENDERINGS = 50
 
 
 def _page(events: QuerySet, limit: int) -> tuple[list[Event], dict[str, str]]:
     """Up to `limit` events of the feed (a queryset in id order) and their payloads,
-    up to MAX_PAGE_CHARACTERS. Events are read and their payloads rendered 10, 20,
-    40... at a time, and no more once the page is full: reading 500 events of
-    1,000-item orders at once fetched 30 MB of rows for a page of 25, and rendering
-    them took over 30 s (the worker was killed). Each read goes on after the last
-    event kept, as a poller's next page would."""
-    kept, payloads, size, chunk = [], {}, 0, 10
+    up to MAX_PAGE_CHARACTERS and MAX_PAGE_RENDERINGS. Events are read and their
+    payloads rendered 10, 20, 40... at a time, and no more once the page is full:
+    reading 500 events of 1,000-item orders at once fetched 30 MB of rows for a page
+    of 25, and rendering them took over 30 s (the worker was killed). Each read goes
+    on after the last event kept, as a poller's next page would."""
+    kept, payloads, size, chunk, renderings = [], {}, 0, 10, 0
     while len(kept) < limit:
         after = events.filter(id__gt=kept[-1].id) if kept else events
         batch = list(after[: min(chunk, limit - len(kept))])
+        fetched = len(batch)
+        batch = _within_renderings(batch, MAX_PAGE_RENDERINGS - renderings)
+        renderings += sum(event.payload is None for event in batch)
         payloads.update(event_payloads(batch))
         for event in batch:
             size += len(payloads[event.id])
             if kept and size > MAX_PAGE_CHARACTERS:
                 return kept, payloads
             kept.append(event)
-        if len(batch) < chunk:
-            break  # the feed has no more
+        if fetched < chunk or renderings >= MAX_PAGE_RENDERINGS:
+            break  # the feed has no more, or the page rendered all it may
         chunk *= 2
     return kept, payloads
+
+
+def _within_renderings(batch: list[Event], left: int) -> list[Event]:
+    """The batch up to and including its `left`-th event with no payload yet."""
+    for index, event in enumerate(batch):
+        if event.payload is None:
+            left -= 1
+            if left == 0:
+                return batch[: index + 1]
+    return batch

@@ -170,6 +170,19 @@ class PostgresRateThrottle(SimpleRateThrottle):
         return self.count.retry_after(self.num_requests, self.duration)
 
 
+def user_scope_wait(request, scope: str) -> int | None:
+    """Count a request of `request.user` toward the user's `scope` limit outside DRF
+    (a Django request: the admin's export): None when the limit allows it, else the
+    seconds until it would."""
+    throttle = UserScopedRateThrottle()
+    throttle.scope = scope
+    throttle.rate = throttle.get_rate()
+    if throttle.rate is None:
+        return None
+    throttle.num_requests, throttle.duration = throttle.parse_rate(throttle.rate)
+    return None if PostgresRateThrottle.allow_request(throttle, request, None) else throttle.wait()
+
+
 # The per-user scopes of the read API (settings' DEFAULT_THROTTLE_RATES): every read
 # endpoint counts toward `read`, a CSV export toward `export` instead.
 READ_SCOPE = "read"

@@ -28,7 +28,7 @@ from tests.factories import (
     make_api_user,
     make_order,
 )
-from tests.helpers import capture, client_for
+from tests.helpers import capture, client_for, throttle_rates
 from tests.live import gunicorn
 
 URL = "/api/v1/captures/"
@@ -452,3 +452,21 @@ def test_a_live_server_streams_100000_items_in_constant_memory():
     assert header == HEADER
     assert first[6] == "50.99"  # the first item's price
     assert growth_mb < GROWTH_BOUND_MB
+
+
+def test_the_admins_export_counts_toward_the_users_export_limit(client, api_client, operator,
+                                                                captured):  # fmt: skip
+    """Staff exporting at once took every worker as the API's exports did (an outside
+    test): the same limit, per user, whichever way the export is asked for."""
+    order, _ = captured
+    client.force_login(operator)
+    mine = list(order.captures.values_list("pk", flat=True))
+    with throttle_rates(export="1/min"):
+        first = admin_export(client, mine)
+        second = admin_export(client, mine)
+        others = api_client.get(URL, HTTP_ACCEPT="text/csv")  # another user's limit
+    assert first["Content-Type"].startswith("text/csv")
+    assert second.status_code == 302
+    page = client.get(second["Location"]).content.decode()
+    assert "Too many exports at once: try again in " in page
+    assert others.status_code == 200

@@ -196,6 +196,25 @@ def test_a_full_feed_page_renders_no_payload_beyond_it(api_client, channel, monk
     assert [re.search(r"LIMIT (\d+)", sql).group(1) for sql in reads] == ["10"]
 
 
+def test_a_feed_page_renders_at_most_fifty_payloads_for_the_first_time(api_client, channel):
+    """Pages of 500 events never rendered (a shop without webhooks whose feed nobody
+    read) cost so much that one token's took every worker below its read limit (an
+    outside test): a page ends after its 50th first rendering; rendered ones are
+    served 500 a page."""
+    for order in [make_order(channel=channel, items=1) for _ in range(120)]:
+        assert capture(api_client, order, [order.items.get().pk]).status_code == 200
+    every = list(Event.objects.order_by("id").values_list("id", flat=True))
+    assert not Event.objects.filter(payload__isnull=False).exists()
+    event_payloads(list(Event.objects.filter(id__in=every[60:70])))  # rendered already
+    pages, url = [], FEED + "?limit=500"
+    while (body := api_client.get(url).json())["results"]:
+        pages.append([event["id"] for event in body["results"]])
+        url = body["next"]
+    assert [len(page) for page in pages] == [50, 60, 10]  # 50; 10 + 40 (the 10 rendered)
+    assert sum(pages, []) == every
+    assert len(api_client.get(FEED, {"limit": 500}).json()["results"]) == 120  # all stored
+
+
 def test_a_feed_page_reads_in_growing_chunks_and_skips_nothing(api_client, channel):
     for order in [make_order(channel=channel, items=1) for _ in range(45)]:
         assert capture(api_client, order, [order.items.get().pk]).status_code == 200
