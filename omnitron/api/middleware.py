@@ -3,12 +3,13 @@ import math
 import time
 
 from django.conf import settings
-from django.http import JsonResponse, UnreadablePostError
+from django.http import HttpResponse, JsonResponse, UnreadablePostError
 from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
 from rest_framework.settings import api_settings
 
 from .error_codes import ApiErrorCode
 from .exceptions import AppBusy
+from .renderers import JSONRenderer, render_json
 
 API_PREFIX = "/api/"
 
@@ -173,7 +174,8 @@ class QueueTimeMiddleware:
         if sent is None or time.time() - sent <= QUEUE_WAIT_LIMIT_SECONDS:
             return self.get_response(request)
         busy = ApiErrorCode.APP_BUSY
-        response = JsonResponse(busy.example(), status=busy.status_code)
+        response = HttpResponse(render_json(busy.example()), status=busy.status_code,
+                                content_type=JSONRenderer.media_type)  # fmt: skip
         response["Retry-After"] = str(AppBusy.wait)
         return response
 

@@ -147,7 +147,6 @@ MIDDLEWARE = [
     "omnitron.observability.RequestLogMiddleware",
     "omnitron.api.middleware.HeadMiddleware",
     "omnitron.health.HealthCheckMiddleware",
-    "omnitron.api.middleware.QueueTimeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -158,6 +157,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Under the middleware that set headers on every answer (an app_busy has them too).
+    "omnitron.api.middleware.QueueTimeMiddleware",
     "omnitron.db.middleware.DatabaseErrorMiddleware",
 ]
 

@@ -34,6 +34,8 @@ def test_a_capture_that_waited_past_the_limit_is_answered_busy_and_not_run(api_c
         "code": "app_busy",
     }
     assert late["Retry-After"] == "5"
+    assert late.content.startswith(b'{"detail":"The app was too busy')  # as every answer
+    assert (late["X-Frame-Options"], late["X-Content-Type-Options"]) == ("DENY", "nosniff")
     assert not OrderItem.objects.filter(captured_at__isnull=False).exists()
 
     in_time = api_client.post(CAPTURE_URL, body(order), format="json",
