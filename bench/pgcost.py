@@ -49,7 +49,7 @@ PARAMETERS = {
     "rate_key_prefix": "'throttle_capture_'",
     "rate_window": "(extract(epoch from now())::int / 60 * 60)", "rate_duration": "60",
     "rate_weight": "(1 - extract(epoch from now())::numeric % 60 / 60)",
-    "rate_limit": "10000000",
+    "rate_limit": "10000000", "rate_cost": "1",
     "capture_key": "NULL::text", "capture_key_since": "(now() - interval '1 day')",
     "idempotency_key": "NULL::text", "idempotency_since": "(now() - interval '1 day')",
     "capture_number": "(:prefix || :k)", "capture_channel": "NULL",
