@@ -1,8 +1,11 @@
 """Reads of the events app: the event feed, through the user's channels, in pages."""
 
+import math
+
 from django.db.models import BooleanField, QuerySet
 from django.db.models.expressions import RawSQL
 
+from omnitron.api.throttling import READ_ROWS_PER_REQUEST
 from orders.selectors import visible_to
 
 from .models import Event
@@ -33,8 +36,10 @@ def event_feed_page(
     *, user, after: str | None, type: str | None, limit: int
 ) -> tuple[list[Event], dict[str, str]]:
     """A page of the user's feed: up to `limit` events after `after` (of `type`), and
-    their payloads by event id (rendered now for those that have none stored yet)."""
-    return _page(event_feed_for_user(user=user, after=after, type=type), limit)
+    their payloads by event id (rendered now for those that have none stored yet, at
+    most FIRST_RENDERINGS_PER_READ for each read the page counts as)."""
+    renderings = FIRST_RENDERINGS_PER_READ * math.ceil(limit / READ_ROWS_PER_REQUEST)
+    return _page(event_feed_for_user(user=user, after=after, type=type), limit, renderings)
 
 
 # The most payload characters a page of the feed holds: an event of an order of 1,000
@@ -44,15 +49,17 @@ def event_feed_page(
 MAX_PAGE_CHARACTERS = 1_000_000
 # The most payloads a page renders for the first time (events no webhook and no read
 # of the feed has rendered yet: all of them, in a shop without webhooks whose feed was
-# never read). Rendering is most of such a page's cost: one token's pages of 500 never
-# rendered took every worker while it stayed under its read limit (an outside test).
-# The page ends after them; `after` goes on from there.
-MAX_PAGE_RENDERINGS = 50
+# never read), for each read it counts toward the user's limit (its `limit` by 50s:
+# omnitron/api/throttling.py's read_cost). Rendering one costs about three times
+# serving it: one token's pages of 500 never rendered took every worker while it
+# stayed under its read limit (an outside test). The page ends after them; `after`
+# goes on from there.
+FIRST_RENDERINGS_PER_READ = 5
 
 
-def _page(events: QuerySet, limit: int) -> tuple[list[Event], dict[str, str]]:
+def _page(events: QuerySet, limit: int, most_renderings: int) -> tuple[list[Event], dict[str, str]]:
     """Up to `limit` events of the feed (a queryset in id order) and their payloads,
-    up to MAX_PAGE_CHARACTERS and MAX_PAGE_RENDERINGS. Events are read and their
+    up to MAX_PAGE_CHARACTERS and `most_renderings` first renderings. Events are read and their
     payloads rendered 10, 20, 40... at a time, and no more once the page is full:
     reading 500 events of 1,000-item orders at once fetched 30 MB of rows for a page
     of 25, and rendering them took over 30 s (the worker was killed). Each read goes
@@ -62,7 +69,7 @@ def _page(events: QuerySet, limit: int) -> tuple[list[Event], dict[str, str]]:
         after = events.filter(id__gt=kept[-1].id) if kept else events
         batch = list(after[: min(chunk, limit - len(kept))])
         fetched = len(batch)
-        batch = _within_renderings(batch, MAX_PAGE_RENDERINGS - renderings)
+        batch = _within_renderings(batch, most_renderings - renderings)
         renderings += sum(event.payload is None for event in batch)
         payloads.update(event_payloads(batch))
         for event in batch:
@@ -70,7 +77,7 @@ def _page(events: QuerySet, limit: int) -> tuple[list[Event], dict[str, str]]:
             if kept and size > MAX_PAGE_CHARACTERS:
                 return kept, payloads
             kept.append(event)
-        if fetched < chunk or renderings >= MAX_PAGE_RENDERINGS:
+        if fetched < chunk or renderings >= most_renderings:
             break  # the feed has no more, or the page rendered all it may
         chunk *= 2
     return kept, payloads

@@ -24,7 +24,8 @@ class EventFeedView(ReplicaReadsMixin, APIView):
     @property
     def throttle_cost(self) -> int:
         """By its page size, as a list (read_cost)."""
-        return read_cost(self.request.query_params.get("limit"), Pagination.page_size)
+        size = self.request.query_params.get("limit")
+        return read_cost(size, Pagination.page_size, Pagination.max_page_size)
 
     @extend_schema(
         summary="Event feed",

@@ -177,6 +177,7 @@ class QueueTimeMiddleware:
         response = HttpResponse(render_json(busy.example()), status=busy.status_code,
                                 content_type=JSONRenderer.media_type)  # fmt: skip
         response["Retry-After"] = str(AppBusy.wait)
+        response["X-Frame-Options"] = settings.X_FRAME_OPTIONS  # as further down the chain
         return response
 
 

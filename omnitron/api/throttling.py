@@ -105,12 +105,16 @@ def rate_params(duration: int, limit: int, now: float | None = None, cost: int =
 READ_ROWS_PER_REQUEST = 50
 
 
-def read_cost(page_size: str | None, default: int) -> int:
-    """What a list request counts as toward `read`, from its page size as sent (its
-    default when absent or not a number: validation refuses it later, counted as 1)."""
-    size = int(page_size) if page_size and page_size.isascii() and page_size.isdigit() else 0
-    size = size if 0 < size <= 10_000 else default
-    return math.ceil(size / READ_ROWS_PER_REQUEST)
+def read_cost(page_size: str | None, default: int, maximum: int) -> int:
+    """What a list request counts as toward `read`: by the rows its page may hold, its
+    page size as sent but at most `maximum` (the most a page holds: a size of 10,001
+    is served 500 rows, and counted as 500), or its default when absent or not a
+    number (validation refuses it later)."""
+    if page_size and page_size.isascii() and page_size.isdigit():
+        size = maximum if len(page_size) > 6 else min(int(page_size), maximum)
+    else:
+        size = default
+    return max(1, math.ceil(size / READ_ROWS_PER_REQUEST))
 
 
 def throttle_cost(view) -> int:
@@ -119,14 +123,29 @@ def throttle_cost(view) -> int:
 
 
 # The longest rate window is a day, and the window before it counts too: counters
-# untouched for two days can go.
+# untouched for two days can go, and those of a scope's shorter windows once two of
+# them have passed (a user reading all day under a limit per second writes a counter
+# a second: 172,800 kept for two days).
 KEEP_SECONDS = 2 * 24 * 3600
 
 
 def rate_counters_prune() -> int:
-    """Delete the counters untouched for two days; returns how many."""
-    cutoff = clock() - KEEP_SECONDS
-    return delete_in_batches(RateCounter.objects.filter(window_start__lt=cutoff))
+    """Delete the counters no limit reads any more; returns how many."""
+    now = clock()
+    pruned = delete_in_batches(RateCounter.objects.filter(window_start__lt=now - KEEP_SECONDS))
+    for scope, limit in _scope_limits().items():
+        prefix = UserScopedRateThrottle.user_key_prefix(scope)
+        old = now - 2 * limit[1]
+        pruned += delete_in_batches(
+            RateCounter.objects.filter(key__startswith=prefix, window_start__lt=old)
+        )
+    return pruned
+
+
+def _scope_limits() -> dict[str, tuple[int, int]]:
+    """The per-user scopes' (requests, window seconds), those with a rate on."""
+    rates = api_settings.DEFAULT_THROTTLE_RATES
+    return {scope: UserScopedRateThrottle.limit(scope) for scope in rates if rates[scope]}
 
 
 def is_counted(method: str, view) -> bool:

@@ -34,8 +34,9 @@ class ScopedReadOnlyViewSet(ReplicaReadsMixin, viewsets.ReadOnlyModelViewSet):
         """A list counts by its page size (read_cost), a detail as one read."""
         if self.action != "list":
             return 1
-        size = self.request.query_params.get(self.pagination_class.page_size_query_param)
-        return read_cost(size, self.pagination_class.page_size)
+        pages = self.pagination_class
+        size = self.request.query_params.get(pages.page_size_query_param)
+        return read_cost(size, pages.page_size, pages.max_page_size)
 
     def select(self, *, user, filters: dict):
         raise NotImplementedError

@@ -196,11 +196,12 @@ def test_a_full_feed_page_renders_no_payload_beyond_it(api_client, channel, monk
     assert [re.search(r"LIMIT (\d+)", sql).group(1) for sql in reads] == ["10"]
 
 
-def test_a_feed_page_renders_at_most_fifty_payloads_for_the_first_time(api_client, channel):
+def test_a_feed_page_renders_five_payloads_a_read_for_the_first_time(api_client, channel):
     """Pages of 500 events never rendered (a shop without webhooks whose feed nobody
     read) cost so much that one token's took every worker below its read limit (an
-    outside test): a page ends after its 50th first rendering; rendered ones are
-    served 500 a page."""
+    outside test): a page renders at most five for the first time for each read it
+    counts as (a limit of 500 is ten: fifty), then ends; rendered ones are served 500
+    a page."""
     for order in [make_order(channel=channel, items=1) for _ in range(120)]:
         assert capture(api_client, order, [order.items.get().pk]).status_code == 200
     every = list(Event.objects.order_by("id").values_list("id", flat=True))
@@ -213,12 +214,16 @@ def test_a_feed_page_renders_at_most_fifty_payloads_for_the_first_time(api_clien
     assert [len(page) for page in pages] == [50, 60, 10]  # 50; 10 + 40 (the 10 rendered)
     assert sum(pages, []) == every
     assert len(api_client.get(FEED, {"limit": 500}).json()["results"]) == 120  # all stored
+    Event.objects.update(payload=None)
+    small = api_client.get(FEED, {"limit": 50}).json()["results"]  # one read: five
+    assert [event["id"] for event in small] == every[:5]
 
 
 def test_a_feed_page_reads_in_growing_chunks_and_skips_nothing(api_client, channel):
     for order in [make_order(channel=channel, items=1) for _ in range(45)]:
         assert capture(api_client, order, [order.items.get().pk]).status_code == 200
     every = list(Event.objects.order_by("id").values_list("id", flat=True))
+    event_payloads(list(Event.objects.all()))  # rendered: a page is not cut by renderings
     page = api_client.get(FEED, {"limit": 40}).json()
     assert [event["id"] for event in page["results"]] == every[:40]
     rest = api_client.get(page["next"]).json()

@@ -176,8 +176,17 @@ def test_a_list_counts_by_its_page_size(api_client, order):
             api_client.get("/api/v1/order_items/", {"page_size": 1}),  # 1: over
         ]
     assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
+    assert int(answers[-1]["Retry-After"]) >= 1
+    clock = time.time() + 7200  # windows of their own
+    with throttle_rates(read="30/min"), patch("omnitron.api.throttling.clock", lambda: clock):
+        # A size over the most a page holds is served 500 rows, and counts as 500 (one
+        # of 10,001 counted as the default 50: 5,000 rows under a limit of 10 reads).
+        over = [api_client.get("/api/v1/order_items/", {"page_size": size}).status_code
+                for size in ("10001", "1" + "0" * 999, "1000")]  # fmt: skip
+        over.append(api_client.get("/api/v1/order_items/", {"page_size": 1}).status_code)
+    assert over == [200, 200, 200, 429]
     with throttle_rates(read="3/min"):  # a page that counts more than the limit: once
-        clock = time.time() + 3600  # a window of its own
+        clock = time.time() + 3600  # a window of its own (the clock patched below)
         with patch("omnitron.api.throttling.clock", lambda: clock):
             large = [api_client.get("/api/v1/orders/", {"page_size": 500}).status_code
                      for _ in range(2)]  # fmt: skip
@@ -429,6 +438,27 @@ def test_old_rate_counters_are_pruned():
     call_command("prune_rate_counters", stderr=StringIO())
     kept = sorted(RateCounter.objects.values_list("window_start", flat=True))
     assert kept == [int(now - 1.5 * 86400), now - 60]
+
+
+@pytest.mark.django_db
+def test_a_scopes_counters_go_once_two_of_its_windows_have_passed():
+    """A user reading all day under a limit per second wrote a counter a second, and
+    each was kept two days (172,800 a user; an outside review)."""
+    from omnitron.api.models import RateCounter
+
+    now = int(time.time())
+    rows = {("throttle_read_7", now - 1), ("throttle_read_7", now - 5),
+            ("throttle_capture_7", now - 60), ("throttle_capture_7", now - 300),
+            ("throttle_login_address_1.2.3.4", now - 3600),
+            ("throttle_login_address_1.2.3.4", now - 3 * 86400)}  # fmt: skip
+    for key, window in rows:
+        RateCounter.objects.create(key=key, window_start=window, hits=1)
+    with throttle_rates(read="20/s", capture="6000/min"):
+        call_command("prune_rate_counters", stderr=StringIO())
+    assert set(RateCounter.objects.values_list("key", "window_start")) == {
+        ("throttle_read_7", now - 1), ("throttle_capture_7", now - 60),
+        ("throttle_login_address_1.2.3.4", now - 3600),
+    }  # fmt: skip
 
 
 # The admin's login

@@ -8,6 +8,8 @@ import time
 
 import pytest
 import requests
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from omnitron.api.middleware import PROXY_READ_TIMEOUT_SECONDS, QUEUE_WAIT_LIMIT_SECONDS
 from orders.models import OrderItem
@@ -41,6 +43,16 @@ def test_a_capture_that_waited_past_the_limit_is_answered_busy_and_not_run(api_c
     in_time = api_client.post(CAPTURE_URL, body(order), format="json",
                               HTTP_X_REQUEST_START=sent(QUEUE_WAIT_LIMIT_SECONDS - 2))  # fmt: skip
     assert in_time.status_code == 200
+
+
+def test_a_refused_request_reads_nothing_from_the_database(client, admin_user):
+    """Refused under the session and the user, an admin page's 503 read both (and a
+    session whose hash failed would have been deleted; an outside review)."""
+    client.force_login(admin_user)
+    with CaptureQueriesContext(connection) as queries:
+        late = client.get("/admin/", HTTP_X_REQUEST_START=sent(QUEUE_WAIT_LIMIT_SECONDS + 1))
+    assert late.status_code == 503
+    assert queries.captured_queries == []
 
 
 @pytest.mark.parametrize("value", ["", "t=", "t=abc", "t=nan", "t=-inf", "1000", "t=1e999"])
