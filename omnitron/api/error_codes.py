@@ -159,8 +159,8 @@ class ApiErrorCode(ErrorCode):
         status.HTTP_429_TOO_MANY_REQUESTS,
         None,
         "Request was throttled. Expected available in {wait} seconds.",
-        "Over a rate limit (per user: captures, reads, CSV exports; logins per address "
-        "or username); `Retry-After` says when to retry.",
+        "Over a rate limit (per user: captures, reads, CSV exports, the ERP's marks; logins "
+        "per address or username); `Retry-After` says when to retry.",
     )
     TOO_MANY_CONNECTIONS = (
         status.HTTP_429_TOO_MANY_REQUESTS,

@@ -203,9 +203,11 @@ def user_scope_wait(request, scope: str) -> int | None:
 
 
 # The per-user scopes of the read API (settings' DEFAULT_THROTTLE_RATES): every read
-# endpoint counts toward `read`, a CSV export toward `export` instead.
+# endpoint counts toward `read`, a CSV export toward `export` instead, and the ERP's
+# PATCH marking an order sent toward `mark`.
 READ_SCOPE = "read"
 EXPORT_SCOPE = "export"
+MARK_SCOPE = "mark"  # the ERP's PATCH of an order
 
 
 class UserScopedRateThrottle(PostgresRateThrottle, ScopedRateThrottle):

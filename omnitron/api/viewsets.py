@@ -25,8 +25,8 @@ class ScopedReadOnlyViewSet(ReplicaReadsMixin, viewsets.ReadOnlyModelViewSet):
 
     @property
     def throttle_scope(self) -> str | None:
-        """Reads count toward the `read` limit; the ERP's PATCH of an order does not (a
-        page of 50 orders is followed by 50 of them, at once)."""
+        """Reads count toward the `read` limit (the ERP's PATCH of an order toward its
+        own: orders/views.py)."""
         return READ_SCOPE if self.request.method in ("GET", "HEAD") else None
 
     @property

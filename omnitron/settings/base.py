@@ -322,6 +322,7 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = throttle_rates(
         "capture": "6000/min",
         "read": "20/s",  # a list of 500 rows counts as 10 (omnitron/api/throttling.py)
         "export": "2/min",
+        "mark": "50/s",  # the ERP's PATCH of an order
     }
 )
 # Logins checking a password at once, across every app process on the database: a

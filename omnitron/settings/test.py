@@ -29,6 +29,7 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = throttle_rates(  # noqa: F405
         "capture": "off",
         "read": "off",
         "export": "off",
+        "mark": "off",
     }  # fmt: skip
 )
 
