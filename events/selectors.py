@@ -1,11 +1,9 @@
 """Reads of the events app: the event feed, through the user's channels, in pages."""
 
-import math
-
 from django.db.models import BooleanField, QuerySet
 from django.db.models.expressions import RawSQL
 
-from omnitron.api.throttling import READ_ROWS_PER_REQUEST
+from omnitron.api.throttling import reads_for_rows
 from orders.selectors import visible_to
 
 from .models import Event
@@ -38,7 +36,7 @@ def event_feed_page(
     """A page of the user's feed: up to `limit` events after `after` (of `type`), and
     their payloads by event id (rendered now for those that have none stored yet, at
     most FIRST_RENDERINGS_PER_READ for each read the page counts as)."""
-    renderings = FIRST_RENDERINGS_PER_READ * math.ceil(limit / READ_ROWS_PER_REQUEST)
+    renderings = FIRST_RENDERINGS_PER_READ * reads_for_rows(limit)
     return _page(event_feed_for_user(user=user, after=after, type=type), limit, renderings)
 
 

@@ -2,7 +2,6 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from omnitron.api.pagination import Pagination
 from omnitron.api.schema import READ_ERRORS
 from omnitron.api.throttling import READ_SCOPE, UserScopedRateThrottle, read_cost
 from omnitron.api.viewsets import paging_parameters, refuse_unknown_parameters
@@ -24,8 +23,7 @@ class EventFeedView(ReplicaReadsMixin, APIView):
     @property
     def throttle_cost(self) -> int:
         """By its page size, as a list (read_cost)."""
-        size = self.request.query_params.get("limit")
-        return read_cost(size, Pagination.page_size, Pagination.max_page_size)
+        return read_cost(self.request.query_params.get("limit"))
 
     @extend_schema(
         summary="Event feed",

@@ -26,6 +26,7 @@ from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 from omnitron.db.pruning import delete_in_batches
 
 from .models import RateCounter
+from .pagination import Pagination
 
 COUNTERS = RateCounter._meta.db_table
 clock = time.time  # tests move it
@@ -105,16 +106,21 @@ def rate_params(duration: int, limit: int, now: float | None = None, cost: int =
 READ_ROWS_PER_REQUEST = 50
 
 
-def read_cost(page_size: str | None, default: int, maximum: int) -> int:
+def read_cost(page_size: str | None, pages=Pagination) -> int:
     """What a list request counts as toward `read`: by the rows its page may hold, its
-    page size as sent but at most `maximum` (the most a page holds: a size of 10,001
+    page size as sent but at most the most a page of `pages` holds (a size of 10,001
     is served 500 rows, and counted as 500), or its default when absent or not a
     number (validation refuses it later)."""
     if page_size and page_size.isascii() and page_size.isdigit():
-        size = maximum if len(page_size) > 6 else min(int(page_size), maximum)
+        size = pages.max_page_size if len(page_size) > 6 else int(page_size)
     else:
-        size = default
-    return max(1, math.ceil(size / READ_ROWS_PER_REQUEST))
+        size = pages.page_size
+    return reads_for_rows(min(size, pages.max_page_size))
+
+
+def reads_for_rows(rows: int) -> int:
+    """The reads a page that may hold `rows` rows counts as (one at least)."""
+    return max(1, math.ceil(rows / READ_ROWS_PER_REQUEST))
 
 
 def throttle_cost(view) -> int:
@@ -194,11 +200,7 @@ def user_scope_wait(request, scope: str) -> int | None:
     (a Django request: the admin's export): None when the limit allows it, else the
     seconds until it would."""
     throttle = UserScopedRateThrottle()
-    throttle.scope = scope
-    throttle.rate = throttle.get_rate()
-    if throttle.rate is None:
-        return None
-    throttle.num_requests, throttle.duration = throttle.parse_rate(throttle.rate)
+    throttle.use_scope(scope)
     return None if PostgresRateThrottle.allow_request(throttle, request, None) else throttle.wait()
 
 
@@ -217,12 +219,17 @@ class UserScopedRateThrottle(PostgresRateThrottle, ScopedRateThrottle):
 
     def allow_request(self, request, view):
         # ScopedRateThrottle sets its scope and rate from the view here.
-        self.scope = getattr(view, self.scope_attr, None)
-        if not self.scope:
+        scope = getattr(view, self.scope_attr, None)
+        if not scope:
             return True
+        self.use_scope(scope)
+        return PostgresRateThrottle.allow_request(self, request, view)
+
+    def use_scope(self, scope: str) -> None:
+        """Count toward `scope`'s limit (no limit when its rate is off)."""
+        self.scope = scope
         self.rate = self.get_rate()
         self.num_requests, self.duration = self.parse_rate(self.rate)
-        return PostgresRateThrottle.allow_request(self, request, view)
 
     @classmethod
     def limit(cls, scope: str) -> tuple[int, int] | None:

@@ -35,8 +35,7 @@ class ScopedReadOnlyViewSet(ReplicaReadsMixin, viewsets.ReadOnlyModelViewSet):
         if self.action != "list":
             return 1
         pages = self.pagination_class
-        size = self.request.query_params.get(pages.page_size_query_param)
-        return read_cost(size, pages.page_size, pages.max_page_size)
+        return read_cost(self.request.query_params.get(pages.page_size_query_param), pages)
 
     def select(self, *, user, filters: dict):
         raise NotImplementedError

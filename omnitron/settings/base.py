@@ -312,9 +312,10 @@ def throttle_rates(defaults: dict[str, str]) -> dict[str, str | None]:
 
 
 # Login per client address and per username; per user: captures, reads (the lists,
-# their pages and details, the event feed, the ERP's PATCH) and CSV exports. Without
-# the last two, one token's legal requests took every worker (an outside test: 30
-# exports at once, 504s for everyone else; 128 event pages of 500 at once, 10 s).
+# their pages and details, the event feed), CSV exports and the ERP's PATCH. Without
+# the last three, one token's legal requests took every worker (outside tests: 30
+# exports at once, 504s for everyone else; 128 event pages of 500 at once, 10 s; a
+# loop of PATCHes, four of five workers).
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = throttle_rates(
     {
         "login_address": "30/min",
