@@ -10,10 +10,13 @@ class CaptureError(CodedError):
     """A capture rule refused the request before anything was written. `order_id`:
     the order the refusal is about, when the rules found it.
 
-    Only these refusals are stored for an Idempotency-Key and replayed to its retries
-    (capture/idempotency.py): the same request gets the same answer. A refusal that a
-    retry may get past (OrderLocked, the key's own errors) is a CodedError that is not
-    a CaptureError; a new refusal belongs here only if a retry must not succeed."""
+    These are the refusals decided by the order and items as read, and only these are
+    stored for an Idempotency-Key and replayed to its retries (capture/idempotency.py):
+    a retry with the same key gets the same answer, even after the rows changed (an
+    order refused as not capturable stays refused under that key once its status
+    moves on; a new key asks again). A refusal that a retry with the same key should
+    get past (OrderLocked, the key's own errors) is a CodedError that is not a
+    CaptureError."""
 
     order_id: int | None = None
 
