@@ -535,3 +535,17 @@ def test_a_lists_own_parameters_are_all_taken(api_client, channel):
     ):
         assert api_client.get(url).status_code == 200, url
     assert api_client.get(f"/api/v1/orders/{order.pk}/?anything=1").status_code == 200
+
+
+@pytest.mark.parametrize("url", ["/api/v1/orders/", "/api/v1/order_items/", "/api/v1/captures/"])
+def test_a_page_that_ends_the_list_has_no_next_even_when_full(api_client, channel, url):
+    """`next` is null on the last page (the schema): a list of exactly two pages of 2
+    is two requests, not a third for an empty page, which counts toward the read limit
+    as a page does."""
+    for order in [make_order(channel=channel, items=1) for _ in range(4)]:
+        assert capture(api_client, order, [order.items.get().pk]).status_code == 200
+    first = api_client.get(url, {"page_size": 2}).json()
+    assert len(first["results"]) == 2
+    second = api_client.get(first["next"]).json()
+    assert len(second["results"]) == 2
+    assert second["next"] is None

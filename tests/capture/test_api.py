@@ -269,3 +269,18 @@ def test_a_capture_after_login_works_with_the_returned_token(client, api_user, o
     )
     assert response.status_code == 200
     assert OrderItemFactory._meta.model.objects.filter(captured_at__isnull=False).count() == 1
+
+
+@override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1024)  # API_MAX_BODY_BYTES
+def test_a_body_of_exactly_the_limit_is_taken(api_client, order):
+    """The limit is the largest body taken, not the first refused."""
+    pk = order.items.first().pk
+
+    def body(pad: int) -> str:
+        return json.dumps({"order": order.number,
+                           "order_items": [{"pk": pk, "attributes": {"x": "y" * pad}}]})  # fmt: skip
+
+    exact = body(1024 - len(body(0)))
+    assert len(exact.encode()) == 1024
+    response = api_client.post(CAPTURE_URL, exact, content_type="application/json")
+    assert response.status_code == 200

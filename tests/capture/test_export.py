@@ -469,3 +469,15 @@ def test_the_admins_export_counts_toward_the_users_export_limit(client, api_clie
     page = client.get(second["Location"]).content.decode()
     assert "Too many exports at once: try again in " in page
     assert others.status_code == 200
+
+
+def test_an_export_of_exactly_the_most_items_is_sent_whole(api_client, captured, monkeypatch):
+    """Up to MAX_EXPORT_ROWS items are exported (README: up to 250,000): the limit
+    itself is still one answer, here 3 items under a limit of 3."""
+    from capture import export
+
+    monkeypatch.setattr(export, "MAX_EXPORT_ROWS", 3)
+    response = api_client.get(URL, HTTP_ACCEPT="text/csv")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert len(exported(api_client)) == 3

@@ -33,6 +33,22 @@ def captured(api_client, order):
     return item
 
 
+def audit_problems() -> str:
+    """What check_captures names, once it has refused the audit."""
+    err = StringIO()
+    with pytest.raises(CommandError):
+        call_command("check_captures", stdout=StringIO(), stderr=err)
+    return err.getvalue()
+
+
+def write_past_the_guards(sql: str, params: list) -> None:
+    """What only a bypass of the triggers could do (session_replication_role)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute(sql, params)
+        cursor.execute("SET LOCAL session_replication_role = DEFAULT")
+
+
 def admin_form_data(client, url):
     """The change form's current values, as the browser would post them back."""
     form = client.get(url).context["adminform"].form
@@ -91,15 +107,11 @@ def test_check_captures_passes_when_the_audit_adds_up_and_names_what_does_not(ca
     assert "Every capture adds up." in out.getvalue()
 
     record = Capture.objects.get()
-    with connection.cursor() as cursor:  # what only a bypass of the triggers could do
-        cursor.execute("SET LOCAL session_replication_role = replica")  # triggers off
-        cursor.execute("UPDATE capture_capture SET amount = amount + 1 WHERE id = %s",
-                       [record.pk])  # fmt: skip
-        cursor.execute("SET LOCAL session_replication_role = DEFAULT")
-    err = StringIO()
-    with pytest.raises(CommandError):
-        call_command("check_captures", stdout=StringIO(), stderr=err)
-    assert f"capture amount is not the sum of its items' prices: {record.pk}" in err.getvalue()
+    write_past_the_guards(
+        "UPDATE capture_capture SET amount = amount + 1 WHERE id = %s", [record.pk]
+    )
+    err = audit_problems()
+    assert f"capture amount is not the sum of its items' prices: {record.pk}" in err
 
 
 def test_check_captures_names_an_item_of_negative_price(db):
@@ -108,12 +120,10 @@ def test_check_captures_names_an_item_of_negative_price(db):
     order = make_order(items=2)
     item = order.items.first()
     OrderItem.objects.filter(pk=item.pk).update(price=Decimal("-5.00"))
-    err = StringIO()
-    with pytest.raises(CommandError):
-        call_command("check_captures", stdout=StringIO(), stderr=err)
+    err = audit_problems()
     assert (
         f"order item with a negative price (a capture refuses it: correct its price): {item.pk}"
-        in err.getvalue()
+        in err
     )
 
 
@@ -122,12 +132,10 @@ def test_check_captures_names_a_capture_whose_event_is_missing(captured):
     service and the ERP never hear of it."""
     record = Capture.objects.get()
     Event.objects.filter(object_id=record.pk).delete()
-    err = StringIO()
-    with pytest.raises(CommandError):
-        call_command("check_captures", stdout=StringIO(), stderr=err)
+    err = audit_problems()
     assert (
         f"capture without exactly one order.captured event (no webhook, not in the feed): {record.pk}"
-        in err.getvalue()
+        in err
     )
 
 
@@ -136,10 +144,8 @@ def test_check_captures_names_events_ahead_of_the_databases_transaction_ids(capt
     events', and the feed serves nothing new until the ids pass them."""
     event = Event.objects.get()
     Event.objects.filter(pk=event.pk).update(txid=2**40)
-    err = StringIO()
-    with pytest.raises(CommandError):
-        call_command("check_captures", stdout=StringIO(), stderr=err)
-    assert f"the event feed serves nothing after it: {event.pk}" in err.getvalue()
+    err = audit_problems()
+    assert f"the event feed serves nothing after it: {event.pk}" in err
 
 
 def test_a_user_who_has_captured_keeps_their_username(captured, client, superuser):
@@ -170,11 +176,9 @@ def test_check_captures_names_an_event_of_another_channel_and_a_currency_changed
     with connection.cursor() as cursor:  # what only a bypass of the checks could do
         cursor.execute("UPDATE orders_order SET currency = 'usd' WHERE id = %s",
                        [record.order_id])  # fmt: skip
-    err = StringIO()
-    with pytest.raises(CommandError):
-        call_command("check_captures", stdout=StringIO(), stderr=err)
-    assert f"order.captured event whose channel is not its capture's: {event.pk}" in err.getvalue()
-    assert f"capture's currency is not its order's: {record.pk}\n" in err.getvalue()
+    err = audit_problems()
+    assert f"order.captured event whose channel is not its capture's: {event.pk}" in err
+    assert f"capture's currency is not its order's: {record.pk}\n" in err
 
 
 # The project's triggers that guard no capture record: each with its table and digest.
@@ -242,10 +246,8 @@ def test_check_captures_names_a_guard_trigger_dropped_disabled_or_changed(captur
         cursor.execute(f'ALTER DATABASE "{database}" SET session_replication_role = replica')
         # `local` fires ordinary triggers, as `origin` does: nothing to report.
         cursor.execute("ALTER ROLE CURRENT_USER SET session_replication_role = local")
-    err = StringIO()
-    with pytest.raises(CommandError):
-        call_command("check_captures", stdout=StringIO(), stderr=err)
-    lines = err.getvalue().splitlines()
+    err = audit_problems()
+    lines = err.splitlines()
     assert (
         "trigger that keeps captured records as they were is missing, disabled or changed "
         "(the database would take changes to them): capture_channel, capture_immutable, "
@@ -279,10 +281,8 @@ def test_check_captures_says_when_it_names_only_some(captured):
     with connection.cursor() as cursor:  # captured with no capture item
         cursor.execute("UPDATE orders_orderitem SET captured_at = now() WHERE order_id = %s",
                        [extra.pk])  # fmt: skip
-    err = StringIO()
-    with pytest.raises(CommandError):
-        call_command("check_captures", stdout=StringIO(), stderr=err)
-    (line,) = [line for line in err.getvalue().splitlines() if "without a capture item" in line]
+    err = audit_problems()
+    (line,) = [line for line in err.splitlines() if "without a capture item" in line]
     assert line.endswith(", and more")
     named = line.split(": ", 1)[1].removesuffix(", and more").split(", ")
     lowest = sorted(extra.items.values_list("pk", flat=True))[:20]
@@ -325,3 +325,50 @@ def test_the_admin_freezes_what_the_database_freezes_and_the_status(db):
         fixed_by_triggers = {name for (name,) in cursor.fetchall()}
     columns = {OrderItem._meta.get_field(name).column for name in CAPTURED_ITEM_FROZEN}
     assert fixed_by_triggers == columns - {"status"}
+
+
+def test_check_captures_names_a_capture_with_two_events(captured):
+    """Two events for one capture are two webhooks and two feed entries with different
+    webhook-ids: a payment service or ERP applies the capture twice."""
+    record, event = Capture.objects.get(), Event.objects.get()
+    Event.objects.create(id="evt_" + "f" * 32, type=event.type, created_at=event.created_at,
+                         channel_id=event.channel_id, object_id=event.object_id,
+                         snapshot=event.snapshot, txid=event.txid, seq=event.seq + 1000)  # fmt: skip
+    err = audit_problems()
+    assert (
+        f"capture without exactly one order.captured event (no webhook, not in the feed): {record.pk}"
+        in err
+    )
+
+
+def test_check_captures_names_a_capture_item_of_another_currency_than_its_item(captured):
+    """A capture charged in its currency: an item whose currency was changed past the
+    guards no longer matches what was charged for it."""
+    capture_item = CaptureItem.objects.get()
+    write_past_the_guards(
+        "UPDATE orders_orderitem SET price_currency = 'usd' WHERE id = %s", [captured.pk]
+    )
+    err = audit_problems()
+    assert f"capture item's price or currency is not its order item's: {capture_item.pk}\n" in err
+
+
+def test_check_captures_names_a_capture_item_of_another_orders_item(captured):
+    """A capture item that points at an item of another order, of the same channel: the
+    audit would charge one order for another's item."""
+    capture_item = CaptureItem.objects.get()
+    elsewhere = make_order(channel=captured.channel, items=1).items.get()
+    write_past_the_guards(
+        "UPDATE capture_captureitem SET order_item_id = %s WHERE id = %s",
+        [elsewhere.pk, capture_item.pk],
+    )
+    err = audit_problems()
+    assert f"capture item belongs to another order than its capture: {capture_item.pk}\n" in err
+
+
+def test_check_captures_names_an_event_of_no_capture(captured):
+    """An order.captured event whose capture is not there tells the payment service and
+    the ERP of a capture the audit does not hold."""
+    event = Event.objects.get()
+    Event.objects.filter(pk=event.pk).update(object_id=event.object_id + 10**6)
+    err = audit_problems()
+    assert f"order.captured event of no capture: {event.pk}\n" in err

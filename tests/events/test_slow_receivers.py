@@ -367,3 +367,12 @@ def test_a_changed_subscription_is_used_from_the_next_batch(api_client, channel,
     assert (len(old.requests), len(new.requests), len(never.requests)) == (1, 1, 0)
     assert new.requests[0]["headers"]["X-New"] == "1"
     assert WebhookDelivery.objects.filter(state=DeliveryState.PENDING).count() == 10
+
+
+def test_a_pause_is_never_longer_than_max_pause_seconds(db):
+    """docs/webhooks.md: a subscription is paused for the next step of its schedule,
+    10 minutes at most, so a receiver that is back gets its deliveries within that."""
+    subscription = subscribe("http://127.0.0.1:9/hook", [3600, 86400])
+    _pause(subscription)
+    subscription.refresh_from_db()
+    assert 590 < (subscription.paused_until - timezone.now()).total_seconds() <= 600

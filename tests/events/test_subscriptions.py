@@ -457,3 +457,69 @@ def test_staff_with_every_subscription_permission_still_cannot_write_one(client,
         "headers": "{}", "retry_schedule": "", "is_active": "on"})  # fmt: skip
     assert response.status_code == 403
     assert not WebhookSubscription.objects.exists()
+
+
+@override_settings(WEBHOOK_REQUIRE_HTTPS=False, WEBHOOK_ALLOW_PRIVATE_TARGETS=True)
+def test_a_failing_delivery_is_retried_once_per_step_of_its_schedule_then_failed(api_client, order):
+    """docs/webhooks.md: anything but a 2xx is retried after each delay of the schedule
+    in turn (give or take 20%), and after the last attempt the delivery is failed: one
+    attempt plus one per step."""
+    with receiving(answer=lambda number, webhook_id: 500) as receiver:
+        subscription, _ = webhook_subscription_create_or_update(
+            url=receiver.url, event_types=["order.captured"]
+        )
+        WebhookSubscription.objects.filter(pk=subscription.pk).update(retry_schedule=[7, 300, 3600])
+        capture(api_client, order, [order.items.first().pk])
+        delivery = WebhookDelivery.objects.get()
+        waits = []
+        for _ in range(4):
+            webhook_lane_flush(subscription_id=subscription.pk, lane=delivery.pk % 4)
+            delivery.refresh_from_db()
+            if delivery.state == DeliveryState.PENDING:
+                started = delivery.tries.order_by("number").last().started_at
+                waits.append((delivery.next_attempt_at - started).total_seconds())
+                WebhookDelivery.objects.filter(pk=delivery.pk).update(  # due now
+                    next_attempt_at=timezone.now() - timedelta(seconds=1)
+                )
+    assert len(receiver.requests) == 4
+    assert (delivery.state, delivery.attempts, delivery.next_attempt_at) == (
+        DeliveryState.FAILED, 4, None)  # fmt: skip
+    assert len(waits) == 3
+    for wait, step in zip(waits, [7, 300, 3600], strict=True):
+        assert step * 0.8 - 1 <= wait <= step * 1.2 + 1, (waits, step)
+
+
+@override_settings(WEBHOOK_REQUIRE_HTTPS=False, WEBHOOK_ALLOW_PRIVATE_TARGETS=True)
+@pytest.mark.parametrize("status", [301, 302, 404])
+def test_a_3xx_or_4xx_answer_is_not_a_delivery(api_client, order, status):
+    """Only a 2xx delivers; no redirect is followed (docs/webhooks.md): a receiver that
+    moved, or refuses the event, gets it again on the schedule."""
+    with receiving(answer=lambda number, webhook_id: status) as receiver:
+        create_webhook(receiver.url)
+        capture(api_client, order, [order.items.first().pk])
+        delivery = WebhookDelivery.objects.get()
+        webhook_lane_flush(subscription_id=delivery.subscription_id, lane=delivery.pk % 4)
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempts) == (DeliveryState.PENDING, 1)
+    assert delivery.delivered_at is None
+    assert delivery.next_attempt_at > timezone.now()
+    assert delivery.last_outcome == f"HTTP {status}"
+    assert len(receiver.requests) == 1
+
+
+def test_staff_with_every_event_permission_still_see_no_event(client, api_client, order):
+    """Events carry every channel's orders (the payload names the customer): the admin's
+    events, deliveries and attempts are for superusers, whatever permissions staff of
+    one channel are given."""
+    from django.contrib.auth.models import Permission
+
+    from events.models import Event
+
+    assert capture(api_client, order, [order.items.first().pk]).status_code == 200
+    event = Event.objects.get()
+    staff = make_api_user(channels=[order.channel], is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(content_type__app_label="events"))
+    client.force_login(staff)
+    assert client.get("/admin/events/event/").status_code == 403
+    assert client.get(f"/admin/events/event/{event.pk}/change/").status_code == 403
+    assert client.get("/admin/events/webhookdelivery/").status_code == 403

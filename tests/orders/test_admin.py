@@ -1271,3 +1271,17 @@ def test_an_orders_links_name_one_row_in_the_singular(client, channel):
     page = client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
     assert f'<a href="/admin/capture/capture/?order={order.pk}">1 capture</a>' in page
     assert f'<a href="/admin/orders/orderitem/?order={order.pk}">1 order item</a>' in page
+
+
+def test_an_order_link_to_another_channel_names_no_order(client, operator, channel):
+    """The items and captures lists' `?order=<pk>` filter shows the order's number: for
+    another channel's order, staff of one channel are told of no such order."""
+    theirs = make_order(channel=ChannelFactory(), number="THEIRS-1", items=1)
+    client.force_login(operator)
+    for path in ("orders/orderitem", "capture/capture"):
+        response = client.get(f"/admin/{path}/?order={theirs.pk}")
+        assert response.status_code == 200
+        assert list(response.context["cl"].result_list) == []
+        page = response.content.decode()
+        assert "THEIRS-1" not in page
+        assert "no such order" in page

@@ -717,3 +717,25 @@ def test_the_admins_password_change_counts_against_the_login_limits(client):
     assert api_login.status_code == 429  # the same counter as the logins'
     staff.refresh_from_db()
     assert staff.check_password("right-password-1")
+
+
+@pytest.mark.django_db
+def test_retry_after_of_a_limit_used_up_early_is_longer_than_the_period(client, clock):
+    """configuration.md: Retry-After is when the sliding count lets the next request
+    through, up to 80 s for 3/min used up at the start of a minute. A client that waits
+    what it was told gets in; one that comes a second earlier does not."""
+    make_api_user(username="wms")
+    with throttle_rates(login_username="3/min"):
+        clock.now += 1
+        answers = [login(client, "wms", "wrong") for _ in range(4)]
+        wait = int(answers[-1]["Retry-After"])
+        clock.now += wait - 1
+        too_early = login(client, "wms", "wrong")
+        clock.now += 1
+        in_time = login(client, "wms", "wrong")
+    assert [answer.status_code for answer in answers] == [400, 400, 400, 429]
+    # The minute's 3, counted by the share of them the last 60 s still cover, let one
+    # more through when a third of them has slid away: 20 s into the next minute.
+    assert wait == 79
+    assert too_early.status_code == 429
+    assert in_time.status_code == 400
