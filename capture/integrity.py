@@ -78,8 +78,8 @@ AUDIT_CHECKS = {
         SELECT i.id FROM {ITEMS} i
           JOIN {ORDERS} o ON o.id = i.order_id
          WHERE i.channel_id <> o.channel_id""",
-    # A capture refuses such an item (rule 8.6); releases before orders/0009 imported
-    # them, and the upgrade left them as they were.
+    # A capture refuses such an item (order_item_price_invalid); releases before
+    # orders/0009 imported them, and the upgrade left them as they were.
     "order item with a negative price (a capture refuses it: correct its price)": f"""
         SELECT i.id FROM {ITEMS} i WHERE i.price < 0""",
     "captured item without a capture item, or the other way round": f"""

@@ -17,8 +17,9 @@ from .rules import CAPTURABLE_ORDER_STATUSES, NON_CAPTURABLE_ITEM_STATUSES
 
 def capturable_items() -> QuerySet[OrderItem]:
     """The items a capture would take now, by the rules of services.py that an item and
-    its order decide alone (8.2, 8.4 to 8.6): not captured, of a status capture takes in
-    an order of one, priced at zero or more in the order's currency."""
+    its order decide alone (those of order_not_capturable, order_item_not_capturable,
+    already_captured and order_item_price_invalid): not captured, of a status capture
+    takes in an order of one, priced at zero or more in the order's currency."""
     return OrderItem.objects.filter(
         captured_at__isnull=True,
         order__status__in=CAPTURABLE_ORDER_STATUSES,

@@ -75,11 +75,11 @@ class UnreadBodyMiddleware:
 
 
 class BodySizeMiddleware:
-    """Rule 5's first check: an API request that declares a body over API_MAX_BODY_BYTES
-    (Django's DATA_UPLOAD_MAX_MEMORY_SIZE) is 413 request_too_large before anything
-    else looks at it, whatever its Content-Type or Content-Encoding (a 5 MB text/plain
-    body was 415, a 5 MB JSON one 413). Its body is never read. A chunked body has a
-    length by now (omnitron/chunked.py)."""
+    """The body rule's first check (docs/api.md): an API request that declares a body
+    over API_MAX_BODY_BYTES (Django's DATA_UPLOAD_MAX_MEMORY_SIZE) is 413
+    request_too_large before anything else looks at it, whatever its Content-Type or
+    Content-Encoding (a 5 MB text/plain body was 415, a 5 MB JSON one 413). Its body
+    is never read. A chunked body has a length by now (omnitron/chunked.py)."""
 
     def __init__(self, get_response):
         self.get_response = get_response

@@ -33,6 +33,33 @@ def test_the_docs_error_table_is_what_the_registry_generates():
         assert f"`{error.code}`" in text
 
 
+def api_md_rules() -> dict[str, str]:
+    """docs/api.md's rules by number ("6", "8.2"), each with the text of its lines."""
+    text = DOC.read_text()
+    section = text.split("## Rules, in the order they are checked", 1)[1].split("\n## ", 1)[0]
+    rules, number = {}, None
+    for line in section.splitlines():
+        if top := re.match(r"(\d+)\. ", line):
+            number = top.group(1)
+        elif sub := re.match(r" {3}(\d+)\. ", line):
+            number = f"{number.split('.')[0]}.{sub.group(1)}"
+        if number:
+            rules[number] = rules.get(number, "") + line
+    return rules
+
+
+def test_a_codes_rule_number_is_the_rule_of_api_md_that_names_it():
+    """A code's `when` names its rule by number ("Rule 8.2: ..."), and so do the schema
+    and the docs' error table made from it: a rule put in between renumbers the rules
+    after it, here and in docs/api.md alike."""
+    rules = api_md_rules()
+    cited = [(error, re.match(r"Rule ([\d.]+):", error.when)) for error in all_codes()]
+    cited = [(error, match.group(1)) for error, match in cited if match]
+    assert len(cited) >= 14
+    for error, number in cited:
+        assert f"`{error.code}`" in rules[number], (error.code, number)
+
+
 def test_coded_exceptions_take_status_code_and_message_from_the_registry():
     classes = [c for c in vars(capture_exceptions).values()
                if isinstance(c, type) and issubclass(c, CodedError) and "error" in c.__dict__]  # fmt: skip
