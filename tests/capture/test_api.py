@@ -284,3 +284,32 @@ def test_a_body_of_exactly_the_limit_is_taken(api_client, order):
     assert len(exact.encode()) == 1024
     response = api_client.post(CAPTURE_URL, exact, content_type="application/json")
     assert response.status_code == 200
+
+
+def test_a_group_with_other_permissions_grants_no_capture(channel, order):
+    """Only the capture permission itself, directly or through a group, lets a user
+    capture: a group holding another permission (the ERP's) does not."""
+    from django.contrib.auth.models import Group
+
+    user = make_api_user(channels=[channel], can_capture=False)
+    group = Group.objects.create(name="erp")
+    group.permissions.add(Permission.objects.get(codename="mark_order_sent"))
+    user.groups.add(group)
+    response = capture(client_for(user), order, [order.items.first().pk])
+    assert (response.status_code, response.json()["code"]) == (403, "permission_denied")
+    assert not OrderItem.objects.filter(captured_at__isnull=False).exists()
+
+
+def test_an_order_of_a_channel_other_users_have_is_not_found(api_client, order):
+    """Visibility is the caller's own channels, not every channel that has members:
+    another user's channel stays hidden, for a capture and for its retry."""
+    theirs = ChannelFactory()
+    make_api_user(channels=[theirs])
+    other = make_order(channel=theirs, items=1)
+    for key in (None, "theirs", "theirs"):
+        hidden = capture(api_client, other, [other.items.get().pk], key=key)
+        assert (hidden.status_code, hidden.json()) == (
+            400, {"order": ["Order not found."], "code": "order_not_found"}
+        )  # fmt: skip
+    assert other.items.get().captured_at is None
+    assert not Capture.objects.exists()

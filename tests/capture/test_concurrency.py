@@ -12,9 +12,11 @@ from prometheus_client import REGISTRY
 
 from capture import sql
 from capture.models import CaptureItem
+from orders.enums import OrderStatus
 from orders.models import OrderItem
+from tests.capture import locks
 from tests.factories import make_api_user, make_order
-from tests.helpers import capture, client_for
+from tests.helpers import CAPTURE_URL, capture, client_for
 from tests.reliability.helpers import assert_captures_add_up
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -116,3 +118,44 @@ def test_a_capture_whose_user_is_deleted_meanwhile_is_409_and_captures_nothing(c
 
 def captures_counted() -> float:
     return REGISTRY.get_sample_value("omnitron_captures_total") or 0
+
+
+@pytest.mark.parametrize("pk_as", [int, str], ids=["read-by-authentication", "read-under-lock"])
+def test_an_order_cancelled_while_a_capture_waits_for_its_lock_is_not_captured(
+    api_user, channel, pk_as
+):
+    """Another transaction holds the order's row and cancels it; a capture of its items
+    waits for that lock and is judged on the status committed, never on the one it saw
+    before it waited. The capture reads the order in the authentication statement (a
+    plain body) or under the locks (a pk as a string of digits, which only validation
+    reads)."""
+    order = make_order(channel=channel, items=2)
+    pks = list(order.items.order_by("pk").values_list("pk", flat=True))
+    body = {"order": order.number, "order_items": [{"pk": pk_as(pk)} for pk in pks]}
+    results = {}
+
+    def run():
+        try:
+            results["response"] = client_for(api_user).post(CAPTURE_URL, body, format="json")
+        finally:
+            connection.close()
+
+    holder = locks._connect()
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute(
+                "UPDATE orders_order SET status = %s WHERE id = %s",
+                [OrderStatus.CANCELED.value, order.pk],
+            )
+        thread = threading.Thread(target=run)
+        thread.start()
+        locks.wait_for_lock_waiters(1)
+        holder.commit()
+    finally:
+        holder.close()
+    thread.join(timeout=30)
+
+    response = results["response"]
+    assert (response.status_code, response.json()["code"]) == (400, "order_not_capturable")
+    assert not OrderItem.objects.filter(captured_at__isnull=False).exists()
+    assert not CaptureItem.objects.exists()

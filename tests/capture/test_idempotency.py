@@ -19,7 +19,7 @@ from django.utils import timezone
 from capture.models import Capture, IdempotencyRecord
 from orders.models import ChannelMembership, OrderItem
 from tests.capture.locks import holding_order_lock, wait_for_lock_waiters
-from tests.factories import make_api_user
+from tests.factories import make_api_user, make_order
 from tests.helpers import CAPTURE_URL, capture, client_for
 
 
@@ -226,3 +226,58 @@ def test_a_backlog_of_expired_keys_is_pruned_in_batches_each_committed(api_user,
         call_command("prune_idempotency_keys", stderr=StringIO())
     assert list(IdempotencyRecord.objects.values_list("pk", flat=True)) == [kept.pk]
     assert [q["sql"] for q in queries.captured_queries if q["sql"].startswith("DELETE")]
+
+
+def test_a_key_used_again_after_it_expired_replays_its_new_answer(api_client, order):
+    """After 24 hours a key is new again: the new request's answer replaces the
+    expired one, and a retry of the new request replays it."""
+    first_pk, second_pk, _ = order.items.values_list("pk", flat=True)
+    assert capture(api_client, order, [first_pk], key="again").status_code == 200
+    IdempotencyRecord.objects.update(created_at=timezone.now() - timedelta(hours=25))
+
+    second = capture(api_client, order, [second_pk], key="again")
+    assert second.status_code == 200
+    retry = capture(api_client, order, [second_pk], key="again")
+
+    assert (retry.status_code, retry.content) == (200, second.content)
+    assert retry["Idempotent-Replayed"] == "true"
+    assert Capture.objects.count() == 2
+
+
+def test_a_key_running_for_one_user_is_free_for_another(api_user, order, channel, transactional_db):
+    """Keys are per user while they run too: another user's request with the same key
+    is not told that the first one is in use."""
+    other = make_api_user(channels=[channel])
+    elsewhere = make_order(channel=channel, items=1)
+    results = {}
+
+    def first_request():
+        try:
+            results["first"] = capture(client_for(api_user), order, [order.items.first().pk],
+                                       key="shared")  # fmt: skip
+        finally:
+            connection.close()
+
+    with holding_order_lock(order):
+        thread = threading.Thread(target=first_request)
+        thread.start()
+        wait_for_lock_waiters(1)
+        theirs = capture(client_for(other), elsewhere, [elsewhere.items.get().pk], key="shared")
+    thread.join(timeout=30)
+
+    assert theirs.status_code == 200
+    assert results["first"].status_code == 200
+    assert Capture.objects.count() == 2
+
+
+def test_a_superuser_without_the_orders_channel_gets_the_replay(order):
+    """A superuser sees every channel: a retry of their capture replays it, even with
+    no membership of the order's channel."""
+    client = client_for(make_api_user(is_superuser=True))
+    pk = order.items.first().pk
+    first = capture(client, order, [pk], key="su")
+    assert first.status_code == 200
+    replay = capture(client, order, [pk], key="su")
+    assert (replay.status_code, replay.content) == (200, first.content)
+    assert replay["Idempotent-Replayed"] == "true"
+    assert Capture.objects.count() == 1

@@ -262,3 +262,17 @@ def test_whatever_the_body_the_read_runs_or_is_skipped(api_user, body):
     params = lookup_params(body)
     if params is not None:
         read_as_authentication_does(params, api_user)
+
+
+def test_an_order_whose_currency_changed_since_the_read_is_judged_again(api_user, order):
+    """The write compares the order's currency too: items priced in the order's old
+    currency are then refused, never captured into an amount in the new one."""
+    pks = list(order.items.values_list("pk", flat=True))
+    seen = first_read(api_user, order, pks)
+    Order.objects.filter(pk=order.pk).update(currency="eur")
+
+    with pytest.raises(errors.OrderItemPriceInvalid):
+        capture_after(seen, api_user, order, [ItemInput(pk) for pk in pks])
+
+    assert not Capture.objects.exists()
+    assert not OrderItem.objects.filter(captured_at__isnull=False).exists()

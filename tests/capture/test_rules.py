@@ -6,7 +6,7 @@ import json
 import pytest
 
 from capture.models import Capture
-from capture.rules import CAPTURABLE_ORDER_STATUSES
+from capture.rules import CAPTURABLE_ORDER_STATUSES, MAX_ATTRIBUTES_BYTES
 from orders.enums import OrderStatus
 from orders.models import ChannelMembership, OrderItem
 from tests.factories import ChannelFactory, OrderItemFactory, make_api_user, make_order
@@ -278,3 +278,31 @@ def test_an_order_number_sent_as_a_json_integer_is_read_as_its_digits(api_client
     response = post(api_client, {"order": 777001, "order_items": [{"pk": order.items.get().pk}]})
     assert response.status_code == 200, response.content
     assert response.json()["number"] == "777001"
+
+
+def test_an_item_priced_zero_is_captured(api_client, order):
+    """order_item_price_invalid is a price below zero, not zero: a free item (a gift) is captured
+    with the others, and adds nothing to the amount."""
+    free, paid, _ = order.items.order_by("pk")
+    OrderItem.objects.filter(pk=free.pk).update(price="0.00")
+    response = capture(api_client, order, [free.pk, paid.pk])
+    assert response.status_code == 200
+    assert Capture.objects.get().amount == paid.price
+    assert set(
+        OrderItem.objects.filter(captured_at__isnull=False).values_list("pk", flat=True)
+    ) == {free.pk, paid.pk}
+
+
+def test_attributes_of_exactly_the_limit_are_taken_one_byte_more_is_refused(api_client, order):
+    """`attributes` may be at most 16 KB serialized: 16,384 bytes are captured."""
+    first, second, _ = order.items.order_by("pk")
+    wrapper = len('{"k":""}')
+    at_limit = {"k": "x" * (MAX_ATTRIBUTES_BYTES - wrapper)}
+    over = {"k": "x" * (MAX_ATTRIBUTES_BYTES - wrapper + 1)}
+    refused = post(api_client, {"order": order.number,
+                                "order_items": [{"pk": second.pk, "attributes": over}]})  # fmt: skip
+    assert (refused.status_code, refused.json()["code"]) == (400, "attributes_too_large")
+    taken = post(api_client, {"order": order.number,
+                              "order_items": [{"pk": first.pk, "attributes": at_limit}]})  # fmt: skip
+    assert taken.status_code == 200
+    assert OrderItem.objects.get(pk=first.pk).attributes["k"] == at_limit["k"]
