@@ -4,7 +4,7 @@ admin's static files are served by whitenoise exactly as in production."""
 from omnitron.env import env_as_given
 
 from .base import *  # noqa: F403
-from .base import env_flag
+from .readers import env_flag
 
 SECRET_KEY = env_as_given("DJANGO_SECRET_KEY", "dev-only-insecure-key-do-not-use-in-production")
 

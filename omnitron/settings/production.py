@@ -3,10 +3,10 @@ Passes `manage.py check --deploy` given DJANGO_SECRET_KEY and DJANGO_ALLOWED_HOS
 
 from django.core.exceptions import ImproperlyConfigured
 
-from omnitron.env import env_as_given
+from omnitron.env import env_as_given, env_list
 
 from .base import *  # noqa: F403
-from .base import env_flag, env_list, env_number, env_required
+from .readers import env_flag, env_number, env_required
 
 DEBUG = False  # whatever DJANGO_DEBUG says
 env_required("DJANGO_SECRET_KEY")  # fails fast when missing or blank

@@ -2,8 +2,10 @@
 receivers on loopback over plain HTTP, the demo data), against a throwaway PostgreSQL
 from scripts/test.sh (DATABASE_URL), with what tests need besides."""
 
-from .base import env_milliseconds, env_number, env_text
+from omnitron.env import env_text
+
 from .dev import *  # noqa: F403
+from .readers import env_milliseconds, env_number
 
 SECRET_KEY = "test-only-insecure-key"
 DEBUG = False
