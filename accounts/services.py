@@ -48,11 +48,13 @@ def api_token_replace_if_any(*, user) -> None:
 
 
 def api_token_rotate(*, username: str) -> Token:
-    """Replace the user's token with a new one; the old key stops working at once."""
+    """Replace the user's token with a new one; the old key stops working at once. The
+    name is read as the login and create_api_user read it ("ｗｍｓ" is "wms": it
+    named no user)."""
     User = get_user_model()
     with transaction.atomic():
         try:
-            user = User.objects.select_for_update().get(username=username)
+            user = User.objects.select_for_update().get(username=username_as_stored(username))
         except User.DoesNotExist:
             raise LookupError(f"No user {username!r}.") from None
         Token.objects.filter(user=user).delete()

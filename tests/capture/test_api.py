@@ -132,6 +132,27 @@ def test_bad_token_is_401(client, order, header):
     assert response["WWW-Authenticate"] == "Token"
 
 
+@pytest.mark.parametrize("scheme", ["Bearer", "Basic", "Tokens"])
+def test_a_valid_key_under_another_scheme_is_401(api_user, order, scheme):
+    """Authentication is `Authorization: Token <key>`: the same key under another scheme
+    authenticates nothing, and nothing is captured."""
+    client = client_for(None)
+    client.credentials(HTTP_AUTHORIZATION=f"{scheme} {api_user.auth_token.key}")
+    response = capture(client, order, [order.items.first().pk])
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
+    assert not OrderItem.objects.filter(captured_at__isnull=False).exists()
+
+
+@pytest.mark.parametrize("scheme", ["token", "TOKEN"])
+def test_the_token_scheme_is_read_in_any_case(api_user, order, scheme):
+    """An HTTP authentication scheme is case-insensitive (RFC 9110, section 11.1): a
+    client that writes `token` is the token's user."""
+    client = client_for(None)
+    client.credentials(HTTP_AUTHORIZATION=f"{scheme} {api_user.auth_token.key}")
+    assert capture(client, order, [order.items.first().pk]).status_code == 200
+
+
 def test_an_inactive_users_token_stops_working_at_once(api_client, api_user, order):
     api_user.is_active = False
     api_user.save()

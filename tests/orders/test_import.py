@@ -270,3 +270,55 @@ def test_the_import_takes_the_seeds_order_fields_but_those_the_database_sets():
     seed = set(load_seed()["components"]["schemas"]["Order"]["properties"])
     imported = set(OrderImportSerializer().fields)
     assert imported == seed - {"pk", "created_date", "modified_date"} | {"items"}
+
+
+def test_an_order_number_is_per_channel_in_a_file_and_against_the_database(db, tmp_path):
+    """(number, channel) is what identifies an order: ORD-1 of channel 2 is another
+    order than ORD-1 of channel 1, in the same file or in a later one."""
+    first = document()
+    first["channels"].append({"pk": 2, "name": "App"})
+    first["orders"][1]["number"], first["orders"][1]["channel"] = "ORD-1", 2
+    result, _ = run_import(tmp_path, first)
+    assert sorted((o["number"], o["channel"]) for o in result["created"]) == [
+        ("ORD-1", 1), ("ORD-1", 2)]  # fmt: skip
+
+    later = document(channels=[{"pk": 3, "name": "Marketplace"}])
+    later["orders"][0]["channel"] = 3
+    result, _ = run_import(tmp_path, later)
+    assert [(o["number"], o["channel"]) for o in result["created"]] == [
+        ("ORD-1", 3), ("ORD-2", 1)]  # fmt: skip
+    assert result["skipped"] == []
+    assert Order.objects.get(number="ORD-1", channel_id=3).items.count() == 2
+
+
+def test_customers_are_upserted_by_pk(db, tmp_path):
+    run_import(tmp_path, document())
+    changed = document(orders=[])
+    changed["customers"][0].update(email="ada@lovelace.example", last_name="King")
+    run_import(tmp_path, changed)
+    customer = Customer.objects.get(pk=10)
+    assert (customer.email, customer.last_name) == ("ada@lovelace.example", "King")
+
+
+@pytest.mark.parametrize(("depth", "refused"), [(100, False), (101, True)])
+def test_a_json_field_is_taken_nested_up_to_100_deep(db, tmp_path, depth, refused):
+    """`attributes` itself counts as one: 100 objects and arrays inside one another are
+    taken, 101 are refused."""
+    data = document()
+    data["orders"][0]["items"][0]["attributes"] = {
+        "a": json.loads("[" * (depth - 1) + "]" * (depth - 1))
+    }
+    if refused:
+        path = tmp_path / "orders.json"
+        path.write_text(json.dumps(data))
+        err = StringIO()
+        with pytest.raises(CommandError):
+            call_command("import_orders", str(path), stdout=StringIO(), stderr=err)
+        assert ("orders[0].items[0].attributes: The value is nested more than 100 deep."
+                in err.getvalue().splitlines())  # fmt: skip
+    else:
+        run_import(tmp_path, data)
+        assert (
+            OrderItem.objects.get(product_sku="SKU-1").attributes
+            == data["orders"][0]["items"][0]["attributes"]
+        )

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.contrib.auth.models import AnonymousUser
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import override_settings
 from rest_framework.authtoken.models import Token
@@ -87,6 +87,20 @@ def test_a_username_sent_as_a_number_counts_as_its_text(client):
         answers = [login(client, 424242, "wrong", address=f"10.0.2.{n}") for n in range(2)]
         answers += [login(client, "424242", "right-password-1", address="10.0.2.9")]
     assert [a.status_code for a in answers] == [400, 400, 429]
+
+
+@pytest.mark.django_db
+def test_names_longer_than_any_user_count_apart_from_a_user_of_the_longest_name(client):
+    """No username is longer than 150 characters: attempts with a longer one that
+    starts with a user's 150-character name are not that user's, and do not hold its
+    logins off."""
+    longest = "u" * 150
+    make_api_user(username=longest, password="right-password-1")
+    with throttle_rates(login_username="2/min"):
+        answers = [login(client, longest + "x" * n, "wrong", address=f"10.0.3.{n}")
+                   for n in range(1, 4)]  # fmt: skip
+        answers.append(login(client, longest, "right-password-1", address="10.0.3.9"))
+    assert [a.status_code for a in answers] == [400, 400, 429, 200]
 
 
 def test_capture_is_limited_per_user(api_client, order, channel):
@@ -400,6 +414,35 @@ def test_rotating_a_token_retires_the_old_one_at_once(api_client, api_user, orde
     assert capture(fresh, order, [order.items.first().pk]).status_code == 200
 
 
+def test_rotate_token_takes_the_username_exactly_as_django_compares_it(api_user):
+    """Usernames are case-sensitive: `rotate_token` of another spelling names no user,
+    and the token of the user it does not name keeps working."""
+    old = api_user.auth_token.key
+    assert api_user.username.upper() != api_user.username
+    with pytest.raises(CommandError, match="No user"):
+        call_command("rotate_token", api_user.username.upper(), stdout=StringIO())
+    other = make_api_user(username=api_user.username.upper())
+    call_command("rotate_token", other.username, stdout=StringIO())
+    assert Token.objects.get(user=api_user).key == old
+    assert client_for_token(old).get("/api/v1/active_user/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_rotate_token_reads_a_name_as_create_api_user_does():
+    """`create_api_user ｗｍｓ` makes the user "wms", and the API's login takes "ｗｍｓ"
+    for it (accounts.services.username_as_stored: "the username a name sent by a client
+    or an operator means"); `rotate_token ｗｍｓ` answered "No user 'ｗｍｓ'"."""
+    out = StringIO()
+    call_command("create_api_user", "ｗｍｓ", stdout=out)
+    old = out.getvalue().strip()
+    out = StringIO()
+    call_command("rotate_token", "ｗｍｓ", stdout=out)
+    new = out.getvalue().strip()
+    assert new != old
+    assert client_for_token(old).get("/api/v1/active_user/").status_code == 401
+    assert client_for_token(new).get("/api/v1/active_user/").status_code == 200
+
+
 # Production settings
 
 
@@ -443,12 +486,12 @@ def test_old_rate_counters_are_pruned():
 
 
 @pytest.mark.django_db
-def test_a_scopes_counters_go_once_two_of_its_windows_have_passed():
+def test_a_scopes_counters_go_once_two_of_its_windows_have_passed(clock):
     """A user reading all day under a limit per second wrote a counter a second, and
     each was kept two days (172,800 a user; an outside review)."""
     from omnitron.api.models import RateCounter
 
-    now = int(time.time())
+    now = int(clock.now)  # the prune's clock: a second that passed in between failed it
     rows = {("throttle_read_7", now - 1), ("throttle_read_7", now - 5),
             ("throttle_capture_7", now - 60), ("throttle_capture_7", now - 300),
             ("throttle_login_address_1.2.3.4", now - 3600),
