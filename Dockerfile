@@ -22,7 +22,7 @@ COPY . .
 # Static files are collected at build time; the key, hosts and database URL here serve
 # only this step (it connects to no database). Without the metrics directory, which
 # does not exist yet: multiprocess metrics would fail to write their files.
-RUN env -u PROMETHEUS_MULTIPROC_DIR DJANGO_SECRET_KEY=build-only DJANGO_ALLOWED_HOSTS=localhost \
+RUN env -u PROMETHEUS_MULTIPROC_DIR DJANGO_SECRET_KEY=build-only-for-collectstatic-0123456789abcdefghijklmnopq DJANGO_ALLOWED_HOSTS=localhost \
     DATABASE_URL=postgres://build-only@localhost/none \
     python manage.py collectstatic --noinput -v 0
 # Prometheus' multiprocess files (a volume shared with the worker in docker-compose.yml).

@@ -13,6 +13,8 @@ def client_for(user) -> APIClient:
 
 
 CAPTURE_URL = "/api/v1/capture-order/"
+# A key the production settings take (50 characters or more, varied).
+PRODUCTION_SECRET_KEY = "production-settings-test-key-" + "0123456789abcdef" * 2
 
 
 def capture(client, order, pks, *, key=None, **extra):

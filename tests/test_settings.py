@@ -10,6 +10,7 @@ import subprocess
 import pytest
 from django.db import connection
 
+from tests.helpers import PRODUCTION_SECRET_KEY
 from tests.live import (
     MANAGE,
     ROOT,
@@ -36,7 +37,7 @@ def test_production_refuses_to_start_without_a_required_variable(missing, value)
     a local cluster at its first request instead of failing at start; set but empty,
     it still did, and an empty DJANGO_ALLOWED_HOSTS refused every request."""
     env = {"DJANGO_SETTINGS_MODULE": "omnitron.settings.production",
-           "DJANGO_SECRET_KEY": "s" * 50, "DJANGO_ALLOWED_HOSTS": "capture.example.com",
+           "DJANGO_SECRET_KEY": PRODUCTION_SECRET_KEY, "DJANGO_ALLOWED_HOSTS": "capture.example.com",
            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/omnitron"}  # fmt: skip
     if value == "," and missing != "DJANGO_ALLOWED_HOSTS":
         return  # a list's emptiness; the others are text
@@ -116,11 +117,32 @@ def test_the_images_entry_point_reads_django_migrate_as_every_flag(tmp_path):
     assert "DJANGO_MIGRATE is on or off" in refused.stderr
 
 
+@pytest.mark.parametrize(
+    "key",
+    ["short-but-varied-0123456789", "s" * 50, "django-insecure-" + "0123456789abcdef" * 3],
+    ids=["short", "five-different", "djangos-insecure"],
+)
+def test_production_refuses_a_weak_secret_key(key):
+    """Django's own bar (`check --deploy`, security.W009), which only warned: a key of
+    ten characters started, and a guessable key signs admin sessions anyone can forge."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "omnitron.settings.production",
+           "DJANGO_SECRET_KEY": key, "DJANGO_ALLOWED_HOSTS": "capture.example.com",
+           "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/omnitron"}  # fmt: skip
+    result = subprocess.run([*MANAGE, "check"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60, env=env)  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.startswith("manage.py: DJANGO_SECRET_KEY: at least 50 characters, 5 ")
+    env["DJANGO_SECRET_KEY"] = PRODUCTION_SECRET_KEY
+    result = subprocess.run([*MANAGE, "check"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60, env=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
 def test_an_empty_static_root_is_its_default_and_an_empty_host_is_loopback():
     """DJANGO_STATIC_ROOT= was the project's own directory (collectstatic wrote into the
     source tree); HOST= had gunicorn listen on every interface, without the proxy."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "omnitron.settings.production",
-           "DJANGO_SECRET_KEY": "s" * 50, "DJANGO_ALLOWED_HOSTS": "capture.example.com",
+           "DJANGO_SECRET_KEY": PRODUCTION_SECRET_KEY, "DJANGO_ALLOWED_HOSTS": "capture.example.com",
            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/omnitron",
            "DJANGO_STATIC_ROOT": "", "HOST": " ", "PORT": "8123"}  # fmt: skip
     result = subprocess.run(

@@ -1,6 +1,11 @@
 """Production: every secret and host comes from the environment; no development defaults.
 Passes `manage.py check --deploy` given DJANGO_SECRET_KEY and DJANGO_ALLOWED_HOSTS."""
 
+from django.core.checks.security.base import (
+    SECRET_KEY_INSECURE_PREFIX,
+    SECRET_KEY_MIN_LENGTH,
+    SECRET_KEY_MIN_UNIQUE_CHARACTERS,
+)
 from django.core.exceptions import ImproperlyConfigured
 
 from omnitron.env import env_as_given, env_list
@@ -11,6 +16,17 @@ from .readers import env_flag, env_number, env_required
 DEBUG = False  # whatever DJANGO_DEBUG says
 env_required("DJANGO_SECRET_KEY")  # fails fast when missing or blank
 SECRET_KEY = env_as_given("DJANGO_SECRET_KEY")
+# Django's own bar for a key (`check --deploy`, security.W009), which only warned: a
+# short or guessable key signs admin sessions anyone could forge.
+if (len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH
+        or len(set(SECRET_KEY)) < SECRET_KEY_MIN_UNIQUE_CHARACTERS
+        or SECRET_KEY.startswith(SECRET_KEY_INSECURE_PREFIX)):  # fmt: skip
+    raise ImproperlyConfigured(
+        f"DJANGO_SECRET_KEY: at least {SECRET_KEY_MIN_LENGTH} characters, "
+        f"{SECRET_KEY_MIN_UNIQUE_CHARACTERS} of them different, and not Django's "
+        f"{SECRET_KEY_INSECURE_PREFIX}... one "
+        "(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')."
+    )
 # Required too: base's default, the local cluster of `make run`, is for development
 # (a missing variable failed at the first request, against 127.0.0.1).
 env_required("DATABASE_URL")

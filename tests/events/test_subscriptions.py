@@ -523,3 +523,92 @@ def test_staff_with_every_event_permission_still_see_no_event(client, api_client
     assert client.get("/admin/events/event/").status_code == 403
     assert client.get(f"/admin/events/event/{event.pk}/change/").status_code == 403
     assert client.get("/admin/events/webhookdelivery/").status_code == 403
+
+
+@override_settings(WEBHOOK_REQUIRE_HTTPS=False, WEBHOOK_ALLOW_PRIVATE_TARGETS=False,
+                   WEBHOOK_TIMEOUT_SECONDS=1)  # fmt: skip
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_name_rebound_to_loopback_after_its_check_is_not_connected_to(
+    monkeypatch, api_client, order, scheme
+):
+    """docs/webhooks.md, outbound safety: the connection goes to the address that was
+    checked, so a DNS answer that changes in between (public when checked, loopback when
+    connecting) cannot reach the internal network (a resolver's stand-in: this machine
+    reaches no DNS server). The internal service here only counts connections; the
+    public address is refused by a stand-in too, so no packet leaves this machine."""
+    internal = socket.create_server(("127.0.0.1", 0))
+    internal.settimeout(0.5)
+    port = internal.getsockname()[1]
+    real_getaddrinfo, answers = socket.getaddrinfo, iter(["8.8.8.8"])
+    real_connect, tried = socket.socket.connect, []
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host != "hooks.example.com":
+            return real_getaddrinfo(host, port, *args, **kwargs)
+        address = next(answers, "127.0.0.1")  # public once, then rebound to loopback
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    def connect(self, address):
+        tried.append(address[0])
+        if address[0] == "8.8.8.8":
+            raise ConnectionRefusedError("a public address: tests reach loopback only")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    try:
+        create_webhook(f"{scheme}://hooks.example.com:{port}/hook")
+        capture(api_client, order, [order.items.first().pk])
+        delivery = WebhookDelivery.objects.get()
+        webhook_lane_flush(subscription_id=delivery.subscription_id, lane=delivery.pk % 4)
+        with pytest.raises(TimeoutError):
+            internal.accept()[0].close()  # nothing connected to loopback
+    finally:
+        internal.close()
+    attempt = WebhookDelivery.objects.get().tries.get()
+    assert attempt.status_code is None
+    assert tried == ["8.8.8.8"]  # the checked address, and nothing else
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["Host", "host", "Content-Type", "Connection", "Transfer-Encoding",
+                                  "webhook-id", "Webhook-Timestamp", "Webhook-Signature"])  # fmt: skip
+def test_every_header_the_sender_sets_is_refused_when_subscribing(name):
+    """docs/webhooks.md: a subscription may not set Host, Content-Length,
+    Transfer-Encoding, Content-Type, Connection or the webhook-* headers, in any case: a
+    second Host or webhook-signature beside the sender's reached the receiver."""
+    with pytest.raises(CommandError, match="set by the sender"):
+        create_webhook("https://example.com/hook", "--header", f"{name}=x")
+    assert not WebhookSubscription.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("char", ["\x00", "\x7f", "\u200b"])
+def test_a_url_with_a_control_character_is_refused_when_subscribing(char):
+    """docs/webhooks.md: no space or control character (a DEL or a zero-width space is
+    no space; a NUL could not even be stored)."""
+    with pytest.raises(CommandError, match="control character"):
+        create_webhook(f"https://example.com/ho{char}ok")
+    assert not WebhookSubscription.objects.exists()
+
+
+@pytest.mark.django_db
+@override_settings(WEBHOOK_ALLOW_PRIVATE_TARGETS=False)
+@pytest.mark.parametrize("host", ["224.0.0.1", "239.255.255.250", "[ff02::1]", "[ff0e::1]"])
+def test_a_multicast_address_written_in_the_url_is_refused_when_subscribing(host):
+    """A multicast group is no unicast receiver: nothing could ever answer a POST."""
+    with pytest.raises(CommandError, match="not a public address"):
+        create_webhook(f"https://{host}/hook")
+    assert not WebhookSubscription.objects.exists()
+
+
+def test_not_even_a_superuser_deletes_a_subscription(client, db):
+    """docs/webhooks.md: deactivate a subscription rather than delete it (its deliveries
+    keep it); the admin offers no delete, to superusers either."""
+    subscription = WebhookSubscription.objects.create(url="https://hooks.example.com/",
+                                                      event_types=["order.captured"])  # fmt: skip
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    page = f"/admin/events/webhooksubscription/{subscription.pk}/delete/"
+    assert client.get(page).status_code == 403
+    assert client.post(page, {"post": "yes"}).status_code == 403
+    assert WebhookSubscription.objects.filter(pk=subscription.pk).exists()

@@ -11,7 +11,7 @@ from capture.models import Capture
 from capture.selectors import capturable_items
 from orders.models import Channel, Order, OrderItem
 from tests.factories import make_order
-from tests.helpers import CAPTURE_URL, capture
+from tests.helpers import CAPTURE_URL, PRODUCTION_SECRET_KEY, capture
 from tests.live import ROOT, VENV_BIN, server_env
 
 
@@ -63,7 +63,7 @@ def test_demo_refuses_the_production_settings(transactional_db):
     whatever database the production settings pointed at."""
     env = server_env(
         DJANGO_SETTINGS_MODULE="omnitron.settings.production",
-        DJANGO_SECRET_KEY="s" * 50,
+        DJANGO_SECRET_KEY=PRODUCTION_SECRET_KEY,
         DJANGO_ALLOWED_HOSTS="capture.example.com",
     )
     result = subprocess.run(

@@ -25,7 +25,7 @@ from accounts.services import LOGIN_SLOTS
 from capture.models import Capture
 from orders.models import Order, OrderItem
 from tests.factories import ChannelFactory, make_api_user, make_order
-from tests.helpers import capture, client_for, throttle_rates
+from tests.helpers import PRODUCTION_SECRET_KEY, capture, client_for, throttle_rates
 from tests.live import ROOT, VENV_BIN
 
 LOGIN = "/api/v1/auth/login/"
@@ -451,7 +451,7 @@ def production(*code: str, **env) -> str:
         [str(VENV_BIN / "python"), "-c", "import django; django.setup(); from django.conf import settings; " + "; ".join(code)],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "omnitron.settings.production",
-             "DJANGO_SECRET_KEY": "s" * 50, "DJANGO_ALLOWED_HOSTS": "capture.example.com", **env},
+             "DJANGO_SECRET_KEY": PRODUCTION_SECRET_KEY, "DJANGO_ALLOWED_HOSTS": "capture.example.com", **env},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
@@ -467,8 +467,27 @@ def test_production_settings_are_locked_down():
     assert out == ("False 31536000 True True True ['omnitron.api.renderers.JSONRenderer']")
     # No default: the key is the environment's (and none stops it at start:
     # tests/test_settings.py, test_production_refuses_to_start_without_a_required_variable).
-    given = "k" * 50 + "\n"  # as given: a key read from a file keeps its newline
+    given = PRODUCTION_SECRET_KEY + "\n"  # as given: a key read from a file keeps its newline
     assert production("print(repr(settings.SECRET_KEY))", DJANGO_SECRET_KEY=given) == repr(given)
+
+
+def test_production_refuses_plain_http_and_private_webhook_targets_by_default():
+    """docs/webhooks.md: in production a target must be https:// and must not be a
+    loopback, private or link-local address, unless WEBHOOK_REQUIRE_HTTPS=0 or
+    WEBHOOK_ALLOW_PRIVATE_TARGETS=1 say otherwise (development allows both)."""
+    check = """
+from events.outbound import TargetRefused, check_url
+def shown(url):
+    try:
+        check_url(url)
+    except TargetRefused:
+        return "refused"
+    return "taken"
+print(*(shown(url) for url in ("http://hooks.example.com/", "https://169.254.169.254/",
+                               "https://hooks.example.com/")))"""
+    assert production(check) == "refused refused taken"
+    opted_out = production(check, WEBHOOK_REQUIRE_HTTPS="0", WEBHOOK_ALLOW_PRIVATE_TARGETS="1")
+    assert opted_out == "taken taken taken"
 
 
 @pytest.mark.django_db

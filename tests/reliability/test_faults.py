@@ -17,6 +17,7 @@ from capture.models import Capture, IdempotencyRecord
 from orders.models import OrderItem
 from scripts.gen_orders import document
 from tests.capture.locks import wait_for_lock_waiters
+from tests.helpers import PRODUCTION_SECRET_KEY
 from tests.live import ROOT, VENV_BIN, gunicorn, server_env, wait_until_ready
 from tests.reliability import helpers
 from tests.reliability.helpers import PG, assert_captures_add_up, seed, token_for
@@ -198,7 +199,7 @@ def test_every_app_connection_has_a_lock_and_a_statement_timeout():
          "print(settings.DATABASES['default']['OPTIONS']['options'])"],
         cwd=ROOT, capture_output=True, text=True, check=True,
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "omnitron.settings.production",
-             "DJANGO_SECRET_KEY": "x" * 50, "DJANGO_ALLOWED_HOSTS": "example.com"},
+             "DJANGO_SECRET_KEY": PRODUCTION_SECRET_KEY, "DJANGO_ALLOWED_HOSTS": "example.com"},
     )  # fmt: skip
     assert production.stdout.strip() == (
         "-c lock_timeout=3000 -c statement_timeout=15000 -c client_connection_check_interval=1000 "

@@ -276,3 +276,27 @@ def test_stopping_the_replica_under_read_traffic_loses_no_request(replica):
     assert reads[0] == "replica"
     assert "replica" in reads[last_fallback:], "reads went back to the replica once it was up"
     assert any(line["message"].startswith("Read replica unavailable") for line in lines)
+
+
+def test_the_erps_patch_reads_and_writes_the_primary_while_the_replica_lags(replica):
+    """Only GET and HEAD of the read endpoints read from the replica: the ERP's PATCH of an
+    order it has just pulled is served from the primary, even with the replica behind
+    (replay paused here), where the order does not exist yet."""
+    _, replica_url = replica
+    env = server_env(DATABASE_REPLICA_URL=replica_url, DJANGO_CONN_MAX_AGE=60)
+    with gunicorn(workers=1, env=env) as (base, _):
+        wait_for_replay(replica_url)
+        with psycopg.connect(replica_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_wal_replay_pause()")
+        try:
+            order = seed(orders=1, items=1, prefix="LAG")[0]
+            token = token_for("erp", all_channels=True, can_mark_sent=True)
+            headers = {"Authorization": f"Token {token}"}
+            marked = requests.patch(f"{base}/api/v1/orders/{order['pk']}/",
+                                    json={"is_send": True}, headers=headers)  # fmt: skip
+            assert marked.status_code == 200, marked.text
+            assert marked.json()["is_send"] is True
+        finally:
+            with psycopg.connect(replica_url, autocommit=True) as conn:
+                conn.execute("SELECT pg_wal_replay_resume()")
+    assert Order.objects.get(pk=order["pk"]).is_send is True
