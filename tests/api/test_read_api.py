@@ -2,7 +2,7 @@
 
 import base64
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
@@ -168,6 +168,25 @@ def test_order_filters(channel):
     assert numbers(f"date_placed__lte={since}") == [old.pk]
     # RFC 3339 allows the T and the Z in lower case.
     assert numbers(f"date_placed__lte={since.replace('T', 't').replace('Z', 'z')}") == [old.pk]
+
+
+def test_date_filters_include_their_bound_and_read_the_offset(api_client, channel):
+    """`__gte` and `__lte` take orders placed at the very instant they name; an offset
+    names an instant (15:00+03:00 is 12:00 UTC), and a time without one is UTC."""
+    placed = datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=UTC)
+    before, at, after = (make_order(channel=channel, items=1, date_placed=placed + shift)
+                         for shift in (timedelta(hours=-1), timedelta(0), timedelta(hours=1)))  # fmt: skip
+
+    def pks(**query):
+        response = api_client.get("/api/v1/orders/", query)
+        assert response.status_code == 200, response.json()
+        return sorted(o["pk"] for o in response.json()["results"])
+
+    for bound in ("2026-11-25T12:00:00.123456Z", "2026-11-25T15:00:00.123456+03:00",
+                  "2026-11-25T07:00:00.123456-05:00", "2026-11-25T12:00:00.123456"):  # fmt: skip
+        assert pks(date_placed__gte=bound) == sorted([at.pk, after.pk]), bound
+        assert pks(date_placed__lte=bound) == sorted([before.pk, at.pk]), bound
+        assert pks(date_placed__gte=bound, date_placed__lte=bound) == [at.pk], bound
 
 
 @pytest.mark.parametrize(

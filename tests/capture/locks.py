@@ -26,6 +26,22 @@ def holding_order_lock(order):
         conn.close()
 
 
+@contextlib.contextmanager
+def committed_once_waited_for(sql: str, params: list):
+    """Run `sql` in a transaction of the test's own, which keeps the rows it wrote
+    locked; what the block starts waits for them, and the transaction commits once a
+    backend waits (the block's work then goes on against the committed rows)."""
+    conn = _connect()
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql, params)
+        yield
+        wait_for_lock_waiters(1)
+        conn.commit()
+    finally:
+        conn.close()
+
+
 def wait_for_lock_waiters(count: int, timeout: float = 10) -> None:
     """Wait until `count` backends are waiting for a row lock."""
     conn = _connect()

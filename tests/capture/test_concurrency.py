@@ -140,19 +140,10 @@ def test_an_order_cancelled_while_a_capture_waits_for_its_lock_is_not_captured(
         finally:
             connection.close()
 
-    holder = locks._connect()
-    try:
-        with holder.cursor() as cursor:
-            cursor.execute(
-                "UPDATE orders_order SET status = %s WHERE id = %s",
-                [OrderStatus.CANCELED.value, order.pk],
-            )
+    cancel = "UPDATE orders_order SET status = %s WHERE id = %s"
+    with locks.committed_once_waited_for(cancel, [OrderStatus.CANCELED.value, order.pk]):
         thread = threading.Thread(target=run)
         thread.start()
-        locks.wait_for_lock_waiters(1)
-        holder.commit()
-    finally:
-        holder.close()
     thread.join(timeout=30)
 
     response = results["response"]

@@ -5,6 +5,8 @@ the new one sent the same deliveries, and wrote its outcomes over the new job's
 at its next POST and records nothing over another job's record. In-process lanes, a
 real receiver on loopback; the job's row is procrastinate's."""
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.utils import timezone
@@ -132,3 +134,53 @@ def test_a_slow_receivers_outcomes_are_recorded_as_the_lane_goes(api_client, cha
     assert recorded[-1] >= 2  # the first POSTs' outcomes were in before the last POST
     in_lane = [d for d in WebhookDelivery.objects.all() if d.pk % 4 == lane]
     assert {(d.state, d.attempts) for d in in_lane} == {(DeliveryState.DELIVERED, 1)}
+
+
+def test_a_job_ended_as_stalled_before_its_first_post_sends_nothing(api_client, channel):
+    """A worker that froze while its lane's job waited (for deliveries, or before it
+    began) has had the job ended and the lane given to a new job: on waking, the job
+    asks before its first POST, not HOLD_CHECK_SECONDS into its batch, and sends none."""
+    with receiving() as receiver:
+        subscription, _ = webhook_subscription_create_or_update(url=receiver.url)
+        capture_orders(api_client, channel, 12)
+        lane = WebhookDelivery.objects.order_by("id").first().pk % 4
+        job = running_job()
+        end_as_stalled(job)
+        assert webhook_lane_flush(subscription_id=subscription.pk, lane=lane, job_id=job) == 0
+    assert receiver.requests == []
+    in_lane = [d for d in WebhookDelivery.objects.all() if d.pk % 4 == lane]
+    assert {(d.state, d.attempts) for d in in_lane} == {(DeliveryState.PENDING, 0)}
+    assert not DeliveryAttempt.objects.exists()
+
+
+def test_a_failure_another_job_recorded_meanwhile_is_kept(api_client, channel, monkeypatch,
+                                                          after_each_post):  # fmt: skip
+    """As above when the new job's POST failed: its failure and the time of its retry
+    stay, not the frozen job's late success over them (one attempt counted for two
+    tries, both numbered 1, and a delivery the receiver refused marked delivered)."""
+    monkeypatch.setattr(delivery, "BATCH", 1)
+    with receiving() as receiver:
+        subscription, _ = webhook_subscription_create_or_update(url=receiver.url)
+        capture_orders(api_client, channel, 12)
+        first = WebhookDelivery.objects.order_by("id").first()
+        retry_at = timezone.now() + timedelta(minutes=5)
+
+        def failed_for_the_new_job():
+            if DeliveryAttempt.objects.filter(delivery=first).exists():
+                return  # once
+            WebhookDelivery.objects.filter(pk=first.pk).update(
+                attempts=1, next_attempt_at=retry_at, last_outcome="HTTP 500"
+            )
+            DeliveryAttempt.objects.create(delivery=first, number=1, started_at=timezone.now(),
+                                           duration_ms=3, status_code=500)  # fmt: skip
+
+        after_each_post(failed_for_the_new_job)
+        webhook_lane_flush(subscription_id=subscription.pk, lane=first.pk % 4)
+    first.refresh_from_db()
+    assert (first.state, first.attempts, first.last_outcome, first.next_attempt_at) == (
+        DeliveryState.PENDING, 1, "HTTP 500", retry_at,
+    )  # fmt: skip
+    assert list(
+        DeliveryAttempt.objects.filter(delivery=first).values_list("number", "status_code")
+    ) == [(1, 500)]
+    assert len(receiver.requests) == 1  # it stopped: the lane's other job sends the rest

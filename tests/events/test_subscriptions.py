@@ -18,7 +18,10 @@ from django.utils import timezone
 from events.delivery import retry_schedule, webhook_lane_flush
 from events.models import DeliveryState, WebhookDelivery, WebhookSubscription
 from events.outbound import TargetRefused, resolve
-from events.services import webhook_subscription_create_or_update
+from events.services import (
+    webhook_deliveries_redeliver,
+    webhook_subscription_create_or_update,
+)
 from omnitron.admin import large_tables
 from tests.events.helpers import receiving
 from tests.factories import make_api_user, make_order
@@ -612,3 +615,37 @@ def test_not_even_a_superuser_deletes_a_subscription(client, db):
     assert client.get(page).status_code == 403
     assert client.post(page, {"post": "yes"}).status_code == 403
     assert WebhookSubscription.objects.filter(pk=subscription.pk).exists()
+
+
+@override_settings(WEBHOOK_REQUIRE_HTTPS=False, WEBHOOK_ALLOW_PRIVATE_TARGETS=True)
+def test_a_failed_delivery_sent_again_goes_on_from_its_attempts(api_client, order):
+    """docs/webhooks.md: sent again, a failed delivery is pending and no longer failed,
+    keeps its attempts (numbered on from where they stopped), and one more failure fails
+    it again, with the same webhook-id."""
+    with receiving(answer=lambda number, webhook_id: 500) as receiver:
+        subscription, _ = webhook_subscription_create_or_update(
+            url=receiver.url, event_types=["order.captured"]
+        )
+        WebhookSubscription.objects.filter(pk=subscription.pk).update(retry_schedule=[60])
+        capture(api_client, order, [order.items.first().pk])
+        delivery = WebhookDelivery.objects.get()
+        lane = delivery.pk % 4
+        webhook_lane_flush(subscription_id=subscription.pk, lane=lane)
+        WebhookDelivery.objects.update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+        webhook_lane_flush(subscription_id=subscription.pk, lane=lane)
+        delivery.refresh_from_db()
+        assert (delivery.state, delivery.attempts) == (DeliveryState.FAILED, 2)
+        assert delivery.failed_at is not None
+
+        assert webhook_deliveries_redeliver(deliveries=WebhookDelivery.objects.all()) == 1
+        delivery.refresh_from_db()
+        assert (delivery.state, delivery.attempts, delivery.failed_at) == (
+            DeliveryState.PENDING, 2, None)  # fmt: skip
+        assert delivery.next_attempt_at <= timezone.now()
+        webhook_lane_flush(subscription_id=subscription.pk, lane=lane)
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempts, delivery.next_attempt_at) == (
+        DeliveryState.FAILED, 3, None)  # fmt: skip
+    assert list(delivery.tries.order_by("number").values_list("number", "status_code")) == [
+        (1, 500), (2, 500), (3, 500)]  # fmt: skip
+    assert receiver.ids() == [delivery.event_id] * 3

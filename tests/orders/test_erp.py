@@ -1,14 +1,18 @@
 """Omnitron's ERP pull: list orders not yet sent, mark each sent; only `is_send` can
 change, only with orders.mark_order_sent, only in your channels."""
 
+import threading
 import time
 from io import StringIO
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.db import connection
 
+from orders.enums import OrderStatus
 from orders.models import Order
+from tests.capture import locks
 from tests.factories import ChannelFactory, make_order
 from tests.helpers import client_for
 
@@ -156,3 +160,29 @@ def test_marking_an_order_as_it_already_is_changes_nothing(erp, channel):
         Order.objects.get(pk=order.pk).modified_date.isoformat().replace("+00:00", "Z")
         == first["modified_date"]
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_marking_sent_keeps_what_another_writer_committed_while_it_waited(erp, channel):
+    """The PATCH writes is_send and nothing else: an operator's change to the order
+    (here its status), committed while the PATCH waited for the order's row, stays."""
+    order = make_order(channel=channel, items=1)
+    assert order.status != OrderStatus.SHIPPED
+    results = {}
+
+    def mark():
+        try:
+            results["response"] = erp.patch(f"/api/v1/orders/{order.pk}/", {"is_send": True},
+                                            format="json")  # fmt: skip
+        finally:
+            connection.close()
+
+    ship = "UPDATE orders_order SET status = %s WHERE id = %s"
+    with locks.committed_once_waited_for(ship, [OrderStatus.SHIPPED.value, order.pk]):
+        thread = threading.Thread(target=mark)
+        thread.start()
+    thread.join(timeout=30)
+
+    assert results["response"].status_code == 200
+    order.refresh_from_db()
+    assert (order.is_send, order.status) == (True, OrderStatus.SHIPPED)
