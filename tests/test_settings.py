@@ -299,6 +299,9 @@ def test_an_empty_number_setting_is_its_default():
     assert result.stdout.splitlines()[-1] == "[5, 30, 120, 600, 3600, 21600, 86400] 8", (
         result.stderr
     )
+    # The default as webhooks.md's table of variables quotes it.
+    webhooks = (ROOT / "docs" / "webhooks.md").read_text()
+    assert "| `WEBHOOK_RETRY_SCHEDULE` | `5,30,120,600,3600,21600,86400` |" in webhooks
 
 
 @pytest.mark.django_db
