@@ -171,11 +171,13 @@ def test_order_filters(channel):
 
 
 def test_date_filters_include_their_bound_and_read_the_offset(api_client, channel):
-    """`__gte` and `__lte` take orders placed at the very instant they name; an offset
-    names an instant (15:00+03:00 is 12:00 UTC), and a time without one is UTC."""
+    """`__gte` and `__lte` take orders placed at the very instant they name, to the
+    microsecond; an offset names an instant (15:00+03:00 is 12:00 UTC), and a time
+    without one is UTC."""
     placed = datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=UTC)
+    moments = (timedelta(microseconds=-1), timedelta(0), timedelta(microseconds=1))
     before, at, after = (make_order(channel=channel, items=1, date_placed=placed + shift)
-                         for shift in (timedelta(hours=-1), timedelta(0), timedelta(hours=1)))  # fmt: skip
+                         for shift in moments)  # fmt: skip
 
     def pks(**query):
         response = api_client.get("/api/v1/orders/", query)
