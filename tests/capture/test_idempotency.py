@@ -281,3 +281,16 @@ def test_a_superuser_without_the_orders_channel_gets_the_replay(order):
     assert (replay.status_code, replay.content) == (200, first.content)
     assert replay["Idempotent-Replayed"] == "true"
     assert Capture.objects.count() == 1
+
+
+def test_the_prune_keeps_every_key_still_within_its_24_hours(api_user):
+    """A key pruned before its 24 hours are up is new again: a client's retry of a
+    capture would no longer replay its answer."""
+    now = timezone.now()
+    for key, age in (("young", timedelta(hours=1)), ("almost", timedelta(hours=23, minutes=59)),
+                     ("expired", timedelta(hours=24, minutes=1))):  # fmt: skip
+        IdempotencyRecord.objects.create(user=api_user, key=key, request_fingerprint="f",
+                                         status_code=200, response_body="{}",
+                                         created_at=now - age)  # fmt: skip
+    call_command("prune_idempotency_keys", stderr=StringIO())
+    assert sorted(IdempotencyRecord.objects.values_list("key", flat=True)) == ["almost", "young"]

@@ -649,3 +649,45 @@ def test_a_failed_delivery_sent_again_goes_on_from_its_attempts(api_client, orde
     assert list(delivery.tries.order_by("number").values_list("number", "status_code")) == [
         (1, 500), (2, 500), (3, 500)]  # fmt: skip
     assert receiver.ids() == [delivery.event_id] * 3
+
+
+def test_resending_warns_only_when_a_delivery_is_not_sent_at_once(client, api_client, channel):
+    """A redelivery queued to go at once is news; one left failed (an inactive
+    subscription) or waiting for a pause is a warning."""
+    from django.contrib import messages
+
+    subscription, _ = webhook_subscription_create_or_update(
+        url="https://hooks.example.com/a", event_types=["order.captured"]
+    )
+    order = make_order(channel=channel, items=1)
+    assert capture(api_client, order, [order.items.get().pk]).status_code == 200
+    delivery = WebhookDelivery.objects.get()
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+
+    def redeliver():
+        WebhookDelivery.objects.update(state=DeliveryState.FAILED, next_attempt_at=None,
+                                       failed_at=timezone.now())  # fmt: skip
+        response = client.post("/admin/events/webhookdelivery/",
+                               {"action": "redeliver", "_selected_action": [delivery.pk]},
+                               follow=True)  # fmt: skip
+        return [m.level for m in response.context["messages"]]
+
+    assert redeliver() == [messages.INFO]
+    WebhookSubscription.objects.filter(pk=subscription.pk).update(is_active=False)
+    assert redeliver() == [messages.WARNING]
+
+
+def test_resume_counts_only_the_subscriptions_it_resumed(client, db):
+    """Selecting every subscription to resume the paused one says one was resumed."""
+    paused, _ = webhook_subscription_create_or_update(url="https://hooks.example.com/p")
+    healthy, _ = webhook_subscription_create_or_update(url="https://hooks.example.com/h")
+    WebhookSubscription.objects.filter(pk=paused.pk).update(
+        paused_until=timezone.now() + timedelta(minutes=5), timeouts_in_a_row=2
+    )
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    response = client.post("/admin/events/webhooksubscription/",
+                           {"action": "resume", "_selected_action": [paused.pk, healthy.pk]},
+                           follow=True)  # fmt: skip
+    assert [str(m) for m in response.context["messages"]] == [
+        "1 subscription(s) resumed: their deliveries go now."
+    ]

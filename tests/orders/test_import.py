@@ -322,3 +322,16 @@ def test_a_json_field_is_taken_nested_up_to_100_deep(db, tmp_path, depth, refuse
             OrderItem.objects.get(product_sku="SKU-1").attributes
             == data["orders"][0]["items"][0]["attributes"]
         )
+
+
+def test_a_reimport_updates_every_name_of_a_customer_and_counts_what_it_skipped(db, tmp_path):
+    """Customers are upserted by pk, all three of email, first and last name; the
+    message on stderr counts the orders created and those skipped as existing."""
+    _, first = run_import(tmp_path, document())
+    assert "Imported 2 order(s), skipped 0 existing." in first
+    changed = document()
+    changed["customers"][0].update(first_name="Augusta", last_name="King")
+    _, again = run_import(tmp_path, changed)
+    customer = Customer.objects.get(pk=10)
+    assert (customer.first_name, customer.last_name) == ("Augusta", "King")
+    assert "Imported 0 order(s), skipped 2 existing." in again

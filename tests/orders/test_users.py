@@ -148,3 +148,34 @@ def test_a_name_stored_as_typed_before_stays_that_user(db):
     answer = APIClient().post("/api/v1/auth/login/", {"username": "ｆｕｌｌ",
                                                       "password": "pw-full-1"}, format="json")  # fmt: skip
     assert (answer.status_code, answer.json()) == (200, {"key": token})
+
+
+def test_a_rerun_without_an_option_takes_back_what_it_granted(db):
+    """Re-running makes the user what the options say: a re-run without --staff or
+    --mark-sent leaves an integration that was staff (or the ERP's) without the admin
+    and without PATCH is_send."""
+    channel = ChannelFactory()
+    create("erp", "--channel", str(channel.pk), "--staff", "--mark-sent", "--password", "pw-erp-1")
+    user = User.objects.get(username="erp")
+    assert (user.is_staff, user.has_perm("orders.view_order")) == (True, True)
+    assert user.has_perm("orders.mark_order_sent")
+
+    create("erp", "--channel", str(channel.pk))
+    user = User.objects.get(username="erp")
+    assert not user.is_staff
+    assert not user.has_perm("orders.view_order")
+    assert not user.has_perm("capture.view_capture")
+    assert not user.has_perm("orders.mark_order_sent")
+    assert user.has_perm("orders.capture_order")
+
+
+def test_a_rerun_without_a_channel_option_keeps_the_users_channels(db):
+    """docs/operations.md: no channel option leaves the channels as they are (a re-run
+    to set a password must not leave the integration without orders)."""
+    a, b = ChannelFactory(), ChannelFactory()
+    create("wms", "--channel", str(a.pk), "--channel", str(b.pk))
+    warned = StringIO()
+    call_command("create_api_user", "wms", "--password", "pw-wms-2", stdout=StringIO(),
+                 stderr=warned)  # fmt: skip
+    assert channels_of("wms") == {a.pk, b.pk}
+    assert warned.getvalue() == ""
