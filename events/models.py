@@ -111,6 +111,8 @@ class WebhookSubscription(models.Model):
             errors["event_types"] = "At least one event type: with none it receives nothing."
         elif unknown := set(self.event_types) - set(EVENT_TYPES):
             errors["event_types"] = f"Unknown event type(s): {', '.join(sorted(unknown))}."
+        elif len(set(self.event_types)) != len(self.event_types):
+            errors["event_types"] = "Each event type once."
         channel_ids = self.channel_ids or ()
         if any(not 1 <= pk <= MAX_INTEGER for pk in channel_ids):
             errors["channel_ids"] = f"A channel id is 1 to {MAX_INTEGER}."

@@ -435,7 +435,7 @@ def test_a_subscription_written_by_the_release_before_gets_its_defaults(db):
 
 def test_the_service_and_create_webhook_keep_the_admins_channel_rules(db):
     """The rules were the admin form's only: create_webhook took a channel twice and
-    more than a thousand."""
+    more than a thousand, and an event type twice."""
 
     with pytest.raises(ValidationError, match="Each channel once"):
         webhook_subscription_create_or_update(url="https://hooks.example.com/a",
@@ -447,6 +447,13 @@ def test_the_service_and_create_webhook_keep_the_admins_channel_rules(db):
     call_command("create_webhook", "https://hooks.example.com/c", "--channel=1", "--channel=1",
                  stdout=StringIO(), stderr=StringIO())  # fmt: skip
     assert WebhookSubscription.objects.get().channel_ids == [1]
+    # The same for event types (the type was stored twice).
+    with pytest.raises(ValidationError, match="Each event type once"):
+        webhook_subscription_create_or_update(url="https://hooks.example.com/d",
+                                              event_types=["order.captured"] * 2)  # fmt: skip
+    call_command("create_webhook", "https://hooks.example.com/e", "--event=order.captured",
+                 "--event=order.captured", stdout=StringIO(), stderr=StringIO())  # fmt: skip
+    assert WebhookSubscription.objects.get(url__endswith="/e").event_types == ["order.captured"]
 
 
 def test_staff_with_every_subscription_permission_still_cannot_write_one(client, channel):

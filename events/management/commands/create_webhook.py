@@ -46,7 +46,7 @@ class Command(BaseCommand):
     def handle(self, *args, url, events, channels, headers, **options):
         try:
             subscription, _ = webhook_subscription_create_or_update(
-                url=url, event_types=events or KEEP,
+                url=url, event_types=sorted(set(events)) if events else KEEP,
                 channel_ids=None if channels is None else sorted(set(channels)),
                 headers=KEEP if headers is None else _headers(headers),
             )  # fmt: skip
