@@ -2,6 +2,7 @@
 wait exactly where a concurrent one would."""
 
 import contextlib
+import threading
 import time
 
 import psycopg
@@ -24,6 +25,28 @@ def holding_order_lock(order):
     finally:
         conn.rollback()
         conn.close()
+
+
+def in_a_thread(call):
+    """Start `call` in a thread with a database connection of its own (closed when it
+    ends), as another app process would run it; returns a function that waits for it
+    and answers what `call` returned."""
+    results = {}
+
+    def run():
+        try:
+            results["value"] = call()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+
+    def result(timeout: float = 30):
+        thread.join(timeout=timeout)
+        return results["value"]
+
+    return result
 
 
 @contextlib.contextmanager

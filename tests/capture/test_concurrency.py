@@ -132,21 +132,12 @@ def test_an_order_cancelled_while_a_capture_waits_for_its_lock_is_not_captured(
     order = make_order(channel=channel, items=2)
     pks = list(order.items.order_by("pk").values_list("pk", flat=True))
     body = {"order": order.number, "order_items": [{"pk": pk_as(pk)} for pk in pks]}
-    results = {}
-
-    def run():
-        try:
-            results["response"] = client_for(api_user).post(CAPTURE_URL, body, format="json")
-        finally:
-            connection.close()
-
     cancel = "UPDATE orders_order SET status = %s WHERE id = %s"
     with locks.committed_once_waited_for(cancel, [OrderStatus.CANCELED.value, order.pk]):
-        thread = threading.Thread(target=run)
-        thread.start()
-    thread.join(timeout=30)
-
-    response = results["response"]
+        answer = locks.in_a_thread(
+            lambda: client_for(api_user).post(CAPTURE_URL, body, format="json")
+        )
+    response = answer()
     assert (response.status_code, response.json()["code"]) == (400, "order_not_capturable")
     assert not OrderItem.objects.filter(captured_at__isnull=False).exists()
     assert not CaptureItem.objects.exists()

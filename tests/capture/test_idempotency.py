@@ -5,7 +5,6 @@ the answer is read inside the capture's transaction instead (`_claim`: a retry t
 raced the first request)."""
 
 import json
-import threading
 from datetime import timedelta
 from io import StringIO
 from unittest.mock import patch
@@ -18,7 +17,7 @@ from django.utils import timezone
 
 from capture.models import Capture, IdempotencyRecord
 from orders.models import ChannelMembership, OrderItem
-from tests.capture.locks import holding_order_lock, wait_for_lock_waiters
+from tests.capture.locks import holding_order_lock, in_a_thread, wait_for_lock_waiters
 from tests.factories import make_api_user, make_order
 from tests.helpers import CAPTURE_URL, capture, client_for
 
@@ -121,25 +120,17 @@ def test_expired_keys_are_forgotten_and_pruned(api_client, order):
 
 def test_a_key_whose_first_request_is_running_is_409_in_use(api_user, order, transactional_db):
     pk = order.items.first().pk
-    results = {}
-
-    def first_request():
-        results["first"] = capture(client_for(api_user), order, [pk], key="busy")
-        connection.close()
-
     with holding_order_lock(order):
-        thread = threading.Thread(target=first_request)
-        thread.start()
+        first = in_a_thread(lambda: capture(client_for(api_user), order, [pk], key="busy"))
         wait_for_lock_waiters(1)
         second = capture(client_for(api_user), order, [pk], key="busy")
-    thread.join(timeout=30)
 
     assert second.status_code == 409
     assert second.json()["code"] == "idempotency_key_in_use"
     assert second["Retry-After"] == "1"
-    assert results["first"].status_code == 200
+    assert first().status_code == 200
     third = capture(client_for(api_user), order, [pk], key="busy")
-    assert (third.status_code, third.content) == (200, results["first"].content)
+    assert (third.status_code, third.content) == (200, first().content)
     assert Capture.objects.count() == 1
 
 
@@ -249,24 +240,14 @@ def test_a_key_running_for_one_user_is_free_for_another(api_user, order, channel
     is not told that the first one is in use."""
     other = make_api_user(channels=[channel])
     elsewhere = make_order(channel=channel, items=1)
-    results = {}
-
-    def first_request():
-        try:
-            results["first"] = capture(client_for(api_user), order, [order.items.first().pk],
-                                       key="shared")  # fmt: skip
-        finally:
-            connection.close()
-
+    pk = order.items.first().pk
     with holding_order_lock(order):
-        thread = threading.Thread(target=first_request)
-        thread.start()
+        first = in_a_thread(lambda: capture(client_for(api_user), order, [pk], key="shared"))
         wait_for_lock_waiters(1)
         theirs = capture(client_for(other), elsewhere, [elsewhere.items.get().pk], key="shared")
-    thread.join(timeout=30)
 
     assert theirs.status_code == 200
-    assert results["first"].status_code == 200
+    assert first().status_code == 200
     assert Capture.objects.count() == 2
 
 

@@ -1,14 +1,12 @@
 """Omnitron's ERP pull: list orders not yet sent, mark each sent; only `is_send` can
 change, only with orders.mark_order_sent, only in your channels."""
 
-import threading
 import time
 from io import StringIO
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.db import connection
 
 from orders.enums import OrderStatus
 from orders.models import Order
@@ -168,21 +166,11 @@ def test_marking_sent_keeps_what_another_writer_committed_while_it_waited(erp, c
     (here its status), committed while the PATCH waited for the order's row, stays."""
     order = make_order(channel=channel, items=1)
     assert order.status != OrderStatus.SHIPPED
-    results = {}
-
-    def mark():
-        try:
-            results["response"] = erp.patch(f"/api/v1/orders/{order.pk}/", {"is_send": True},
-                                            format="json")  # fmt: skip
-        finally:
-            connection.close()
-
     ship = "UPDATE orders_order SET status = %s WHERE id = %s"
     with locks.committed_once_waited_for(ship, [OrderStatus.SHIPPED.value, order.pk]):
-        thread = threading.Thread(target=mark)
-        thread.start()
-    thread.join(timeout=30)
-
-    assert results["response"].status_code == 200
+        answer = locks.in_a_thread(
+            lambda: erp.patch(f"/api/v1/orders/{order.pk}/", {"is_send": True}, format="json")
+        )
+    assert answer().status_code == 200
     order.refresh_from_db()
     assert (order.is_send, order.status) == (True, OrderStatus.SHIPPED)
