@@ -28,7 +28,7 @@ import requests
 
 from bench.infra import PYTHON, ROOT, api_token, app_server, log, manage, migrate
 from bench.load import RATIO_CONCURRENCY, Server, ratio, wrk
-from bench.seeding import Seeds, capture_body
+from bench.seeding import Seeds, capture_body, table_columns
 
 # A year of a busy shop.
 FULL = {"orders": 2_000_000, "captures": 1_000_000, "keys": 1_000_000, "events": 1_000_000}
@@ -70,15 +70,6 @@ def second_database(database_url: str, suffix: str = "_big"):
 # Filling
 
 
-def _columns(cursor, table: str, *, leave_out: set[str]) -> list[str]:
-    cursor.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = %s "
-        "ORDER BY ordinal_position",
-        [table],
-    )
-    return [row[0] for row in cursor.fetchall() if row[0] not in leave_out]
-
-
 def _max_id(cursor, table: str) -> int:
     cursor.execute(f"SELECT coalesce(max(id), 0) FROM {table}")
     return cursor.fetchone()[0]
@@ -93,7 +84,7 @@ def _copies(cursor, table: str, template_where: str, overrides: dict[str, str],
             source: str, params: dict) -> int:  # fmt: skip
     """INSERT INTO table a row per row of `source`, each a copy of the template row
     with the `overrides` (column: SQL expression)."""
-    kept = _columns(cursor, table, leave_out=set(overrides))
+    kept = table_columns(cursor, table, leave_out=set(overrides))
     columns = ", ".join([*overrides, *kept])
     values = ", ".join([*overrides.values(), *(f"t.{c}" for c in kept)])
     cursor.execute(

@@ -1,9 +1,11 @@
 """The orders every scenario captures, seeded before the server starts.
 
-Orders go in through the project's own import service (`manage.py import_orders`'s),
-run by bench/importer.py, one process for all of a run's batches. A scenario reads its
-capture requests from a bodies file: one JSON request body per line, each used once
-(bench/requests.lua)."""
+The first order of each batch goes in through the project's own import service
+(`manage.py import_orders`'s), run by bench/importer.py, one process for all of a
+run's batches; the rest of the batch are copies of it made in SQL, so every column
+holds what the import writes (importing every order, `make bench-smoke` spent 25 s
+migrating and seeding, 12 s now). A scenario reads its capture requests from a bodies
+file: one JSON request body per line, each used once (bench/requests.lua)."""
 
 import json
 import secrets
@@ -65,7 +67,22 @@ class Seeds:
             self._importer = None
 
     def orders(self, prefix: str, orders: int, items: int) -> list[dict]:
-        doc = document(orders=orders, items=items, prefix=prefix)
+        """`orders` new orders of `items` items each, numbered `prefix`-0000000 on, as
+        the import service answers them ({pk, number, channel, items: [{pk,
+        product_sku}]}): the first imported, the others copied from it. The tables are
+        analyzed after, as a running shop's are (autovacuum analyzes a table within a
+        minute of a bulk load): without statistics PostgreSQL planned the capture's lock
+        statement again on every capture, its cached generic plan looking dearer on a
+        never-analyzed table (docs/performance.md)."""
+        first = self._imported(prefix, items)
+        with psycopg.connect(self.env["DATABASE_URL"], autocommit=True) as conn:
+            copies = _copies(conn, first, prefix, orders - 1) if orders > 1 else []
+            conn.execute("ANALYZE orders_order, orders_orderitem")
+        return [first, *copies]
+
+    def _imported(self, prefix: str, items: int) -> dict:
+        """One order imported through the import service."""
+        doc = document(orders=1, items=items, prefix=prefix)
         if self._importer is None:
             self._importer = subprocess.Popen(
                 [PYTHON, "bench/importer.py"], cwd=ROOT, env=self.env, text=True,
@@ -78,17 +95,7 @@ class Seeds:
             raise RuntimeError(
                 f"bench/importer.py stopped ({self._importer.wait()}): see its stderr"
             )
-        self.analyze()
-        return json.loads(answer)["created"]
-
-    def analyze(self) -> None:
-        """Statistics for the tables just filled, as a running shop's tables have them
-        (autovacuum analyzes a table within a minute of a bulk load). Without them
-        PostgreSQL plans the capture's lock statement again on every capture: its
-        cached generic plan looks dearer than a fresh one on a never-analyzed table
-        (docs/performance.md)."""
-        with psycopg.connect(self.env["DATABASE_URL"], autocommit=True) as conn:
-            conn.execute("ANALYZE orders_order, orders_orderitem")
+        return json.loads(answer)["created"][0]
 
     def bodies_file(self, name: str, bodies: list[dict]) -> str:
         path = self.workdir / f"{name}.jsonl"
@@ -122,6 +129,49 @@ class Seeds:
     def ratio_bodies(self, rounds: int, secs: int) -> list[str]:
         """One bodies file of 1-item orders per ratio round (concurrency 16)."""
         return [self.capture_bodies("RATIO", 16, 1, secs, tag=str(n)) for n in range(rounds)]
+
+
+def table_columns(cursor, table: str, *, leave_out: set[str]) -> list[str]:
+    cursor.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = %s "
+        "ORDER BY ordinal_position",
+        [table],
+    )
+    return [row[0] for row in cursor.fetchall() if row[0] not in leave_out]
+
+
+def _copies(conn, template: dict, prefix: str, count: int) -> list[dict]:
+    """`count` copies of the `template` order and its items, in one statement,
+    numbered as scripts/gen_orders.py numbers orders (`prefix`-0000001 on)."""
+    cursor = conn.cursor()
+    orders = table_columns(cursor, "orders_order", leave_out={"id", "number"})
+    items = table_columns(cursor, "orders_orderitem", leave_out={"id", "order_id"})
+    cursor.execute(
+        f"""
+        WITH new_orders AS (
+            INSERT INTO orders_order (number, {", ".join(orders)})
+            SELECT %(prefix)s || '-' || lpad(g::text, 7, '0'), {", ".join(f"t.{c}" for c in orders)}
+              FROM orders_order t, generate_series(1, %(count)s) g
+             WHERE t.id = %(template)s
+            RETURNING id, number, channel_id
+        ), new_items AS (
+            INSERT INTO orders_orderitem (order_id, {", ".join(items)})
+            SELECT o.id, {", ".join(f"i.{c}" for c in items)}
+              FROM new_orders o, orders_orderitem i
+             WHERE i.order_id = %(template)s
+            RETURNING id, order_id, product_sku
+        )
+        SELECT o.id, o.number, o.channel_id,
+               json_agg(json_build_object('pk', i.id, 'product_sku', i.product_sku)
+                        ORDER BY i.id)
+          FROM new_orders o JOIN new_items i ON i.order_id = o.id
+         GROUP BY o.id, o.number, o.channel_id
+         ORDER BY o.id
+        """,
+        {"prefix": prefix, "count": count, "template": template["pk"]},
+    )
+    return [{"pk": pk, "number": number, "channel": channel, "items": items}
+            for pk, number, channel, items in cursor.fetchall()]  # fmt: skip
 
 
 @dataclass
