@@ -17,7 +17,7 @@ from events.models import Event
 from orders.models import OrderItem
 from tests.factories import ChannelFactory, make_api_user, make_order
 from tests.helpers import capture
-from tests.orders.test_admin import change_form
+from tests.orders.admin_pages import change_form
 
 
 @pytest.fixture
