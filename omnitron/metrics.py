@@ -105,11 +105,13 @@ def add_scrape_collector(collector) -> None:
 def scraper_allowed(address: str | None) -> bool:
     """Whether METRICS_ALLOWED_IPS (addresses or networks, 10.0.0.0/8) holds the
     address: a Prometheus container on a compose network has an address of its
-    network's, not one known in advance."""
+    network's, not one known in advance. An IPv4 client of a server listening on
+    IPv6 (`HOST=::`) arrives as `::ffff:10.0.0.5`: it is read as 10.0.0.5."""
     try:
         ip = ipaddress.ip_address(address or "")
     except ValueError:
         return False
+    ip = getattr(ip, "ipv4_mapped", None) or ip
     return any(ip in network for network in _allowed_networks(tuple(settings.METRICS_ALLOWED_IPS)))
 
 

@@ -167,6 +167,16 @@ def test_metrics_answer_only_the_allowed_addresses(client, settings):
     assert client.get("/metrics", REMOTE_ADDR="not an address").status_code == 404
 
 
+def test_an_ipv4_client_of_a_server_on_ipv6_is_its_ipv4_address(client, settings):
+    """gunicorn bound to `::` sees an IPv4 scraper as ::ffff:127.0.0.1, which was
+    outside 127.0.0.1/32: a 404 to the Prometheus the defaults allow."""
+    settings.METRICS_ALLOWED_IPS = ["127.0.0.1", "::1", "172.16.0.0/12"]
+    assert client.get("/metrics", REMOTE_ADDR="::ffff:127.0.0.1").status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="::ffff:172.18.0.5").status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="::ffff:10.0.0.1").status_code == 404
+    assert client.get("/metrics", REMOTE_ADDR="::2").status_code == 404
+
+
 def test_metrics_take_only_get_and_head():
     """A POST was Django's CSRF page (HTML, no code); TRACE and OPTIONS answered the
     metrics."""
