@@ -23,7 +23,9 @@ def env_number(name: str, default: int, **limits) -> int:
 
 
 port = env_number("PORT", 8000, minimum=1, maximum=65535)
-bind = f"{env.env_text('HOST', '127.0.0.1')}:{port}"
+host = env.env_text("HOST", "127.0.0.1")
+# An IPv6 address takes brackets before its port: `::1:8000` is no address gunicorn reads.
+bind = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 workers = env_number(
     "WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1, minimum=1, maximum=1024
 )

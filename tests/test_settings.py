@@ -15,7 +15,11 @@ from tests.live import (
     MANAGE,
     ROOT,
     VENV_BIN,
+    Process,
+    free_port,
     manage,
+    server_env,
+    wait_until_ready,
 )
 
 
@@ -312,3 +316,16 @@ def test_the_apps_connections_never_jit_compile():
     with connection.cursor() as cursor:
         cursor.execute("SHOW jit")
         assert cursor.fetchone() == ("off",)
+
+
+@pytest.mark.parametrize("host", ["::1", "[::1]"])
+def test_an_ipv6_host_is_served_on(host):
+    """HOST=::1 made gunicorn's bind `::1:<port>`, which it cannot read: it stopped at
+    once with "Error: '' is not a valid port number.", naming no variable."""
+    port = free_port()
+    env = {**server_env(HOST=host, PORT=port, WEB_CONCURRENCY=1), "DJANGO_ALLOWED_HOSTS": "[::1]"}
+    server = Process([str(VENV_BIN / "gunicorn"), "omnitron.wsgi"], env=env)
+    try:
+        wait_until_ready(f"http://[::1]:{port}/healthz", process=server.popen)
+    finally:
+        server.stop()
