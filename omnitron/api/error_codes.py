@@ -122,7 +122,7 @@ class ApiErrorCode(ErrorCode):
         None,
         'Method "{method}" not allowed.',
         "The path does not take this method (`TRACE`, and `CONNECT` to a path: none "
-        "does, and the proxy answers them; `CONNECT host:port` is the proxy's 400).",
+        "does); `Allow` names those it takes. `CONNECT host:port` is the proxy's 400.",
     )
     NOT_ACCEPTABLE = (
         status.HTTP_406_NOT_ACCEPTABLE,

@@ -239,8 +239,10 @@ def test_the_proxy_answers_its_own_errors_as_json():
     assert (internal.status_code, internal.json()["code"]) == (404, "not_found")
     assert (trace.status_code, trace.json()) == (
         405, {"detail": 'Method "TRACE" not allowed.', "code": "method_not_allowed"})  # fmt: skip
+    assert trace.headers["Allow"] == "GET, HEAD, OPTIONS"
     head, _, body = connect.partition(b"\r\n\r\n")  # it said TRACE
     assert head.startswith(b"HTTP/1.1 405 "), connect
+    assert b"\r\nAllow: GET, HEAD, OPTIONS\r\n" in head
     assert json.loads(body) == {"detail": 'Method "CONNECT" not allowed.',
                                 "code": "method_not_allowed"}  # fmt: skip
     for answer in prefixed:
@@ -249,6 +251,30 @@ def test_the_proxy_answers_its_own_errors_as_json():
         assert json.loads(body)["code"] == "not_found"
     assert (app_down.status_code, app_down.json()["code"]) == (502, "app_unavailable")
     assert app_down.headers["Retry-After"] == "5"
+
+
+def test_the_methods_the_proxy_refuses_are_answered_as_the_app_answers_them():
+    """docs/api.md: a method a path does not take is 405 `method_not_allowed` "with
+    Allow". nginx refuses TRACE and CONNECT itself, and its 405 had no Allow (RFC 9110
+    requires one, naming the path's methods): they go on to the app, which answers
+    them as it answers any method a path does not take."""
+    paths = ["/api/v1/capture-order/", "/api/v1/orders/", "/api/v1/orders/1/", "/healthz"]
+    with gunicorn(workers=1) as (app, server), nginx(app) as (proxy, _):
+        for path in paths:
+            direct = requests.request("TRACE", f"{app}{path}", timeout=5)
+            proxied = requests.request("TRACE", f"{proxy}{path}", timeout=5)
+            assert (proxied.status_code, proxied.json()) == (405, direct.json()), path
+            assert proxied.headers["Allow"] == direct.headers["Allow"], path
+        with_body = raw_request(proxy, b"TRACE /api/v1/orders/ HTTP/1.1\r\nHost: x\r\n"
+                                       b"Content-Length: 5\r\nConnection: close\r\n\r\nhello")  # fmt: skip
+        server.stop()
+        app_down = requests.request("TRACE", f"{proxy}/api/v1/orders/", timeout=5)
+    assert direct.headers["Allow"] == "GET, HEAD"  # /healthz's, the last
+    head, _, body = with_body.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 405 "), with_body
+    assert b"\r\nAllow: GET, HEAD, OPTIONS\r\n" in head
+    assert json.loads(body)["code"] == "method_not_allowed"
+    assert (app_down.status_code, app_down.json()["code"]) == (502, "app_unavailable")
 
 
 def test_a_client_that_half_closes_after_its_request_gets_the_answer():
