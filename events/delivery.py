@@ -265,8 +265,11 @@ def _record(
             delivery.state, delivery.next_attempt_at = DeliveryState.FAILED, None
             delivery.failed_at = timezone.now()
         else:
+            # Counted from the end of this POST, not from now: the batch is recorded
+            # after its later POSTs, which added up to RECORD_SECONDS and a timeout.
+            ended = started_at + timedelta(milliseconds=outcome.duration_ms)
             delay = schedule[delivery.attempts - 1] * random.uniform(1 - JITTER, 1 + JITTER)
-            delivery.next_attempt_at = timezone.now() + timedelta(seconds=delay)
+            delivery.next_attempt_at = ended + timedelta(seconds=delay)
     deliveries = [sent.delivery for sent in outcomes]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL synchronous_commit = off")

@@ -21,6 +21,7 @@ from .outbound import (
     TargetRefused,
     check_headers,
     check_url,
+    normalized_url,
 )
 from .registry import EVENT_TYPES
 
@@ -107,6 +108,8 @@ class WebhookSubscription(models.Model):
                 check(getattr(self, field))
             except TargetRefused as exc:
                 errors[field] = str(exc)
+        if "url" not in errors:  # one spelling per target: the unique check comes after
+            self.url = normalized_url(self.url)
         if not self.event_types:
             errors["event_types"] = "At least one event type: with none it receives nothing."
         elif unknown := set(self.event_types) - set(EVENT_TYPES):

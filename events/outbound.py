@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import urllib3
 from django.conf import settings
@@ -58,7 +58,9 @@ def check_url(url: str) -> None:
         raise TargetRefused(f"the URL must be {' or '.join(sorted(allowed))}://host/...")
     if any(char.isspace() or not char.isprintable() for char in url):
         raise TargetRefused("the URL has a space or a control character")
-    if len(url) > MAX_URL_LENGTH:
+    if parts.username is not None:  # http.client would drop it, and send no credentials
+        raise TargetRefused("the URL names a user: send credentials as a header instead")
+    if len(normalized_url(url)) > MAX_URL_LENGTH:
         raise TargetRefused(f"the URL is longer than {MAX_URL_LENGTH} characters")
     # An address written in the URL is refused here, not after a day of retries; a
     # name is checked when it is resolved, for each delivery (it may change).
@@ -68,6 +70,38 @@ def check_url(url: str) -> None:
         return
     if not settings.WEBHOOK_ALLOW_PRIVATE_TARGETS and not _is_public(ip):
         raise TargetRefused(f"{parts.hostname} is not a public address")
+
+
+def normalized_url(url: str) -> str:
+    """The URL as a subscription stores it, one spelling per target (a URL has one
+    subscription: `HTTP://Example.com/hook#x` was a second one of the same receiver,
+    which got every event twice): scheme and host in lower case, a name in its ASCII
+    form, no fragment (never sent). For a URL check_url takes."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, _authority(parts), parts.path, parts.query, ""))
+
+
+def ascii_host(hostname: str) -> str:
+    """A host name as DNS, the Host header and TLS take it: an international one in its
+    ASCII form (IDNA: `пример.рф` is `xn--e1afmkfd.xn--p1ai`; http.client could not
+    write it, and every POST failed); an address as it is."""
+    try:
+        ipaddress.ip_address(hostname.split("%")[0])
+        return hostname
+    except ValueError:
+        pass
+    try:
+        return hostname.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise TargetRefused(f"not a host name: {hostname}"[:MAX_OUTCOME_LENGTH]) from None
+
+
+def _authority(parts) -> str:
+    """The host and the port as written, as the Host header names them: an IPv6
+    address in brackets (`Host: ::1:8080` is no host, and nginx answers it 400)."""
+    host = ascii_host(parts.hostname)
+    host = f"[{host}]" if ":" in host else host
+    return host if parts.port is None else f"{host}:{parts.port}"
 
 
 # Headers a subscription may not set: the message's framing and its signature.
@@ -80,8 +114,9 @@ HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}")
 
 def check_headers(headers) -> None:
     """A subscription's extra headers: {name: value} of strings, names HTTP tokens
-    outside RESERVED_HEADERS, values of visible characters and spaces (no CR, LF or
-    NUL: a header must not end early or start another)."""
+    outside RESERVED_HEADERS, values of visible ASCII characters and spaces (no CR, LF
+    or NUL: a header must not end early or start another; http.client could not write
+    `€`, and every POST failed)."""
     if not isinstance(headers, dict):
         raise TargetRefused("headers must be an object of name: value strings")
     for name, value in headers.items():
@@ -93,9 +128,10 @@ def check_headers(headers) -> None:
             not isinstance(value, str)
             or len(value) > 4096
             or not all(char == " " or (char.isprintable() and not char.isspace()) for char in value)
+            or not value.isascii()
         ):
             raise TargetRefused(
-                f"the {name} header's value must be visible text"[:MAX_OUTCOME_LENGTH]
+                f"the {name} header's value must be visible ASCII text"[:MAX_OUTCOME_LENGTH]
             )
 
 
@@ -224,18 +260,19 @@ class Target:
         check_headers(self.headers)
         parts = urlsplit(self.url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        address = resolve(parts.hostname, port)
+        hostname = ascii_host(parts.hostname)
+        address = resolve(hostname, port)
         seconds = settings.WEBHOOK_TIMEOUT_SECONDS
         options = {"port": port, "retries": False, "maxsize": 1,
                    "timeout": urllib3.Timeout(connect=seconds, read=seconds)}  # fmt: skip
         if parts.scheme == "https":
             self.pool = _HTTPSPool(
-                address, server_hostname=parts.hostname, assert_hostname=parts.hostname, **options
+                address, server_hostname=hostname, assert_hostname=hostname, **options
             )
         else:
             self.pool = _HTTPPool(address, **options)
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        self.host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+        self.host = _authority(parts)
 
     def post(self, body: bytes, headers: dict[str, str]) -> Outcome:
         started = time.monotonic()
@@ -248,9 +285,8 @@ class Target:
         try:
             response = self.pool.urlopen(
                 "POST", self.path, body=body, redirect=False, preload_content=False,
-                headers={**self.headers, **headers, "Host": self.host,
-                         "Content-Type": "application/json",
-                         "User-Agent": "omnitron-capture-webhooks/1"},
+                headers={"User-Agent": "omnitron-capture-webhooks/1", **self.headers,
+                         **headers, "Host": self.host, "Content-Type": "application/json"},
             )  # fmt: skip
             try:
                 excerpt = response.read(RESPONSE_EXCERPT_BYTES, decode_content=False)

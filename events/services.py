@@ -18,15 +18,16 @@ def webhook_subscription_create_or_update(
     channel_ids: list[int] | None = KEEP,
     headers: dict[str, str] | None = KEEP,
 ) -> tuple[WebhookSubscription, bool]:
-    """The subscription of this URL: created (every event type, every channel and no
-    extra header unless given; a new secret), or updated with what
-    is given, keeping the rest (its secret, and its event types, channels or headers
-    when not given: a re-run that leaves out `channel_ids` must not widen a channel's
-    subscription to every channel). Either way its pause ends. An operator's
+    """The subscription of this URL (as outbound.normalized_url spells it): created
+    (every event type, every channel and no extra header unless given; a new secret),
+    or updated with what is given, keeping the rest (its secret, and its event types,
+    channels or headers when not given: a re-run that leaves out `channel_ids` must not
+    widen a channel's subscription to every channel). Either way its pause ends. An operator's
     deactivation (`is_active`, the admin's) stays. Returns (subscription, created).
     Raises TargetRefused for a URL or headers it will not send to, and Django's
     ValidationError for anything else the admin would refuse."""
     outbound.check_url(url)
+    url = outbound.normalized_url(url)
     if headers is not KEEP:
         outbound.check_headers(headers)
     with transaction.atomic():

@@ -261,7 +261,7 @@ def test_staff_who_are_not_superusers_see_no_webhooks(client, channel):
         (["https://[::1/hook"], "not a URL"),
         (["https://exa mple.com/hook"], "space"),
         (["https://example.com/" + "x" * 2048], "longer than"),
-        (["https://example.com/hook", "--header", "X-A=v\r\nX-Injected: 1"], "visible text"),
+        (["https://example.com/hook", "--header", "X-A=v\r\nX-Injected: 1"], "visible ASCII text"),
         (["https://example.com/hook", "--header", "Content-Length=5"], "set by the sender"),
         (["https://example.com/hook", "--header", "Bad Name=1"], "not a header name"),
     ],

@@ -1,0 +1,194 @@
+"""What a delivery's POST puts on the wire for the targets and headers a subscription
+takes: a subscription that create_webhook or the admin takes is one a receiver can
+get, under one spelling of its URL, and each retry waits its step after its POST.
+(Found from outside by a helper, 2026-11-30: each of these was taken and then failed
+every POST, or was sent otherwise than set.)"""
+
+import http.server
+import socket
+import threading
+from datetime import timedelta
+from unittest.mock import patch
+
+import pytest
+from django.core.management import CommandError
+from django.test import override_settings
+
+from events import outbound
+from events.delivery import webhook_lane_flush
+from events.models import WebhookDelivery, WebhookSubscription
+from tests.events.helpers import receiving
+from tests.events.test_subscriptions import create_webhook
+from tests.factories import make_api_user, make_order
+from tests.helpers import capture
+from tests.orders.admin_pages import change_form
+
+pytestmark = pytest.mark.django_db
+LOCAL_TARGETS = override_settings(WEBHOOK_REQUIRE_HTTPS=False, WEBHOOK_ALLOW_PRIVATE_TARGETS=True)
+
+
+def send_the_capture(api_client, order) -> WebhookDelivery:
+    capture(api_client, order, [order.items.first().pk])
+    delivery = WebhookDelivery.objects.get()
+    webhook_lane_flush(subscription_id=delivery.subscription_id, lane=delivery.pk % 4)
+    delivery.refresh_from_db()
+    return delivery
+
+
+@LOCAL_TARGETS
+@pytest.mark.parametrize("value", ["Bearer €uro", "café"])
+def test_a_header_value_beyond_ascii_is_refused_when_the_subscription_is_made(value):
+    """`Bearer €uro` was taken, and every POST failed before it was sent (http.client
+    writes a header as Latin-1): 31 hours of retries, then failed. `café` went out as
+    a Latin-1 byte, which a receiver reading UTF-8 does not read as written."""
+    with pytest.raises(CommandError, match="X-Token header's value must be visible ASCII"):
+        create_webhook("http://127.0.0.1:9/hook", "--header", f"X-Token={value}")
+    # A row that holds one anyway (written around the checks): its POSTs say why.
+    target = outbound.Target("http://127.0.0.1:9/hook", {"X-Token": value})
+    outcome = target.post(b"{}", {})
+    assert outcome.error == "refused: the X-Token header's value must be visible ASCII text"
+
+
+@LOCAL_TARGETS
+def test_a_user_agent_the_subscription_sets_is_sent_as_set(api_client, order):
+    """--header "adds a header to every delivery": User-Agent was taken and replaced
+    by the sender's own on every POST."""
+    with receiving() as receiver:
+        create_webhook(receiver.url, "--header", "User-Agent=erp-gateway-auth/7")
+        assert send_the_capture(api_client, order).state == "delivered"
+        WebhookSubscription.objects.update(headers={})
+        WebhookDelivery.objects.all().delete()
+        assert send_the_capture(api_client, make_order(channel=order.channel)).state == "delivered"
+    assert [r["headers"]["User-Agent"] for r in receiver.requests] == [
+        "erp-gateway-auth/7", "omnitron-capture-webhooks/1"]  # fmt: skip
+
+
+class IPv6Receiver:
+    """Answers 200 on [::1], recording each POST's Host header."""
+
+    def __init__(self):
+        hosts = self.hosts = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                hosts.append(self.headers["Host"])
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            address_family = socket.AF_INET6
+
+        self.server = Server(("::1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@LOCAL_TARGETS
+def test_an_ipv6_address_target_gets_its_host_in_brackets(api_client, order):
+    """An IPv6 address in the URL was sent as `Host: ::1:PORT`, which is no host (RFC
+    9112 3.2): nginx answers it 400, so every delivery to such a receiver failed."""
+    receiver = IPv6Receiver()
+    try:
+        create_webhook(f"http://[::1]:{receiver.port}/hook")
+        assert send_the_capture(api_client, order).state == "delivered"
+    finally:
+        receiver.stop()
+    assert receiver.hosts == [f"[::1]:{receiver.port}"]
+
+
+@LOCAL_TARGETS
+def test_an_international_host_name_is_delivered_to_by_its_ascii_name(api_client, order):
+    """`http://пример.localhost/` was taken and every POST failed before it was sent
+    (http.client could not write the Host header); `bücher.localhost` went out with a
+    Latin-1 byte in Host instead of its xn-- form. Only DNS is stood in for: the ASCII
+    name, the one DNS is asked, resolves to loopback."""
+    real = socket.getaddrinfo
+    asked = []
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        asked.append(host)
+        return real("127.0.0.1" if host == "xn--e1afmkfd.localhost" else host, port, *args,
+                    **kwargs)  # fmt: skip
+
+    with receiving() as receiver, patch.object(outbound.socket, "getaddrinfo", getaddrinfo):
+        create_webhook(f"http://ПРИМЕР.localhost:{receiver.port}/hook")
+        delivery = send_the_capture(api_client, order)
+    assert delivery.state == "delivered", delivery.last_outcome
+    assert asked[0] == "xn--e1afmkfd.localhost"  # then the connection asks of its address
+    assert receiver.requests[0]["headers"]["Host"] == f"xn--e1afmkfd.localhost:{receiver.port}"
+    assert WebhookSubscription.objects.get().url == (
+        f"http://xn--e1afmkfd.localhost:{receiver.port}/hook")  # fmt: skip
+
+
+@LOCAL_TARGETS
+def test_a_host_name_that_has_no_ascii_form_is_refused():
+    with pytest.raises(CommandError, match="not a host name"):
+        create_webhook("http://a..b/hook")
+    with pytest.raises(CommandError, match="not a host name"):
+        create_webhook(f"http://{'x' * 64}.example/hook")  # a label is at most 63
+
+
+@LOCAL_TARGETS
+def test_a_url_has_one_subscription_whatever_its_spelling(client):
+    """`HTTP://127.0.0.1/hook` and `.../hook#x` were second subscriptions of the same
+    receiver, which got every event twice, under two secrets."""
+    first = create_webhook("http://127.0.0.1:9/hook?a=B")
+    for spelling in ("HTTP://127.0.0.1:9/hook?a=B", "http://127.0.0.1:9/hook?a=B#x",
+                     "Http://127.0.0.1:09/hook?a=B#"):  # fmt: skip
+        assert create_webhook(spelling) == first
+    assert list(WebhookSubscription.objects.values_list("url", flat=True)) == [
+        "http://127.0.0.1:9/hook?a=B"]  # fmt: skip
+    # The admin's form spells it the same way, so its unique check sees the first.
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    url = "/admin/events/webhooksubscription/add/"
+    form = {**change_form(client, url), "url": "HTTP://127.0.0.1:9/hook?a=B#y",
+            "event_types": "order.captured"}  # fmt: skip
+    response = client.post(url, form)
+    assert response.status_code == 200
+    assert "already exists" in str(response.context["adminform"].form.errors["url"])
+    assert WebhookSubscription.objects.count() == 1
+
+
+@LOCAL_TARGETS
+def test_a_url_that_names_a_user_is_refused():
+    """http.client dropped `user:password@` and sent no credentials at all: every POST
+    went out unauthenticated, with nothing to say so."""
+    with pytest.raises(CommandError, match="names a user"):
+        create_webhook("http://erp:s3cret@127.0.0.1:9/hook")
+
+
+@LOCAL_TARGETS
+def test_a_retry_waits_its_step_after_its_own_post_also_in_a_batch(
+    api_client, channel, monkeypatch
+):
+    """docs/webhooks.md: each retry waits its step, give or take 20%, after the attempt
+    before. The step was counted from when the lane recorded its batch, after the
+    batch's later POSTs: with a receiver answering 500 in 1 s, the first of three
+    deliveries of a lane was due 2 s late, and with `make run`'s 3 s answers a 5 s step
+    came 11 to 12 s after the attempt before. (No jitter here, so a second tells; a
+    10 s step is due after the lane's job ended: one POST each.)"""
+    monkeypatch.setattr("events.delivery.random.uniform", lambda low, high: 1.0)
+    order = make_order(channel=channel, items=9)
+    with receiving(answer=lambda number, webhook_id: 500, delay=1) as receiver:
+        create_webhook(receiver.url)
+        WebhookSubscription.objects.update(retry_schedule=[10])
+        for item in order.items.order_by("pk"):
+            assert capture(api_client, order, [item.pk]).status_code == 200
+        first = WebhookDelivery.objects.order_by("pk").first()
+        lane = WebhookDelivery.objects.filter(pk__in=[first.pk, first.pk + 4, first.pk + 8])
+        webhook_lane_flush(subscription_id=first.subscription_id, lane=first.pk % 4)
+    assert len(receiver.requests) == 3  # one batch, one POST each
+    for delivery in lane:
+        attempt = delivery.tries.get()
+        ended = attempt.started_at + timedelta(milliseconds=attempt.duration_ms)
+        waited = (delivery.next_attempt_at - ended).total_seconds()
+        assert abs(waited - 10) < 0.1, (delivery.pk, waited)
