@@ -3,7 +3,6 @@ file from the working directory). HOST, PORT, WEB_CONCURRENCY, GUNICORN_TIMEOUT 
 PROMETHEUS_MULTIPROC_DIR override (docs/configuration.md)."""
 
 import atexit
-import multiprocessing
 import os
 import shutil
 import sys
@@ -26,12 +25,13 @@ port = env_number("PORT", 8000, minimum=1, maximum=65535)
 host = env.env_text("HOST", "127.0.0.1")
 # An IPv6 address takes brackets before its port: `::1:8000` is no address gunicorn reads.
 bind = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
-workers = env_number(
-    "WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1, minimum=1, maximum=1024
-)
+# The CPUs this process may run on (a container's cpuset), not every CPU of the host.
+workers = env_number("WEB_CONCURRENCY", len(os.sched_getaffinity(0)) * 2 + 1, minimum=1,
+                     maximum=1024)  # fmt: skip
 # A stuck worker is killed after this long. A capture or a page never needs it: the
 # database's timeouts (DB_STATEMENT_TIMEOUT_MS, 15 s) answer first. A CSV export of a
-# whole date range can (docs/api.md): narrow the range, or raise both.
+# whole date range can (docs/api.md): narrow the range, or raise both, and the proxy's
+# proxy_read_timeout (35 s, deploy/nginx/omnitron.conf.template) with them.
 timeout = env_number("GUNICORN_TIMEOUT", 30, minimum=1, maximum=86400)
 graceful_timeout = 20
 keepalive = 5

@@ -22,4 +22,13 @@ fi
 if [ "$#" -gt 0 ]; then
   exec "$@"
 fi
+# The image collects the static files when it is built, into the project's
+# staticfiles/, with the manifest the app names them by: a DJANGO_STATIC_ROOT without
+# one answered the admin's and the docs' pages 500.
+static_root=$(printf '%s' "${DJANGO_STATIC_ROOT:-}" | sed 's/^[[:space:]]*//; s/[[:space:]]*$//')
+static_root=${static_root:-$(cd "$(dirname "$0")/.." && pwd)/staticfiles}
+if [ ! -f "$static_root/staticfiles.json" ]; then
+  echo "DJANGO_STATIC_ROOT: no collected static files in $static_root (the image collects them when it is built: leave it unset)." >&2
+  exit 1
+fi
 exec gunicorn omnitron.wsgi

@@ -5,6 +5,7 @@ import contextlib
 import json
 import os
 import re
+import runpy
 import secrets
 import shutil
 import signal
@@ -19,9 +20,12 @@ import psycopg
 import pytest
 import requests
 import yaml
+from django.conf import settings
 from packaging.requirements import Requirement
 
+from events.delivery import RECORD_SECONDS
 from tests.events.helpers import receiving
+from tests.helpers import PRODUCTION_SECRET_KEY
 from tests.live import (
     MANAGE,
     ROOT,
@@ -62,6 +66,54 @@ def test_compose_starts_every_service_again_when_it_stops():
     assert {name: service.get("restart") for name, service in services.items()} == dict.fromkeys(
         ["postgres", "app", "worker", "proxy"], "unless-stopped"
     )
+
+
+def test_compose_stops_every_service_gracefully_and_publishes_on_loopback():
+    """Read from the files (no engine here): Docker stops a container with SIGTERM, and
+    kills it 10 s later. nginx took SIGTERM for its fast shutdown (requests in flight
+    dropped, a capture committed while its client saw the connection close), gunicorn's
+    workers had 20 s to finish theirs and the worker its batch; the proxy was published
+    on every interface of the host."""
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    proxy_image = (ROOT / "deploy" / "nginx" / "Dockerfile").read_text()
+    assert re.search(r"^STOPSIGNAL SIGQUIT$", proxy_image, re.M)
+    gunicorn_conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    template = (ROOT / "deploy" / "nginx" / "omnitron.conf.template").read_text()
+    proxy_read = int(re.search(r"proxy_read_timeout (\d+)s;", template).group(1))
+
+    def grace(name):
+        return int(services[name]["stop_grace_period"].removesuffix("s"))
+
+    assert grace("app") > gunicorn_conf["graceful_timeout"]
+    assert grace("worker") > RECORD_SECONDS + settings.WEBHOOK_TIMEOUT_SECONDS
+    assert grace("proxy") > proxy_read
+    assert services["proxy"]["ports"] == ["127.0.0.1:8000:80"]
+    assert services["app"]["environment"]["WEB_CONCURRENCY"] == "${WEB_CONCURRENCY:-5}"
+
+
+@pytest.mark.parametrize("static_root", ["empty", "collected"])
+def test_the_image_serves_only_with_its_collected_static_files(tmp_path, static_root):
+    """The image collects the static files when it is built; a DJANGO_STATIC_ROOT set
+    on the container named a directory without them, and the admin's and the docs'
+    pages answered 500: the entry point refuses it in one line."""
+    root = tmp_path / static_root
+    root.mkdir()
+    if static_root == "collected":
+        (root / "staticfiles.json").write_text('{"paths": {}, "version": "1.1"}')
+    port = free_port()
+    env = server_env(DJANGO_SETTINGS_MODULE="omnitron.settings.production",
+                     DJANGO_SECRET_KEY=PRODUCTION_SECRET_KEY, DJANGO_ALLOWED_HOSTS="127.0.0.1",
+                     DJANGO_STATIC_ROOT=f" {root} ", HOST="127.0.0.1", PORT=port,
+                     WEB_CONCURRENCY=1, PATH=f"{VENV_BIN}:{os.environ['PATH']}")  # fmt: skip
+    server = Process(["scripts/docker-entrypoint.sh"], env=env)
+    try:
+        if static_root == "empty":
+            assert server.popen.wait(timeout=30) == 1
+            assert f"no collected static files in {root} " in server.stop()
+        else:
+            wait_until_ready(f"http://127.0.0.1:{port}/readyz", process=server.popen)
+    finally:
+        server.stop()
 
 
 def test_every_dependency_is_pinned_in_the_lock_files():
