@@ -73,9 +73,13 @@ def _chain(error: BaseException | None):
 def _lost_database(error: BaseException | None) -> bool:
     """Whether the error, or one it was raised from, is the database out of reach: a
     connection the server ended or refused, one closed under the client (psycopg's
-    InterfaceError), or one that broke or could not be made (no SQLSTATE)."""
+    InterfaceError), or one that broke or could not be made (no SQLSTATE; psycopg's
+    InternalError of a broken exchange, as through PgBouncer when PostgreSQL ended the
+    server connection)."""
     for link in _chain(error):
         if isinstance(link, psycopg.InterfaceError):
+            return True
+        if isinstance(link, psycopg.InternalError) and link.sqlstate is None:
             return True
         if isinstance(link, psycopg.OperationalError):
             return link.sqlstate is None or link.sqlstate.startswith(_LOST)

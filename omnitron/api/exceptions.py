@@ -11,7 +11,13 @@ import psycopg.errors
 from django.core.exceptions import BadRequest as DjangoBadRequest
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    OperationalError,
+)
 from django.http import Http404, UnreadablePostError
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -169,11 +175,28 @@ def translate(exc: Exception) -> Exception:
         return exceptions.PermissionDenied()
     if _refers_to_a_deleted_row(exc):
         return DeletedMeanwhile()
-    if isinstance(exc, OperationalError | InterfaceError):
+    if database_unreachable(exc):
         if isinstance(exc.__cause__, TIMEOUTS):
             return DatabaseTimeout()
         return DatabaseUnavailable()
     return exc
+
+
+def database_unreachable(exc: Exception) -> bool:
+    """Whether a database error says the database is out of reach or did not answer
+    in time (a 503 to retry): Django's OperationalError or InterfaceError, or an
+    InternalError of psycopg's own (no SQLSTATE: the exchange with the server broke).
+    Through PgBouncer, a COMMIT on a server connection PostgreSQL had just ended (a
+    restart, a failover) got two answers, PostgreSQL's and PgBouncer's, and psycopg
+    raised that: a capture with an Idempotency-Key answered 500."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    cause = exc.__cause__
+    return (
+        isinstance(exc, InternalError)
+        and isinstance(cause, psycopg.InternalError)
+        and cause.sqlstate is None
+    )
 
 
 def _refers_to_a_deleted_row(exc: Exception) -> bool:

@@ -1,11 +1,10 @@
 """A page outside the API (the admin) that the database fails: 503 with what to do,
 as the API answers (omnitron/api/exceptions.py), not Django's 500."""
 
-from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse
 from django.utils.html import escape
 
-from omnitron.api.exceptions import log_database_error, translate
+from omnitron.api.exceptions import database_unreachable, log_database_error, translate
 from omnitron.api.middleware import API_PREFIX
 
 PAGE = """<!doctype html><title>503 {title}</title>
@@ -24,7 +23,7 @@ class DatabaseErrorMiddleware:
     def process_exception(self, request, exception):
         if request.path.startswith(API_PREFIX):
             return None  # DRF's exception handler answers these
-        if not isinstance(exception, OperationalError | InterfaceError):
+        if not database_unreachable(exception):
             return None
         error = translate(exception)
         log_database_error(exception, error)

@@ -173,6 +173,9 @@ def _record(error: BaseException) -> logging.LogRecord:
                                   "port 5999 failed: Connection refused"), logging.WARNING),
         # A password the server refuses is no restart.
         (psycopg.errors.InvalidPassword("password authentication failed"), logging.ERROR),
+        # Through PgBouncer, a server connection PostgreSQL ended in a transaction.
+        (psycopg.InternalError("received 2 results from command 'COMMIT'"), logging.WARNING),
+        (psycopg.errors.InternalError_("an internal error PostgreSQL reports"), logging.ERROR),
         (ValueError("a job's own failure"), logging.ERROR),
     ],
 )  # fmt: skip
