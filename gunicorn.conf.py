@@ -25,9 +25,10 @@ port = env_number("PORT", 8000, minimum=1, maximum=65535)
 host = env.env_text("HOST", "127.0.0.1")
 # An IPv6 address takes brackets before its port: `::1:8000` is no address gunicorn reads.
 bind = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
-# The CPUs this process may run on (a container's cpuset), not every CPU of the host.
-workers = env_number("WEB_CONCURRENCY", len(os.sched_getaffinity(0)) * 2 + 1, minimum=1,
-                     maximum=1024)  # fmt: skip
+# The CPUs this process may run on (a container's cpuset), not every CPU of the host;
+# macOS has no sched_getaffinity.
+cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+workers = env_number("WEB_CONCURRENCY", cpus * 2 + 1, minimum=1, maximum=1024)
 # A stuck worker is killed after this long. A capture or a page never needs it: the
 # database's timeouts (DB_STATEMENT_TIMEOUT_MS, 15 s) answer first. A CSV export of a
 # whole date range can (docs/api.md): narrow the range, or raise both, and the proxy's

@@ -74,6 +74,8 @@ class Seeds:
         minute of a bulk load): without statistics PostgreSQL planned the capture's lock
         statement again on every capture, its cached generic plan looking dearer on a
         never-analyzed table (docs/performance.md)."""
+        if orders < 1:
+            return []
         first = self._imported(prefix, items)
         with psycopg.connect(self.env["DATABASE_URL"], autocommit=True) as conn:
             copies = _copies(conn, first, prefix, orders - 1) if orders > 1 else []

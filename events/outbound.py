@@ -18,10 +18,12 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+import idna
 import urllib3
 from django.conf import settings
 
 RESPONSE_EXCERPT_BYTES = 1024
+USER_AGENT = "omnitron-capture-webhooks/1"
 MAX_URL_LENGTH = 2048  # WebhookSubscription.url's column
 # An attempt's error and a delivery's last outcome (their columns).
 MAX_OUTCOME_LENGTH = 255
@@ -73,35 +75,48 @@ def check_url(url: str) -> None:
 
 
 def normalized_url(url: str) -> str:
-    """The URL as a subscription stores it, one spelling per target (a URL has one
-    subscription: `HTTP://Example.com/hook#x` was a second one of the same receiver,
-    which got every event twice): scheme and host in lower case, a name in its ASCII
-    form, no fragment (never sent). For a URL check_url takes."""
+    """The URL as a subscription stores it, in one spelling of its scheme and host (a
+    URL has one subscription: `HTTP://Example.com/hook#x` was a second one of the same
+    receiver, which got every event twice): scheme and host in lower case, a name in
+    its ASCII form, an IPv6 address in its short form, no default port, no fragment
+    (never sent). For a URL check_url takes."""
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, _authority(parts), parts.path, parts.query, ""))
 
 
 def ascii_host(hostname: str) -> str:
     """A host name as DNS, the Host header and TLS take it: an international one in its
-    ASCII form (IDNA: `пример.рф` is `xn--e1afmkfd.xn--p1ai`; http.client could not
-    write it, and every POST failed); an address as it is."""
+    ASCII form, as IDNA 2008 spells it (`пример.рф` is `xn--e1afmkfd.xn--p1ai`:
+    http.client could not write it, and every POST failed; Python's own codec is IDNA
+    2003, which sent `faß.de` to another domain, `fass.de`); an IPv6 address in its
+    short form. Refuses a name DNS could not ask for."""
     try:
-        ipaddress.ip_address(hostname.split("%")[0])
-        return hostname
+        address = ipaddress.ip_address(hostname.split("%")[0])
     except ValueError:
         pass
+    else:
+        return address.compressed + hostname[len(hostname.split("%")[0]) :]
     try:
-        return hostname.encode("idna").decode("ascii")
-    except UnicodeError:
-        raise TargetRefused(f"not a host name: {hostname}"[:MAX_OUTCOME_LENGTH]) from None
+        name = hostname if hostname.isascii() else idna.encode(hostname, uts46=True).decode()
+    except idna.IDNAError:
+        name = ""
+    labels = name.removesuffix(".").split(".")
+    if len(name) > 253 or not all(0 < len(label) <= 63 for label in labels):
+        raise TargetRefused(f"not a host name: {hostname}"[:MAX_OUTCOME_LENGTH])
+    return name
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _authority(parts) -> str:
-    """The host and the port as written, as the Host header names them: an IPv6
-    address in brackets (`Host: ::1:8080` is no host, and nginx answers it 400)."""
+    """The host and the port, as the Host header names them: an IPv6 address in
+    brackets (`Host: ::1:8080` is no host, and nginx answers it 400), the scheme's
+    default port left out."""
     host = ascii_host(parts.hostname)
     host = f"[{host}]" if ":" in host else host
-    return host if parts.port is None else f"{host}:{parts.port}"
+    port = parts.port
+    return host if port is None or port == DEFAULT_PORTS.get(parts.scheme) else f"{host}:{port}"
 
 
 # Headers a subscription may not set: the message's framing and its signature.
@@ -119,6 +134,9 @@ def check_headers(headers) -> None:
     `€`, and every POST failed)."""
     if not isinstance(headers, dict):
         raise TargetRefused("headers must be an object of name: value strings")
+    names = [name.lower() for name in headers if isinstance(name, str)]
+    if len(set(names)) != len(names):  # names are case-insensitive: both would be sent
+        raise TargetRefused("each header once (names are the same in any case)")
     for name, value in headers.items():
         if not isinstance(name, str) or not HEADER_NAME.fullmatch(name):
             raise TargetRefused(f"not a header name: {name!r}"[:MAX_OUTCOME_LENGTH])
@@ -248,6 +266,10 @@ class Target:
     def __init__(self, url: str, headers=None):
         self.url = url
         self.headers = headers or {}
+        # The sender's User-Agent, unless the subscription sets one (in any case: a
+        # `user-agent` of its own was sent after the sender's, which receivers read).
+        own = {name.lower() for name in self.headers if isinstance(name, str)}
+        self.defaults = {} if "user-agent" in own else {"User-Agent": USER_AGENT}
         self.pool = self.deadline = None
         self.refused = ""
         try:
@@ -285,8 +307,8 @@ class Target:
         try:
             response = self.pool.urlopen(
                 "POST", self.path, body=body, redirect=False, preload_content=False,
-                headers={"User-Agent": "omnitron-capture-webhooks/1", **self.headers,
-                         **headers, "Host": self.host, "Content-Type": "application/json"},
+                headers={**self.defaults, **self.headers, **headers, "Host": self.host,
+                         "Content-Type": "application/json"},
             )  # fmt: skip
             try:
                 excerpt = response.read(RESPONSE_EXCERPT_BYTES, decode_content=False)

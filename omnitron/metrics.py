@@ -106,13 +106,14 @@ def scraper_allowed(address: str | None) -> bool:
     """Whether METRICS_ALLOWED_IPS (addresses or networks, 10.0.0.0/8) holds the
     address: a Prometheus container on a compose network has an address of its
     network's, not one known in advance. An IPv4 client of a server listening on
-    IPv6 (`HOST=::`) arrives as `::ffff:10.0.0.5`: it is read as 10.0.0.5."""
+    IPv6 (`HOST=::`) arrives as `::ffff:10.0.0.5`: it is allowed as 10.0.0.5 too."""
     try:
         ip = ipaddress.ip_address(address or "")
     except ValueError:
         return False
-    ip = getattr(ip, "ipv4_mapped", None) or ip
-    return any(ip in network for network in _allowed_networks(tuple(settings.METRICS_ALLOWED_IPS)))
+    forms = {ip, getattr(ip, "ipv4_mapped", None) or ip}
+    networks = _allowed_networks(tuple(settings.METRICS_ALLOWED_IPS))
+    return any(form in network for form in forms for network in networks)
 
 
 @functools.cache
@@ -122,7 +123,11 @@ def _allowed_networks(entries: tuple[str, ...]) -> list:
 
 @csrf_exempt  # it takes no method that changes anything: a POST is the 405 below
 def metrics_view(request):
-    if not scraper_allowed(request.META.get("REMOTE_ADDR")):
+    # A request a proxy forwarded (X-Forwarded-For) comes from the proxy's address,
+    # which may be allowed: the proxy forwards no /metrics, but the methods nginx
+    # refuses itself (TRACE) it hands to the app, whose 405 named the metrics' methods.
+    forwarded = "HTTP_X_FORWARDED_FOR" in request.META
+    if forwarded or not scraper_allowed(request.META.get("REMOTE_ADDR")):
         not_found = ApiErrorCode.NOT_FOUND
         return JsonResponse(not_found.example(), status=not_found.status_code)
     if request.method not in ("GET", "HEAD"):

@@ -4,6 +4,7 @@ the database connections' own settings."""
 
 import json
 import os
+import runpy
 import secrets
 import subprocess
 
@@ -316,6 +317,16 @@ def test_the_apps_connections_never_jit_compile():
     with connection.cursor() as cursor:
         cursor.execute("SHOW jit")
         assert cursor.fetchone() == ("off",)
+
+
+def test_gunicorns_configuration_loads_where_there_is_no_sched_getaffinity(monkeypatch):
+    """macOS has none: `make run` there stopped while gunicorn read its configuration,
+    WEB_CONCURRENCY set or not (the default is worked out first)."""
+    monkeypatch.delattr(os, "sched_getaffinity")
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["workers"] == os.cpu_count() * 2 + 1
+    monkeypatch.setenv("WEB_CONCURRENCY", "2")
+    assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["workers"] == 2
 
 
 @pytest.mark.parametrize("host", ["::1", "[::1]"])

@@ -10,17 +10,20 @@ from io import StringIO
 
 import psycopg
 import pytest
+from django.apps import apps as django_apps
 from django.core.management import call_command
 from django.db import connection, models
+from django.test import override_settings
 from django.utils import timezone
 
-from events.models import DeliveryAttempt, DeliveryState, WebhookDelivery
+from events.models import DeliveryAttempt, DeliveryState, WebhookDelivery, WebhookSubscription
 from events.services import webhook_subscription_create_or_update
 from omnitron.db.backfill import create_index_concurrently
 from tests.factories import make_order
 from tests.helpers import capture
 
 FILLED = importlib.import_module("events.migrations.0007_delivery_failed_at_filled")
+RESPELT = importlib.import_module("events.migrations.0008_webhook_urls_in_one_spelling")
 
 
 def delivery_of_a_capture(api_client, channel) -> WebhookDelivery:
@@ -77,6 +80,28 @@ def test_the_deliveries_failed_before_the_upgrade_get_their_last_attempts_time(a
 
     times = dict(WebhookDelivery.objects.values_list("pk", "failed_at"))
     assert times == {tried.pk: last, untried.pk: untried.created_at, pending.pk: None}
+
+
+@pytest.mark.django_db
+@override_settings(WEBHOOK_REQUIRE_HTTPS=False, WEBHOOK_ALLOW_PRIVATE_TARGETS=True)
+def test_subscriptions_stored_in_another_spelling_are_respelt_and_found_again():
+    """A subscription's URL is stored in one spelling since events/0008, and
+    create_webhook finds it by that: a re-run with the spelling a row was stored in
+    before made a second subscription of the same receiver (every event twice, two
+    secrets). Two rows of one receiver from before stay as they were."""
+    stored = ["HTTP://127.0.0.1:9/a", "http://127.0.0.1:9/b#x", "https://Example.com:443/c",
+              "HTTP://127.0.0.1:9/d", "http://127.0.0.1:9/d", "http://a..b/e"]  # fmt: skip
+    rows = [WebhookSubscription.objects.create(url=url, event_types=["order.captured"])
+            for url in stored]  # fmt: skip
+    RESPELT.respell(django_apps, None)
+    assert [WebhookSubscription.objects.get(pk=row.pk).url for row in rows] == [
+        "http://127.0.0.1:9/a", "http://127.0.0.1:9/b", "https://example.com/c",
+        "HTTP://127.0.0.1:9/d", "http://127.0.0.1:9/d", "http://a..b/e"]  # fmt: skip
+    for url in stored[:3]:
+        subscription, created = webhook_subscription_create_or_update(url=url)
+        assert not created
+        assert subscription.secret == next(row.secret for row in rows if row.url == url)
+    assert WebhookSubscription.objects.count() == len(stored)
 
 
 @pytest.mark.django_db(transaction=True)

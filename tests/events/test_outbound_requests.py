@@ -63,6 +63,42 @@ def test_a_user_agent_the_subscription_sets_is_sent_as_set(api_client, order):
         "erp-gateway-auth/7", "omnitron-capture-webhooks/1"]  # fmt: skip
 
 
+@LOCAL_TARGETS
+def test_a_user_agent_in_lower_case_is_the_one_sent():
+    """Header names are the same in any case: `user-agent` was sent as a second
+    User-Agent after the sender's, which most receivers read first."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    got = []
+
+    def serve():
+        conn, _ = server.accept()
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        got.append(data)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    target = outbound.Target(f"http://127.0.0.1:{server.getsockname()[1]}/h",
+                             {"user-agent": "erp/7"})  # fmt: skip
+    try:
+        assert target.post(b"{}", {}).delivered
+    finally:
+        target.close()
+        server.close()
+    agents = [line for line in got[0].lower().split(b"\r\n") if line.startswith(b"user-agent:")]
+    assert agents == [b"user-agent: erp/7"]
+
+
+@LOCAL_TARGETS
+def test_a_header_named_twice_in_two_cases_is_refused():
+    with pytest.raises(CommandError, match="each header once"):
+        create_webhook("http://127.0.0.1:9/hook", "--header", "X-Token=a", "--header", "x-token=b")
+
+
 class IPv6Receiver:
     """Answers 200 on [::1], recording each POST's Host header."""
 
@@ -129,6 +165,38 @@ def test_an_international_host_name_is_delivered_to_by_its_ascii_name(api_client
         f"http://xn--e1afmkfd.localhost:{receiver.port}/hook")  # fmt: skip
 
 
+def test_an_international_name_is_spelt_as_idna_2008_spells_it():
+    """Python's own "idna" codec is IDNA 2003: `faß.de` went to `fass.de`, another
+    domain (and another owner) than the one the subscription names; browsers and
+    registries spell it `xn--fa-hia.de`."""
+    assert outbound.ascii_host("faß.de") == "xn--fa-hia.de"
+    assert outbound.ascii_host("Bücher.example.") == "xn--bcher-kva.example."
+    assert outbound.ascii_host("my_service.internal") == "my_service.internal"  # as it was
+
+
+@LOCAL_TARGETS
+def test_a_tls_connection_names_the_ascii_host(monkeypatch):
+    """The certificate and SNI name the host as DNS knows it."""
+    monkeypatch.setattr(outbound, "resolve", lambda host, port: "127.0.0.1")
+    target = outbound.Target("https://пример.localhost/hook")
+    try:
+        assert target.pool.conn_kw["server_hostname"] == "xn--e1afmkfd.localhost"
+        assert target.pool.assert_hostname == "xn--e1afmkfd.localhost"
+        assert target.host == "xn--e1afmkfd.localhost"
+    finally:
+        target.close()
+
+
+@LOCAL_TARGETS
+def test_a_url_longer_than_its_column_once_spelt_in_ascii_is_refused():
+    """`пример` is 6 characters and `xn--e1afmkfd` 12: a URL of 2,048 characters as
+    given failed at the database (a 500 of the admin, a traceback of create_webhook)."""
+    url = f"http://пример.localhost/{'x' * (2048 - len('http://пример.localhost/'))}"
+    assert len(url) == 2048
+    with pytest.raises(CommandError, match="longer than 2048"):
+        create_webhook(url)
+
+
 @LOCAL_TARGETS
 def test_a_host_name_that_has_no_ascii_form_is_refused():
     with pytest.raises(CommandError, match="not a host name"):
@@ -145,8 +213,10 @@ def test_a_url_has_one_subscription_whatever_its_spelling(client):
     for spelling in ("HTTP://127.0.0.1:9/hook?a=B", "http://127.0.0.1:9/hook?a=B#x",
                      "Http://127.0.0.1:09/hook?a=B#"):  # fmt: skip
         assert create_webhook(spelling) == first
+    ipv6 = create_webhook("http://[0:0::1]:80/hook")
+    assert create_webhook("http://[::1]/hook") == ipv6  # its short form, no default port
     assert list(WebhookSubscription.objects.values_list("url", flat=True)) == [
-        "http://127.0.0.1:9/hook?a=B"]  # fmt: skip
+        "http://127.0.0.1:9/hook?a=B", "http://[::1]/hook"]  # fmt: skip
     # The admin's form spells it the same way, so its unique check sees the first.
     client.force_login(make_api_user(is_superuser=True, is_staff=True))
     url = "/admin/events/webhooksubscription/add/"
@@ -155,7 +225,7 @@ def test_a_url_has_one_subscription_whatever_its_spelling(client):
     response = client.post(url, form)
     assert response.status_code == 200
     assert "already exists" in str(response.context["adminform"].form.errors["url"])
-    assert WebhookSubscription.objects.count() == 1
+    assert WebhookSubscription.objects.count() == 2
 
 
 @LOCAL_TARGETS

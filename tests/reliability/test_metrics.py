@@ -175,6 +175,18 @@ def test_an_ipv4_client_of_a_server_on_ipv6_is_its_ipv4_address(client, settings
     assert client.get("/metrics", REMOTE_ADDR="::ffff:172.18.0.5").status_code == 200
     assert client.get("/metrics", REMOTE_ADDR="::ffff:10.0.0.1").status_code == 404
     assert client.get("/metrics", REMOTE_ADDR="::2").status_code == 404
+    # A list naming the mapped form, as gunicorn on :: showed the address, still answers.
+    settings.METRICS_ALLOWED_IPS = ["::ffff:172.16.0.0/108"]
+    assert client.get("/metrics", REMOTE_ADDR="::ffff:172.18.0.5").status_code == 200
+
+
+def test_a_request_a_proxy_forwarded_is_not_answered_metrics(client):
+    """The proxy comes from an allowed address (loopback), and hands the app the
+    methods nginx refuses itself (TRACE): its 405 named the metrics' methods to anyone."""
+    assert client.get("/metrics").status_code == 200
+    for method in ("get", "trace"):
+        response = getattr(client, method)("/metrics", HTTP_X_FORWARDED_FOR="203.0.113.9")
+        assert (response.status_code, response.json()["code"]) == (404, "not_found")
 
 
 def test_metrics_take_only_get_and_head():

@@ -267,8 +267,12 @@ def test_the_methods_the_proxy_refuses_are_answered_as_the_app_answers_them():
             assert proxied.headers["Allow"] == direct.headers["Allow"], path
         with_body = raw_request(proxy, b"TRACE /api/v1/orders/ HTTP/1.1\r\nHost: x\r\n"
                                        b"Content-Length: 5\r\nConnection: close\r\n\r\nhello")  # fmt: skip
+        # /metrics is not there to see, by any method, through the proxy.
+        metrics = [requests.request(method, f"{proxy}{path}", timeout=5)
+                   for method in ("GET", "TRACE") for path in ("/metrics", "/%6Detrics")]  # fmt: skip
         server.stop()
         app_down = requests.request("TRACE", f"{proxy}/api/v1/orders/", timeout=5)
+    assert [(m.status_code, m.json()["code"]) for m in metrics] == [(404, "not_found")] * 4
     assert direct.headers["Allow"] == "GET, HEAD"  # /healthz's, the last
     head, _, body = with_body.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 405 "), with_body
