@@ -70,8 +70,10 @@ export PATH="$PATH:/usr/sbin:/usr/local/sbin"  # where Debian puts nginx
 if scripts/ensure-package.sh nginx nginx; then
   APP_PORT=${APP_PORT:-$(.venv/bin/python -c 'from scripts.live import free_port; print(free_port())')}
   proxy_dir=$(mktemp -d "${TMPDIR:-/tmp}/omnitron-nginx.XXXXXX")
+  listen=$address  # HOST=:: is every address, IPv4 too, as gunicorn takes it
+  if [ "$bare_host" = "::" ]; then listen="$address ipv6only=off"; fi
   read -ra nginx_command < <(.venv/bin/python -m scripts.nginx "$proxy_dir" \
-    "127.0.0.1:$APP_PORT" "$address" "${API_MAX_BODY_BYTES:-4194304}")
+    "127.0.0.1:$APP_PORT" "$listen" "${API_MAX_BODY_BYTES:-4194304}")
   if (exec 3<>"/dev/tcp/$bare_host/$PORT") 2>/dev/null; then
     echo "make run: $address is taken (set PORT)" >&2
     exit 1
