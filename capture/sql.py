@@ -182,7 +182,9 @@ WRITE_CAPTURE = compact(f"""
           JOIN {ITEMS} AS item ON item.id = given.id AND item.order_id = %(order)s
     ),
     updated AS (
-        UPDATE {ORDERS} SET modified_date = %(now)s
+        -- Never back in time: `now` is taken before the order's lock is waited for, and
+        -- a capture that waited behind a later one set an earlier modified_date.
+        UPDATE {ORDERS} SET modified_date = greatest(modified_date, %(now)s)
          WHERE id = %(order)s AND (SELECT yes FROM unchanged)
         RETURNING *
     ),

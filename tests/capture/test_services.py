@@ -1,6 +1,7 @@
 """order_capture called directly, as another caller than the API would: it takes
 domain arguments, returns the order and raises the capture's domain errors."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -116,3 +117,20 @@ def test_prices_are_judged_under_the_lock_too(api_user, order):
     with pytest.raises(errors.OrderItemPriceInvalid):
         capture_pks(api_user, order, [item.pk])
     assert not Capture.objects.exists()
+
+
+def test_a_capture_that_took_its_time_before_a_later_one_leaves_the_later_modified_date(
+    api_user, order, monkeypatch
+):
+    """A capture takes its time before it waits for the order's lock: one that waited
+    behind a capture that started after it committed second, and set the order's
+    modified_date back to its earlier time (helper 113, from the code). An ERP keeping
+    the newest state by modified_date then kept the older one."""
+    first, second, _ = order.items.order_by("pk")
+    later = capture_pks(api_user, order, [first.pk]).modified_date
+    earlier = later - timedelta(seconds=2)
+    monkeypatch.setattr("capture.services.timezone.now", lambda: earlier)
+    answered = capture_pks(api_user, order, [second.pk])
+    assert answered.modified_date == later == Order.objects.get(pk=order.pk).modified_date
+    second.refresh_from_db()
+    assert second.captured_at == earlier  # the item's own time is the capture's
