@@ -14,7 +14,11 @@ from omnitron.admin.site import SuperuserOnly
 from .metrics import FAILED_WINDOW
 from .models import DeliveryAttempt, DeliveryState, Event, WebhookDelivery, WebhookSubscription
 from .registry import EVENT_TYPES
-from .services import webhook_deliveries_redeliver, webhook_subscriptions_resume
+from .services import (
+    webhook_deliveries_cancel_unwanted,
+    webhook_deliveries_redeliver,
+    webhook_subscriptions_resume,
+)
 
 
 class ReadOnly(ReadOnlyMixin, SuperuserOnly):
@@ -70,6 +74,12 @@ class WebhookSubscriptionAdmin(SuperuserOnly, admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
+        if change and (cancelled := webhook_deliveries_cancel_unwanted(subscription=obj)):
+            messages.info(
+                request,
+                f"{cancelled} pending or failed deliveries of events it no longer takes "
+                "(their channel or type) were cancelled: they are not sent.",
+            )
         if not change:
             messages.warning(
                 request,

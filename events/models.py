@@ -137,6 +137,8 @@ class DeliveryState(models.TextChoices):
     PENDING = "pending"
     DELIVERED = "delivered"
     FAILED = "failed"
+    # Never to be sent: its subscription no longer takes the event's channel or type.
+    CANCELLED = "cancelled"
 
 
 class WebhookDelivery(models.Model):

@@ -2,6 +2,7 @@
 resuming them, sending failed deliveries again. Sending is events/delivery.py."""
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from . import outbound
@@ -41,7 +42,26 @@ def webhook_subscription_create_or_update(
         subscription.paused_until, subscription.timeouts_in_a_row = None, 0
         subscription.clean()  # the admin's rules (event types, channels, retries)
         subscription.save()
+        webhook_deliveries_cancel_unwanted(subscription=subscription)
     return subscription, created
+
+
+def webhook_deliveries_cancel_unwanted(*, subscription: WebhookSubscription) -> int:
+    """Cancel the pending and failed deliveries of events the subscription no longer
+    takes (its channels or event types narrowed): they are never sent. They were, on
+    their retries for up to 31 hours and by the resend action, to a receiver no longer
+    meant to get that channel's orders. A batch being sent as it happens may still
+    carry some (its outcomes are not recorded over the cancellation). Returns how many."""
+    wanted = Q(event__type__in=subscription.event_types)
+    if subscription.channel_ids:
+        wanted &= Q(event__channel_id__in=subscription.channel_ids)
+    unwanted = subscription.deliveries.filter(
+        state__in=[DeliveryState.PENDING, DeliveryState.FAILED]
+    ).exclude(wanted)
+    return unwanted.update(
+        state=DeliveryState.CANCELLED, next_attempt_at=None,
+        last_outcome="cancelled: its subscription no longer takes this event",
+    )  # fmt: skip
 
 
 def webhook_subscriptions_resume(*, subscriptions) -> int:

@@ -1,8 +1,9 @@
 """What a delivery's POST puts on the wire for the targets and headers a subscription
 takes: a subscription that create_webhook or the admin takes is one a receiver can
-get, under one spelling of its URL, and each retry waits its step after its POST.
-(Found from outside by a helper, 2026-11-30: each of these was taken and then failed
-every POST, or was sent otherwise than set.)"""
+get, under one spelling of its URL; each retry waits its step after its POST; a
+subscription narrowed gets nothing it no longer takes. (Found from outside by helpers,
+2026-11-30: each of these was taken and then failed every POST, or was sent otherwise
+than set.)"""
 
 import http.server
 import socket
@@ -13,14 +14,17 @@ from unittest.mock import patch
 import pytest
 from django.core.management import CommandError
 from django.test import override_settings
+from django.utils import timezone
 
+from capture.models import Capture
 from events import outbound
 from events.delivery import webhook_lane_flush
-from events.models import WebhookDelivery, WebhookSubscription
+from events.models import Event, WebhookDelivery, WebhookSubscription
+from events.services import webhook_subscription_create_or_update
 from tests.events.helpers import receiving
 from tests.events.test_subscriptions import create_webhook
-from tests.factories import make_api_user, make_order
-from tests.helpers import capture
+from tests.factories import ChannelFactory, make_api_user, make_order
+from tests.helpers import capture, client_for
 from tests.orders.admin_pages import change_form
 
 pytestmark = pytest.mark.django_db
@@ -262,3 +266,62 @@ def test_a_retry_waits_its_step_after_its_own_post_also_in_a_batch(
         ended = attempt.started_at + timedelta(milliseconds=attempt.duration_ms)
         waited = (delivery.next_attempt_at - ended).total_seconds()
         assert abs(waited - 10) < 0.1, (delivery.pk, waited)
+
+
+@LOCAL_TARGETS
+def test_a_subscription_narrowed_gets_none_of_what_it_no_longer_takes(client):
+    """Its channels (or event types) narrowed, a subscription's pending deliveries of
+    the channel it dropped went on to its receiver on their retries, for up to 31
+    hours, and its failed ones by the resend action (helper 114: 800 of another
+    channel's events after a narrowing): they are cancelled, and counted nowhere."""
+    kept, dropped = ChannelFactory(), ChannelFactory()
+    api = client_for(make_api_user(channels=[kept, dropped]))
+    answers = iter([500])  # the receiver fails once, then answers 200
+    with receiving(answer=lambda number, _: next(answers, 200)) as receiver:
+        subscription, _ = webhook_subscription_create_or_update(
+            url=receiver.url, event_types=["order.captured"], channel_ids=[kept.pk, dropped.pk]
+        )
+        pending, failed, other = (make_order(channel=c, items=1) for c in (dropped, dropped, kept))
+        for order in (pending, failed, other):
+            assert capture(api, order, [order.items.get().pk]).status_code == 200
+        deliveries = WebhookDelivery.objects.order_by("pk")
+        first = deliveries[0]
+        webhook_lane_flush(subscription_id=subscription.pk, lane=first.pk % 4)  # its 500
+        WebhookDelivery.objects.filter(event__object_id__in=Capture.objects.filter(
+            order=failed).values("pk")).update(state="failed", failed_at=timezone.now())  # fmt: skip
+        create_webhook(receiver.url, "--channel", str(kept.pk))  # narrowed
+        WebhookDelivery.objects.filter(state="pending").update(next_attempt_at=timezone.now())
+        for lane in range(4):
+            webhook_lane_flush(subscription_id=subscription.pk, lane=lane)
+        client.force_login(make_api_user(is_superuser=True, is_staff=True))
+        resent = client.post("/admin/events/webhookdelivery/", {
+            "action": "redeliver", "_selected_action": [str(d.pk) for d in deliveries]})  # fmt: skip
+        assert resent.status_code == 302
+        for lane in range(4):
+            webhook_lane_flush(subscription_id=subscription.pk, lane=lane)
+    channels = [Event.objects.get(pk=r["headers"]["webhook-id"]).channel_id
+                for r in receiver.requests]  # fmt: skip
+    assert channels == [dropped.pk, kept.pk]  # the first's 500, before; then only `kept`
+    assert [d.state for d in deliveries if d.event.channel_id == kept.pk] == ["delivered"]
+    assert [d.state for d in deliveries if d.event.channel_id == dropped.pk] == ["cancelled"] * 2
+    assert not WebhookDelivery.objects.filter(state__in=["pending", "failed"]).exists()
+
+
+@LOCAL_TARGETS
+def test_narrowing_a_subscription_in_the_admin_cancels_what_it_no_longer_takes(client):
+    kept, dropped = ChannelFactory(), ChannelFactory()
+    api = client_for(make_api_user(channels=[kept, dropped]))
+    subscription, _ = webhook_subscription_create_or_update(
+        url="http://127.0.0.1:9/hook", channel_ids=[kept.pk, dropped.pk])  # fmt: skip
+    for channel in (kept, dropped):
+        order = make_order(channel=channel, items=1)
+        assert capture(api, order, [order.items.get().pk]).status_code == 200
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    url = f"/admin/events/webhooksubscription/{subscription.pk}/change/"
+    response = client.post(url, {**change_form(client, url), "channel_ids": str(kept.pk)},
+                           follow=True)  # fmt: skip
+    assert (
+        "1 pending or failed deliveries of events it no longer takes" in response.content.decode()
+    )
+    assert sorted(WebhookDelivery.objects.values_list("event__channel_id", "state")) == sorted(
+        [(kept.pk, "pending"), (dropped.pk, "cancelled")])  # fmt: skip
