@@ -3,7 +3,7 @@ when it is made, then masked), events with their deliveries, and deliveries with
 attempt, filtered by state, with an action that sends failed ones again."""
 
 from django.contrib import admin, messages
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 from django.utils.formats import localize
 
@@ -15,6 +15,7 @@ from .metrics import FAILED_WINDOW
 from .models import DeliveryAttempt, DeliveryState, Event, WebhookDelivery, WebhookSubscription
 from .registry import EVENT_TYPES
 from .services import (
+    narrowed,
     webhook_deliveries_cancel_unwanted,
     webhook_deliveries_redeliver,
     webhook_subscriptions_resume,
@@ -67,6 +68,14 @@ class WebhookSubscriptionAdmin(SuperuserOnly, admin.ModelAdmin):
         failed = subscription.deliveries.filter(state=DeliveryState.FAILED, failed_at__gte=recent)
         return capped_count(failed)
 
+    def _cancel_unwanted(self, request, subscription):
+        if cancelled := webhook_deliveries_cancel_unwanted(subscription=subscription):
+            messages.info(
+                request,
+                f"{cancelled} pending or failed deliveries of events it no longer takes "
+                "(their channel or type) were cancelled: they are not sent again.",
+            )
+
     @admin.action(description="Resume the selected paused subscriptions now")
     def resume(self, request, queryset):
         resumed = webhook_subscriptions_resume(subscriptions=queryset)
@@ -74,12 +83,11 @@ class WebhookSubscriptionAdmin(SuperuserOnly, admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        if change and (cancelled := webhook_deliveries_cancel_unwanted(subscription=obj)):
-            messages.info(
-                request,
-                f"{cancelled} pending or failed deliveries of events it no longer takes "
-                "(their channel or type) were cancelled: they are not sent.",
-            )
+        types, channels = form.initial.get("event_types"), form.initial.get("channel_ids")
+        if change and narrowed(types or [], channels or [], obj):
+            # After the page's transaction, in batches: it would hold the lane jobs'
+            # records of those deliveries until it ends.
+            transaction.on_commit(lambda: self._cancel_unwanted(request, obj))
         if not change:
             messages.warning(
                 request,

@@ -8,6 +8,8 @@ import logging
 
 import psycopg
 
+from omnitron.api.exceptions import broken_exchange
+
 
 class LostDatabaseIsAWarning(logging.Filter):
     """The task queue logs losing the database (a restart, a failover ends every
@@ -79,7 +81,7 @@ def _lost_database(error: BaseException | None) -> bool:
     for link in _chain(error):
         if isinstance(link, psycopg.InterfaceError):
             return True
-        if isinstance(link, psycopg.InternalError) and link.sqlstate is None:
+        if broken_exchange(link):
             return True
         if isinstance(link, psycopg.OperationalError):
             return link.sqlstate is None or link.sqlstate.startswith(_LOST)

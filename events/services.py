@@ -6,7 +6,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from . import outbound
-from .models import DeliveryState, WebhookSubscription
+from .models import DeliveryState, WebhookDelivery, WebhookSubscription
 from .registry import EVENT_TYPES
 
 KEEP = None  # an option of webhook_subscription_create_or_update left as it is
@@ -35,6 +35,7 @@ def webhook_subscription_create_or_update(
         subscription, created = WebhookSubscription.objects.select_for_update().get_or_create(
             url=url, defaults={"event_types": sorted(EVENT_TYPES)}
         )
+        before = (list(subscription.event_types), list(subscription.channel_ids))
         for field, value in (("event_types", event_types), ("channel_ids", channel_ids),
                              ("headers", headers)):  # fmt: skip
             if value is not KEEP:
@@ -42,26 +43,50 @@ def webhook_subscription_create_or_update(
         subscription.paused_until, subscription.timeouts_in_a_row = None, 0
         subscription.clean()  # the admin's rules (event types, channels, retries)
         subscription.save()
+    # After the commit: the lock above holds every capture that makes a delivery for it.
+    if not created and narrowed(*before, subscription):
         webhook_deliveries_cancel_unwanted(subscription=subscription)
     return subscription, created
 
 
+def narrowed(event_types: list[str], channel_ids: list[int], now: WebhookSubscription) -> bool:
+    """Whether the subscription takes less than these event types and channels (none:
+    every channel) did."""
+    fewer_types = not set(now.event_types) >= set(event_types)
+    fewer_channels = bool(now.channel_ids) and (
+        not channel_ids or not set(now.channel_ids) >= set(channel_ids)
+    )
+    return fewer_types or fewer_channels
+
+
+CANCEL_BATCH = 10_000
+
+
 def webhook_deliveries_cancel_unwanted(*, subscription: WebhookSubscription) -> int:
     """Cancel the pending and failed deliveries of events the subscription no longer
-    takes (its channels or event types narrowed): they are never sent. They were, on
-    their retries for up to 31 hours and by the resend action, to a receiver no longer
-    meant to get that channel's orders. A batch being sent as it happens may still
-    carry some (its outcomes are not recorded over the cancellation). Returns how many."""
+    takes (its channels or event types narrowed): they are not sent again. They were,
+    on their retries for up to 31 hours and by the resend action, to a receiver no
+    longer meant to get that channel's orders. A batch being sent meanwhile may still
+    carry some (its outcomes are not recorded over the cancellation). In batches, each
+    its own statement (a receiver down for a day has millions pending); the state is
+    checked again on each row as it is written (a delivery recorded delivered
+    meanwhile stays delivered). Returns how many."""
     wanted = Q(event__type__in=subscription.event_types)
     if subscription.channel_ids:
         wanted &= Q(event__channel_id__in=subscription.channel_ids)
-    unwanted = subscription.deliveries.filter(
-        state__in=[DeliveryState.PENDING, DeliveryState.FAILED]
-    ).exclude(wanted)
-    return unwanted.update(
-        state=DeliveryState.CANCELLED, next_attempt_at=None,
-        last_outcome="cancelled: its subscription no longer takes this event",
-    )  # fmt: skip
+    open_states = [DeliveryState.PENDING, DeliveryState.FAILED]
+    unwanted = (
+        subscription.deliveries.filter(state__in=open_states)
+        .exclude(wanted)
+        .values_list("pk", flat=True)
+    )
+    cancelled = 0
+    while batch := list(unwanted[:CANCEL_BATCH]):
+        cancelled += WebhookDelivery.objects.filter(pk__in=batch, state__in=open_states).update(
+            state=DeliveryState.CANCELLED, next_attempt_at=None,
+            last_outcome="cancelled: its subscription no longer takes this event",
+        )  # fmt: skip
+    return cancelled
 
 
 def webhook_subscriptions_resume(*, subscriptions) -> int:
@@ -80,6 +105,9 @@ def webhook_deliveries_redeliver(*, deliveries) -> int:
     failure fails them again. Those of an inactive subscription stay failed: nothing
     would send them, and as pending they left the failed count and its alert. Those of
     a paused subscription go when the pause ends. Returns how many were queued."""
-    return deliveries.filter(state=DeliveryState.FAILED, subscription__is_active=True).update(
-        state=DeliveryState.PENDING, next_attempt_at=timezone.now(), failed_at=None
-    )
+    chosen = deliveries.filter(state=DeliveryState.FAILED, subscription__is_active=True)
+    # The state checked on the row as it is written, not only in the choice (a join's
+    # subquery): one cancelled meanwhile stays cancelled.
+    return WebhookDelivery.objects.filter(
+        pk__in=chosen.values("pk"), state=DeliveryState.FAILED
+    ).update(state=DeliveryState.PENDING, next_attempt_at=timezone.now(), failed_at=None)

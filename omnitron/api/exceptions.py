@@ -192,10 +192,18 @@ def database_unreachable(exc: Exception) -> bool:
     if isinstance(exc, OperationalError | InterfaceError):
         return True
     cause = exc.__cause__
+    return isinstance(exc, InternalError) and broken_exchange(cause)
+
+
+def broken_exchange(error: BaseException | None) -> bool:
+    """psycopg's own InternalError for more answers than a command has ("received 2
+    results from command 'COMMIT'"): the server connection ended under the exchange.
+    Its other InternalErrors (a value it cannot send, say) are bugs, and stay 500s."""
     return (
-        isinstance(exc, InternalError)
-        and isinstance(cause, psycopg.InternalError)
-        and cause.sqlstate is None
+        isinstance(error, psycopg.InternalError)
+        and error.sqlstate is None
+        and str(error).startswith("received ")
+        and " results from command " in str(error)
     )
 
 

@@ -176,6 +176,8 @@ def _record(error: BaseException) -> logging.LogRecord:
         # Through PgBouncer, a server connection PostgreSQL ended in a transaction.
         (psycopg.InternalError("received 2 results from command 'COMMIT'"), logging.WARNING),
         (psycopg.errors.InternalError_("an internal error PostgreSQL reports"), logging.ERROR),
+        (psycopg.InternalError("trying to dump a range element without information"),
+         logging.ERROR),  # a bug of the app's, not the database lost
         (ValueError("a job's own failure"), logging.ERROR),
     ],
 )  # fmt: skip
