@@ -78,7 +78,7 @@ class Seeds:
             return []
         first = self._imported(prefix, items)
         with psycopg.connect(self.env["DATABASE_URL"], autocommit=True) as conn:
-            copies = _copies(conn, first, prefix, orders - 1) if orders > 1 else []
+            copies = _order_copies(conn, first, prefix, orders - 1) if orders > 1 else []
             conn.execute("ANALYZE orders_order, orders_orderitem")
         return [first, *copies]
 
@@ -142,7 +142,7 @@ def table_columns(cursor, table: str, *, leave_out: set[str]) -> list[str]:
     return [row[0] for row in cursor.fetchall() if row[0] not in leave_out]
 
 
-def _copies(conn, template: dict, prefix: str, count: int) -> list[dict]:
+def _order_copies(conn, template: dict, prefix: str, count: int) -> list[dict]:
     """`count` copies of the `template` order and its items, in one statement,
     numbered as scripts/gen_orders.py numbers orders (`prefix`-0000001 on)."""
     cursor = conn.cursor()

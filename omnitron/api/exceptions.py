@@ -185,8 +185,8 @@ def translate(exc: Exception) -> Exception:
 def database_unreachable(exc: Exception) -> bool:
     """Whether a database error says the database is out of reach or did not answer
     in time (a 503 to retry): Django's OperationalError or InterfaceError, or an
-    InternalError of psycopg's own (no SQLSTATE: the exchange with the server broke).
-    Through PgBouncer, a COMMIT on a server connection PostgreSQL had just ended (a
+    InternalError of a broken exchange with the server (broken_exchange). Through
+    PgBouncer, a COMMIT on a server connection PostgreSQL had just ended (a
     restart, a failover) got two answers, PostgreSQL's and PgBouncer's, and psycopg
     raised that: a capture with an Idempotency-Key answered 500."""
     if isinstance(exc, OperationalError | InterfaceError):
