@@ -16,7 +16,10 @@ from .sql import CAPTURE_ITEMS, CAPTURES, ITEMS, ORDER_CAPTURED, ORDERS
 # channel. Each with its table and the digest of what it does (GUARD_DIGEST: when it
 # fires, on which columns' updates and under what condition, and the function it
 # runs, by name, body and settings), which a test ties to a freshly migrated
-# database: a migration that changes a trigger changes its digest here.
+# database: a migration that changes a trigger changes its digest here. With them, the
+# other triggers the migrations put on those tables (orders' 0012: an order's or item's
+# modified_date never goes back), checked the same way: a trigger on a guarded table
+# can change a row after a guard let it by.
 GUARD_TRIGGERS = {
     "capture_immutable": (CAPTURES, "42d3d55ee9be6d557fa7ad9757f20e0d"),
     "capture_item_immutable": (CAPTURE_ITEMS, "42d3d55ee9be6d557fa7ad9757f20e0d"),
@@ -29,6 +32,8 @@ GUARD_TRIGGERS = {
     ),
     "item_channel": (ITEMS, "9e4e403812bcf83bff8a65ef61981e86"),
     "order_channel_fixed": (ORDERS, "ca3b84e2987bd88455f63b577d00c819"),
+    "item_modified_date_kept": (ITEMS, "f094969102ade578eaecd652b7da0d3d"),
+    "order_modified_date_kept": (ORDERS, "f094969102ade578eaecd652b7da0d3d"),
 }
 # Of a pg_trigger row `t` and its function's pg_proc row `p`, as a restore keeps them:
 # its timing and events (tgtype), the columns an UPDATE OF names (by name), its WHEN

@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from accounts.services import api_token_get_or_create, username_as_stored
@@ -263,13 +264,19 @@ def _set_channels(user, channel_ids: list[int]) -> None:
 
 
 def order_mark_sent(*, order: Order, is_send: bool) -> Order:
-    """Record whether the ERP has taken the order (Omnitron's `is_send`). Marking it as
-    it already is changes nothing, its modified_date included: an ERP that retries its
-    PATCH does not make the order look changed."""
-    if order.is_send == is_send:
-        return order
-    order.is_send = is_send
-    order.save(update_fields=["is_send", "modified_date"])
+    """Record whether the ERP has taken the order (Omnitron's `is_send`), and answer
+    the order as it is then. Marking it as it already is changes nothing, its
+    modified_date included: an ERP that retries its PATCH does not make the order look
+    changed. The order is read again under its lock, so the time is taken after a
+    capture it waited for: it took its time first, and answered an earlier
+    modified_date than the one the capture left (which the database keeps)."""
+    with transaction.atomic():
+        order = Order.objects.select_for_update().get(pk=order.pk)
+        if order.is_send == is_send:
+            return order
+        order.is_send = is_send
+        order.modified_date = max(timezone.now(), order.modified_date)
+        Order.objects.filter(pk=order.pk).update(is_send=is_send, modified_date=order.modified_date)
     return order
 
 

@@ -19,6 +19,7 @@ from capture.models import Capture
 from events.models import WebhookSubscription
 from orders.admin_forms import OrderItemForm
 from orders.models import Order
+from tests.capture import locks
 from tests.factories import (
     ChannelFactory,
     OrderItemFactory,
@@ -391,6 +392,25 @@ def test_saving_an_order_writes_only_what_the_operator_changed(client, editor, c
         assert client.post(url, {**data, "notes": "call first"}).status_code == 302
     order.refresh_from_db()
     assert (order.notes, order.is_send) == ("call first", True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_order_saved_behind_a_later_change_keeps_the_later_modified_date(
+    client, editor, channel
+):
+    """The save took its time (auto_now) before it waited for the order's row: behind
+    a capture that committed later, it set the order's modified_date back."""
+    order = make_order(channel=channel)
+    client.force_login(editor)
+    url = f"/admin/orders/order/{order.pk}/change/"
+    data = change_form(client, url)
+    later = "UPDATE orders_order SET modified_date = now() + interval '1 hour' WHERE id = %s"
+    with locks.committed_once_waited_for(later, [order.pk]):
+        saved = locks.in_a_thread(lambda: client.post(url, {**data, "notes": "call first"}))
+    assert saved().status_code == 302
+    order.refresh_from_db()
+    assert order.notes == "call first"
+    assert order.modified_date > timezone.now() + timedelta(minutes=59)
 
 
 def test_a_post_without_the_shown_capture_takes_the_item_as_read(client, editor, channel):

@@ -2,11 +2,13 @@
 change, only with orders.mark_order_sent, only in your channels."""
 
 import time
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.utils import timezone
 
 from orders.enums import OrderStatus
 from orders.models import Order
@@ -174,3 +176,25 @@ def test_marking_sent_keeps_what_another_writer_committed_while_it_waited(erp, c
     assert answer().status_code == 200
     order.refresh_from_db()
     assert (order.is_send, order.status) == (True, OrderStatus.SHIPPED)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_marking_sent_after_a_later_change_answers_and_keeps_the_later_time(erp, channel):
+    """The PATCH took its time before it waited for the order's row: behind a capture
+    that committed later it stored, and answered, an earlier modified_date than the
+    capture's. It answers the order as it is after the change, with a time never
+    before the one it waited for (here a writer an hour ahead: another host's clock)."""
+    order = make_order(channel=channel, items=1)
+    change = (
+        "UPDATE orders_order SET status = %s, modified_date = now() + interval '1 hour' "
+        "WHERE id = %s RETURNING modified_date"
+    )
+    with locks.committed_once_waited_for(change, [OrderStatus.SHIPPED.value, order.pk]):
+        answer = locks.in_a_thread(
+            lambda: erp.patch(f"/api/v1/orders/{order.pk}/", {"is_send": True}, format="json")
+        )
+    body = answer().json()
+    order.refresh_from_db()
+    assert order.modified_date > timezone.now() + timedelta(minutes=59)
+    assert (body["is_send"], body["status"]) == (True, OrderStatus.SHIPPED.value)
+    assert body["modified_date"] == order.modified_date.isoformat().replace("+00:00", "Z")
