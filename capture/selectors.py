@@ -100,13 +100,19 @@ def captured_item_rows(captures: QuerySet[Capture], *, chunk_size: int = 2000) -
     """Every item of these captures, as a tuple of CAPTURED_ITEM_COLUMNS' values, in
     the order they were captured (CaptureItem pk). One query, read `chunk_size` rows at
     a time through a server-side cursor, so memory stays flat whatever the count. The
-    cursor lives in a transaction: psycopg's server-side cursors need one (else
-    PostgreSQL would materialise the whole result first, WITH HOLD), and a
-    transaction-pooling PgBouncer keeps the server connection for its length."""
+    database is chosen now, where the request reads (a replica: omnitron/db/router.py),
+    not when the rows are read: they stream after the request's view has returned."""
     items = (
         CaptureItem.objects.filter(capture__in=captures)
         .order_by("pk")
         .values_list(*CAPTURED_ITEM_COLUMNS.values())
     )
-    with transaction.atomic(using=items.db):
-        yield from items.iterator(chunk_size=chunk_size)
+    return _streamed(items.using(items.db), chunk_size)
+
+
+def _streamed(rows: QuerySet, chunk_size: int) -> Iterator[tuple]:
+    # The cursor lives in a transaction: psycopg's server-side cursors need one (else
+    # PostgreSQL would materialise the whole result first, WITH HOLD), and a
+    # transaction-pooling PgBouncer keeps the server connection for its length.
+    with transaction.atomic(using=rows.db):
+        yield from rows.iterator(chunk_size=chunk_size)

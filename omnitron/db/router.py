@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from rest_framework.request import ForcedAuthentication, Request
 
 REPLICA = "replica"
 ALIASES = {DEFAULT_DB_ALIAS, REPLICA}
@@ -175,6 +176,16 @@ class ReplicaReadsMixin:
 
             note(request, db_reads=where)
         return response
+
+    def initialize_request(self, request, *args, **kwargs):
+        """Run again on the primary (the replica broke), a request keeps its first run's
+        authentication: the token statement ran on the primary, and running it again
+        counted the request toward the user's rate limit twice."""
+        drf_request = super().initialize_request(request, *args, **kwargs)
+        first = self.request  # the Django request, or on a second run the first's
+        if isinstance(first, Request) and hasattr(first, "_user"):
+            drf_request.authenticators = (ForcedAuthentication(first._user, first._auth),)
+        return drf_request
 
     def handle_exception(self, exc):
         if replica_broke(exc):

@@ -8,6 +8,8 @@ import json
 import subprocess
 import threading
 import time
+from collections.abc import Callable
+from unittest.mock import patch
 from urllib.parse import urlsplit
 
 import psycopg
@@ -19,6 +21,8 @@ from rest_framework.test import APIClient
 
 from omnitron.db import router as db_router
 from orders.models import Order
+from tests.helpers import capture as post_capture
+from tests.helpers import throttle_rates
 from tests.live import database_url, free_port, gunicorn, server_env
 from tests.reliability.helpers import PG, own_cluster, seed, token_for
 
@@ -196,18 +200,12 @@ def test_an_unreachable_replica_falls_back_to_the_primary_and_is_counted(fallbac
     assert len(warnings) == 1  # the breaker kept the replica out after the first failure
 
 
-def test_a_replica_dying_mid_request_is_read_again_from_the_primary(replica, fallbacks,
-                                                                    monkeypatch):  # fmt: skip
-    _, replica_url = replica
-    monkeypatch.setattr(db_router, "replica_configured", lambda: True)  # see replica_alias
-    order = seed(orders=1, items=2, prefix="MID")[0]
-    wait_for_replay(replica_url)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token_for('reader', all_channels=True)}")
+def backend_killer(replica_url: str) -> tuple[list, Callable]:
+    """An execute wrapper under which the replica's server process ends just as the
+    first read arrives, and the list it appends that kill's outcome to."""
     killed = []
 
     def kill_the_backend(execute, sql, params, many, context):
-        """The replica's server process ends just as the request's first read arrives."""
         if not killed:
             pid = context["connection"].connection.info.backend_pid
             with psycopg.connect(replica_url, autocommit=True) as admin:
@@ -215,6 +213,23 @@ def test_a_replica_dying_mid_request_is_read_again_from_the_primary(replica, fal
                                             [pid]).fetchone()[0])  # fmt: skip
         return execute(sql, params, many, context)
 
+    return killed, kill_the_backend
+
+
+def reader_client() -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_for('reader', all_channels=True)}")
+    return client
+
+
+def test_a_replica_dying_mid_request_is_read_again_from_the_primary(replica, fallbacks,
+                                                                    monkeypatch):  # fmt: skip
+    _, replica_url = replica
+    monkeypatch.setattr(db_router, "replica_configured", lambda: True)  # see replica_alias
+    order = seed(orders=1, items=2, prefix="MID")[0]
+    wait_for_replay(replica_url)
+    client = reader_client()
+    killed, kill_the_backend = backend_killer(replica_url)
     with replica_alias(urlsplit(replica_url).port) as replica_connection:
         with replica_connection.execute_wrapper(kill_the_backend):
             response = client.get("/api/v1/orders/")
@@ -224,6 +239,62 @@ def test_a_replica_dying_mid_request_is_read_again_from_the_primary(replica, fal
         assert len(fallbacks) == 1
         assert client.get("/api/v1/orders/").status_code == 200  # breaker open: primary
         assert len(fallbacks) == 2
+
+
+def test_a_request_read_again_from_the_primary_counts_once_toward_the_rate_limit(
+    replica, monkeypatch
+):
+    """The request ran again on the primary ran its token statement again, which
+    counted it toward the user's limit a second time: a client's second read of a
+    limit of two was refused 429 when the replica died under it (helper 119)."""
+    _, replica_url = replica
+    monkeypatch.setattr(db_router, "replica_configured", lambda: True)  # see replica_alias
+    seed(orders=1, items=1, prefix="RATE")
+    wait_for_replay(replica_url)
+    client = reader_client()
+    killed, kill_the_backend = backend_killer(replica_url)
+    with throttle_rates(read="2/min"), replica_alias(urlsplit(replica_url).port) as replica_db:
+        assert client.get("/api/v1/orders/").status_code == 200  # 1 of 2
+        with replica_db.execute_wrapper(kill_the_backend):
+            second = client.get("/api/v1/orders/")  # 2 of 2, run twice
+        assert killed == [True]
+        assert second.status_code == 200, second.content
+        assert client.get("/api/v1/orders/").status_code == 429  # 3 of 2
+
+
+def test_the_csv_export_streams_its_rows_from_the_replica_as_the_rest_of_its_request(replica):
+    """The export's count read the replica, its rows the primary: they stream after the
+    view has returned, when the request's reads were no longer routed, and the heaviest
+    read of the API ran on the primary, in a transaction as long as the stream
+    (helper 119)."""
+    _, replica_url = replica
+    order = seed(orders=1, items=2, prefix="CSV")[0]
+    client = reader_client()
+    assert post_capture(client, order["number"], [order["items"][0]["pk"]]).status_code == 200
+    wait_for_replay(replica_url)
+    read = {"default": [], "replica": []}
+
+    def recorder(alias):
+        def record(execute, sql, params, many, context):
+            read[alias].append(sql)
+            return execute(sql, params, many, context)
+
+        return record
+
+    with (
+        replica_alias(urlsplit(replica_url).port) as replica_db,
+        patch.object(db_router, "replica_configured", lambda: True),
+        connection.execute_wrapper(recorder("default")),
+        replica_db.execute_wrapper(recorder("replica")),
+    ):
+        response = client.get("/api/v1/captures/", HTTP_ACCEPT="text/csv")
+        body = b"".join(response.streaming_content)
+    assert response.status_code == 200
+    assert order["number"].encode() in body
+    item_reads = {alias: [sql for sql in statements if 'FROM "capture_captureitem"' in sql]
+                  for alias, statements in read.items()}  # fmt: skip
+    assert len(item_reads["replica"]) == 2, item_reads  # the count, then the rows
+    assert not item_reads["default"], item_reads["default"]
 
 
 def test_stopping_the_replica_under_read_traffic_loses_no_request(replica):
