@@ -131,9 +131,9 @@ READ_ORDER_AND_ITEMS = compact(f"""
 _LOCKED_ITEM_VERSIONS = given_items(
     order="locked_order.id", pks="%(ids)b", columns=f"id, {_VERSION} AS version", lock=True
 )
-# Compacted, the write is 4,025 characters of the 4,096 psycopg parses once and keeps
-# (omnitron/db/sql.py; tests/capture/test_queries.py holds it there): the order's
-# columns read back at its end are a fifth of it.
+# Compacted, the write stays under the 4,096 characters psycopg parses once and keeps
+# (omnitron/db/sql.py; tests/capture/test_queries.py holds it there), with little to
+# spare (4,050 on 2026-11-30): the order's columns read back at its end are a fifth.
 WRITE_CAPTURE = compact(f"""
     WITH given AS (
         SELECT * FROM unnest(%(ids)b::bigint[], %(versions)b::text[], %(changes)b::jsonb[])

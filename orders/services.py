@@ -264,12 +264,11 @@ def _set_channels(user, channel_ids: list[int]) -> None:
 
 
 def order_mark_sent(*, order: Order, is_send: bool) -> Order:
-    """Record whether the ERP has taken the order (Omnitron's `is_send`), and answer
-    the order as it is then. Marking it as it already is changes nothing, its
-    modified_date included: an ERP that retries its PATCH does not make the order look
-    changed. The order is read again under its lock, so the time is taken after a
-    capture it waited for: it took its time first, and answered an earlier
-    modified_date than the one the capture left (which the database keeps)."""
+    """Record whether the ERP has taken the order (Omnitron's `is_send`); returns the
+    order as it is then, read again under its lock. Marking it as it already is changes
+    nothing, its modified_date included (a retried PATCH does not make the order look
+    changed). The new modified_date is taken once the lock is held, and is never before
+    the stored one."""
     with transaction.atomic():
         order = Order.objects.select_for_update().get(pk=order.pk)
         if order.is_send == is_send:

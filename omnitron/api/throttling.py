@@ -149,7 +149,9 @@ def rate_counters_prune() -> int:
 
 
 def _scope_limits() -> dict[str, tuple[int, int]]:
-    """The per-user scopes' (requests, window seconds), those with a rate on."""
+    """Every scope's (requests, window seconds), those with a rate on: the users'
+    scopes and the logins' (`login_address`, `login_username`), whose keys have the
+    same form (the scope, then the user id or the login's digest)."""
     rates = api_settings.DEFAULT_THROTTLE_RATES
     return {scope: UserScopedRateThrottle.limit(scope) for scope in rates if rates[scope]}
 

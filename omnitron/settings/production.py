@@ -1,5 +1,6 @@
 """Production: every secret and host comes from the environment; no development defaults.
-Passes `manage.py check --deploy` given DJANGO_SECRET_KEY and DJANGO_ALLOWED_HOSTS."""
+Passes `manage.py check --deploy` given DJANGO_SECRET_KEY, DJANGO_ALLOWED_HOSTS and
+DATABASE_URL (each required)."""
 
 from django.core.checks.security.base import (
     SECRET_KEY_INSECURE_PREFIX,
