@@ -58,7 +58,23 @@ CAPTURE_FIELD_CODES = (
 
 
 class CaptureOrderView(APIView):
-    """POST /api/v1/capture-order/: authenticate, validate, capture, answer the Order."""
+    """POST /api/v1/capture-order/: authenticate, validate, capture, answer the Order.
+
+    A capture's path, in the order it runs:
+    1. Authentication (accounts/authentication.py) is one statement: the token's user,
+       whether it has `required_permission`, the request's count toward the `capture`
+       rate limit, and this view's `authentication_lookups`: the Idempotency-Key's
+       stored answer (capture/idempotency.py) and the order and given items, read
+       without a lock (capture/lookups.py). The permission and the throttle only read
+       what it found (`request.auth`, a TokenStatement).
+    2. A retry whose body is, as sent, the stored request's is answered here.
+    3. Otherwise the body is validated and `capture_answer` (capture/services.py) judges
+       the rules on what step 1 read and writes in one statement (capture/sql.py) that
+       writes only if the rows are still as read; if not, it reads again under locks.
+       With an Idempotency-Key, that runs in a transaction that stores the answer.
+    4. The answer is the Order the write read back, or a coded error
+       (capture/exceptions.py, capture/error_codes.py).
+    """
 
     required_permission = "orders.capture_order"
     permission_classes = [IsAuthenticated, HasRequiredPermission]
