@@ -98,3 +98,11 @@ def settings_or_exit(program: str) -> None:
         settings.INSTALLED_APPS  # noqa: B018  reading a setting loads them all
     except ImproperlyConfigured as exc:
         sys.exit(f"{program}: {exc}")
+    except ModuleNotFoundError as exc:
+        module = os.environ["DJANGO_SETTINGS_MODULE"]
+        if exc.name is None or not (module == exc.name or module.startswith(f"{exc.name}.")):
+            raise  # a module the settings import, not the settings themselves
+        sys.exit(
+            f"{program}: DJANGO_SETTINGS_MODULE: no module {module!r} (omnitron.settings.dev, "
+            "omnitron.settings.test or omnitron.settings.production)."
+        )

@@ -8,9 +8,20 @@ source scripts/blank-env.sh
 
 export HOST=${HOST:-127.0.0.1}
 export PORT=${PORT:-8000}
-# Where clients connect: an IPv6 HOST takes brackets before its port ([::1]:8000).
+# Where it listens: an IPv6 HOST takes brackets before its port ([::1]:8000).
 if [[ $HOST == *:* && $HOST != \[* ]]; then address="[$HOST]:$PORT"; else address="$HOST:$PORT"; fi
 bare_host=${HOST#[}; bare_host=${bare_host%]}  # as bash's /dev/tcp takes it
+# Where this machine's clients connect, in what it prints: a HOST of every address
+# (0.0.0.0, ::) is no address to connect to, nor a host name the app answers to.
+case $bare_host in
+  0.0.0.0) client_host=127.0.0.1; client="127.0.0.1:$PORT" ;;
+  ::) client_host=::1; client="[::1]:$PORT" ;;
+  *) client_host=$bare_host; client=$address ;;
+esac
+if (exec 3<>"/dev/tcp/$client_host/$PORT") 2>/dev/null; then  # before anything starts
+  echo "make run: $address is taken (set PORT)" >&2
+  exit 1
+fi
 export DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE:-omnitron.settings.dev}
 # The proxy's limit per client address (scripts/nginx.py): refused before anything starts.
 if [[ -n ${PROXY_CONNECTIONS_PER_CLIENT:-} && ! $PROXY_CONNECTIONS_PER_CLIENT =~ ^[1-9][0-9]*$ ]]; then
@@ -60,7 +71,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
 fi
 
 .venv/bin/python manage.py migrate --noinput -v 0
-.venv/bin/python manage.py load_demo --base-url "http://$address"
+.venv/bin/python manage.py load_demo --base-url "http://$client"
 
 # nginx answers on HOST:PORT and hands gunicorn only whole requests, so slow or idle
 # clients hold nginx's connections, never gunicorn's few sync workers. gunicorn listens
@@ -74,15 +85,11 @@ if scripts/ensure-package.sh nginx nginx; then
   if [ "$bare_host" = "::" ]; then listen="$address ipv6only=off"; fi
   read -ra nginx_command < <(.venv/bin/python -m scripts.nginx "$proxy_dir" \
     "127.0.0.1:$APP_PORT" "$listen" "${API_MAX_BODY_BYTES:-4194304}")
-  if (exec 3<>"/dev/tcp/$bare_host/$PORT") 2>/dev/null; then
-    echo "make run: $address is taken (set PORT)" >&2
-    exit 1
-  fi
   "${nginx_command[@]}" &
   proxy=$!
   for _ in $(seq 50); do  # until nginx listens, or says why it cannot
     kill -0 "$proxy" 2>/dev/null || { echo "make run: nginx did not start" >&2; exit 1; }
-    if (exec 3<>"/dev/tcp/$bare_host/$PORT") 2>/dev/null; then break; fi
+    if (exec 3<>"/dev/tcp/$client_host/$PORT") 2>/dev/null; then break; fi
     sleep 0.1
   done
   export API_NUM_PROXIES=${API_NUM_PROXIES:-1}  # the client's address from X-Forwarded-For
@@ -92,7 +99,7 @@ else
   echo "make run: without nginx, gunicorn faces clients itself: a few idle connections" \
     "can hold all its workers (docs/operations.md)" >&2
   bind="$address"
-  metrics="http://$address/metrics"
+  metrics="http://$client/metrics"
 fi
 # Commands in another terminal find the local cluster on its default port; on another
 # (PG_PORT) they need its URL. A DATABASE_URL of the user's own is theirs to give.
@@ -102,9 +109,9 @@ if [ -n "$local_cluster" ] && [ "$local_cluster" != "$(env -u PG_PORT -u PG_DATA
 fi
 cat <<MSG
 
-Serving http://$address/ (Ctrl-C stops it; the database keeps its data)
-  API docs:  http://$address/api/docs/
-  Readiness: http://$address/readyz
+Serving http://$client/ (Ctrl-C stops it; the database keeps its data)
+  API docs:  http://$client/api/docs/
+  Readiness: http://$client/readyz
   Webhooks:  $manage create_webhook http://127.0.0.1:9000/hook  (a worker is running)
   Metrics:   $metrics
 MSG

@@ -370,3 +370,53 @@ def test_errors_gunicorn_answers_itself_are_json_with_a_code(transactional_db):
     status_line, _, body = unknown_coding.partition(b"\r\n\r\n")
     assert status_line.startswith(b"HTTP/1.1 501 ")
     assert json.loads(body) == {"detail": "Not Implemented.", "code": "not_implemented"}
+
+
+def test_make_run_on_every_interface_prints_addresses_that_answer(transactional_db):
+    """configuration.md: HOST is where make run's nginx listens. With HOST=0.0.0.0 (or
+    ::), make run printed http://0.0.0.0:PORT/ for the admin, the docs and its
+    ready-to-paste curl capture, and every one of them answered 400 `bad_request`:
+    the Host it sends, 0.0.0.0, is not in the default DJANGO_ALLOWED_HOSTS."""
+    name = f"run_check_{secrets.token_hex(4)}"
+    admin = psycopg.connect(database_url("postgres"))
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    port = free_port()
+    # make run's own settings (the suite's allow every host).
+    env = {"DATABASE_URL": database_url(name), "PORT": port, "WEB_CONCURRENCY": 1,
+           "HOST": "0.0.0.0", "DJANGO_SETTINGS_MODULE": "omnitron.settings.dev"}  # fmt: skip
+    process = _run_script(**env)
+    try:
+        wait_until_ready(f"http://127.0.0.1:{port}/readyz", timeout=60, process=process.popen)
+        printed = process.output()
+        docs = re.search(r"API docs:\s+(\S+)", printed).group(1)
+        docs_status = requests.get(docs, timeout=5).status_code
+        printed_curl = printed[printed.index("curl -s") :].split("\n\n")[0].replace("\\\n", " ")
+        answer = subprocess.run(["bash", "-c", f"{printed_curl} -w '\\n%{{http_code}}'"],
+                                capture_output=True, text=True, timeout=30)  # fmt: skip
+    finally:
+        _interrupt(process)
+        admin.cursor().execute(f"DROP DATABASE {name} WITH (FORCE)")
+        admin.close()
+    assert docs_status == 200, docs
+    assert answer.stdout.endswith("\n200"), printed_curl + answer.stdout
+
+
+def test_make_run_on_a_port_in_use_says_so_before_it_starts_anything(tmp_path):
+    """A second make run on a port in use ran the migrations, loaded the demo data and
+    printed its token and a capture to paste, then said the port was taken."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            ["scripts/run.sh"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+            env={**os.environ, "PORT": str(port), "DATABASE_URL": "postgres://nobody@127.0.0.1:9/none",
+                 "PG_DATA_DIR": str(tmp_path / "none")},
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip().splitlines()[-1] == f"make run: 127.0.0.1:{port} is taken (set PORT)"
+    )
+    assert "Token" not in result.stdout
+    assert not (tmp_path / "none").exists()

@@ -17,6 +17,7 @@ from tests.live import (
     ROOT,
     VENV_BIN,
     Process,
+    database_url,
     free_port,
     manage,
     server_env,
@@ -340,3 +341,59 @@ def test_an_ipv6_host_is_served_on(host):
         wait_until_ready(f"http://[::1]:{port}/healthz", process=server.popen)
     finally:
         server.stop()
+
+
+def test_database_url_query_parameters_go_to_libpq():
+    """configuration.md: a database URL's query parameters, such as `?sslmode=require`,
+    go to libpq. The settings replaced the URL's OPTIONS with their own, so
+    `sslmode=require` (or `verify-full` with its `sslrootcert`) was dropped without a
+    word: the app connected in plain text to a server psql refused for having no TLS."""
+    code = (
+        "from django.conf import settings as s; o = s.DATABASES['default']['OPTIONS']; "
+        "r = s.DATABASES['replica']['OPTIONS']; "
+        "print(o.get('sslmode'), o.get('sslrootcert'), r.get('sslmode'), 'jit=off' in r['options'])"
+    )
+    result = manage(
+        "shell", "-c", code, DJANGO_SETTINGS_MODULE="omnitron.settings.dev",
+        DATABASE_URL="postgres://u@db.example:5432/omnitron"
+        "?sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.pem",
+        DATABASE_REPLICA_URL="postgres://u@replica.example:5432/omnitron?sslmode=require",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "verify-full /etc/ssl/db-ca.pem require True"
+
+
+@pytest.mark.parametrize(
+    "settings_module", ["omnitron.settings.production", "omnitron.settings.test"]
+)
+def test_a_database_url_asking_for_tls_is_refused_by_a_server_without_it(settings_module):
+    """The test cluster has no TLS: with `?sslmode=require` the app must not connect
+    (it connected in plain text), and its other parameters and `options` reach the
+    server beside the app's own (the URL's `-c` setting after the app's)."""
+    check = (
+        "from django.db import connection; c = connection.cursor(); "
+        "c.execute('SELECT current_setting(%s), current_setting(%s), current_setting(%s)', "
+        "['application_name', 'lock_timeout', 'work_mem']); print(*c.fetchone())"
+    )
+    url = database_url()
+    env = {"DJANGO_SETTINGS_MODULE": settings_module, "DJANGO_SECRET_KEY": PRODUCTION_SECRET_KEY,
+           "DJANGO_ALLOWED_HOSTS": "example.com"}  # fmt: skip
+    refused = manage("shell", "-c", check, DATABASE_URL=f"{url}?sslmode=require", **env)
+    assert refused.returncode != 0
+    assert "SSL" in refused.stderr, refused.stderr[-500:]
+    given = f"{url}?application_name=erp-sync&options=-c%20work_mem%3D7MB%20-c%20lock_timeout%3D4s"
+    taken = manage("shell", "-c", check, DATABASE_URL=given, **env)
+    assert taken.returncode == 0, taken.stderr[-500:]
+    assert taken.stdout.splitlines()[-1].split() == ["erp-sync", "4s", "7MB"]
+
+
+@pytest.mark.parametrize("value", ["production", "omnitron.settings.prod"])
+def test_a_settings_module_that_is_not_one_stops_the_app_in_one_line(value):
+    """configuration.md lists DJANGO_SETTINGS_MODULE's values as `dev`, `test` or
+    `production`, and says anything a variable does not take stops manage.py in one
+    line naming it: `DJANGO_SETTINGS_MODULE=production` was a traceback ending in
+    `ModuleNotFoundError: No module named 'production'`."""
+    result = manage("check", DJANGO_SETTINGS_MODULE=value)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr[-300:]
+    assert "DJANGO_SETTINGS_MODULE" in result.stderr

@@ -118,6 +118,16 @@ def database_options(*, lock_timeout_ms: int, statement_timeout_ms: int) -> dict
     return options
 
 
+def with_url_options(app_options: dict, url_options: dict) -> dict:
+    """The connection options with a database URL's query parameters (libpq's:
+    `sslmode`, `sslrootcert`, `connect_timeout`, ...), which win; the URL's `options`
+    come after the app's, so a `-c` setting of the URL's wins too."""
+    merged = {**app_options, **url_options}
+    if "options" in app_options and "options" in url_options:
+        merged["options"] = f"{app_options['options']} {url_options['options']}"
+    return merged
+
+
 # The local cluster of scripts/pg.sh is the default, on its PG_PORT and PG_DATABASE as
 # `make run` starts it (a command run beside `make run PG_PORT=...` found nothing on
 # 54329); DATABASE_URL points anywhere else.
@@ -126,6 +136,12 @@ local_cluster = (
     f"{quote(env_text('PG_DATABASE', 'omnitron'), safe='')}"
 )
 DATABASES = {"default": env_database("DATABASE_URL", local_cluster, "PG_DATABASE")}
+# Each database's URL's query parameters (the test settings set the options again).
+url_options = {"default": DATABASES["default"].get("OPTIONS", {})}
+_app_options = database_options(
+    lock_timeout_ms=env_milliseconds("DB_LOCK_TIMEOUT_MS", 3000),
+    statement_timeout_ms=env_milliseconds("DB_STATEMENT_TIMEOUT_MS", 15000),
+)
 DATABASES["default"].update(
     {
         # Django's PostgreSQL backend, reconnecting once when a request's first statement
@@ -134,10 +150,7 @@ DATABASES["default"].update(
         "ENGINE": "omnitron.db",
         "CONN_MAX_AGE": env_number("DJANGO_CONN_MAX_AGE", 60, minimum=0),
         "CONN_HEALTH_CHECKS": False,
-        "OPTIONS": database_options(
-            lock_timeout_ms=env_milliseconds("DB_LOCK_TIMEOUT_MS", 3000),
-            statement_timeout_ms=env_milliseconds("DB_STATEMENT_TIMEOUT_MS", 15000),
-        ),
+        "OPTIONS": with_url_options(_app_options, url_options["default"]),
     }
 )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -340,9 +353,11 @@ if SENTRY_DSN:
 DB_REPLICA_RETRY_SECONDS = env_number("DB_REPLICA_RETRY_SECONDS", 5, minimum=0, cast=float)
 if env_text("DATABASE_REPLICA_URL"):
     _replica = env_database("DATABASE_REPLICA_URL")
+    url_options["replica"] = _replica.get("OPTIONS", {})
     DATABASES["replica"] = {  # the primary's engine and options, the replica's address
         **DATABASES["default"],
         **{key: _replica[key] for key in ("NAME", "USER", "PASSWORD", "HOST", "PORT")},
+        "OPTIONS": with_url_options(_app_options, url_options["replica"]),
         "TEST": {"MIRROR": "default"},
     }
     DATABASE_ROUTERS = ["omnitron.db.router.ReplicaRouter"]

@@ -15,13 +15,14 @@ ALLOWED_HOSTS = ["*"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # The primary, and the read replica when DATABASE_REPLICA_URL is set.
-for _database in DATABASES.values():  # noqa: F405
+for _alias, _database in DATABASES.items():  # noqa: F405
     _database["CONN_MAX_AGE"] = env_number("DJANGO_CONN_MAX_AGE", 0, minimum=0)
     # Shorter lock waits keep the lock-timeout tests quick.
-    _database["OPTIONS"] = database_options(  # noqa: F405
+    _options = database_options(  # noqa: F405
         lock_timeout_ms=env_milliseconds("DB_LOCK_TIMEOUT_MS", 2000),
         statement_timeout_ms=env_milliseconds("DB_STATEMENT_TIMEOUT_MS", 15000),
     )
+    _database["OPTIONS"] = with_url_options(_options, url_options[_alias])  # noqa: F405
 
 # No rate limits unless a test asks for them (tests send bursts on purpose).
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = throttle_rates(  # noqa: F405
