@@ -178,7 +178,10 @@ class DeliveryInline(ReadOnly, admin.TabularInline):
 class EventAdmin(ReadOnly, LargeTableAdmin):
     list_display = ("id", "type", "created_at", "channel", "object_id")
     list_filter = (EventTypeFilter, "channel")
-    ordering = ("-seq",)  # newest first, on seq's unique index
+    # Newest first, in the feed's order: on the primary key, and filtered by a channel
+    # on the feed's index (channel, id) (seq's order walked every event since a
+    # channel's last one: 1.1 s for a channel of old events among a million).
+    ordering = ("-id",)
     search_fields = ("id",)
     search_help_text = "A whole event id (evt_...)."
     fields = ("id", "type", "created_at", "channel", "object_id", "payload")

@@ -12,18 +12,23 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q, Subquery
+from django.db.models import Q, Subquery
 from django.utils import timezone
 
 from . import outbound, signing
 from .metrics import observe_delivery
-from .models import DeliveryAttempt, DeliveryState, WebhookDelivery, WebhookSubscription
+from .models import (
+    DeliveryAttempt,
+    DeliveryState,
+    Lane,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 from .payloads import render_payloads, store_payloads
 from .services import webhook_subscriptions_resume
 from .sql import (
     JOB_RUNNING,
     LANE_JOB_WAITING,
-    LANES_PER_SUBSCRIPTION,
     RECORD_OUTCOMES,
     WEBHOOK_QUEUE,
 )
@@ -229,14 +234,14 @@ def _due(subscription: WebhookSubscription, lane: int) -> list[WebhookDelivery]:
     probe = due.order_by("next_attempt_at", "id").values("id")[:1]
     return list(
         due.select_related("event")
-        .alias(lane=F("id") % LANES_PER_SUBSCRIPTION)
+        .alias(lane=Lane("id"))
         .filter(
             Q(subscription__timeouts_in_a_row=0)
             | Q(subscription__paused_until__lte=now, id=Subquery(probe)),
             subscription__is_active=True,
             lane=lane,
         )
-        .order_by("id")[:BATCH]
+        .order_by("next_attempt_at", "id")[:BATCH]  # delivery_lane_due_idx's order
     )
 
 

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import F
 from django.utils import timezone
 
 from omnitron.exactjson import EXACT_JSON
@@ -141,6 +142,20 @@ class DeliveryState(models.TextChoices):
     CANCELLED = "cancelled"
 
 
+# Deliveries of one subscription run in at most this many parallel lanes: a slow or
+# failing receiver holds a few worker slots at most, never all of them.
+LANES_PER_SUBSCRIPTION = 4
+
+
+class Lane(models.Func):
+    """A delivery's lane: its id modulo LANES_PER_SUBSCRIPTION, written with the number
+    in the SQL (not a parameter), as delivery_lane_due_idx has it, so that a prepared
+    statement's generic plan can use that index too."""
+
+    template = f"mod(%(expressions)s, {LANES_PER_SUBSCRIPTION})"
+    output_field = models.BigIntegerField()
+
+
 class WebhookDelivery(models.Model):
     """One event sent to one subscription, through as many attempts as it takes."""
 
@@ -148,8 +163,9 @@ class WebhookDelivery(models.Model):
     event = models.ForeignKey(
         Event, on_delete=models.PROTECT, related_name="deliveries", db_index=False
     )
+    # Indexed by delivery_subscription_idx (subscription, id): no index of its own.
     subscription = models.ForeignKey(
-        WebhookSubscription, on_delete=models.PROTECT, related_name="deliveries"
+        WebhookSubscription, on_delete=models.PROTECT, related_name="deliveries", db_index=False
     )
     state = models.CharField(
         max_length=16, choices=DeliveryState.choices, default=DeliveryState.PENDING
@@ -169,11 +185,35 @@ class WebhookDelivery(models.Model):
         ]
         indexes = [
             models.Index(fields=["state", "created_at"], name="delivery_state_idx"),
+            # The admin's list (newest first) filtered by a subscription, or by a state
+            # other than delivered (the many): a walk of these, however many deliveries
+            # came after the ones it shows (the failures of an outage months ago walked
+            # every delivery since: 0.7 s at 2.6 million, an outside test). Partial:
+            # on a plain (state, id) index the planner still walked the primary key,
+            # taking the failures as spread evenly among the rest.
+            models.Index(
+                fields=["id"],
+                condition=~models.Q(state=DeliveryState.DELIVERED),
+                name="delivery_undelivered_idx",
+            ),
+            models.Index(fields=["subscription", "id"], name="delivery_subscription_idx"),
             # What the worker's dispatcher and lane jobs look for: pending, due.
             models.Index(
                 fields=["subscription", "next_attempt_at"],
                 condition=models.Q(state=DeliveryState.PENDING),
                 name="delivery_due_idx",
+            ),
+            # What a lane's job sends next (and the dispatcher looks for, per lane): its
+            # due deliveries, oldest due first, one range of this index however many
+            # are due on the other lanes. On delivery_due_idx alone a batch read every
+            # due delivery of the subscription: 0.95 s at 300,000 due (an outside test).
+            models.Index(
+                F("subscription"),
+                Lane("id"),
+                F("next_attempt_at"),
+                F("id"),
+                condition=models.Q(state=DeliveryState.PENDING),
+                name="delivery_lane_due_idx",
             ),
             # What /metrics counts: the deliveries failed for good lately.
             models.Index(

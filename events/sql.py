@@ -2,7 +2,13 @@
 jobs that will deliver the event all commit together or not at all, in one round
 trip (capture/sql.py folds these into the capture's write)."""
 
-from .models import DeliveryState, Event, WebhookDelivery, WebhookSubscription
+from .models import (
+    LANES_PER_SUBSCRIPTION,
+    DeliveryState,
+    Event,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 
 EVENTS = Event._meta.db_table
 DELIVERIES = WebhookDelivery._meta.db_table
@@ -10,9 +16,6 @@ SUBSCRIPTIONS = WebhookSubscription._meta.db_table
 EVENT_SEQUENCE = f"{EVENTS}_seq"  # created by migration 0002
 # The state the due deliveries' partial index (delivery_due_idx) is on.
 PENDING = DeliveryState.PENDING.value
-# Deliveries of one subscription run in at most this many parallel lanes: a slow or
-# failing receiver holds a few worker slots at most, never all of them.
-LANES_PER_SUBSCRIPTION = 4
 
 
 PROCRASTINATE_JOBS = "procrastinate_jobs"
