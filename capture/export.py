@@ -34,8 +34,9 @@ FLUSH_BYTES = 64 * 1024
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # A spreadsheet set to split cells on `;` (where `,` is the decimal comma: Turkish,
 # German, French settings) or on tabs starts a cell after each one, wherever it is in
-# ours: a formula start there gets the apostrophe too (`k;=1+1` is written `k;'=1+1`).
-FORMULA_AFTER_A_SPLIT = re.compile(r"([;\t])(?=[=+\-@\t\r])")
+# ours, and a row after each line break (our quotes mean nothing to it): a formula
+# start there gets the apostrophe too (`k;=1+1` is written `k;'=1+1`).
+FORMULA_AFTER_A_SPLIT = re.compile(r"([;\t\r\n])(?=[=+\-@\t\r])")
 
 
 def _cell(value):

@@ -73,6 +73,19 @@ class StorableJSONField(forms.JSONField):
         return InvalidJSONInput(data) if jsonb_refusal(value, max_depth=MAX_JSON_DEPTH) else value
 
 
+class FiniteDecimalField(forms.DecimalField):
+    """Django's decimal form field, refusing NaN and infinities as it reads them: it
+    refused them only in validation, and a form that asked whether the value changed
+    first (the item form does, to lock the item) compared a signalling NaN (`sNaN`),
+    which raises (500)."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is not None and not value.is_finite():
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        return value
+
+
 class CheckedAutocompleteSelect(widgets.AutocompleteSelect):
     """Django's autocomplete widget looks the posted value up to show it again when
     the form has errors: `channel=abc` failed in that query (ValueError, or an
@@ -104,13 +117,15 @@ class CheckedRawIdWidget(widgets.ForeignKeyRawIdWidget):
 
 
 class CheckedFormFieldsMixin:
-    """The form fields of a ModelAdmin or an inline: JSON that jsonb stores, and
-    foreign keys' widgets that look up only values their column holds (autocomplete)
-    and only rows the field may take (raw id)."""
+    """The form fields of a ModelAdmin or an inline: JSON that jsonb stores, finite
+    decimals, and foreign keys' widgets that look up only values their column holds
+    (autocomplete) and only rows the field may take (raw id)."""
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if isinstance(db_field, models.JSONField):
             kwargs = {"form_class": StorableJSONField, "allow_null": db_field.null, **kwargs}
+        elif isinstance(db_field, models.DecimalField):
+            kwargs = {"form_class": FiniteDecimalField, **kwargs}
         return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
@@ -222,10 +237,12 @@ class CheckedInputMixin(CheckedFormFieldsMixin):
         """None (Django's "does not exist") for an id with a NUL: an event's pk is
         text, and a NUL in it failed in the database (500). Django answers any other
         id a key cannot hold (`abc`, 20 digits) with None itself; an admin may read
-        the id as another model's (authtoken's: a user's pk)."""
+        the id as another model's (authtoken's: a user's pk). An empty `_to_field`
+        is no field: Django checks only one that is given, then looked up a field
+        named "" (500 on every change and delete page)."""
         if "\x00" in object_id:
             return None
-        return super().get_object(request, object_id, from_field)
+        return super().get_object(request, object_id, from_field or None)
 
     def response_action(self, request, queryset):
         # A selection of anything but pks (`_selected_action=abc`, or beyond the pk's
