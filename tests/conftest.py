@@ -45,13 +45,21 @@ def responses_match_the_schema(monkeypatch):
 KEPT_BY_FLUSH = {"django_content_type", "auth_permission"}
 
 
-def deleting_flush(style, connection, reset_sequences=True, allow_cascade=False):
-    """Django's flush, as DELETEs with triggers and foreign-key checks off for its
-    transaction (the guards of captured records refuse a DELETE), KEPT_BY_FLUSH aside."""
-    tables = connection.introspection.django_table_names(only_existing=True)
+def truncating_what_has_rows(style, connection, reset_sequences=True, allow_cascade=False):
+    """Django's flush, as a TRUNCATE of the tables that have rows (and those whose
+    foreign keys name them), KEPT_BY_FLUSH aside. A TRUNCATE, not a DELETE: it leaves
+    the table as new, statistics included (after DELETEs a table's statistics said a
+    few rows, and the next test's 100,000 items each read the orders whole)."""
+    tables = [table for table in connection.introspection.django_table_names(only_existing=True)
+              if table not in KEPT_BY_FLUSH]  # fmt: skip
     quote = connection.ops.quote_name
-    deletes = " ".join(f"DELETE FROM {quote(t)};" for t in tables if t not in KEPT_BY_FLUSH)
-    return [f"SET LOCAL session_replication_role = replica; {deletes}"]
+    probes = " UNION ALL ".join(
+        f"SELECT {n} WHERE EXISTS (SELECT FROM {quote(table)})" for n, table in enumerate(tables)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(probes)
+        filled = [quote(tables[n]) for (n,) in cursor.fetchall()]
+    return [f"TRUNCATE {', '.join(filled)} CASCADE"] if filled else []
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -59,11 +67,11 @@ def quick_flush():
     """A transactional test's teardown empties every table with Django's flush: a
     TRUNCATE of every table (a new file for each table and index), then the content
     types and permissions made again (post_migrate), 0.4 to 1 s a test, minutes of the
-    suite. Deleting the rows and keeping those two tables takes a few milliseconds."""
+    suite. Only the tables a test filled are emptied, and those two kept."""
     from django.core.management.commands import flush
 
     with pytest.MonkeyPatch.context() as patched:
-        patched.setattr(flush, "sql_flush", deleting_flush)
+        patched.setattr(flush, "sql_flush", truncating_what_has_rows)
         patched.setattr(flush, "emit_post_migrate_signal", lambda *args, **kwargs: None)
         yield
 
