@@ -197,7 +197,8 @@ class WebhookDelivery(models.Model):
                 name="delivery_undelivered_idx",
             ),
             models.Index(fields=["subscription", "id"], name="delivery_subscription_idx"),
-            # What the worker's dispatcher and lane jobs look for: pending, due.
+            # A subscription's first due delivery across its lanes (events/sql.py's
+            # FIRST_DUE: the one probe of a receiver that timed out).
             models.Index(
                 fields=["subscription", "next_attempt_at"],
                 condition=models.Q(state=DeliveryState.PENDING),

@@ -14,7 +14,7 @@ EVENTS = Event._meta.db_table
 DELIVERIES = WebhookDelivery._meta.db_table
 SUBSCRIPTIONS = WebhookSubscription._meta.db_table
 EVENT_SEQUENCE = f"{EVENTS}_seq"  # created by migration 0002
-# The state the due deliveries' partial index (delivery_due_idx) is on.
+# The state the due deliveries' partial indexes (delivery_due_idx, delivery_lane_due_idx) are on.
 PENDING = DeliveryState.PENDING.value
 
 
