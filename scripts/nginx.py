@@ -6,8 +6,9 @@ gunicorn's sync workers.
     python -m scripts.nginx DIR UPSTREAM LISTEN MAX_BODY_BYTES
 
 writes DIR/nginx.conf and DIR/omnitron.conf and prints the command that runs nginx in
-the foreground with them (PROXY_CONNECTIONS_PER_CLIENT, 128 unless set, as in the
-image). Nothing here needs Django."""
+the foreground with them (PROXY_CONNECTIONS_PER_CLIENT, 128 unless set, and
+PROXY_LARGE_BODIES_PER_CLIENT, 1 unless set, as in the image). Nothing here needs
+Django."""
 
 import os
 import shutil
@@ -42,7 +43,9 @@ http {{
 """
 
 
-DEFAULT_CONNECTIONS_PER_CLIENT = 128  # deploy/nginx/Dockerfile's too
+# deploy/nginx/Dockerfile's too.
+DEFAULT_CONNECTIONS_PER_CLIENT = 128
+DEFAULT_LARGE_BODIES_PER_CLIENT = 1
 
 
 def binary() -> str | None:
@@ -57,30 +60,40 @@ def configure(
     listen: str,
     max_body_bytes: int,
     connections_per_client: int = DEFAULT_CONNECTIONS_PER_CLIENT,
+    large_bodies_per_client: int = DEFAULT_LARGE_BODIES_PER_CLIENT,
 ) -> list[str]:
     """Write the configuration into `workdir` (made writable for nginx's workers) and
     return the arguments that run nginx with it: `upstream` is gunicorn's host:port,
     `listen` where nginx answers, `connections_per_client` the requests one client
-    address may have in progress at once."""
+    address may have in progress at once, `large_bodies_per_client` those with a
+    body of 100,000 bytes or more one API token, and one address, may have."""
     workdir.chmod(0o711)  # nginx's workers (`nobody` under root) pass through it
     server = Template(SERVER_TEMPLATE.read_text()).safe_substitute(
         APP_UPSTREAM=upstream, LISTEN=listen, MAX_BODY_BYTES=str(max_body_bytes),
         CONNECTIONS_PER_CLIENT=str(connections_per_client),
+        LARGE_BODIES_PER_CLIENT=str(large_bodies_per_client),
     )  # fmt: skip
     (workdir / "omnitron.conf").write_text(server)
     (workdir / "nginx.conf").write_text(MAIN.format(dir=workdir))
     return [binary() or "nginx", "-p", str(workdir), "-c", str(workdir / "nginx.conf")]
 
 
+def limit_from_env(name: str, default: int) -> int:
+    """A whole number above 0 from the environment; set but empty (or spaces) is the
+    default, as every variable."""
+    value = os.environ.get(name, "").strip() or str(default)
+    if not (value.isascii() and value.isdigit() and int(value) > 0):
+        sys.exit(f"{name} must be a whole number above 0, not {value!r}")
+    return int(value)
+
+
 if __name__ == "__main__":
     directory, upstream, listen, max_body = sys.argv[1:]
-    # Set but empty (or spaces) is the default, as every variable.
-    per_client = os.environ.get("PROXY_CONNECTIONS_PER_CLIENT", "").strip() or str(
-        DEFAULT_CONNECTIONS_PER_CLIENT
-    )
-    if not (per_client.isascii() and per_client.isdigit() and int(per_client) > 0):
-        sys.exit(f"PROXY_CONNECTIONS_PER_CLIENT must be a whole number above 0, not {per_client!r}")
-    per_client = int(per_client)
-    args = configure(Path(directory), upstream=upstream, listen=listen,
-                     max_body_bytes=int(max_body), connections_per_client=per_client)  # fmt: skip
+    args = configure(
+        Path(directory), upstream=upstream, listen=listen, max_body_bytes=int(max_body),
+        connections_per_client=limit_from_env("PROXY_CONNECTIONS_PER_CLIENT",
+                                              DEFAULT_CONNECTIONS_PER_CLIENT),
+        large_bodies_per_client=limit_from_env("PROXY_LARGE_BODIES_PER_CLIENT",
+                                               DEFAULT_LARGE_BODIES_PER_CLIENT),
+    )  # fmt: skip
     print(" ".join(args))

@@ -23,11 +23,13 @@ if (exec 3<>"/dev/tcp/$client_host/$PORT") 2>/dev/null; then  # before anything 
   exit 1
 fi
 export DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE:-omnitron.settings.dev}
-# The proxy's limit per client address (scripts/nginx.py): refused before anything starts.
-if [[ -n ${PROXY_CONNECTIONS_PER_CLIENT:-} && ! $PROXY_CONNECTIONS_PER_CLIENT =~ ^[1-9][0-9]*$ ]]; then
-  echo "make run: PROXY_CONNECTIONS_PER_CLIENT must be a whole number above 0" >&2
-  exit 1
-fi
+# The proxy's limits per client (scripts/nginx.py): refused before anything starts.
+for limit in PROXY_CONNECTIONS_PER_CLIENT PROXY_LARGE_BODIES_PER_CLIENT; do
+  if [[ -n ${!limit:-} && ! ${!limit} =~ ^[1-9][0-9]*$ ]]; then
+    echo "make run: $limit must be a whole number above 0" >&2
+    exit 1
+  fi
+done
 
 started_database=0
 local_cluster=""

@@ -276,7 +276,8 @@ def test_make_run_starts_its_own_postgresql_and_keeps_the_data():
         # Blank variables are their defaults (docs/configuration.md): HOST=" " gave nginx
         # no address, WEB_CONCURRENCY= failed gunicorn before its configuration.
         blank = {"HOST": " ", "WEB_CONCURRENCY": "", "DJANGO_SETTINGS_MODULE": " ",
-                 "API_NUM_PROXIES": " ", "PROXY_CONNECTIONS_PER_CLIENT": "  "}  # fmt: skip
+                 "API_NUM_PROXIES": " ", "PROXY_CONNECTIONS_PER_CLIENT": "  ",
+                 "PROXY_LARGE_BODIES_PER_CLIENT": ""}  # fmt: skip
         for run, expected in runs:
             port = free_port()
             run_env = {**clean_env, **env, "PORT": str(port), **(blank if run == 2 else {})}
@@ -419,4 +420,22 @@ def test_make_run_on_a_port_in_use_says_so_before_it_starts_anything(tmp_path):
         result.stderr.strip().splitlines()[-1] == f"make run: 127.0.0.1:{port} is taken (set PORT)"
     )
     assert "Token" not in result.stdout
+    assert not (tmp_path / "none").exists()
+
+
+@pytest.mark.parametrize(
+    "variable", ["PROXY_CONNECTIONS_PER_CLIENT", "PROXY_LARGE_BODIES_PER_CLIENT"]
+)
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
+def test_make_run_refuses_a_proxy_limit_that_is_not_a_count_before_it_starts_anything(
+    tmp_path, variable, value
+):
+    result = subprocess.run(
+        ["scripts/run.sh"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PORT": str(free_port()), variable: value,
+             "DATABASE_URL": "postgres://nobody@127.0.0.1:9/none",
+             "PG_DATA_DIR": str(tmp_path / "none")},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"make run: {variable} must be a whole number above 0"
     assert not (tmp_path / "none").exists()

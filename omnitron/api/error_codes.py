@@ -165,10 +165,13 @@ class ApiErrorCode(ErrorCode):
     TOO_MANY_CONNECTIONS = (
         status.HTTP_429_TOO_MANY_REQUESTS,
         None,
-        "Too many requests from your address at once. Retry later.",
+        "Too many requests at once from your address, or with a large body from your "
+        "address or token. Retry later.",
         "The proxy (deploy/nginx) is already handling as many requests from the "
-        "client's address as it takes at once (128 by default; a request counts from "
-        "its headers to its answer). Retry (`Retry-After: 1`).",
+        "client's address as it takes at once (128 by default), or as many with a body "
+        "of 100,000 bytes or more (or chunked) from the client's API token or address "
+        "(1 by default); a request counts from its headers to its answer. Retry "
+        "(`Retry-After: 1`).",
     )
     HEADER_TOO_LARGE = (
         status.HTTP_431_REQUEST_HEADER_FIELDS_TOO_LARGE,

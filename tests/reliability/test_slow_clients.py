@@ -27,7 +27,9 @@ def address(base: str) -> tuple[str, int]:
 
 class SlowClients:
     """Idle sockets that send nothing, clients sending a header line every 2 s, and
-    uploaders sending a declared 4 MB body at about 20 KB/s, until stopped."""
+    uploaders sending a declared 4 MB body at about 20 KB/s, until stopped. Each
+    uploader is a client address of its own: the proxy takes one large body at a time
+    from an address (tests/reliability/test_large_bodies.py)."""
 
     def __init__(self, base: str, *, idle: int, slow_headers: int, uploaders: int):
         self.target = address(base)
@@ -35,13 +37,13 @@ class SlowClients:
         self.headers = [self._connect(b"GET /readyz HTTP/1.1\r\n") for _ in range(slow_headers)]
         head = (b"POST /api/v1/capture-order/ HTTP/1.1\r\nHost: x\r\n"
                 b"Content-Type: application/json\r\nContent-Length: 4000000\r\n\r\n")  # fmt: skip
-        self.uploaders = [self._connect(head) for _ in range(uploaders)]
+        self.uploaders = [self._connect(head, source=f"127.0.1.{n + 1}") for n in range(uploaders)]
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._trickle, daemon=True)
         self.thread.start()
 
-    def _connect(self, first: bytes = b"") -> socket.socket:
-        sock = socket.create_connection(self.target, timeout=5)
+    def _connect(self, first: bytes = b"", *, source: str = "") -> socket.socket:
+        sock = socket.create_connection(self.target, timeout=5, source_address=(source, 0))
         if first:
             sock.sendall(first)
         return sock
@@ -119,11 +121,12 @@ def test_one_address_holding_bodies_open_gets_its_own_limit_and_others_are_serve
     requests took every connection nginx has, and every other client was refused: an
     address gets PROXY_CONNECTIONS_PER_CLIENT requests at once (128), the rest a JSON
     429 at once, and their connections are closed within a second or two, however the
-    client keeps sending (nginx kept one discarding its body for 30 s)."""
+    client keeps sending (nginx kept one discarding its body for 30 s). Their bodies
+    are under 100,000 bytes: the proxy takes larger ones one at a time per address."""
     orders = seed(orders=5, items=1, prefix="HOLD")
     token = token_for("wms-hold", all_channels=True)
     head = (b"POST /api/v1/capture-order/ HTTP/1.1\r\nHost: x\r\n"
-            b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{")  # fmt: skip
+            b"Content-Type: application/json\r\nContent-Length: 99999\r\n\r\n{")  # fmt: skip
     with gunicorn(workers=2) as (app, _), nginx(app) as (proxy, _):
         crowd = []
         trickling = threading.Event()
