@@ -82,7 +82,21 @@ os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 
 def on_starting(server):
-    """Errors gunicorn answers itself are JSON too (workers inherit this)."""
+    """Errors gunicorn answers itself are JSON too (workers inherit this). The metrics
+    files of this host's processes that ended without folding them (killed with their
+    master) are folded now (omnitron/metrics_files.py)."""
+    from omnitron import metrics_files
     from omnitron.gunicorn_errors import install
 
     install()
+    metrics_files.fold_ended(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+
+
+def child_exit(server, worker):
+    """A worker ended, maybe killed (its timeout, SIGKILL): its metrics files are
+    folded into the directory's archives, or every replaced worker left its own."""
+    from omnitron import metrics_files
+
+    metrics_files.fold(
+        os.environ["PROMETHEUS_MULTIPROC_DIR"], metrics_files.process_name(worker.pid)
+    )

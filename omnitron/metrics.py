@@ -13,10 +13,10 @@ or a path with an id.
 /metrics answers only the addresses or networks in METRICS_ALLOWED_IPS (404 to others);
 the proxy in front of the app never forwards it."""
 
+import atexit
 import functools
 import ipaddress
 import os
-import socket
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
@@ -32,15 +32,19 @@ from prometheus_client import (
     values,
 )
 
+from omnitron import metrics_files
 from omnitron.api.error_codes import ApiErrorCode
 from omnitron.db import router as db_router
 
 ENABLED = settings.METRICS_ENABLED
 MULTIPROCESS = settings.METRICS_MULTIPROCESS
 if MULTIPROCESS:
-    # Files named by host and pid: containers sharing the directory (the app's and the
-    # worker's, docker-compose.yml) may reuse each other's pids.
-    values.ValueClass = values.MultiProcessValue(lambda: f"{socket.gethostname()}-{os.getpid()}")
+    # Files named by host and pid (metrics_files.process_name), folded into the
+    # directory's archives when the process ends: by itself here (forked gunicorn
+    # workers inherit this), or by gunicorn's master for a worker killed.
+    values.ValueClass = values.MultiProcessValue(metrics_files.process_name)
+    atexit.register(lambda: metrics_files.fold(os.environ["PROMETHEUS_MULTIPROC_DIR"],
+                                               metrics_files.process_name()))  # fmt: skip
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 REQUESTS = Counter(
@@ -136,10 +140,13 @@ def metrics_view(request):
         response = JsonResponse(refused.example(method=request.method), status=refused.status_code)
         response["Allow"] = "GET, HEAD"
         return response
-    registry = REGISTRY
-    if MULTIPROCESS:  # every process's samples, from their files
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        for collector in SCRAPE_COLLECTORS:
-            registry.register(collector)
-    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    if not MULTIPROCESS:
+        return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
+    # Every process's samples, from their files, none being folded meanwhile.
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    for collector in SCRAPE_COLLECTORS:
+        registry.register(collector)
+    with metrics_files.locked(os.environ["PROMETHEUS_MULTIPROC_DIR"], exclusive=False):
+        text = generate_latest(registry)
+    return HttpResponse(text, content_type=CONTENT_TYPE_LATEST)

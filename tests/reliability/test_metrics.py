@@ -3,10 +3,14 @@ the numbers add up; /metrics answers only allowed addresses; labels stay bounded
 the shipped dashboard and alert rules parse and use metrics that exist."""
 
 import json
+import os
 import re
+import signal
+import socket
 import time
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import requests
@@ -19,7 +23,7 @@ from events.services import webhook_deliveries_redeliver, webhook_subscription_c
 from omnitron.db import router as db_router
 from tests.events.helpers import receiving
 from tests.helpers import capture
-from tests.live import ROOT, free_port, gunicorn, server_env, worker
+from tests.live import ROOT, free_port, gunicorn, manage, server_env, worker
 from tests.reliability.helpers import seed, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -87,6 +91,64 @@ def test_the_numbers_add_up_across_workers_and_processes(tmp_path):
               if name == "omnitron_http_requests_total"}  # fmt: skip
     assert routes <= {"capture-order", "order-detail", "/healthz", "/readyz", "metrics"}
     assert not any(re.search(r"METRICS-|wms", str(labels)) for _, labels in samples)
+
+
+def workers_of(master: int) -> set[int]:
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return {int(pid) for pid in children}
+
+
+def files_of(directory: Path, pid: int) -> list[Path]:
+    return list(directory.glob(f"*_{socket.gethostname()}-{pid}.db"))
+
+
+def replaced(master: int, gone: int, timeout: float = 30) -> set[int]:
+    """The master's two workers once `gone` is not one of them."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        workers = workers_of(master)
+        if gone not in workers and len(workers) == 2:
+            return workers
+        time.sleep(0.1)
+    raise AssertionError(f"worker {gone} was not replaced")
+
+
+def test_ended_processes_leave_their_counts_and_not_their_files(tmp_path):
+    """Every process wrote files of its own to PROMETHEUS_MULTIPROC_DIR, kept after it
+    ended: every replaced worker and every manage.py command (the image sets the
+    directory for all of them) added one or two, and at 4,064 files a scrape took
+    230 to 350 ms. An ended process's counts are folded into the archives; the
+    directory holds the files of running processes and three archives."""
+    env = server_env(PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    with gunicorn(workers=2, env=env) as (base, server):
+        master = server.popen.pid
+
+        def healthz_count() -> float:
+            return total(scrape(base), "omnitron_http_requests_total", route="/healthz")
+
+        killed, stopped = sorted(replaced(master, gone=0))
+        for _ in range(200):  # until each worker has counted requests in its files
+            assert requests.get(f"{base}/healthz", headers={"Connection": "close"}).ok
+            if all(files_of(tmp_path, pid) for pid in (killed, stopped)):
+                break
+        else:
+            raise AssertionError("a worker served no request")
+        before = healthz_count()
+        os.kill(killed, signal.SIGKILL)  # as gunicorn's timeout or the OOM killer would
+        replaced(master, killed)
+        os.kill(stopped, signal.SIGTERM)  # a graceful exit: it folds its own
+        workers = replaced(master, stopped)
+        assert manage("check", PROMETHEUS_MULTIPROC_DIR=str(tmp_path)).returncode == 0
+        for _ in range(5):
+            assert requests.get(f"{base}/healthz").ok
+        after = healthz_count()
+        files = sorted(path.name for path in tmp_path.glob("*.db"))
+    assert after == before + 5
+    running = {f"{socket.gethostname()}-{pid}" for pid in {master, *workers}}
+    for name in files:
+        kind, _, process = name.removesuffix(".db").partition("_")
+        assert process in running | {"archive"}, files
+    assert {"counter_archive.db", "histogram_archive.db"} <= set(files)
 
 
 def test_the_webhook_backlog_is_the_pending_deliveries_and_the_oldests_age(

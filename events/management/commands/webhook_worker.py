@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 
 import psycopg
@@ -22,7 +23,7 @@ from procrastinate.contrib.django import app
 from procrastinate.exceptions import ConnectorException
 
 from events.worker import STOPPING
-from omnitron import env
+from omnitron import env, metrics_files
 
 logger = logging.getLogger("events.worker")
 
@@ -53,6 +54,8 @@ class Command(BaseCommand):
                             help="Comma-separated queues (default: every queue).")  # fmt: skip
 
     def handle(self, *args, name, concurrency, queues, **options):
+        if settings.METRICS_MULTIPROCESS:  # the files of its host's processes killed before
+            metrics_files.fold_ended(os.environ["PROMETHEUS_MULTIPROC_DIR"])
         worker_options = {"install_signal_handlers": False}
         if name:
             worker_options["name"] = name
