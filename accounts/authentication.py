@@ -20,9 +20,9 @@ from omnitron.api.error_codes import ApiErrorCode
 from omnitron.api.lookups import TokenStatement, UserLookup
 from omnitron.api.throttling import (
     RATE_COLUMNS,
-    RateCount,
     UserScopedRateThrottle,
     is_counted,
+    rate_count,
     rate_hit_ctes,
     rate_params,
     throttle_cost,
@@ -107,15 +107,14 @@ class TokenAuthentication(authentication.TokenAuthentication):
         if not user.is_active:  # as an unknown token: the registry's one message
             raise exceptions.AuthenticationFailed(ApiErrorCode.AUTHENTICATION_FAILED.message)
         has_required_permission, *extra = row[len(attnames) :]
-        rate_count = None
+        counted = None
         if rate is not None:
-            counted = [extra.pop(0) for _ in RATE_COLUMNS]
-            count = RateCount(*counted, params["rate_elapsed"], params["rate_cost"])
-            rate_count = (f"{prefix}{user.pk}", count)
+            columns = [extra.pop(0) for _ in RATE_COLUMNS]
+            counted = (f"{prefix}{user.pk}", rate_count(columns, params))
         return user, TokenStatement(
             key=key,
             has_required_permission=has_required_permission,
-            rate_count=rate_count,
+            rate_count=counted,
             lookups={
                 lookup.name: lookup.load(value, lookup_params)
                 for (lookup, lookup_params), value in zip(lookups.items(), extra, strict=True)

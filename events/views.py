@@ -3,7 +3,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from omnitron.api.schema import READ_ERRORS
-from omnitron.api.throttling import READ_SCOPE, UserScopedRateThrottle, read_cost
+from omnitron.api.throttling import (
+    READ_SCOPE,
+    AnswerSizeMixin,
+    UserScopedRateThrottle,
+    read_cost,
+)
 from omnitron.api.viewsets import paging_parameters, refuse_unknown_parameters
 from omnitron.db.router import ReplicaReadsMixin
 
@@ -12,7 +17,7 @@ from .selectors import event_feed_page
 from .serializers import EventFilterSerializer, EventPageSerializer
 
 
-class EventFeedView(ReplicaReadsMixin, APIView):
+class EventFeedView(AnswerSizeMixin, ReplicaReadsMixin, APIView):
     """GET /api/v1/events/: for systems that cannot receive webhooks. Reads from the
     read replica when there is one; payloads rendered here are stored on the primary
     (events/payloads.py writes on `django.db.connection`)."""

@@ -20,6 +20,7 @@ import time
 from typing import NamedTuple
 
 from django.db import connection
+from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 
@@ -70,6 +71,7 @@ class RateCount(NamedTuple):
     previous_hits: int  # in the window before
     elapsed: float  # seconds into the current window
     cost: int = 1  # what this request counts as
+    window: int = 0  # the current window's start (epoch seconds)
 
     def retry_after(self, limit: int, duration: int) -> int:
         """Whole seconds until this request would be allowed, if none comes before."""
@@ -85,6 +87,13 @@ class RateCount(NamedTuple):
 
 
 RATE_COLUMNS = RateCount._fields[:3]  # what rate_hit answers
+
+
+def rate_count(columns, params: dict) -> RateCount:
+    """The RateCount of rate_hit's RATE_COLUMNS for a request of rate_params' `params`."""
+    return RateCount(*columns, params["rate_elapsed"], params["rate_cost"], params["rate_window"])
+
+
 HIT = f"WITH {rate_hit_ctes('%(key)s::text')} SELECT {', '.join(RATE_COLUMNS)} FROM rate_hit"
 
 
@@ -121,6 +130,34 @@ def read_cost(page_size: str | None, pages=Pagination) -> int:
 def reads_for_rows(rows: int) -> int:
     """The reads a page that may hold `rows` rows counts as (one at least)."""
     return max(1, math.ceil(rows / READ_ROWS_PER_REQUEST))
+
+
+# A read's answer counts, once sent, at least one read per this many bytes it holds:
+# the detail of a capture of 1,000 items with 4 KB of attributes each is 4 MB (16
+# reads), and one of 16 KB each 16 MB; counted as one, twenty of them at once a second
+# kept every worker busy. A page of 50 rows of a real shop is a few dozen KB.
+READ_BYTES_PER_REQUEST = 256 * 1024
+
+
+def reads_for_bytes(size: int) -> int:
+    """The reads an answer of `size` bytes counts as (one at least)."""
+    return max(1, math.ceil(size / READ_BYTES_PER_REQUEST))
+
+
+class AnswerSizeMixin:
+    """For a read view (the `read` scope): its answer counts, once rendered, as a read
+    per READ_BYTES_PER_REQUEST it holds when that is more than the request counted as
+    (the next reads wait longer; one larger than the limit counts as the limit)."""
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        throttle = getattr(self, "counted_by", None)  # PostgresRateThrottle sets it
+        if (isinstance(response, Response) and response.status_code == 200
+                and throttle is not None and throttle.scope == READ_SCOPE):  # fmt: skip
+            response.add_post_render_callback(
+                lambda answer: throttle.count_more(reads_for_bytes(len(answer.content)))
+            )
+        return response
 
 
 def throttle_cost(view) -> int:
@@ -183,7 +220,19 @@ class PostgresRateThrottle(SimpleRateThrottle):
         if counted is None or counted[0] != self.key:
             counted = (self.key, self.hit(throttle_cost(view)))
         self.count = counted[1]
+        if view is not None:  # for the view to count its answer by its size
+            view.counted_by = self
         return self.count.allowed
+
+    def count_more(self, cost: int) -> None:
+        """Count an allowed request as `cost` requests (at most the limit) rather than
+        what it counted as: it turned out to cost more. The next ones wait longer."""
+        extra = min(cost, self.num_requests) - self.count.cost
+        if self.count.allowed and extra > 0:
+            with connection.cursor() as cursor:
+                cursor.execute(f"UPDATE {COUNTERS} SET hits = hits + %s"
+                               " WHERE key = %s AND window_start = %s",
+                               [extra, self.key, self.count.window])  # fmt: skip
 
     def hit(self, cost: int = 1) -> RateCount:
         """Count this request, as `cost` requests, if the limit allows it."""
@@ -191,7 +240,7 @@ class PostgresRateThrottle(SimpleRateThrottle):
         with connection.cursor() as cursor:
             cursor.execute(HIT, {"key": self.key, **params})
             allowed, hits, previous_hits = cursor.fetchone()
-        return RateCount(allowed, hits, previous_hits, params["rate_elapsed"], params["rate_cost"])
+        return rate_count((allowed, hits, previous_hits), params)
 
     def wait(self):
         return self.count.retry_after(self.num_requests, self.duration)

@@ -9,10 +9,10 @@ from .error_codes import FieldErrorCode
 from .exceptions import named_errors
 from .pagination import Pagination
 from .schema import DETAIL_ERRORS, READ_ERRORS
-from .throttling import READ_SCOPE, UserScopedRateThrottle, read_cost
+from .throttling import READ_SCOPE, AnswerSizeMixin, UserScopedRateThrottle, read_cost
 
 
-class ScopedReadOnlyViewSet(ReplicaReadsMixin, viewsets.ReadOnlyModelViewSet):
+class ScopedReadOnlyViewSet(AnswerSizeMixin, ReplicaReadsMixin, viewsets.ReadOnlyModelViewSet):
     """List and retrieve what a selector lets the user see. The list's query
     parameters are validated by `filter_serializer_class` and handed to the selector;
     rows the selector hides are 404 on retrieve, never 403. GET requests read from the

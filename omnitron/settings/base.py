@@ -215,7 +215,7 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = throttle_rates(
         "login_address": "30/min",
         "login_username": "10/min",
         "capture": "6000/min",
-        "read": "20/s",  # a list of 500 rows counts as 10 (omnitron/api/throttling.py)
+        "read": "20/s",  # a page of 500 rows counts as 10, 256 KB answered as 1 (api/throttling.py)
         "export": "2/min",
         "mark": "50/s",  # the ERP's PATCH of an order
     }

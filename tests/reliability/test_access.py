@@ -2,6 +2,7 @@
 endpoint, token rotation, and production settings."""
 
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -25,7 +26,7 @@ from accounts.services import LOGIN_SLOTS
 from capture.models import Capture
 from orders.models import Order, OrderItem
 from tests.factories import ChannelFactory, make_api_user, make_order
-from tests.helpers import PRODUCTION_SECRET_KEY, capture, client_for, throttle_rates
+from tests.helpers import CAPTURE_URL, PRODUCTION_SECRET_KEY, capture, client_for, throttle_rates
 from tests.live import ROOT, VENV_BIN
 
 LOGIN = "/api/v1/auth/login/"
@@ -206,6 +207,34 @@ def test_a_list_counts_by_its_page_size(api_client, order):
         with patch("omnitron.api.throttling.clock", lambda: clock):
             large = [api_client.get("/api/v1/orders/", {"page_size": 500}).status_code
                      for _ in range(2)]  # fmt: skip
+    assert large == [200, 429]
+
+
+def test_a_read_counts_by_the_size_of_its_answer(api_client, channel):
+    """A capture's detail holds all its items with their attributes: 4 MB for 1,000
+    items of 4 KB each (16 MB at 16 KB), counted as one read; twenty at once a second
+    kept every worker busy (an outside test). An answer counts a read per 256 KB it
+    holds, once it is known."""
+    order = make_order(channel=channel, items=250)
+    body = {"order": order.number, "order_items": [{"pk": pk, "attributes": {"s": "x" * 3900}}
+                                                   for pk in order.items.values_list("pk", flat=True)]}  # fmt: skip
+    assert api_client.post(CAPTURE_URL, body, format="json").status_code == 200
+    capture_pk = order.captures.get().pk
+    size = len(api_client.get(f"/api/v1/captures/{capture_pk}/").content)
+    reads = math.ceil(size / (256 * 1024))
+    assert reads >= 3, size
+    with throttle_rates(read=f"{reads + 1}/min"):
+        answers = [
+            api_client.get(f"/api/v1/captures/{capture_pk}/"),  # `reads`
+            api_client.get(f"/api/v1/orders/{order.pk}/"),  # 1: the limit
+            api_client.get(f"/api/v1/orders/{order.pk}/"),  # over
+        ]
+    assert [answer.status_code for answer in answers] == [200, 200, 429]
+    clock = time.time() + 3600  # a window of its own
+    with throttle_rates(read="2/min"), patch("omnitron.api.throttling.clock", lambda: clock):
+        # Larger than the limit: once, as the limit.
+        large = [api_client.get(f"/api/v1/captures/{capture_pk}/").status_code
+                 for _ in range(2)]  # fmt: skip
     assert large == [200, 429]
 
 
