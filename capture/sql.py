@@ -16,12 +16,10 @@ writes a text array in Python, quoting each element, which cost a 1,000-item cap
 3 ms.
 
 To read one more thing of the order: a column of the orders table in
-SEEN_ORDER_COLUMNS and a field of SeenOrder, in the same place (both reads take the
-list). Of an item: a column in _ITEM_COLUMNS (the locked read), in
-READ_ORDER_AND_ITEMS's json_build_array (the unlocked one) and a field of SeenItem,
-in the same place in all three. tests/capture/test_queries.py checks the order's
-names against SeenOrder and that the statements stay within psycopg's cache (below);
-a count that differs fails every capture."""
+SEEN_ORDER_COLUMNS and a field of SeenOrder, in the same place. Of an item: its SQL
+in SEEN_ITEM_COLUMNS and a field of SeenItem, in the same place. Both reads take
+those lists; tests/capture/test_queries.py checks their names against the tuples'
+fields, and that the statements stay within psycopg's cache (below)."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -79,8 +77,20 @@ def orders_with_number(*, user: str, superuser: str, params: str) -> str:
 # another xmin, and the same transaction's another ctid (the old one stays until that
 # transaction has ended).
 _VERSION = "xmin::text || ctid::text"
-_ITEM_COLUMNS = (
-    f"id, status, price, price_currency, captured_at IS NOT NULL AS captured, {_VERSION} AS version"
+# What a read takes of an item, as SeenItem (below) holds it, in its fields' order:
+# {field: its SQL}.
+SEEN_ITEM_COLUMNS = {
+    "pk": "id",
+    "status": "status",
+    "price": "price",
+    "currency": "price_currency",
+    "captured": "captured_at IS NOT NULL",
+    "version": _VERSION,
+}
+_ITEM_COLUMNS = ", ".join(f"{sql} AS {field}" for field, sql in SEEN_ITEM_COLUMNS.items())
+# The same as JSON values, the price as text (read back exactly).
+_ITEM_JSON = ", ".join(
+    f"{field}::text" if field == "price" else field for field in SEEN_ITEM_COLUMNS
 )
 
 
@@ -108,12 +118,12 @@ LOCK_ORDER_AND_ITEMS = compact(f"""
       LEFT JOIN LATERAL (
            {given_items(order="found.id", pks="%(pks)b", lock=True)}
       ) AS item ON true
-     ORDER BY found.id, item.id
+     ORDER BY found.id, item.pk
     """)
 
 # The same read as one JSON value, for the authentication statement (no lock):
 # [[order id, status, currency, [[item id, status, price, currency, captured, version],
-# ...]], ...]: an order's SEEN_ORDER_COLUMNS, then its items.
+# ...]], ...]: an order's SEEN_ORDER_COLUMNS, then its items' SEEN_ITEM_COLUMNS.
 _USERS_ORDERS = orders_with_number(
     user="token_user.id", superuser="token_user.is_superuser", params="capture_"
 )
@@ -122,8 +132,7 @@ READ_ORDER_AND_ITEMS = compact(f"""
                              ORDER BY found.id), '[]')
       FROM ({_USERS_ORDERS}) AS found,
       LATERAL (
-           SELECT coalesce(json_agg(json_build_array(id, status, price::text, price_currency,
-                                                     captured, version) ORDER BY id), '[]') AS rows
+           SELECT coalesce(json_agg(json_build_array({_ITEM_JSON}) ORDER BY pk), '[]') AS rows
              FROM ({given_items(order="found.id", pks="%(capture_pks)b", lock=False)}) AS item
       ) AS item
     """)
@@ -212,6 +221,8 @@ ORDER_PART = len(SEEN_ORDER_COLUMNS)  # a read's row: the order's columns, then 
 
 
 class SeenItem(NamedTuple):
+    """An item as read: SEEN_ITEM_COLUMNS, in this order."""
+
     pk: int
     status: str
     price: Decimal

@@ -17,8 +17,10 @@ from capture.lookups import OrderReadLookup
 from capture.sql import (
     LOCK_ORDER_AND_ITEMS,
     ORDER_CAPTURED_EVENT,
+    SEEN_ITEM_COLUMNS,
     SEEN_ORDER_COLUMNS,
     WRITE_CAPTURE,
+    SeenItem,
     SeenOrder,
 )
 from capture.views import CaptureOrderView
@@ -126,6 +128,8 @@ def test_the_given_items_are_joined_not_searched_item_by_item():
         assert not re.search(r"\bid = ANY \(\$\d+\)", plan), (name, plan)
 
 
-def test_a_reads_order_columns_are_seen_orders_fields():
-    """The read's SQL selects SEEN_ORDER_COLUMNS and SeenOrder takes them by position."""
+def test_a_reads_columns_are_the_seen_tuples_fields():
+    """The reads select SEEN_ORDER_COLUMNS and SEEN_ITEM_COLUMNS, and SeenOrder and
+    SeenItem take them by position."""
     assert ("id", *SeenOrder._fields[1:]) == SEEN_ORDER_COLUMNS
+    assert tuple(SEEN_ITEM_COLUMNS) == SeenItem._fields
