@@ -13,7 +13,7 @@ body is validated again (`replay_as_sent`): a replay is then the token statement
 import hashlib
 import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -41,6 +41,11 @@ from .shape import ITEM_FIELDS, REQUEST_FIELDS, plain_request
 from .sql import ORDERS
 
 TTL = timedelta(hours=IDEMPOTENCY_KEY_TTL_HOURS)
+
+
+def expired_before() -> datetime:
+    """A record created at or before this has expired: it is not replayed, and pruned."""
+    return timezone.now() - TTL
 
 
 def idempotent_answer(
@@ -157,7 +162,7 @@ class StoredAnswerLookup(UserLookup):
             return None  # refused by the view
         if key is None:
             return None
-        return {"idempotency_key": key, "idempotency_since": timezone.now() - TTL}
+        return {"idempotency_key": key, "idempotency_since": expired_before()}
 
 
 STORE = f"""
@@ -184,11 +189,8 @@ def _claim(*, user, key: str, fingerprint: str) -> Answer | None:
         cursor.execute(TRY_LOCK, {"id": _advisory_lock_id(user.pk, key)})
         (locked,) = cursor.fetchone()
         # A separate statement, so its snapshot sees whatever the lock holder committed.
-        since = timezone.now() - TTL
-        cursor.execute(
-            READ,
-            {"user": user.pk, "key": key, "since": since, "superuser": user.is_superuser},
-        )
+        cursor.execute(READ, {"user": user.pk, "key": key, "since": expired_before(),
+                              "superuser": user.is_superuser})  # fmt: skip
         row = cursor.fetchone()
     if row is not None:
         return _replay(row[0], fingerprint)
@@ -228,5 +230,5 @@ def _store(*, user, key: str, fingerprint: str, answer: Answer, order_id: int | 
 
 def idempotency_prune() -> int:
     """Delete the records older than the TTL; returns how many."""
-    cutoff = timezone.now() - TTL
-    return delete_in_batches(IdempotencyRecord.objects.filter(created_at__lte=cutoff))
+    expired = IdempotencyRecord.objects.filter(created_at__lte=expired_before())
+    return delete_in_batches(expired)
