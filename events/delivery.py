@@ -245,39 +245,46 @@ def _due(subscription: WebhookSubscription, lane: int) -> list[WebhookDelivery]:
     )
 
 
+def next_state(sent: Sent, schedule: list[int]) -> DeliveryAttempt:
+    """Apply one POST's outcome to its delivery, in memory: its attempts, its last
+    outcome and its state (delivered; failed after the schedule's last retry; else due
+    again after the schedule's next delay, give or take JITTER, counted from the end
+    of the POST). Returns the attempt's record, unsaved."""
+    delivery, started_at, outcome = sent
+    delivery.attempts += 1
+    delivery.last_outcome = (
+        f"HTTP {outcome.status_code}" if outcome.status_code else outcome.error
+    )[: outbound.MAX_OUTCOME_LENGTH]
+    if outcome.delivered:
+        delivery.state, delivery.delivered_at = DeliveryState.DELIVERED, timezone.now()
+        delivery.next_attempt_at = None
+    elif delivery.attempts > len(schedule):
+        delivery.state, delivery.next_attempt_at = DeliveryState.FAILED, None
+        delivery.failed_at = timezone.now()
+    else:
+        # Counted from the end of this POST, not from now: the batch is recorded after
+        # its later POSTs, which added up to RECORD_SECONDS and a timeout.
+        ended = started_at + timedelta(milliseconds=outcome.duration_ms)
+        delay = schedule[delivery.attempts - 1] * random.uniform(1 - JITTER, 1 + JITTER)
+        delivery.next_attempt_at = ended + timedelta(seconds=delay)
+    return DeliveryAttempt(
+        delivery=delivery, number=delivery.attempts, started_at=started_at,
+        duration_ms=outcome.duration_ms, status_code=outcome.status_code,
+        error=outcome.error, response_excerpt=outcome.response_excerpt,
+    )  # fmt: skip
+
+
 def _record(
     subscription: WebhookSubscription, outcomes: list[Sent], rendered: dict[str, str]
 ) -> int:
-    """The batch's payloads (first rendering), attempts and outcomes, in one
-    transaction committed without waiting for its WAL flush: a database crash may lose
-    the last of these records, and those deliveries are sent again, with the same
+    """The batch's payloads (first rendering), attempts and outcomes (next_state), in
+    one transaction committed without waiting for its WAL flush: a database crash may
+    lose the last of these records, and those deliveries are sent again, with the same
     webhook-id (at least once, as promised). Events themselves are written, durably,
     by the capture. A delivery another job of the lane recorded meanwhile keeps that
     job's record (RECORD_OUTCOMES). Returns how many were recorded."""
     schedule = retry_schedule(subscription)
-    attempts = []
-    for delivery, started_at, outcome in outcomes:
-        delivery.attempts += 1
-        attempts.append(DeliveryAttempt(
-            delivery=delivery, number=delivery.attempts, started_at=started_at,
-            duration_ms=outcome.duration_ms, status_code=outcome.status_code,
-            error=outcome.error, response_excerpt=outcome.response_excerpt,
-        ))  # fmt: skip
-        delivery.last_outcome = (
-            f"HTTP {outcome.status_code}" if outcome.status_code else outcome.error
-        )[: outbound.MAX_OUTCOME_LENGTH]
-        if outcome.delivered:
-            delivery.state, delivery.delivered_at = DeliveryState.DELIVERED, timezone.now()
-            delivery.next_attempt_at = None
-        elif delivery.attempts > len(schedule):
-            delivery.state, delivery.next_attempt_at = DeliveryState.FAILED, None
-            delivery.failed_at = timezone.now()
-        else:
-            # Counted from the end of this POST, not from now: the batch is recorded
-            # after its later POSTs, which added up to RECORD_SECONDS and a timeout.
-            ended = started_at + timedelta(milliseconds=outcome.duration_ms)
-            delay = schedule[delivery.attempts - 1] * random.uniform(1 - JITTER, 1 + JITTER)
-            delivery.next_attempt_at = ended + timedelta(seconds=delay)
+    attempts = [next_state(sent, schedule) for sent in outcomes]
     deliveries = [sent.delivery for sent in outcomes]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL synchronous_commit = off")
@@ -292,12 +299,16 @@ def _record(
         })  # fmt: skip
         recorded = {delivery_id for (delivery_id,) in cursor.fetchall()}
         DeliveryAttempt.objects.bulk_create([a for a in attempts if a.delivery_id in recorded])
-    for delivery in deliveries:  # counted as recorded
-        if delivery.pk not in recorded:
-            continue
+    _observe([delivery for delivery in deliveries if delivery.pk in recorded])
+    return len(recorded)
+
+
+def _observe(recorded: list[WebhookDelivery]) -> None:
+    """Count the recorded outcomes: delivered (with the lag since the event), retry
+    or failed."""
+    for delivery in recorded:
         if delivery.state == DeliveryState.DELIVERED:
             lag = (delivery.delivered_at - delivery.event.created_at).total_seconds()
             observe_delivery("delivered", lag)
         else:
             observe_delivery("failed" if delivery.state == DeliveryState.FAILED else "retry")
-    return len(recorded)
