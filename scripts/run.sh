@@ -18,10 +18,8 @@ case $bare_host in
   ::) client_host=::1; client="[::1]:$PORT" ;;
   *) client_host=$bare_host; client=$address ;;
 esac
-if (exec 3<>"/dev/tcp/$client_host/$PORT") 2>/dev/null; then  # before anything starts
-  echo "make run: $address is taken (set PORT)" >&2
-  exit 1
-fi
+# Before anything starts: HOST is this machine's, PORT is free.
+.venv/bin/python -m scripts.listen_check "$bare_host" "$PORT" "$address" || exit 1
 export DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE:-omnitron.settings.dev}
 # The proxy's limits per client (scripts/nginx.py): refused before anything starts.
 for limit in PROXY_CONNECTIONS_PER_CLIENT PROXY_LARGE_BODIES_PER_CLIENT; do

@@ -410,17 +410,23 @@ def test_make_run_on_a_port_in_use_says_so_before_it_starts_anything(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run(
-            ["scripts/run.sh"], cwd=ROOT, capture_output=True, text=True, timeout=60,
-            env={**os.environ, "PORT": str(port), "DATABASE_URL": "postgres://nobody@127.0.0.1:9/none",
-                 "PG_DATA_DIR": str(tmp_path / "none")},
-        )  # fmt: skip
-    assert result.returncode == 1
-    assert (
-        result.stderr.strip().splitlines()[-1] == f"make run: 127.0.0.1:{port} is taken (set PORT)"
-    )
+        result = run_refused(tmp_path, PORT=str(port))
+    assert result.stderr.strip() == f"make run: 127.0.0.1:{port} is taken (set PORT)"
     assert "Token" not in result.stdout
+
+
+def run_refused(tmp_path, **env) -> subprocess.CompletedProcess:
+    """scripts/run.sh with these variables, which it must refuse (exit 1) before it
+    starts anything: no database of its own (PG_DATA_DIR stays absent), no server."""
+    result = subprocess.run(
+        ["scripts/run.sh"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={"PORT": str(free_port()), **os.environ, **env,
+             "DATABASE_URL": "postgres://nobody@127.0.0.1:9/none",
+             "PG_DATA_DIR": str(tmp_path / "none")},
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
     assert not (tmp_path / "none").exists()
+    return result
 
 
 @pytest.mark.parametrize(
@@ -430,12 +436,19 @@ def test_make_run_on_a_port_in_use_says_so_before_it_starts_anything(tmp_path):
 def test_make_run_refuses_a_proxy_limit_that_is_not_a_count_before_it_starts_anything(
     tmp_path, variable, value
 ):
-    result = subprocess.run(
-        ["scripts/run.sh"], cwd=ROOT, capture_output=True, text=True, timeout=60,
-        env={**os.environ, "PORT": str(free_port()), variable: value,
-             "DATABASE_URL": "postgres://nobody@127.0.0.1:9/none",
-             "PG_DATA_DIR": str(tmp_path / "none")},
-    )  # fmt: skip
-    assert result.returncode == 1
+    result = run_refused(tmp_path, **{variable: value})
     assert result.stderr.strip() == f"make run: {variable} must be a whole number above 0"
-    assert not (tmp_path / "none").exists()
+
+
+@pytest.mark.parametrize(
+    ("host", "why"),
+    [("999.1.1.1", "is not an address or a name of this machine"),
+     ("192.0.2.1", "is not an address of this machine")],
+)  # fmt: skip
+def test_make_run_on_a_host_that_is_not_this_machines_says_so_before_it_starts_anything(
+    tmp_path, host, why
+):
+    """It ran the migrations and loaded the demo data, then ended in nginx's "host not
+    found" and "make run: nginx did not start", never naming HOST."""
+    result = run_refused(tmp_path, HOST=host)
+    assert result.stderr.strip() == f"make run: HOST={host} {why}"
