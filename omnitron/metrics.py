@@ -142,11 +142,14 @@ def metrics_view(request):
         return response
     if not MULTIPROCESS:
         return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
-    # Every process's samples, from their files, none being folded meanwhile.
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
-    for collector in SCRAPE_COLLECTORS:
-        registry.register(collector)
+    # Every process's samples, from their files, none being folded meanwhile; then the
+    # collectors that read the database, without the lock (a worker's exit, and
+    # gunicorn's master folding a killed one's files, wait for it).
+    files = CollectorRegistry()
+    multiprocess.MultiProcessCollector(files)
     with metrics_files.locked(os.environ["PROMETHEUS_MULTIPROC_DIR"], exclusive=False):
-        text = generate_latest(registry)
-    return HttpResponse(text, content_type=CONTENT_TYPE_LATEST)
+        text = generate_latest(files)
+    now = CollectorRegistry()
+    for collector in SCRAPE_COLLECTORS:
+        now.register(collector)
+    return HttpResponse(text + generate_latest(now), content_type=CONTENT_TYPE_LATEST)
