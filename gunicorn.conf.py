@@ -89,14 +89,14 @@ def on_starting(server):
     from omnitron.gunicorn_errors import install
 
     install()
-    metrics_files.fold_ended(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    metrics_files.tidy(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 
 
 def child_exit(server, worker):
-    """A worker ended, maybe killed (its timeout, SIGKILL): its metrics files are
-    folded into the directory's archives, or every replaced worker left its own."""
+    """A worker ended, maybe killed (its timeout, SIGKILL): its metrics files, and any
+    another fold left, are folded into the directory's archives, or every replaced
+    worker left its own. This runs in the master's main loop: it waits a second at
+    most for the lock, and a failure is logged, never raised (it would stop gunicorn)."""
     from omnitron import metrics_files
 
-    metrics_files.fold(
-        os.environ["PROMETHEUS_MULTIPROC_DIR"], metrics_files.process_name(worker.pid)
-    )
+    metrics_files.tidy(os.environ["PROMETHEUS_MULTIPROC_DIR"], wait=1)

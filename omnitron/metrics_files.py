@@ -16,16 +16,24 @@ process and three archives.
 Folding takes an exclusive lock on the directory's lock file and a scrape a shared
 one: a scrape sees a process's counts either in its files or in the archive, never
 in both or neither (a counter that dips looks like a reset to Prometheus), and never
-a file that is gone (the collector fails on one)."""
+a file that is gone (the collector fails on one). A fold that cannot be done (the
+archives are another user's: a `manage.py` command run as root made them) is logged
+and its files stay, still counted: `tidy`, which gunicorn's hooks and a process's exit
+call, never raises, since an exception there stops gunicorn's master."""
 
 import contextlib
 import fcntl
 import glob
+import logging
 import os
 import socket
+import struct
+import time
 from collections.abc import Iterator
 
 from prometheus_client.mmap_dict import MmapedDict
+
+logger = logging.getLogger(__name__)
 
 LOCK_FILE = ".fold.lock"
 # The kinds whose counts add up across processes; other files (gauges: this app has
@@ -40,35 +48,57 @@ def process_name(pid: int | None = None) -> str:
 
 
 @contextlib.contextmanager
-def locked(directory: str, *, exclusive: bool) -> Iterator[None]:
-    """Hold the directory's lock: exclusive to fold, shared to read every file."""
-    with open(os.path.join(directory, LOCK_FILE), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        yield  # closing the file releases it
+def locked(directory: str, *, exclusive: bool, wait: float | None = None) -> Iterator[None]:
+    """Hold the directory's lock: exclusive to fold, shared to read every file;
+    TimeoutError after `wait` seconds (None: as long as it takes). Opened read-only
+    (flock needs no more), so a lock file of another user's locks too."""
+    fd = os.open(os.path.join(directory, LOCK_FILE), os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        deadline = None if wait is None else time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, mode if deadline is None else mode | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"{directory}'s lock stayed taken {wait} s") from None
+                time.sleep(0.01)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
-def fold(directory: str, name: str) -> int:
+def fold(directory: str, name: str, *, wait: float | None = None) -> int:
     """Add the counts in the files of the process named `name` to the archives and
-    remove its files; returns how many it removed. The process must have ended."""
-    files = [path for path in glob.glob(os.path.join(glob.escape(directory), f"*_{name}.db"))
-             if os.path.basename(path).split("_")[0] in SUMMED]  # fmt: skip
-    if not files:
-        return 0
-    with locked(directory, exclusive=True):
+    remove its files; returns how many it removed. The process must have ended. The
+    files are listed under the lock: another process may have folded them meanwhile."""
+    pattern = os.path.join(glob.escape(directory), f"*_{name}.db")
+    with locked(directory, exclusive=True, wait=wait):
+        files = [path for path in glob.glob(pattern)
+                 if os.path.basename(path).split("_")[0] in SUMMED]  # fmt: skip
+        removed = 0
         for path in files:
             kind = os.path.basename(path).split("_")[0]
+            try:
+                counts = MmapedDict.read_all_values_from_file(path)
+            except FileNotFoundError:
+                continue
+            except struct.error:  # empty: its process was killed as it made it
+                counts = []
             archive = MmapedDict(os.path.join(directory, f"{kind}_archive.db"))
             try:
-                for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(path):
+                for key, value, timestamp, _ in counts:
                     archived, _ = archive.read_value(key)
                     archive.write_value(key, archived + value, timestamp)
             finally:
                 archive.close()
             os.remove(path)
-    return len(files)
+            removed += 1
+    return removed
 
 
-def fold_ended(directory: str) -> int:
+def fold_ended(directory: str, *, wait: float | None = None) -> int:
     """Fold the files of every process of this host that has ended; returns how many
     files it removed."""
     host = socket.gethostname()
@@ -76,8 +106,22 @@ def fold_ended(directory: str) -> int:
     for path in glob.glob(os.path.join(glob.escape(directory), f"*_{glob.escape(host)}-*.db")):
         pid = os.path.basename(path).removesuffix(".db").rpartition("-")[2]
         if pid.isdigit() and not _running(int(pid)):
-            removed += fold(directory, process_name(int(pid)))
+            removed += fold(directory, process_name(int(pid)), wait=wait)
     return removed
+
+
+def tidy(directory: str, name: str | None = None, *, wait: float = 5) -> None:
+    """Fold the files of the process named `name` (it has ended, or is ending), or
+    with None of every process of this host that has ended, waiting at most `wait`
+    seconds for the lock; log a failure instead of raising it."""
+    try:
+        if name is None:
+            fold_ended(directory, wait=wait)
+        else:
+            fold(directory, name, wait=wait)
+    except Exception:
+        logger.warning("Metrics files in %s not folded; they stay, still counted.", directory,
+                       exc_info=True)  # fmt: skip
 
 
 def _running(pid: int) -> bool:

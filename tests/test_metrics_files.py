@@ -2,14 +2,23 @@
 archives and its files removed; a running process's are left alone."""
 
 import json
+import logging
 import os
+import runpy
 import socket
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
 from prometheus_client.mmap_dict import MmapedDict
 
 from omnitron import metrics_files
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def write(path, samples: dict[str, float]) -> None:
@@ -56,3 +65,65 @@ def test_the_files_of_ended_processes_are_folded_and_a_running_ones_stay(tmp_pat
     write(tmp_path / f"counter_{host}-{third}.db", {requests_bad: 2})
     assert metrics_files.fold(str(tmp_path), metrics_files.process_name(third)) == 1
     assert read(tmp_path / "counter_archive.db") == {requests_ok: 7, requests_bad: 3}
+
+
+def test_two_processes_folding_one_ended_process_at_once_both_finish(tmp_path):
+    """gunicorn's master folds a killed worker's files (child_exit) while a webhook
+    worker that is starting, or a second gunicorn sharing the directory, folds the same
+    ended process (fold_ended). Each listed the files before it took the lock, so the
+    one that got it second read files the first had removed: FileNotFoundError (the
+    webhook worker did not start; in the master, gunicorn's main loop ended)."""
+    name = metrics_files.process_name(ended_pid())
+    requests_ok = key("requests", status="2xx")
+    write(tmp_path / f"counter_{name}.db", {requests_ok: 3})
+    write(tmp_path / f"histogram_{name}.db", {key("latency", le="0.1"): 2})
+    errors = []
+
+    def fold():
+        try:
+            metrics_files.fold(str(tmp_path), name)
+        except Exception as exc:  # noqa: BLE001 - what the test is about
+            errors.append(exc)
+
+    folders = [threading.Thread(target=fold) for _ in range(2)]
+    with metrics_files.locked(str(tmp_path), exclusive=False):  # a scrape in progress
+        for folder in folders:
+            folder.start()
+        time.sleep(0.5)  # both have listed the files and wait for the lock
+    for folder in folders:
+        folder.join(timeout=10)
+    assert errors == []
+    assert read(tmp_path / "counter_archive.db") == {requests_ok: 3}
+    assert not list(tmp_path.glob(f"*_{name}.db"))
+
+
+@pytest.mark.parametrize("hook", ["child_exit", "on_starting"])
+def test_a_fold_that_fails_does_not_stop_gunicorn(tmp_path, monkeypatch, caplog, hook):
+    """gunicorn runs child_exit in its main loop and on_starting before it: an exception
+    there stopped the master ("Unhandled exception in main loop", every worker gone) or
+    kept it from starting at all. A fold fails when the archives or the lock file are
+    another user's: `manage.py check` run as root with the app's directory created
+    them (0644), and the next worker killed (a timeout, the OOM killer) took the app
+    down, and each restart failed the same way, on the files it left. The counts can
+    wait for a fold that works; the server cannot."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    dead = ended_pid()
+    kept = tmp_path / f"counter_{metrics_files.process_name(dead)}.db"
+    write(kept, {key("requests"): 1})
+
+    def refused(directory, *args, **kwargs):  # as open() answers for root's archive, 0644
+        raise PermissionError(
+            13, "Permission denied", os.path.join(directory, "counter_archive.db")
+        )
+
+    monkeypatch.setattr(metrics_files, "fold", refused)
+    server = SimpleNamespace(log=logging.getLogger("gunicorn.error"))
+    if hook == "child_exit":
+        conf["child_exit"](server, SimpleNamespace(pid=dead))
+    else:
+        conf["on_starting"](server)
+    assert read(kept) == {key("requests"): 1}  # still counted, folded another time
+    (warning,) = [r for r in caplog.records if r.name == "omnitron.metrics_files"]
+    assert "not folded" in warning.getMessage()
+    assert warning.exc_info[0] is PermissionError

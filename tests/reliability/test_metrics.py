@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import socket
+import threading
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -15,16 +16,19 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from django.db import connection, transaction
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from events.models import DeliveryState, Event, WebhookDelivery, WebhookSubscription
 from events.services import webhook_deliveries_redeliver, webhook_subscription_create_or_update
+from omnitron import metrics_files
 from omnitron.db import router as db_router
 from tests.events.helpers import receiving
 from tests.helpers import capture
 from tests.live import ROOT, free_port, gunicorn, manage, server_env, worker
 from tests.reliability.helpers import seed, token_for
+from tests.test_metrics_files import ended_pid, key, write
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -321,3 +325,33 @@ def test_the_dashboard_and_the_alert_rules_parse_and_use_real_metrics():
     assert used
     assert used <= known, used - known
     assert len(exprs) >= 8
+
+
+def test_a_scrape_waiting_on_the_database_keeps_no_fold_waiting(tmp_path):
+    """A scrape holds the directory's lock, shared, while it runs every collector,
+    the webhook backlog's queries too; gunicorn's master folds a killed worker's
+    files with the lock exclusive, in its main loop (child_exit). With the deliveries
+    table locked (a migration, a VACUUM FULL) each scrape held the lock up to the lock
+    timeout, and scrapes that overlap (two Prometheus servers, or two scraping
+    workers) held it for as long as the table stayed locked: a killed worker of a
+    three-worker server was replaced after 13.6 s of a 15 s lock, and meanwhile the
+    master stopped no stuck worker and handled no signal. Only the files need the
+    lock, not the database."""
+    env = server_env(PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    with gunicorn(workers=2, env=env) as (base, _):
+        scrape(base)
+        name = metrics_files.process_name(ended_pid())  # a worker just killed
+        write(tmp_path / f"counter_{name}.db", {key("requests"): 1})
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"LOCK TABLE {WebhookDelivery._meta.db_table} IN ACCESS EXCLUSIVE MODE"
+                )
+            scraping = threading.Thread(target=scrape, args=(base,))
+            scraping.start()
+            time.sleep(0.5)  # the scrape waits on the table (the tests' lock timeout: 2 s)
+            started = time.monotonic()
+            metrics_files.fold(str(tmp_path), name)
+            waited = time.monotonic() - started
+        scraping.join()
+    assert waited < 0.5, f"the fold waited {waited:.1f} s for a scrape's database query"
