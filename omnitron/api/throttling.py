@@ -15,11 +15,12 @@ the limit through in a moment across a window's end (10 logins at 11:59:59, 10 m
 client that retries too early is not locked out; requests refused for any other
 reason are."""
 
+import logging
 import math
 import time
 from typing import NamedTuple
 
-from django.db import connection
+from django.db import DatabaseError, connection
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
@@ -28,6 +29,8 @@ from omnitron.db.pruning import delete_in_batches
 
 from .models import RateCounter
 from .pagination import Pagination
+
+logger = logging.getLogger(__name__)
 
 COUNTERS = RateCounter._meta.db_table
 clock = time.time  # tests move it
@@ -154,10 +157,17 @@ class AnswerSizeMixin:
         throttle = getattr(self, "counted_by", None)  # PostgresRateThrottle sets it
         if (isinstance(response, Response) and response.status_code == 200
                 and throttle is not None and throttle.scope == READ_SCOPE):  # fmt: skip
-            response.add_post_render_callback(
-                lambda answer: throttle.count_more(reads_for_bytes(len(answer.content)))
-            )
+            response.add_post_render_callback(lambda answer: _count_by_size(throttle, answer))
         return response
+
+
+def _count_by_size(throttle, answer) -> None:
+    """Count a rendered answer by its size. The answer is made: a database that fails
+    now loses the count (logged), not the answer."""
+    try:
+        throttle.count_more(reads_for_bytes(len(answer.content)))
+    except DatabaseError:
+        logger.warning("A read's answer was not counted by its size.", exc_info=True)
 
 
 def throttle_cost(view) -> int:

@@ -17,13 +17,14 @@ import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.contrib.auth.models import AnonymousUser
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test import override_settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from accounts.services import LOGIN_SLOTS
 from capture.models import Capture
+from omnitron.api.throttling import PostgresRateThrottle
 from orders.models import Order, OrderItem
 from tests.factories import ChannelFactory, make_api_user, make_order
 from tests.helpers import CAPTURE_URL, PRODUCTION_SECRET_KEY, capture, client_for, throttle_rates
@@ -236,6 +237,20 @@ def test_a_read_counts_by_the_size_of_its_answer(api_client, channel):
         large = [api_client.get(f"/api/v1/captures/{capture_pk}/").status_code
                  for _ in range(2)]  # fmt: skip
     assert large == [200, 429]
+
+
+def test_a_read_whose_count_by_size_fails_is_still_answered(api_client, order, caplog):
+    """The answer is made when it is counted by its size: a database that fails then
+    loses the count, not the answer (it was a 500)."""
+
+    def fails(self, cost):
+        raise OperationalError("the server closed the connection")
+
+    with throttle_rates(read="20/min"), patch.object(PostgresRateThrottle, "count_more", fails):
+        answer = api_client.get(f"/api/v1/orders/{order.pk}/")
+    assert answer.status_code == 200
+    assert answer.json()["number"] == order.number
+    assert "not counted by its size" in caplog.text
 
 
 def test_only_captures_count_toward_the_capture_limit(api_client, order):
