@@ -66,7 +66,7 @@ def configure(
     return the arguments that run nginx with it: `upstream` is gunicorn's host:port,
     `listen` where nginx answers, `connections_per_client` the requests one client
     address may have in progress at once, `large_bodies_per_client` those with a
-    body of 100,000 bytes or more one API token, and one address, may have."""
+    body of 30,000 bytes or more one API token, and one address, may have."""
     workdir.chmod(0o711)  # nginx's workers (`nobody` under root) pass through it
     server = Template(SERVER_TEMPLATE.read_text()).safe_substitute(
         APP_UPSTREAM=upstream, LISTEN=listen, MAX_BODY_BYTES=str(max_body_bytes),

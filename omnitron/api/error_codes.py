@@ -169,7 +169,7 @@ class ApiErrorCode(ErrorCode):
         "address or token. Retry later.",
         "The proxy (deploy/nginx) is already handling as many requests from the "
         "client's address as it takes at once (128 by default), or as many with a body "
-        "of 100,000 bytes or more (or chunked) from the client's API token or address "
+        "of 30,000 bytes or more (or chunked) from the client's API token or address "
         "(1 by default); a request counts from its headers to its answer. Retry "
         "(`Retry-After: 1`).",
     )

@@ -122,11 +122,11 @@ def test_one_address_holding_bodies_open_gets_its_own_limit_and_others_are_serve
     address gets PROXY_CONNECTIONS_PER_CLIENT requests at once (128), the rest a JSON
     429 at once, and their connections are closed within a second or two, however the
     client keeps sending (nginx kept one discarding its body for 30 s). Their bodies
-    are under 100,000 bytes: the proxy takes larger ones one at a time per address."""
+    are under 30,000 bytes: the proxy takes larger ones one at a time per address."""
     orders = seed(orders=5, items=1, prefix="HOLD")
     token = token_for("wms-hold", all_channels=True)
     head = (b"POST /api/v1/capture-order/ HTTP/1.1\r\nHost: x\r\n"
-            b"Content-Type: application/json\r\nContent-Length: 99999\r\n\r\n{")  # fmt: skip
+            b"Content-Type: application/json\r\nContent-Length: 29999\r\n\r\n{")  # fmt: skip
     with gunicorn(workers=2) as (app, _), nginx(app) as (proxy, _):
         crowd = []
         trickling = threading.Event()
