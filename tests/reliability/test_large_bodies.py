@@ -30,15 +30,16 @@ def capture_body(order: dict) -> bytes:
                        "order_items": [{"pk": order["items"][0]["pk"]}]}).encode()  # fmt: skip
 
 
-def test_one_clients_large_captures_leave_another_clients_capture_quick():
-    """Eight connections of one API client sending such captures held both workers
-    (every worker, at any worker count up to eight), and another client's capture of one
-    item waited 4 to 10 s; its own captures were within every limit. Now one of them is
-    in the app at a time, the others are refused at the proxy before their body is read."""
-    victim_orders = seed(orders=10, items=1, prefix="QUICK")
-    attacker = token_for("expensive", all_channels=True)
-    victim = token_for("victim", all_channels=True)
-    body = json.dumps({"order": victim_orders[0]["number"], "order_items": EXPENSIVE_ITEMS})
+def crowd_and_victim(*, prefix: str, items: list[dict], connections: int):
+    """`connections` connections of one token sending captures of `items` (refused by
+    the rules: no such items) through the proxy to a two-worker server, while another
+    token captures ten orders of one item, one after another. Returns (the other
+    token's (seconds, status) answers, the crowd's (status, code) answers)."""
+    victim_orders = seed(orders=10, items=1, prefix=prefix)
+    attacker = token_for(f"{prefix.lower()}-crowd", all_channels=True)
+    victim = token_for(f"{prefix.lower()}-victim", all_channels=True)
+    body = json.dumps({"order": victim_orders[0]["number"], "order_items": items},
+                      separators=(",", ":"))  # fmt: skip
     statuses = []
     with gunicorn(workers=2) as (app, _), nginx(app) as (proxy, _):
         stop = threading.Event()
@@ -57,7 +58,7 @@ def test_one_clients_large_captures_leave_another_clients_capture_quick():
                     else:
                         statuses.append((response.status_code, response.json()["code"]))
 
-        crowd = [threading.Thread(target=attack, daemon=True) for _ in range(8)]
+        crowd = [threading.Thread(target=attack, daemon=True) for _ in range(connections)]
         for thread in crowd:
             thread.start()
         try:
@@ -75,6 +76,15 @@ def test_one_clients_large_captures_leave_another_clients_capture_quick():
             stop.set()
             for thread in crowd:
                 thread.join()
+    return answers, statuses
+
+
+def test_one_clients_large_captures_leave_another_clients_capture_quick():
+    """Eight connections of one API client sending such captures held both workers
+    (every worker, at any worker count up to eight), and another client's capture of one
+    item waited 4 to 10 s; its own captures were within every limit. Now one of them is
+    in the app at a time, the others are refused at the proxy before their body is read."""
+    answers, statuses = crowd_and_victim(prefix="QUICK", items=EXPENSIVE_ITEMS, connections=8)
     assert [status for _, status in answers] == [200] * 10
     slowest = max(seconds for seconds, _ in answers)
     assert slowest < 1.0, f"another client's capture took {slowest:.2f} s"
@@ -187,46 +197,10 @@ def test_captures_just_under_the_mark_do_not_hold_every_worker():
     client's capture of one item wait 2.5 to 4 s, as eight of the 1 MB ones did before
     the limit; the same sixty-four captures of one item each delayed it 0.5 s. The
     mark is 30,000 bytes: at most about 7,000 values, 20 ms."""
-    victim_orders = seed(orders=10, items=1, prefix="UNDER")
-    attacker = token_for("just-under", all_channels=True)
-    victim = token_for("victim-under", all_channels=True)
     items = [{"pk": 10**9 + i, "attributes": {"a": [1.5] * 240}} for i in range(100)]
-    body = json.dumps(
-        {"order": victim_orders[0]["number"], "order_items": items}, separators=(",", ":")
-    )
-    assert 99_000 < len(body) < 100_000
-    statuses = []
-    with gunicorn(workers=2) as (app, _), nginx(app) as (proxy, _):
-        stop = threading.Event()
-
-        def attack():
-            with requests.Session() as session:
-                while not stop.is_set():
-                    response = session.post(
-                        f"{proxy}/api/v1/capture-order/", data=body, timeout=60,
-                        headers={"Authorization": f"Token {attacker}",
-                                 "Content-Type": "application/json"},
-                    )  # fmt: skip
-                    statuses.append((response.status_code, response.json()["code"]))
-
-        crowd = [threading.Thread(target=attack, daemon=True) for _ in range(64)]
-        for thread in crowd:
-            thread.start()
-        try:
-            time.sleep(2)  # the crowd is sending
-            answers = []
-            for order in victim_orders:
-                started = time.monotonic()
-                response = requests.post(
-                    f"{proxy}/api/v1/capture-order/", data=capture_body(order), timeout=60,
-                    headers={"Authorization": f"Token {victim}",
-                             "Content-Type": "application/json"},
-                )  # fmt: skip
-                answers.append((time.monotonic() - started, response.status_code))
-        finally:
-            stop.set()
-            for thread in crowd:
-                thread.join()
+    assert 99_000 < len(json.dumps({"order": "UNDER-0000", "order_items": items},
+                                   separators=(",", ":"))) < 100_000  # fmt: skip
+    answers, statuses = crowd_and_victim(prefix="UNDER", items=items, connections=64)
     assert (400, "order_item_not_found") in statuses, set(statuses)
     assert [status for _, status in answers] == [200] * 10
     slowest = max(seconds for seconds, _ in answers)
