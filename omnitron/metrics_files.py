@@ -19,7 +19,9 @@ in both or neither (a counter that dips looks like a reset to Prometheus), and n
 a file that is gone (the collector fails on one). A fold that cannot be done (the
 archives are another user's: a `manage.py` command run as root made them) is logged
 and its files stay, still counted: `tidy`, which gunicorn's hooks and a process's exit
-call, never raises, since an exception there stops gunicorn's master."""
+call, never raises, since an exception there stops gunicorn's master. A process
+killed between adding a file's counts to an archive and removing the file (at its
+exit, a window of microseconds) has that file folded again: its counts twice."""
 
 import contextlib
 import fcntl

@@ -137,8 +137,8 @@ def reads_for_rows(rows: int) -> int:
 
 # A read's answer counts, once sent, at least one read per this many bytes it holds:
 # the detail of a capture of 1,000 items with 4 KB of attributes each is 4 MB (16
-# reads), and one of 16 KB each 16 MB; counted as one, twenty of them at once a second
-# kept every worker busy. A page of 50 rows of a real shop is a few dozen KB.
+# reads), with 16 KB before and after 32 MB; counted as one, twenty of them at once a
+# second kept every worker busy. A page of 50 rows of a real shop is a few dozen KB.
 READ_BYTES_PER_REQUEST = 256 * 1024
 
 
