@@ -6,9 +6,9 @@ gunicorn's sync workers.
     python -m scripts.nginx DIR UPSTREAM LISTEN MAX_BODY_BYTES
 
 writes DIR/nginx.conf and DIR/omnitron.conf and prints the command that runs nginx in
-the foreground with them (PROXY_CONNECTIONS_PER_CLIENT, 128 unless set, and
-PROXY_LARGE_BODIES_PER_CLIENT, 1 unless set, as in the image). Nothing here needs
-Django."""
+the foreground with them (PROXY_CONNECTIONS_PER_CLIENT, PROXY_LARGE_BODIES_PER_TOKEN
+and PROXY_LARGE_BODIES_PER_ADDRESS: 128, 1 and 4 unless set, as in the image).
+Nothing here needs Django."""
 
 import os
 import shutil
@@ -45,7 +45,8 @@ http {{
 
 # deploy/nginx/Dockerfile's too.
 DEFAULT_CONNECTIONS_PER_CLIENT = 128
-DEFAULT_LARGE_BODIES_PER_CLIENT = 1
+DEFAULT_LARGE_BODIES_PER_TOKEN = 1
+DEFAULT_LARGE_BODIES_PER_ADDRESS = 4
 
 
 def binary() -> str | None:
@@ -60,18 +61,21 @@ def configure(
     listen: str,
     max_body_bytes: int,
     connections_per_client: int = DEFAULT_CONNECTIONS_PER_CLIENT,
-    large_bodies_per_client: int = DEFAULT_LARGE_BODIES_PER_CLIENT,
+    large_bodies_per_token: int = DEFAULT_LARGE_BODIES_PER_TOKEN,
+    large_bodies_per_address: int = DEFAULT_LARGE_BODIES_PER_ADDRESS,
 ) -> list[str]:
     """Write the configuration into `workdir` (made writable for nginx's workers) and
     return the arguments that run nginx with it: `upstream` is gunicorn's host:port,
     `listen` where nginx answers, `connections_per_client` the requests one client
-    address may have in progress at once, `large_bodies_per_client` those with a
-    body of 30,000 bytes or more one API token, and one address, may have."""
+    address may have in progress at once, `large_bodies_per_token` and
+    `large_bodies_per_address` those with a body of 30,000 bytes or more one API
+    token, and one address, may have."""
     workdir.chmod(0o711)  # nginx's workers (`nobody` under root) pass through it
     server = Template(SERVER_TEMPLATE.read_text()).safe_substitute(
         APP_UPSTREAM=upstream, LISTEN=listen, MAX_BODY_BYTES=str(max_body_bytes),
         CONNECTIONS_PER_CLIENT=str(connections_per_client),
-        LARGE_BODIES_PER_CLIENT=str(large_bodies_per_client),
+        LARGE_BODIES_PER_TOKEN=str(large_bodies_per_token),
+        LARGE_BODIES_PER_ADDRESS=str(large_bodies_per_address),
     )  # fmt: skip
     (workdir / "omnitron.conf").write_text(server)
     (workdir / "nginx.conf").write_text(MAIN.format(dir=workdir))
@@ -93,7 +97,9 @@ if __name__ == "__main__":
         Path(directory), upstream=upstream, listen=listen, max_body_bytes=int(max_body),
         connections_per_client=limit_from_env("PROXY_CONNECTIONS_PER_CLIENT",
                                               DEFAULT_CONNECTIONS_PER_CLIENT),
-        large_bodies_per_client=limit_from_env("PROXY_LARGE_BODIES_PER_CLIENT",
-                                               DEFAULT_LARGE_BODIES_PER_CLIENT),
+        large_bodies_per_token=limit_from_env("PROXY_LARGE_BODIES_PER_TOKEN",
+                                              DEFAULT_LARGE_BODIES_PER_TOKEN),
+        large_bodies_per_address=limit_from_env("PROXY_LARGE_BODIES_PER_ADDRESS",
+                                                DEFAULT_LARGE_BODIES_PER_ADDRESS),
     )  # fmt: skip
     print(" ".join(args))

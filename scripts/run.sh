@@ -22,7 +22,7 @@ esac
 .venv/bin/python -m scripts.listen_check "$bare_host" "$PORT" "$address" || exit 1
 export DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE:-omnitron.settings.dev}
 # The proxy's limits per client (scripts/nginx.py): refused before anything starts.
-for limit in PROXY_CONNECTIONS_PER_CLIENT PROXY_LARGE_BODIES_PER_CLIENT; do
+for limit in PROXY_CONNECTIONS_PER_CLIENT PROXY_LARGE_BODIES_PER_TOKEN PROXY_LARGE_BODIES_PER_ADDRESS; do
   if [[ -n ${!limit:-} && ! ${!limit} =~ ^[1-9][0-9]*$ ]]; then
     echo "make run: $limit must be a whole number above 0" >&2
     exit 1

@@ -128,7 +128,6 @@ def nginx(
     *,
     max_body_bytes: int = 4 * 1024 * 1024,
     connections_per_client: int = scripts.nginx.DEFAULT_CONNECTIONS_PER_CLIENT,
-    large_bodies_per_client: int = scripts.nginx.DEFAULT_LARGE_BODIES_PER_CLIENT,
 ):
     """deploy/nginx's configuration, as the Docker image runs it, in front of an app
     server, on a free loopback port; yields (base URL, Process)."""
@@ -139,7 +138,6 @@ def nginx(
         workdir, upstream=upstream_base.removeprefix("http://"),
         listen=f"127.0.0.1:{port}", max_body_bytes=max_body_bytes,
         connections_per_client=connections_per_client,
-        large_bodies_per_client=large_bodies_per_client,
     )  # fmt: skip
     process = Process(args, env=dict(os.environ))
     base = f"http://127.0.0.1:{port}"

@@ -277,7 +277,7 @@ def test_make_run_starts_its_own_postgresql_and_keeps_the_data():
         # no address, WEB_CONCURRENCY= failed gunicorn before its configuration.
         blank = {"HOST": " ", "WEB_CONCURRENCY": "", "DJANGO_SETTINGS_MODULE": " ",
                  "API_NUM_PROXIES": " ", "PROXY_CONNECTIONS_PER_CLIENT": "  ",
-                 "PROXY_LARGE_BODIES_PER_CLIENT": ""}  # fmt: skip
+                 "PROXY_LARGE_BODIES_PER_TOKEN": "", "PROXY_LARGE_BODIES_PER_ADDRESS": " "}  # fmt: skip
         for run, expected in runs:
             port = free_port()
             run_env = {**clean_env, **env, "PORT": str(port), **(blank if run == 2 else {})}
@@ -430,7 +430,12 @@ def run_refused(tmp_path, **env) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize(
-    "variable", ["PROXY_CONNECTIONS_PER_CLIENT", "PROXY_LARGE_BODIES_PER_CLIENT"]
+    "variable",
+    [
+        "PROXY_CONNECTIONS_PER_CLIENT",
+        "PROXY_LARGE_BODIES_PER_TOKEN",
+        "PROXY_LARGE_BODIES_PER_ADDRESS",
+    ],
 )
 @pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
 def test_make_run_refuses_a_proxy_limit_that_is_not_a_count_before_it_starts_anything(

@@ -169,8 +169,8 @@ class ApiErrorCode(ErrorCode):
         "address or token. Retry later.",
         "The proxy (deploy/nginx) is already handling as many requests from the "
         "client's address as it takes at once (128 by default), or as many with a body "
-        "of 30,000 bytes or more (or chunked) from the client's API token or address "
-        "(1 by default); a request counts from its headers to its answer. Retry "
+        "of 30,000 bytes or more (or chunked) from the client's API token (1 by default) "
+        "or address (4); a request counts from its headers to its answer. Retry "
         "(`Retry-After: 1`).",
     )
     HEADER_TOO_LARGE = (
