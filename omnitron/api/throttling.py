@@ -20,7 +20,7 @@ import math
 import time
 from typing import NamedTuple
 
-from django.db import DatabaseError, connection
+from django.db import Error, connection
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
@@ -74,7 +74,6 @@ class RateCount(NamedTuple):
     previous_hits: int  # in the window before
     elapsed: float  # seconds into the current window
     cost: int = 1  # what this request counts as
-    window: int = 0  # the current window's start (epoch seconds)
 
     def retry_after(self, limit: int, duration: int) -> int:
         """Whole seconds until this request would be allowed, if none comes before."""
@@ -94,10 +93,14 @@ RATE_COLUMNS = RateCount._fields[:3]  # what rate_hit answers
 
 def rate_count(columns, params: dict) -> RateCount:
     """The RateCount of rate_hit's RATE_COLUMNS for a request of rate_params' `params`."""
-    return RateCount(*columns, params["rate_elapsed"], params["rate_cost"], params["rate_window"])
+    return RateCount(*columns, params["rate_elapsed"], params["rate_cost"])
 
 
 HIT = f"WITH {rate_hit_ctes('%(key)s::text')} SELECT {', '.join(RATE_COLUMNS)} FROM rate_hit"
+# Count `extra` more requests for a key in a window, whatever the limit.
+COUNT_MORE = f"""
+    INSERT INTO {COUNTERS} AS c (key, window_start, hits) VALUES (%(key)s, %(window)s, %(extra)s)
+    ON CONFLICT (key, window_start) DO UPDATE SET hits = c.hits + EXCLUDED.hits"""
 
 
 def rate_params(duration: int, limit: int, now: float | None = None, cost: int = 1) -> dict:
@@ -135,7 +138,7 @@ def reads_for_rows(rows: int) -> int:
     return max(1, math.ceil(rows / READ_ROWS_PER_REQUEST))
 
 
-# A read's answer counts, once sent, at least one read per this many bytes it holds:
+# A read's answer counts, once rendered, at least one read per this many bytes it holds:
 # the detail of a capture of 1,000 items with 4 KB of attributes each is 4 MB (16
 # reads), with 16 KB before and after 32 MB; counted as one, twenty of them at once a
 # second kept every worker busy. A page of 50 rows of a real shop is a few dozen KB.
@@ -150,7 +153,8 @@ def reads_for_bytes(size: int) -> int:
 class AnswerSizeMixin:
     """For a read view (the `read` scope): its answer counts, once rendered, as a read
     per READ_BYTES_PER_REQUEST it holds when that is more than the request counted as
-    (the next reads wait longer; one larger than the limit counts as the limit)."""
+    (the next reads wait longer; one larger than the limit counts as the limit). The
+    throttle that counted the request left itself on the view (`counted_by`)."""
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -166,7 +170,7 @@ def _count_by_size(throttle, answer) -> None:
     now loses the count (logged), not the answer."""
     try:
         throttle.count_more(reads_for_bytes(len(answer.content)))
-    except DatabaseError:
+    except Error:  # DatabaseError, or InterfaceError (a connection closed)
         logger.warning("A read's answer was not counted by its size.", exc_info=True)
 
 
@@ -236,13 +240,14 @@ class PostgresRateThrottle(SimpleRateThrottle):
 
     def count_more(self, cost: int) -> None:
         """Count an allowed request as `cost` requests (at most the limit) rather than
-        what it counted as: it turned out to cost more. The next ones wait longer."""
+        what it counted as: it turned out to cost more. The rest is counted now, in the
+        current window (an answer that took long to render would have been counted in
+        a window that no longer counts): the next requests wait longer."""
         extra = min(cost, self.num_requests) - self.count.cost
         if self.count.allowed and extra > 0:
+            window = rate_params(self.duration, self.num_requests)["rate_window"]
             with connection.cursor() as cursor:
-                cursor.execute(f"UPDATE {COUNTERS} SET hits = hits + %s"
-                               " WHERE key = %s AND window_start = %s",
-                               [extra, self.key, self.count.window])  # fmt: skip
+                cursor.execute(COUNT_MORE, {"key": self.key, "window": window, "extra": extra})
 
     def hit(self, cost: int = 1) -> RateCount:
         """Count this request, as `cost` requests, if the limit allows it."""

@@ -231,12 +231,25 @@ def test_a_read_counts_by_the_size_of_its_answer(api_client, channel):
             api_client.get(f"/api/v1/orders/{order.pk}/"),  # over
         ]
     assert [answer.status_code for answer in answers] == [200, 200, 429]
-    clock = time.time() + 3600  # a window of its own
-    with throttle_rates(read="2/min"), patch("omnitron.api.throttling.clock", lambda: clock):
-        # Larger than the limit: once, as the limit.
-        large = [api_client.get(f"/api/v1/captures/{capture_pk}/").status_code
-                 for _ in range(2)]  # fmt: skip
-    assert large == [200, 429]
+    detail, small = f"/api/v1/captures/{capture_pk}/", f"/api/v1/orders/{order.pk}/"
+    start = (time.time() // 60 + 60) * 60 + 1  # a window of its own, a second into it
+    # Larger than the limit, it counts as the limit: 96 s later the window before
+    # weighs 0.4, and 2 x 0.4 + 1 fits a limit of 2 (as `reads`, 3 or more, it would not).
+    now = [start]
+    with throttle_rates(read="2/min"), patch("omnitron.api.throttling.clock", lambda: now[0]):
+        statuses = [api_client.get(detail).status_code, api_client.get(small).status_code]
+        now[0] += 95
+        statuses.append(api_client.get(small).status_code)
+    assert statuses == [200, 429, 200]
+    # Counted when rendered, in the window it is rendered in: an answer that took two
+    # windows to render (the clock jumps between the token's count and the render)
+    # still counts in full for the reads after it.
+    start += 3600
+    clocks = iter([start])
+    with (throttle_rates(read=f"{reads + 1}/min"),
+          patch("omnitron.api.throttling.clock", lambda: next(clocks, start + 120))):  # fmt: skip
+        statuses = [api_client.get(url).status_code for url in (detail, small, small, small)]
+    assert statuses == [200, 200, 200, 429]
 
 
 def test_a_read_whose_count_by_size_fails_is_still_answered(api_client, order, caplog):
