@@ -93,10 +93,12 @@ def on_starting(server):
 
 
 def child_exit(server, worker):
-    """A worker ended, maybe killed (its timeout, SIGKILL): its metrics files, and any
-    another fold left, are folded into the directory's archives, or every replaced
-    worker left its own. This runs in the master's main loop: it waits a second at
-    most for the lock, and a failure is logged, never raised (it would stop gunicorn)."""
+    """A worker ended, maybe killed (its timeout, SIGKILL): its metrics files are folded
+    into the directory's archives, or every replaced worker left its own. This runs in
+    the master's main loop: it waits a second at most for the lock, and a failure is
+    logged, never raised (it would stop gunicorn)."""
     from omnitron import metrics_files
 
-    metrics_files.tidy(os.environ["PROMETHEUS_MULTIPROC_DIR"], wait=1)
+    metrics_files.tidy(
+        os.environ["PROMETHEUS_MULTIPROC_DIR"], metrics_files.process_name(worker.pid), wait=1
+    )

@@ -1,17 +1,20 @@
 """The files of Prometheus' multiprocess mode (PROMETHEUS_MULTIPROC_DIR), kept to a
 number that does not grow with time.
 
-Every process that counts something writes its own files there, named by host and
-pid (`counter_web-1-4242.db`), and /metrics adds up every file it finds. A process's
+Every process that counts something writes its own files there, named by host, PID
+namespace and pid (`counter_web-1-4026531836-4242.db`), and /metrics adds up every file
+it finds. A process's
 files stayed after it ended, as they must (its counts are part of the totals), so
 every replaced gunicorn worker and every `manage.py` command run in the app's
 container left one or two more: at 4,064 files a scrape took 230 to 350 ms. Here a
-process's counts are folded into one archive file per kind (`counter_archive.db`)
-when it ends, and its files removed: by itself at exit (atexit), or, for a gunicorn
-worker that was killed, by the master (gunicorn.conf.py's child_exit); the master
-also folds in, when it starts, those of its host's processes that ended without
-either (killed with the master). The directory then holds a few files per live
-process and three archives.
+process's counts are folded into one archive file per kind (`counter_archive.db`,
+`histogram_archive.db`) when it ends, and its files removed: by itself at exit
+(atexit), or, for a gunicorn worker that was killed, by the master (gunicorn.conf.py's
+child_exit); gunicorn and the webhook worker also fold, when they start, those of the
+processes of their host and PID namespace that ended without either (killed with the
+master). Only there can a process be known to have ended: containers of one pod share
+a hostname, not their pids. The directory then holds a few files per live process
+and the archives.
 
 Folding takes an exclusive lock on the directory's lock file and a scrape a shared
 one: a scrape sees a process's counts either in its files or in the archive, never
@@ -44,9 +47,20 @@ SUMMED = ("counter", "histogram", "summary")
 
 
 def process_name(pid: int | None = None) -> str:
-    """The name in a process's files: its host and pid (containers sharing the
-    directory, the app's and the worker's, may reuse each other's pids)."""
-    return f"{socket.gethostname()}-{os.getpid() if pid is None else pid}"
+    """The name in a process's files: its host, PID namespace and pid (containers
+    sharing the directory, the app's and the worker's, may reuse each other's pids,
+    and those of one pod share a hostname)."""
+    return f"{_HOST_AND_PIDS}-{os.getpid() if pid is None else pid}"
+
+
+def _pid_namespace() -> str:
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:  # no /proc (macOS): one namespace
+        return "0"
+
+
+_HOST_AND_PIDS = f"{socket.gethostname()}-{_pid_namespace()}"
 
 
 @contextlib.contextmanager
@@ -83,11 +97,13 @@ def fold(directory: str, name: str, *, wait: float | None = None) -> int:
         for path in files:
             kind = os.path.basename(path).split("_")[0]
             try:
-                counts = MmapedDict.read_all_values_from_file(path)
+                counts = list(MmapedDict.read_all_values_from_file(path))
             except FileNotFoundError:
                 continue
-            except struct.error:  # empty: its process was killed as it made it
-                counts = []
+            except (struct.error, RuntimeError):  # empty (killed as it made it) or corrupt
+                os.replace(path, f"{path}.unreadable")  # out of every scrape and fold
+                logger.warning("Metrics file %s cannot be read: moved aside.", path)
+                continue
             archive = MmapedDict(os.path.join(directory, f"{kind}_archive.db"))
             try:
                 for key, value, timestamp, _ in counts:
@@ -101,21 +117,20 @@ def fold(directory: str, name: str, *, wait: float | None = None) -> int:
 
 
 def fold_ended(directory: str, *, wait: float | None = None) -> int:
-    """Fold the files of every process of this host that has ended; returns how many
-    files it removed."""
-    host = socket.gethostname()
-    removed = 0
-    for path in glob.glob(os.path.join(glob.escape(directory), f"*_{glob.escape(host)}-*.db")):
-        pid = os.path.basename(path).removesuffix(".db").rpartition("-")[2]
-        if pid.isdigit() and not _running(int(pid)):
-            removed += fold(directory, process_name(int(pid)), wait=wait)
-    return removed
+    """Fold the files of every process of this host and PID namespace that has ended;
+    returns how many files it removed."""
+    pattern = os.path.join(glob.escape(directory), f"*_{glob.escape(_HOST_AND_PIDS)}-*.db")
+    pids = {os.path.basename(path).removesuffix(".db").rpartition("-")[2]
+            for path in glob.glob(pattern)}  # fmt: skip
+    ended = [int(pid) for pid in pids if pid.isdigit() and not _running(int(pid))]
+    return sum(fold(directory, process_name(pid), wait=wait) for pid in ended)
 
 
 def tidy(directory: str, name: str | None = None, *, wait: float = 5) -> None:
     """Fold the files of the process named `name` (it has ended, or is ending), or
-    with None of every process of this host that has ended, waiting at most `wait`
-    seconds for the lock; log a failure instead of raising it."""
+    with None of every process of this host and PID namespace that has ended, waiting
+    at most `wait` seconds for the lock each time; log a failure instead of raising
+    it."""
     try:
         if name is None:
             fold_ended(directory, wait=wait)

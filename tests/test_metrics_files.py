@@ -43,28 +43,55 @@ def ended_pid() -> int:
 
 
 def test_the_files_of_ended_processes_are_folded_and_a_running_ones_stay(tmp_path):
+    name = metrics_files.process_name
+    first, second, killed, running = ended_pid(), ended_pid(), ended_pid(), os.getpid()
     host = socket.gethostname()
-    first, second, running = ended_pid(), ended_pid(), os.getpid()
     requests_ok, requests_bad = key("requests", status="2xx"), key("requests", status="5xx")
-    write(tmp_path / f"counter_{host}-{first}.db", {requests_ok: 3, requests_bad: 1})
-    write(tmp_path / f"counter_{host}-{second}.db", {requests_ok: 4})
-    write(tmp_path / f"histogram_{host}-{second}.db", {key("latency", le="0.1"): 2})
-    write(tmp_path / f"counter_{host}-{running}.db", {requests_ok: 10})
-    write(tmp_path / f"counter_otherhost-{first}.db", {requests_ok: 100})  # not this host's
-    write(tmp_path / f"gauge_all_{host}-{first}.db", {key("gauge"): 5})  # not summed
+    write(tmp_path / f"counter_{name(first)}.db", {requests_ok: 3, requests_bad: 1})
+    write(tmp_path / f"counter_{name(second)}.db", {requests_ok: 4})
+    write(tmp_path / f"histogram_{name(second)}.db", {key("latency", le="0.1"): 2})
+    write(tmp_path / f"counter_{name(running)}.db", {requests_ok: 10})
+    # Another host's, and another PID namespace's of this host (a pod's other
+    # container): whether they ended cannot be told from here.
+    write(tmp_path / f"counter_otherhost-1-{first}.db", {requests_ok: 100})
+    write(tmp_path / f"counter_{host}-1-{first}.db", {requests_ok: 100})
+    write(tmp_path / f"gauge_all_{name(first)}.db", {key("gauge"): 5})  # not summed
+    # Empty: its process was killed as it made the file. Moved aside.
+    (tmp_path / f"counter_{name(killed)}.db").touch()
 
     assert metrics_files.fold_ended(str(tmp_path)) == 3
-    assert sorted(path.name for path in tmp_path.glob("*.db")) == sorted([
-        "counter_archive.db", "histogram_archive.db", f"counter_{host}-{running}.db",
-        f"counter_otherhost-{first}.db", f"gauge_all_{host}-{first}.db",
+    assert sorted(path.name for path in tmp_path.iterdir() if path.name != ".fold.lock") == sorted([
+        "counter_archive.db", "histogram_archive.db", f"counter_{name(running)}.db",
+        f"counter_otherhost-1-{first}.db", f"counter_{host}-1-{first}.db",
+        f"gauge_all_{name(first)}.db", f"counter_{name(killed)}.db.unreadable",
     ])  # fmt: skip
     assert read(tmp_path / "counter_archive.db") == {requests_ok: 7, requests_bad: 1}
     assert read(tmp_path / "histogram_archive.db") == {key("latency", le="0.1"): 2}
     # The next ended process adds to what is archived.
     third = ended_pid()
-    write(tmp_path / f"counter_{host}-{third}.db", {requests_bad: 2})
-    assert metrics_files.fold(str(tmp_path), metrics_files.process_name(third)) == 1
+    write(tmp_path / f"counter_{name(third)}.db", {requests_bad: 2})
+    assert metrics_files.fold(str(tmp_path), name(third)) == 1
     assert read(tmp_path / "counter_archive.db") == {requests_ok: 7, requests_bad: 3}
+
+
+def test_an_unreadable_file_is_moved_aside_not_counted_again_and_again(tmp_path, caplog):
+    """A file's counts are read whole before any is archived: one that fails midway
+    (corrupt) added its first counts to the archive, stayed, and was added again at
+    every later fold."""
+    name = metrics_files.process_name(ended_pid())
+    path = tmp_path / f"counter_{name}.db"
+    write(path, {key("requests", status="2xx"): 3, key("requests", status="5xx"): 1})
+    data = bytearray(path.read_bytes())
+    first_key = int.from_bytes(data[8:12], "little")
+    second = 8 + 4 + first_key + (8 - (first_key + 4) % 8) + 16
+    data[second : second + 4] = (10**6).to_bytes(4, "little")  # its key runs past the end
+    path.write_bytes(bytes(data))
+    for _ in range(2):
+        metrics_files.fold(str(tmp_path), name)
+    assert not path.exists()
+    assert (tmp_path / f"counter_{name}.db.unreadable").exists()
+    assert not (tmp_path / "counter_archive.db").exists()  # nothing of it archived
+    assert "cannot be read" in caplog.text
 
 
 def test_two_processes_folding_one_ended_process_at_once_both_finish(tmp_path):

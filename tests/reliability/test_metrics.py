@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import threading
 import time
 from datetime import timedelta
@@ -103,7 +102,7 @@ def workers_of(master: int) -> set[int]:
 
 
 def files_of(directory: Path, pid: int) -> list[Path]:
-    return list(directory.glob(f"*_{socket.gethostname()}-{pid}.db"))
+    return list(directory.glob(f"*_{metrics_files.process_name(pid)}.db"))
 
 
 def replaced(master: int, gone: int, timeout: float = 30) -> set[int]:
@@ -148,7 +147,7 @@ def test_ended_processes_leave_their_counts_and_not_their_files(tmp_path):
         after = healthz_count()
         files = sorted(path.name for path in tmp_path.glob("*.db"))
     assert after == before + 5
-    running = {f"{socket.gethostname()}-{pid}" for pid in {master, *workers}}
+    running = {metrics_files.process_name(pid) for pid in {master, *workers}}
     for name in files:
         kind, _, process = name.removesuffix(".db").partition("_")
         assert process in running | {"archive"}, files
