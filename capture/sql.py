@@ -88,7 +88,8 @@ SEEN_ITEM_COLUMNS = {
     "version": _VERSION,
 }
 _ITEM_COLUMNS = ", ".join(f"{sql} AS {field}" for field, sql in SEEN_ITEM_COLUMNS.items())
-# The same as JSON values, the price as text (read back exactly).
+# The same as JSON values; a numeric column as text, read back exactly (a JSON number
+# is a float to most readers).
 _ITEM_JSON = ", ".join(
     f"{field}::text" if field == "price" else field for field in SEEN_ITEM_COLUMNS
 )

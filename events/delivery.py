@@ -245,7 +245,7 @@ def _due(subscription: WebhookSubscription, lane: int) -> list[WebhookDelivery]:
     )
 
 
-def next_state(sent: Sent, schedule: list[int]) -> DeliveryAttempt:
+def apply_outcome(sent: Sent, schedule: list[int]) -> DeliveryAttempt:
     """Apply one POST's outcome to its delivery, in memory: its attempts, its last
     outcome and its state (delivered; failed after the schedule's last retry; else due
     again after the schedule's next delay, give or take JITTER, counted from the end
@@ -277,14 +277,14 @@ def next_state(sent: Sent, schedule: list[int]) -> DeliveryAttempt:
 def _record(
     subscription: WebhookSubscription, outcomes: list[Sent], rendered: dict[str, str]
 ) -> int:
-    """The batch's payloads (first rendering), attempts and outcomes (next_state), in
+    """The batch's payloads (first rendering), attempts and outcomes (apply_outcome), in
     one transaction committed without waiting for its WAL flush: a database crash may
     lose the last of these records, and those deliveries are sent again, with the same
     webhook-id (at least once, as promised). Events themselves are written, durably,
     by the capture. A delivery another job of the lane recorded meanwhile keeps that
     job's record (RECORD_OUTCOMES). Returns how many were recorded."""
     schedule = retry_schedule(subscription)
-    attempts = [next_state(sent, schedule) for sent in outcomes]
+    attempts = [apply_outcome(sent, schedule) for sent in outcomes]
     deliveries = [sent.delivery for sent in outcomes]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL synchronous_commit = off")

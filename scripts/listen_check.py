@@ -21,20 +21,20 @@ def problem(host: str, port: int, address: str) -> str | None:
         )[0]
     except (socket.gaierror, UnicodeError):
         return f"HOST={host} is not an address or a name of this machine"
-    with socket.socket(family, kind, proto) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        try:
+    try:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             sock.bind(where)
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                return f"{address} is taken (set PORT)"
-            if exc.errno == errno.EADDRNOTAVAIL:
-                return f"HOST={host} is not an address of this machine"
-            if exc.errno == errno.EACCES:
-                return f"{address}: permission denied (a port below 1024 needs root: set PORT)"
-            return f"cannot listen on {address}: {exc.strerror}"
+    except OSError as exc:  # EAFNOSUPPORT: an IPv6 HOST on a machine without IPv6
+        if exc.errno == errno.EADDRINUSE:
+            return f"{address} is taken (set PORT)"
+        if exc.errno == errno.EADDRNOTAVAIL:
+            return f"HOST={host} is not an address of this machine"
+        if exc.errno == errno.EACCES:
+            return f"{address}: permission denied (a port below 1024 needs root: set PORT)"
+        return f"cannot listen on {address}: {exc.strerror}"
     return None
 
 

@@ -1,11 +1,11 @@
-"""A delivery's next state after one POST (events/delivery.py's next_state), worked
+"""A delivery's next state after one POST (events/delivery.py's apply_outcome), worked
 out in memory: no database, no receiver."""
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from events.delivery import JITTER, Sent, next_state
+from events.delivery import JITTER, Sent, apply_outcome
 from events.models import DeliveryState, WebhookDelivery
 from events.outbound import MAX_OUTCOME_LENGTH, Outcome
 
@@ -21,7 +21,7 @@ def post(attempts_before: int, *, status: int | None, error: str = "", ms: int =
 
 def test_a_2xx_delivers():
     delivery, sent = post(0, status=204)
-    attempt = next_state(sent, SCHEDULE)
+    attempt = apply_outcome(sent, SCHEDULE)
     assert (delivery.state, delivery.attempts, delivery.next_attempt_at) == (
         DeliveryState.DELIVERED, 1, None)  # fmt: skip
     assert delivery.delivered_at is not None
@@ -35,7 +35,7 @@ def test_anything_else_is_due_again_after_the_schedules_next_delay_from_the_post
     attempts_before,
 ):
     delivery, sent = post(attempts_before, status=None, error="x" * 1000, ms=1500)
-    next_state(sent, SCHEDULE)
+    apply_outcome(sent, SCHEDULE)
     ended = STARTED + timedelta(milliseconds=1500)
     delay = SCHEDULE[attempts_before]
     assert delivery.state == DeliveryState.PENDING
@@ -47,7 +47,7 @@ def test_anything_else_is_due_again_after_the_schedules_next_delay_from_the_post
 
 def test_the_attempt_after_the_schedules_last_retry_fails_it():
     delivery, sent = post(len(SCHEDULE), status=500)
-    attempt = next_state(sent, SCHEDULE)
+    attempt = apply_outcome(sent, SCHEDULE)
     assert (delivery.state, delivery.next_attempt_at, delivery.attempts) == (
         DeliveryState.FAILED, None, 4)  # fmt: skip
     assert delivery.failed_at is not None
