@@ -3,7 +3,9 @@ every file of the project named in backticks, and every test named as a claim's 
 (docs/reliability.md's table names its tests so that anyone can run them: a test
 renamed or moved left a claim pointing at nothing)."""
 
+import functools
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -76,6 +78,44 @@ def missing_names(page: Path) -> list[str]:
                 elif named is None or not named.is_file() or not defines(named, same_file_test):
                     missing.append(f"::{same_file_test}")
     return missing
+
+
+# A file named without its directory (`gunicorn.conf.py`, operations.md's code layout:
+# `idempotency.py`); PostgreSQL's own files are not the project's.
+BARE_FILE = re.compile(r"`([\w.-]+\.(?:py|yml|yaml|toml|lock|json|ini|sh|md|template|conf))`")
+NOT_OURS = {"pg_hba.conf", "postgresql.conf"}
+
+
+def missing_bare_names(page: Path, root: Path = ROOT) -> list[str]:
+    """Files named without a directory that no file of the project is called."""
+    names = file_names(root)
+    named = BARE_FILE.findall(page.read_text())
+    return [name for name in named if name not in names and name not in NOT_OURS]
+
+
+@functools.cache
+def file_names(root: Path) -> frozenset[str]:
+    """The names of the project's files (git's, so no virtualenv or cache counts)."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                            cwd=root, capture_output=True, text=True, check=False).stdout  # fmt: skip
+    if not listed:  # not a git checkout (the test's own directory)
+        return frozenset(path.name for path in root.rglob("*") if path.is_file())
+    return frozenset(Path(line).name for line in listed.splitlines())
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_every_file_named_without_its_directory_exists(page):
+    """A module renamed or removed left the code layout (operations.md) naming it; the
+    check of paths above only reads names with a directory."""
+    assert missing_bare_names(page) == []
+
+
+def test_a_bare_name_that_no_file_has_is_missing(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "here.py").write_text("")
+    page = tmp_path / "page.md"
+    page.write_text("`here.py`, `gone.py`, `pg_hba.conf`, `page.md`, `here.py::x`\n")
+    assert missing_bare_names(page, tmp_path) == ["gone.py"]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
