@@ -94,11 +94,10 @@ def on_starting(server):
 
 def child_exit(server, worker):
     """A worker ended, maybe killed (its timeout, SIGKILL): its metrics files are folded
-    into the directory's archives, or every replaced worker left its own. This runs in
-    the master's main loop: it waits a second at most for the lock, and a failure is
-    logged, never raised (it would stop gunicorn)."""
+    into the directory's archives, or every replaced worker left its own; so are those
+    of any process of this host and PID namespace that ended before and whose fold
+    failed. This runs in the master's main loop: it waits a second at most for the
+    lock, and a failure is logged, never raised (it would stop gunicorn)."""
     from omnitron import metrics_files
 
-    metrics_files.tidy(
-        os.environ["PROMETHEUS_MULTIPROC_DIR"], metrics_files.process_name(worker.pid), wait=1
-    )
+    metrics_files.tidy(os.environ["PROMETHEUS_MULTIPROC_DIR"], wait=1)

@@ -60,7 +60,7 @@ def test_the_files_of_ended_processes_are_folded_and_a_running_ones_stay(tmp_pat
     (tmp_path / f"counter_{name(killed)}.db").touch()
 
     assert metrics_files.fold_ended(str(tmp_path)) == 3
-    assert sorted(path.name for path in tmp_path.iterdir() if path.name != ".fold.lock") == sorted([
+    assert sorted(path.name for path in tmp_path.iterdir() if not path.name.startswith(".fold.")) == sorted([
         "counter_archive.db", "histogram_archive.db", f"counter_{name(running)}.db",
         f"counter_otherhost-1-{first}.db", f"counter_{host}-1-{first}.db",
         f"gauge_all_{name(first)}.db", f"counter_{name(killed)}.db.unreadable",
@@ -154,3 +154,54 @@ def test_a_fold_that_fails_does_not_stop_gunicorn(tmp_path, monkeypatch, caplog,
     (warning,) = [r for r in caplog.records if r.name == "omnitron.metrics_files"]
     assert "not folded" in warning.getMessage()
     assert warning.exc_info[0] is PermissionError
+
+
+def test_files_a_timed_out_fold_left_are_folded_at_the_next_workers_exit(tmp_path, monkeypatch):
+    """Scrapes that overlap (three scrapers back to back, an outside test of `make run`)
+    always hold the shared lock, and child_exit's fold of a killed worker gives up after
+    a second ("not folded; they stay"). Its files were then folded only when gunicorn's
+    master restarted: each worker killed while scrapes overlapped added files every
+    scrape reads, the growth a4f92f8 ended. The next fold must take them too."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    server = SimpleNamespace(log=logging.getLogger("gunicorn.error"))
+    first, second = ended_pid(), ended_pid()
+    left = tmp_path / f"counter_{metrics_files.process_name(first)}.db"
+    write(left, {key("requests"): 1})
+    write(tmp_path / f"counter_{metrics_files.process_name(second)}.db", {key("requests"): 2})
+    with metrics_files.locked(str(tmp_path), exclusive=False):  # a scrape reading the files
+        conf["child_exit"](server, SimpleNamespace(pid=first))
+    assert left.exists()  # timed out: left, still counted
+    conf["child_exit"](server, SimpleNamespace(pid=second))  # no scrape now
+    assert not left.exists()
+    assert read(tmp_path / "counter_archive.db") == {key("requests"): 3}
+
+
+def test_scrapes_that_overlap_do_not_keep_a_fold_out(tmp_path):
+    """flock lets a shared lock in ahead of a waiting exclusive one: with scrapes always
+    overlapping, one of them always held the lock, and a fold waited its whole second
+    and gave up. A fold that waits now holds back the scrapes that come after it."""
+    name = metrics_files.process_name(ended_pid())
+    write(tmp_path / f"counter_{name}.db", {key("requests"): 1})
+    stop = threading.Event()
+
+    def scrape():
+        while not stop.is_set():
+            with metrics_files.locked(str(tmp_path), exclusive=False):
+                time.sleep(0.05)
+
+    scrapers = [threading.Thread(target=scrape) for _ in range(3)]
+    try:
+        for scraper in scrapers:  # staggered: one of them always holds the lock
+            scraper.start()
+            time.sleep(0.017)
+        time.sleep(0.2)
+        started = time.monotonic()
+        assert metrics_files.fold(str(tmp_path), name, wait=1) == 1
+        waited = time.monotonic() - started
+    finally:
+        stop.set()
+        for scraper in scrapers:
+            scraper.join()
+    assert waited < 0.5, waited
+    assert read(tmp_path / "counter_archive.db") == {key("requests"): 1}
