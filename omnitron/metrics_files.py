@@ -2,31 +2,30 @@
 number that does not grow with time.
 
 Every process that counts something writes its own files there, named by host, PID
-namespace and pid (`counter_web-1-4026531836-4242.db`), and /metrics adds up every file
-it finds. A process's
-files stayed after it ended, as they must (its counts are part of the totals), so
-every replaced gunicorn worker and every `manage.py` command run in the app's
-container left one or two more: at 4,064 files a scrape took 230 to 350 ms. Here a
-process's counts are folded into one archive file per kind (`counter_archive.db`,
-`histogram_archive.db`) when it ends, and its files removed: by itself at exit
-(atexit), or, for a gunicorn worker that was killed, by the master (gunicorn.conf.py's
-child_exit); gunicorn and the webhook worker also fold, when they start, those of the
-processes of their host and PID namespace that ended without either (killed with the
-master). Only there can a process be known to have ended: containers of one pod share
-a hostname, not their pids. The directory then holds a few files per live process
-and the archives.
+namespace and pid (`counter_web-1-4026531836-4242.db`), and /metrics adds up every
+file it finds. A process's files stayed after it ended, as they must (its counts are
+part of the totals), so every replaced gunicorn worker and every `manage.py` command
+run in the app's container left one or two more: at 4,064 files a scrape took 230 to
+350 ms. Here a process's counts are folded into one archive file per kind
+(`counter_archive.db`, `histogram_archive.db`) when it ends, and its files removed: by
+itself at exit (atexit), or, for a gunicorn worker that was killed, by the master
+(gunicorn.conf.py's child_exit, which folds every ended process of its host and PID
+namespace); gunicorn and the webhook worker also fold those when they start (killed
+with the master). Only there can a process be known to have ended: containers of one
+pod share a hostname, not their pids. The directory then holds a few files per live
+process and the archives.
 
 Folding takes an exclusive lock on the directory's lock file and a scrape a shared
 one: a scrape sees a process's counts either in its files or in the archive, never
 in both or neither (a counter that dips looks like a reset to Prometheus), and never
 a file that is gone (the collector fails on one). A fold that waits holds back the
 scrapes that come after it (GATE_FILE), and one that gives up (gunicorn's master
-waits a second) leaves its files to the next worker's exit. A fold that cannot be done (the
-archives are another user's: a `manage.py` command run as root made them) is logged
-and its files stay, still counted: `tidy`, which gunicorn's hooks and a process's exit
-call, never raises, since an exception there stops gunicorn's master. A process
-killed between adding a file's counts to an archive and removing the file (at its
-exit, a window of microseconds) has that file folded again: its counts twice."""
+waits a second) leaves its files to the next worker's exit. A fold that cannot be
+done (the archives are another user's: a `manage.py` command run as root made them)
+is logged and its files stay, still counted: `tidy`, which gunicorn's hooks and a
+process's exit call, never raises, since an exception there stops gunicorn's master.
+A process killed between adding a file's counts to an archive and removing the file
+(at its exit, a window of microseconds) has that file folded again: its counts twice."""
 
 import contextlib
 import fcntl
