@@ -89,7 +89,7 @@ def on_starting(server):
     from omnitron.gunicorn_errors import install
 
     install()
-    metrics_files.tidy(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    metrics_files.tidy()
 
 
 def child_exit(server, worker):
@@ -100,4 +100,4 @@ def child_exit(server, worker):
     lock, and a failure is logged, never raised (it would stop gunicorn)."""
     from omnitron import metrics_files
 
-    metrics_files.tidy(os.environ["PROMETHEUS_MULTIPROC_DIR"], wait=1)
+    metrics_files.tidy(wait=1)

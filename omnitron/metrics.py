@@ -43,8 +43,7 @@ if MULTIPROCESS:
     # directory's archives when the process ends: by itself here (forked gunicorn
     # workers inherit this), or by gunicorn's master for a worker killed.
     values.ValueClass = values.MultiProcessValue(metrics_files.process_name)
-    atexit.register(lambda: metrics_files.tidy(os.environ["PROMETHEUS_MULTIPROC_DIR"],
-                                               metrics_files.process_name()))  # fmt: skip
+    atexit.register(lambda: metrics_files.tidy(metrics_files.process_name()))
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 REQUESTS = Counter(

@@ -161,10 +161,12 @@ def fold_ended(directory: str, *, wait: float | None = None) -> int:
     return fold(directory, *ended, wait=wait) if ended else 0
 
 
-def tidy(directory: str, name: str | None = None, *, wait: float = 5) -> None:
-    """Fold the files of the process named `name` (it has ended, or is ending), or
-    with None of every process of this host and PID namespace that has ended, waiting
-    at most `wait` seconds for the lock; log a failure instead of raising it."""
+def tidy(name: str | None = None, *, wait: float = 5) -> None:
+    """In PROMETHEUS_MULTIPROC_DIR, fold the files of the process named `name` (it has
+    ended, or is ending), or with None of every process of this host and PID namespace
+    that has ended, waiting at most `wait` seconds for the lock; log a failure instead
+    of raising it."""
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     try:
         if name is None:
             fold_ended(directory, wait=wait)

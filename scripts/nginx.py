@@ -10,11 +10,12 @@ the foreground with them (PROXY_CONNECTIONS_PER_CLIENT, PROXY_LARGE_BODIES_PER_T
 and PROXY_LARGE_BODIES_PER_ADDRESS: 128, 1 and 4 unless set, as in the image).
 Nothing here needs Django."""
 
-import os
 import shutil
 import sys
 from pathlib import Path
 from string import Template
+
+from omnitron import env
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_TEMPLATE = ROOT / "deploy" / "nginx" / "omnitron.conf.template"
@@ -83,12 +84,12 @@ def configure(
 
 
 def limit_from_env(name: str, default: int) -> int:
-    """A whole number above 0 from the environment; set but empty (or spaces) is the
-    default, as every variable."""
-    value = os.environ.get(name, "").strip() or str(default)
-    if not (value.isascii() and value.isdigit() and int(value) > 0):
-        sys.exit(f"{name} must be a whole number above 0, not {value!r}")
-    return int(value)
+    """A whole number above 0 from the environment (set but blank: the default), or
+    one line naming the variable, as gunicorn.conf.py refuses its numbers."""
+    try:
+        return env.env_number(name, default, minimum=1)
+    except ValueError as exc:
+        sys.exit(str(exc))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 
 import psycopg
@@ -55,7 +54,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, name, concurrency, queues, **options):
         if settings.METRICS_MULTIPROCESS:  # the files of its host's processes killed before
-            metrics_files.tidy(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+            metrics_files.tidy()
         worker_options = {"install_signal_handlers": False}
         if name:
             worker_options["name"] = name
