@@ -62,13 +62,17 @@ def loads(text: str | bytes, **kwargs):
         return json.loads(text, parse_float=parse_decimal, parse_int=_integer, **kwargs)
 
 
+class DuplicateKey(ValueError):
+    """A JSON object names a key twice (json keeps the last value silently)."""
+
+
 def without_duplicate_keys(pairs: list[tuple]) -> dict:
-    """A decoder's object_pairs_hook: the object, or ValueError for a key given twice
-    (json keeps the last one silently)."""
+    """A decoder's object_pairs_hook: the object, or DuplicateKey (a ValueError, as
+    any JSON a decoder refuses) for a key given twice."""
     result = {}
     for key, value in pairs:
         if key in result:
-            raise ValueError(f"duplicate key {key!r}.")
+            raise DuplicateKey(f"duplicate key {key!r}.")
         result[key] = value
     return result
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.text import smart_split
 
 from omnitron.db.errors import foreign_key_failed_on
-from omnitron.exactjson import jsonb_refusal
+from omnitron.exactjson import DuplicateKey, jsonb_refusal, without_duplicate_keys
 from omnitron.limits import MAX_JSON_DEPTH
 
 logger = logging.getLogger(__name__)
@@ -34,20 +34,35 @@ MAX_NEW_INLINE_ROWS = 100  # rows one save of a page may add to an inline
 MAX_SEARCH_WORDS = 10  # words in one search of Django's own (substrings, word by word)
 
 
+@functools.cache
+def _refusing_duplicate_keys(decoder: type[json.JSONDecoder] | None) -> type[json.JSONDecoder]:
+    """`decoder` (json's own for None), refusing an object that names a key twice."""
+
+    class Decoder(decoder or json.JSONDecoder):
+        def __init__(self, **kwargs):
+            super().__init__(object_pairs_hook=without_duplicate_keys, **kwargs)
+
+    return Decoder
+
+
 class StorableJSONField(forms.JSONField):
     """Django's JSON form field, refusing what jsonb cannot store (a NUL, a lone
     surrogate, NaN, 1e999999), what Python cannot decode (an integer of over 4,300
     digits without the exact decoder), nesting deeper than MAX_JSON_DEPTH (the page
-    writes the value again, deeper in the stack) and null for a column that is not
-    nullable: each failed in the database or in the page (500)."""
+    writes the value again, deeper in the stack), null for a column that is not
+    nullable (each failed in the database or in the page: 500) and an object naming a
+    key twice (json kept the last value silently: a webhook's header given twice)."""
 
     def __init__(self, *, allow_null=False, **kwargs):
         self.allow_null = allow_null
         super().__init__(**kwargs)
+        self.decoder = _refusing_duplicate_keys(self.decoder)
 
     def to_python(self, value):
         try:
             converted = super().to_python(value)
+        except DuplicateKey as exc:
+            raise ValidationError(f"Each key once: {exc}", code="invalid") from None
         except (ValueError, RecursionError):  # an integer of over 4,300 digits; deep nesting
             raise ValidationError("Enter a valid JSON value.", code="invalid") from None
         if self.disabled:

@@ -698,3 +698,25 @@ def test_resume_counts_only_the_subscriptions_it_resumed(client, db):
     assert [str(m) for m in response.context["messages"]] == [
         "1 subscription(s) resumed: their deliveries go now."
     ]
+
+
+@pytest.mark.django_db
+def test_a_header_named_twice_in_one_case_is_refused():
+    """docs/webhooks.md: each extra header is a name given once. Named twice in two cases
+    it is refused; named twice in the same case the first value was dropped silently
+    (an operator's `--header Authorization=... --header Authorization=...` kept the last)."""
+    for second in ("X-A=2", "x-a=2"):
+        with pytest.raises(CommandError, match=r"^--header \S+ is given twice: each header once"):
+            create_webhook("https://example.com/hook", "--header", "X-A=1", "--header", second)
+    assert not WebhookSubscription.objects.exists()
+
+
+def test_the_admin_form_refuses_a_header_named_twice(client, db):
+    """The admin's `headers` JSON with a name given twice kept the last value silently."""
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    page = client.post("/admin/events/webhooksubscription/add/", {
+        "url": "http://127.0.0.1:9/admin", "event_types": "order.captured", "channel_ids": "",
+        "headers": '{"X-A": "1", "X-A": "2"}', "retry_schedule": "", "is_active": "on"})  # fmt: skip
+    assert page.status_code == 200  # the form again, with its error
+    assert "Each key once: duplicate key &#x27;X-A&#x27;." in page.content.decode()
+    assert not WebhookSubscription.objects.exists()

@@ -68,7 +68,12 @@ def _headers(given: list[str]) -> dict[str, str]:
     headers = {}
     for header in given:
         name, sep, value = header.partition("=")
-        if not sep or not name.strip():
+        name = name.strip()
+        if not sep or not name:
             raise CommandError(f"--header takes NAME=VALUE, not {header!r}")
-        headers[name.strip()] = value
+        # A name given again replaced the first value silently.
+        if name.lower() in (known.lower() for known in headers):
+            raise CommandError(f"--header {name} is given twice: each header once "
+                               "(names are the same in any case).")  # fmt: skip
+        headers[name] = value
     return headers
