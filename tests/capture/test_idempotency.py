@@ -275,3 +275,55 @@ def test_the_prune_keeps_every_key_still_within_its_24_hours(api_user):
                                          created_at=now - age)  # fmt: skip
     call_command("prune_idempotency_keys", stderr=StringIO())
     assert sorted(IdempotencyRecord.objects.values_list("key", flat=True)) == ["almost", "young"]
+
+
+@pytest.mark.parametrize(
+    ("first", "retry", "replayed"),
+    [("1e3", "1E+3", True), ("0.1e1", "1", True), ("1e3", "1000", False), ("1", "1.0", False)],
+)  # fmt: skip
+def test_a_retrys_numbers_are_compared_as_decimal_writes_them(api_client, order, first, retry,
+                                                              replayed):  # fmt: skip
+    """docs/api.md: `1e3` and `1E+3` are the same, and so are `0.1e1` and `1`, but
+    `1000` and `1e3` are not, nor `1.0` and `1`."""
+    pk = order.items.first().pk
+
+    def post(number):
+        item = f'{{"pk": {pk}, "attributes": {{"n": {number}}}}}'
+        body = f'{{"order": "{order.number}", "order_items": [{item}]}}'
+        return api_client.post(CAPTURE_URL, body, content_type="application/json",
+                               HTTP_IDEMPOTENCY_KEY="spelt")  # fmt: skip
+
+    first_answer = post(first)
+    assert first_answer.status_code == 200
+    again = post(retry)
+    if replayed:
+        assert (again.status_code, again.content) == (200, first_answer.content)
+        assert again["Idempotent-Replayed"] == "true"
+    else:
+        assert (again.status_code, again.json()["code"]) == (422, "idempotency_key_reused")
+    assert Capture.objects.count() == 1
+
+
+def test_spaces_and_tabs_around_a_key_are_not_part_of_it_through_gunicorn(api_user, order,
+                                                                          transactional_db):  # fmt: skip
+    """docs/api.md: keys are compared as sent but for spaces and tabs around the value
+    (`k` and ` k ` are one key). The app does not trim: the server's header parsing does."""
+    from tests.live import gunicorn, raw_request
+
+    body = json.dumps({"order": order.number, "order_items": [{"pk": order.items.first().pk}]})
+
+    def post(base, key_line: bytes) -> bytes:
+        return raw_request(base, (
+            b"POST /api/v1/capture-order/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Authorization: Token " + api_user.auth_token.key.encode() + b"\r\n"
+            b"Content-Type: application/json\r\n" + key_line
+            + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body.encode()))  # fmt: skip
+
+    with gunicorn(workers=1) as (base, _):
+        first = post(base, b"Idempotency-Key: k\r\n")
+        retry = post(base, b"Idempotency-Key: \t k \t\r\n")
+    assert first.startswith(b"HTTP/1.1 200 ")
+    assert retry.startswith(b"HTTP/1.1 200 ")
+    assert b"\r\nIdempotent-Replayed: true\r\n" in retry
+    assert first.split(b"\r\n\r\n", 1)[1] == retry.split(b"\r\n\r\n", 1)[1]
+    assert Capture.objects.count() == 1
