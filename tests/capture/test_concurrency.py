@@ -141,3 +141,42 @@ def test_an_order_cancelled_while_a_capture_waits_for_its_lock_is_not_captured(
     assert (response.status_code, response.json()["code"]) == (400, "order_not_capturable")
     assert not OrderItem.objects.filter(captured_at__isnull=False).exists()
     assert not CaptureItem.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_capture_whose_webhook_subscription_is_deleted_meanwhile_is_409_and_captures_nothing(
+    channel,
+):
+    """docs/reliability.md: an operator deleting a webhook subscription the running
+    capture queues a delivery for (the keys are checked at the commit) is 409
+    deleted_meanwhile with Retry-After: 1, nothing captured and no event left; the
+    retry captures, without the deleted subscription."""
+    from events.models import Event, WebhookDelivery
+    from events.services import webhook_subscription_create_or_update
+
+    user = make_api_user(channels=[channel])
+    order = make_order(channel=channel, items=1)
+    pk = order.items.get().pk
+    subscription, _ = webhook_subscription_create_or_update(
+        url="https://hooks.example.com/deleted", event_types=["order.captured"]
+    )
+    real = sql.write_capture
+
+    def subscription_deleted_after_the_write(**kwargs):
+        written = real(**kwargs)
+        deleting = threading.Thread(target=lambda: subscription.delete())
+        deleting.start()  # another connection: committed before this capture commits
+        deleting.join()
+        return written
+
+    with patch.object(sql, "write_capture", subscription_deleted_after_the_write):
+        answer = capture(client_for(user), order, [pk], key="gone-subscription")
+    assert (answer.status_code, answer.json()["code"]) == (409, "deleted_meanwhile")
+    assert answer["Retry-After"] == "1"
+    assert not OrderItem.objects.filter(pk=pk, captured_at__isnull=False).exists()
+    assert not CaptureItem.objects.exists()
+    assert not Event.objects.exists()
+    retry = capture(client_for(user), order, [pk], key="gone-subscription")
+    assert retry.status_code == 200
+    assert not WebhookDelivery.objects.exists()
+    assert_captures_add_up()

@@ -372,3 +372,18 @@ def test_check_captures_names_an_event_of_no_capture(captured):
     Event.objects.filter(pk=event.pk).update(object_id=event.object_id + 10**6)
     err = audit_problems()
     assert f"order.captured event of no capture: {event.pk}\n" in err
+
+
+def test_the_database_refuses_to_move_a_captured_item_or_change_its_currency(captured):
+    """docs/reliability.md: PostgreSQL refuses any change to a captured item's order and
+    currency too, whoever asks (the audit adds a capture up from its items' order and
+    currency); a capture item is never updated either."""
+    elsewhere = make_order(channel=captured.order.channel, items=1)
+    for change in (
+        lambda: OrderItem.objects.filter(pk=captured.pk).update(order=elsewhere),
+        lambda: OrderItem.objects.filter(pk=captured.pk).update(price_currency="usd"),
+        lambda: CaptureItem.objects.update(price=Decimal("1.00")),
+    ):
+        with pytest.raises(DatabaseError, match="captured|immutable"), transaction.atomic():
+            change()
+    call_command("check_captures", stdout=StringIO())  # and the audit still adds up

@@ -53,3 +53,13 @@ def test_the_attempt_after_the_schedules_last_retry_fails_it():
     assert delivery.failed_at is not None
     assert delivery.last_outcome == "HTTP 500"
     assert attempt.number == 4
+
+
+def test_a_retry_waits_its_delay_give_or_take_twenty_percent_as_documented():
+    """docs/webhooks.md: each retry comes after its step, give or take 20% (bounds
+    written out: derived from JITTER, the test above followed any change made to it)."""
+    for _ in range(200):
+        delivery, sent = post(1, status=503, ms=0)
+        apply_outcome(sent, SCHEDULE)
+        waited = (delivery.next_attempt_at - STARTED).total_seconds()
+        assert 30 * 0.8 <= waited <= 30 * 1.2

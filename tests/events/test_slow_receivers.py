@@ -376,3 +376,24 @@ def test_a_pause_is_never_longer_than_max_pause_seconds(db):
     _pause(subscription)
     subscription.refresh_from_db()
     assert 540 < (subscription.paused_until - timezone.now()).total_seconds() <= 600
+
+
+# The dispatcher's now() is its transaction's start: the rows must be committed.
+@pytest.mark.django_db(transaction=True)
+def test_a_probe_answered_with_an_error_status_ends_the_row_of_timeouts(api_client, channel):
+    """docs/webhooks.md: an answer, any status, ends the row of timeouts and every lane
+    sends again. A receiver back from hanging but answering 500 still answers: it is
+    retried on the schedule, not kept to one probe at a time."""
+    with receiving(answer=lambda number, webhook_id: 500) as receiver:
+        subscription = subscribe(receiver.url, [5])
+        capture_orders(api_client, channel, 1)
+        delivery = WebhookDelivery.objects.get()
+        WebhookSubscription.objects.filter(pk=subscription.pk).update(
+            paused_until=timezone.now() - timedelta(hours=1), timeouts_in_a_row=3
+        )
+        assert webhook_lane_flush(subscription_id=subscription.pk, lane=delivery.pk % 4) == 1
+    assert receiver.ids() == [delivery.event_id]
+    (attempt,) = DeliveryAttempt.objects.all()
+    assert attempt.status_code == 500
+    subscription.refresh_from_db()
+    assert (subscription.paused_until, subscription.timeouts_in_a_row) == (None, 0)

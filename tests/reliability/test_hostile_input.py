@@ -128,7 +128,10 @@ def capture_cases(order: str, pk: int) -> list[tuple[str, dict, bytes]]:
         (
             "duplicate keys",
             {},
-            f'{{"order": {json.dumps(order)}, "order": "x", "order_items": {ok_item}}}'.encode(),
+            # The order given twice, each time as itself: whichever a parser kept, only
+            # refusing the repeated key leaves nothing captured.
+            f'{{"order": {json.dumps(order)}, "order": {json.dumps(order)}, '
+            f'"order_items": {ok_item}}}'.encode(),
         ),
         ("invalid UTF-8", {}, b'{"order": "\xff\xfe", "order_items": []}'),
         ("UTF-16 body", {}, body().decode().encode("utf-16")),
@@ -182,7 +185,12 @@ def login_cases() -> list[tuple[str, dict, bytes]]:
         ("unknown user", {}, body(username='"nobody"')),
         ("deep nesting", {}, body(password=nested(100_000))),
         ("NaN", {}, body(password="NaN")),
-        ("duplicate keys", {}, b'{"username": "wms", "username": "x", "password": "p"}'),
+        # The right password last: a parser keeping the last value would log in.
+        (
+            "duplicate keys",
+            {},
+            b'{"username": "wms", "password": "p", "password": "the-right-password"}',
+        ),
         ("invalid UTF-8", {}, b'{"username": "\xc3\x28", "password": "p"}'),
         ("UTF-16", {}, body().decode().encode("utf-16")),
         ("over the size limit", {}, body(password=json.dumps("p" * 5_000_000))),
