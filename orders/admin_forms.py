@@ -20,12 +20,27 @@ CAPTURED_ITEM_FROZEN = (
 )  # fmt: skip
 
 
+def _json_object(value):
+    """A JSON field the seed's Order declares an object (the import's rule too): a list,
+    a string or a number saved here broke every answer holding the order or the item
+    (the capture's too) for a client generated from the schema."""
+    if not isinstance(value, dict):
+        raise forms.ValidationError("Must be a JSON object ({} for none).", code="not_an_object")
+    return value
+
+
 class OrderForm(forms.ModelForm):
     def clean_delivery_range(self):
         try:
             return delivery_range_normalized(self.cleaned_data["delivery_range"])
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from None
+
+    def clean_extra_field(self):
+        return _json_object(self.cleaned_data["extra_field"])
+
+    def clean_cancellation_info(self):
+        return _json_object(self.cleaned_data["cancellation_info"])
 
 
 class OrderItemForm(forms.ModelForm):
@@ -41,6 +56,9 @@ class OrderItemForm(forms.ModelForm):
     charged) was dropped without a word."""
 
     shown_capture = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    def clean_extra_field(self):
+        return _json_object(self.cleaned_data["extra_field"])
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
