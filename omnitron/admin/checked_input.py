@@ -15,7 +15,7 @@ from django.db.models import ProtectedError, RestrictedError
 from django.forms.fields import InvalidJSONInput
 from django.http import HttpResponseRedirect
 from django.utils import timezone
-from django.utils.text import smart_split
+from django.utils.text import capfirst, smart_split
 
 from omnitron.db.errors import foreign_key_failed_on
 from omnitron.exactjson import DuplicateKey, jsonb_refusal, without_duplicate_keys
@@ -31,6 +31,7 @@ COMPARED = ("exact", "gte", "lt", "id__exact")
 DATE_PARTS = {"year": range(1, 10_000), "month": range(1, 13), "day": range(1, 32)}
 MAX_LOOKUP_VALUE = 256
 MAX_NEW_INLINE_ROWS = 100  # rows one save of a page may add to an inline
+MAX_PROTECTED_SHOWN = 10  # rows of each kind a delete page lists as protecting the row
 MAX_SEARCH_WORDS = 10  # words in one search of Django's own (substrings, word by word)
 
 
@@ -276,6 +277,17 @@ class CheckedInputMixin(CheckedFormFieldsMixin):
             self.message_user(request, _overtaken_message(exc), messages.ERROR)
             return None
 
+    def get_deleted_objects(self, objs, request):
+        """Django's delete page (and the delete action's) collects every row a delete
+        would reach and lists every row that protects it: a customer's page with 14,000
+        orders took 1.4 s and 1 MB, growing with them (a guest customer of a year's
+        orders: past gunicorn's timeout). The rows that protect it are looked for
+        first, MAX_PROTECTED_SHOWN of each kind; when there are any, the page lists
+        those, nothing more is collected, and nothing is deleted."""
+        if protected := _protecting_rows(self.model, objs):
+            return [], {}, set(), protected
+        return super().get_deleted_objects(objs, request)
+
     def delete_view(self, request, object_id, extra_context=None):
         """Django checks what protects a row when it shows the delete page and again
         when the delete is posted, then deletes: a capture that committed between the
@@ -291,6 +303,26 @@ class CheckedInputMixin(CheckedFormFieldsMixin):
             _drop_queued_messages(request)
             self.message_user(request, _overtaken_message(exc), messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
+
+
+def _protecting_rows(model, objs) -> list[str]:
+    """Up to MAX_PROTECTED_SHOWN rows of each model whose foreign key to `objs` is
+    PROTECT, named as Django's delete page names them; a line more where there are
+    more."""
+    shown = []
+    for relation in model._meta.get_fields(include_hidden=True):
+        if not relation.auto_created or relation.concrete:
+            continue
+        if getattr(relation, "on_delete", None) is not models.PROTECT:
+            continue
+        related = relation.related_model
+        rows = related._base_manager.filter(**{f"{relation.field.name}__in": objs})
+        found = list(rows[: MAX_PROTECTED_SHOWN + 1])
+        name = related._meta.verbose_name
+        shown += [f"{capfirst(name)}: {row}" for row in found[:MAX_PROTECTED_SHOWN]]
+        if len(found) > MAX_PROTECTED_SHOWN:
+            shown.append(f"and more {related._meta.verbose_name_plural}")
+    return shown
 
 
 def _overtaken(exc: Exception) -> bool:
