@@ -17,7 +17,7 @@ import signal
 
 import psycopg
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from procrastinate.contrib.django import app
 from procrastinate.exceptions import ConnectorException
 
@@ -61,7 +61,7 @@ class Command(BaseCommand):
         if concurrency is not None:
             worker_options["concurrency"] = concurrency
         if queues:
-            worker_options["queues"] = [queue.strip() for queue in queues.split(",")]
+            worker_options["queues"] = queue_names(queues)
         with app.replace_connector(app.connector.get_worker_connector()):
             asyncio.run(supervise(worker_options))
 
@@ -73,6 +73,17 @@ def positive_int(text: str) -> int:
         return env.number("--concurrency", text, minimum=1, maximum=most)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number from 1 to {most}.") from None
+
+
+def queue_names(text: str) -> list[str]:
+    """--queues: each a queue of this app's tasks. A typo (`webhook`) started a worker
+    that sat idle, without a word: no webhook sent, nothing pruned."""
+    known = sorted({task.queue for task in app.tasks.values()})
+    names = [name.strip() for name in text.split(",")]
+    if unknown := [name for name in names if name not in known]:
+        raise CommandError(f"--queues: no task of this app uses {', '.join(map(repr, unknown))} "
+                           f"(its queues: {', '.join(known)}).")  # fmt: skip
+    return names
 
 
 async def supervise(worker_options: dict) -> None:
