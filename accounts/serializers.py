@@ -1,12 +1,14 @@
 from rest_framework import serializers
 
+from .passwords import MAX_PASSWORD_LENGTH
+
 
 class LoginSerializer(serializers.Serializer):
     # min_length: for the document (minLength); "" is refused first, as `blank`.
     username = serializers.CharField(min_length=1, max_length=150, trim_whitespace=False)
     password = serializers.CharField(
         min_length=1,
-        max_length=1024,
+        max_length=MAX_PASSWORD_LENGTH,
         trim_whitespace=False,
         style={"input_type": "password"},
         write_only=True,

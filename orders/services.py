@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from accounts.passwords import password_length_error
 from accounts.services import api_token_get_or_create, username_as_stored
 
 from .importing import (
@@ -213,7 +214,7 @@ def api_user_create_or_update(
     with the same arguments changes nothing, and a user an operator deactivated stays
     inactive. Staff may log in to the admin and view orders, items and captures (of
     their channels). Raises ApiUserInvalid for a username Django refuses, an empty
-    password or a channel that does not exist."""
+    password or one longer than the login takes, or a channel that does not exist."""
     User = get_user_model()
     username = username_as_stored(username)
     try:  # Django's own rules for a username: 1 to 150 letters, digits and @.+-_
@@ -222,6 +223,8 @@ def api_user_create_or_update(
         raise ApiUserInvalid(f"Not a username: {' '.join(exc.messages)}") from None
     if password == "":
         raise ApiUserInvalid("A password cannot be empty (login refuses it).")
+    if password is not None and (error := password_length_error(password)):
+        raise ApiUserInvalid(error)
     with transaction.atomic():
         user, created = User.objects.get_or_create(username=username)
         if password is not None:
