@@ -22,7 +22,7 @@ def _one_of(statuses) -> str:
     """The statuses' labels as a list in words, for a message: "cancellation_waiting,
     canceled or refunded"."""
     names = [status.label for status in sorted(statuses, key=int)]
-    return f"{', '.join(names[:-1])} or {names[-1]}"
+    return " or ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
 
 
 ORDER = "order"

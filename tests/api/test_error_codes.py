@@ -126,3 +126,15 @@ def test_every_code_the_schema_documents_is_registered():
                     assert re.search(rf"`{code}`", response["description"])
                     documented += 1
     assert documented > 50
+
+
+def test_a_rules_statuses_read_as_a_list_in_words_however_many():
+    """A rule of one status read "( or review_waiting)" (helper 127); none has one yet."""
+    from capture.error_codes import _one_of
+    from orders.enums import OrderStatus as S
+
+    assert _one_of({S.REVIEW_WAITING}) == "review_waiting"
+    assert _one_of({S.CANCELED, S.REFUNDED}) == "canceled or refunded"
+    assert _one_of({S.CANCELLATION_WAITING, S.CANCELED, S.REFUNDED}) == (
+        "cancellation_waiting, canceled or refunded"
+    )
