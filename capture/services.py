@@ -11,20 +11,8 @@ under the request's Idempotency-Key when it has one (capture/idempotency.py), re
    inside a transaction that locks the order row, then the given items in pk order
    (`sql.lock_order_and_items`; every capture locks in this order, so captures never
    deadlock);
-2. check the rules on what was read; the first that fails is raised, nothing written:
-   - no order with this number in the user's channels (and in `channel`, when
-     given) is `OrderNotFound`, whether it does not exist or is another channel's;
-     the number in several of the user's channels is `OrderAmbiguous`;
-   - an order whose status is not in `CAPTURABLE_ORDER_STATUSES` is
-     `OrderNotCapturable`;
-   - a pk that is not an item of this order is `OrderItemNotFound`;
-   - an item whose status is in `NON_CAPTURABLE_ITEM_STATUSES` is
-     `OrderItemNotCapturable`;
-   - an item captured already is `AlreadyCaptured`: a second capture is an error,
-     never a silent success;
-   - an item whose price is negative or not in the order's currency is
-     `OrderItemPriceInvalid`: the capture's amount is the sum of its items' prices,
-     in the order's currency;
+2. check the rules on what was read (`_first_broken_rule`, in the order docs/api.md
+   lists them): the first that fails is raised, nothing written;
 3. write, in one statement (`sql.write_capture`), which locks the order and the items
    (in the same order) and writes only if the order's status and currency and every
    item's row are as read: the items' `captured_at` and their merged attributes, the
@@ -179,20 +167,22 @@ def _amount(items: list[sql.SeenItem]) -> Decimal:
 
 
 def _first_broken_rule(seen: sql.Seen, given_pks) -> CaptureError | None:
-    """The first rule the capture breaks, in the order of the module docstring."""
+    """The first rule the capture breaks, in the order docs/api.md lists them (rule 8;
+    tests/capture/test_rules.py checks that order), or None."""
     orders, items = seen.orders, seen.items
-    if not orders:
+    if not orders:  # none in the user's channels (and `channel`): absent or another's
         return OrderNotFound()
-    if len(orders) > 1:
+    if len(orders) > 1:  # the number in several of the user's channels
         return OrderAmbiguous()
     if orders[0].status not in CAPTURABLE_ORDER_STATUSES:
         return OrderNotCapturable(orders[0].status)
-    if missing := given_pks - {item.pk for item in items}:
+    if missing := given_pks - {item.pk for item in items}:  # not items of this order
         return OrderItemNotFound(missing)
     if refused := [item.pk for item in items if item.status in NON_CAPTURABLE_ITEM_STATUSES]:
         return OrderItemNotCapturable(refused)
-    if captured := [item.pk for item in items if item.captured]:
+    if captured := [item.pk for item in items if item.captured]:  # never a silent success
         return AlreadyCaptured(captured)
+    # The capture's amount is the sum of its items' prices, in the order's currency.
     currency = orders[0].currency
     if mispriced := [item.pk for item in items if item.price < 0 or item.currency != currency]:
         return OrderItemPriceInvalid(mispriced)
