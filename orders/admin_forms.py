@@ -23,8 +23,9 @@ CAPTURED_ITEM_FROZEN = (
 def _json_object(value):
     """A JSON field the seed's Order declares an object (the import's rule too): a list,
     a string or a number saved here broke every answer holding the order or the item
-    (the capture's too) for a client generated from the schema."""
-    if not isinstance(value, dict):
+    (the capture's too) for a client generated from the schema. None: the post left
+    the field out, and it keeps its value (StorableJSONField refuses a posted null)."""
+    if value is not None and not isinstance(value, dict):
         raise forms.ValidationError("Must be a JSON object ({} for none).", code="not_an_object")
     return value
 
