@@ -433,6 +433,25 @@ def test_an_answer_given_before_the_body_is_read_waits_for_the_body(path, status
     assert answer.split(b" ", 2)[1] == status, answer[:200]
 
 
+@pytest.mark.parametrize("proxies", ["0", "1"])
+def test_a_body_over_the_limit_is_refused_unread(proxies):
+    """docs/reliability.md: a body over API_MAX_BODY_BYTES is 413 before anything else,
+    unread: the answer comes on the headers alone, facing clients or behind a proxy
+    (where the app reads what is left of a body within the limit before answering)."""
+    head = (
+        "POST /api/v1/capture-order/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/json\r\nAuthorization: Token {'0' * 40}\r\n"
+        f"Content-Length: {50 * 1024 * 1024}\r\n\r\n"
+    ).encode()
+    with gunicorn(workers=1, env=server_env(API_NUM_PROXIES=proxies)) as (base, _):
+        url = urlsplit(base)
+        with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+            sock.sendall(head)  # and not a byte of the body
+            answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["code"] == "request_too_large"
+
+
 def test_facing_clients_an_early_answer_does_not_wait_for_a_body():
     """Without a proxy (API_NUM_PROXIES=0), gunicorn faces clients: waiting for the rest
     of a body a client never finishes held a worker until gunicorn's timeout, for a
