@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
@@ -64,6 +64,7 @@ def orders_import(*, data, progress: Progress | None = None) -> ImportResult:
     channels, customers, orders = _validate(data, progress)
 
     with transaction.atomic():
+        _one_import_at_a_time()
         Channel.objects.bulk_create(
             [Channel(id=c["pk"], name=c["name"]) for c in channels],
             update_conflicts=True,
@@ -106,6 +107,24 @@ def orders_import(*, data, progress: Progress | None = None) -> ImportResult:
         for order, items in new_orders
     ]
     return result
+
+
+# The advisory lock imports take, in PostgreSQL's space of two-integer keys (apart
+# from the one-bigint keys of capture/idempotency.py).
+IMPORT_LOCK = (1, 0)
+
+
+def _one_import_at_a_time() -> None:
+    """Within the import's transaction: wait for any other import to end. Two imports
+    of files sharing orders both looked for existing orders before either committed,
+    and the second failed on the unique (number, channel) with a traceback, none of its
+    own orders imported. The wait has no timeout: an import takes what its file takes."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL lock_timeout = 0")
+        cursor.execute("SET LOCAL statement_timeout = 0")
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", IMPORT_LOCK)
+        cursor.execute("SET LOCAL lock_timeout TO DEFAULT")
+        cursor.execute("SET LOCAL statement_timeout TO DEFAULT")
 
 
 def _existing_orders(numbers: list[str]) -> set[tuple[int, str]]:
