@@ -7,9 +7,11 @@ moment of sending, and the connection goes to that checked address (the Host hea
 and TLS certificate still name the host): a DNS answer that changes between the
 check and the connection cannot reach the internal network. No redirect is
 followed, a POST has WEBHOOK_TIMEOUT_SECONDS in all (connecting, sending, the
-answer), and at most RESPONSE_EXCERPT_BYTES of the answer are read."""
+answer; the name's resolution has as long again), interim 1xx answers are skipped,
+and at most RESPONSE_EXCERPT_BYTES of the answer are read."""
 
 import contextlib
+import http.client
 import ipaddress
 import re
 import socket
@@ -20,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import idna
 import urllib3
+import urllib3.connection
 from django.conf import settings
 
 RESPONSE_EXCERPT_BYTES = 1024
@@ -31,6 +34,10 @@ MAX_OUTCOME_LENGTH = 255
 
 class TargetRefused(Exception):
     """The URL may not be called under the current settings."""
+
+
+class NotResolvedInTime(Exception):
+    """The receiver's name did not resolve within WEBHOOK_TIMEOUT_SECONDS."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +176,29 @@ def resolve(host: str, port: int) -> str:
     return addresses[0]
 
 
+def resolve_within(host: str, port: int, seconds: float) -> str:
+    """resolve(), waiting `seconds` at most (NotResolvedInTime then): a resolver that
+    hangs, with its own timeouts of 5 s an attempt and name server, held every batch of
+    the receiver's lanes that long, outside the POST's deadline, recorded as a short
+    failure that paused nothing. The lookup's thread ends when the resolver gives up."""
+    outcome = {}
+
+    def look_up() -> None:
+        try:
+            outcome["address"] = resolve(host, port)
+        except Exception as exc:  # noqa: BLE001 - raised again in the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=look_up, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise NotResolvedInTime(f"{host} did not resolve within {seconds:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["address"]
+
+
 def _is_public(ip) -> bool:
     """A global unicast address, and so is any IPv4 address it carries."""
     return all(
@@ -246,12 +276,37 @@ class _Deadline:
                     self._cut()
 
 
+class _FinalResponse(http.client.HTTPResponse):
+    """http.client skips an interim 100 Continue only: a receiver (or the CDN in front
+    of it) that sent 103 Early Hints or 102 Processing before its 200 had that 1xx
+    recorded as its answer, and the delivery was retried for a day and failed. Every
+    1xx but 101 is interim (RFC 9110, 15.2): skipped, with its headers. A receiver
+    that sends them without end meets the POST's deadline."""
+
+    def _read_status(self):
+        while True:
+            version, status, reason = super()._read_status()
+            if not (100 < status < 200 and status != 101):
+                return version, status, reason
+            http.client.parse_headers(self.fp)
+
+
+# Named as urllib3's: an attempt's error names the connection's class
+# ("NewConnectionError: HTTPConnection(host=...): ... Connection refused").
+class HTTPConnection(urllib3.connection.HTTPConnection):
+    response_class = _FinalResponse
+
+
+class HTTPSConnection(urllib3.connection.HTTPSConnection):
+    response_class = _FinalResponse
+
+
 class _HTTPPool(_KeepsItsConnection, urllib3.HTTPConnectionPool):
-    pass
+    ConnectionCls = HTTPConnection
 
 
 class _HTTPSPool(_KeepsItsConnection, urllib3.HTTPSConnectionPool):
-    pass
+    ConnectionCls = HTTPSConnection
 
 
 class Target:
@@ -271,9 +326,11 @@ class Target:
         own = {name.lower() for name in self.headers if isinstance(name, str)}
         self.defaults = {} if "user-agent" in own else {"User-Agent": USER_AGENT}
         self.pool = self.deadline = None
-        self.refused = ""
+        self.refused, self.refused_timed_out = "", False
         try:
             self._open()
+        except NotResolvedInTime as exc:  # as a receiver that hangs: its subscription pauses
+            self.refused, self.refused_timed_out = str(exc), True
         except (TargetRefused, ValueError) as exc:
             self.refused = f"refused: {exc}"
 
@@ -283,8 +340,8 @@ class Target:
         parts = urlsplit(self.url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
         hostname = ascii_host(parts.hostname)
-        address = resolve(hostname, port)
         seconds = settings.WEBHOOK_TIMEOUT_SECONDS
+        address = resolve_within(hostname, port, seconds)
         options = {"port": port, "retries": False, "maxsize": 1,
                    "timeout": urllib3.Timeout(connect=seconds, read=seconds)}  # fmt: skip
         if parts.scheme == "https":
@@ -299,7 +356,7 @@ class Target:
     def post(self, body: bytes, headers: dict[str, str]) -> Outcome:
         started = time.monotonic()
         if self.pool is None:
-            return _outcome(started, error=self.refused)
+            return _outcome(started, error=self.refused, timed_out=self.refused_timed_out)
         seconds = settings.WEBHOOK_TIMEOUT_SECONDS
         if self.deadline is None:
             self.deadline = _Deadline(self.pool.cut)
