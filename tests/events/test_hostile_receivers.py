@@ -39,6 +39,17 @@ def raw_receiver(answer: bytes) -> tuple[socket.socket, int]:
     return server, server.getsockname()[1]
 
 
+def post_once(url: str, server: socket.socket) -> outbound.Outcome:
+    """One POST to the receiver listening on `server`, which is closed after."""
+    try:
+        target = outbound.Target(url)
+        outcome = target.post(b"{}", {"webhook-id": "evt_1"})
+        target.close()
+    finally:
+        server.close()
+    return outcome
+
+
 @LOCAL_TARGETS
 @pytest.mark.parametrize("interim", [b"103 Early Hints\r\nLink: </style.css>", b"102 Processing"])
 def test_an_interim_1xx_answer_before_the_final_one_is_not_the_outcome(interim):
@@ -49,12 +60,7 @@ def test_an_interim_1xx_answer_before_the_final_one_is_not_the_outcome(interim):
     server, port = raw_receiver(
         b"HTTP/1.1 " + interim + b"\r\n\r\n" + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
     )
-    try:
-        target = outbound.Target(f"http://127.0.0.1:{port}/hook")
-        outcome = target.post(b"{}", {"webhook-id": "evt_1"})
-        target.close()
-    finally:
-        server.close()
+    outcome = post_once(f"http://127.0.0.1:{port}/hook", server)
     assert (outcome.status_code, outcome.response_excerpt) == (200, "ok")
     assert outcome.delivered
 
@@ -99,12 +105,7 @@ def test_an_https_receiver_answering_in_plain_text_is_a_tls_error():
         connection.close()
 
     threading.Thread(target=serve, daemon=True).start()
-    try:
-        target = outbound.Target(f"https://127.0.0.1:{server.getsockname()[1]}/hook")
-        outcome = target.post(b"{}", {"webhook-id": "evt_1"})
-        target.close()
-    finally:
-        server.close()
+    outcome = post_once(f"https://127.0.0.1:{server.getsockname()[1]}/hook", server)
     assert outcome.status_code is None
     assert outcome.error.startswith("SSLError: "), outcome.error
     assert not outcome.timed_out
