@@ -334,3 +334,32 @@ def test_an_order_of_a_channel_other_users_have_is_not_found(api_client, order):
         )  # fmt: skip
     assert other.items.get().captured_at is None
     assert not Capture.objects.exists()
+
+
+def test_another_direct_permission_grants_no_capture(channel, order):
+    """Only the capture permission itself, given directly, lets a user capture: a user
+    holding another permission directly (the ERP's), while other users hold the capture
+    permission, does not."""
+    make_api_user(channels=[channel])  # another user holds the capture permission
+    user = make_api_user(channels=[channel], can_capture=False)
+    user.user_permissions.add(Permission.objects.get(codename="mark_order_sent"))
+    response = capture(client_for(user), order, [order.items.first().pk])
+    assert (response.status_code, response.json()["code"]) == (403, "permission_denied")
+    assert not OrderItem.objects.filter(captured_at__isnull=False).exists()
+
+
+def test_a_user_without_permissions_is_refused_even_when_another_has_it(channel, order):
+    make_api_user(channels=[channel])  # holds the capture permission directly
+    user = make_api_user(channels=[channel], can_capture=False)
+    response = capture(client_for(user), order, [order.items.first().pk])
+    assert (response.status_code, response.json()["code"]) == (403, "permission_denied")
+
+
+def test_a_superuser_captures_without_any_permission_of_its_own(order):
+    """Superusers have every permission: no user or group permission is needed."""
+    user = make_api_user(can_capture=False, is_superuser=True)
+    assert not user.user_permissions.exists()
+    assert not user.groups.exists()
+    response = capture(client_for(user), order, [order.items.first().pk])
+    assert response.status_code == 200
+    assert Capture.objects.get().user_id == user.pk

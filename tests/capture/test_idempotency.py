@@ -327,3 +327,13 @@ def test_spaces_and_tabs_around_a_key_are_not_part_of_it_through_gunicorn(api_us
     assert b"\r\nIdempotent-Replayed: true\r\n" in retry
     assert first.split(b"\r\n\r\n", 1)[1] == retry.split(b"\r\n\r\n", 1)[1]
     assert Capture.objects.count() == 1
+
+
+def test_a_retry_with_a_plain_body_that_does_not_validate_gets_its_field_error(api_client, order):
+    """Fields (rule 6) are judged before the key (rule 7): a retry whose body has the
+    plain shape but does not validate (the same pk twice) is its field's 400, not 422."""
+    first_pk, second_pk, _ = order.items.values_list("pk", flat=True)
+    assert capture(api_client, order, [first_pk], key="then-duplicate").status_code == 200
+    retry = capture(api_client, order, [second_pk, second_pk], key="then-duplicate")
+    assert (retry.status_code, retry.json()["code"]) == (400, "duplicate_order_items")
+    assert "Idempotent-Replayed" not in retry

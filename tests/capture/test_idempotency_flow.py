@@ -158,3 +158,17 @@ def test_a_key_still_running_elsewhere_is_in_use(api_user, order):
         release.set()
         thread.join()
     assert answer(api_user, lambda: pytest.fail("must not run")).replayed
+
+
+def test_a_superusers_answer_read_in_the_transaction_replays_without_the_channel(order):
+    """A superuser sees every channel: a retry that raced the first request (its answer
+    read by `_claim`, not by the authentication statement) replays too."""
+    from capture.services import capture_answer
+    from tests.factories import make_api_user
+
+    superuser = make_api_user(is_superuser=True)  # no membership of the order's channel
+    data = {"order": order.number, "order_items": [{"pk": order.items.first().pk}]}
+    first = capture_answer(user=superuser, data=data, idempotency_key="su-race")
+    replay = capture_answer(user=superuser, data=data, idempotency_key="su-race")
+    assert (replay.status_code, replay.body, replay.replayed) == (200, first.body, True)
+    assert Capture.objects.count() == 1

@@ -720,3 +720,17 @@ def test_the_admin_form_refuses_a_header_named_twice(client, db):
     assert page.status_code == 200  # the form again, with its error
     assert "Each key once: duplicate key &#x27;X-A&#x27;." in page.content.decode()
     assert not WebhookSubscription.objects.exists()
+
+
+@override_settings(WEBHOOK_REQUIRE_HTTPS=False, WEBHOOK_ALLOW_PRIVATE_TARGETS=True)
+def test_only_the_first_kilobyte_of_an_answer_is_recorded(api_client, order):
+    """An attempt records an excerpt of the receiver's answer, at most 1 KB of it: a
+    receiver answering megabytes must not fill the attempts table."""
+    with receiving(body=b"x" * 5000) as receiver:
+        create_webhook(receiver.url)
+        capture(api_client, order, [order.items.first().pk])
+        delivery = WebhookDelivery.objects.get()
+        webhook_lane_flush(subscription_id=delivery.subscription_id, lane=delivery.pk % 4)
+    delivery.refresh_from_db()
+    assert delivery.state == DeliveryState.DELIVERED
+    assert delivery.tries.get().response_excerpt == "x" * 1024

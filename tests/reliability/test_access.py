@@ -858,3 +858,26 @@ def test_retry_after_of_a_limit_used_up_early_is_longer_than_the_period(client, 
     assert wait == 79
     assert too_early.status_code == 429
     assert in_time.status_code == 400
+
+
+def test_a_page_size_of_thousands_of_digits_is_counted_as_the_largest_page(api_client):
+    """Python's int() refuses over 4,300 digits (ValueError: a 500): a page size that
+    long counts as the largest page, and is refused by validation, not by a crash."""
+    with throttle_rates(read="1000/min"):
+        answer = api_client.get("/api/v1/orders/", {"page_size": "9" * 5000})
+    assert (answer.status_code, answer.json()["code"]) == (400, "max_string_length")
+
+
+@pytest.mark.django_db
+def test_the_prune_keeps_the_window_before_the_current_one(clock):
+    """A sliding limit counts the window before: the prune must keep it, or a user's
+    limit per minute lets nearly twice through once the prune has run."""
+    from omnitron.api.models import RateCounter
+
+    clock.now += 59  # late in a minute: the window before started 119 s ago
+    now = int(clock.now)
+    previous = now // 60 * 60 - 60
+    RateCounter.objects.create(key="throttle_capture_7", window_start=previous, hits=6000)
+    with throttle_rates(capture="6000/min"):
+        call_command("prune_rate_counters", stderr=StringIO())
+    assert list(RateCounter.objects.values_list("window_start", flat=True)) == [previous]
