@@ -571,3 +571,21 @@ def test_a_page_that_ends_the_list_has_no_next_even_when_full(api_client, channe
     second = api_client.get(first["next"]).json()
     assert len(second["results"]) == 2
     assert second["next"] is None
+
+
+# Each as this list writes a cursor (no spaces), so the re-encoding check alone does
+# not refuse it: the UTC, bigint and spelling checks of _position each must.
+COMPACT_TAMPERED = [
+    '["2026-01-01T00:00:00+00:00","9223372036854775808"]',
+    '["2026-01-01T01:00:00+01:00","7"]',
+    '["2026-01-01T00:00:00Z","7"]',
+    '["2026-01-01T00:00:00+00:00"," 7"]',
+]
+
+
+@pytest.mark.parametrize("list_url", ["/api/v1/orders/", "/api/v1/captures/"])
+@pytest.mark.parametrize("text", COMPACT_TAMPERED)
+def test_a_tampered_cursor_written_compactly_is_still_a_field_error(api_client, list_url, text):
+    response = api_client.get(f"{list_url}?cursor={_cursor(text)}")
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"
