@@ -6,10 +6,10 @@ body of the POST."""
 from .registry import EVENT_TYPES
 
 
-def component_name(event_type: str) -> str:
-    return (
-        "".join(part.capitalize() for part in event_type.replace("_", ".").split(".")) + "Webhook"
-    )
+def component_name(event_type: str, suffix: str = "Webhook") -> str:
+    """The OpenAPI component of a type's webhook payload (OrderCapturedWebhook), or with
+    another suffix, of its feed event (OrderCapturedEvent)."""
+    return "".join(part.capitalize() for part in event_type.replace("_", ".").split(".")) + suffix
 
 
 def webhook_components(result, generator, request, public):

@@ -4,17 +4,23 @@ documented; the feed, channel-scoped, never skipping or repeating an event."""
 import json
 import re
 
+import jsonschema
 import psycopg
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from drf_spectacular.generators import SchemaGenerator
+from rest_framework import serializers
 
 from capture.idempotency import idempotent_answer, request_fingerprint
 from capture.services import ItemInput, order_capture
 from events.models import DeliveryState, Event, WebhookDelivery
 from events.payloads import event_payloads
+from events.registry import EVENT_TYPES, EventType
 from events.services import webhook_subscription_create_or_update
 from orders.models import Order, order_from_snapshot
+from orders.serializers import OrderSerializer
+from tests.contract import to_json_schema
 from tests.events.helpers import assert_valid_payload
 from tests.factories import ChannelFactory, make_api_user, make_order
 from tests.helpers import capture, client_for
@@ -256,6 +262,34 @@ def test_every_feed_event_is_valid_against_the_documented_payload(api_client, or
     capture(api_client, order, [order.items.first().pk])
     (event,) = api_client.get(FEED).json()["results"]
     assert_valid_payload(json.dumps({k: event[k] for k in ("type", "timestamp", "data")}).encode())
+
+
+class OrderUpdatedDataSerializer(serializers.Serializer):
+    order = OrderSerializer()
+
+
+def test_each_feed_event_is_one_type_when_a_second_type_has_data_alike(
+    api_client, order, monkeypatch
+):
+    # A second type whose data an order.captured event's data also fits ({order}, with
+    # more properties allowed): the feed's schema must still say which type an event is.
+    capture(api_client, order, [order.items.first().pk])
+    (event,) = api_client.get(FEED).json()["results"]
+    updated = EventType("order.updated", render=dict, data_serializer=OrderUpdatedDataSerializer)
+    monkeypatch.setitem(EVENT_TYPES, updated.name, updated)
+    schema = SchemaGenerator(urlconf="omnitron.urls").get_schema(request=None, public=True)
+    components = schema["components"]["schemas"]
+    feed_event = to_json_schema(components["Event"], components)
+
+    jsonschema.validate(event, feed_event)
+    jsonschema.validate({**event, "type": updated.name, "data": {"order": event["data"]["order"]}},
+                        feed_event)  # fmt: skip
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**event, "type": "order.refunded"}, feed_event)
+    assert components["Event"]["discriminator"]["mapping"] == {
+        "order.captured": "#/components/schemas/OrderCapturedEvent",
+        "order.updated": "#/components/schemas/OrderUpdatedEvent",
+    }
 
 
 def test_the_feed_needs_a_token(client, db):
