@@ -15,6 +15,7 @@ from .metrics import FAILED_WINDOW
 from .models import DeliveryAttempt, DeliveryState, Event, WebhookDelivery, WebhookSubscription
 from .registry import EVENT_TYPES
 from .services import (
+    CANCELLED_NOTICE,
     narrowed,
     webhook_deliveries_cancel_unwanted,
     webhook_deliveries_redeliver,
@@ -70,11 +71,7 @@ class WebhookSubscriptionAdmin(SuperuserOnly, admin.ModelAdmin):
 
     def _cancel_unwanted(self, request, subscription):
         if cancelled := webhook_deliveries_cancel_unwanted(subscription=subscription):
-            messages.info(
-                request,
-                f"{cancelled} pending or failed deliveries of events it no longer takes "
-                "(their channel or type) were cancelled: they are not sent again.",
-            )
+            messages.info(request, CANCELLED_NOTICE.format(cancelled))
 
     @admin.action(description="Resume the selected paused subscriptions now")
     def resume(self, request, queryset):

@@ -1,6 +1,8 @@
 """Writes of the events app that operators and commands make: webhook subscriptions,
 resuming them, sending failed deliveries again. Sending is events/delivery.py."""
 
+from typing import NamedTuple
+
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -12,19 +14,28 @@ from .registry import EVENT_TYPES
 KEEP = None  # an option of webhook_subscription_create_or_update left as it is
 
 
+class SubscriptionSaved(NamedTuple):
+    """What webhook_subscription_create_or_update did."""
+
+    subscription: WebhookSubscription
+    created: bool
+    cancelled: int  # deliveries of events it no longer takes, cancelled
+
+
 def webhook_subscription_create_or_update(
     *,
     url: str,
     event_types: list[str] | None = KEEP,
     channel_ids: list[int] | None = KEEP,
     headers: dict[str, str] | None = KEEP,
-) -> tuple[WebhookSubscription, bool]:
+) -> SubscriptionSaved:
     """The subscription of this URL (as outbound.normalized_url spells it): created
     (every event type, every channel and no extra header unless given; a new secret),
     or updated with what is given, keeping the rest (its secret, and its event types,
     channels or headers when not given: a re-run that leaves out `channel_ids` must not
     widen a channel's subscription to every channel). Either way its pause ends. An operator's
-    deactivation (`is_active`, the admin's) stays. Returns (subscription, created).
+    deactivation (`is_active`, the admin's) stays. Returns the subscription, whether it
+    was created, and how many deliveries a narrowing cancelled.
     Raises TargetRefused for a URL or headers it will not send to, and Django's
     ValidationError for anything else the admin would refuse."""
     outbound.check_url(url)
@@ -44,9 +55,10 @@ def webhook_subscription_create_or_update(
         subscription.clean()  # the admin's rules (event types, channels, retries)
         subscription.save()
     # After the commit: the lock above holds every capture that makes a delivery for it.
+    cancelled = 0
     if not created and narrowed(*before, subscription):
-        webhook_deliveries_cancel_unwanted(subscription=subscription)
-    return subscription, created
+        cancelled = webhook_deliveries_cancel_unwanted(subscription=subscription)
+    return SubscriptionSaved(subscription, created, cancelled)
 
 
 def narrowed(event_types: list[str], channel_ids: list[int], now: WebhookSubscription) -> bool:
@@ -60,6 +72,11 @@ def narrowed(event_types: list[str], channel_ids: list[int], now: WebhookSubscri
 
 
 CANCEL_BATCH = 10_000
+# What the admin and create_webhook tell the operator after a narrowing (no undo).
+CANCELLED_NOTICE = (
+    "{} pending or failed deliveries of events it no longer takes (their channel or type) "
+    "were cancelled: they are not sent again."
+)
 
 
 def webhook_deliveries_cancel_unwanted(*, subscription: WebhookSubscription) -> int:

@@ -47,7 +47,7 @@ def test_a_delivery_written_failed_without_a_time_gets_one(api_client, channel):
     assert delivery.state == DeliveryState.FAILED
     assert before <= delivery.failed_at <= timezone.now()
 
-    other, _ = webhook_subscription_create_or_update(url="http://127.0.0.1:10/hook",
+    other, _, _ = webhook_subscription_create_or_update(url="http://127.0.0.1:10/hook",
                                                      event_types=["order.captured"])  # fmt: skip
     inserted = WebhookDelivery.objects.create(  # as the release before writes one
         event=delivery.event, subscription=other, state="failed", created_at=timezone.now()
@@ -98,7 +98,7 @@ def test_subscriptions_stored_in_another_spelling_are_respelt_and_found_again():
         "http://127.0.0.1:9/a", "http://127.0.0.1:9/b", "https://example.com/c",
         "HTTP://127.0.0.1:9/d", "http://127.0.0.1:9/d", "http://a..b/e"]  # fmt: skip
     for url in stored[:3]:
-        subscription, created = webhook_subscription_create_or_update(url=url)
+        subscription, created, _ = webhook_subscription_create_or_update(url=url)
         assert not created
         assert subscription.secret == next(row.secret for row in rows if row.url == url)
     assert WebhookSubscription.objects.count() == len(stored)

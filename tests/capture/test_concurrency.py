@@ -157,7 +157,7 @@ def test_a_capture_whose_webhook_subscription_is_deleted_meanwhile_is_409_and_ca
     user = make_api_user(channels=[channel])
     order = make_order(channel=channel, items=1)
     pk = order.items.get().pk
-    subscription, _ = webhook_subscription_create_or_update(
+    subscription, _, _ = webhook_subscription_create_or_update(
         url="https://hooks.example.com/deleted", event_types=["order.captured"]
     )
     real = sql.write_capture

@@ -101,11 +101,11 @@ def test_the_payload_is_rendered_once_and_never_changes(api_client, api_user, or
 
 def test_deliveries_are_queued_only_for_matching_active_subscriptions(api_client, order):
     other = ChannelFactory()
-    wanted, _ = webhook_subscription_create_or_update(url="http://127.0.0.1:9/a",
+    wanted, _, _ = webhook_subscription_create_or_update(url="http://127.0.0.1:9/a",
                                                       event_types=["order.captured"])  # fmt: skip
     webhook_subscription_create_or_update(url="http://127.0.0.1:9/b",
                                           event_types=["order.captured"], channel_ids=[other.pk])  # fmt: skip
-    off, _ = webhook_subscription_create_or_update(url="http://127.0.0.1:9/c",
+    off, _, _ = webhook_subscription_create_or_update(url="http://127.0.0.1:9/c",
                                                    event_types=["order.captured"])  # fmt: skip
     off.is_active = False
     off.save()

@@ -22,7 +22,7 @@ DELIVERIES = WebhookDelivery._meta.db_table
 
 
 def subscription(url: str):
-    made, _ = webhook_subscription_create_or_update(url=url, event_types=["order.captured"])
+    made, _, _ = webhook_subscription_create_or_update(url=url, event_types=["order.captured"])
     return made
 
 

@@ -280,7 +280,7 @@ def test_a_subscription_narrowed_gets_none_of_what_it_no_longer_takes(client):
     api = client_for(make_api_user(channels=[kept, dropped]))
     answers = iter([500])  # the receiver fails once, then answers 200
     with receiving(answer=lambda number, _: next(answers, 200)) as receiver:
-        subscription, _ = webhook_subscription_create_or_update(
+        subscription, _, _ = webhook_subscription_create_or_update(
             url=receiver.url, event_types=["order.captured"], channel_ids=[kept.pk, dropped.pk]
         )
         pending, failed, other = (make_order(channel=c, items=1) for c in (dropped, dropped, kept))
@@ -308,6 +308,27 @@ def test_a_subscription_narrowed_gets_none_of_what_it_no_longer_takes(client):
         [(dropped.pk, "cancelled"), (dropped.pk, "cancelled"), (kept.pk, "delivered")])  # fmt: skip
 
 
+@pytest.mark.django_db
+def test_create_webhook_says_how_many_deliveries_its_narrowing_cancelled(capsys):
+    """The admin said how many pending deliveries a narrowing cancelled; create_webhook
+    said nothing, and an operator learnt of the events never sent only from the
+    receiver (there is no undo). On stderr: stdout stays one JSON object."""
+    kept, dropped = ChannelFactory(), ChannelFactory()
+    api = client_for(make_api_user(channels=[kept, dropped]))
+    first = create_webhook("http://127.0.0.1:9/hook")
+    for channel in (dropped, dropped, kept):
+        order = make_order(channel=channel, items=1)
+        assert capture(api, order, [order.items.get().pk]).status_code == 200
+    capsys.readouterr()
+    assert create_webhook("http://127.0.0.1:9/hook", "--channel", str(kept.pk)) == first
+    assert capsys.readouterr().err.strip() == (
+        "2 pending or failed deliveries of events it no longer takes (their channel or "
+        "type) were cancelled: they are not sent again."
+    )
+    create_webhook("http://127.0.0.1:9/hook", "--channel", str(kept.pk))  # narrows nothing
+    assert capsys.readouterr().err == ""
+
+
 @LOCAL_TARGETS
 @pytest.mark.django_db(transaction=True)  # the cancelling runs when the page commits
 def test_narrowing_a_subscription_in_the_admin_cancels_what_it_no_longer_takes(client):
@@ -315,7 +336,7 @@ def test_narrowing_a_subscription_in_the_admin_cancels_what_it_no_longer_takes(c
     of create_webhook, an admin save of another field) reads no delivery."""
     kept, dropped = ChannelFactory(), ChannelFactory()
     api = client_for(make_api_user(channels=[kept, dropped]))
-    subscription, _ = webhook_subscription_create_or_update(
+    subscription, _, _ = webhook_subscription_create_or_update(
         url="http://127.0.0.1:9/hook", channel_ids=[kept.pk, dropped.pk])  # fmt: skip
     for channel in (kept, dropped):
         order = make_order(channel=channel, items=1)

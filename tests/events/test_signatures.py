@@ -19,7 +19,7 @@ def test_an_attempt_hours_after_the_capture_carries_the_time_of_the_attempt(api_
     """Retries go on for about 31 hours: an attempt 6 hours after the capture must be
     signed with its own time, or every receiver refuses it as stale."""
     with receiving() as receiver:
-        subscription, _ = webhook_subscription_create_or_update(
+        subscription, _, _ = webhook_subscription_create_or_update(
             url=receiver.url, event_types=["order.captured"]
         )
         order = make_order(channel=channel, items=1)

@@ -91,7 +91,9 @@ def test_an_answer_sent_a_byte_at_a_time_is_cut_at_the_deadline(slow_receiver, d
 
 
 def subscribe(url: str, schedule: list[int]) -> WebhookSubscription:
-    subscription, _ = webhook_subscription_create_or_update(url=url, event_types=["order.captured"])
+    subscription, _, _ = webhook_subscription_create_or_update(
+        url=url, event_types=["order.captured"]
+    )
     subscription.retry_schedule = schedule
     subscription.save()
     return subscription
@@ -225,7 +227,7 @@ def test_a_reset_connection_costs_its_delivery_only(api_client, channel):
     next delivery goes on a new connection."""
     receiver = ResetsItsFirstConnection()
     try:
-        subscription, _ = webhook_subscription_create_or_update(
+        subscription, _, _ = webhook_subscription_create_or_update(
             url=receiver.url, event_types=["order.captured"]
         )
         for order in [make_order(channel=channel, items=1) for _ in range(12)]:
@@ -261,7 +263,7 @@ def test_a_refused_connection_pauses_nothing_and_costs_its_delivery_only(api_cli
 def test_a_deactivated_subscription_gets_no_more_attempts(api_client, channel):
     """Deactivating a subscription is how an operator stops a receiver that misbehaves:
     its lanes had gone on sending (and holding the worker's slots) for 31 hours."""
-    subscription, _ = webhook_subscription_create_or_update(
+    subscription, _, _ = webhook_subscription_create_or_update(
         url="http://127.0.0.1:9/nobody", event_types=["order.captured"]
     )
     order = make_order(channel=channel, items=1)

@@ -55,7 +55,7 @@ def test_a_job_ended_as_stalled_stops_at_its_next_post(api_client, channel, monk
                                                        after_each_post):  # fmt: skip
     monkeypatch.setattr(delivery, "HOLD_CHECK_SECONDS", 0)  # as if frozen between POSTs
     with receiving() as receiver:
-        subscription, _ = webhook_subscription_create_or_update(url=receiver.url)
+        subscription, _, _ = webhook_subscription_create_or_update(url=receiver.url)
         capture_orders(api_client, channel, 12)
         lane = WebhookDelivery.objects.order_by("id").first().pk % 4
         job = running_job()
@@ -72,7 +72,7 @@ def test_a_job_ended_as_stalled_stops_at_its_next_post(api_client, channel, monk
 def test_a_job_that_holds_its_lane_sends_it_all(api_client, channel, monkeypatch):
     monkeypatch.setattr(delivery, "HOLD_CHECK_SECONDS", 0)
     with receiving() as receiver:
-        subscription, _ = webhook_subscription_create_or_update(url=receiver.url)
+        subscription, _, _ = webhook_subscription_create_or_update(url=receiver.url)
         capture_orders(api_client, channel, 12)
         lane = WebhookDelivery.objects.order_by("id").first().pk % 4
         assert webhook_lane_flush(subscription_id=subscription.pk, lane=lane,
@@ -87,7 +87,7 @@ def test_an_outcome_another_job_recorded_meanwhile_is_kept(api_client, channel, 
     the new job's, and the job stops after that batch (one delivery a batch here)."""
     monkeypatch.setattr(delivery, "BATCH", 1)
     with receiving() as receiver:
-        subscription, _ = webhook_subscription_create_or_update(url=receiver.url)
+        subscription, _, _ = webhook_subscription_create_or_update(url=receiver.url)
         capture_orders(api_client, channel, 12)
         first = WebhookDelivery.objects.order_by("id").first()
 
@@ -122,7 +122,7 @@ def test_a_slow_receivers_outcomes_are_recorded_as_the_lane_goes(api_client, cha
     every RECORD_SECONDS."""
     monkeypatch.setattr(delivery, "RECORD_SECONDS", 0.3)
     with receiving(delay=0.1) as receiver:
-        subscription, _ = webhook_subscription_create_or_update(url=receiver.url)
+        subscription, _, _ = webhook_subscription_create_or_update(url=receiver.url)
         capture_orders(api_client, channel, 24)  # six a lane
         lane = WebhookDelivery.objects.order_by("id").first().pk % 4
         recorded = []
@@ -141,7 +141,7 @@ def test_a_job_ended_as_stalled_before_its_first_post_sends_nothing(api_client, 
     began) has had the job ended and the lane given to a new job: on waking, the job
     asks before its first POST, not HOLD_CHECK_SECONDS into its batch, and sends none."""
     with receiving() as receiver:
-        subscription, _ = webhook_subscription_create_or_update(url=receiver.url)
+        subscription, _, _ = webhook_subscription_create_or_update(url=receiver.url)
         capture_orders(api_client, channel, 12)
         lane = WebhookDelivery.objects.order_by("id").first().pk % 4
         job = running_job()
@@ -160,7 +160,7 @@ def test_a_failure_another_job_recorded_meanwhile_is_kept(api_client, channel, m
     tries, both numbered 1, and a delivery the receiver refused marked delivered)."""
     monkeypatch.setattr(delivery, "BATCH", 1)
     with receiving() as receiver:
-        subscription, _ = webhook_subscription_create_or_update(url=receiver.url)
+        subscription, _, _ = webhook_subscription_create_or_update(url=receiver.url)
         capture_orders(api_client, channel, 12)
         first = WebhookDelivery.objects.order_by("id").first()
         retry_at = timezone.now() + timedelta(minutes=5)

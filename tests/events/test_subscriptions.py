@@ -196,7 +196,7 @@ def test_resending_says_what_an_inactive_or_paused_subscription_does_with_it(
     """Sent again, they became pending, which nothing sends while the subscription is
     inactive: the action said "queued", and the failed count and its alert cleared.
     They stay failed now; a pending one says nothing sends it."""
-    subscription, _ = webhook_subscription_create_or_update(
+    subscription, _, _ = webhook_subscription_create_or_update(
         url="https://hooks.example.com/a", event_types=["order.captured"]
     )
     for order in [make_order(channel=channel, items=1) for _ in range(3)]:
@@ -475,7 +475,7 @@ def test_a_failing_delivery_is_retried_once_per_step_of_its_schedule_then_failed
     in turn (give or take 20%), and after the last attempt the delivery is failed: one
     attempt plus one per step."""
     with receiving(answer=lambda number, webhook_id: 500) as receiver:
-        subscription, _ = webhook_subscription_create_or_update(
+        subscription, _, _ = webhook_subscription_create_or_update(
             url=receiver.url, event_types=["order.captured"]
         )
         WebhookSubscription.objects.filter(pk=subscription.pk).update(retry_schedule=[7, 300, 3600])
@@ -630,7 +630,7 @@ def test_a_failed_delivery_sent_again_goes_on_from_its_attempts(api_client, orde
     keeps its attempts (numbered on from where they stopped), and one more failure fails
     it again, with the same webhook-id."""
     with receiving(answer=lambda number, webhook_id: 500) as receiver:
-        subscription, _ = webhook_subscription_create_or_update(
+        subscription, _, _ = webhook_subscription_create_or_update(
             url=receiver.url, event_types=["order.captured"]
         )
         WebhookSubscription.objects.filter(pk=subscription.pk).update(retry_schedule=[60])
@@ -663,7 +663,7 @@ def test_resending_warns_only_when_a_delivery_is_not_sent_at_once(client, api_cl
     subscription) or waiting for a pause is a warning."""
     from django.contrib import messages
 
-    subscription, _ = webhook_subscription_create_or_update(
+    subscription, _, _ = webhook_subscription_create_or_update(
         url="https://hooks.example.com/a", event_types=["order.captured"]
     )
     order = make_order(channel=channel, items=1)
@@ -686,8 +686,8 @@ def test_resending_warns_only_when_a_delivery_is_not_sent_at_once(client, api_cl
 
 def test_resume_counts_only_the_subscriptions_it_resumed(client, db):
     """Selecting every subscription to resume the paused one says one was resumed."""
-    paused, _ = webhook_subscription_create_or_update(url="https://hooks.example.com/p")
-    healthy, _ = webhook_subscription_create_or_update(url="https://hooks.example.com/h")
+    paused, _, _ = webhook_subscription_create_or_update(url="https://hooks.example.com/p")
+    healthy, _, _ = webhook_subscription_create_or_update(url="https://hooks.example.com/h")
     WebhookSubscription.objects.filter(pk=paused.pk).update(
         paused_until=timezone.now() + timedelta(minutes=5), timeouts_in_a_row=2
     )

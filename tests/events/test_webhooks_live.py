@@ -31,7 +31,7 @@ FAST = {"WEBHOOK_RETRY_SCHEDULE": "1,1,2", "WEBHOOK_STALLED_SECONDS": "3"}
 
 
 def subscribe(url: str, **options) -> str:
-    subscription, _ = webhook_subscription_create_or_update(
+    subscription, _, _ = webhook_subscription_create_or_update(
         url=url, event_types=["order.captured"], **options
     )
     return subscription.secret

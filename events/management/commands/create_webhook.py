@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from events.outbound import TargetRefused
-from events.services import KEEP, webhook_subscription_create_or_update
+from events.services import CANCELLED_NOTICE, KEEP, webhook_subscription_create_or_update
 from orders.management.arguments import channel_id
 from orders.models import Channel
 
@@ -45,7 +45,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, url, events, channels, headers, **options):
         try:
-            subscription, _ = webhook_subscription_create_or_update(
+            subscription, _, cancelled = webhook_subscription_create_or_update(
                 url=url, event_types=sorted(set(events)) if events else KEEP,
                 channel_ids=None if channels is None else sorted(set(channels)),
                 headers=KEEP if headers is None else _headers(headers),
@@ -61,6 +61,8 @@ class Command(BaseCommand):
                 f"No channel {', '.join(map(str, sorted(missing)))} yet: its events are "
                 "sent once its orders are imported."
             )
+        if cancelled:  # as the admin says it: there is no undo
+            self.stderr.write(CANCELLED_NOTICE.format(cancelled))
         self.stdout.write(json.dumps({"id": subscription.pk, "secret": subscription.secret}))
 
 
