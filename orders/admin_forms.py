@@ -7,7 +7,7 @@ import copy
 from django import forms
 from django.core.exceptions import ValidationError
 
-from .models import delivery_range_normalized, price_currency_error
+from .models import ChannelMembership, delivery_range_normalized, price_currency_error
 from .services import order_item_captured_at_locked
 
 # What a capture's audit record relies on: once an item is captured, no one changes
@@ -124,3 +124,17 @@ def _is_editable(form, name: str) -> bool:
 
 def _capture_state(captured_at) -> str:
     return "" if captured_at is None else captured_at.isoformat()
+
+
+class ChannelMembershipForm(forms.ModelForm):
+    """A channel on a user's page. Django's inline leaves the user out of the row's own
+    fields, and so out of its check of the (user, channel) constraint: a channel the
+    user was given after the page was shown failed in the database (500)."""
+
+    def clean(self):
+        cleaned = super().clean()
+        user_id, channel = self.instance.user_id, cleaned.get("channel")
+        given = ChannelMembership.objects.filter(user_id=user_id, channel=channel)
+        if user_id and channel and given.exclude(pk=self.instance.pk).exists():
+            self.add_error("channel", "The user has this channel already: reload the page.")
+        return cleaned

@@ -1,4 +1,4 @@
-"""The admin's shared plumbing, in five parts:
+"""The admin's shared plumbing, in six parts:
 
 - `site.py`: the project's AdminSite (made the default site by
   omnitron.apps.AdminConfig), which registers every ModelAdmin, this project's and
@@ -15,6 +15,8 @@
   `LargeTableAdmin` counts at most `COUNT_CAP` rows and searches whole values on
   indexed columns;
 - `pages.py`: read-only pages, and change forms that write only what changed.
+- `deletes.py`: what a delete page lists as deleted with the row, a hundred of each
+  kind at most.
 - `dates.py`: the date filters, in UTC (the formats, with seconds and the zone's
   name, are omnitron/formats/).
 

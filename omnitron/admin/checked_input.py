@@ -21,6 +21,8 @@ from omnitron.db.errors import foreign_key_failed_on
 from omnitron.exactjson import DuplicateKey, jsonb_refusal, without_duplicate_keys
 from omnitron.limits import MAX_JSON_DEPTH
 
+from .deletes import deleted_rows
+
 logger = logging.getLogger(__name__)
 
 # The query-string lookups the list filters make (field, relation, date and empty
@@ -283,10 +285,11 @@ class CheckedInputMixin(CheckedFormFieldsMixin):
         orders took 1.4 s and 1 MB, growing with them (a guest customer of a year's
         orders: past gunicorn's timeout). The rows that protect it are looked for
         first, MAX_PROTECTED_SHOWN of each kind; when there are any, the page lists
-        those, nothing more is collected, and nothing is deleted."""
+        those, nothing more is collected, and nothing is deleted. Else the rows the
+        delete takes along are listed up to a hundred of each kind (deletes.py)."""
         if protected := _protecting_rows(self.model, objs):
             return [], {}, set(), protected
-        return super().get_deleted_objects(objs, request)
+        return deleted_rows(objs, request, self.admin_site)
 
     def delete_view(self, request, object_id, extra_context=None):
         """Django checks what protects a row when it shows the delete page and again

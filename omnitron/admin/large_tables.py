@@ -3,8 +3,10 @@
 import re
 
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ORDER_VAR, ChangeList
 from django.core.paginator import Paginator
+from django.db import models
 from django.db.models import Q
 from django.utils.functional import cached_property
 
@@ -59,6 +61,38 @@ class SortableByChangeList(ChangeList):
         else:
             self.params.pop(ORDER_VAR, None)
         return super().get_ordering(request, queryset)
+
+    def get_filters(self, request):
+        """A month or a day of a date filter's column (`created_at__year=2026&
+        created_at__month=11&created_at__day=29`) read as a range of the column, on
+        its index, by Django's own reading of a date hierarchy's parts: compared part
+        by part, PostgreSQL read every row of the year (a day of 100,000 captures:
+        0.4 s, growing), and of the table without the year: a day without its month
+        or a month without its year is refused."""
+        column = next((path for path in self._date_filter_columns()
+                       if f"{path}__month" in self.params or f"{path}__day" in self.params),
+                      None)  # fmt: skip
+        if column is None or self.date_hierarchy:
+            return super().get_filters(request)
+        # Only while the filters are read (after the lookups are checked): a date
+        # hierarchy shown above the list reads every row for its dates.
+        self.date_hierarchy = column
+        try:
+            filters = super().get_filters(request)
+        except OverflowError as exc:  # the calendar's last month or day: its end is past it
+            raise IncorrectLookupParameters(exc) from exc
+        finally:
+            self.date_hierarchy = None
+        given = {part for part in ("year", "month", "day") if f"{column}__{part}" in self.params}
+        if given not in ({"year", "month"}, {"year", "month", "day"}):
+            raise IncorrectLookupParameters(f"{column}: a day needs its month, a month its year.")
+        return filters
+
+    def _date_filter_columns(self) -> list[str]:
+        paths = [entry[0] if isinstance(entry, tuple | list) else entry
+                 for entry in self.list_filter if not isinstance(entry, type)]  # fmt: skip
+        return [path for path in paths if "__" not in path
+                and isinstance(self.model._meta.get_field(path), models.DateField)]  # fmt: skip
 
     def _sorts_by(self, param: str) -> bool:
         """Whether `param` (an entry of `?o=`: a column's index, `-` for descending)
