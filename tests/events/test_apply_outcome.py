@@ -45,6 +45,24 @@ def test_anything_else_is_due_again_after_the_schedules_next_delay_from_the_post
     assert delivery.last_outcome == "x" * MAX_OUTCOME_LENGTH
 
 
+def test_a_delivered_delivery_has_no_next_attempt():
+    """A pending delivery is sent once due: delivered, the admin shows it no next
+    attempt (the time it had been due)."""
+    delivery, sent = post(0, status=200)
+    delivery.next_attempt_at = STARTED
+    apply_outcome(sent, SCHEDULE)
+    assert (delivery.state, delivery.next_attempt_at) == (DeliveryState.DELIVERED, None)
+
+
+def test_a_retry_after_a_long_post_waits_its_whole_delay_after_the_answer():
+    """A POST that took 3 s (a slow receiver, a batch recorded after it): the 5 s retry
+    comes 4 to 6 s after it ended, at least 7 s after it started, whatever the jitter."""
+    delivery, sent = post(0, status=503, ms=3000)
+    apply_outcome(sent, SCHEDULE)
+    waited = (delivery.next_attempt_at - STARTED).total_seconds()
+    assert 3 + 5 * (1 - JITTER) <= waited <= 3 + 5 * (1 + JITTER)
+
+
 def test_the_attempt_after_the_schedules_last_retry_fails_it():
     delivery, sent = post(len(SCHEDULE), status=500)
     attempt = apply_outcome(sent, SCHEDULE)

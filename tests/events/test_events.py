@@ -122,6 +122,25 @@ def test_deliveries_are_queued_only_for_matching_active_subscriptions(api_client
     assert sorted(queued_lane_jobs(), key=str) == sorted(expected, key=str)
 
 
+def test_a_capture_queues_no_job_for_a_lane_whose_job_is_running(api_client, order):
+    """A lane's job sends its lane's deliveries while they come: a capture while it runs
+    queues a job for the other lanes only (one more for the running lane would wait for
+    its lock, then hold a worker slot idle)."""
+    webhook_subscription_create_or_update(
+        url="http://127.0.0.1:9/a", event_types=["order.captured"]
+    )
+    capture(api_client, order, [order.items.first().pk])
+    (running,) = queued_lane_jobs()
+    with connection.cursor() as cursor:  # a worker took the lane's job
+        cursor.execute("UPDATE procrastinate_jobs SET status = 'doing' WHERE status = 'todo'")
+    for more in [make_order(channel=order.channel, items=1) for _ in range(4)]:
+        capture(api_client, more, [more.items.get().pk])
+    assert {delivery.pk % 4 for delivery in WebhookDelivery.objects.all()} == {0, 1, 2, 3}
+    assert sorted(job["lane"] for job in queued_lane_jobs()) == sorted(
+        {0, 1, 2, 3} - {running["lane"]}
+    )
+
+
 def queued_lane_jobs() -> list[dict]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT args::text FROM procrastinate_jobs "

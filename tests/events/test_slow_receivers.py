@@ -258,6 +258,45 @@ def test_a_refused_connection_pauses_nothing_and_costs_its_delivery_only(api_cli
     assert (subscription.paused_until, subscription.timeouts_in_a_row) == (None, 0)
 
 
+@override_settings(WEBHOOK_TIMEOUT_SECONDS=0.5)
+def test_an_answer_before_a_timeout_in_one_batch_keeps_the_row_of_timeouts(
+    api_client, channel, monkeypatch
+):
+    """A lane's batch got an answer, then a POST timed out, while another lane's timeout
+    paused the subscription for its row's third step: the receiver hangs now, and that
+    pause and row stand (not ended by the earlier answer and started over at the first
+    step)."""
+    hang = threading.Event()
+
+    def answer(number, webhook_id):
+        if hang.is_set():
+            time.sleep(2)  # past the 0.5 s deadline
+        return 200
+
+    with receiving(answer=answer) as receiver:
+        subscription = subscribe(receiver.url, [5, 30, 120])
+        capture_orders(api_client, channel, 5)
+        first = WebhookDelivery.objects.order_by("id").first()
+        another_lanes_pause = timezone.now() + timedelta(seconds=120)
+        post = outbound.Target.post
+
+        def answered_then_another_lane_timed_out(target, body, headers):
+            outcome = post(target, body, headers)
+            if not hang.is_set():
+                hang.set()  # the next POST hangs
+                WebhookSubscription.objects.filter(pk=subscription.pk).update(
+                    paused_until=another_lanes_pause, timeouts_in_a_row=2
+                )
+            return outcome
+
+        monkeypatch.setattr(outbound.Target, "post", answered_then_another_lane_timed_out)
+        assert webhook_lane_flush(subscription_id=subscription.pk, lane=first.pk % 4) == 2
+    assert len(receiver.requests) == 2
+    subscription.refresh_from_db()
+    assert (subscription.paused_until, subscription.timeouts_in_a_row) == (
+        another_lanes_pause, 2)  # fmt: skip
+
+
 # The dispatcher's now() is its transaction's start: the rows must be committed.
 @pytest.mark.django_db(transaction=True)
 def test_a_deactivated_subscription_gets_no_more_attempts(api_client, channel):
@@ -278,6 +317,49 @@ def test_a_deactivated_subscription_gets_no_more_attempts(api_client, channel):
         assert cursor.fetchone() == (0,)
     assert webhook_lane_flush(subscription_id=subscription.pk, lane=delivery.pk % 4) == 0
     assert not DeliveryAttempt.objects.exists()
+
+
+# The dispatcher's now() is its transaction's start: the rows must be committed.
+@pytest.mark.django_db(transaction=True)
+def test_the_dispatcher_queues_no_lane_whose_retry_is_not_due_yet(api_client, channel):
+    """A receiver that answered 503 gets its retry after the schedule's delay: until
+    then the dispatcher queues no job for its lane, which would find nothing to send
+    and hold a worker slot idle, every second."""
+    with receiving(answer=lambda number, webhook_id: 503) as receiver:
+        subscription = subscribe(receiver.url, [3600])
+        capture_orders(api_client, channel, 1)
+        delivery = WebhookDelivery.objects.get()
+        assert webhook_lane_flush(subscription_id=subscription.pk, lane=delivery.pk % 4) == 1
+    delivery.refresh_from_db()
+    assert delivery.state == DeliveryState.PENDING
+    assert delivery.next_attempt_at > timezone.now() + timedelta(minutes=30)
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM procrastinate_jobs")  # the lane job the capture queued
+    dispatch_due_deliveries(0)
+    assert lane_jobs() == 0
+
+
+# The dispatcher's now() is its transaction's start: the rows must be committed.
+@pytest.mark.django_db(transaction=True)
+def test_the_probes_lane_is_that_of_the_delivery_due_first_not_the_oldest(api_client, channel):
+    """The probe is the delivery due first (a retry can fall due before an older
+    delivery's): the dispatcher queues its lane, the lane the job's `_due` sends it from.
+    Queued by oldest id instead, the job found no probe in its lane and the receiver was
+    never probed."""
+    subscription = subscribe("http://127.0.0.1:9/nobody", [5])
+    capture_orders(api_client, channel, 2)
+    oldest, newer = WebhookDelivery.objects.order_by("id")
+    WebhookDelivery.objects.filter(pk=newer.pk).update(
+        next_attempt_at=oldest.next_attempt_at - timedelta(minutes=1)
+    )
+    WebhookSubscription.objects.filter(pk=subscription.pk).update(
+        paused_until=timezone.now() - timedelta(hours=1), timeouts_in_a_row=2
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM procrastinate_jobs")
+        dispatch_due_deliveries(0)
+        cursor.execute("SELECT args->>'lane' FROM procrastinate_jobs")
+        assert cursor.fetchall() == [(str(newer.pk % 4),)]
 
 
 # The dispatcher's now() is its transaction's start: the rows must be committed.

@@ -17,6 +17,7 @@ from events.models import DeliveryAttempt, DeliveryState, WebhookDelivery
 from events.services import webhook_subscription_create_or_update
 from tests.events.helpers import receiving
 from tests.events.test_slow_receivers import capture_orders
+from tests.factories import ChannelFactory
 
 
 def running_job() -> int:
@@ -184,6 +185,27 @@ def test_a_failure_another_job_recorded_meanwhile_is_kept(api_client, channel, m
         DeliveryAttempt.objects.filter(delivery=first).values_list("number", "status_code")
     ) == [(1, 500)]
     assert len(receiver.requests) == 1  # it stopped: the lane's other job sends the rest
+
+
+def test_a_delivery_cancelled_while_it_was_sent_stays_cancelled(api_client, channel,
+                                                                after_each_post):  # fmt: skip
+    """The subscription narrowed to another channel while its lane sent this channel's
+    delivery: the cancellation stands, not the job's late outcome over it (a pending
+    retry or `delivered`, with an attempt counted)."""
+    other = ChannelFactory()
+    with receiving(answer=lambda number, webhook_id: 503) as receiver:
+        subscription, _, _ = webhook_subscription_create_or_update(url=receiver.url)
+        capture_orders(api_client, channel, 1)
+        sent = WebhookDelivery.objects.get()
+        after_each_post(lambda: webhook_subscription_create_or_update(url=receiver.url,
+                                                                      channel_ids=[other.pk]))  # fmt: skip
+        assert webhook_lane_flush(subscription_id=subscription.pk, lane=sent.pk % 4) == 1
+    assert len(receiver.requests) == 1
+    sent.refresh_from_db()
+    assert (sent.state, sent.attempts, sent.next_attempt_at, sent.last_outcome) == (
+        DeliveryState.CANCELLED, 0, None, "cancelled: its subscription no longer takes this event"
+    )  # fmt: skip
+    assert not DeliveryAttempt.objects.exists()
 
 
 @pytest.mark.django_db

@@ -99,6 +99,17 @@ def test_existing_orders_are_found_among_more_numbers_than_a_statement_takes(db,
     assert _existing_orders(numbers) == {(1, "ORD-1"), (1, "ORD-2")}
 
 
+def test_existing_orders_are_found_at_either_end_of_a_batch_of_numbers(db, tmp_path):
+    """The last number of one batch and the first of the next are both looked up: one
+    missed was imported again, and the whole file failed on (number, channel)."""
+    from orders.services import INSERT_BATCH, _existing_orders
+
+    run_import(tmp_path, document())
+    numbers = [f"A-{n:05}" for n in range(INSERT_BATCH - 1)] + ["ORD-1", "ORD-2"]
+    assert numbers.index("ORD-1") == INSERT_BATCH - 1
+    assert _existing_orders(numbers) == {(1, "ORD-1"), (1, "ORD-2")}
+
+
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
@@ -149,6 +160,24 @@ def test_existing_orders_are_found_among_more_numbers_than_a_statement_takes(db,
          "customers[0].pk: A valid integer is required."),
         (lambda d: d["orders"][0].update(installment="3.0"),
          "orders[0].installment: A valid integer is required."),
+        # Ids are positive, as the database's; an order's channel too, before it is looked up.
+        (lambda d: d["channels"][0].update(pk=0),
+         "channels[0].pk: Ensure this value is greater than or equal to 1."),
+        (lambda d: d["orders"][0].update(channel=0),
+         "orders[0].channel: Ensure this value is greater than or equal to 1."),
+        # Longer than their columns: refused by name, not a database error's traceback.
+        (lambda d: d["channels"][0].update(name="W" * 256),
+         "channels[0].name: Ensure this field has no more than 255 characters."),
+        (lambda d: d["customers"][0].update(email="a" * 64 + "@" + "b" * 62 + "." + "c" * 62
+                                            + "." + "d" * 62 + ".com"),
+         "customers[0].email: Ensure this field has no more than 254 characters."),
+        (lambda d: d["orders"][0].update(cancellation_info=["late"]),
+         "orders[0].cancellation_info: Must be a JSON object."),
+        # A record that is not an object is named by its own path.
+        (lambda d: d["orders"][0]["items"].append("SKU-9"),
+         "orders[0].items[2]: Invalid data. Expected a dictionary, but got str."),
+        (lambda d: d["orders"].append(7),
+         "orders[2]: Invalid data. Expected a dictionary, but got int."),
     ],
 )  # fmt: skip
 def test_an_invalid_record_refuses_the_whole_file_and_is_named(db, tmp_path, mutate, expected):
@@ -335,3 +364,27 @@ def test_a_reimport_updates_every_name_of_a_customer_and_counts_what_it_skipped(
     customer = Customer.objects.get(pk=10)
     assert (customer.first_name, customer.last_name) == ("Augusta", "King")
     assert "Imported 0 order(s), skipped 2 existing." in again
+
+
+@pytest.mark.parametrize(
+    ("field", "written"),
+    [("price", '"19.991"'), ("price", "19.991"), ("price", '"1.9991e1"'), ("price", '"0.001"'),
+     ("discount_amount", "0.005"), ("tax_rate", '"18.005"')],
+)  # fmt: skip
+def test_a_money_value_with_more_places_than_its_column_is_refused_not_cut(
+    db, tmp_path, field, written
+):
+    """19.991 is not 19.99: cutting (or rounding) the extra place would import another
+    amount than the shop's, unseen. It is refused, named by its path, and nothing is
+    written; only extra zeros are taken (the test above)."""
+    data = document()
+    data["orders"][0]["items"][0][field] = "VALUE"
+    path = tmp_path / "orders.json"
+    path.write_text(json.dumps(data).replace('"VALUE"', written))  # as written, JSON or text
+    err = StringIO()
+    with pytest.raises(CommandError, match="Import refused: 1 problem"):
+        call_command("import_orders", str(path), stdout=StringIO(), stderr=err)
+    assert err.getvalue().splitlines() == [
+        f"orders[0].items[0].{field}: Ensure that there are no more than 2 decimal places."
+    ]
+    assert not OrderItem.objects.exists()
