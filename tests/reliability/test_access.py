@@ -233,14 +233,16 @@ def test_a_read_counts_by_the_size_of_its_answer(api_client, channel):
     assert [answer.status_code for answer in answers] == [200, 200, 429]
     detail, small = f"/api/v1/captures/{capture_pk}/", f"/api/v1/orders/{order.pk}/"
     start = (time.time() // 60 + 60) * 60 + 1  # a window of its own, a second into it
-    # Larger than the limit, it counts as the limit: 96 s later the window before
-    # weighs 0.4, and 2 x 0.4 + 1 fits a limit of 2 (as `reads`, 3 or more, it would not).
-    now = [start]
+    # Larger than the limit, it counts in full, a limit's worth in each window from its
+    # own: the reads after it wait for all of it. (It counted as the limit: 96 s later
+    # the window before weighed 0.4, and 2 x 0.4 + 1 fit a limit of 2.)
+    now, filled = [start], math.ceil(reads / 2)  # the windows its `reads` fill
+    window = start - 1
     with throttle_rates(read="2/min"), patch("omnitron.api.throttling.clock", lambda: now[0]):
         statuses = [api_client.get(detail).status_code, api_client.get(small).status_code]
-        now[0] += 95
-        statuses.append(api_client.get(small).status_code)
-    assert statuses == [200, 429, 200]
+        for now[0] in (start + 95, window + 60 * (filled - 1) + 59, window + 60 * filled + 59):
+            statuses.append(api_client.get(small).status_code)
+    assert statuses == [200, 429, 429, 429, 200]
     # Counted when rendered, in the window it is rendered in: an answer that took two
     # windows to render (the clock jumps between the token's count and the render)
     # still counts in full for the reads after it.
