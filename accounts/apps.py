@@ -2,7 +2,9 @@ from django.apps import AppConfig
 
 
 class AccountsConfig(AppConfig):
-    """Users as the API sees them: tokens, login, authentication, token rotation."""
+    """Users as the API sees them: tokens, login, authentication, token rotation; and
+    the indexes of the admin's history of what users changed (Django's
+    `django_admin_log`: accounts/migrations)."""
 
     name = "accounts"
     verbose_name = "Accounts"

@@ -1,11 +1,15 @@
 """Webhooks in the admin, for superusers only: subscriptions (the secret is shown once,
 when it is made, then masked), events with their deliveries, and deliveries with every
-attempt, filtered by state, with an action that sends failed ones again."""
+attempt, filtered by state, with an action that sends failed ones again; and the
+worker's task queue (procrastinate's jobs list, as a large list)."""
 
 from django.contrib import admin, messages
 from django.db import models, transaction
 from django.utils import timezone
 from django.utils.formats import localize
+from procrastinate.contrib.django import app as task_queue
+from procrastinate.contrib.django.admin import ProcrastinateJobAdmin
+from procrastinate.contrib.django.models import ProcrastinateJob
 
 from omnitron.admin.large_tables import LargeTableAdmin, capped_count
 from omnitron.admin.pages import ReadOnlyMixin
@@ -184,3 +188,43 @@ class EventAdmin(ReadOnly, LargeTableAdmin):
     fields = ("id", "type", "created_at", "channel", "object_id", "payload")
     readonly_fields = fields
     inlines = [DeliveryInline]
+
+
+class RegisteredFilter(admin.SimpleListFilter):
+    """A job column's values the worker's registered tasks name, `values(tasks)`:
+    Django's own filter read every job for the distinct values."""
+
+    def lookups(self, request, model_admin):
+        return [(value, value) for value in sorted(self.values(task_queue.tasks.values()))]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(**{self.parameter_name: self.value()}) if self.value() else queryset
+
+
+class JobQueueFilter(RegisteredFilter):
+    title = "queue name"
+    parameter_name = "queue_name"
+
+    def values(self, tasks):
+        return {task.queue for task in tasks}
+
+
+class JobTaskFilter(RegisteredFilter):
+    title = "task name"
+    parameter_name = "task_name"
+
+    def values(self, tasks):
+        return {task.name for task in tasks}
+
+
+# procrastinate's list counted every job, twice, and read every job for the distinct
+# values of each of five filters: 0.77 s a page at 300,000 failed jobs (a receiver's
+# backlog, kept ENDED_JOBS_KEPT_HOURS). Here it counts up to the cap, and filters by
+# status, the registered queues and tasks, and when a job was scheduled; a lane's jobs
+# (`lock`) have no filter.
+admin.site.unregister(ProcrastinateJob)
+
+
+@admin.register(ProcrastinateJob)
+class JobAdmin(LargeTableAdmin, ProcrastinateJobAdmin):
+    list_filter = ("status", JobQueueFilter, JobTaskFilter, "scheduled_at")

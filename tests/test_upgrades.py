@@ -146,7 +146,7 @@ LEFT_OUT = "THIS OPERATION CANNOT BE WRITTEN AS SQL"
 @pytest.mark.parametrize(
     ("app", "migration", "said"),
     [("capture", "0007", NAMED), ("events", "0006", NAMED), ("events", "0007", LEFT_OUT),
-     ("orders", "0010", NAMED)],
+     ("orders", "0010", NAMED), ("accounts", "0001", LEFT_OUT)],
 )  # fmt: skip
 @pytest.mark.parametrize("backwards", [False, True])
 def test_sqlmigrate_prints_and_runs_nothing(db, app, migration, said, backwards):

@@ -169,14 +169,31 @@ def drop_indexes_concurrently(indexes: dict[str, str]) -> list:
     re-adds the foreign key beside the index, which checks every row under a lock."""
     from django.db import migrations
 
-    def operation(name: str, on: str):
-        def drop(apps, schema_editor):
-            _concurrently(schema_editor.connection, f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
+    return [migrations.RunPython(_drop_step(name), _build_step(name, on))
+            for name, on in indexes.items()]  # fmt: skip
 
-        def restore(apps, schema_editor):
-            create = f'CREATE INDEX CONCURRENTLY "{name}" ON {on}'
-            _build_concurrently(schema_editor.connection, name, create)
 
-        return migrations.RunPython(drop, restore)
+def create_indexes_concurrently(indexes: dict[str, str]) -> list:
+    """For a migration's operations, drop_indexes_concurrently reversed: build each
+    index, `{name: 'table (columns)'}`, CONCURRENTLY (an INVALID one a failed build left
+    is built again); reversed, each is dropped CONCURRENTLY. For another app's table (one
+    of Django's), on which a migration of this project cannot AddIndexConcurrently."""
+    from django.db import migrations
 
-    return [operation(name, on) for name, on in indexes.items()]
+    return [migrations.RunPython(_build_step(name, on), _drop_step(name))
+            for name, on in indexes.items()]  # fmt: skip
+
+
+def _drop_step(name: str):
+    def drop(apps, schema_editor):
+        _concurrently(schema_editor.connection, f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
+
+    return drop
+
+
+def _build_step(name: str, on: str):
+    def build(apps, schema_editor):
+        create = f'CREATE INDEX CONCURRENTLY "{name}" ON {on}'
+        _build_concurrently(schema_editor.connection, name, create)
+
+    return build
