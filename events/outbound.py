@@ -199,23 +199,39 @@ def resolve_within(host: str, port: int, seconds: float) -> str:
     return outcome["address"]
 
 
+# Not global, though the ipaddress of Python 3.11.7 takes them as such: local-use NAT64
+# (RFC 8215), which reaches the network's own IPv4 addresses, site-local (RFC 3879,
+# deprecated, still routed inside some networks), the IETF's protocol assignments
+# (192.0.0.0/24, RFC 6890: not forwarded, but for two anycast services no receiver is)
+# and SRv6 segment ids (RFC 9602: a network's own routers).
+NOT_GLOBAL = tuple(
+    ipaddress.ip_network(network)
+    for network in ("64:ff9b:1::/48", "fec0::/10", "192.0.0.0/24", "5f00::/16")
+)
+
+
 def _is_public(ip) -> bool:
     """A global unicast address, and so is any IPv4 address it carries."""
     return all(
-        checked.is_global and not checked.is_multicast for checked in (ip, *_embedded_ipv4(ip))
+        checked.is_global
+        and not checked.is_multicast
+        and not any(checked in network for network in NOT_GLOBAL)
+        for checked in (ip, *_embedded_ipv4(ip))
     )
 
 
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
+SIIT = ipaddress.ip_network("::ffff:0:0:0/96")  # IPv4-translated (RFC 2765)
 
 
 def _embedded_ipv4(ip) -> list:
-    """The IPv4 addresses an IPv6 address carries, which a network with NAT64, 6to4
-    or IPv4-compatible routing would reach: each must be public too."""
+    """The IPv4 addresses an IPv6 address carries, which a network with NAT64, SIIT,
+    6to4 or IPv4-compatible routing would reach: each must be public too."""
     if ip.version != 6:
         return []
     embedded = [ip.ipv4_mapped, ip.sixtofour]
-    if ip in NAT64 or ip.packed[:12] == bytes(12):  # 64:ff9b::a.b.c.d, ::a.b.c.d
+    # 64:ff9b::a.b.c.d, ::ffff:0:a.b.c.d, ::a.b.c.d
+    if ip in NAT64 or ip in SIIT or ip.packed[:12] == bytes(12):
         embedded.append(ipaddress.IPv4Address(ip.packed[12:]))
     return [address for address in embedded if address is not None]
 

@@ -26,3 +26,12 @@ def test_login_answers_the_token_and_refuses_bad_credentials(client, api_user):
             "non_field_errors": ["Unable to log in with provided credentials."],
             "code": "invalid_credentials",
         }
+
+
+def test_an_inactive_users_token_is_refused_as_an_unknown_one(api_client, api_user):
+    """Deactivating a user (the admin's "active" box) stops their token at once."""
+    api_user.is_active = False
+    api_user.save(update_fields=["is_active"])
+    response = api_client.get("/api/v1/active_user/")
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Invalid token.", "code": "authentication_failed"}

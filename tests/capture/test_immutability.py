@@ -3,6 +3,7 @@ capture's: the admin shows them but saves no change to them, superusers included
 the capture records never change; the database refuses either whatever asks; and
 `check_captures` proves the audit adds up."""
 
+import re
 from decimal import Decimal
 from io import StringIO
 
@@ -13,6 +14,7 @@ from django.db import DatabaseError, connection, transaction
 
 from capture.integrity import GUARD_DIGEST, GUARD_TRIGGERS
 from capture.models import Capture, CaptureItem
+from capture.sql import CAPTURE_ITEMS, CAPTURES, ITEMS
 from events.models import Event
 from orders.models import OrderItem
 from tests.factories import ChannelFactory, make_api_user, make_order
@@ -114,16 +116,38 @@ def test_check_captures_passes_when_the_audit_adds_up_and_names_what_does_not(ca
     assert f"capture amount is not the sum of its items' prices: {record.pk}" in err
 
 
+@pytest.mark.parametrize(
+    ("sql", "line"),
+    [(f"UPDATE {CAPTURES} SET amount = amount - 0.01",  # less than its items'
+      "capture amount is not the sum of its items' prices: {capture}"),
+     (f"DELETE FROM {CAPTURE_ITEMS}",  # a capture of no items
+      "capture amount is not the sum of its items' prices: {capture}"),
+     (f"UPDATE {CAPTURE_ITEMS} SET price = price + 1",  # the currency is the item's
+      "capture item's price or currency is not its order item's: {capture_item}"),
+     (f"UPDATE {ITEMS} SET captured_at = NULL",  # its capture item stays
+      "captured item without a capture item, or the other way round: {item}")],
+)  # fmt: skip
+def test_check_captures_names_an_amount_or_a_price_that_does_not_add_up(captured, sql, line):
+    ids = {
+        "capture": Capture.objects.get().pk,
+        "capture_item": CaptureItem.objects.get().pk,
+        "item": captured.pk,
+    }
+    write_past_the_guards(sql, [])
+    assert line.format(**ids) in audit_problems()
+
+
 def test_check_captures_names_an_item_of_negative_price(db):
     """Releases before orders/0009 imported a price of -5.00, and the upgrade kept it:
     operations.md says a price is never negative, and nothing found those."""
-    order = make_order(items=2)
-    item = order.items.first()
+    order = make_order(items=3)
+    item, cent, _ = order.items.order_by("pk")
     OrderItem.objects.filter(pk=item.pk).update(price=Decimal("-5.00"))
+    OrderItem.objects.filter(pk=cent.pk).update(price=Decimal("-0.01"))
     err = audit_problems()
     assert (
-        f"order item with a negative price (a capture refuses it: correct its price): {item.pk}"
-        in err
+        "order item with a negative price (a capture refuses it: correct its price): "
+        f"{item.pk}, {cent.pk}\n" in err
     )
 
 
@@ -259,6 +283,42 @@ def test_check_captures_names_a_guard_trigger_dropped_disabled_or_changed(captur
             "to_elsewhere, zz_rewrite") in lines  # fmt: skip
     assert ("session_replication_role set to replica for this database, a role or the server "
             f"(no guard fires in their sessions): every role on {database}") in lines  # fmt: skip
+
+
+def test_check_captures_is_not_cut_by_the_requests_statement_timeout(captured):
+    """Each check reads whole tables: at some millions of items one took longer than
+    a request may (DB_STATEMENT_TIMEOUT_MS), here made a millisecond."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET statement_timeout = 1")
+    out = StringIO()
+    call_command("check_captures", stdout=out)
+    assert "Every capture adds up." in out.getvalue()
+
+
+def test_check_captures_names_a_guard_moved_to_another_table(captured):
+    """capture_immutable made on the capture items, as capture_item_immutable is: the
+    captures themselves are unguarded."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the capture's checks, before DDL
+        cursor.execute("SELECT pg_get_triggerdef(oid) FROM pg_trigger"
+                       " WHERE tgname = 'capture_immutable'")  # fmt: skip
+        (definition,) = cursor.fetchone()
+        cursor.execute("DROP TRIGGER capture_immutable ON capture_capture")
+        cursor.execute(re.sub(r" ON \S+ ", " ON capture_captureitem ", definition))
+    assert (
+        "trigger that keeps captured records as they were is missing, disabled or changed "
+        "(the database would take changes to them): capture_immutable"
+    ) in audit_problems().splitlines()
+
+
+def test_check_captures_names_a_role_set_to_replica_in_every_database(captured):
+    with connection.cursor() as cursor:  # kept as written: PostgreSQL takes any case
+        cursor.execute("ALTER ROLE CURRENT_USER SET session_replication_role = 'REPLICA'")
+        cursor.execute("SELECT current_user")
+        (role,) = cursor.fetchone()
+    assert ("session_replication_role set to replica for this database, a role or the server "
+            f"(no guard fires in their sessions): {role} on every database"
+            ) in audit_problems().splitlines()  # fmt: skip
 
 
 def test_a_guard_reads_its_own_schema_whatever_a_sessions_search_path(captured):

@@ -209,6 +209,10 @@ def test_a_host_name_that_has_no_ascii_form_is_refused():
         create_webhook("http://a..b/hook")
     with pytest.raises(CommandError, match="not a host name"):
         create_webhook(f"http://{'x' * 64}.example/hook")  # a label is at most 63
+    longest = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])  # 253, DNS's most
+    create_webhook(f"http://{longest}/hook")
+    with pytest.raises(CommandError, match="not a host name"):
+        create_webhook(f"http://{longest}e/hook")
 
 
 @LOCAL_TARGETS
@@ -354,3 +358,60 @@ def test_narrowing_a_subscription_in_the_admin_cancels_what_it_no_longer_takes(c
     assert "1 pending or failed deliveries of events it no longer takes" in page
     assert sorted(WebhookDelivery.objects.values_list("event__channel_id", "state")) == sorted(
         [(kept.pk, "pending"), (dropped.pk, "cancelled")])  # fmt: skip
+
+
+@LOCAL_TARGETS
+@pytest.mark.parametrize("status", [300, 302])
+def test_a_redirect_is_recorded_as_the_answer_and_not_followed(status):
+    """docs/webhooks.md: no redirect is followed (a receiver could send the signed
+    event on to a host of its choosing); the 3xx is the attempt's answer, a failure."""
+    paths, types = [], []
+
+    class Redirecting(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            paths.append(self.path)
+            types.append(self.headers["Content-Type"])
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(status if self.path == "/hook" else 200)
+            self.send_header("Location", "/elsewhere")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Redirecting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    target = outbound.Target(f"http://127.0.0.1:{server.server_address[1]}/hook")
+    try:
+        outcome = target.post(b"{}", {})
+    finally:
+        target.close()
+        server.shutdown()
+        server.server_close()
+    assert (outcome.status_code, outcome.delivered, paths) == (status, False, ["/hook"])
+    assert types == ["application/json"]
+
+
+@LOCAL_TARGETS
+def test_a_101_answer_is_the_answer_not_an_interim_one():
+    """Every 1xx but 101 is interim (RFC 9110, 15.2): a receiver that switches
+    protocols has not taken the event, whatever it writes next."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer():
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 101 Switching Protocols\r\n\r\n"
+                               b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")  # fmt: skip
+            connection.recv(1)  # until the sender closes
+
+    threading.Thread(target=answer, daemon=True).start()
+    target = outbound.Target(f"http://127.0.0.1:{listener.getsockname()[1]}/hook")
+    try:
+        outcome = target.post(b"{}", {})
+    finally:
+        target.close()
+        listener.close()
+    assert (outcome.status_code, outcome.delivered) == (101, False)

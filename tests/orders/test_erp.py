@@ -7,13 +7,14 @@ from io import StringIO
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 from django.utils import timezone
 
 from orders.enums import OrderStatus
 from orders.models import Order
 from tests.capture import locks
-from tests.factories import ChannelFactory, make_order
+from tests.factories import ChannelFactory, make_api_user, make_order
 from tests.helpers import client_for
 
 
@@ -90,6 +91,26 @@ def test_marking_sent_needs_the_permission_and_the_channel(erp, api_client, chan
         erp.put(f"/api/v1/orders/{mine.pk}/", {"is_send": True}, format="json").status_code == 405
     )
     assert not Order.objects.filter(is_send=True).exists()
+
+
+def test_the_permission_counts_through_a_group_and_for_a_superuser_and_only_for_them(
+    api_client, channel
+):
+    """A group's permission is its members' alone; a superuser holds every one."""
+    order = make_order(channel=channel, items=1)
+    url = f"/api/v1/orders/{order.pk}/"
+    group = Group.objects.create(name="erp")
+    group.permissions.add(
+        Permission.objects.get(content_type__app_label="orders", codename="mark_order_sent")
+    )
+    member = make_api_user(channels=[channel], can_capture=False)
+    member.groups.add(group)
+    refused = api_client.patch(url, {"is_send": True}, format="json")  # in no group
+    assert (refused.status_code, refused.json()["code"]) == (403, "permission_denied")
+    assert client_for(member).patch(url, {"is_send": True}, format="json").status_code == 200
+    superuser = make_api_user(is_superuser=True, can_capture=False)
+    assert client_for(superuser).patch(url, {"is_send": False}, format="json").status_code == 200
+    assert Order.objects.get(pk=order.pk).is_send is False
 
 
 def test_many_fields_not_writable_are_answered_at_once_naming_the_first_few(erp, channel):
@@ -198,3 +219,9 @@ def test_marking_sent_after_a_later_change_answers_and_keeps_the_later_time(erp,
     assert order.modified_date > timezone.now() + timedelta(minutes=59)
     assert (body["is_send"], body["status"]) == (True, OrderStatus.SHIPPED.value)
     assert body["modified_date"] == order.modified_date.isoformat().replace("+00:00", "Z")
+
+
+def test_a_pk_that_is_not_a_number_is_an_unknown_url_whatever_the_permission(api_client):
+    """Not an order of another channel, nor one the user may not mark: no such URL."""
+    response = api_client.patch("/api/v1/orders/abc/", {"is_send": True}, format="json")
+    assert (response.status_code, response.json()["code"]) == (404, "not_found")

@@ -858,8 +858,24 @@ def test_retry_after_of_a_limit_used_up_early_is_longer_than_the_period(client, 
     # The minute's 3, counted by the share of them the last 60 s still cover, let one
     # more through when a third of them has slid away: 20 s into the next minute.
     assert wait == 79
-    assert too_early.status_code == 429
+    # Inside that minute the wait is what is left until the share has slid away.
+    assert (too_early.status_code, too_early["Retry-After"]) == (429, "1")
     assert in_time.status_code == 400
+
+
+def test_retry_after_of_a_page_that_counts_the_whole_limit_is_the_rest_of_the_minute(
+    api_client, order, clock
+):
+    """A page of 500 counts 10 reads, the whole limit of 10/min: in the next minute it
+    gets in once the minute before has slid away entirely, not a full minute later."""
+    with throttle_rates(read="10/min"):
+        first = api_client.get("/api/v1/orders/", {"page_size": 500})
+        clock.now += 80  # 20 s into the next minute
+        second = api_client.get("/api/v1/orders/", {"page_size": 500})
+        clock.now += int(second["Retry-After"])
+        third = api_client.get("/api/v1/orders/", {"page_size": 500})
+    assert (first.status_code, second.status_code, second["Retry-After"]) == (200, 429, "40")
+    assert third.status_code == 200
 
 
 def test_a_page_size_of_thousands_of_digits_is_counted_as_the_largest_page(api_client):
