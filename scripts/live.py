@@ -36,14 +36,22 @@ def wait_until_ready(url: str, timeout: float = 30, process=None, status: int = 
     raise TimeoutError(f"{url} did not answer {status} within {timeout}s")
 
 
+# The signals a terminal and a supervisor send, as a terminal's programs get them: a
+# test suite run under `nohup` (SIGHUP ignored) or as a shell's background job (SIGINT
+# ignored) passed the ignoring on, and bash cannot trap a signal ignored when it starts:
+# `make run`'s script took no hangup and ran on.
+DEFAULT_SIGNALS = "--default-signal=HUP,INT,QUIT,TERM"
+
+
 class Process:
-    """A process group started in its own session, its output kept in a file (a pipe
-    nobody reads would block a busy server)."""
+    """A process group started in its own session, with the signals a terminal would
+    leave at their defaults, its output kept in a file (a pipe nobody reads would block
+    a busy server)."""
 
     def __init__(self, args: list[str], env: dict, cwd: Path = ROOT):
         self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - lives as long as the process
         self.popen = subprocess.Popen(
-            args, cwd=cwd, env=env, start_new_session=True,
+            ["env", DEFAULT_SIGNALS, *args], cwd=cwd, env=env, start_new_session=True,
             stdout=self.log, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
 
