@@ -14,7 +14,7 @@ from omnitron.admin.large_tables import LargeTableAdmin
 from omnitron.admin.pages import ChangedFieldsOnlyMixin
 from omnitron.limits import MAX_BIGINT
 
-from .admin_forms import ChannelMembershipForm, OrderForm, OrderItemForm
+from .admin_forms import ChannelMembershipFormSet, OrderForm, OrderItemForm
 from .models import (
     Channel,
     ChannelMembership,
@@ -169,7 +169,7 @@ class ChannelMembershipAdmin(SuperuserWritesMixin, admin.ModelAdmin):
 
 class ChannelMembershipInline(SuperuserWritesMixin, admin.TabularInline):
     model = ChannelMembership
-    form = ChannelMembershipForm
+    formset = ChannelMembershipFormSet
     extra = 0
     autocomplete_fields = ("channel",)
 

@@ -126,15 +126,29 @@ def _capture_state(captured_at) -> str:
     return "" if captured_at is None else captured_at.isoformat()
 
 
-class ChannelMembershipForm(forms.ModelForm):
-    """A channel on a user's page. Django's inline leaves the user out of the row's own
-    fields, and so out of its check of the (user, channel) constraint: a channel the
-    user was given after the page was shown failed in the database (500)."""
+class ChannelMembershipFormSet(forms.BaseInlineFormSet):
+    """The channels on a user's page. Django's inline leaves the user out of each row's
+    own check of the (user, channel) constraint: a channel the user was given after the
+    page was shown failed in the database (500). The rows are checked as they will be
+    saved, in Django's order: the shown rows deleted or changed, in turn, then the
+    new ones; a row whose channel the user still has at its turn is its error (a
+    channel taken from one row and given to another in the same save is not)."""
 
     def clean(self):
-        cleaned = super().clean()
-        user_id, channel = self.instance.user_id, cleaned.get("channel")
-        given = ChannelMembership.objects.filter(user_id=user_id, channel=channel)
-        if user_id and channel and given.exclude(pk=self.instance.pk).exists():
-            self.add_error("channel", "The user has this channel already: reload the page.")
-        return cleaned
+        super().clean()  # Django's: two rows of the page naming one channel
+        if self.instance.pk is None:
+            return
+        held = dict(ChannelMembership.objects.filter(user=self.instance)
+                    .values_list("pk", "channel_id"))  # fmt: skip
+        for form in self.forms:
+            row = form.instance.pk if form in self.initial_forms else None
+            if self.can_delete and self._should_delete_form(form):
+                held.pop(row, None)
+                continue
+            channel = getattr(form, "cleaned_data", {}).get("channel")
+            if channel is None or not form.has_changed():
+                continue
+            if channel.pk in {c for pk, c in held.items() if pk != row}:
+                form.add_error("channel", "The user has this channel already: reload the page.")
+            elif row is not None:
+                held[row] = channel.pk

@@ -636,3 +636,38 @@ def test_a_channel_the_user_was_given_meanwhile_is_the_pages_error(client, chann
     assert answer.status_code == 200
     assert "The user has this channel already: reload the page." in answer.content.decode()
     assert user.channel_memberships.filter(channel=other).count() == 1
+
+
+def test_a_users_page_may_give_back_a_channel_it_takes_away_in_the_same_save(client, channel):
+    """The page saves its rows in order, deleting and changing its shown rows before it
+    adds: a channel deleted, or moved to another channel, in one row and added in
+    another is saved, as Django saved it. The check of a channel the user was given
+    meanwhile refused both (it compared each row with the rows as they were). Two shown
+    rows swapping channels would fail the constraint as they are saved in turn: the
+    page's error, not a 500."""
+    from orders.models import ChannelMembership
+
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    user, other = make_api_user(channels=[channel]), ChannelFactory()
+    url = f"/admin/auth/user/{user.pk}/change/"
+    row = {"channel_memberships-TOTAL_FORMS": "2", "channel_memberships-1-user": str(user.pk),
+           "channel_memberships-1-channel": str(channel.pk)}  # fmt: skip
+
+    given_back = {**change_form(client, url), **row, "channel_memberships-0-DELETE": "on"}
+    assert client.post(url, given_back).status_code == 302
+    assert list(user.channel_memberships.values_list("channel_id", flat=True)) == [channel.pk]
+
+    moved = {**change_form(client, url), **row, "channel_memberships-0-channel": str(other.pk)}
+    assert client.post(url, moved).status_code == 302
+    assert sorted(user.channel_memberships.values_list("channel_id", flat=True)) == sorted(
+        [channel.pk, other.pk]
+    )
+
+    swapped = change_form(client, url)
+    first, second = (swapped[f"channel_memberships-{n}-channel"] for n in (0, 1))
+    swapped.update({"channel_memberships-0-channel": second,
+                    "channel_memberships-1-channel": first})  # fmt: skip
+    answer = client.post(url, swapped)
+    assert answer.status_code == 200
+    assert "The user has this channel already" in answer.content.decode()
+    assert ChannelMembership.objects.filter(user=user).count() == 2
