@@ -18,12 +18,18 @@ from .exceptions import ExportTooLarge
 from .export import captures_csv_response
 from .models import Capture, CaptureItem
 
+# What the capture pages show for no value (a capture without an Idempotency-Key):
+# Django's "-" is also a key any API client may send, and the two looked the same. A
+# key is visible ASCII (capture/idempotency.py), so an em dash is never one.
+NO_VALUE = "\u2014"
+
 
 class CaptureInline(ReadOnlyMixin, admin.TabularInline):
     """On the order page: each capture with its user, time, amount and items."""
 
     model = Capture
     extra = 0
+    empty_value_display = NO_VALUE
     fields = ("id", "user", "created_at", "amount", "currency", "captured_items",
               "idempotency_key", "request_id")  # fmt: skip
     readonly_fields = fields
@@ -63,6 +69,7 @@ class CaptureItemInline(ReadOnlyMixin, admin.TabularInline):
     model = CaptureItem
     formset = FirstRowsFormSet
     extra = 0
+    empty_value_display = NO_VALUE
     fields = ("order_item", "price", "attributes_before", "attributes_after")
     readonly_fields = fields
 
@@ -72,6 +79,7 @@ class CaptureItemInline(ReadOnlyMixin, admin.TabularInline):
 
 @admin.register(Capture)
 class CaptureAdmin(ReadOnlyMixin, LargeTableAdmin):
+    empty_value_display = NO_VALUE
     list_display = ("id", "order", "user", "created_at", "amount", "currency", "idempotency_key")
     list_select_related = ("order", "user")
     # Idempotency-Keys and request ids are not indexed (an index more on every capture's

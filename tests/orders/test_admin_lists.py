@@ -2,6 +2,8 @@
 search, sorts and filters on indexes, autocompletes, and actions on a selection;
 anything a list does not offer is a 400 or nothing, never a query or a 500."""
 
+import re
+
 import pytest
 from django.contrib import admin
 from django.db import connection
@@ -15,6 +17,7 @@ from tests.factories import (
     make_api_user,
     make_order,
 )
+from tests.helpers import capture
 from tests.orders.admin_pages import change_form, changelist_queries, staff_with
 
 
@@ -504,3 +507,40 @@ def test_the_jobs_list_reads_a_page_whatever_the_backlog(client, db, monkeypatch
         assert "100+ " in filtered.content.decode()
     none = client.get("/admin/procrastinate/procrastinatejob/?queue_name=maintenance")
     assert none.context["cl"].result_count == 0
+
+
+# A capture's Idempotency-Key as a page shows it: the captures list's column and the
+# order page's capture rows (a cell), a capture's page (a read-only field).
+SHOWN_KEY = re.compile(
+    r'field-idempotency_key">\s*(?:<p>)?([^<]*)</'
+    r'|field-idempotency_key">(?:(?!</label>).)*</label>\s*<div class="readonly">([^<]*)<',
+    re.S,
+)
+
+
+def _shown_keys(page: str) -> list[str]:
+    return [(cell or field).strip() for cell, field in SHOWN_KEY.findall(page)]
+
+
+def test_a_capture_without_an_idempotency_key_is_told_from_one_with_the_key_dash(
+    client, operator, channel, api_client
+):
+    """A reconciliation compares the key a capture was sent with. The JSON answers
+    null for none, the CSV an empty cell; the admin showed Django's "-" for none, which
+    is also a key any API client may send (visible ASCII): two captures, one with
+    the key "-" and one without, looked the same in the list, on their pages and on
+    their order's page."""
+    order = make_order(channel=channel, items=2)
+    keyed, unkeyed = order.items.order_by("pk")
+    assert capture(api_client, order, [keyed.pk], key="-").status_code == 200
+    assert capture(api_client, order, [unkeyed.pk]).status_code == 200
+    with_dash = Capture.objects.get(idempotency_key="-")
+    without = Capture.objects.get(idempotency_key__isnull=True)
+    client.force_login(operator)
+    listed = _shown_keys(client.get("/admin/capture/capture/").text)
+    assert sorted(listed) == sorted(["-", "—"]), listed  # none: an em dash, not ASCII
+    for shown_capture, key in ((with_dash, "-"), (without, "—")):
+        page = client.get(f"/admin/capture/capture/{shown_capture.pk}/change/").text
+        assert _shown_keys(page) == [key], _shown_keys(page)
+    inline = _shown_keys(client.get(f"/admin/orders/order/{order.pk}/change/").text)
+    assert sorted(inline) == sorted(["-", "—"]), inline
