@@ -24,13 +24,19 @@ from .models import Capture, CaptureItem
 NO_VALUE = "\u2014"
 
 
+@admin.display(description="currency")
+def currency(capture: Capture) -> str:
+    """As the order's pages show it (`TRY`, where the API and the CSV say `try`)."""
+    return capture.currency.upper()
+
+
 class CaptureInline(ReadOnlyMixin, admin.TabularInline):
     """On the order page: each capture with its user, time, amount and items."""
 
     model = Capture
     extra = 0
     empty_value_display = NO_VALUE
-    fields = ("id", "user", "created_at", "amount", "currency", "captured_items",
+    fields = ("id", "user", "created_at", "amount", currency, "captured_items",
               "idempotency_key", "request_id")  # fmt: skip
     readonly_fields = fields
     show_change_link = True
@@ -80,7 +86,7 @@ class CaptureItemInline(ReadOnlyMixin, admin.TabularInline):
 @admin.register(Capture)
 class CaptureAdmin(ReadOnlyMixin, LargeTableAdmin):
     empty_value_display = NO_VALUE
-    list_display = ("id", "order", "user", "created_at", "amount", "currency", "idempotency_key")
+    list_display = ("id", "order", "user", "created_at", "amount", currency, "idempotency_key")
     list_select_related = ("order", "user")
     # Idempotency-Keys and request ids are not indexed (an index more on every capture's
     # insert): the request log names the order of each request.
@@ -90,7 +96,7 @@ class CaptureAdmin(ReadOnlyMixin, LargeTableAdmin):
     # account's settlement, exported alone.
     list_filter = (("created_at", UtcDayFilter), ("channel", UserChannelsFilter), OrderFilter)
     actions = ["export_csv"]
-    readonly_fields = ("order", "user", "created_at", "amount", "currency", "idempotency_key",
+    readonly_fields = ("order", "user", "created_at", "amount", currency, "idempotency_key",
                        "request_id", "item_count")  # fmt: skip
     fields = readonly_fields
     inlines = [CaptureItemInline]

@@ -509,17 +509,19 @@ def test_the_jobs_list_reads_a_page_whatever_the_backlog(client, db, monkeypatch
     assert none.context["cl"].result_count == 0
 
 
-# A capture's Idempotency-Key as a page shows it: the captures list's column and the
-# order page's capture rows (a cell), a capture's page (a read-only field).
-SHOWN_KEY = re.compile(
-    r'field-idempotency_key">\s*(?:<p>)?([^<]*)</'
-    r'|field-idempotency_key">(?:(?!</label>).)*</label>\s*<div class="readonly">([^<]*)<',
-    re.S,
-)
+# A field's value as a page shows it: a list's column and an inline's cell, or a
+# change page's read-only field.
+def _shown(page: str, field: str) -> list[str]:
+    shown = re.compile(
+        rf'field-{field}">\s*(?:<p>)?([^<]*)</'
+        rf'|field-{field}">(?:(?!</label>).)*</label>\s*<div class="readonly">([^<]*)<',
+        re.S,
+    )
+    return [(cell or read_only).strip() for cell, read_only in shown.findall(page)]
 
 
 def _shown_keys(page: str) -> list[str]:
-    return [(cell or field).strip() for cell, field in SHOWN_KEY.findall(page)]
+    return _shown(page, "idempotency_key")
 
 
 def test_a_capture_without_an_idempotency_key_is_told_from_one_with_the_key_dash(
@@ -544,3 +546,18 @@ def test_a_capture_without_an_idempotency_key_is_told_from_one_with_the_key_dash
         assert _shown_keys(page) == [key], _shown_keys(page)
     inline = _shown_keys(client.get(f"/admin/orders/order/{order.pk}/change/").text)
     assert sorted(inline) == sorted(["-", "—"]), inline
+
+
+def test_a_captures_currency_is_shown_as_its_orders(client, operator, channel, api_client):
+    """The order's pages show `TRY`; its captures' rows, list and page showed the
+    stored `try` beside it."""
+    order = make_order(channel=channel, items=1, currency="try")
+    assert capture(api_client, order, [order.items.get().pk]).status_code == 200
+    shown = Capture.objects.get(order=order)
+    client.force_login(operator)
+    listed = client.get("/admin/capture/capture/").text
+    assert _shown(listed, "currency") == ["TRY"]
+    page = client.get(f"/admin/capture/capture/{shown.pk}/change/").text
+    assert _shown(page, "currency") == ["TRY"]
+    order_page = client.get(f"/admin/orders/order/{order.pk}/change/").text
+    assert re.findall(r'<td class="field-currency">\s*<p>([^<]*)</p>', order_page) == ["TRY"]
