@@ -22,7 +22,7 @@ help:
 	@echo "make lock     regenerate requirements*.lock from pyproject.toml"
 	@echo "make schema   regenerate openapi.yaml and docs/api.md's error table from the code"
 	@echo "make bench    load benchmark, report in bench/results/ (about 25 minutes)"
-	@echo "make bench-smoke  the short benchmark make test runs (about 80 seconds)"
+	@echo "make bench-smoke  the short benchmark make test runs (about a minute)"
 	@echo "make db-start|db-stop|db-status|db-destroy   the local PostgreSQL of make run"
 	@echo "make clean    remove .venv and caches (the database stays)"
 

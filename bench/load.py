@@ -87,10 +87,11 @@ def wrk_figures(raw: dict) -> dict:
 
 def run_scenario(name, url, *, concurrency, warmup, seconds, token, method="POST",
                  warm_bodies="-", bodies="-", key="-") -> dict:  # fmt: skip
-    """A warm-up run (not reported), then the measured run."""
+    """A warm-up run (not reported; none for 0 s), then the measured run."""
     log(f"{name} at concurrency {concurrency}: {warmup}s warm-up, {seconds}s measured")
     send = partial(wrk, url, connections=concurrency, token=token, method=method, key=key)
-    send(seconds=warmup, bodies=warm_bodies)
+    if warmup:
+        send(seconds=warmup, bodies=warm_bodies)
     return {"scenario": name, "concurrency": concurrency, **send(seconds=seconds, bodies=bodies)}
 
 
@@ -232,6 +233,15 @@ def ratio_rounds(server: Server, bodies_per_round: list[str], seconds: int,
         ratio_round(server, number, bodies, seconds, replay, meter)
         for number, bodies in enumerate(bodies_per_round, start=1)
     ]
+
+
+def warm_servers(servers, token: str, seconds: int) -> None:
+    """The baseline on each of `servers`, unmeasured (none for 0 s): a fresh server's
+    first requests are slow."""
+    if seconds:
+        for server in servers:
+            wrk(server.baseline_url, connections=RATIO_CONCURRENCY, seconds=seconds,
+                token=token, method="GET")  # fmt: skip
 
 
 def warm_ratio_sides(server: Server, bodies: str, seconds: int) -> None:

@@ -11,18 +11,16 @@ servers, on / off / on, six alternating rounds of 6 s, a `/tmp` script: off / on
 import statistics
 
 from bench.infra import app_server, log
-from bench.load import RATIO_CONCURRENCY, Server, ratio, wrk
+from bench.load import RATIO_CONCURRENCY, Server, ratio, warm_servers, wrk
 
 
-def metrics_cost(token: str, env: dict, bodies: list[dict], seconds: int) -> dict:
-    """`bodies`: per round, a bodies file for each side ("on", "off")."""
+def metrics_cost(token: str, env: dict, bodies: list[dict], seconds: int, *, warmup: int) -> dict:
+    """`bodies`: per round, a bodies file for each side ("on", "off"); `warmup`: seconds
+    of each fresh server's baseline first."""
     rounds = []
     with app_server(env) as base_on, app_server({**env, "METRICS_ENABLED": "0"}) as base_off:
         servers = {"on": Server(base_on, token), "off": Server(base_off, token)}
-        # A fresh server's first requests are slow: warm both.
-        for server in servers.values():
-            wrk(server.baseline_url, connections=RATIO_CONCURRENCY, seconds=2, token=token,
-                method="GET")  # fmt: skip
+        warm_servers(servers.values(), token, warmup)
         for number, files in enumerate(bodies, start=1):
             order = ("on", "off") if number % 2 else ("off", "on")
             rps = {side: wrk(servers[side].capture_url, connections=RATIO_CONCURRENCY,

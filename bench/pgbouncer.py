@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from bench.infra import app_server, log
-from bench.load import RATIO_CONCURRENCY, Server, ab_rounds, wrk
+from bench.load import RATIO_CONCURRENCY, Server, ab_rounds, warm_servers
 from bench.seeding import Seeds
 from scripts.live import pgbouncer, role_with_timeouts
 
@@ -40,9 +40,10 @@ def pooled_app(env: dict, binary: str):
             yield base
 
 
-def measure_pgbouncer(direct: Server, env: dict, bodies: dict, seconds: int) -> dict | None:
-    """`bodies`: pgbouncer_bodies()'s. None when PgBouncer is not installed (`make
-    bench` installs it)."""
+def measure_pgbouncer(direct: Server, env: dict, bodies: dict, seconds: int, *,
+                      warmup: int) -> dict | None:  # fmt: skip
+    """`bodies`: pgbouncer_bodies()'s; `warmup`: seconds of each fresh server's baseline
+    first. None when PgBouncer is not installed (`make bench` installs it)."""
     binary = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin")
     if binary is None:
         log("pgbouncer is not installed: no PgBouncer rounds")
@@ -51,10 +52,7 @@ def measure_pgbouncer(direct: Server, env: dict, bodies: dict, seconds: int) -> 
     with pooled_app(env, binary) as pooled_base, app_server(unprepared_env) as unprepared_base:
         pooled = Server(pooled_base, direct.token)
         unprepared = Server(unprepared_base, direct.token)
-        for server in (pooled, unprepared):
-            # A fresh server's first requests are slow: warm it as the other one is.
-            wrk(server.baseline_url, connections=RATIO_CONCURRENCY, seconds=2,
-                token=direct.token, method="GET")  # fmt: skip
+        warm_servers((pooled, unprepared), direct.token, warmup)
         against = {"pgbouncer": pooled, "unprepared": unprepared}
         series = {}
         for name, (a, b) in SIDES.items():

@@ -296,8 +296,9 @@ def heading(report: dict) -> list[str]:
         "",
         f"`{report['command']}` on {machine['cpus']} CPUs, "
         f"{machine['platform']}; gunicorn {machine['workers']} sync workers, "
-        f"production settings; wrk {settings['seconds']} s per scenario after a "
-        f"{settings['warmup']} s warm-up; {report['duration_s']} s in all.",
+        f"production settings; wrk {settings['seconds']} s per scenario "
+        + (f"after a {settings['warmup']} s warm-up" if settings["warmup"] else "without a warm-up")
+        + f"; {report['duration_s']} s in all.",
     ]
 
 

@@ -151,7 +151,8 @@ def parse_args(argv=None) -> Settings:
         smoke=args.smoke,
         ratio_only=args.ratio_only,
         seconds=args.seconds or (1 if args.smoke else 8),
-        warmup=args.warmup or (1 if args.smoke else 2),
+        # The smoke run checks that every part runs clean, not how fast: no warm-ups.
+        warmup=args.warmup if args.warmup is not None else (0 if args.smoke else 2),
         rounds=rounds,
         repeats=1 if args.smoke else 15,
         out=args.out,
@@ -210,10 +211,10 @@ def full_run(s: Settings) -> int:
             rounds = ratio_rounds(server, plan.ratio, s.round_seconds, replay, meter)
             plans = plans_per_call(server, database_url, plans_bodies, s.round_seconds)
             roundtrip = None if s.smoke else measure_roundtrip(database_url)
-            pooled = measure_pgbouncer(server, env, pooled_bodies, s.round_seconds)
+            pooled = measure_pgbouncer(server, env, pooled_bodies, s.round_seconds, warmup=s.warmup)
             webhooks = measure_webhooks(server, env, webhook_bodies, s.round_seconds,
                                         sustained_bodies, SUSTAINED_SECONDS)  # fmt: skip
-            metrics = metrics_cost(token, env, metrics_bodies, s.round_seconds)
+            metrics = metrics_cost(token, env, metrics_bodies, s.round_seconds, warmup=s.warmup)
             scaling = items_scaling(server, seeds, database_url, s.repeats)
             profile_text = "" if s.smoke else profile(env, plan.profile_bodies, token)
             bigdata = None if s.smoke else measure_bigdata(
@@ -235,12 +236,13 @@ def full_run(s: Settings) -> int:
 def ratio_only(s: Settings) -> int:
     """A warm-up of both sides, then the alternating ratio rounds; JSON on stdout."""
     with migrated_database() as (env, seeds):
-        warm_bodies = seeds.capture_bodies("RATIO", 16, 1, s.warmup, tag="warm")
+        warm_bodies = s.warmup and seeds.capture_bodies("RATIO", 16, 1, s.warmup, tag="warm")
         round_bodies = seeds.ratio_bodies(s.rounds, s.round_seconds)
         token = api_token(env)
         with app_server(env) as base:
             server = Server(base, token)
-            warm_ratio_sides(server, warm_bodies, s.warmup)
+            if warm_bodies:
+                warm_ratio_sides(server, warm_bodies, s.warmup)
             meter = CpuMeter(SESSIONS[base], env["DATABASE_URL"])
             rounds = ratio_rounds(server, round_bodies, s.round_seconds, meter=meter)
     result = ratio_report(rounds, s.round_seconds)

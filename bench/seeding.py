@@ -194,7 +194,7 @@ class Plan:
     def wrk_bodies(self, scenario: str, concurrency: int) -> dict:
         """run_scenario's warm_bodies and bodies for a scenario of fresh orders."""
         return {
-            "warm_bodies": self.bodies[(scenario, concurrency, "warm")],
+            "warm_bodies": self.bodies.get((scenario, concurrency, "warm"), "-"),
             "bodies": self.bodies[(scenario, concurrency, "run")],
         }
 
@@ -204,6 +204,8 @@ def seed_plan(seeds: Seeds, *, seconds: int, warmup: int, ratio_rounds: int,
     plan = Plan()
     for concurrency in CONCURRENCY:
         for phase, secs in (("warm", warmup), ("run", seconds)):
+            if not secs:
+                continue  # no warm-up
             for label, name, items in FRESH_CAPTURES:
                 plan.bodies[(label, concurrency, phase)] = seeds.capture_bodies(
                     f"{name}{phase}", concurrency, items, secs
