@@ -12,6 +12,7 @@ from functools import cache
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
@@ -95,6 +96,8 @@ class TokenAuthentication(authentication.TokenAuthentication):
         lookups = {}
         for lookup in getattr(self.view, "authentication_lookups", ()):
             if (lookup_params := lookup.params(self.request)) is not None:
+                if clash := params.keys() & lookup_params.keys():  # one statement's names
+                    raise ImproperlyConfigured(f"{lookup.name}: parameters taken: {clash}")
                 lookups[lookup] = lookup_params
                 params.update(lookup_params)
         statement, attnames = _token_user_statement(rate is not None, tuple(lookups))

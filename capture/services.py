@@ -168,7 +168,9 @@ def _amount(items: list[sql.SeenItem]) -> Decimal:
 
 def _first_broken_rule(seen: sql.Seen, given_pks) -> CaptureError | None:
     """The first rule the capture breaks, in the order docs/api.md lists them (rule 8;
-    tests/capture/test_rules.py checks that order), or None."""
+    tests/capture/test_rules.py checks that order), or None. The rules an item decides
+    alone are also in capture/selectors.capturable_items (the items the demo offers):
+    change both."""
     orders, items = seen.orders, seen.items
     if not orders:  # none in the user's channels (and `channel`): absent or another's
         return OrderNotFound()

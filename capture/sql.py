@@ -17,9 +17,10 @@ writes a text array in Python, quoting each element, which cost a 1,000-item cap
 
 To read one more thing of the order: a column of the orders table in
 SEEN_ORDER_COLUMNS and a field of SeenOrder, in the same place. Of an item: its SQL
-in SEEN_ITEM_COLUMNS and a field of SeenItem, in the same place. Both reads take
-those lists; tests/capture/test_queries.py checks their names against the tuples'
-fields, and that the statements stay within psycopg's cache (below)."""
+in SEEN_ITEM_COLUMNS and a field of SeenItem, in the same place (a numeric one also in
+SEEN_ITEM_EXACT). Both reads take those lists; tests/capture/test_queries.py checks
+their names against the tuples' fields, and that the statements stay within psycopg's
+cache (below)."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -88,11 +89,13 @@ SEEN_ITEM_COLUMNS = {
     "version": _VERSION,
 }
 _ITEM_COLUMNS = ", ".join(f"{sql} AS {field}" for field, sql in SEEN_ITEM_COLUMNS.items())
-# The same as JSON values; a numeric column as text, read back exactly (a JSON number
-# is a float to most readers).
+# The same as JSON values. A numeric column goes as text and is read back exactly (a
+# JSON number is a float to most readers): name it here.
+SEEN_ITEM_EXACT = ("price",)
 _ITEM_JSON = ", ".join(
-    f"{field}::text" if field == "price" else field for field in SEEN_ITEM_COLUMNS
+    f"{field}::text" if field in SEEN_ITEM_EXACT else field for field in SEEN_ITEM_COLUMNS
 )
+_EXACT_AT = [list(SEEN_ITEM_COLUMNS).index(field) for field in SEEN_ITEM_EXACT]
 
 
 def given_items(*, order: str, pks: str, columns: str = _ITEM_COLUMNS, lock: bool) -> str:
@@ -279,12 +282,15 @@ def seen_from_json(value: list, *, number: str, channel: int | None, pks: list[i
         channel=channel,
         pks=frozenset(pks),
         orders=[SeenOrder(*order) for *order, _ in value],
-        items=[
-            SeenItem(pk, status, Decimal(price), currency, captured, version)
-            for *_, items in value
-            for pk, status, price, currency, captured, version in items
-        ],
+        items=[_seen_item(item) for *_, items in value for item in items],
     )
+
+
+def _seen_item(values: list) -> SeenItem:
+    """An item of the JSON read (its SEEN_ITEM_COLUMNS' values), numbers made exact."""
+    for at in _EXACT_AT:
+        values[at] = Decimal(values[at])
+    return SeenItem(*values)
 
 
 def write_capture(

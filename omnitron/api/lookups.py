@@ -28,8 +28,10 @@ class TokenStatement:
 class UserLookup:
     """A scalar subquery that may use the authenticated user's row, `token_user` (its
     columns, and `has_required_permission`: accounts/authentication.py), with its
-    `%(...)s` parameters (`%(...)b` for binary ones, as capture/sql.py sends arrays).
-    A view lists its lookups
+    `%(...)s` parameters (`%(...)b` for binary ones, as capture/sql.py sends arrays),
+    named with a prefix of their own (`capture_`, `idempotency_`): they share the
+    statement's names with the token's (`key`, `app_label`, `codename`, `rate_...`) and
+    the other lookups', and a name taken twice is refused. A view lists its lookups
     in `authentication_lookups`; their values, as `load` gives them, arrive in
     `request.auth.lookups[name]`."""
 

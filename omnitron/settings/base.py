@@ -10,6 +10,9 @@ from django.core.exceptions import ImproperlyConfigured
 
 from omnitron.env import env_list, env_text
 
+# Numbers, flags and required text through .readers, whose refusals are
+# ImproperlyConfigured (manage.py and the WSGI entry say them in one line):
+# omnitron.env's own raise ValueError, a traceback here.
 from .readers import (
     MAX_RETRIES,  # noqa: F401  a setting: a subscription's schedule is checked against it
     MAX_RETRY_DELAY,  # noqa: F401  the same

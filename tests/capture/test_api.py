@@ -1,5 +1,6 @@
 """The capture endpoint over the Django test client: the answer, authentication and
-access, and one error shape everywhere."""
+access, and one error shape everywhere. The captures list and detail (the read API) are
+in tests/api/test_read_api.py."""
 
 import json
 import re
