@@ -4,8 +4,19 @@ audit's own checks are in integrity.py."""
 
 from collections.abc import Iterator
 
+from django.contrib.postgres.expressions import ArraySubquery
 from django.db import transaction
-from django.db.models import Count, F, OuterRef, Prefetch, QuerySet, Subquery, Sum, TextField
+from django.db.models import (
+    Count,
+    F,
+    Lookup,
+    OuterRef,
+    Prefetch,
+    QuerySet,
+    Subquery,
+    Sum,
+    TextField,
+)
 from django.db.models.functions import Cast, Length
 
 from orders.models import OrderItem
@@ -92,7 +103,9 @@ CAPTURED_ITEM_COLUMNS = {
 def captured_item_count(captures: QuerySet[Capture], *, at_most: int) -> int:
     """How many items these captures hold, counted up to `at_most` (a LIMIT inside the
     count: the cost stays bounded whatever the captures hold)."""
-    items = CaptureItem.objects.filter(capture__in=captures).order_by()
+    # A capture holds one item or more: past `at_most` captures, their first `at_most`
+    # hold `at_most` items already, so no more ids are read.
+    items = CaptureItem.objects.filter(_of_captures(captures, at_most=at_most)).order_by()
     return items[:at_most].count()
 
 
@@ -103,11 +116,31 @@ def captured_item_rows(captures: QuerySet[Capture], *, chunk_size: int = 2000) -
     database is chosen now, where the request reads (a replica: omnitron/db/router.py),
     not when the rows are read: they stream after the request's view has returned."""
     items = (
-        CaptureItem.objects.filter(capture__in=captures)
+        CaptureItem.objects.filter(_of_captures(captures))
         .order_by("pk")
         .values_list(*CAPTURED_ITEM_COLUMNS.values())
     )
     return _streamed(items.using(items.db), chunk_size)
+
+
+class _AnyOf(Lookup):
+    """`lhs = ANY(rhs)`, rhs an array (used as an expression, not registered)."""
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs} = ANY({rhs})", [*lhs_params, *rhs_params]
+
+
+def _of_captures(captures: QuerySet[Capture], *, at_most: int | None = None) -> _AnyOf:
+    """The items of these captures, by `capture_id = ANY(ARRAY(SELECT id ...))`: the
+    captures' ids are found first, and their items looked up on the items' capture
+    index. As `IN (SELECT ...)`, PostgreSQL joined every captured item to the captures
+    (a sequential scan of the items for a day's file: 0.4 s at 300,000 items), and its
+    generic plan read every order too; the count's generic plan read every captured
+    item. The array holds `at_most` ids at most; an export, MAX_EXPORT_ROWS items."""
+    ids = captures.order_by().values("pk")
+    return _AnyOf(F("capture_id"), ArraySubquery(ids[:at_most] if at_most else ids))
 
 
 def _streamed(rows: QuerySet, chunk_size: int) -> Iterator[tuple]:

@@ -561,3 +561,50 @@ def test_a_captures_currency_is_shown_as_its_orders(client, operator, channel, a
     assert _shown(page, "currency") == ["TRY"]
     order_page = client.get(f"/admin/orders/order/{order.pk}/change/").text
     assert re.findall(r'<td class="field-currency">\s*<p>([^<]*)</p>', order_page) == ["TRY"]
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "table"),
+    [("orders/order", "status__exact=550", "orders_order"),
+     ("capture/capture", "channel__id__exact={small}", "capture_capture")],
+)  # fmt: skip
+def test_a_filter_few_rows_match_reads_them_in_the_generic_plan(client, db, path, query, table):
+    """The orders' status filter, and the captures' channel filter, for three rows
+    beside 2,000 of another status and channel. Bound as parameters, their statements
+    got, once prepared (psycopg's fifth run), one generic plan for every value: a walk
+    of the list's order, or of the table, testing each row (on 600,000 orders and
+    300,000 captures, the superuser's count read every row). A value is written into
+    the statement, and planned with its own statistics: the page and its count read
+    the three rows."""
+    from tests.api.test_read_api import copies, rows_read
+
+    big, small = ChannelFactory(), ChannelFactory()
+    placed = timezone.now() - timezone.timedelta(days=30)
+    few = [make_order(channel=small, items=1, status="550", date_placed=placed) for _ in range(3)]
+    template = make_order(channel=big, items=1, status="400")
+    copies(Order, template.pk, 2000, {
+        "number": "number || '-' || n", "date_placed": "date_placed + n * interval '1 s'",
+    })  # fmt: skip
+    with connection.cursor() as cursor:  # a capture of each order
+        cursor.execute(
+            "INSERT INTO capture_capture (order_id, user_id, created_at, amount, currency, "
+            "request_id) SELECT o.id, %s, o.date_placed, 1, o.currency, '' FROM orders_order o",
+            [make_api_user().pk],
+        )
+        cursor.execute("ANALYZE capture_capture")
+    client.force_login(make_api_user(is_superuser=True, is_staff=True))
+    sent = []
+
+    def record(execute, statement, params, many, context):
+        sent.append((statement, params))
+        return execute(statement, params, many, context)
+
+    with connection.execute_wrapper(record):
+        response = client.get(f"/admin/{path}/?{query.format(small=small.pk)}")
+    assert response.status_code == 200
+    assert response.context["cl"].result_count == len(few)
+    listed = [(s, p) for s, p in sent if f'FROM "{table}"' in s]
+    assert len(listed) >= 2  # the count and the page
+    for statement, params in listed:  # at most a page (the three, maybe once per channel
+        # joined), where the generic plan read all 2,003
+        assert rows_read(statement, params, table, filtered=True) <= 100
