@@ -432,7 +432,11 @@ class OrderAdmin(FixedOnceAddedMixin, ChangedFieldsOnlyMixin, LargeTableAdmin):
 class OrderItemAdmin(FixedOnceAddedMixin, ChangedFieldsOnlyMixin, LargeTableAdmin):
     form = OrderItemForm
     list_display = ("id", "order", "product_sku", "status", "price", "captured_at")
-    list_filter = ("status", ("captured_at", admin.EmptyFieldListFilter), OrderFilter)
+    list_filter = (
+        ("status", StatusFilter),
+        ("captured_at", admin.EmptyFieldListFilter),
+        OrderFilter,
+    )
     search_fields = ("order__number",)
     search_help_text = "A whole order number."
     list_select_related = ("order",)

@@ -100,6 +100,8 @@ def order_item_list_for_user(*, user, filters: dict | None = None) -> QuerySet[O
     filters = dict(filters or {})
     if "is_captured" in filters:
         items = items.filter(captured_at__isnull=not filters.pop("is_captured"))
+    if "status" in filters:
+        items = items.filter(EqualsChoice(F("status"), filters.pop("status")))
     if "order" in filters:
         filters["order_id"] = filters.pop("order")
     return items.filter(**filters)

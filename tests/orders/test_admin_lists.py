@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from capture.models import Capture
-from orders.models import Channel, Customer, Order
+from orders.models import Channel, Customer, Order, OrderItem
 from tests.factories import (
     ChannelFactory,
     make_api_user,
@@ -374,8 +374,6 @@ def test_a_search_of_many_words_finds_nothing_and_reads_nothing(client, channel)
 def test_a_large_list_has_no_delete_of_everything_selected(client, channel, model):
     """Delete selected with "select all" read every row into one worker: 300,000 orders
     took 15 s and a 503, a million customers killed the worker."""
-    from orders.models import OrderItem
-
     order = make_order(channel=channel, items=1)
     lonely = Customer.objects.create(id=999_001, email="no-orders@example.com")  # deletable
     row = {"order": order, "orderitem": order.items.get(), "customer": lonely}[model]
@@ -566,11 +564,12 @@ def test_a_captures_currency_is_shown_as_its_orders(client, operator, channel, a
 @pytest.mark.parametrize(
     ("path", "query", "table"),
     [("orders/order", "status__exact=550", "orders_order"),
+     ("orders/orderitem", "status__exact=550", "orders_orderitem"),
      ("capture/capture", "channel__id__exact={small}", "capture_capture")],
 )  # fmt: skip
 def test_a_filter_few_rows_match_reads_them_in_the_generic_plan(client, db, path, query, table):
-    """The orders' status filter, and the captures' channel filter, for three rows
-    beside 2,000 of another status and channel. Bound as parameters, their statements
+    """The orders' and items' status filters, and the captures' channel filter, for
+    three rows beside 2,000 of another status and channel. Bound as parameters, their statements
     got, once prepared (psycopg's fifth run), one generic plan for every value: a walk
     of the list's order, or of the table, testing each row (on 600,000 orders and
     300,000 captures, the superuser's count read every row). A value is written into
@@ -585,13 +584,15 @@ def test_a_filter_few_rows_match_reads_them_in_the_generic_plan(client, db, path
     copies(Order, template.pk, 2000, {
         "number": "number || '-' || n", "date_placed": "date_placed + n * interval '1 s'",
     })  # fmt: skip
+    copies(OrderItem, template.items.get().pk, 2000, {})
+    OrderItem.objects.filter(order__in=few).update(status="550")
     with connection.cursor() as cursor:  # a capture of each order
         cursor.execute(
             "INSERT INTO capture_capture (order_id, user_id, created_at, amount, currency, "
             "request_id) SELECT o.id, %s, o.date_placed, 1, o.currency, '' FROM orders_order o",
             [make_api_user().pk],
         )
-        cursor.execute("ANALYZE capture_capture")
+        cursor.execute("ANALYZE capture_capture, orders_orderitem")
     client.force_login(make_api_user(is_superuser=True, is_staff=True))
     sent = []
 
