@@ -25,6 +25,7 @@ rounds), bench/scaling.py (one capture by item count, profile), bench/pgcost.py
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -100,13 +101,24 @@ class Settings:
         return 40 if self.smoke else 300
 
 
+def _seconds(least: int):
+    """An argparse type: whole seconds, `least` or more (wrk never ends for `-d -1s`)."""
+
+    def parse(text: str) -> int:
+        if not re.fullmatch("-?[0-9]+", text) or int(text) < least:
+            raise argparse.ArgumentTypeError(f"whole seconds, {least} or more: not {text!r}")
+        return int(text)
+
+    return parse
+
+
 def parse_args(argv=None) -> Settings:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--smoke", action="store_true", help="short run for CI")
-    parser.add_argument("--seconds", type=int, help="measured seconds per scenario")
-    parser.add_argument("--warmup", type=int, help="warm-up seconds per scenario")
+    parser.add_argument("--seconds", type=_seconds(1), help="measured seconds per scenario")
+    parser.add_argument("--warmup", type=_seconds(0), help="warm-up seconds per scenario (0: none)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
         "--ratio-only", action="store_true", help="only the ratio rounds: JSON out, no report"
@@ -234,7 +246,8 @@ def full_run(s: Settings) -> int:
 
 
 def ratio_only(s: Settings) -> int:
-    """A warm-up of both sides, then the alternating ratio rounds; JSON on stdout."""
+    """A warm-up of both sides (none for `--warmup 0`, as with `--smoke`), then the
+    alternating ratio rounds; JSON on stdout."""
     with migrated_database() as (env, seeds):
         warm_bodies = s.warmup and seeds.capture_bodies("RATIO", 16, 1, s.warmup, tag="warm")
         round_bodies = seeds.ratio_bodies(s.rounds, s.round_seconds)

@@ -127,3 +127,16 @@ def test_bigdata_fill_is_a_consistent_shop(bench_database, tmp_path, transaction
         *(("staff (one channel)", page) for page in admin_lists.PAGES if "/events/" not in page),
     }
     assert all(row["ms"] > 0 and row["statements"] > 0 for row in admin)
+
+
+@pytest.mark.parametrize("given", [["--warmup", "-1"], ["--seconds", "0"], ["--seconds", "-2"]])
+def test_the_benchmark_refuses_a_length_it_cannot_run(given, capsys):
+    """`--warmup 0` is no warm-up (the smoke run's default). A negative warm-up or
+    length went on to `wrk -d -1s`, which never ends: the run seeded, then hung until
+    its subprocess timeout; `--seconds 0` silently ran 8 s."""
+    from bench.run import parse_args
+
+    assert parse_args(["--warmup", "0"]).warmup == 0
+    with pytest.raises(SystemExit):
+        parse_args(given)
+    assert given[0] in capsys.readouterr().err
