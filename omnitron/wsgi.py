@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 from django.urls import get_resolver
 
+from omnitron.charset import Utf8RequestMiddleware
 from omnitron.chunked import ChunkedBodyMiddleware
 from omnitron.env import env_setdefault, settings_or_exit
 
@@ -12,7 +13,7 @@ env_setdefault("DJANGO_SETTINGS_MODULE", "omnitron.settings.production")
 settings_or_exit("omnitron")
 
 application = ChunkedBodyMiddleware(
-    get_wsgi_application(), limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    Utf8RequestMiddleware(get_wsgi_application()), limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE
 )
 
 # Load the URLconf (and every view it imports) now, at boot: Django would load it on
