@@ -10,7 +10,10 @@ which let a header break requests at any URL (found by an outside test):
 - utf-7 reads `%2B2AA-` as a lone surrogate, which the admin's search, filters and
   autocomplete handed to the database: 500;
 - ascii or cp1252 could not write back what they had read (U+FFFD for a byte they
-  do not hold) in the event feed's `next` link: 500.
+  do not hold) in the event feed's `next` link: 500;
+- a parameter in RFC 2231's form (`name*=codec''value`) naming no codec, or one that
+  fails on its value (idna, punycode, undefined), raised in Django's reading of the
+  Content-Type, at any URL too: such a Content-Type is taken as its media type alone.
 Browsers send forms in UTF-8 and name no charset; a form in another is read as UTF-8,
 with Django's fallbacks for what is not (raw bytes as Latin-1, escaped ones as U+FFFD)."""
 
@@ -21,8 +24,12 @@ from django.utils.http import parse_header_parameters
 
 def utf8_only(content_type: str) -> str:
     """The Content-Type without a `charset` other than UTF-8 (its other parameters, a
-    multipart boundary, kept)."""
-    media_type, params = parse_header_parameters(content_type)
+    multipart boundary, kept), or its media type alone if Django cannot read its
+    parameters."""
+    try:
+        media_type, params = parse_header_parameters(content_type)
+    except ValueError:  # an RFC 2231 parameter naming no codec, or failing on its value
+        return content_type.partition(";")[0].strip()
     if is_utf8(params.get("charset", "utf-8")):
         return content_type
     kept = "".join(
@@ -44,14 +51,14 @@ def is_utf8(charset: str) -> bool:
 
 
 class Utf8RequestMiddleware:
-    """WSGI middleware: drops any other charset from CONTENT_TYPE before Django sees
-    the request."""
+    """WSGI middleware: drops any other charset from CONTENT_TYPE, and parameters
+    Django cannot read, before Django sees the request."""
 
     def __init__(self, app):
         self.app = app
 
     def __call__(self, environ, start_response):
         content_type = environ.get("CONTENT_TYPE", "")
-        if "charset" in content_type.lower():
+        if ";" in content_type:  # (without parameters Django reads no charset)
             environ["CONTENT_TYPE"] = utf8_only(content_type)
         return self.app(environ, start_response)

@@ -68,3 +68,17 @@ def test_a_query_is_read_as_utf8_whatever_charset_is_named():
     assert autocomplete.json()["results"] == []
     assert feed.status_code == 200
     assert "page=%C3%A9" in feed.json()["next"]  # the page parameter is taken and ignored
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain; a*=nosuch''%41", "text/plain; charset*=nosuch''x",
+     "application/json; charset=utf-8; a*=idna''%FF", "text/plain; a*=punycode''%FF"],
+)  # fmt: skip
+def test_a_parameter_django_cannot_read_is_dropped_at_every_url(content_type):
+    """An RFC 2231 parameter (`name*=codec''value`) naming no codec, or one failing on
+    its value, raised in Django's reading of the Content-Type: a 500 at any URL."""
+    with gunicorn(workers=1) as (base, _):
+        answer = requests.get(f"{base}/healthz?x=1", headers={"Content-Type": content_type},
+                              timeout=10)  # fmt: skip
+    assert answer.status_code == 200
