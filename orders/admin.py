@@ -68,8 +68,9 @@ class UserChannelsFilter(admin.RelatedFieldListFilter):
         # One channel, written into the statement (in_channels): bound as a parameter,
         # the count's generic plan read every capture for a channel of few (300,000).
         value = self.used_parameters.get(self.lookup_kwarg)
-        if len(self.used_parameters) == 1 and value and len(value) == 1 and _is_pk(value[0]):
-            return in_channels(queryset, [int(value[0])])
+        one = len(self.used_parameters) == 1 and value and len(value) == 1
+        if one and (pk := _pk(value[0])):
+            return in_channels(queryset, [pk])
         return super().queryset(request, queryset)
 
     def field_choices(self, field, request, model_admin):
@@ -80,9 +81,11 @@ class UserChannelsFilter(admin.RelatedFieldListFilter):
         return [(pk, label) for pk, label in choices if pk in allowed]
 
 
-def _is_pk(value) -> bool:
+def _pk(value) -> int | None:
+    """A query string's value as a bigint id, or None when it is none."""
     text = str(value)
-    return text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_BIGINT
+    pk = int(text) if text.isascii() and text.isdigit() else None
+    return pk if pk is not None and 1 <= pk <= MAX_BIGINT else None
 
 
 class StatusFilter(admin.ChoicesFieldListFilter):
@@ -110,7 +113,7 @@ class OrderFilter(admin.SimpleListFilter):
         value = self.value()
         if value is None:
             return []
-        pk = self._pk()
+        pk = _pk(value)
         orders = visible_to(Order.objects.all(), request.user)
         number = orders.filter(pk=pk).values_list("number", flat=True).first() if pk else None
         return [(value, number or "no such order")]
@@ -118,13 +121,8 @@ class OrderFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if self.value() is None:
             return queryset
-        pk = self._pk()
+        pk = _pk(self.value())
         return queryset.none() if pk is None else queryset.filter(order_id=pk)
-
-    def _pk(self) -> int | None:
-        value = self.value()
-        pk = int(value) if value.isascii() and value.isdigit() else None
-        return pk if pk is not None and 1 <= pk <= MAX_BIGINT else None
 
 
 def _without_shown_capture(admin_class, request, obj, fields):
